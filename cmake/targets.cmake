@@ -1,0 +1,76 @@
+# Helpers that give every target the same flags, the shared precompiled header and the common links.
+#
+#   gb_add_library(NAME DIRS dir... [LINKS lib...])   one static library from every *.cpp in DIRS
+#   gb_add_test(NAME DIRS dir... [LINKS lib...])      one GoogleTest executable, registered with CTest
+#   gb_add_benchmark(NAME DIRS dir... [LINKS lib...]) one Google Benchmark executable
+#
+# Sources are globbed (CONFIGURE_DEPENDS), so adding a file needs no CMake edit.
+
+set(GB_COMMON_LINKS ${TORCH_LIBRARIES} fmt::fmt Threads::Threads)
+
+# One precompiled header (ATen + STL + fmt, see harness/core/pch.h), built once and reused by every target.
+add_library(gb_pch STATIC ${CMAKE_SOURCE_DIR}/cmake/pch.cpp)
+target_compile_options(gb_pch PRIVATE ${GB_TORCH_CXX_FLAGS})
+target_include_directories(gb_pch PRIVATE ${CMAKE_SOURCE_DIR} ${TORCH_INCLUDE_DIRS})
+target_link_libraries(gb_pch PRIVATE ${GB_COMMON_LINKS})
+target_precompile_headers(gb_pch PRIVATE ${CMAKE_SOURCE_DIR}/harness/core/pch.h)
+
+function(_gb_common target)
+  target_compile_options(${target} PRIVATE ${GB_TORCH_CXX_FLAGS} -Wall -Wextra -Wno-unused-parameter)
+  target_include_directories(${target} PUBLIC ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/generated)
+  target_include_directories(${target} SYSTEM PUBLIC ${TORCH_INCLUDE_DIRS})
+  target_precompile_headers(${target} REUSE_FROM gb_pch)
+endfunction()
+
+function(_gb_glob out)
+  set(files)
+  foreach(d ${ARGN})
+    file(GLOB f CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/${d}/*.cpp)
+    list(APPEND files ${f})
+  endforeach()
+  set(${out} ${files} PARENT_SCOPE)
+endfunction()
+
+function(gb_add_library name)
+  cmake_parse_arguments(A "" "" "DIRS;LINKS;EXCLUDE" ${ARGN})
+  _gb_glob(srcs ${A_DIRS})
+  foreach(x ${A_EXCLUDE})
+    list(FILTER srcs EXCLUDE REGEX "${x}$")
+  endforeach()
+  if(NOT srcs)
+    # A folder whose sources have not landed yet still yields a (empty) library, so dependents link.
+    set(empty ${CMAKE_BINARY_DIR}/generated/empty_${name}.cpp)
+    file(WRITE ${empty} "// ${name} has no sources yet\n")
+    set(srcs ${empty})
+  endif()
+  add_library(${name} STATIC ${srcs})
+  _gb_common(${name})
+  target_link_libraries(${name} PUBLIC ${A_LINKS} ${GB_COMMON_LINKS})
+endfunction()
+
+function(gb_add_test name)
+  cmake_parse_arguments(A "" "" "DIRS;LINKS" ${ARGN})
+  _gb_glob(srcs ${A_DIRS})
+  if(NOT srcs)
+    return()
+  endif()
+  add_executable(${name} ${srcs})
+  _gb_common(${name})
+  target_link_libraries(${name} PRIVATE ${A_LINKS} GTest::gtest GTest::gtest_main ${GB_COMMON_LINKS})
+  target_compile_definitions(${name} PRIVATE
+    GB_SOURCE_DIR="${CMAKE_SOURCE_DIR}" GB_SHARED_DIR="${CMAKE_SOURCE_DIR}/../shared"
+    GB_BINARY_DIR="${CMAKE_BINARY_DIR}")
+  add_test(NAME ${name} COMMAND ${name} --gtest_brief=1 WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+endfunction()
+
+function(gb_add_benchmark name)
+  cmake_parse_arguments(A "" "" "DIRS;LINKS" ${ARGN})
+  _gb_glob(srcs ${A_DIRS})
+  if(NOT srcs)
+    return()
+  endif()
+  add_executable(${name} ${srcs})
+  _gb_common(${name})
+  target_link_libraries(${name} PRIVATE ${A_LINKS} benchmark::benchmark ${GB_COMMON_LINKS})
+  target_compile_definitions(${name} PRIVATE GB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+endfunction()

@@ -1,0 +1,56 @@
+#pragma once
+// What a backbone records in its one forward pass, and what a run asks it to record.
+//
+// Keys follow the paper's names: `<block id>-<tensor>` with block ids such as
+// `down-level2-repeat0-vit-block0-cross`, `mid-vit-block0-self`, `up-level2-repeat1-vit-block0-cross`
+// (UNets), `vit-block13-cross` (PixArt) or `vit-block27` (Flux), and tensors:
+//   <cross block>-map                 [B, H, P, T]   per-head softmax cross-attention
+//   <cross block>-special-value       [B, H, T, d]   per-head text values
+//   <cross block>-special-post-value  [B, P, H*d]    attention output before to_out[0]
+//   <cross block>-special-weight      [B, Dout, H*d] to_out[0].weight (same for every sample; expanded, no copy)
+//   <self block>-map                  [B, H, P, P]   per-head self-attention (or [B, 1, P, P] head mean)
+//   <cross block>-q                   [B, C, r, r]   reference feature (Flux: `vit-block27-attn-out`)
+// Batch dimension first everywhere. `sample(i)` drops it (the `segment` dump layout).
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace gb {
+
+struct CaptureSpec {
+  std::set<std::string> keys;      // exact tensor keys wanted
+  bool self_map_head_mean = false; // store self maps as their head mean [B, 1, P, P] (all the methods use)
+
+  void add(const std::string& key) { keys.insert(key); }
+  bool wants(const std::string& key) const { return keys.count(key) != 0; }
+  bool empty() const { return keys.empty(); }
+  void merge(const CaptureSpec& other);  // union; head_mean only if both ask for it
+};
+
+using TensorMap = std::map<std::string, at::Tensor>;
+
+struct Capture {
+  TensorMap tensors;                      // batch dimension first
+  std::map<std::string, at::Tensor> inputs;  // `input.*` denoiser inputs (latents, timestep, ...), batch first
+  std::map<std::string, double> stage_seconds;  // "text", "vae", "denoiser", ... for profiling
+  int64_t batch_size = 0;
+
+  bool has(const std::string& key) const { return tensors.count(key) != 0; }
+  // Throws UserError naming the key and listing near keys when absent.
+  const at::Tensor& at(const std::string& key) const;
+  // Sample i without the batch dimension (views, no copies); inputs included under their `input.*` names
+  // when `with_inputs`.
+  TensorMap sample(int64_t i, bool with_inputs = false) const;
+  // Stacks single-sample maps back into a batch (inverse of sample()).
+  static Capture from_samples(const std::vector<TensorMap>& samples);
+};
+
+// Helpers on the key grammar.
+std::string self_key_for_cross(const std::string& cross_map_key);  // "...-cross-map" -> "...-self-map"
+std::string block_of(const std::string& key);                       // "...-cross-map" -> "...-cross"
+
+}  // namespace gb

@@ -1,0 +1,84 @@
+#include "harness/core/token_groups.h"
+
+#include "harness/core/errors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+namespace gb {
+
+std::string TokenGroups::to_json() const {
+  nlohmann::json j;
+  j["objects"] = nlohmann::json::array();
+  for (const auto& o : objects) j["objects"].push_back({{"class", o.class_id}, {"tokens", o.tokens}});
+  j["background_objects"] = background_objects;
+  j["rescaling_token_ids"] = rescaling_token_ids;
+  return j.dump();
+}
+
+namespace {
+std::vector<int64_t> int_list(const nlohmann::json& j, const std::string& source, const std::string& what) {
+  if (!j.is_array()) fail_file(source, "'{}' must be a list of integers", what);
+  std::vector<int64_t> out;
+  for (const auto& x : j) {
+    if (!x.is_number_integer()) fail_file(source, "'{}' must be a list of integers, found {}", what, x.dump());
+    out.push_back(x.get<int64_t>());
+  }
+  return out;
+}
+}  // namespace
+
+TokenGroups TokenGroups::from_json(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail_file(source, "invalid JSON: {}", e.what());
+  }
+  if (!j.is_object()) fail_file(source, "expected a JSON object with 'objects'");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() != "objects" && it.key() != "background_objects" && it.key() != "rescaling_token_ids") {
+      fail_file(source, "unknown key '{}' (expected objects, background_objects, rescaling_token_ids)", it.key());
+    }
+  }
+  if (!j.contains("objects")) fail_file(source, "missing required key 'objects'");
+  TokenGroups g;
+  const auto& objs = j["objects"];
+  if (!objs.is_array()) fail_file(source, "'objects' must be a list");
+  for (size_t i = 0; i < objs.size(); ++i) {
+    const auto& o = objs[i];
+    if (!o.is_object() || !o.contains("class") || !o.contains("tokens") || !o["class"].is_number_integer()) {
+      fail_file(source, "objects[{}] must be {{\"class\": <int>, \"tokens\": [<int>...]}}", i);
+    }
+    g.objects.push_back({o["class"].get<int64_t>(), int_list(o["tokens"], source, fmt::format("objects[{}].tokens", i))});
+  }
+  if (j.contains("background_objects")) {
+    const auto& b = j["background_objects"];
+    if (!b.is_array()) fail_file(source, "'background_objects' must be a list of token lists");
+    for (size_t i = 0; i < b.size(); ++i) {
+      g.background_objects.push_back(int_list(b[i], source, fmt::format("background_objects[{}]", i)));
+    }
+  }
+  if (j.contains("rescaling_token_ids")) {
+    g.rescaling_token_ids = int_list(j["rescaling_token_ids"], source, "rescaling_token_ids");
+  }
+  return g;
+}
+
+TokenGroups TokenGroups::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail_file(path, "cannot open token groups file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return from_json(ss.str(), path);
+}
+
+void TokenGroups::save(const std::string& path) const {
+  std::ofstream out(path);
+  if (!out) fail_file(path, "cannot write token groups file");
+  out << to_json() << "\n";
+}
+
+}  // namespace gb

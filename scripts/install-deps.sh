@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of goca-bench through apt (Debian 12).
+# Idempotent: packages already present are skipped. Uses sudo when not root.
+set -euo pipefail
+
+PKGS=(
+  cmake ninja-build g++ make pkg-config ccache git
+  libtorch-dev                       # LibTorch 1.13 (CPU); the GPU build uses PyTorch's bundled LibTorch
+  libopencv-core-dev libopencv-imgproc-dev
+  libtbb-dev libyaml-cpp-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev nlohmann-json3-dev
+  libspng-dev libturbojpeg0-dev libjpeg62-turbo-dev
+  libmatio-dev libsentencepiece-dev
+)
+# Python side, only for regenerating parity goldens (tools/parity): never needed to build or test.
+PY_PKGS=(python3-torch python3-numpy python3-scipy python3-pil python3-packaging python3-filelock
+         python3-regex python3-tqdm python3-importlib-metadata python3-requests python3-yaml)
+
+want=("${PKGS[@]}")
+[[ "${WITH_PYREF:-0}" == 1 ]] && want+=("${PY_PKGS[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#want[@]} packages already installed"
+  exit 0
+fi
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

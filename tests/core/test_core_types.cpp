@@ -1,0 +1,75 @@
+#include "harness/core/capture.h"
+#include "harness/core/errors.h"
+#include "harness/core/progress.h"
+#include "harness/core/token_groups.h"
+
+#include <gtest/gtest.h>
+
+namespace gb {
+namespace {
+
+TEST(TokenGroups, JsonRoundTrip) {
+  TokenGroups g;
+  g.objects = {{15, {3, 4}}, {9, {}}};
+  g.background_objects = {{9}, {11, 12}};
+  g.rescaling_token_ids = {3, 4, 9, 11, 12};
+  auto back = TokenGroups::from_json(g.to_json(), "mem");
+  EXPECT_EQ(back, g);
+}
+
+TEST(TokenGroups, ErrorsNameTheSource) {
+  try {
+    TokenGroups::from_json(R"({"objects": [{"class": "x", "tokens": []}]})", "T.json");
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("T.json: objects[0]"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(TokenGroups::from_json("{", "T.json"), UserError);
+  EXPECT_THROW(TokenGroups::from_json(R"({"objects": [], "extra": 1})", "T.json"), UserError);
+  EXPECT_THROW(TokenGroups::from_json(R"({"background_objects": []})", "T.json"), UserError);
+}
+
+TEST(Capture, SampleAndStackAreInverse) {
+  Capture c;
+  c.batch_size = 2;
+  c.tensors["up-level2-repeat1-vit-block0-cross-map"] = at::rand({2, 8, 16, 77});
+  c.inputs["input.timestep"] = at::tensor({101.0, 101.0});
+  auto s0 = c.sample(0, true);
+  auto s1 = c.sample(1, true);
+  EXPECT_EQ(s0.at("up-level2-repeat1-vit-block0-cross-map").sizes(), (at::IntArrayRef{8, 16, 77}));
+  auto back = Capture::from_samples({s0, s1});
+  EXPECT_TRUE(at::equal(back.at("up-level2-repeat1-vit-block0-cross-map"), c.tensors.begin()->second));
+  EXPECT_TRUE(at::equal(back.inputs.at("input.timestep"), c.inputs.at("input.timestep")));
+  EXPECT_THROW(c.at("up-level2-repeat1-vit-block0-cross-q"), UserError);
+}
+
+TEST(Capture, KeyGrammar) {
+  EXPECT_EQ(self_key_for_cross("mid-vit-block0-cross-map"), "mid-vit-block0-self-map");
+  EXPECT_EQ(block_of("up-level1-repeat0-vit-block0-cross-q"), "up-level1-repeat0-vit-block0-cross");
+  EXPECT_EQ(block_of("vit-block3-cross-special-post-value"), "vit-block3-cross");
+  EXPECT_EQ(block_of("vit-block27-attn-out"), "vit-block27-attn-out");
+  EXPECT_THROW(self_key_for_cross("mid-vit-block0-self-map"), UserError);
+}
+
+TEST(CaptureSpec, MergeIsUnion) {
+  CaptureSpec a, b;
+  a.add("x");
+  a.self_map_head_mean = true;
+  b.add("y");
+  b.self_map_head_mean = false;
+  a.merge(b);
+  EXPECT_TRUE(a.wants("x") && a.wants("y"));
+  EXPECT_FALSE(a.self_map_head_mean);
+}
+
+TEST(Progress, RendersRateAndEta) {
+  auto line = Progress::render("voc/sd15", 5, 10, 2.0, "img", 0);
+  EXPECT_EQ(line, "voc/sd15 5/10 img | 2.50 img/s | 2.0s | ETA 2.0s");
+  auto bar = Progress::render("x", 10, 10, 4.0, "img", 10);
+  EXPECT_NE(bar.find("[##########]"), std::string::npos);
+  EXPECT_EQ(format_duration(3725), "1h02m");
+  EXPECT_EQ(format_duration(185), "3m05s");
+}
+
+}  // namespace
+}  // namespace gb
