@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -80,6 +81,9 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
 void save_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 // Every tensor of a file, loaded.
+// Brace-list form: save_safetensors(path, {{"a", a}, {"b", b}}) (in this order).
+void save_safetensors(const std::string& path, std::initializer_list<std::pair<std::string, at::Tensor>> tensors,
+                      const std::map<std::string, std::string>& metadata = {});
 std::map<std::string, at::Tensor> load_safetensors(const std::string& path);
 
 }  // namespace gb
