@@ -1,0 +1,58 @@
+#include "datasets/captions.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "harness/core/errors.h"
+
+namespace gb::datasets {
+
+CaptionFile CaptionFile::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_file(path, "cannot open caption file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fail_file(path, "cannot read caption file");
+  return parse(ss.str(), path);
+}
+
+CaptionFile CaptionFile::parse(const std::string& text, const std::string& source) {
+  nlohmann::ordered_json doc;
+  try {
+    doc = nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail_file(source, "not valid JSON ({})", e.what());
+  }
+  if (!doc.is_object())
+    fail_file(source, "expected a JSON object {{\"<image file name>\": {{\"caption\": \"...\"}}}}, got {}",
+              doc.type_name());
+  CaptionFile f;
+  f.path_ = source;
+  f.ids_.reserve(doc.size());
+  for (const auto& [key, value] : doc.items()) {
+    if (!value.is_object()) fail_file(source, "entry '{}': expected an object with \"caption\", got {}", key, value.type_name());
+    auto it = value.find("caption");
+    if (it == value.end()) fail_file(source, "entry '{}': missing \"caption\"", key);
+    if (!it->is_string()) fail_file(source, "entry '{}': \"caption\" must be a string, got {}", key, it->type_name());
+    std::string caption = it->get<std::string>();
+    if (caption.empty()) fail_file(source, "entry '{}': empty caption", key);
+    if (!f.captions_.emplace(key, std::move(caption)).second) fail_file(source, "duplicate entry '{}'", key);
+    f.ids_.push_back(key);
+  }
+  return f;
+}
+
+const std::string* CaptionFile::find(const std::string& id) const {
+  auto it = captions_.find(id);
+  return it == captions_.end() ? nullptr : &it->second;
+}
+
+const std::string& CaptionFile::caption(const std::string& id) const {
+  auto it = captions_.find(id);
+  if (it == captions_.end()) fail_file(path_, "no caption for image '{}'", id);
+  return it->second;
+}
+
+}  // namespace gb::datasets
