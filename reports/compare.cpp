@@ -1,0 +1,155 @@
+#include "reports/compare.h"
+
+#include "reports/tables.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <set>
+
+namespace gb::reports {
+
+std::string to_string(Verdict v) {
+  switch (v) {
+    case Verdict::Same: return "same";
+    case Verdict::WithinTolerance: return "within tolerance";
+    case Verdict::AccuracyChanged: return "accuracy changed";
+    case Verdict::SpeedRegressed: return "speed regressed";
+    case Verdict::NotComparable: return "not comparable";
+  }
+  return "?";
+}
+
+int CompareReport::exit_code() const {
+  switch (verdict) {
+    case Verdict::Same:
+    case Verdict::WithinTolerance: return 0;
+    case Verdict::AccuracyChanged:
+    case Verdict::SpeedRegressed: return 1;
+    case Verdict::NotComparable: return 3;
+  }
+  return 1;
+}
+
+std::string CompareReport::to_text() const {
+  std::string s;
+  if (!accuracy.empty()) {
+    Table t;
+    t.header = {"dataset|backbone|variant", "new mIoU", "old mIoU", "Δ", "status"};
+    for (const auto& r : accuracy)
+      t.rows.push_back({r.key, fmt::format("{:.2f}", r.new_value), fmt::format("{:.2f}", r.old_value),
+                        fmt::format("{:+.2f}", r.new_value - r.old_value), r.status});
+    s += to_markdown(t) + "\n";
+  }
+  if (!speed.empty()) {
+    Table t;
+    t.header = {"dataset|backbone", "new s/img", "old s/img", "ratio", "status"};
+    for (const auto& r : speed)
+      t.rows.push_back({r.key, fmt::format("{:.4f}", r.new_value), fmt::format("{:.4f}", r.old_value),
+                        r.old_value > 0 ? fmt::format("{:.2f}", r.new_value / r.old_value) : "–", r.status});
+    s += to_markdown(t) + "\n";
+  }
+  s += "verdict: " + to_string(verdict) + "\n";
+  for (const auto& r : reasons) s += "  - " + r + "\n";
+  return s;
+}
+
+CompareReport compare_results(const Results& now, const Results& old, const CompareOptions& opt) {
+  CompareReport rep;
+  // Comparability first.
+  if (now.config_hash != old.config_hash)
+    rep.reasons.push_back(fmt::format("config differs (hash {} vs {})", now.config_hash, old.config_hash));
+  if (now.protocol != old.protocol)
+    rep.reasons.push_back(fmt::format("protocol differs ({} vs {})", now.protocol, old.protocol));
+  std::set<std::string> names;
+  for (const auto& d : now.datasets) names.insert(d.name);
+  for (const auto& d : old.datasets) names.insert(d.name);
+  for (const auto& n : names) {
+    const DatasetInfo* a = now.dataset(n);
+    const DatasetInfo* b = old.dataset(n);
+    if (!a || !b) {
+      rep.reasons.push_back(fmt::format("dataset '{}' is only in the {} run", n, a ? "new" : "old"));
+    } else if (a->list_hash != b->list_hash || a->num_images != b->num_images) {
+      rep.reasons.push_back(fmt::format("dataset '{}': image lists differ ({} images, hash {} vs {} images, hash {})",
+                                        n, a->num_images, a->list_hash, b->num_images, b->list_hash));
+    } else if (a->protocol != b->protocol) {
+      rep.reasons.push_back(fmt::format("dataset '{}': protocol differs ({} vs {})", n, a->protocol, b->protocol));
+    }
+  }
+  if (now.shard_count != 1 || old.shard_count != 1)
+    rep.reasons.push_back("a shard's partial results are not a whole run (merge the shards first)");
+  if (!rep.reasons.empty()) {
+    rep.verdict = Verdict::NotComparable;
+    return rep;
+  }
+  bool changed = false, tolerated = false;
+  std::set<std::string> seen;
+  auto add_missing = [&](const Cell& c, bool in_new) {
+    rep.accuracy.push_back({c.key(), in_new && c.selected() ? 100 * c.selected()->metrics.miou : NAN,
+                            !in_new && c.selected() ? 100 * c.selected()->metrics.miou : NAN, "missing"});
+    changed = true;
+    rep.reasons.push_back(c.key() + " is only in the " + (in_new ? "new" : "old") + " run");
+  };
+  for (const auto& c : now.cells) {
+    seen.insert(c.key());
+    const Cell* o = old.find(c.dataset, c.backbone, c.variant);
+    if (!o) {
+      add_missing(c, true);
+      continue;
+    }
+    CompareRow row{c.key(), c.selected() ? 100 * c.selected()->metrics.miou : NAN,
+                   o->selected() ? 100 * o->selected()->metrics.miou : NAN, "same"};
+    bool identical = c.thresholds.size() == o->thresholds.size() && c.images == o->images;
+    for (size_t i = 0; identical && i < c.thresholds.size(); ++i)
+      identical = c.thresholds[i].threshold == o->thresholds[i].threshold &&
+                  c.thresholds[i].confusion == o->thresholds[i].confusion;
+    if (!identical) {
+      const double delta = std::fabs(row.new_value - row.old_value);
+      if (opt.miou_tol > 0 && delta <= opt.miou_tol) {
+        row.status = "within tol";
+        tolerated = true;
+      } else {
+        row.status = "CHANGED";
+        changed = true;
+        rep.reasons.push_back(fmt::format("{}: mIoU {:.4f} -> {:.4f} ({})", c.key(), row.old_value, row.new_value,
+                                          opt.miou_tol > 0 ? fmt::format("beyond {:g} points", opt.miou_tol)
+                                                           : std::string("confusion matrices differ")));
+      }
+    }
+    rep.accuracy.push_back(row);
+  }
+  for (const auto& c : old.cells)
+    if (!seen.count(c.key())) add_missing(c, false);
+
+  bool slower = false;
+  if (opt.time_ratio && now.device == old.device) {
+    rep.speed_checked = true;
+    for (const auto& [k, t] : now.timings) {
+      auto it = old.timings.find(k);
+      if (it == old.timings.end() || t.images == 0 || it->second.images == 0) continue;
+      const double a = t.wall_seconds / static_cast<double>(t.images);
+      const double b = it->second.wall_seconds / static_cast<double>(it->second.images);
+      CompareRow row{k, a, b, "ok"};
+      if (b > 0 && a > *opt.time_ratio * b) {
+        row.status = "SLOWER";
+        slower = true;
+        rep.reasons.push_back(fmt::format("{}: {:.4f} s/img vs {:.4f} s/img (ratio {:.2f} > {:g})", k, a, b, a / b,
+                                          *opt.time_ratio));
+      }
+      rep.speed.push_back(row);
+    }
+  } else if (opt.time_ratio) {
+    rep.reasons.push_back(fmt::format("speed not compared: devices differ ('{}' vs '{}')", now.device, old.device));
+  }
+  if (changed)
+    rep.verdict = Verdict::AccuracyChanged;
+  else if (slower)
+    rep.verdict = Verdict::SpeedRegressed;
+  else if (tolerated)
+    rep.verdict = Verdict::WithinTolerance;
+  else
+    rep.verdict = Verdict::Same;
+  return rep;
+}
+
+}  // namespace gb::reports

@@ -1,0 +1,322 @@
+#include "reports/results.h"
+
+#include "harness/core/errors.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+namespace gb::reports {
+
+using nlohmann::json;
+
+namespace {
+
+json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+json metrics_json(const Metrics& m) {
+  json j;
+  j["miou"] = num(m.miou);
+  j["aacc"] = num(m.aacc);
+  j["macc"] = num(m.macc);
+  j["fwiou"] = num(m.fwiou);
+  json iou = json::array(), acc = json::array();
+  for (double v : m.per_class_iou) iou.push_back(num(v));
+  for (double v : m.per_class_acc) acc.push_back(num(v));
+  j["per_class_iou"] = iou;
+  j["per_class_acc"] = acc;
+  return j;
+}
+
+template <typename T>
+T req(const json& j, const char* key, const std::string& source, const std::string& where) {
+  if (!j.is_object() || !j.contains(key)) fail_file(source, "{}: missing key '{}'", where, key);
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception& e) {
+    fail_file(source, "{}.{}: {}", where, key, e.what());
+  }
+}
+
+template <typename T>
+T opt(const json& j, const char* key, const T& fallback) {
+  if (!j.is_object() || !j.contains(key) || j.at(key).is_null()) return fallback;
+  return j.at(key).get<T>();
+}
+
+}  // namespace
+
+int Cell::selected_index() const {
+  if (thresholds.empty()) return -1;
+  if (select_rule == "fixed") {
+    int best = 0;
+    for (size_t i = 0; i < thresholds.size(); ++i)
+      if (std::fabs(thresholds[i].threshold - fixed_threshold) < std::fabs(thresholds[best].threshold - fixed_threshold))
+        best = static_cast<int>(i);
+    return best;
+  }
+  int best = 0;  // "best": highest mIoU, first one on ties (the sweep's order)
+  for (size_t i = 1; i < thresholds.size(); ++i)
+    if (thresholds[i].metrics.miou > thresholds[best].metrics.miou) best = static_cast<int>(i);
+  return best;
+}
+
+const ThresholdResult* Cell::selected() const {
+  const int i = selected_index();
+  return i < 0 ? nullptr : &thresholds[static_cast<size_t>(i)];
+}
+
+const Cell* Results::find(const std::string& d, const std::string& b, const std::string& v) const {
+  for (const auto& c : cells)
+    if (c.dataset == d && c.backbone == b && c.variant == v) return &c;
+  return nullptr;
+}
+
+const DatasetInfo* Results::dataset(const std::string& n) const {
+  for (const auto& d : datasets)
+    if (d.name == n) return &d;
+  return nullptr;
+}
+
+Reduction Results::reduction_of(const std::string& ds) const {
+  const DatasetInfo* d = dataset(ds);
+  if (d && d->protocol == "standard") return Reduction::Standard;
+  return Reduction::Paper;
+}
+
+void Results::recompute_metrics() {
+  for (auto& c : cells) {
+    const Reduction red = reduction_of(c.dataset);
+    for (auto& t : c.thresholds) t.metrics = compute_metrics(t.confusion, red);
+  }
+}
+
+json to_json(const Results& r) {
+  json j;
+  j["schema"] = "goca-bench/results";
+  j["schema_version"] = r.schema_version;
+  json run;
+  run["name"] = r.name;
+  run["created_utc"] = r.created_utc;
+  run["git_commit"] = r.git_commit;
+  run["goca_bench_version"] = r.goca_bench_version;
+  run["libraries"] = r.libraries;
+  run["device"] = r.device;
+  run["config_hash"] = r.config_hash;
+  run["protocol"] = r.protocol;
+  run["seeds"] = r.seeds;
+  run["shard"] = {{"index", r.shard_index}, {"count", r.shard_count}};
+  run["peak_host_bytes"] = r.peak_host_bytes;
+  run["peak_device_bytes"] = r.peak_device_bytes;
+  run["config_yaml"] = r.config_yaml;
+  j["run"] = run;
+  json ds = json::array();
+  for (const auto& d : r.datasets)
+    ds.push_back({{"name", d.name}, {"kind", d.kind}, {"protocol", d.protocol}, {"num_classes", d.num_classes},
+                  {"class_names", d.class_names}, {"num_images", d.num_images}, {"list_hash", d.list_hash}});
+  j["datasets"] = ds;
+  json cells = json::array();
+  for (const auto& c : r.cells) {
+    json cj;
+    cj["dataset"] = c.dataset;
+    cj["backbone"] = c.backbone;
+    cj["variant"] = c.variant;
+    cj["method"] = c.method;
+    cj["type"] = c.type;
+    cj["group"] = c.group;
+    cj["axes"] = c.axes;
+    cj["method_config"] = c.method_config.is_null() ? json::object() : c.method_config;
+    cj["background"] = c.background;
+    cj["select"] = {{"rule", c.select_rule}, {"fixed_threshold", c.fixed_threshold}};
+    cj["images"] = c.images;
+    const int sel = c.selected_index();
+    cj["selected_threshold"] = sel < 0 ? json(nullptr) : json(c.thresholds[sel].threshold);
+    if (sel >= 0) cj["selected"] = metrics_json(c.thresholds[sel].metrics);
+    json th = json::array();
+    for (const auto& t : c.thresholds) {
+      json tj = metrics_json(t.metrics);
+      tj["threshold"] = t.threshold;
+      json rows = json::array();
+      for (int64_t row = 0; row <= t.confusion.num_classes; ++row) {
+        json rj = json::array();
+        for (int64_t col = 0; col < t.confusion.num_classes; ++col) rj.push_back(t.confusion.at(row, col));
+        rows.push_back(rj);
+      }
+      tj["confusion"] = rows;
+      th.push_back(tj);
+    }
+    cj["thresholds"] = th;
+    cj["diagnostics"] = {{"layer_weight_sum", c.layer_weight_sum}, {"head_weight_sum", c.head_weight_sum}};
+    cells.push_back(cj);
+  }
+  j["cells"] = cells;
+  json tm = json::object();
+  for (const auto& [k, t] : r.timings)
+    tm[k] = {{"stage_seconds", t.seconds}, {"wall_seconds", t.wall_seconds}, {"images", t.images}};
+  j["timings"] = tm;
+  json ex = json::array();
+  for (const auto& e : r.examples)
+    ex.push_back({{"dataset", e.dataset}, {"backbone", e.backbone}, {"variant", e.variant}, {"id", e.id},
+                  {"index", e.index}, {"png_base64", e.png_base64}});
+  j["examples"] = ex;
+  return j;
+}
+
+Results results_from_json(const json& j, const std::string& src) {
+  Results r;
+  if (!j.is_object() || opt<std::string>(j, "schema", "") != "goca-bench/results")
+    fail_file(src, "not a goca-bench results file (missing \"schema\": \"goca-bench/results\")");
+  r.schema_version = req<int>(j, "schema_version", src, "");
+  if (r.schema_version != kResultsSchemaVersion)
+    fail_file(src, "results schema version {} is not supported (this build reads {})", r.schema_version,
+              kResultsSchemaVersion);
+  const json& run = j.contains("run") ? j.at("run") : json::object();
+  r.name = opt<std::string>(run, "name", "");
+  r.created_utc = opt<std::string>(run, "created_utc", "");
+  r.git_commit = opt<std::string>(run, "git_commit", "");
+  r.goca_bench_version = opt<std::string>(run, "goca_bench_version", "");
+  r.libraries = opt<std::map<std::string, std::string>>(run, "libraries", {});
+  r.device = opt<std::string>(run, "device", "");
+  r.config_hash = opt<std::string>(run, "config_hash", "");
+  r.protocol = opt<std::string>(run, "protocol", "");
+  r.seeds = opt<std::map<std::string, int64_t>>(run, "seeds", {});
+  if (run.contains("shard")) {
+    r.shard_index = opt<int64_t>(run.at("shard"), "index", 0);
+    r.shard_count = opt<int64_t>(run.at("shard"), "count", 1);
+  }
+  r.peak_host_bytes = opt<int64_t>(run, "peak_host_bytes", 0);
+  r.peak_device_bytes = opt<int64_t>(run, "peak_device_bytes", 0);
+  r.config_yaml = opt<std::string>(run, "config_yaml", "");
+  try {
+    for (const auto& d : j.value("datasets", json::array())) {
+      DatasetInfo di;
+      di.name = req<std::string>(d, "name", src, "datasets[]");
+      di.kind = opt<std::string>(d, "kind", "");
+      di.protocol = opt<std::string>(d, "protocol", "paper");
+      di.num_classes = req<int64_t>(d, "num_classes", src, "datasets[" + di.name + "]");
+      di.class_names = opt<std::vector<std::string>>(d, "class_names", {});
+      di.num_images = opt<int64_t>(d, "num_images", 0);
+      di.list_hash = opt<std::string>(d, "list_hash", "");
+      r.datasets.push_back(di);
+    }
+    for (const auto& cj : j.value("cells", json::array())) {
+      Cell c;
+      c.dataset = req<std::string>(cj, "dataset", src, "cells[]");
+      c.backbone = req<std::string>(cj, "backbone", src, "cells[]");
+      c.variant = req<std::string>(cj, "variant", src, "cells[]");
+      const std::string where = "cells[" + c.key() + "]";
+      c.method = opt<std::string>(cj, "method", c.variant);
+      c.type = opt<std::string>(cj, "type", "");
+      c.group = opt<std::string>(cj, "group", "");
+      c.axes = opt<std::map<std::string, std::string>>(cj, "axes", {});
+      c.method_config = cj.value("method_config", json::object());
+      c.background = opt<std::string>(cj, "background", "");
+      if (cj.contains("select")) {
+        c.select_rule = opt<std::string>(cj.at("select"), "rule", "best");
+        c.fixed_threshold = opt<double>(cj.at("select"), "fixed_threshold", 0.0);
+      } else {
+        c.select_rule = "best";
+      }
+      c.images = opt<int64_t>(cj, "images", 0);
+      const DatasetInfo* di = r.dataset(c.dataset);
+      if (!di) fail_file(src, "{}: dataset '{}' is not listed under \"datasets\"", where, c.dataset);
+      const int64_t C = di->num_classes;
+      for (const auto& tj : req<json>(cj, "thresholds", src, where)) {
+        ThresholdResult t;
+        t.threshold = req<double>(tj, "threshold", src, where);
+        t.confusion = ConfusionMatrix(C);
+        const json rows = req<json>(tj, "confusion", src, where);
+        if (!rows.is_array() || static_cast<int64_t>(rows.size()) != C + 1)
+          fail_file(src, "{}: confusion matrix must have {} rows (classes + out-of-range row)", where, C + 1);
+        for (int64_t row = 0; row <= C; ++row) {
+          const json& rj = rows[static_cast<size_t>(row)];
+          if (!rj.is_array() || static_cast<int64_t>(rj.size()) != C)
+            fail_file(src, "{}: confusion row {} must have {} columns", where, row, C);
+          for (int64_t col = 0; col < C; ++col) t.confusion.at(row, col) = rj[static_cast<size_t>(col)].get<int64_t>();
+        }
+        c.thresholds.push_back(std::move(t));
+      }
+      if (cj.contains("diagnostics")) {
+        c.layer_weight_sum = opt<std::map<std::string, double>>(cj.at("diagnostics"), "layer_weight_sum", {});
+        c.head_weight_sum =
+            opt<std::map<std::string, std::vector<double>>>(cj.at("diagnostics"), "head_weight_sum", {});
+      }
+      r.cells.push_back(std::move(c));
+    }
+    const json timings = j.value("timings", json::object());
+    for (const auto& [k, tj] : timings.items()) {
+      StageTimes t;
+      t.seconds = opt<std::map<std::string, double>>(tj, "stage_seconds", {});
+      t.wall_seconds = opt<double>(tj, "wall_seconds", 0.0);
+      t.images = opt<int64_t>(tj, "images", 0);
+      r.timings[k] = t;
+    }
+    for (const auto& ej : j.value("examples", json::array())) {
+      Example e;
+      e.dataset = opt<std::string>(ej, "dataset", "");
+      e.backbone = opt<std::string>(ej, "backbone", "");
+      e.variant = opt<std::string>(ej, "variant", "");
+      e.id = opt<std::string>(ej, "id", "");
+      e.index = opt<int64_t>(ej, "index", 0);
+      e.png_base64 = opt<std::string>(ej, "png_base64", "");
+      r.examples.push_back(e);
+    }
+  } catch (const json::exception& e) {
+    fail_file(src, "malformed results: {}", e.what());
+  }
+  r.recompute_metrics();
+  return r;
+}
+
+void save_results(const Results& r, const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) fail_file(path, "cannot write");
+    out << to_json(r).dump(1) << "\n";
+    if (!out) fail_file(path, "write failed");
+  }
+  fs::rename(tmp, path);
+}
+
+Results load_results(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_file(path, "cannot open results file");
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    fail_file(path, "not valid JSON: {}", e.what());
+  }
+  return results_from_json(j, path);
+}
+
+std::string stable_hash(const std::string& text) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string utc_now_iso() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace gb::reports
