@@ -1,0 +1,220 @@
+#include "harness/runner/experiment.h"
+
+#include "harness/core/errors.h"
+
+#include <filesystem>
+#include <set>
+
+namespace gb::runner {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string resolve_path(const std::string& p, const std::string& config_source) {
+  if (p.empty() || fs::path(p).is_absolute() || fs::exists(p)) return p;
+  const fs::path alt = fs::path(config_source).parent_path() / p;
+  if (fs::exists(alt)) return alt.lexically_normal().string();
+  return p;
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
+    s.replace(pos, from.size(), to);
+  return s;
+}
+
+std::string scalar_text(const YAML::Node& n) {
+  if (n.IsScalar()) return n.Scalar();
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  return e.c_str();
+}
+
+std::vector<std::string> overrides_of(const ConfigReader& r, const std::string& key) {
+  std::vector<std::string> out;
+  if (!r.has(key)) return out;
+  const YAML::Node& n = r.node(key);
+  if (!n.IsMap()) r.fail_at(key, "must be a mapping of keys to values");
+  for (const auto& kv : n) out.push_back(kv.first.Scalar() + "=" + scalar_text(kv.second));
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json yaml_to_json(const YAML::Node& n) {
+  if (!n || n.IsNull()) return nullptr;
+  if (n.IsScalar()) return n.Scalar();
+  if (n.IsSequence()) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& x : n) a.push_back(yaml_to_json(x));
+    return a;
+  }
+  nlohmann::json o = nlohmann::json::object();  // std::map: sorted keys
+  for (const auto& kv : n) o[kv.first.Scalar()] = yaml_to_json(kv.second);
+  return o;
+}
+
+std::vector<std::map<std::string, std::string>> grid_product(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& axes) {
+  std::vector<std::map<std::string, std::string>> out(1);
+  for (const auto& [key, values] : axes) {
+    std::vector<std::map<std::string, std::string>> next;
+    for (const auto& partial : out)
+      for (const auto& v : values) {
+        auto m = partial;
+        m[key] = v;
+        next.push_back(std::move(m));
+      }
+    out = std::move(next);
+  }
+  return out;
+}
+
+std::string Experiment::run_dir() const { return (fs::path(output_root) / name).string(); }
+
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
+  if (!fs::exists(path)) fail_file(path, "experiment config not found");
+  return parse_experiment(gb::Config::load(path, overrides));
+}
+
+Experiment parse_experiment(const gb::Config& config) {
+  Experiment ex;
+  ex.source = config.source();
+  ex.resolved_yaml = config.to_yaml();
+  ConfigReader r(config);
+  ex.name = r.get<std::string>("name");
+  if (ex.name.empty() || ex.name.find('/') != std::string::npos) r.fail_at("name", "must be a non-empty folder name");
+  ex.output_root = r.get_or<std::string>("output_root", "runs");
+  ex.seed = static_cast<uint64_t>(r.get_or<int64_t>("seed", 0));
+  ex.batch_size = r.get_or<int64_t>("batch_size", 1);
+  if (ex.batch_size < 1) r.fail_at("batch_size", "must be at least 1");
+  ex.workers = r.get_or<int64_t>("workers", 2);
+  if (ex.workers < 1) r.fail_at("workers", "must be at least 1");
+  ex.device = r.get_or<std::string>("device", "auto");
+  if (ex.device != "auto" && ex.device != "cpu" && ex.device.rfind("cuda", 0) != 0)
+    r.fail_at("device", "must be auto, cpu or cuda[:N]");
+  ex.examples = r.get_or<int64_t>("examples", 3);
+  if (auto ev = r.optional_child("evaluation")) {
+    ex.select = ev->get_or<std::string>("select", "best");
+    ev->finish();
+  }
+
+  std::set<std::string> names;
+  for (const auto& d : r.children("datasets")) {
+    DatasetEntry e;
+    e.name = d.get<std::string>("name");
+    if (!names.insert("d:" + e.name).second) d.fail_at("name", "dataset '" + e.name + "' is listed twice");
+    e.config_path = resolve_path(d.get_or<std::string>("config", ""), ex.source);
+    e.overrides = overrides_of(d, "set");
+    e.synthetic_images = d.get_or<int64_t>("synthetic_images", 0);
+    d.finish();
+    ex.datasets.push_back(e);
+  }
+  if (ex.datasets.empty()) r.fail_at("datasets", "lists no dataset");
+
+  for (const auto& b : r.children("backbones")) {
+    BackboneEntry e;
+    e.name = b.get<std::string>("name");
+    if (!names.insert("b:" + e.name).second) b.fail_at("name", "backbone '" + e.name + "' is listed twice");
+    e.kind = b.get_or<std::string>("kind", e.name);
+    e.weights = b.get_or<std::string>("weights", "");
+    e.dtype = b.get_or<std::string>("dtype", "");
+    if (b.has("options")) e.options = YAML::Clone(b.node("options"));
+    b.finish();
+    ex.backbones.push_back(e);
+  }
+  if (ex.backbones.empty()) r.fail_at("backbones", "lists no backbone");
+
+  struct MethodEntry {
+    std::string name, type, file;
+    std::vector<std::string> set;
+    std::set<std::string> only;
+  };
+  std::vector<MethodEntry> methods;
+  for (const auto& m : r.children("methods")) {
+    MethodEntry e;
+    e.name = m.get<std::string>("name");
+    if (!names.insert("m:" + e.name).second) m.fail_at("name", "method '" + e.name + "' is listed twice");
+    e.type = m.get_or<std::string>("type", "");
+    e.file = m.get<std::string>("method");
+    e.set = overrides_of(m, "set");
+    for (const auto& bname : m.get_or<std::vector<std::string>>("backbones", {})) e.only.insert(bname);
+    m.finish();
+    methods.push_back(e);
+  }
+  if (methods.empty()) r.fail_at("methods", "lists no method");
+
+  auto load_method = [&](const MethodEntry& m, const BackboneEntry& b, const std::map<std::string, std::string>& axes,
+                         Variant& v) {
+    const std::string file = resolve_path(replace_all(m.file, "{backbone}", b.name), ex.source);
+    if (!fs::exists(file))
+      fail_file(config.where("methods"), "method '{}': file '{}' not found (for backbone '{}')", m.name, file, b.name);
+    std::vector<std::string> sets = m.set;
+    for (const auto& [k, val] : axes) sets.push_back(k + "=" + val);
+    const gb::Config mc = gb::Config::load(file, sets);
+    v.method_yaml = YAML::Clone(mc.root());
+    v.method_source = file;
+  };
+
+  for (const auto& b : ex.backbones) {
+    auto& list = ex.variants[b.name];
+    for (const auto& m : methods) {
+      if (!m.only.empty() && !m.only.count(b.name)) continue;
+      Variant v;
+      v.name = m.name;
+      v.method = m.name;
+      v.type = m.type;
+      load_method(m, b, {}, v);
+      list.push_back(v);
+    }
+  }
+  if (r.has("ablations")) {
+    for (const auto& a : r.children("ablations")) {
+      const std::string group = a.get<std::string>("name");
+      const std::string base = a.get<std::string>("base");
+      const MethodEntry* bm = nullptr;
+      for (const auto& m : methods)
+        if (m.name == base) bm = &m;
+      if (!bm) a.fail_at("base", "'" + base + "' is not one of the methods");
+      std::set<std::string> only;
+      for (const auto& bname : a.get_or<std::vector<std::string>>("backbones", {})) only.insert(bname);
+      const YAML::Node& grid = a.node("grid");
+      if (!grid.IsMap() || grid.size() == 0) a.fail_at("grid", "must map method keys to lists of values");
+      std::vector<std::pair<std::string, std::vector<std::string>>> axes;
+      for (const auto& kv : grid) {
+        std::vector<std::string> values;
+        if (kv.second.IsSequence()) {
+          for (const auto& x : kv.second) values.push_back(scalar_text(x));
+        } else {
+          values.push_back(scalar_text(kv.second));
+        }
+        if (values.empty()) a.fail_at("grid", "axis '" + kv.first.Scalar() + "' has no values");
+        axes.emplace_back(kv.first.Scalar(), values);
+      }
+      a.finish();
+      for (const auto& b : ex.backbones) {
+        if (!only.empty() && !only.count(b.name)) continue;
+        if (!bm->only.empty() && !bm->only.count(b.name)) continue;
+        for (const auto& point : grid_product(axes)) {
+          Variant v;
+          std::string suffix;
+          for (const auto& [k, val] : axes) suffix += (suffix.empty() ? "" : ",") + k + "=" + point.at(k);
+          v.name = base + "/" + suffix;
+          v.method = base;
+          v.type = "ablation";
+          v.group = group;
+          v.axes = point;
+          load_method(*bm, b, point, v);
+          for (const auto& existing : ex.variants[b.name])
+            if (existing.name == v.name) fail_file(config.where("ablations"), "variant '{}' appears twice", v.name);
+          ex.variants[b.name].push_back(v);
+        }
+      }
+    }
+  }
+  r.finish();
+  return ex;
+}
+
+}  // namespace gb::runner

@@ -1,0 +1,104 @@
+#pragma once
+// An experiment (configs/experiments/*.yaml, configs/quickstart.yaml): datasets × backbones × method
+// variants, with ablation grids expanded into readable variants. docs/runner.md documents every key.
+//
+//   name: table1                       # outputs go to <output_root>/<name>/
+//   output_root: runs
+//   seed: 0                            # per-image noise seed (mixed with the image id)
+//   batch_size: 4                      # images per backbone forward (results do not depend on it)
+//   workers: 2                         # data-preparation threads running ahead of the model
+//   device: auto                       # auto | cpu | cuda
+//   examples: 3                        # example overlays per (dataset, backbone) in report.html
+//   datasets:
+//     - name: voc
+//       config: configs/datasets/voc.yaml   # a dataset config (protocol, layout, captions, background sweep)
+//       set: {root: /data/VOC2012, captions: /data/goca-captions/voc.json}   # overrides of its keys
+//       synthetic_images: 0              # > 0: first write the synthetic VOC dataset (N images) to `root`
+//   backbones:
+//     - name: sd15
+//       kind: sd15                        # sd15 | sdxl | pixart-sigma | flux | synthetic
+//       weights: /models/stable-diffusion-v1-5
+//       options: {}                       # backbone-specific keys (synthetic: generator parameters)
+//   methods:
+//     - name: GoCA                        # variant name (Table 1 "Method")
+//       type: Training-free               # Table 1 "Type"
+//       method: configs/methods/{backbone}/goca.yaml   # {backbone} = the backbone's name
+//       set: {output_size: 32}            # overrides of method keys
+//       backbones: [sd15]                 # optional: only these backbones
+//   ablations:
+//     - name: head                        # ablation group (one table per group and backbone)
+//       base: GoCA                        # a method above
+//       grid: {head_method: [average, l2-norm, dot-product w/o clamp]}   # product over keys
+//       backbones: [sd15]
+//   evaluation:
+//     select: best                        # best | fixed:<threshold>
+#include "harness/config/config.h"
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gb::runner {
+
+struct DatasetEntry {
+  std::string name;
+  std::string config_path;                  // dataset config file ("" = only `set` keys, `dataset:` required)
+  std::vector<std::string> overrides;       // "key=value" for load_dataset_config
+  int64_t synthetic_images = 0;
+};
+
+struct BackboneEntry {
+  std::string name;
+  std::string kind;
+  std::string weights;
+  std::string dtype;                        // "" = the backbone's default
+  YAML::Node options;                       // backbone-specific
+};
+
+// One expanded method variant (per backbone).
+struct Variant {
+  std::string name;                         // "GoCA", "GoCA/head_method=average"
+  std::string method;                       // Table 1 "Method"
+  std::string type;                         // Table 1 "Type"
+  std::string group;                        // ablation group, "" for main-table methods
+  std::map<std::string, std::string> axes;  // ablated key -> value
+  YAML::Node method_yaml;                   // resolved method mapping (file + set + axis values)
+  std::string method_source;                // file it came from (for error messages)
+};
+
+struct Experiment {
+  std::string name;
+  std::string output_root = "runs";
+  uint64_t seed = 0;
+  int64_t batch_size = 1;
+  int64_t workers = 2;
+  std::string device = "auto";
+  int64_t examples = 3;
+  std::string select = "best";
+  std::vector<DatasetEntry> datasets;
+  std::vector<BackboneEntry> backbones;
+  std::map<std::string, std::vector<Variant>> variants;  // per backbone name, in config order
+  std::string resolved_yaml;                              // the whole resolved config
+  std::string source;
+
+  std::string run_dir() const;  // <output_root>/<name>
+};
+
+// Loads and expands an experiment. `overrides` are `--set a.b=value` assignments. Relative paths inside
+// the file (dataset and method configs) resolve against the current directory first, then the config's
+// folder. UserError with file and line on any problem.
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides = {});
+Experiment parse_experiment(const gb::Config& config);
+
+// The method variants of one entry of `methods` or one ablation, expanded (exposed for tests).
+std::vector<std::map<std::string, std::string>> grid_product(const std::vector<std::pair<std::string, std::vector<std::string>>>& axes);
+
+// Canonical JSON of a YAML node (maps with sorted keys), for hashing and results.json.
+nlohmann::json yaml_to_json(const YAML::Node& node);
+
+}  // namespace gb::runner

@@ -1,0 +1,288 @@
+#include "harness/runner/synthetic_backbone.h"
+
+#include "datasets/classes.h"
+#include "harness/core/errors.h"
+#include "harness/runner/synthetic_field.h"
+#include "harness/runner/synthetic_rng.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+namespace gb::runner {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+at::Tensor field_tensor(Rng& rng, int grid, int64_t side) {
+  std::vector<float> f = smooth_field(rng, grid, side, side);
+  return at::from_blob(f.data(), {side, side}, at::kFloat).clone();
+}
+
+at::Tensor normal_tensor(Rng& rng, std::vector<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = static_cast<float>(rng.normal());
+  return at::from_blob(v.data(), shape, at::kFloat).clone();
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Fixed per-concept embedding (a property of the "model", not of the image).
+at::Tensor concept_embedding(uint64_t seed, int64_t concept, int64_t dim, const char* tag) {
+  Rng rng(seed, "concept:" + std::to_string(concept), tag);
+  return normal_tensor(rng, {dim});
+}
+
+}  // namespace
+
+int64_t synthetic_concept_of_word(const std::string& word_in) {
+  static const std::map<std::string, int64_t> table = [] {
+    std::map<std::string, int64_t> t;
+    const auto& voc = gb::datasets::class_table(gb::datasets::DatasetKind::Voc, gb::datasets::Protocol::Paper);
+    for (int64_t c = 1; c < voc.num_classes(); ++c)
+      for (const auto& s : voc.classes[static_cast<size_t>(c)].synonyms) t.emplace(s, c);
+    for (size_t i = 0; i < stuff_kinds().size(); ++i) t[stuff_kinds()[i].word] = kStuffBase + static_cast<int64_t>(i);
+    t["clothes"] = 15;
+    return t;
+  }();
+  auto it = table.find(lower(word_in));
+  return it == table.end() ? -1 : it->second;
+}
+
+SyntheticBackboneConfig SyntheticBackboneConfig::sd15_like() {
+  SyntheticBackboneConfig c;
+  // SD1.5's 16 cross-attention blocks at half resolution; reliabilities follow the common observation that
+  // the middle resolutions are the most semantic and the finest ones the noisiest.
+  auto add = [&](const std::string& b, int64_t side, double q) { c.layers.push_back({b + "-vit-block0-cross", side, q}); };
+  add("down-level0-repeat0", 32, 0.25);
+  add("down-level0-repeat1", 32, 0.35);
+  add("down-level1-repeat0", 16, 0.5);
+  add("down-level1-repeat1", 16, 0.6);
+  add("down-level2-repeat0", 8, 0.8);
+  add("down-level2-repeat1", 8, 0.85);
+  add("mid", 4, 0.75);
+  add("up-level1-repeat0", 8, 0.9);
+  add("up-level1-repeat1", 8, 0.9);
+  add("up-level1-repeat2", 8, 0.85);
+  add("up-level2-repeat0", 16, 0.85);
+  add("up-level2-repeat1", 16, 0.8);
+  add("up-level2-repeat2", 16, 0.6);
+  add("up-level3-repeat0", 32, 0.45);
+  add("up-level3-repeat1", 32, 0.35);
+  add("up-level3-repeat2", 32, 0.3);
+  return c;
+}
+
+SyntheticBackbone::SyntheticBackbone(SyntheticBackboneConfig config, std::shared_ptr<const gb::TextTokenizer> tokenizer,
+                                     std::string device)
+    : config_(std::move(config)), tokenizer_(std::move(tokenizer)), device_(std::move(device)) {
+  if (config_.layers.empty()) {
+    auto d = SyntheticBackboneConfig::sd15_like();
+    config_.layers = d.layers;
+  }
+  if (!tokenizer_) fail("synthetic backbone: a tokenizer is required");
+  if (config_.heads < 1 || config_.head_dim < 1) fail("synthetic backbone: heads and head_dim must be positive");
+  if (static_cast<int64_t>(config_.head_reliability.size()) != config_.heads)
+    fail("synthetic backbone: head_reliability has {} values for {} heads", config_.head_reliability.size(),
+         config_.heads);
+  bool ref_found = false;
+  for (const auto& l : config_.layers) ref_found |= l.block == config_.ref_block;
+  if (!ref_found) fail("synthetic backbone: ref_block '{}' is not one of the layers", config_.ref_block);
+}
+
+std::vector<gb::LayerInfo> SyntheticBackbone::list_layers() const {
+  std::vector<gb::LayerInfo> out;
+  const int64_t H = config_.heads, d = config_.head_dim, T = tokenizer_->max_length();
+  for (const auto& l : config_.layers) {
+    const int64_t P = l.side * l.side;
+    const std::string self = l.block.substr(0, l.block.size() - 5) + "self";
+    out.push_back({l.block + "-map", {H, P, T}});
+    out.push_back({l.block + "-special-value", {H, T, d}});
+    out.push_back({l.block + "-special-post-value", {P, H * d}});
+    out.push_back({l.block + "-special-weight", {d, H * d}});
+    out.push_back({l.block + "-q", {config_.ref_channels, l.side, l.side}});
+    out.push_back({self + "-map", {H, P, P}});
+  }
+  return out;
+}
+
+gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::string& prompt,
+                                             const gb::CaptureSpec& spec) const {
+  const auto& C = config_;
+  const uint64_t seed = C.seed;
+  const int64_t H = C.heads, d = C.head_dim;
+  // Dataset ids are image file names ("synth_000003.jpg"); the scene is keyed by the stem.
+  const std::string stem = id.size() > 4 && id.compare(id.size() - 4, 4, ".jpg") == 0 ? id.substr(0, id.size() - 4) : id;
+  const Scene scene = make_scene(stem, C.world);
+  const std::vector<gb::TextToken> tokens = tokenizer_->encode(prompt);
+  const int64_t T = static_cast<int64_t>(tokens.size());
+
+  // Token roles: 0 = start token, 1 = entity token with a concept, 2 = filler / end / padding.
+  std::vector<int64_t> concepts = scene.concepts();
+  std::vector<int> role(static_cast<size_t>(T), 2);
+  std::vector<int64_t> token_concept(static_cast<size_t>(T), -1);
+  for (int64_t t = 0; t < T; ++t) {
+    const auto& tok = tokens[static_cast<size_t>(t)];
+    if (t == 0 && tok.special) {
+      role[0] = 0;
+      continue;
+    }
+    if (tok.special) continue;
+    const int64_t c = synthetic_concept_of_word(tok.text);
+    if (c < 0) continue;
+    role[static_cast<size_t>(t)] = 1;
+    token_concept[static_cast<size_t>(t)] = c;
+    if (std::find(concepts.begin(), concepts.end(), c) == concepts.end()) concepts.push_back(c);
+  }
+  const int64_t NC = static_cast<int64_t>(concepts.size());
+  std::vector<int64_t> token_ci(static_cast<size_t>(T), -1);  // index into concepts
+  for (int64_t t = 0; t < T; ++t)
+    if (token_concept[static_cast<size_t>(t)] >= 0)
+      token_ci[static_cast<size_t>(t)] = std::find(concepts.begin(), concepts.end(), token_concept[static_cast<size_t>(t)]) - concepts.begin();
+
+  // Per-token biases (per-token imbalance) and value vectors (concept embeddings + token noise).
+  Rng tok_rng(seed, id, "tokens");
+  std::vector<float> bias(static_cast<size_t>(T));
+  for (auto& b : bias) b = static_cast<float>(tok_rng.uniform(C.token_bias_low, C.token_bias_high));
+  at::Tensor u = at::zeros({T, d}, at::kFloat);
+  const at::Tensor e_sos = concept_embedding(seed, -1, d, "value") * 2.0;
+  for (int64_t t = 0; t < T; ++t) {
+    at::Tensor noise = normal_tensor(tok_rng, {d});
+    if (role[static_cast<size_t>(t)] == 0) u[t] = e_sos;
+    else if (role[static_cast<size_t>(t)] == 1) u[t] = concept_embedding(seed, token_concept[static_cast<size_t>(t)], d, "value") + 0.3 * noise;
+    else u[t] = 0.5 * noise;
+  }
+
+  std::map<int64_t, at::Tensor> masks_by_side;  // [NC, s, s]
+  auto masks = [&](int64_t side) -> const at::Tensor& {
+    auto it = masks_by_side.find(side);
+    if (it == masks_by_side.end()) it = masks_by_side.emplace(side, concept_masks(scene, concepts, side)).first;
+    return it->second;
+  };
+  auto distractors = [&](const std::string& tag, int64_t side) {
+    Rng rng(seed, id, tag);
+    std::vector<at::Tensor> fields;
+    for (int64_t c = 0; c < NC; ++c) fields.push_back(at::sigmoid(2.0 * field_tensor(rng, 4, side)));
+    return at::stack(fields, 0);  // [NC, s, s]
+  };
+
+  gb::TensorMap out;
+  for (const auto& L : C.layers) {
+    const std::string self_block = L.block.substr(0, L.block.size() - 5) + "self";
+    const std::string k_map = L.block + "-map", k_val = L.block + "-special-value",
+                      k_post = L.block + "-special-post-value", k_w = L.block + "-special-weight",
+                      k_q = L.block + "-q", k_self = self_block + "-map";
+    const bool want_cross = spec.wants(k_map) || spec.wants(k_val) || spec.wants(k_post) || spec.wants(k_w);
+    const bool want_self = spec.wants(k_self);
+    if (!want_cross && !want_self && !spec.wants(k_q)) continue;
+    const int64_t s = L.side, P = s * s;
+    const double q = L.reliability;
+    const at::Tensor M = masks(s);
+    const at::Tensor layer_mask = q * M + (1.0 - q) * distractors(L.block + ":layer", s);  // [NC, s, s]
+
+    // Heads: reliabilities permuted per layer (a property of the model: fixed across images).
+    std::vector<int64_t> perm(static_cast<size_t>(H));
+    std::iota(perm.begin(), perm.end(), 0);
+    Rng perm_rng(seed, L.block, "heads");
+    for (int64_t i = H - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(perm_rng.below(i + 1))]);
+    std::vector<at::Tensor> head_masks;  // [NC, P] each
+    std::vector<double> r(static_cast<size_t>(H));
+    for (int64_t h = 0; h < H; ++h) {
+      r[static_cast<size_t>(h)] = C.head_reliability[static_cast<size_t>(perm[static_cast<size_t>(h)])];
+      const double rh = r[static_cast<size_t>(h)];
+      head_masks.push_back((rh * layer_mask + (1.0 - rh) * distractors(L.block + ":head" + std::to_string(h), s)).reshape({NC, P}));
+    }
+
+    if (want_cross) {
+      Rng sos_rng(seed, id, "sos");  // one per-pixel start-token field per image, evaluated at each side
+      const at::Tensor nu = field_tensor(sos_rng, 3, s).reshape({P});
+      std::vector<at::Tensor> maps, values, posts;
+      Rng vrng(seed, id, L.block + ":values");
+      for (int64_t h = 0; h < H; ++h) {
+        at::Tensor logits = at::full({P, T}, C.filler_logit, at::kFloat);
+        for (int64_t t = 0; t < T; ++t) {
+          if (role[static_cast<size_t>(t)] == 0) {
+            logits.select(1, t).copy_(C.sos_logit + C.sos_pixel_amplitude * nu);
+          } else if (role[static_cast<size_t>(t)] == 1) {
+            logits.select(1, t).copy_(bias[static_cast<size_t>(t)] + C.content_gain * head_masks[static_cast<size_t>(h)][token_ci[static_cast<size_t>(t)]]);
+          }
+        }
+        at::Tensor A = at::softmax(logits, 1);  // [P, T]
+        const double rh = r[static_cast<size_t>(h)];
+        at::Tensor V = u + C.value_noise * (1.0 - rh) * normal_tensor(vrng, {T, d});  // [T, d]
+        maps.push_back(A);
+        values.push_back(V);
+        posts.push_back(at::matmul(A, V));  // [P, d]
+      }
+      if (spec.wants(k_map)) out[k_map] = at::stack(maps, 0);
+      if (spec.wants(k_val)) out[k_val] = at::stack(values, 0);
+      if (spec.wants(k_post)) out[k_post] = at::cat(posts, 1);
+      if (spec.wants(k_w)) {
+        at::Tensor W = at::zeros({d, H * d}, at::kFloat);
+        for (int64_t h = 0; h < H; ++h)
+          W.narrow(1, h * d, d).copy_(at::eye(d, at::kFloat) * (0.3 + 1.5 * r[static_cast<size_t>(h)]));
+        out[k_w] = W;
+      }
+    }
+
+    if (spec.wants(k_q)) {
+      Rng qrng(seed, id, L.block + ":q");
+      at::Tensor fg = at::zeros({s, s}, at::kFloat);
+      for (int64_t c = 0; c < NC; ++c)
+        if (concepts[static_cast<size_t>(c)] < kStuffBase) fg += M[c];
+      at::Tensor F = at::zeros({C.ref_channels, s, s}, at::kFloat);
+      F[0] = 4.0 * (fg.clamp(0, 1) - 0.5) + 0.1 * normal_tensor(qrng, {s, s});
+      if (C.ref_channels > 1) {
+        at::Tensor E = at::zeros({C.ref_channels - 1, NC}, at::kFloat);
+        for (int64_t c = 0; c < NC; ++c) E.select(1, c).copy_(concept_embedding(seed, concepts[static_cast<size_t>(c)], C.ref_channels - 1, "ref"));
+        F.narrow(0, 1, C.ref_channels - 1)
+            .copy_(at::matmul(E, M.reshape({NC, P})).reshape({C.ref_channels - 1, s, s}) +
+                   0.1 * normal_tensor(qrng, {C.ref_channels - 1, s, s}));
+      }
+      out[k_q] = F;
+    }
+
+    if (want_self) {
+      // Locality: squared distance between grid cells in units of the side.
+      at::Tensor coords = at::arange(s, at::kFloat) / static_cast<double>(s);
+      at::Tensor yy = coords.view({s, 1}).expand({s, s}).reshape({P});
+      at::Tensor xx = coords.view({1, s}).expand({s, s}).reshape({P});
+      at::Tensor dist2 = (yy.view({P, 1}) - yy.view({1, P})).pow(2) + (xx.view({P, 1}) - xx.view({1, P})).pow(2);
+      const at::Tensor locality = dist2 / (2.0 * C.self_sigma * C.self_sigma);
+      std::vector<at::Tensor> selfs;
+      for (int64_t h = 0; h < H; ++h) {
+        const at::Tensor& m = head_masks[static_cast<size_t>(h)];  // [NC, P]
+        at::Tensor coh = at::matmul(m.t(), m);                    // [P, P]
+        selfs.push_back(at::softmax(C.self_beta * coh - locality, 1));
+      }
+      at::Tensor S = at::stack(selfs, 0);
+      out[k_self] = spec.self_map_head_mean ? S.mean(0, /*keepdim=*/true) : S;
+    }
+  }
+  for (const auto& key : spec.keys)
+    if (!out.count(key)) fail("synthetic backbone: cannot capture '{}' (see `goca-bench list-layers`)", key);
+  return out;
+}
+
+gb::Capture SyntheticBackbone::capture(const gb::BackboneBatch& batch, const gb::CaptureSpec& spec) {
+  const auto t0 = Clock::now();
+  std::vector<gb::TensorMap> samples;
+  for (int64_t i = 0; i < batch.size(); ++i) samples.push_back(capture_one(batch.ids[i], batch.prompts[i], spec));
+  gb::Capture cap = gb::Capture::from_samples(samples);
+  if (device_ != "cpu")
+    for (auto& [k, v] : cap.tensors) v = v.to(at::Device(device_));
+  cap.stage_seconds["denoiser"] = std::chrono::duration<double>(Clock::now() - t0).count();
+  return cap;
+}
+
+}  // namespace gb::runner
