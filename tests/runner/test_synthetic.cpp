@@ -118,3 +118,35 @@ TEST(SyntheticBackbone, BatchEqualsSingle) {
   EXPECT_TRUE(at::equal(all.tensors.at("mid-vit-block0-cross-map")[2], single.tensors.at("mid-vit-block0-cross-map")[0]));
   EXPECT_TRUE(at::equal(all.tensors.at("mid-vit-block0-self-map")[2], single.tensors.at("mid-vit-block0-self-map")[0]));
 }
+
+#include "harness/io/image_io.h"
+
+#include <filesystem>
+#include <fstream>
+
+TEST(SyntheticDataset, WritesTheRealVocLayout) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / "gb_test_synth_voc";
+  fs::remove_all(root);
+  SyntheticWorldOptions opt;
+  const auto ids = write_synthetic_voc(root.string(), 3, opt);
+  ASSERT_EQ(ids.size(), 3u);
+  for (const auto& id : ids) {
+    EXPECT_TRUE(fs::exists(root / "JPEGImages" / (id + ".jpg")));
+    EXPECT_TRUE(fs::exists(root / "Annotations" / (id + ".xml")));
+    const gb::ImageHeader h = gb::read_image_header((root / "SegmentationClass" / (id + ".png")).string());
+    EXPECT_TRUE(h.palette);
+    const at::Tensor label = gb::read_label_png((root / "SegmentationClass" / (id + ".png")).string());
+    EXPECT_TRUE(at::equal(label, render_label(make_scene(id, opt))));
+    const at::Tensor img = gb::read_image_rgb((root / "JPEGImages" / (id + ".jpg")).string());
+    EXPECT_EQ(img.size(0), label.size(0));
+  }
+  std::ifstream caps(root / "captions.json");
+  std::string text((std::istreambuf_iterator<char>(caps)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"synth_000000.jpg\":{\"caption\":"), std::string::npos) << text;
+  std::ifstream train(root / "ImageSets/Segmentation/train.txt");
+  std::string first;
+  train >> first;
+  EXPECT_EQ(first, "synth_000000");
+  fs::remove_all(root);
+}
