@@ -1,0 +1,185 @@
+// Bad input: missing file, corrupt image, label/image size mismatch, id without caption, class id out of range.
+// Each is a SampleError (a UserError naming the file) under on_error: fail, or a counted, reported skip.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "datasets/dataset.h"
+#include "datasets/fixtures.h"
+#include "fixture_util.h"
+#include "harness/io/image_io.h"
+
+using namespace gb::datasets;
+using namespace gbtest;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Case {
+  TempDir tmp;
+  Fixture fx;
+  Case() { fx = write_fixture(DatasetKind::Voc, tmp.str()); }
+  std::string image(const std::string& stem) const { return fx.root + "/JPEGImages/" + stem + ".jpg"; }
+  std::string label(const std::string& stem) const { return fx.root + "/SegmentationClass/" + stem + ".png"; }
+};
+
+// Loads every sample under both policies: fail must throw a SampleError of `kind` mentioning `needle` at sample
+// `bad`; skip must yield nullopt there, load the others, and count one skip.
+void expect_bad(const DatasetConfig& base, size_t bad, IssueKind kind, const std::string& needle) {
+  auto c = base;
+  c.on_error = OnError::Fail;
+  auto ds = Dataset::open(c);
+  try {
+    ds->load(bad);
+    FAIL() << "expected a SampleError for sample " << bad;
+  } catch (const SampleError& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+  c.on_error = OnError::Skip;
+  auto sk = Dataset::open(c);
+  size_t loaded = 0;
+  for (size_t i = 0; i < sk->size(); ++i) {
+    auto s = sk->load(i);
+    EXPECT_EQ(s.has_value(), i != bad);
+    loaded += s ? 1 : 0;
+  }
+  EXPECT_EQ(loaded, sk->size() - 1);
+  ASSERT_EQ(sk->report().skipped_count(), 1u);
+  EXPECT_EQ(sk->report().skipped()[0].kind, kind);
+  EXPECT_EQ(sk->report().skipped()[0].id, sk->id(bad));
+  EXPECT_NE(sk->report().summary().find("skipped (bad input, on_error: skip): 1"), std::string::npos);
+}
+
+}  // namespace
+
+TEST(BadInput, MissingImage) {
+  Case k;
+  fs::remove(k.image("2008_000008"));  // paper order index 1
+  expect_bad(config_for(k.fx, Protocol::Paper), 1, IssueKind::MissingFile, "2008_000008.jpg: image file missing");
+}
+
+TEST(BadInput, MissingLabel) {
+  Case k;
+  fs::remove(k.label("2009_000123"));
+  expect_bad(config_for(k.fx, Protocol::Paper), 0, IssueKind::MissingFile, "2009_000123.png: label file missing");
+}
+
+TEST(BadInput, MissingXml) {
+  Case k;
+  fs::remove(k.fx.root + "/Annotations/2007_000039.xml");
+  expect_bad(config_for(k.fx, Protocol::Paper), 2, IssueKind::MissingFile, "2007_000039.xml: annotation file missing");
+}
+
+TEST(BadInput, CorruptImage) {
+  Case k;
+  {
+    std::ofstream out(k.image("2007_000032"), std::ios::binary | std::ios::trunc);
+    out << "\xff\xd8\xff\xe0 this is not a jpeg";
+  }
+  expect_bad(config_for(k.fx, Protocol::Paper), 3, IssueKind::Unreadable, "2007_000032.jpg");
+}
+
+TEST(BadInput, CorruptLabel) {
+  Case k;
+  {
+    std::ofstream out(k.label("2007_000032"), std::ios::binary | std::ios::trunc);
+    out << "\x89PNG\r\n\x1a\n truncated";
+  }
+  expect_bad(config_for(k.fx, Protocol::Paper), 3, IssueKind::Unreadable, "2007_000032.png");
+}
+
+TEST(BadInput, SizeMismatch) {
+  Case k;
+  gb::write_png_palette(k.label("2007_000039"), at::zeros({14, 21}, at::kByte));
+  expect_bad(config_for(k.fx, Protocol::Paper), 2, IssueKind::SizeMismatch,
+             "2007_000039.png: label is 21x14 (WxH) but image");
+}
+
+TEST(BadInput, ClassIdOutOfRangeUnderStandard) {
+  Case k;
+  at::Tensor l = at::zeros({14, 20}, at::kByte);
+  l.index_put_({5, 7}, 37);
+  gb::write_png_palette(k.label("2009_000123"), l);
+  auto c = config_for(k.fx, Protocol::Standard);
+  expect_bad(c, 0, IssueKind::OutOfRange, "label value 37 at row 5, column 7 is outside [0, 20] and 255");
+  // The paper protocol maps it to background (label[label > 20] = 0).
+  auto p = Dataset::open(config_for(k.fx, Protocol::Paper));
+  EXPECT_EQ(p->load(0)->label[5][7].item<int64_t>(), 0);
+}
+
+TEST(BadInput, IdWithoutCaption) {
+  Case k;
+  auto caps = CaptionFile::parse(R"({"2009_000123.jpg": {"caption": "tv"}, "2008_000008.jpg": {"caption": "plane"},
+                                     "2007_000032.jpg": {"caption": "person"}})",
+                                 "caps.json");
+  auto c = config_for(k.fx, Protocol::Paper);
+  try {
+    Dataset::open(c, &caps);
+    FAIL();
+  } catch (const SampleError& e) {
+    EXPECT_EQ(e.kind(), IssueKind::MissingCaption);
+    EXPECT_NE(std::string(e.what()).find("caps.json: no caption for image '2007_000039.jpg'"), std::string::npos)
+        << e.what();
+  }
+  c.missing_caption = MissingCaption::Skip;
+  auto ds = Dataset::open(c, &caps);
+  EXPECT_EQ(ds->size(), 3u);
+  ASSERT_EQ(ds->report().skipped_count(), 1u);
+  EXPECT_EQ(ds->report().skipped()[0].kind, IssueKind::MissingCaption);
+  c.missing_caption = MissingCaption::Ignore;
+  EXPECT_EQ(Dataset::open(c, &caps)->size(), 4u);
+}
+
+TEST(BadInput, LayoutProblemsAreUserErrors) {
+  Case k;
+  auto c = config_for(k.fx, Protocol::Paper);
+  c.root = k.fx.root + "/nope";
+  EXPECT_THROW(Dataset::open(c), gb::UserError);
+  c = config_for(k.fx, Protocol::Paper);
+  c.root.clear();
+  EXPECT_THROW(Dataset::open(c), gb::UserError);
+  c = config_for(k.fx, Protocol::Paper);
+  c.split = "ImageSets/Segmentation/missing.txt";
+  try {
+    Dataset::open(c);
+    FAIL();
+  } catch (const gb::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.txt: cannot open split file"), std::string::npos);
+  }
+  TempDir ctx;
+  Fixture cf = write_fixture(DatasetKind::Context, ctx.str());
+  auto cc = default_dataset_config(DatasetKind::Context, Protocol::Paper);
+  cc.root = cf.root;  // no --images: pascal-context has no JPEGImages
+  try {
+    Dataset::open(cc);
+    FAIL();
+  } catch (const gb::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("pass the VOC2012 JPEGImages folder with --images"), std::string::npos);
+  }
+}
+
+TEST(BadInput, MatFileProblems) {
+  if (!kHaveMatio) {
+    EXPECT_THROW(read_mat_variable("/tmp/x.mat", "LabelMap"), gb::UserError);
+    return;
+  }
+  TempDir tmp;
+  const std::string path = tmp.str() + "/a.mat";
+  EXPECT_THROW(read_mat_variable(path, "LabelMap"), gb::UserError);  // missing
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << "not a mat file at all";
+  }
+  EXPECT_THROW(read_mat_variable(path, "LabelMap"), gb::UserError);
+  at::Tensor l = at::arange(6, at::kLong).reshape({2, 3});
+  write_mat_label(path, "Other", l);
+  try {
+    read_mat_variable(path, "LabelMap");
+    FAIL();
+  } catch (const gb::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("has no variable 'LabelMap'"), std::string::npos);
+  }
+  EXPECT_TRUE(at::equal(read_mat_variable(path, "Other"), l));  // row-major round trip of a column-major file
+}
