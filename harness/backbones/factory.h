@@ -1,0 +1,70 @@
+#pragma once
+// Opening a diffusers-layout checkpoint folder (model_index.json, unet/ or transformer/, vae/, text_encoder*/,
+// tokenizer*/, scheduler/) as a gb::Backbone. The kind is detected from the weights (tensor names and shapes)
+// and cross-checked with model_index.json / config.json; a disagreement is a UserError.
+//
+// Registering a kind is one line in the table in factory.cpp: { "kind", detect, load, layers }.
+#include "harness/core/backbone.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gb::bb {
+
+struct BackboneOptions {
+  std::string device = "cpu";                 // "cpu", "cuda", "cuda:1"
+  std::optional<at::ScalarType> dtype;        // default: the paper's dtype on CUDA, fp32 on CPU
+  std::optional<int64_t> image_size;          // default: the paper's (SD1.5 512, SDXL/PixArt/Flux 1024)
+  std::optional<int64_t> timestep;            // the paper's t (default: 100 for the UNets, 150 for Flux)
+  std::optional<at::ScalarType> store_dtype;  // captured tensors' dtype (default: the compute dtype)
+  std::string variant;                        // weight variant ("fp16"); "" = plain files, else fp16 files
+  std::shared_ptr<const TextTokenizer> tokenizer;  // overrides the folder's tokenizer (tests)
+  bool skip_tail = true;  // stop the denoiser once every requested tensor is captured
+
+  at::Device torch_device() const;  // UserError for a malformed device or CUDA without a CUDA build
+  at::ScalarType resolve_dtype(at::ScalarType paper_gpu_dtype) const;
+};
+
+// What detectors see of a folder (cheap: headers only).
+class CheckpointFolder {
+ public:
+  explicit CheckpointFolder(std::string root);  // UserError when it is not a folder
+  const std::string& root() const { return root_; }
+  bool has_component(const std::string& name) const;   // sub-folder exists
+  std::string pipeline_class() const;                  // model_index.json "_class_name" ("" when absent)
+  // Tensor names of a component's checkpoint (plain or fp16 variant, sharded or not); empty when none.
+  const std::vector<std::string>& keys(const std::string& component) const;
+  bool has_key(const std::string& component, const std::string& key) const;
+
+ private:
+  std::string root_;
+  mutable std::map<std::string, std::vector<std::string>> keys_;
+};
+
+struct BackboneKind {
+  std::string kind;  // "sd15"
+  std::string description;
+  // Whether the folder's weights are this kind (from tensor names/shapes only).
+  std::function<bool(const CheckpointFolder&)> detect_from_weights;
+  // Pipeline classes (model_index.json) that agree with this kind, for the cross-check.
+  std::vector<std::string> pipeline_classes;
+  std::function<std::unique_ptr<Backbone>(const CheckpointFolder&, const BackboneOptions&)> load;
+  // Every capturable key with its shape, from the default config (or the folder's config when given).
+  std::function<std::vector<LayerInfo>(const BackboneOptions&, const std::optional<std::string>& folder)> layers;
+};
+
+const std::vector<BackboneKind>& backbone_kinds();
+const BackboneKind& backbone_kind(const std::string& kind);  // UserError listing the known kinds
+
+// Detects the kind (weights first, model_index.json cross-check).
+std::string detect_backbone_kind(const std::string& folder);
+// Opens a folder; `expected_kind` (optional) must agree with the detection.
+std::unique_ptr<Backbone> open_backbone(const std::string& folder, const BackboneOptions& options,
+                                        const std::string& expected_kind = "");
+
+}  // namespace gb::bb

@@ -1,0 +1,31 @@
+#pragma once
+// Small helpers to read diffusers/transformers config.json files into Config structs: missing optional
+// fields keep their defaults, a wrong type is a UserError naming the file and the field.
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace gb::bb {
+
+nlohmann::json read_json_file(const std::string& path);  // UserError naming the file when unreadable/malformed
+
+[[noreturn]] void throw_json_field_error(const std::string& file, const std::string& key, const std::string& what);
+
+// Reads j[key] into `out` when present and not null.
+template <typename T>
+void json_get(const nlohmann::json& j, const char* key, T& out, const std::string& file) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  try {
+    out = it->get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    throw_json_field_error(file, key, e.what());
+  }
+}
+
+// An int or a list of ints (diffusers' "int or tuple" fields), broadcast to `n` entries.
+std::vector<int64_t> json_int_or_list(const nlohmann::json& j, const char* key, size_t n, int64_t fallback,
+                                      const std::string& file);
+
+}  // namespace gb::bb

@@ -1,0 +1,68 @@
+#include "harness/backbones/recorder.h"
+
+#include "harness/core/errors.h"
+
+#include <cmath>
+
+namespace gb::bb {
+
+bool is_self_block(const std::string& block_id) {
+  return block_id.size() >= 5 && block_id.compare(block_id.size() - 5, 5, "-self") == 0;
+}
+
+CaptureRecorder::CaptureRecorder(const CaptureSpec& spec, Capture& out, std::optional<at::ScalarType> store_dtype)
+    : spec_(spec), out_(out), store_dtype_(store_dtype) {}
+
+AttentionWants CaptureRecorder::wants(const std::string& block_id) const {
+  AttentionWants w;
+  if (spec_.empty() || block_id.empty()) return w;
+  w.map = spec_.wants(block_id + "-map");
+  w.q = spec_.wants(block_id + "-q");
+  w.special_value = spec_.wants(block_id + "-special-value");
+  w.post_value = spec_.wants(block_id + "-special-post-value");
+  w.weight = spec_.wants(block_id + "-special-weight");
+  return w;
+}
+
+void CaptureRecorder::record(const std::string& key, const at::Tensor& t) {
+  if (!spec_.wants(key)) return;
+  at::Tensor v = t.detach();
+  if (store_dtype_ && v.scalar_type() != *store_dtype_) v = v.to(*store_dtype_);
+  out_.tensors[key] = v.contiguous();
+}
+
+void CaptureRecorder::record_map(const std::string& block_id, const at::Tensor& probs) {
+  std::string key = block_id + "-map";
+  if (!spec_.wants(key)) return;
+  if (spec_.self_map_head_mean && is_self_block(block_id)) {
+    at::Tensor m = probs.to(at::kFloat).mean(1, /*keepdim=*/true);
+    at::ScalarType dt = store_dtype_ ? *store_dtype_ : probs.scalar_type();
+    out_.tensors[key] = m.to(dt).contiguous();
+    return;
+  }
+  record(key, probs);
+}
+
+void CaptureRecorder::record_tokens_as_grid(const std::string& key, const at::Tensor& tokens) {
+  if (!spec_.wants(key)) return;
+  int64_t b = tokens.size(0), n = tokens.size(1), c = tokens.size(2);
+  auto r = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+  if (r * r != n) fail("cannot store '{}' as a square grid: {} tokens", key, n);
+  record(key, tokens.transpose(1, 2).reshape({b, c, r, r}));
+}
+
+void CaptureRecorder::record_weight(const std::string& key, const at::Tensor& weight, int64_t batch) {
+  if (!spec_.wants(key)) return;
+  at::Tensor w = weight.detach();
+  if (store_dtype_ && w.scalar_type() != *store_dtype_) w = w.to(*store_dtype_);
+  out_.tensors[key] = w.unsqueeze(0).expand({batch, w.size(0), w.size(1)});
+}
+
+std::vector<std::string> CaptureRecorder::unrecorded() const {
+  std::vector<std::string> out;
+  for (const auto& k : spec_.keys)
+    if (!out_.tensors.count(k)) out.push_back(k);
+  return out;
+}
+
+}  // namespace gb::bb

@@ -1,0 +1,268 @@
+#include "harness/backbones/sd_backbone.h"
+
+#include "harness/backbones/image_preprocess.h"
+#include "harness/backbones/recorder.h"
+#include "harness/core/errors.h"
+#include "harness/core/log.h"
+#include "harness/core/torch_compat.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+#include <filesystem>
+
+namespace gb::bb {
+
+namespace fs = std::filesystem;
+
+uint64_t noise_seed(uint64_t seed, const std::string& image_id) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the id
+  for (unsigned char c : image_id) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (h | 1);  // splitmix64 finaliser
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+namespace {
+
+std::string config_path(const CheckpointFolder& f, const std::string& component, const char* name = "config.json") {
+  auto p = fs::path(f.root()) / component / name;
+  if (!fs::is_regular_file(p)) fail_file(p.string(), "missing (a diffusers-layout folder has one per component)");
+  return p.string();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& d) {
+  if (d.is_cuda()) compat::cuda_synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder, const BackboneOptions& options,
+                                                 bool sdxl)
+    : sdxl_(sdxl), options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(at::kHalf)),
+      vae_dtype_(dtype_) {
+  auto unet_cfg = UNetConfig::from_json(config_path(folder, "unet"));
+  if (unet_cfg.is_sdxl() != sdxl)
+    fail_file(config_path(folder, "unet"), "config ({}) disagrees with the weights ({})",
+              unet_cfg.is_sdxl() ? "SDXL text_time conditioning" : "no added conditioning", sdxl ? "sdxl" : "sd15");
+  auto vae_cfg = VaeConfig::from_json(config_path(folder, "vae"));
+  // The SDXL img2img pipeline upcasts the VAE when force_upcast; the SD1.5 one runs it in the model dtype.
+  if (sdxl && vae_cfg.force_upcast) vae_dtype_ = at::kFloat;
+  scheduler_ = SchedulerConfig::from_json(config_path(folder, "scheduler", "scheduler_config.json"));
+  image_size_ = options.image_size.value_or(sdxl ? 1024 : 512);
+  const int64_t vae_scale = int64_t(1) << (vae_cfg.block_out_channels.size() - 1);
+  if (image_size_ <= 0 || image_size_ % (vae_scale << (unet_cfg.block_out_channels.size() - 1)) != 0)
+    fail("image size {} must be a positive multiple of {}", image_size_,
+         vae_scale << (unet_cfg.block_out_channels.size() - 1));
+  plan_ = plan_noising(scheduler_, options.timestep.value_or(100));
+
+  {
+    auto ws = WeightStore::open_component(folder.root(), "unet", dtype_, device_, options.variant);
+    unet_ = std::make_unique<UNet2DConditionModel>(unet_cfg, ws);
+    ws.finish();
+  }
+  {
+    auto ws = WeightStore::open_component(folder.root(), "vae", vae_dtype_, device_, options.variant);
+    vae_ = std::make_unique<VaeEncoder>(vae_cfg, ws);
+    ws.finish();
+  }
+  {
+    auto cfg = ClipTextConfig::from_json(config_path(folder, "text_encoder"));
+    auto ws = WeightStore::open_component(folder.root(), "text_encoder", dtype_, device_, options.variant);
+    text1_ = std::make_unique<ClipTextModel>(cfg, ws);
+    ws.finish();
+  }
+  if (sdxl) {
+    auto cfg = ClipTextConfig::from_json(config_path(folder, "text_encoder_2"));
+    if (!cfg.with_projection) fail_file(config_path(folder, "text_encoder_2"), "SDXL needs CLIPTextModelWithProjection");
+    auto ws = WeightStore::open_component(folder.root(), "text_encoder_2", dtype_, device_, options.variant);
+    text2_ = std::make_unique<ClipTextModel>(cfg, ws);
+    ws.finish();
+    const int64_t ctx = text1_->config().hidden_size + cfg.hidden_size;
+    if (ctx != unet_cfg.cross_attention_dim)
+      fail_file(config_path(folder, "unet"), "cross_attention_dim {} != {} + {} (text encoder widths)",
+                unet_cfg.cross_attention_dim, text1_->config().hidden_size, cfg.hidden_size);
+    const int64_t add_in = cfg.projection_dim + 6 * unet_cfg.addition_time_embed_dim;
+    if (add_in != unet_cfg.projection_class_embeddings_input_dim)
+      fail_file(config_path(folder, "unet"), "projection_class_embeddings_input_dim {} != {} + 6·{}",
+                unet_cfg.projection_class_embeddings_input_dim, cfg.projection_dim, unet_cfg.addition_time_embed_dim);
+  } else if (text1_->config().hidden_size != unet_cfg.cross_attention_dim) {
+    fail_file(config_path(folder, "unet"), "cross_attention_dim {} != text encoder hidden_size {}",
+              unet_cfg.cross_attention_dim, text1_->config().hidden_size);
+  }
+  tokenizer_ = options.tokenizer;
+  for (const auto& l : list_layers()) layer_names_.insert(l.name);
+}
+
+std::vector<LayerInfo> StableDiffusionBackbone::list_layers() const {
+  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+  return unet_capture_layers(unet_->config(), latent, text1_->config().max_position_embeddings);
+}
+
+const TextTokenizer& StableDiffusionBackbone::tokenizer() const {
+  if (!tokenizer_) fail("{}: no CLIP tokenizer is attached to this backbone", kind());
+  return *tokenizer_;
+}
+
+SdTextConditioning StableDiffusionBackbone::encode_text(const at::Tensor& ids_in) const {
+  auto ids = ids_in.to(device_, at::kLong);
+  SdTextConditioning out;
+  if (!sdxl_) {
+    out.encoder_hidden_states = text1_->forward(ids, true).last_hidden_state;
+    return out;
+  }
+  // tokenizer_2 pads with "!" (id 0) where tokenizer-1 pads with EOS; the BPE is the same.
+  auto after_first_eos = ids.eq(49407).to(at::kInt).cumsum(1).gt(0);
+  auto first_eos = after_first_eos.to(at::kInt).cumsum(1).eq(1) & after_first_eos;
+  auto ids2 = ids.masked_fill(after_first_eos & first_eos.logical_not(), 0);
+  auto e1 = text1_->forward(ids, false);
+  auto e2 = text2_->forward(ids2, true);
+  out.encoder_hidden_states = at::cat({e1.penultimate, e2.penultimate}, -1);
+  out.text_embeds = e2.text_embeds;
+  return out;
+}
+
+Capture StableDiffusionBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
+  const auto& tok = tokenizer();
+  std::vector<at::Tensor> rows;
+  for (const auto& p : batch.prompts) {
+    auto toks = tok.encode(p);
+    std::vector<int64_t> ids;
+    for (const auto& t : toks) ids.push_back(t.id);
+    rows.push_back(at::tensor(ids, at::kLong));
+  }
+  if (rows.size() != batch.images.size()) fail("batch has {} images but {} prompts", batch.images.size(), rows.size());
+  return capture_ids(batch.images, at::stack(rows), batch.ids, batch.seed, spec);
+}
+
+Capture StableDiffusionBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,
+                                             const std::vector<std::string>& image_ids, uint64_t seed,
+                                             const CaptureSpec& spec) {
+  c10::InferenceMode guard;
+  const int64_t b = static_cast<int64_t>(images.size());
+  if (b == 0) fail("{}: empty batch", kind());
+  if (ids.dim() != 2 || ids.size(0) != b) fail("{}: token ids must be [{}, T], got {}", kind(), b, ids.sizes().vec());
+  if (static_cast<int64_t>(image_ids.size()) != b) fail("{}: {} images but {} image ids", kind(), b, image_ids.size());
+  std::vector<std::string> unknown;
+  for (const auto& k : spec.keys)
+    if (!layer_names_.count(k)) unknown.push_back(k);
+  if (!unknown.empty()) {
+    std::string list;
+    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
+    fail("{}: unknown capture keys: {} (see `goca-bench list-layers --backbone {}`)", kind(), list, kind());
+  }
+  Capture cap;
+  cap.batch_size = b;
+  auto t0 = std::chrono::steady_clock::now();
+  auto cond = encode_text(ids);
+  cap.stage_seconds["text"] = seconds_since(t0, device_);
+
+  t0 = std::chrono::steady_clock::now();
+  std::vector<at::Tensor> pix, eps_vae, eps;
+  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+  for (int64_t i = 0; i < b; ++i) {
+    pix.push_back(preprocess_image(images[i], image_size_));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, image_ids[i]));
+    auto f32 = at::TensorOptions().dtype(at::kFloat);
+    eps_vae.push_back(at::randn({vae_->config().latent_channels, latent, latent}, gen, f32));
+    eps.push_back(at::randn({unet_->config().in_channels, latent, latent}, gen, f32));
+  }
+  auto x = at::stack(pix).to(device_, vae_dtype_);
+  auto z0 = vae_->latents(x, at::stack(eps_vae).to(device_, vae_dtype_), dtype_);
+  cap.stage_seconds["vae"] = seconds_since(t0, device_);
+
+  UNetInputs in;
+  in.latents = plan_.apply(z0, at::stack(eps).to(device_, dtype_));
+  auto dev = at::TensorOptions().device(device_);
+  in.timestep = plan_.timestep_is_int ? at::full({b}, static_cast<int64_t>(plan_.timestep), dev.dtype(at::kLong))
+                                      : at::full({b}, plan_.timestep, dev.dtype(at::kFloat));
+  in.encoder_hidden_states = cond.encoder_hidden_states;
+  if (sdxl_) {
+    in.text_embeds = cond.text_embeds;
+    // (original size, crop top-left, target size), GDF _get_add_time_ids in the prompt dtype.
+    const double s = static_cast<double>(image_size_);
+    in.time_ids = at::tensor(std::vector<double>{s, s, 0, 0, s, s}, dev.dtype(at::kDouble))
+                      .to(dtype_)
+                      .unsqueeze(0)
+                      .expand({b, 6})
+                      .contiguous();
+  }
+  t0 = std::chrono::steady_clock::now();
+  CaptureRecorder rec(spec, cap, options_.store_dtype);
+  unet_->forward(in, &rec, options_.skip_tail);
+  cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
+  auto missing = rec.unrecorded();
+  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
+
+  cap.inputs["input.latents"] = in.latents;
+  cap.inputs["input.timestep"] = in.timestep;
+  cap.inputs["input.encoder_hidden_states"] = in.encoder_hidden_states;
+  if (sdxl_) {
+    cap.inputs["input.text_embeds"] = in.text_embeds;
+    cap.inputs["input.time_ids"] = in.time_ids;
+  }
+  return cap;
+}
+
+namespace {
+
+std::vector<LayerInfo> config_layers(bool sdxl, const BackboneOptions& o, const std::optional<std::string>& folder) {
+  UNetConfig unet = sdxl ? UNetConfig::sdxl() : UNetConfig::sd15();
+  int64_t vae_levels = 4, text_len = 77;
+  if (folder) {
+    CheckpointFolder f(*folder);
+    unet = UNetConfig::from_json(config_path(f, "unet"));
+    vae_levels = static_cast<int64_t>(VaeConfig::from_json(config_path(f, "vae")).block_out_channels.size());
+    text_len = ClipTextConfig::from_json(config_path(f, "text_encoder")).max_position_embeddings;
+  }
+  const int64_t size = o.image_size.value_or(sdxl ? 1024 : 512);
+  return unet_capture_layers(unet, size / (int64_t(1) << (vae_levels - 1)), text_len);
+}
+
+bool unet_weights(const CheckpointFolder& f) {
+  return f.has_key("unet", "time_embedding.linear_1.weight") && f.has_key("unet", "conv_in.weight");
+}
+
+}  // namespace
+
+BackboneKind sd15_backbone_kind() {
+  BackboneKind k;
+  k.kind = "sd15";
+  k.description = "Stable Diffusion v1.5 (UNet2DConditionModel, CLIP-L, PNDM at t = 101)";
+  k.detect_from_weights = [](const CheckpointFolder& f) {
+    return unet_weights(f) && !f.has_key("unet", "add_embedding.linear_1.weight");
+  };
+  k.pipeline_classes = {"StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"};
+  k.load = [](const CheckpointFolder& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
+    return std::make_unique<StableDiffusionBackbone>(f, o, false);
+  };
+  k.layers = [](const BackboneOptions& o, const std::optional<std::string>& folder) {
+    return config_layers(false, o, folder);
+  };
+  return k;
+}
+
+BackboneKind sdxl_backbone_kind() {
+  BackboneKind k;
+  k.kind = "sdxl";
+  k.description = "SDXL base 1.0 (UNet2DConditionModel text_time, CLIP-L + OpenCLIP-bigG, Euler at t = 100)";
+  k.detect_from_weights = [](const CheckpointFolder& f) {
+    return unet_weights(f) && f.has_key("unet", "add_embedding.linear_1.weight");
+  };
+  k.pipeline_classes = {"StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"};
+  k.load = [](const CheckpointFolder& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
+    return std::make_unique<StableDiffusionBackbone>(f, o, true);
+  };
+  k.layers = [](const BackboneOptions& o, const std::optional<std::string>& folder) {
+    return config_layers(true, o, folder);
+  };
+  return k;
+}
+
+}  // namespace gb::bb

@@ -1,0 +1,69 @@
+#pragma once
+// The Stable Diffusion v1.5 and SDXL backbones (gb::Backbone): CLIP text encoding, VAE posterior sample,
+// the paper's one noising step and one UNet forward with attention capture (spec §2, §3, §6, §7).
+//
+// Randomness: two draws per image, in the paper's order (VAE posterior ε, then diffusion ε), each from a CPU
+// generator seeded by noise_seed(batch seed, image id), in fp32 and then cast — so a capture does not depend
+// on batch composition, order, device or sharding.
+#include "harness/backbones/clip_text.h"
+#include "harness/backbones/factory.h"
+#include "harness/backbones/schedulers.h"
+#include "harness/backbones/unet.h"
+#include "harness/backbones/vae.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gb::bb {
+
+uint64_t noise_seed(uint64_t seed, const std::string& image_id);
+
+// Denoiser conditioning from token ids.
+struct SdTextConditioning {
+  at::Tensor encoder_hidden_states;  // [B, 77, 768] (SD1.5) or [B, 77, 2048] (SDXL)
+  at::Tensor text_embeds;            // SDXL pooled, projected bigG [B, 1280]
+};
+
+class StableDiffusionBackbone : public Backbone {
+ public:
+  StableDiffusionBackbone(const CheckpointFolder& folder, const BackboneOptions& options, bool sdxl);
+
+  std::string kind() const override { return sdxl_ ? "sdxl" : "sd15"; }
+  std::vector<LayerInfo> list_layers() const override;
+  const TextTokenizer& tokenizer() const override;
+  Capture capture(const BackboneBatch& batch, const CaptureSpec& spec) override;
+
+  // The same pass from token ids (tokenizer-1 ids [B, 77]; SDXL's tokenizer_2 ids are derived by padding
+  // with 0 after the first EOS, as its "!" pad token does).
+  Capture capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,
+                      const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec);
+
+  SdTextConditioning encode_text(const at::Tensor& ids) const;
+  const UNet2DConditionModel& unet() const { return *unet_; }
+  const VaeEncoder& vae() const { return *vae_; }
+  const NoisingPlan& noising() const { return plan_; }
+  int64_t image_size() const { return image_size_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::ScalarType vae_dtype() const { return vae_dtype_; }
+
+ private:
+  bool sdxl_;
+  BackboneOptions options_;
+  at::Device device_;
+  at::ScalarType dtype_, vae_dtype_;
+  int64_t image_size_;
+  std::unique_ptr<UNet2DConditionModel> unet_;
+  std::unique_ptr<VaeEncoder> vae_;
+  std::unique_ptr<ClipTextModel> text1_, text2_;
+  SchedulerConfig scheduler_;
+  NoisingPlan plan_;
+  std::shared_ptr<const TextTokenizer> tokenizer_;
+  std::set<std::string> layer_names_;
+};
+
+BackboneKind sd15_backbone_kind();
+BackboneKind sdxl_backbone_kind();
+
+}  // namespace gb::bb
