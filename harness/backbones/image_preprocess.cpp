@@ -1,5 +1,6 @@
 #include "harness/backbones/image_preprocess.h"
 
+#include "harness/backbones/weights.h"
 #include "harness/core/errors.h"
 
 #include <cmath>
@@ -114,7 +115,7 @@ at::Tensor pil_resize_bicubic(const at::Tensor& image, int64_t out_w, int64_t ou
 }
 
 at::Tensor preprocess_image(const at::Tensor& rgb, int64_t size) {
-  if (rgb.dim() != 3 || rgb.size(2) != 3) fail("expected an RGB image [H, W, 3], got {}", rgb.sizes().vec());
+  if (rgb.dim() != 3 || rgb.size(2) != 3) fail("expected an RGB image [H, W, 3], got {}", shape_str(rgb.sizes()));
   auto r = pil_resize_bicubic(rgb, size, size);
   auto x = r.to(at::kFloat) / 255.0f;
   return (x * 2.0f - 1.0f).permute({2, 0, 1}).contiguous();

@@ -118,7 +118,9 @@ SdTextConditioning StableDiffusionBackbone::encode_text(const at::Tensor& ids_in
     return out;
   }
   // tokenizer_2 pads with "!" (id 0) where tokenizer-1 pads with EOS; the BPE is the same.
-  auto after_first_eos = ids.eq(49407).to(at::kInt).cumsum(1).gt(0);
+  // EOS is the last vocabulary id (49407 for CLIP).
+  const int64_t eos = text1_->config().vocab_size - 1;
+  auto after_first_eos = ids.eq(eos).to(at::kInt).cumsum(1).gt(0);
   auto first_eos = after_first_eos.to(at::kInt).cumsum(1).eq(1) & after_first_eos;
   auto ids2 = ids.masked_fill(after_first_eos & first_eos.logical_not(), 0);
   auto e1 = text1_->forward(ids, false);
@@ -147,7 +149,7 @@ Capture StableDiffusionBackbone::capture_ids(const std::vector<at::Tensor>& imag
   c10::InferenceMode guard;
   const int64_t b = static_cast<int64_t>(images.size());
   if (b == 0) fail("{}: empty batch", kind());
-  if (ids.dim() != 2 || ids.size(0) != b) fail("{}: token ids must be [{}, T], got {}", kind(), b, ids.sizes().vec());
+  if (ids.dim() != 2 || ids.size(0) != b) fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
   if (static_cast<int64_t>(image_ids.size()) != b) fail("{}: {} images but {} image ids", kind(), b, image_ids.size());
   std::vector<std::string> unknown;
   for (const auto& k : spec.keys)

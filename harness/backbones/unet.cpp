@@ -54,9 +54,8 @@ UNetConfig UNetConfig::from_json(const std::string& path) {
     fail_file(path, "block_out_channels, down_block_types and up_block_types must have the same length");
   c.transformer_layers_per_block = json_int_or_list(j, "transformer_layers_per_block", n, 1, path);
   if (j.contains("reverse_transformer_layers_per_block") && !j["reverse_transformer_layers_per_block"].is_null()) {
-    if (!j["reverse_transformer_layers_per_block"].is_array() ||
-        !j["reverse_transformer_layers_per_block"].get<std::vector<nlohmann::json>>().empty() &&
-            !j["reverse_transformer_layers_per_block"][0].is_number_integer())
+    const auto& r = j["reverse_transformer_layers_per_block"];
+    if (r.is_array() && !r.empty() && r[0].is_array())
       fail_file(path, "reverse_transformer_layers_per_block as nested lists is not supported");
     c.reverse_transformer_layers_per_block = json_int_or_list(j, "reverse_transformer_layers_per_block", n, 1, path);
   }

@@ -3,6 +3,8 @@
 #include "harness/core/errors.h"
 #include "harness/io/safetensors.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <filesystem>
 
 namespace gb::bb {
@@ -20,6 +22,9 @@ struct WeightStore::State {
   std::shared_ptr<const SafetensorsCheckpoint> ckpt;
   std::map<std::string, at::Tensor> memory;
   bool in_memory = false;
+  bool generate = false;
+  uint64_t seed = 0;
+  double init_std = 0.05;
   std::string origin;
   at::ScalarType dtype;
   at::Device device;
@@ -56,6 +61,19 @@ WeightStore::WeightStore(std::map<std::string, at::Tensor> tensors, std::string 
     : state_(std::make_shared<State>(std::move(origin), dtype, device)) {
   state_->memory = std::move(tensors);
   state_->in_memory = true;
+}
+
+WeightStore WeightStore::random_init(uint64_t seed, double std, at::ScalarType dtype, at::Device device) {
+  WeightStore ws(std::map<std::string, at::Tensor>{}, "random-init", dtype, device);
+  ws.state_->generate = true;
+  ws.state_->seed = seed;
+  ws.state_->init_std = std;
+  return ws;
+}
+
+std::map<std::string, at::Tensor> WeightStore::tensors() const {
+  if (!state_->in_memory) fail("WeightStore::tensors() needs an in-memory store ({})", state_->origin);
+  return state_->memory;
 }
 
 WeightStore::WeightStore(std::shared_ptr<State> state, std::string prefix)
@@ -143,6 +161,17 @@ at::Tensor WeightStore::fetch(const std::string& name, const std::vector<int64_t
   std::string k = prefix_ + name;
   std::string src = k;
   bool alias = false;
+  if (state_->generate && !state_->contains(k) && !optional) {
+    // Seeded per key so that the values do not depend on construction order.
+    uint64_t h = state_->seed ^ 1469598103934665603ull;
+    for (unsigned char c : k) h = (h ^ c) * 1099511628211ull;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(h);
+    auto t = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)) * state_->init_std;
+    const bool norm_weight = name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0 &&
+                             (k.find("norm") != std::string::npos) && shape.size() == 1;
+    if (norm_weight) t = t + 1.0;
+    state_->memory[k] = t;
+  }
   if (!state_->contains(k)) {
     auto a = state_->aliases.find(k);
     if (a != state_->aliases.end() && state_->contains(a->second)) {

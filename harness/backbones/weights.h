@@ -40,6 +40,10 @@ class WeightStore {
   // Store over in-memory tensors (tests, converted weights). `origin` names it in errors.
   WeightStore(std::map<std::string, at::Tensor> tensors, std::string origin, at::ScalarType dtype,
               at::Device device);
+  // A generating store for tests and benchmarks: every requested key that does not exist yet is created with
+  // seeded random values (norm weights ~1, everything else ~N(0, std)); tensors() returns them to be saved.
+  static WeightStore random_init(uint64_t seed, double std, at::ScalarType dtype, at::Device device);
+  std::map<std::string, at::Tensor> tensors() const;  // in-memory stores only
   // Opens <root>/<component>/ (diffusers layout) with the given variant ("" or "fp16"); falls back to the
   // variant-less file when the variant is absent (diffusers does the same with a warning).
   static WeightStore open_component(const std::string& root, const std::string& component, at::ScalarType dtype,
