@@ -146,11 +146,31 @@ Capture StableDiffusionBackbone::capture(const BackboneBatch& batch, const Captu
 Capture StableDiffusionBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,
                                              const std::vector<std::string>& image_ids, uint64_t seed,
                                              const CaptureSpec& spec) {
-  c10::InferenceMode guard;
   const int64_t b = static_cast<int64_t>(images.size());
   if (b == 0) fail("{}: empty batch", kind());
-  if (ids.dim() != 2 || ids.size(0) != b) fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
   if (static_cast<int64_t>(image_ids.size()) != b) fail("{}: {} images but {} image ids", kind(), b, image_ids.size());
+  std::vector<at::Tensor> pix, eps_vae, eps;
+  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < b; ++i) {
+    pix.push_back(preprocess_image(images[i], image_size_));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, image_ids[i]));
+    auto f32 = at::TensorOptions().dtype(at::kFloat);
+    eps_vae.push_back(at::randn({vae_->config().latent_channels, latent, latent}, gen, f32));
+    eps.push_back(at::randn({unet_->config().in_channels, latent, latent}, gen, f32));
+  }
+  double prep = seconds_since(t0, at::Device(at::kCPU));
+  auto cap = capture_with_noise(at::stack(pix), ids, at::stack(eps_vae), at::stack(eps), spec);
+  cap.stage_seconds["preprocess"] = prep;
+  return cap;
+}
+
+Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, const at::Tensor& ids,
+                                                    const at::Tensor& noise_vae, const at::Tensor& noise,
+                                                    const CaptureSpec& spec) {
+  c10::InferenceMode guard;
+  const int64_t b = pixels.size(0);
+  if (ids.dim() != 2 || ids.size(0) != b) fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
   std::vector<std::string> unknown;
   for (const auto& k : spec.keys)
     if (!layer_names_.count(k)) unknown.push_back(k);
@@ -166,21 +186,12 @@ Capture StableDiffusionBackbone::capture_ids(const std::vector<at::Tensor>& imag
   cap.stage_seconds["text"] = seconds_since(t0, device_);
 
   t0 = std::chrono::steady_clock::now();
-  std::vector<at::Tensor> pix, eps_vae, eps;
-  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
-  for (int64_t i = 0; i < b; ++i) {
-    pix.push_back(preprocess_image(images[i], image_size_));
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, image_ids[i]));
-    auto f32 = at::TensorOptions().dtype(at::kFloat);
-    eps_vae.push_back(at::randn({vae_->config().latent_channels, latent, latent}, gen, f32));
-    eps.push_back(at::randn({unet_->config().in_channels, latent, latent}, gen, f32));
-  }
-  auto x = at::stack(pix).to(device_, vae_dtype_);
-  auto z0 = vae_->latents(x, at::stack(eps_vae).to(device_, vae_dtype_), dtype_);
+  auto x = pixels.to(device_, vae_dtype_);
+  auto z0 = vae_->latents(x, noise_vae.to(device_, vae_dtype_), dtype_);
   cap.stage_seconds["vae"] = seconds_since(t0, device_);
 
   UNetInputs in;
-  in.latents = plan_.apply(z0, at::stack(eps).to(device_, dtype_));
+  in.latents = plan_.apply(z0, noise.to(device_, dtype_));
   auto dev = at::TensorOptions().device(device_);
   in.timestep = plan_.timestep_is_int ? at::full({b}, static_cast<int64_t>(plan_.timestep), dev.dtype(at::kLong))
                                       : at::full({b}, plan_.timestep, dev.dtype(at::kFloat));

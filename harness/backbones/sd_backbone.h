@@ -40,7 +40,14 @@ class StableDiffusionBackbone : public Backbone {
   Capture capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,
                       const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec);
 
+  // The pass from preprocessed pixels [B, 3, S, S] (float, [-1, 1]) with explicit noise draws
+  // (noise_vae [B, z, h, w], noise [B, 4, h, w]); capture_ids() draws them per image id and calls this.
+  Capture capture_with_noise(const at::Tensor& pixels, const at::Tensor& ids, const at::Tensor& noise_vae,
+                             const at::Tensor& noise, const CaptureSpec& spec);
+
   SdTextConditioning encode_text(const at::Tensor& ids) const;
+  const ClipTextModel& text_encoder() const { return *text1_; }
+  const ClipTextModel* text_encoder_2() const { return text2_.get(); }
   const UNet2DConditionModel& unet() const { return *unet_; }
   const VaeEncoder& vae() const { return *vae_; }
   const NoisingPlan& noising() const { return plan_; }
