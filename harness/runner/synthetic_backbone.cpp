@@ -64,22 +64,22 @@ SyntheticBackboneConfig SyntheticBackboneConfig::sd15_like() {
   // SD1.5's 16 cross-attention blocks at half resolution; reliabilities follow the common observation that
   // the middle resolutions are the most semantic and the finest ones the noisiest.
   auto add = [&](const std::string& b, int64_t side, double q) { c.layers.push_back({b + "-vit-block0-cross", side, q}); };
-  add("down-level0-repeat0", 32, 0.25);
-  add("down-level0-repeat1", 32, 0.35);
-  add("down-level1-repeat0", 16, 0.5);
-  add("down-level1-repeat1", 16, 0.6);
-  add("down-level2-repeat0", 8, 0.8);
-  add("down-level2-repeat1", 8, 0.85);
-  add("mid", 4, 0.75);
-  add("up-level1-repeat0", 8, 0.9);
-  add("up-level1-repeat1", 8, 0.9);
-  add("up-level1-repeat2", 8, 0.85);
+  add("down-level0-repeat0", 32, 0.1);
+  add("down-level0-repeat1", 32, 0.15);
+  add("down-level1-repeat0", 16, 0.35);
+  add("down-level1-repeat1", 16, 0.45);
+  add("down-level2-repeat0", 8, 0.85);
+  add("down-level2-repeat1", 8, 0.9);
+  add("mid", 4, 0.9);
+  add("up-level1-repeat0", 8, 0.95);
+  add("up-level1-repeat1", 8, 0.95);
+  add("up-level1-repeat2", 8, 0.9);
   add("up-level2-repeat0", 16, 0.85);
   add("up-level2-repeat1", 16, 0.8);
-  add("up-level2-repeat2", 16, 0.6);
-  add("up-level3-repeat0", 32, 0.45);
-  add("up-level3-repeat1", 32, 0.35);
-  add("up-level3-repeat2", 32, 0.3);
+  add("up-level2-repeat2", 16, 0.5);
+  add("up-level3-repeat0", 32, 0.2);
+  add("up-level3-repeat1", 32, 0.15);
+  add("up-level3-repeat2", 32, 0.1);
   return c;
 }
 
@@ -169,10 +169,19 @@ gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::s
     if (it == masks_by_side.end()) it = masks_by_side.emplace(side, concept_masks(scene, concepts, side)).first;
     return it->second;
   };
+  // A distractor is what an unreliable layer or head "sees" instead of a concept: an object-like blob at a
+  // wrong place (soft-edged ellipse), so noise is confusable with real objects rather than flat.
   auto distractors = [&](const std::string& tag, int64_t side) {
     Rng rng(seed, id, tag);
     std::vector<at::Tensor> fields;
-    for (int64_t c = 0; c < NC; ++c) fields.push_back(at::sigmoid(2.0 * field_tensor(rng, 4, side)));
+    const at::Tensor coords = (at::arange(side, at::kFloat) + 0.5) / static_cast<double>(side);
+    const at::Tensor yy = coords.view({side, 1}), xx = coords.view({1, side});
+    for (int64_t c = 0; c < NC; ++c) {
+      const double cy = rng.uniform(0.15, 0.85), cx = rng.uniform(0.15, 0.85);
+      const double ry = rng.uniform(0.1, 0.3), rx = rng.uniform(0.1, 0.3);
+      const at::Tensor d2 = ((yy - cy) / ry).pow(2) + ((xx - cx) / rx).pow(2);
+      fields.push_back(at::sigmoid(C.distractor_sharpness * (1.0 - d2.sqrt())));
+    }
     return at::stack(fields, 0);  // [NC, s, s]
   };
 
@@ -261,7 +270,10 @@ gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::s
       const at::Tensor locality = dist2 / (2.0 * C.self_sigma * C.self_sigma);
       std::vector<at::Tensor> selfs;
       for (int64_t h = 0; h < H; ++h) {
-        const at::Tensor& m = head_masks[static_cast<size_t>(h)];  // [NC, P]
+        // Self attention groups by appearance as well as semantics: coherence rises with the layer's
+        // reliability but never vanishes (self_floor), so high-resolution layers still propagate usefully.
+        const double qs = C.self_floor + (1.0 - C.self_floor) * q;
+        const at::Tensor m = (qs * M + (1.0 - qs) * distractors(L.block + ":self" + std::to_string(h), s)).reshape({NC, P});
         at::Tensor coh = at::matmul(m.t(), m);                    // [P, P]
         selfs.push_back(at::softmax(C.self_beta * coh - locality, 1));
       }
