@@ -23,6 +23,7 @@ struct WeightStore::State {
   std::map<std::string, at::Tensor> memory;
   bool in_memory = false;
   bool generate = false;
+  bool meta = false;
   uint64_t seed = 0;
   double init_std = 0.05;
   std::string origin;
@@ -68,6 +69,13 @@ WeightStore WeightStore::random_init(uint64_t seed, double std, at::ScalarType d
   ws.state_->generate = true;
   ws.state_->seed = seed;
   ws.state_->init_std = std;
+  return ws;
+}
+
+WeightStore WeightStore::shape_only(at::ScalarType dtype) {
+  WeightStore ws(std::map<std::string, at::Tensor>{}, "shape-only", dtype, at::Device(at::kMeta));
+  ws.state_->generate = true;
+  ws.state_->meta = true;
   return ws;
 }
 
@@ -162,6 +170,9 @@ at::Tensor WeightStore::fetch(const std::string& name, const std::vector<int64_t
   std::string src = k;
   bool alias = false;
   if (state_->generate && !state_->contains(k) && !optional) {
+    if (state_->meta) {
+      state_->memory[k] = at::empty(shape, at::TensorOptions().dtype(dtype).device(at::kMeta));
+    } else {
     // Seeded per key so that the values do not depend on construction order.
     uint64_t h = state_->seed ^ 1469598103934665603ull;
     for (unsigned char c : k) h = (h ^ c) * 1099511628211ull;
@@ -171,6 +182,7 @@ at::Tensor WeightStore::fetch(const std::string& name, const std::vector<int64_t
                              (k.find("norm") != std::string::npos) && shape.size() == 1;
     if (norm_weight) t = t + 1.0;
     state_->memory[k] = t;
+    }
   }
   if (!state_->contains(k)) {
     auto a = state_->aliases.find(k);

@@ -43,6 +43,9 @@ class WeightStore {
   // A generating store for tests and benchmarks: every requested key that does not exist yet is created with
   // seeded random values (norm weights ~1, everything else ~N(0, std)); tensors() returns them to be saved.
   static WeightStore random_init(uint64_t seed, double std, at::ScalarType dtype, at::Device device);
+  // A shape-only store: every requested key gets an empty tensor on the meta device (no memory); used to check
+  // full-size module graphs (key names, shapes, parameter counts) without weights.
+  static WeightStore shape_only(at::ScalarType dtype = at::kFloat);
   std::map<std::string, at::Tensor> tensors() const;  // in-memory stores only
   // Opens <root>/<component>/ (diffusers layout) with the given variant ("" or "fp16"); falls back to the
   // variant-less file when the variant is absent (diffusers does the same with a warning).

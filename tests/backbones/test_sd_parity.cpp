@@ -3,6 +3,7 @@
 #include "harness/backbones/factory.h"
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/sd_backbone.h"
+#include "harness/backbones/json_config.h"
 #include "harness/io/safetensors.h"
 
 #include <gtest/gtest.h>
@@ -148,3 +149,51 @@ TEST_P(SdParity, MatchesDiffusers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, SdParity, ::testing::Values("sd15", "sdxl"));
+
+// The full-size SD1.5 / SDXL UNets and the VAE encoder request exactly the keys and shapes diffusers builds
+// (hash of the sorted "key [shape]" lines, count and parameter total), on the meta device (no memory).
+TEST(FullSizeGraphs, KeysShapesAndParamsMatchDiffusers) {
+  auto want = read_json_file(kGolden + "full_size_keys.json");
+  auto check = [&](const std::string& name, const WeightStore& ws) {
+    std::vector<std::string> lines;
+    int64_t params = 0;
+    for (const auto& [k, v] : ws.tensors()) {
+      lines.push_back(k + " " + shape_str(v.sizes()));
+      params += v.numel();
+    }
+    std::sort(lines.begin(), lines.end());
+    std::string text;
+    for (const auto& l : lines) text += l + "\n";
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+    EXPECT_EQ(static_cast<int64_t>(lines.size()), want[name]["count"].get<int64_t>()) << name;
+    EXPECT_EQ(params, want[name]["params"].get<int64_t>()) << name;
+    EXPECT_EQ(std::to_string(h), want[name]["fnv1a64"].get<std::string>())
+        << name << ": key/shape lists differ; run tools/parity/sd_goldens.py and diff against:\n" << text;
+  };
+  {
+    auto ws = WeightStore::shape_only();
+    UNet2DConditionModel m(UNetConfig::sd15(), ws);
+    check("sd15_unet", ws);
+  }
+  {
+    auto ws = WeightStore::shape_only();
+    UNet2DConditionModel m(UNetConfig::sdxl(), ws);
+    check("sdxl_unet", ws);
+  }
+  {
+    auto ws = WeightStore::shape_only();
+    VaeEncoder m(VaeConfig::sd15(), ws);
+    check("vae_encoder", ws);
+  }
+  // CLIP parameter totals from the spec (backbones-cost.md §1): CLIP-L 123.06 M, bigG + projection 694.66 M.
+  auto clip_params = [](const ClipTextConfig& c) {
+    auto ws = WeightStore::shape_only();
+    ClipTextModel m(c, ws);
+    int64_t n = 0;
+    for (const auto& [k, v] : ws.tensors()) n += v.numel();
+    return n;
+  };
+  EXPECT_NEAR(clip_params(ClipTextConfig::clip_l()) / 1e6, 123.06, 0.01);
+  EXPECT_NEAR(clip_params(ClipTextConfig::bigg()) / 1e6, 694.66, 0.01);
+}

@@ -202,6 +202,9 @@ PAPER_T = 100
 
 def dump_json(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    obj = dict(obj)
+    if "_use_default_values" in obj:  # a set in diffusers: sort it so reruns are byte-identical
+        obj["_use_default_values"] = sorted(obj["_use_default_values"])
     with open(path, "w") as f:
         json.dump(obj, f, indent=1, sort_keys=True)
 
@@ -331,8 +334,53 @@ def make_pil():
     save_file(out, os.path.join(OUT, "pil_resize.safetensors"))
 
 
+def fnv1a64(text):
+    h = 1469598103934665603
+    for b in text.encode():
+        h = ((h ^ b) * 1099511628211) % (1 << 64)
+    return h
+
+
+def make_full_size_keys():
+    """Key names and shapes of the full-size SD1.5 / SDXL UNets and the VAE encoder, built by diffusers on the meta
+    device (no memory): sorted "key [shape]" lines, hashed (FNV-1a 64) with their count and parameter total."""
+    old = torch.nn.Module.register_parameter
+
+    def reg(self, name, param):
+        old(self, name, param)
+        if param is not None:
+            self._parameters[name] = torch.nn.Parameter(self._parameters[name].to("meta"), requires_grad=False)
+
+    torch.nn.Module.register_parameter = reg
+    try:
+        sd15 = dict(block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8)
+        sdxl = dict(block_out_channels=(320, 640, 1280),
+                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                    attention_head_dim=(5, 10, 20), transformer_layers_per_block=(1, 2, 10), cross_attention_dim=2048,
+                    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
+                    projection_class_embeddings_input_dim=2816, sample_size=128)
+        models = {"sd15_unet": UNet2DConditionModel(**sd15), "sdxl_unet": UNet2DConditionModel(**sdxl),
+                  "vae_encoder": AutoencoderKL(block_out_channels=(128, 256, 512, 512),
+                                               down_block_types=("DownEncoderBlock2D",) * 4,
+                                               up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2)}
+        out = {}
+        for name, m in models.items():
+            items = {k: v for k, v in m.state_dict().items()
+                     if name != "vae_encoder" or k.startswith("encoder.") or k.startswith("quant_conv.")}
+            lines = sorted(f"{k} {list(v.shape)}".replace(" ", "").replace(",", ", ").replace("[", " [", 1)
+                           for k, v in items.items())
+            out[name] = {"count": len(lines), "params": sum(v.numel() for v in items.values()),
+                         "fnv1a64": str(fnv1a64("\n".join(lines) + "\n"))}
+            print(name, out[name])
+        dump_json(os.path.join(OUT, "full_size_keys.json"), out)
+    finally:
+        torch.nn.Module.register_parameter = old
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
+    make_full_size_keys()
     make_pil()
     make("sd15")
     make("sdxl")
