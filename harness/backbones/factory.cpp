@@ -44,8 +44,12 @@ at::Device BackboneOptions::torch_device() const {
 }
 
 at::ScalarType BackboneOptions::resolve_dtype(at::ScalarType paper_gpu_dtype) const {
+  const bool cuda = torch_device().is_cuda();
+  if (dtype && *dtype == at::kHalf && !cuda)
+    fail("fp16 on the CPU is not supported (LibTorch's CPU kernels lack fp16 layer_norm/conv); use bf16 or fp32 on "
+         "the CPU, or --device cuda");
   if (dtype) return *dtype;
-  return torch_device().is_cuda() ? paper_gpu_dtype : at::kFloat;
+  return cuda ? paper_gpu_dtype : at::kFloat;
 }
 
 CheckpointFolder::CheckpointFolder(std::string root) : root_(std::move(root)) {

@@ -214,3 +214,30 @@ TEST(SdBackbone, MapsArePathIndependent) {
   auto k = "up-level1-repeat1-vit-block0-cross-special-post-value";
   EXPECT_TRUE(at::allclose(a.at(k), b.at(k), 1e-5, 1e-6));
 }
+
+TEST(SdBackbone, ReducedPrecisionRunsCloseToFp32) {
+  auto o16 = tiny_options();
+  o16.dtype = at::kHalf;  // CPU fp16 is refused with a clear message (CUDA runs it: the paper's dtype)
+  EXPECT_NE(user_error([&] { open_backbone(folders().sdxl, o16); }).find("fp16 on the CPU"), std::string::npos);
+  auto obf = tiny_options();
+  obf.dtype = at::kBFloat16;
+  auto b32 = open_backbone(folders().sdxl, tiny_options());
+  auto bbf = open_backbone(folders().sdxl, obf);
+  auto& s32 = dynamic_cast<StableDiffusionBackbone&>(*b32);
+  auto& sbf = dynamic_cast<StableDiffusionBackbone&>(*bbf);
+  EXPECT_EQ(sbf.dtype(), at::kBFloat16);
+  EXPECT_EQ(sbf.vae_dtype(), at::kFloat);  // force_upcast, as the SDXL pipeline
+  gb::CaptureSpec spec;
+  spec.add("mid-vit-block1-cross-map");
+  spec.add("up-level0-repeat1-vit-block1-cross-q");
+  auto ids = tiny::tiny_ids({{5, 6}});
+  auto cbf = sbf.capture_ids(images(1, 9), ids, {"a"}, 1, spec);
+  auto c32 = s32.capture_ids(images(1, 9), ids, {"a"}, 1, spec);
+  for (const auto& k : spec.keys) {
+    EXPECT_EQ(cbf.at(k).scalar_type(), at::kBFloat16) << k;
+    auto a = cbf.at(k).to(at::kFloat), b = c32.at(k);
+    double err = (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+    EXPECT_LT(err, 0.05) << k;
+    EXPECT_GT(err, 0.0) << k;  // it really ran in bf16
+  }
+}
