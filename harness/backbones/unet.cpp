@@ -88,6 +88,15 @@ UNetConfig UNetConfig::from_json(const std::string& path) {
   unsupported("attention_type", [](const nlohmann::json& v) { return v == "default"; });
   unsupported("time_cond_proj_dim", [](const nlohmann::json&) { return false; });
   unsupported("mid_block_only_cross_attention", [](const nlohmann::json& v) { return v == false; });
+  unsupported("center_input_sample", [](const nlohmann::json& v) { return v == false; });
+  unsupported("upcast_attention", [](const nlohmann::json& v) { return v == false; });
+  unsupported("num_class_embeds", [](const nlohmann::json&) { return false; });
+  unsupported("time_embedding_dim", [](const nlohmann::json&) { return false; });
+  unsupported("timestep_post_act", [](const nlohmann::json&) { return false; });
+  unsupported("time_embedding_act_fn", [](const nlohmann::json&) { return false; });
+  unsupported("class_embeddings_concat", [](const nlohmann::json& v) { return v == false; });
+  unsupported("cross_attention_norm", [](const nlohmann::json&) { return false; });
+  unsupported("dropout", [](const nlohmann::json& v) { return v.is_number() && v.get<double>() == 0.0; });
   if (c.mid_block_scale_factor != 1.0) fail_file(path, "mid_block_scale_factor != 1 is not supported");
   for (size_t i = 0; i < n; ++i)
     if (c.num_attention_heads[i] <= 0 || c.block_out_channels[i] % c.num_attention_heads[i] != 0)

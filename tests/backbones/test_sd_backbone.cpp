@@ -241,3 +241,19 @@ TEST(SdBackbone, ReducedPrecisionRunsCloseToFp32) {
     EXPECT_GT(err, 0.0) << k;  // it really ran in bf16
   }
 }
+
+TEST(SdBackbone, UnsupportedConfigValuesAreErrorsNamingFileAndField) {
+  auto dir = folders().base / "badcfg";
+  fs::copy(folders().sd15, dir, fs::copy_options::recursive);
+  auto cfg = tiny::tiny_unet_json(false);
+  cfg["upcast_attention"] = true;
+  tiny::write_json(dir / "unet" / "config.json", cfg);
+  auto msg = user_error([&] { open_backbone(dir.string(), tiny_options()); });
+  EXPECT_NE(msg.find("unet/config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("upcast_attention"), std::string::npos) << msg;
+  cfg = tiny::tiny_unet_json(false);
+  cfg["layers_per_block"] = "two";
+  tiny::write_json(dir / "unet" / "config.json", cfg);
+  msg = user_error([&] { open_backbone(dir.string(), tiny_options()); });
+  EXPECT_NE(msg.find("layers_per_block"), std::string::npos) << msg;
+}
