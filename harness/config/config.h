@@ -22,6 +22,13 @@ namespace gb {
 
 class Config {
  public:
+  Config() = default;
+  // Copies are deep (yaml-cpp nodes are references): set() on a copy leaves the original alone.
+  Config(const Config& other);
+  Config& operator=(const Config& other);
+  Config(Config&& other) noexcept;
+  Config& operator=(Config&& other) noexcept;
+
   // Loads `path` with its `_base_` chain (cycles are errors) and applies `overrides` ("a.b=value").
   static Config load(const std::string& path, const std::vector<std::string>& overrides = {});
   // Parses YAML text; `source` names it in errors.
@@ -36,10 +43,13 @@ class Config {
   // Fully resolved YAML (no `_base_`, overrides applied), deterministic key order as loaded.
   std::string to_yaml() const;
   void save(const std::string& path) const;
-  // Stable hash of the resolved content (hex), for results.json and `compare`.
+  // Stable hash of the resolved content (16 hex digits, FNV-1a 64 of a canonical form with sorted keys:
+  // independent of key order and comments), for results.json and `compare`.
   std::string hash() const;
 
-  // Applies one more override in place ("a.b=value").
+  // Applies one more override in place ("a.b=value"; list items by index, "methods.0.name=x"). The value is
+  // parsed as YAML ("3" an integer, "[1, 2]" a list, "'3'" a string); an empty value is the empty string.
+  // Missing intermediate mappings are created; a list index must exist.
   void set(const std::string& assignment);
 
  private:
@@ -54,6 +64,9 @@ class Config {
 class ConfigReader {
  public:
   explicit ConfigReader(const Config& config);  // the root mapping
+  ConfigReader(const ConfigReader&) = default;
+  // Assignment rebinds (yaml-cpp's Node::operator= would write through into the config).
+  ConfigReader& operator=(const ConfigReader& other);
 
   bool has(const std::string& key) const;
   std::vector<std::string> keys() const;  // in document order
@@ -74,24 +87,33 @@ class ConfigReader {
   E get_enum_or(const std::string& key, const std::vector<std::pair<std::string, E>>& names, E fallback) const;
 
   ConfigReader child(const std::string& key) const;                   // required mapping
-  std::optional<ConfigReader> optional_child(const std::string& key) const;
-  std::vector<ConfigReader> children(const std::string& key) const;   // list of mappings
+  std::optional<ConfigReader> optional_child(const std::string& key) const;  // absent or null: nullopt
+  std::vector<ConfigReader> children(const std::string& key) const;   // list of mappings (absent: empty)
   const YAML::Node& node(const std::string& key) const;               // raw access (marks key as used)
 
   // Errors at a key: "<file>:<line>: <path.key>: <message>" as a UserError.
   [[noreturn]] void fail_at(const std::string& key, const std::string& message) const;
-  // Unknown keys (present but never read) are an error listing them with their lines.
+  // Unknown keys (present but never read) are an error listing them with their lines. Readers made by
+  // child()/children() share one record, so finish() on the root also checks every child's keys.
   void finish() const;
 
+  // A null value (`key:` or `key: ~`) counts as absent for get_or/get_optional/optional_child/children.
+
  private:
-  ConfigReader(const Config* config, YAML::Node node, std::string path);
+  struct State;
+  ConfigReader(const Config* config, YAML::Node node, std::string path, std::shared_ptr<State> state);
   const Config* config_;
   YAML::Node node_;
   std::string path_;
-  std::shared_ptr<std::map<std::string, bool>> used_;
+  std::shared_ptr<State> used_;
   std::string key_path(const std::string& key) const;
+  // Marks `key` as read and returns its value (an invalid node when absent).
+  YAML::Node find(const std::string& key) const;
+  [[noreturn]] void missing(const std::string& key) const;
   template <typename T>
   T convert(const YAML::Node& n, const std::string& key) const;
+  template <typename T>
+  friend struct ConfigConvert;
 };
 
 }  // namespace gb
