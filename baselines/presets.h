@@ -1,0 +1,83 @@
+#pragma once
+// The method presets of the paper, per backbone (spec goca-method.md §I; checked against the paper's
+// src-main/configs/config-model/config_model_*.py, see docs/methods.md):
+//
+//   backbone       variant    paper config   head / layer / rescale                              layers
+//   sd15           vanilla    15_vanilla     average / vanilla / per-token renorm+               all 16
+//   sd15           baseline   15_baseline    average / vanilla / per-token renorm+               8 hand-picked
+//   sd15           goca       15             dot-product w/o clamp / dot-product similarity /    all 16
+//                                            sum-1 rescaling + per-token renorm+
+//   sd15           fttm       fttm           baseline + dense CRF after the affinity             8 hand-picked
+//   sdxl           vanilla    xl_vanilla     vanilla                                             all 70
+//   sdxl           goca       xl             goca                                                all 70
+//   pixart-sigma   vanilla    sigma_vanilla  vanilla                                             blocks 10-17
+//   pixart-sigma   goca       sigma          goca                                                all 28
+//   flux           vanilla    flux_vanilla   vanilla                                             blocks 8, 28, 47
+//   flux           goca       flux           average / dot-product similarity / sum-1 + renorm+  all 57
+//
+// A preset is a MethodPlan: the goca::MethodConfig, the post-processing chain, and the capture settings
+// (image size, timestep) the paper ran it with.
+#include "goca/method_config.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gb::baselines {
+
+// The paper's post-processing chain after the score maps (§E): `affinity` propagation (every config),
+// followed by the dense CRF for FTTM.
+enum class PostProcess {
+  None,      // "none": the score maps before propagation (self_layers must be empty)
+  Affinity,  // "affinity": propagation with self_layers / propagation_order
+  Dcrf,      // "dcrf": affinity, then FTTM's dense CRF at image resolution (needs the image)
+};
+PostProcess parse_post_process(const std::string& s);  // UserError listing the spellings
+const char* to_string(PostProcess p);
+std::vector<std::string> post_process_spellings();
+
+// How the capture the method reads was made (spec §A, §I). Informational for `segment`, used by runs.
+struct CaptureSettings {
+  int64_t image_size = 512;  // the square the image is resized to
+  int64_t timestep = 100;    // the noise level t of the single forward pass
+  bool operator==(const CaptureSettings& o) const { return image_size == o.image_size && timestep == o.timestep; }
+};
+
+struct MethodPlan {
+  goca::MethodConfig method;
+  PostProcess post = PostProcess::Affinity;
+  CaptureSettings capture;
+};
+
+// Field-by-field equality (MethodConfig has no operator==).
+bool same_method(const goca::MethodConfig& a, const goca::MethodConfig& b);
+bool same_plan(const MethodPlan& a, const MethodPlan& b);
+
+struct Preset {
+  std::string backbone;      // "sd15", "sdxl", "pixart-sigma", "flux"
+  std::string variant;       // "vanilla", "baseline", "goca", "fttm"
+  std::string paper_config;  // the paper's config file suffix: "15_vanilla", "xl", "fttm", ...
+  MethodPlan plan;
+  std::string note;          // what is special about it (written into the shipped YAML's header)
+};
+
+// Every preset, in the table's order.
+const std::vector<Preset>& all_presets();
+std::vector<std::string> preset_backbones();  // "sd15", "sdxl", "pixart-sigma", "flux"
+// UserError listing the available ones when the pair does not exist.
+const Preset& find_preset(const std::string& backbone, const std::string& variant);
+
+// Layer-key lists of the paper's configs (forward order), for presets, ablations and tests.
+namespace layers {
+std::vector<std::string> sd15_all();        // the 16 cross maps
+std::vector<std::string> sd15_baseline();   // the 8 hand-picked ones (15_baseline, fttm)
+std::vector<std::string> sd15_self();       // up-level3 r0, r1, down-level0 r1
+std::vector<std::string> sdxl_all();        // the 70 cross maps
+std::vector<std::string> sdxl_self();       // up-level1 r0b0, r0b1, r1b0, r1b1, r2b0, down-level1 r0b0, r0b1
+// `vit-block{i}-cross-map` / `vit-block{i}-self-map` for i in `blocks` (PixArt and Flux naming).
+std::vector<std::string> dit_cross(const std::vector<int>& blocks);
+std::vector<std::string> dit_self(const std::vector<int>& blocks);
+std::vector<int> range(int first, int last);  // [first, last]
+}  // namespace layers
+
+}  // namespace gb::baselines
