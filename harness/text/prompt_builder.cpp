@@ -17,6 +17,22 @@ PromptProtocol parse_prompt_protocol(const std::string& s) {
   fail("unknown protocol '{}' (expected paper or standard)", s);
 }
 
+PromptOptions paper_prompt_options(const std::string& dataset, PromptProtocol protocol) {
+  PromptOptions o;
+  o.protocol = protocol;
+  if (dataset == "voc") {
+    o.add_background_token = true;
+    o.add_missing_class = true;
+  } else if (dataset == "context") {
+    o.add_missing_class = true;
+  } else if (dataset == "coco-object" || dataset == "ade20k") {
+    o.add_background_token = true;
+  } else if (dataset != "cityscapes") {
+    fail("unknown dataset '{}' (expected voc, context, coco-object, cityscapes or ade20k)", dataset);
+  }
+  return o;
+}
+
 namespace {
 
 // Python str.strip() (Unicode whitespace).

@@ -26,6 +26,10 @@ struct PromptOptions {
   PromptProtocol protocol = PromptProtocol::paper;
 };
 
+// The paper's per-dataset flags (spec §H): "voc" T/T, "context" F/T, "coco-object" T/F, "cityscapes" F/F,
+// "ade20k" T/F (add_background_token / add_missing_class). UserError for another name.
+PromptOptions paper_prompt_options(const std::string& dataset, PromptProtocol protocol = PromptProtocol::paper);
+
 struct Entity {
   std::string prompt;          // text without parentheses
   bool is_closure = false;

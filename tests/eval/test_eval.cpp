@@ -239,3 +239,21 @@ TEST(NumpyPairwiseSum, MatchesNaiveForShortAndIsStableForLong) {
   for (double x : v) s += x;
   EXPECT_NEAR(numpy_pairwise_sum(v.data(), 300), s, 1e-12);
 }
+
+TEST(Evaluator, MaxMethodIsCumulativeUnderPaperOnly) {
+  // support map 0.1 everywhere; one present class scoring 0.35. Sweep [0.5, 0.2]: the paper keeps max(beta, 0.5)
+  // for tau = 0.2 as well (background wins), the standard protocol clamps afresh (class wins).
+  at::Tensor maps = at::stack({at::full({4, 4}, 0.35f), at::full({4, 4}, 0.1f)});
+  for (Protocol p : {Protocol::paper, Protocol::standard}) {
+    EvalConfig cfg;
+    cfg.protocol = p;
+    cfg.num_classes = 3;
+    cfg.method = BackgroundMethod::max;
+    cfg.thresholds = {0.5, 0.2};
+    SweepEvaluator ev(cfg);
+    const int64_t expected = p == Protocol::paper ? 0 : 2;
+    EXPECT_EQ(ev.predict(maps, {2}, 4, 4, 0.2)[0][0].item<int64_t>(), expected);
+    ev.add_image(maps, {2}, at::full({4, 4}, 2, at::kLong));
+    EXPECT_EQ(ev.matrices()[1].at(2, expected), 16);
+  }
+}

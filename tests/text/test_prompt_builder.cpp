@@ -208,6 +208,16 @@ TEST(PromptBuilder, QuirkCountsOnTheFiveCaptionFiles) {
   }
 }
 
+TEST(PromptBuilder, PaperFlagsPerDatasetMatchTheGoldens) {
+  const auto g = read_gz_json(kGolden + "captioner_clip.json.gz");
+  for (const auto& d : g["datasets"]) {
+    const auto o = paper_prompt_options(d["name"]);
+    EXPECT_EQ(o.add_background_token, d["add_background_token"].get<bool>()) << d["name"];
+    EXPECT_EQ(o.add_missing_class, d["add_missing_class"].get<bool>()) << d["name"];
+  }
+  EXPECT_THROW(paper_prompt_options("coco-stuff"), gb::UserError);
+}
+
 TEST(PromptBuilder, BadInput) {
   const auto& voc = ds::class_table(ds::DatasetKind::Voc, ds::Protocol::Paper);
   PromptOptions opt;
