@@ -1,0 +1,188 @@
+#include "harness/backbones/pixart_transformer.h"
+
+#include "harness/backbones/dit_config.h"
+#include "harness/backbones/recorder.h"
+#include "harness/core/errors.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+namespace gb::bb {
+
+PixArtConfig PixArtConfig::from_json(const std::string& path) {
+  auto j = JsonConfig::open(path);
+  PixArtConfig c;
+  c.num_attention_heads = j.get_int("num_attention_heads", 16);
+  c.attention_head_dim = j.get_int("attention_head_dim", 72);
+  c.in_channels = j.get_int("in_channels", 4);
+  c.out_channels = j.get_int("out_channels", c.in_channels);
+  c.num_layers = j.get_int("num_layers", 28);
+  c.cross_attention_dim = j.get_int("cross_attention_dim", 1152);
+  c.attention_bias = j.get_bool("attention_bias", true);
+  c.sample_size = j.get_int("sample_size", 128);
+  c.patch_size = j.get_int("patch_size", 2);
+  c.activation_fn = j.get_string("activation_fn", "gelu-approximate");
+  c.num_embeds_ada_norm = j.get_int("num_embeds_ada_norm", 1000);
+  c.upcast_attention = j.get_bool("upcast_attention", false);
+  c.norm_type = j.get_string("norm_type", "ada_norm_single");
+  c.norm_elementwise_affine = j.get_bool("norm_elementwise_affine", false);
+  c.norm_eps = j.get_double("norm_eps", 1e-6);
+  c.interpolation_scale = j.get_double("interpolation_scale", std::max<double>(c.sample_size / 64, 1));
+  c.use_additional_conditions = j.get_bool("use_additional_conditions", c.sample_size == 128);
+  c.caption_channels = j.get_int("caption_channels", 0);
+  if (c.norm_type != "ada_norm_single") fail_file(path, "norm_type '{}' is not supported (PixArt uses ada_norm_single)", c.norm_type);
+  if (c.activation_fn != "gelu-approximate")
+    fail_file(path, "activation_fn '{}' is not supported (PixArt uses gelu-approximate)", c.activation_fn);
+  if (c.norm_elementwise_affine) fail_file(path, "norm_elementwise_affine true is not supported");
+  if (c.use_additional_conditions)
+    fail_file(path, "use_additional_conditions true is not supported (PixArt-Sigma's config sets false; the paper "
+                    "passes resolution=None, which only works without them)");
+  if (c.caption_channels <= 0) fail_file(path, "caption_channels is required (PixArt projects T5 captions)");
+  if (c.upcast_attention) fail_file(path, "upcast_attention true is not supported");
+  return c;
+}
+
+at::Tensor pixart_sincos_pos_embed(int64_t dim, int64_t h, int64_t w, double base_size, double interpolation_scale) {
+  if (dim % 4 != 0) fail("sin-cos position table needs an embedding dimension divisible by 4, got {}", dim);
+  auto f32 = at::TensorOptions().dtype(at::kFloat);
+  // Positions in float32 as diffusers computes them, then the products in float64.
+  at::Tensor gh = at::arange(h, f32) / (static_cast<double>(h) / base_size) / interpolation_scale;
+  at::Tensor gw = at::arange(w, f32) / (static_cast<double>(w) / base_size) / interpolation_scale;
+  at::Tensor col = gw.unsqueeze(0).expand({h, w}).reshape({-1}).to(at::kDouble);  // meshgrid(w, h, "xy")[0]
+  at::Tensor row = gh.unsqueeze(1).expand({h, w}).reshape({-1}).to(at::kDouble);
+  const int64_t half = dim / 2;
+  at::Tensor omega = at::arange(half / 2, at::TensorOptions().dtype(at::kDouble)) / (half / 2.0);
+  omega = 1.0 / at::pow(10000.0, omega);
+  auto one_d = [&](const at::Tensor& pos) {
+    at::Tensor out = at::outer(pos, omega);
+    return at::cat({at::sin(out), at::cos(out)}, 1);
+  };
+  return at::cat({one_d(col), one_d(row)}, 1).to(at::kFloat);
+}
+
+PixArtTransformer::PixArtTransformer(const WeightStore& ws, PixArtConfig config)
+    : config_(std::move(config)), dtype_(ws.dtype()) {
+  const auto& c = config_;
+  const int64_t C = c.inner_dim();
+  const int64_t p = c.patch_size;
+  patch_proj_ = Conv2d(ws.sub("pos_embed.proj"), c.in_channels, C, p, p, 0, true);
+  t_embedder_ = TimestepEmbedding(ws.sub("adaln_single.emb.timestep_embedder"), 256, C);
+  adaln_linear_ = Linear(ws.sub("adaln_single.linear"), C, 6 * C);
+  caption_1_ = Linear(ws.sub("caption_projection.linear_1"), c.caption_channels, C);
+  caption_2_ = Linear(ws.sub("caption_projection.linear_2"), C, C);
+  blocks_.resize(c.num_layers);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    auto b = ws.sub("transformer_blocks." + std::to_string(i));
+    Block& blk = blocks_[i];
+    std::string id = "vit-block" + std::to_string(i);
+    blk.scale_shift_table = b.get("scale_shift_table", {6, C});
+    blk.norm1 = LayerNorm(b.sub("norm1"), C, c.norm_eps, /*affine=*/false);
+    blk.norm2 = LayerNorm(b.sub("norm2"), C, c.norm_eps, /*affine=*/false);
+    blk.attn1 = Attention(b.sub("attn1"), C, C, c.num_attention_heads, c.attention_head_dim, c.attention_bias, true,
+                          id + "-self");
+    blk.attn2 = Attention(b.sub("attn2"), C, c.cross_attention_dim, c.num_attention_heads, c.attention_head_dim,
+                          c.attention_bias, true, id + "-cross");
+    blk.ff = FeedForward(b.sub("ff"), C, 4 * C, C, FeedForward::Kind::GELUTanh, true);
+  }
+  scale_shift_table_ = ws.get("scale_shift_table", {2, C});
+  norm_out_ = LayerNorm(ws.sub("norm_out"), C, 1e-6, /*affine=*/false);
+  proj_out_ = Linear(ws.sub("proj_out"), C, p * p * c.out_channels);
+}
+
+std::unique_ptr<PixArtTransformer> PixArtTransformer::load(const std::string& root, at::ScalarType dtype,
+                                                           at::Device device, const std::string& variant) {
+  auto cfg = PixArtConfig::from_json((std::filesystem::path(root) / "transformer" / "config.json").string());
+  auto ws = WeightStore::open_component(root, "transformer", dtype, device, variant);
+  auto m = std::make_unique<PixArtTransformer>(ws, cfg);
+  ws.finish();
+  return m;
+}
+
+at::Tensor PixArtTransformer::operator()(const PixArtInputs& in, CaptureRecorder* rec, bool need_output) const {
+  const auto& c = config_;
+  const int64_t C = c.inner_dim(), p = c.patch_size;
+  if (in.latents.dim() != 4 || in.latents.size(1) != c.in_channels)
+    fail("PixArt: latents must be [B, {}, H, W], got {}", c.in_channels, shape_str(in.latents.sizes()));
+  const int64_t B = in.latents.size(0), gh = in.latents.size(2) / p, gw = in.latents.size(3) / p;
+  if (in.latents.size(2) % p || in.latents.size(3) % p) fail("PixArt: latent size must be a multiple of {}", p);
+  if (in.encoder_hidden_states.dim() != 3 || in.encoder_hidden_states.size(0) != B ||
+      in.encoder_hidden_states.size(2) != c.caption_channels)
+    fail("PixArt: encoder_hidden_states must be [{}, T, {}], got {}", B, c.caption_channels,
+         shape_str(in.encoder_hidden_states.sizes()));
+  const int64_t T = in.encoder_hidden_states.size(1);
+  auto dev = patch_proj_.weight.device();
+
+  // Last block the recorder wants anything from (for early stopping when only captures are needed).
+  int64_t last = c.num_layers - 1;
+  if (!need_output) {
+    last = -1;
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      std::string id = "vit-block" + std::to_string(i);
+      if (rec && (rec->wants(id + "-self").any() || rec->wants(id + "-cross").any())) last = i;
+    }
+    if (last < 0) return {};
+  }
+
+  // Caption mask -> additive bias (1 - m) * -10000 in the hidden dtype, broadcast over heads and queries.
+  at::Tensor bias;
+  if (in.encoder_attention_mask.defined()) {
+    if (in.encoder_attention_mask.sizes() != at::IntArrayRef({B, T}))
+      fail("PixArt: encoder_attention_mask must be [{}, {}], got {}", B, T, shape_str(in.encoder_attention_mask.sizes()));
+    bias = ((1 - in.encoder_attention_mask.to(dev).to(dtype_)) * -10000.0).view({B, 1, 1, T});
+  }
+
+  // Patch embedding + sin-cos table for the runtime grid (base size = sample_size / patch_size).
+  at::Tensor x = patch_proj_(in.latents.to(dev).to(dtype_)).flatten(2).transpose(1, 2);  // [B, N, C]
+  at::Tensor pos = pixart_sincos_pos_embed(C, gh, gw, static_cast<double>(c.sample_size / p), c.interpolation_scale);
+  x = (x + pos.to(dev).unsqueeze(0)).to(dtype_);
+
+  // adaLN-single: embedded timestep and its 6-way modulation.
+  at::Tensor t_emb = t_embedder_(timestep_embedding(in.timestep.to(dev).reshape({-1}), 256, true, 0).to(dtype_));
+  if (t_emb.size(0) == 1 && B > 1) t_emb = t_emb.expand({B, C});
+  at::Tensor tmod = adaln_linear_(at::silu(t_emb)).view({B, 6, C});
+
+  at::Tensor ctx = caption_2_(at::gelu(caption_1_(in.encoder_hidden_states.to(dev).to(dtype_)), "tanh"));
+
+  for (int64_t i = 0; i <= last; ++i) {
+    const Block& blk = blocks_[i];
+    auto mods = (blk.scale_shift_table.unsqueeze(0) + tmod).chunk(6, 1);  // each [B, 1, C]
+    const auto &shift_msa = mods[0], &scale_msa = mods[1], &gate_msa = mods[2];
+    const auto &shift_mlp = mods[3], &scale_mlp = mods[4], &gate_mlp = mods[5];
+    at::Tensor h = blk.norm1(x) * (1 + scale_msa) + shift_msa;
+    x = x + gate_msa * blk.attn1(h, at::Tensor(), rec);
+    x = x + blk.attn2(x, ctx, rec, bias);  // no norm before the cross-attention (ada_norm_single)
+    h = blk.norm2(x) * (1 + scale_mlp) + shift_mlp;
+    x = x + gate_mlp * blk.ff(h);
+  }
+  if (!need_output) return {};
+
+  auto ss = (scale_shift_table_.unsqueeze(0) + t_emb.unsqueeze(1)).chunk(2, 1);
+  x = norm_out_(x) * (1 + ss[1]) + ss[0];
+  x = proj_out_(x);  // [B, N, p*p*out]
+  x = x.reshape({B, gh, gw, p, p, c.out_channels}).permute({0, 5, 1, 3, 2, 4});  // n c h p w q
+  return x.reshape({B, c.out_channels, gh * p, gw * p});
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> PixArtTransformer::capture_points(int64_t latent_h,
+                                                                                             int64_t latent_w,
+                                                                                             int64_t text_len) const {
+  const auto& c = config_;
+  const int64_t C = c.inner_dim(), H = c.num_attention_heads, d = c.attention_head_dim;
+  const int64_t gh = latent_h / c.patch_size, gw = latent_w / c.patch_size, N = gh * gw;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    for (const char* kind : {"cross", "self"}) {
+      std::string id = "vit-block" + std::to_string(i) + "-" + kind;
+      int64_t nk = std::string(kind) == "cross" ? text_len : N;
+      out.push_back({id + "-map", {H, N, nk}});
+      if (gh == gw) out.push_back({id + "-q", {C, gh, gw}});
+      out.push_back({id + "-special-value", {H, nk, d}});
+      out.push_back({id + "-special-post-value", {N, C}});
+      out.push_back({id + "-special-weight", {C, C}});
+    }
+  }
+  return out;
+}
+
+}  // namespace gb::bb

@@ -1,0 +1,144 @@
+#include "harness/backbones/t5_encoder.h"
+
+#include "harness/backbones/dit_config.h"
+#include "harness/core/errors.h"
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+namespace gb::bb {
+
+T5Config T5Config::from_json(const std::string& path) {
+  auto j = JsonConfig::open(path);
+  T5Config c;
+  c.vocab_size = j.get_int("vocab_size", c.vocab_size);
+  c.d_model = j.require_int("d_model");
+  c.d_kv = j.require_int("d_kv");
+  c.d_ff = j.require_int("d_ff");
+  c.num_layers = j.require_int("num_layers");
+  c.num_heads = j.require_int("num_heads");
+  c.relative_attention_num_buckets = j.get_int("relative_attention_num_buckets", 32);
+  c.relative_attention_max_distance = j.get_int("relative_attention_max_distance", 128);
+  c.layer_norm_epsilon = j.get_double("layer_norm_epsilon", 1e-6);
+  c.feed_forward_proj = j.get_string("feed_forward_proj", "relu");
+  c.pad_token_id = j.get_int("pad_token_id", 0);
+  c.eos_token_id = j.get_int("eos_token_id", 1);
+  if (c.feed_forward_proj != "gated-gelu")
+    fail_file(path, "feed_forward_proj '{}' is not supported (T5 v1.1 uses 'gated-gelu')", c.feed_forward_proj);
+  if (j.has("dense_act_fn") && j.get_string("dense_act_fn", "") != "gelu_new")
+    fail_file(path, "dense_act_fn '{}' is not supported (T5 v1.1 uses 'gelu_new')", j.get_string("dense_act_fn", ""));
+  if (c.relative_attention_num_buckets < 4 || c.relative_attention_max_distance < 2)
+    fail_file(path, "relative attention buckets/max_distance too small");
+  return c;
+}
+
+at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, int64_t num_buckets,
+                                       int64_t max_distance) {
+  const int64_t half = num_buckets / 2;
+  at::Tensor buckets = relative_position.gt(0).to(at::kLong) * half;
+  at::Tensor n = relative_position.abs();
+  const int64_t max_exact = half / 2;
+  at::Tensor is_small = n.lt(max_exact);
+  // float32 throughout, as transformers: log(n / max_exact) / log(max_distance / max_exact) * (half - max_exact)
+  at::Tensor large = at::log(n.to(at::kFloat) / static_cast<double>(max_exact)) /
+                     std::log(static_cast<double>(max_distance) / static_cast<double>(max_exact)) *
+                     static_cast<double>(half - max_exact);
+  large = large.to(at::kLong) + max_exact;
+  large = at::minimum(large, at::full_like(large, half - 1));
+  return buckets + at::where(is_small, n, large);
+}
+
+T5Encoder::T5Encoder(const WeightStore& ws, T5Config config) : config_(std::move(config)), dtype_(ws.dtype()) {
+  const auto& c = config_;
+  const int64_t d = c.d_model, inner = c.inner_dim();
+  if (ws.has("shared.weight")) {
+    embed_ = ws.get("shared.weight", {c.vocab_size, d});
+    ws.ignore("encoder.embed_tokens.weight");
+  } else {
+    embed_ = ws.get("encoder.embed_tokens.weight", {c.vocab_size, d});
+  }
+  auto enc = ws.sub("encoder");
+  blocks_.resize(c.num_layers);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    auto l0 = enc.sub("block." + std::to_string(i) + ".layer.0");
+    auto l1 = enc.sub("block." + std::to_string(i) + ".layer.1");
+    Block& b = blocks_[i];
+    b.ln0 = l0.get("layer_norm.weight", {d});
+    b.q = l0.get("SelfAttention.q.weight", {inner, d});
+    b.k = l0.get("SelfAttention.k.weight", {inner, d});
+    b.v = l0.get("SelfAttention.v.weight", {inner, d});
+    b.o = l0.get("SelfAttention.o.weight", {d, inner});
+    if (i == 0)
+      rel_bias_ = l0.get("SelfAttention.relative_attention_bias.weight", {c.relative_attention_num_buckets, c.num_heads});
+    b.ln1 = l1.get("layer_norm.weight", {d});
+    b.wi_0 = l1.get("DenseReluDense.wi_0.weight", {c.d_ff, d});
+    b.wi_1 = l1.get("DenseReluDense.wi_1.weight", {c.d_ff, d});
+    b.wo = l1.get_as("DenseReluDense.wo.weight", {d, c.d_ff}, at::kFloat);  // _keep_in_fp32_modules = ["wo"]
+  }
+  final_ln_ = enc.get("final_layer_norm.weight", {d});
+}
+
+std::unique_ptr<T5Encoder> T5Encoder::load(const std::string& root, const std::string& component,
+                                           at::ScalarType dtype, at::Device device) {
+  auto cfg = T5Config::from_json((std::filesystem::path(root) / component / "config.json").string());
+  auto ws = WeightStore::open_component(root, component, dtype, device);
+  auto enc = std::make_unique<T5Encoder>(ws, cfg);
+  ws.finish();
+  return enc;
+}
+
+at::Tensor T5Encoder::norm(const at::Tensor& x, const at::Tensor& w) const {
+  at::Tensor var = x.to(at::kFloat).pow(2).mean(-1, /*keepdim=*/true);
+  at::Tensor y = x * at::rsqrt(var + config_.layer_norm_epsilon);
+  if (w.scalar_type() == at::kHalf || w.scalar_type() == at::kBFloat16) y = y.to(w.scalar_type());
+  return w * y;
+}
+
+namespace {
+// transformers clamps an fp16 stream to finfo.max (- 1000 when it already holds inf) after each sub-layer.
+at::Tensor clamp_fp16(const at::Tensor& x) {
+  if (x.scalar_type() != at::kHalf) return x;
+  double mx = 65504.0;
+  if (at::isinf(x).any().item<bool>()) mx -= 1000.0;
+  return x.clamp(-mx, mx);
+}
+}  // namespace
+
+at::Tensor T5Encoder::operator()(const at::Tensor& ids, const at::Tensor& mask) const {
+  const auto& c = config_;
+  if (ids.dim() != 2) fail("T5 encoder: ids must be [B, L], got {} dims", ids.dim());
+  const int64_t B = ids.size(0), L = ids.size(1), H = c.num_heads, dk = c.d_kv;
+  auto dev = embed_.device();
+  at::Tensor x = at::embedding(embed_, ids.to(dev).to(at::kLong));
+
+  auto pos = at::arange(L, at::TensorOptions().dtype(at::kLong).device(dev));
+  at::Tensor rel = pos.unsqueeze(0) - pos.unsqueeze(1);  // key - query
+  at::Tensor bucket = t5_relative_position_bucket(rel, c.relative_attention_num_buckets,
+                                                  c.relative_attention_max_distance);
+  at::Tensor bias = at::embedding(rel_bias_, bucket).permute({2, 0, 1}).unsqueeze(0);  // [1, H, L, L]
+  if (mask.defined()) {
+    if (mask.sizes() != ids.sizes()) fail("T5 encoder: mask shape must equal ids shape [{}, {}]", B, L);
+    double mn = dtype_ == at::kHalf    ? -65504.0
+                : dtype_ == at::kBFloat16 ? -3.3895313892515355e38
+                                          : static_cast<double>(std::numeric_limits<float>::lowest());
+    at::Tensor ext = (1.0 - mask.to(dev).to(dtype_).view({B, 1, 1, L})) * mn;
+    bias = bias + ext;
+  }
+  for (const Block& b : blocks_) {
+    at::Tensor h = norm(x, b.ln0);
+    at::Tensor q = at::linear(h, b.q).view({B, L, H, dk}).transpose(1, 2);
+    at::Tensor k = at::linear(h, b.k).view({B, L, H, dk}).transpose(1, 2);
+    at::Tensor v = at::linear(h, b.v).view({B, L, H, dk}).transpose(1, 2);
+    at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) + bias;
+    at::Tensor w = at::softmax(scores.to(at::kFloat), -1).to(scores.scalar_type());
+    at::Tensor a = at::matmul(w, v).transpose(1, 2).reshape({B, L, H * dk});
+    x = clamp_fp16(x + at::linear(a, b.o));
+    h = norm(x, b.ln1);
+    at::Tensor g = at::gelu(at::linear(h, b.wi_0), "tanh") * at::linear(h, b.wi_1);
+    x = clamp_fp16(x + at::linear(g.to(b.wo.scalar_type()), b.wo));
+  }
+  return norm(x, final_ln_).to(dtype_);
+}
+
+}  // namespace gb::bb
