@@ -1,6 +1,6 @@
 #include "harness/backbones/flux_transformer.h"
 
-#include "harness/backbones/dit_config.h"
+#include "harness/backbones/json_config.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
 #include "harness/core/torch_compat.h"
@@ -13,19 +13,22 @@
 namespace gb::bb {
 
 FluxConfig FluxConfig::from_json(const std::string& path) {
-  auto j = JsonConfig::open(path);
+  auto j = read_json_file(path);
   FluxConfig c;
-  c.patch_size = j.get_int("patch_size", 1);
-  c.in_channels = j.get_int("in_channels", 64);
-  c.out_channels = j.get_int("out_channels", c.in_channels);
-  c.num_layers = j.get_int("num_layers", 19);
-  c.num_single_layers = j.get_int("num_single_layers", 38);
-  c.attention_head_dim = j.get_int("attention_head_dim", 128);
-  c.num_attention_heads = j.get_int("num_attention_heads", 24);
-  c.joint_attention_dim = j.get_int("joint_attention_dim", 4096);
-  c.pooled_projection_dim = j.get_int("pooled_projection_dim", 768);
-  c.guidance_embeds = j.get_bool("guidance_embeds", false);
-  c.axes_dims_rope = j.get_ints("axes_dims_rope", {16, 56, 56});
+  c.out_channels = -1;
+  c.guidance_embeds = false;  // diffusers' default when the key is absent
+  json_get(j, "patch_size", c.patch_size, path);
+  json_get(j, "in_channels", c.in_channels, path);
+  json_get(j, "out_channels", c.out_channels, path);
+  if (c.out_channels < 0) c.out_channels = c.in_channels;
+  json_get(j, "num_layers", c.num_layers, path);
+  json_get(j, "num_single_layers", c.num_single_layers, path);
+  json_get(j, "attention_head_dim", c.attention_head_dim, path);
+  json_get(j, "num_attention_heads", c.num_attention_heads, path);
+  json_get(j, "joint_attention_dim", c.joint_attention_dim, path);
+  json_get(j, "pooled_projection_dim", c.pooled_projection_dim, path);
+  json_get(j, "guidance_embeds", c.guidance_embeds, path);
+  json_get(j, "axes_dims_rope", c.axes_dims_rope, path);
   int64_t sum = std::accumulate(c.axes_dims_rope.begin(), c.axes_dims_rope.end(), int64_t(0));
   if (sum != c.attention_head_dim)
     fail_file(path, "axes_dims_rope sum to {} but attention_head_dim is {}", sum, c.attention_head_dim);

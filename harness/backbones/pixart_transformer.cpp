@@ -1,6 +1,6 @@
 #include "harness/backbones/pixart_transformer.h"
 
-#include "harness/backbones/dit_config.h"
+#include "harness/backbones/json_config.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
 
@@ -11,26 +11,31 @@
 namespace gb::bb {
 
 PixArtConfig PixArtConfig::from_json(const std::string& path) {
-  auto j = JsonConfig::open(path);
+  auto j = read_json_file(path);
   PixArtConfig c;
-  c.num_attention_heads = j.get_int("num_attention_heads", 16);
-  c.attention_head_dim = j.get_int("attention_head_dim", 72);
-  c.in_channels = j.get_int("in_channels", 4);
-  c.out_channels = j.get_int("out_channels", c.in_channels);
-  c.num_layers = j.get_int("num_layers", 28);
-  c.cross_attention_dim = j.get_int("cross_attention_dim", 1152);
-  c.attention_bias = j.get_bool("attention_bias", true);
-  c.sample_size = j.get_int("sample_size", 128);
-  c.patch_size = j.get_int("patch_size", 2);
-  c.activation_fn = j.get_string("activation_fn", "gelu-approximate");
-  c.num_embeds_ada_norm = j.get_int("num_embeds_ada_norm", 1000);
-  c.upcast_attention = j.get_bool("upcast_attention", false);
-  c.norm_type = j.get_string("norm_type", "ada_norm_single");
-  c.norm_elementwise_affine = j.get_bool("norm_elementwise_affine", false);
-  c.norm_eps = j.get_double("norm_eps", 1e-6);
-  c.interpolation_scale = j.get_double("interpolation_scale", std::max<double>(c.sample_size / 64, 1));
-  c.use_additional_conditions = j.get_bool("use_additional_conditions", c.sample_size == 128);
-  c.caption_channels = j.get_int("caption_channels", 0);
+  c.out_channels = -1;
+  c.caption_channels = 0;
+  json_get(j, "num_attention_heads", c.num_attention_heads, path);
+  json_get(j, "attention_head_dim", c.attention_head_dim, path);
+  json_get(j, "in_channels", c.in_channels, path);
+  json_get(j, "out_channels", c.out_channels, path);
+  if (c.out_channels < 0) c.out_channels = c.in_channels;
+  json_get(j, "num_layers", c.num_layers, path);
+  json_get(j, "cross_attention_dim", c.cross_attention_dim, path);
+  json_get(j, "attention_bias", c.attention_bias, path);
+  json_get(j, "sample_size", c.sample_size, path);
+  json_get(j, "patch_size", c.patch_size, path);
+  json_get(j, "activation_fn", c.activation_fn, path);
+  json_get(j, "num_embeds_ada_norm", c.num_embeds_ada_norm, path);
+  json_get(j, "upcast_attention", c.upcast_attention, path);
+  json_get(j, "norm_type", c.norm_type, path);
+  json_get(j, "norm_elementwise_affine", c.norm_elementwise_affine, path);
+  json_get(j, "norm_eps", c.norm_eps, path);
+  c.interpolation_scale = std::max<double>(static_cast<double>(c.sample_size / 64), 1.0);
+  json_get(j, "interpolation_scale", c.interpolation_scale, path);
+  c.use_additional_conditions = c.sample_size == 128;
+  json_get(j, "use_additional_conditions", c.use_additional_conditions, path);
+  json_get(j, "caption_channels", c.caption_channels, path);
   if (c.norm_type != "ada_norm_single") fail_file(path, "norm_type '{}' is not supported (PixArt uses ada_norm_single)", c.norm_type);
   if (c.activation_fn != "gelu-approximate")
     fail_file(path, "activation_fn '{}' is not supported (PixArt uses gelu-approximate)", c.activation_fn);

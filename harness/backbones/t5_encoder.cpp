@@ -1,6 +1,6 @@
 #include "harness/backbones/t5_encoder.h"
 
-#include "harness/backbones/dit_config.h"
+#include "harness/backbones/json_config.h"
 #include "harness/core/errors.h"
 
 #include <cmath>
@@ -10,24 +10,28 @@
 namespace gb::bb {
 
 T5Config T5Config::from_json(const std::string& path) {
-  auto j = JsonConfig::open(path);
+  auto j = read_json_file(path);
   T5Config c;
-  c.vocab_size = j.get_int("vocab_size", c.vocab_size);
-  c.d_model = j.require_int("d_model");
-  c.d_kv = j.require_int("d_kv");
-  c.d_ff = j.require_int("d_ff");
-  c.num_layers = j.require_int("num_layers");
-  c.num_heads = j.require_int("num_heads");
-  c.relative_attention_num_buckets = j.get_int("relative_attention_num_buckets", 32);
-  c.relative_attention_max_distance = j.get_int("relative_attention_max_distance", 128);
-  c.layer_norm_epsilon = j.get_double("layer_norm_epsilon", 1e-6);
-  c.feed_forward_proj = j.get_string("feed_forward_proj", "relu");
-  c.pad_token_id = j.get_int("pad_token_id", 0);
-  c.eos_token_id = j.get_int("eos_token_id", 1);
+  for (const char* k : {"d_model", "d_kv", "d_ff", "num_layers", "num_heads"})
+    if (!j.contains(k)) fail_file(path, "required field '{}' is missing", k);
+  json_get(j, "vocab_size", c.vocab_size, path);
+  json_get(j, "d_model", c.d_model, path);
+  json_get(j, "d_kv", c.d_kv, path);
+  json_get(j, "d_ff", c.d_ff, path);
+  json_get(j, "num_layers", c.num_layers, path);
+  json_get(j, "num_heads", c.num_heads, path);
+  json_get(j, "relative_attention_num_buckets", c.relative_attention_num_buckets, path);
+  json_get(j, "relative_attention_max_distance", c.relative_attention_max_distance, path);
+  json_get(j, "layer_norm_epsilon", c.layer_norm_epsilon, path);
+  c.feed_forward_proj = "relu";  // transformers' default
+  json_get(j, "feed_forward_proj", c.feed_forward_proj, path);
+  json_get(j, "pad_token_id", c.pad_token_id, path);
+  json_get(j, "eos_token_id", c.eos_token_id, path);
+  std::string act = "gelu_new";
+  json_get(j, "dense_act_fn", act, path);
   if (c.feed_forward_proj != "gated-gelu")
     fail_file(path, "feed_forward_proj '{}' is not supported (T5 v1.1 uses 'gated-gelu')", c.feed_forward_proj);
-  if (j.has("dense_act_fn") && j.get_string("dense_act_fn", "") != "gelu_new")
-    fail_file(path, "dense_act_fn '{}' is not supported (T5 v1.1 uses 'gelu_new')", j.get_string("dense_act_fn", ""));
+  if (act != "gelu_new") fail_file(path, "dense_act_fn '{}' is not supported (T5 v1.1 uses 'gelu_new')", act);
   if (c.relative_attention_num_buckets < 4 || c.relative_attention_max_distance < 2)
     fail_file(path, "relative attention buckets/max_distance too small");
   return c;
