@@ -290,12 +290,10 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
   return proj_out_(x);
 }
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> FluxTransformer::capture_points(int64_t N,
-                                                                                          int64_t T) const {
-  const auto& c = config_;
+std::vector<LayerInfo> flux_capture_layers(const FluxConfig& c, int64_t N, int64_t T) {
   const int64_t C = c.inner_dim(), H = c.num_attention_heads, d = c.attention_head_dim;
   const auto r = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(N))));
-  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  std::vector<LayerInfo> out;
   for (int64_t k = 0; k < c.total_blocks(); ++k) {
     std::string id = "vit-block" + std::to_string(k);
     out.push_back({id + "-cross-map", {H, N, T}});

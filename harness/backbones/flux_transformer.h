@@ -17,6 +17,7 @@
 // are kept. Layers with nothing to capture run the fused attention (gb::compat::scaled_dot_product_attention).
 #include "harness/backbones/nn.h"
 #include "harness/backbones/weights.h"
+#include "harness/core/backbone.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -64,6 +65,9 @@ at::Tensor flux_apply_rope(const at::Tensor& x, const at::Tensor& cos, const at:
 at::Tensor flux_pack_latents(const at::Tensor& latents);  // [B, C, H, W] -> [B, (H/2)(W/2), 4C]
 at::Tensor flux_latent_image_ids(int64_t h2, int64_t w2, at::TensorOptions opts);  // [h2*w2, 3] = (0, row, col)
 
+// Every capturable key with its per-sample shape for `image_tokens` packed tokens and `text_len` T5 tokens.
+std::vector<LayerInfo> flux_capture_layers(const FluxConfig& c, int64_t image_tokens, int64_t text_len);
+
 struct FluxInputs {
   at::Tensor latents;                // [B, N, in_channels] packed
   at::Tensor timestep;               // [B] = t / 1000 (the pipeline divides; the model multiplies back)
@@ -89,7 +93,6 @@ class FluxTransformer {
   // Upper bound on the elements of one transient score/probability chunk (heads are grouped to stay below it;
   // at least one head per chunk). Default 2^28 (0.5 GB in 16-bit).
   void set_attention_chunk_elements(int64_t n) { chunk_elements_ = n; }
-  std::vector<std::pair<std::string, std::vector<int64_t>>> capture_points(int64_t image_tokens, int64_t text_len) const;
 
  private:
   struct Attn {

@@ -169,13 +169,11 @@ at::Tensor PixArtTransformer::operator()(const PixArtInputs& in, CaptureRecorder
   return x.reshape({B, c.out_channels, gh * p, gw * p});
 }
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> PixArtTransformer::capture_points(int64_t latent_h,
-                                                                                             int64_t latent_w,
-                                                                                             int64_t text_len) const {
-  const auto& c = config_;
+std::vector<LayerInfo> pixart_capture_layers(const PixArtConfig& c, int64_t latent_h, int64_t latent_w,
+                                             int64_t text_len) {
   const int64_t C = c.inner_dim(), H = c.num_attention_heads, d = c.attention_head_dim;
   const int64_t gh = latent_h / c.patch_size, gw = latent_w / c.patch_size, N = gh * gw;
-  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  std::vector<LayerInfo> out;
   for (int64_t i = 0; i < c.num_layers; ++i) {
     for (const char* kind : {"cross", "self"}) {
       std::string id = "vit-block" + std::to_string(i) + "-" + kind;

@@ -7,6 +7,7 @@
 // Capture ids (paper, P-fe "else" branch): attn1 = `vit-block{i}-self`, attn2 = `vit-block{i}-cross`.
 #include "harness/backbones/nn.h"
 #include "harness/backbones/weights.h"
+#include "harness/core/backbone.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -53,6 +54,11 @@ struct PixArtConfig {
 // output_type "pt"): float32 [h*w, dim], first half encodes the column, second half the row.
 at::Tensor pixart_sincos_pos_embed(int64_t dim, int64_t h, int64_t w, double base_size, double interpolation_scale);
 
+// Every capturable key with its per-sample shape for a latent of `latent_h` x `latent_w` and `text_len` caption
+// tokens (`-q` only for square token grids, as the paper's store reshapes it to (C, √N, √N)).
+std::vector<LayerInfo> pixart_capture_layers(const PixArtConfig& c, int64_t latent_h, int64_t latent_w,
+                                             int64_t text_len);
+
 struct PixArtInputs {
   at::Tensor latents;                 // [B, in_channels, H, W] (noised, as fed to the denoiser)
   at::Tensor timestep;                // [B] (the pipeline passes int64 100)
@@ -73,9 +79,6 @@ class PixArtTransformer {
 
   const PixArtConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
-  // Every capturable key with its per-sample shape for a latent of `latent_h` x `latent_w` and `text_len` tokens.
-  std::vector<std::pair<std::string, std::vector<int64_t>>> capture_points(int64_t latent_h, int64_t latent_w,
-                                                                           int64_t text_len) const;
 
  private:
   struct Block {

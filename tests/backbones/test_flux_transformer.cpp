@@ -123,10 +123,10 @@ TEST(FluxTransformer, RopeTablesAndPacking) {
 
 TEST(FluxTransformer, CapturePoints) {
   auto m = tiny();
-  auto pts = m->capture_points(16, 5);
+  auto pts = flux_capture_layers(m->config(), 16, 5);
   EXPECT_EQ(pts.size(), 2u * 6u + 2u * 3u);
-  EXPECT_EQ(pts[0].first, "vit-block0-cross-map");
-  EXPECT_EQ(pts[0].second, (std::vector<int64_t>{2, 16, 5}));
+  EXPECT_EQ(pts[0].name, "vit-block0-cross-map");
+  EXPECT_EQ(pts[0].shape, (std::vector<int64_t>{2, 16, 5}));
 }
 
 TEST(FluxTransformer, StrictLoading) {

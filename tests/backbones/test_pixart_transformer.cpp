@@ -107,10 +107,10 @@ TEST(PixArtTransformer, BatchOfOneEqualsBatchRowAndIsDeterministic) {
 
 TEST(PixArtTransformer, CapturePointsNameEveryBlock) {
   auto m = tiny();
-  auto pts = m->capture_points(8, 8, 6);
+  auto pts = pixart_capture_layers(m->config(), 8, 8, 6);
   EXPECT_EQ(pts.size(), 2u * 2u * 5u);
-  EXPECT_EQ(pts.front().first, "vit-block0-cross-map");
-  EXPECT_EQ(pts.front().second, (std::vector<int64_t>{2, 16, 6}));
+  EXPECT_EQ(pts.front().name, "vit-block0-cross-map");
+  EXPECT_EQ(pts.front().shape, (std::vector<int64_t>{2, 16, 6}));
 }
 
 TEST(PixArtTransformer, StrictLoadingReportsMissingMisShapedUnexpected) {

@@ -1,0 +1,210 @@
+#include "harness/backbones/flux_backbone.h"
+
+#include "harness/backbones/image_preprocess.h"
+#include "harness/backbones/recorder.h"
+#include "harness/backbones/sd_backbone.h"
+#include "harness/core/errors.h"
+#include "harness/core/torch_compat.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+#include <filesystem>
+
+namespace gb::bb {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kFluxTextLength = 512;  // max_sequence_length of the Flux pipelines (spec §5.5)
+constexpr int64_t kFluxSteps = 28;        // default num_inference_steps (spec §5.7)
+
+std::string component_file(const CheckpointFolder& f, const std::string& component, const char* name = "config.json") {
+  auto p = fs::path(f.root()) / component / name;
+  if (!fs::is_regular_file(p)) fail_file(p.string(), "missing (a diffusers-layout folder has one per component)");
+  return p.string();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& d) {
+  if (d.is_cuda()) compat::cuda_synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+at::Tensor token_ids(const TextTokenizer& tok, const std::vector<std::string>& prompts) {
+  std::vector<at::Tensor> rows;
+  for (const auto& p : prompts) {
+    std::vector<int64_t> ids;
+    for (const auto& t : tok.encode(p)) ids.push_back(t.id);
+    rows.push_back(at::tensor(ids, at::kLong));
+  }
+  return at::stack(rows);
+}
+
+}  // namespace
+
+FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions& options)
+    : options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(at::kBFloat16)) {
+  auto tcfg = FluxConfig::from_json(component_file(folder, "transformer"));
+  auto vcfg = VaeConfig::from_json(component_file(folder, "vae"));
+  auto ccfg = ClipTextConfig::from_json(component_file(folder, "text_encoder"));
+  auto ecfg = T5Config::from_json(component_file(folder, "text_encoder_2"));
+  auto scfg = FlowMatchSchedulerConfig::from_json(component_file(folder, "scheduler", "scheduler_config.json"));
+  const std::string tpath = component_file(folder, "transformer");
+  if (vcfg.latent_channels * 4 != tcfg.in_channels)
+    fail_file(tpath, "in_channels {} != 4 x VAE latent_channels {} (2x2 packing)", tcfg.in_channels, vcfg.latent_channels);
+  if (ecfg.d_model != tcfg.joint_attention_dim)
+    fail_file(tpath, "joint_attention_dim {} != T5 d_model {}", tcfg.joint_attention_dim, ecfg.d_model);
+  if (ccfg.hidden_size != tcfg.pooled_projection_dim)
+    fail_file(tpath, "pooled_projection_dim {} != CLIP hidden_size {}", tcfg.pooled_projection_dim, ccfg.hidden_size);
+  if (!vcfg.shift_factor) fail_file(component_file(folder, "vae"), "Flux's VAE needs shift_factor");
+  image_size_ = options.image_size.value_or(1024);
+  const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
+  if (image_size_ <= 0 || image_size_ % (vae_scale * 2) != 0)
+    fail("image size {} must be a positive multiple of {}", image_size_, vae_scale * 2);
+  const int64_t tokens = (image_size_ / vae_scale / 2) * (image_size_ / vae_scale / 2);
+  plan_ = plan_flux_noising(scfg, tokens, options.timestep.value_or(150), kFluxSteps);
+
+  {
+    auto ws = WeightStore::open_component(folder.root(), "transformer", dtype_, device_, options.variant);
+    transformer_ = std::make_unique<FluxTransformer>(ws, tcfg);
+    ws.finish();
+  }
+  {  // FluxImg2ImgPipeline runs the VAE in the pipeline dtype (no upcast, force_upcast is ignored).
+    auto ws = WeightStore::open_component(folder.root(), "vae", dtype_, device_, options.variant);
+    vae_ = std::make_unique<VaeEncoder>(vcfg, ws);
+    ws.finish();
+  }
+  {
+    auto ws = WeightStore::open_component(folder.root(), "text_encoder", dtype_, device_, options.variant);
+    clip_ = std::make_unique<ClipTextModel>(ccfg, ws);
+    ws.finish();
+  }
+  {
+    auto ws = WeightStore::open_component(folder.root(), "text_encoder_2", dtype_, device_, options.variant);
+    t5_ = std::make_unique<T5Encoder>(ws, ecfg);
+    ws.finish();
+  }
+  tokenizer_ = options.tokenizer;
+  for (const auto& l : list_layers()) layer_names_.insert(l.name);
+}
+
+int64_t FluxBackbone::latent_size() const {
+  return image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+}
+
+int64_t FluxBackbone::text_length() const { return tokenizer_ ? tokenizer_->max_length() : kFluxTextLength; }
+
+std::vector<LayerInfo> FluxBackbone::list_layers() const {
+  const int64_t g = latent_size() / 2;
+  return flux_capture_layers(transformer_->config(), g * g, text_length());
+}
+
+const TextTokenizer& FluxBackbone::tokenizer() const {
+  if (!tokenizer_) fail("flux: no T5 tokenizer is attached to this backbone");
+  return *tokenizer_;
+}
+
+Capture FluxBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
+  if (!clip_tokenizer_) fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
+  if (batch.prompts.size() != batch.images.size())
+    fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
+  return capture_ids(batch.images, token_ids(tokenizer(), batch.prompts), token_ids(*clip_tokenizer_, batch.prompts),
+                     batch.ids, batch.seed, spec);
+}
+
+Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& t5_ids,
+                                  const at::Tensor& clip_ids, const std::vector<std::string>& image_ids, uint64_t seed,
+                                  const CaptureSpec& spec) {
+  c10::InferenceMode guard;
+  const int64_t b = static_cast<int64_t>(images.size());
+  if (b == 0) fail("flux: empty batch");
+  if (t5_ids.dim() != 2 || t5_ids.size(0) != b) fail("flux: T5 ids must be [{}, T], got {}", b, shape_str(t5_ids.sizes()));
+  if (t5_ids.size(1) != text_length())
+    fail("flux: T5 ids have length {} but the captures are laid out for {}", t5_ids.size(1), text_length());
+  if (clip_ids.dim() != 2 || clip_ids.size(0) != b) fail("flux: CLIP ids must be [{}, T], got {}", b, shape_str(clip_ids.sizes()));
+  if (static_cast<int64_t>(image_ids.size()) != b) fail("flux: {} images but {} image ids", b, image_ids.size());
+  std::vector<std::string> unknown;
+  for (const auto& k : spec.keys)
+    if (!layer_names_.count(k)) unknown.push_back(k);
+  if (!unknown.empty()) {
+    std::string list;
+    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
+    fail("flux: unknown capture keys: {} (see `goca-bench list-layers --backbone flux`)", list);
+  }
+  Capture cap;
+  cap.batch_size = b;
+  auto t0 = std::chrono::steady_clock::now();
+  at::Tensor pooled = clip_->forward(clip_ids.to(device_, at::kLong), true).pooled.to(dtype_);
+  at::Tensor ehs = (*t5_)(t5_ids.to(device_, at::kLong)).to(dtype_);  // no attention mask (spec §5.5)
+  cap.stage_seconds["text"] = seconds_since(t0, device_);
+
+  t0 = std::chrono::steady_clock::now();
+  const int64_t latent = latent_size(), zc = vae_->config().latent_channels;
+  std::vector<at::Tensor> pix, eps_vae, eps;
+  for (int64_t i = 0; i < b; ++i) {
+    pix.push_back(preprocess_image(images[i], image_size_));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, image_ids[i]));
+    auto f32 = at::TensorOptions().dtype(at::kFloat);
+    eps_vae.push_back(at::randn({zc, latent, latent}, gen, f32));
+    eps.push_back(at::randn({zc, latent, latent}, gen, f32));
+  }
+  auto x = at::stack(pix).to(device_, dtype_);
+  auto z = vae_->latents(x, at::stack(eps_vae).to(device_, dtype_), dtype_);  // (z - shift) * scale
+  cap.stage_seconds["vae"] = seconds_since(t0, device_);
+
+  FluxInputs in;
+  in.latents = flux_pack_latents(plan_.apply(z, at::stack(eps).to(device_, dtype_)));
+  in.timestep = plan_.model_timestep(b, dtype_, device_);
+  auto f32dev = at::TensorOptions().dtype(at::kFloat).device(device_);
+  if (transformer_->config().guidance_embeds) in.guidance = at::full({b}, guidance_scale(), f32dev);
+  in.encoder_hidden_states = ehs;
+  in.pooled_projections = pooled;
+  in.img_ids = flux_latent_image_ids(latent / 2, latent / 2, f32dev).to(dtype_);
+  in.txt_ids = at::zeros({t5_ids.size(1), 3}, f32dev.dtype(dtype_));
+  t0 = std::chrono::steady_clock::now();
+  CaptureRecorder rec(spec, cap, options_.store_dtype);
+  (*transformer_)(in, &rec, !options_.skip_tail);
+  cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
+  auto missing = rec.unrecorded();
+  if (!missing.empty()) throw std::logic_error(fmt::format("flux: '{}' was requested but not recorded", missing[0]));
+
+  cap.inputs["input.latents"] = in.latents;
+  cap.inputs["input.timestep"] = in.timestep;
+  if (in.guidance.defined()) cap.inputs["input.guidance"] = in.guidance;
+  cap.inputs["input.encoder_hidden_states"] = in.encoder_hidden_states;
+  cap.inputs["input.pooled_projections"] = in.pooled_projections;
+  // Batch first like every other input (the model takes them without the batch dimension).
+  cap.inputs["input.img_ids"] = in.img_ids.unsqueeze(0).expand({b, in.img_ids.size(0), 3});
+  cap.inputs["input.txt_ids"] = in.txt_ids.unsqueeze(0).expand({b, in.txt_ids.size(0), 3});
+  return cap;
+}
+
+BackboneKind flux_backbone_kind() {
+  BackboneKind k;
+  k.kind = "flux";
+  k.description = "FLUX.1-dev (FluxTransformer2DModel, CLIP-L pooled + T5 v1.1 XXL, flow matching at strength 0.15)";
+  k.detect_from_weights = [](const CheckpointFolder& f) {
+    return f.has_key("transformer", "x_embedder.weight") &&
+           f.has_key("transformer", "single_transformer_blocks.0.proj_mlp.weight");
+  };
+  k.pipeline_classes = {"FluxPipeline", "FluxImg2ImgPipeline"};
+  k.load = [](const CheckpointFolder& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
+    return std::make_unique<FluxBackbone>(f, o);
+  };
+  k.layers = [](const BackboneOptions& o, const std::optional<std::string>& folder) {
+    FluxConfig cfg = FluxConfig::dev();
+    int64_t vae_levels = 4;
+    if (folder) {
+      CheckpointFolder f(*folder);
+      cfg = FluxConfig::from_json(component_file(f, "transformer"));
+      vae_levels = static_cast<int64_t>(VaeConfig::from_json(component_file(f, "vae")).block_out_channels.size());
+    }
+    const int64_t g = o.image_size.value_or(1024) / (int64_t(1) << (vae_levels - 1)) / 2;
+    return flux_capture_layers(cfg, g * g, o.tokenizer ? o.tokenizer->max_length() : kFluxTextLength);
+  };
+  return k;
+}
+
+}  // namespace gb::bb

@@ -1,0 +1,64 @@
+#pragma once
+// The FLUX.1-dev backbone (gb::Backbone): CLIP-L pooled (unprojected) + T5 v1.1 XXL without a mask, 16-channel
+// VAE posterior sample with shift/scale, flow-matching img2img noising at strength t/1000 over 28 steps after the
+// resolution shift (σ' = 0.40708 at 1024², the first remaining step), guidance 1, one transformer forward with the
+// paper's joint-softmax captures (spec backbones.md §5, §6, §7; GDF's FluxImg2ImgPipeline G-flux).
+//
+// Randomness: as the other backbones, two draws per image (VAE ε, then diffusion ε) from a CPU generator seeded by
+// noise_seed(batch seed, image id), fp32 then cast. The paper's T5 ran in 8-bit (LLM.int8); this one runs in the
+// model dtype (bf16 by default on CUDA), a documented deviation (spec §7.8).
+#include "harness/backbones/clip_text.h"
+#include "harness/backbones/dit_noising.h"
+#include "harness/backbones/factory.h"
+#include "harness/backbones/flux_transformer.h"
+#include "harness/backbones/t5_encoder.h"
+#include "harness/backbones/vae.h"
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace gb::bb {
+
+class FluxBackbone : public Backbone {
+ public:
+  FluxBackbone(const CheckpointFolder& folder, const BackboneOptions& options);
+
+  std::string kind() const override { return "flux"; }
+  std::vector<LayerInfo> list_layers() const override;
+  // The T5 tokenizer (tokenizer_2): the cross maps' key axis is the T5 position (spec §7.11).
+  const TextTokenizer& tokenizer() const override;
+  // CLIP tokenizer for the pooled vector (the pipeline's `tokenizer`, 77 tokens).
+  void set_clip_tokenizer(std::shared_ptr<const TextTokenizer> t) { clip_tokenizer_ = std::move(t); }
+  Capture capture(const BackboneBatch& batch, const CaptureSpec& spec) override;
+
+  // The same pass from token ids: T5 ids [B, T] (padded to max_length, no mask) and CLIP ids [B, 77].
+  Capture capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& t5_ids, const at::Tensor& clip_ids,
+                      const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec);
+
+  const FluxTransformer& transformer() const { return *transformer_; }
+  FluxTransformer& transformer() { return *transformer_; }
+  const FluxNoising& noising() const { return plan_; }
+  int64_t image_size() const { return image_size_; }
+  int64_t text_length() const;
+  double guidance_scale() const { return 1.0; }  // GDF calls the pipeline with guidance_scale = 1
+
+ private:
+  int64_t latent_size() const;
+  BackboneOptions options_;
+  at::Device device_;
+  at::ScalarType dtype_;
+  int64_t image_size_;
+  std::unique_ptr<FluxTransformer> transformer_;
+  std::unique_ptr<VaeEncoder> vae_;
+  std::unique_ptr<ClipTextModel> clip_;
+  std::unique_ptr<T5Encoder> t5_;
+  FluxNoising plan_;
+  std::shared_ptr<const TextTokenizer> tokenizer_, clip_tokenizer_;
+  std::set<std::string> layer_names_;
+};
+
+BackboneKind flux_backbone_kind();
+
+}  // namespace gb::bb

@@ -1,0 +1,198 @@
+#include "harness/backbones/pixart_backbone.h"
+
+#include "harness/backbones/image_preprocess.h"
+#include "harness/backbones/recorder.h"
+#include "harness/backbones/sd_backbone.h"
+#include "harness/core/errors.h"
+#include "harness/core/torch_compat.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+
+namespace gb::bb {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kPixArtTextLength = 300;  // max_sequence_length of PixArtSigmaPipeline (spec §4.4)
+
+std::string component_file(const CheckpointFolder& f, const std::string& component, const char* name = "config.json") {
+  auto p = fs::path(f.root()) / component / name;
+  if (!fs::is_regular_file(p)) fail_file(p.string(), "missing (a diffusers-layout folder has one per component)");
+  return p.string();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& d) {
+  if (d.is_cuda()) compat::cuda_synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// PixArt's _text_preprocessing with clean_caption=False: lowercase and strip.
+std::string pixart_prompt(const std::string& p) {
+  std::string s = p;
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  auto b = s.find_first_not_of(" \t\n\r\f\v");
+  auto e = s.find_last_not_of(" \t\n\r\f\v");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+}  // namespace
+
+PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const BackboneOptions& options)
+    : options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(at::kHalf)) {
+  auto tcfg = PixArtConfig::from_json(component_file(folder, "transformer"));
+  auto vcfg = VaeConfig::from_json(component_file(folder, "vae"));
+  auto ecfg = T5Config::from_json(component_file(folder, "text_encoder"));
+  auto scfg = DpmSchedulerConfig::from_json(component_file(folder, "scheduler", "scheduler_config.json"));
+  if (vcfg.latent_channels != tcfg.in_channels)
+    fail_file(component_file(folder, "transformer"), "in_channels {} != VAE latent_channels {}", tcfg.in_channels,
+              vcfg.latent_channels);
+  if (ecfg.d_model != tcfg.caption_channels)
+    fail_file(component_file(folder, "transformer"), "caption_channels {} != T5 d_model {}", tcfg.caption_channels,
+              ecfg.d_model);
+  image_size_ = options.image_size.value_or(1024);
+  const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
+  if (image_size_ <= 0 || image_size_ % (vae_scale * tcfg.patch_size) != 0)
+    fail("image size {} must be a positive multiple of {}", image_size_, vae_scale * tcfg.patch_size);
+  plan_ = plan_pixart_noising(scfg, options.timestep.value_or(100));
+
+  {
+    auto ws = WeightStore::open_component(folder.root(), "transformer", dtype_, device_, options.variant);
+    transformer_ = std::make_unique<PixArtTransformer>(ws, tcfg);
+    ws.finish();
+  }
+  {  // G-pix prepare_latents forces the VAE to fp32 whatever force_upcast says.
+    auto ws = WeightStore::open_component(folder.root(), "vae", at::kFloat, device_, options.variant);
+    vae_ = std::make_unique<VaeEncoder>(vcfg, ws);
+    ws.finish();
+  }
+  {  // T5 in the model dtype (fp16 in the paper), `wo` in fp32.
+    auto ws = WeightStore::open_component(folder.root(), "text_encoder", dtype_, device_, options.variant);
+    t5_ = std::make_unique<T5Encoder>(ws, ecfg);
+    ws.finish();
+  }
+  tokenizer_ = options.tokenizer;
+  for (const auto& l : list_layers()) layer_names_.insert(l.name);
+}
+
+int64_t PixArtSigmaBackbone::text_length() const { return tokenizer_ ? tokenizer_->max_length() : kPixArtTextLength; }
+
+std::vector<LayerInfo> PixArtSigmaBackbone::list_layers() const {
+  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+  return pixart_capture_layers(transformer_->config(), latent, latent, text_length());
+}
+
+const TextTokenizer& PixArtSigmaBackbone::tokenizer() const {
+  if (!tokenizer_) fail("pixart-sigma: no T5 tokenizer is attached to this backbone");
+  return *tokenizer_;
+}
+
+Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
+  const auto& tok = tokenizer();
+  std::vector<at::Tensor> ids, masks;
+  for (const auto& p : batch.prompts) {
+    std::vector<int64_t> row, m;
+    for (const auto& t : tok.encode(pixart_prompt(p))) {
+      row.push_back(t.id);
+      m.push_back(t.id == t5_->config().pad_token_id ? 0 : 1);  // padding="max_length": pads are the only zeros
+    }
+    ids.push_back(at::tensor(row, at::kLong));
+    masks.push_back(at::tensor(m, at::kLong));
+  }
+  if (ids.size() != batch.images.size()) fail("batch has {} images but {} prompts", batch.images.size(), ids.size());
+  return capture_ids(batch.images, at::stack(ids), at::stack(masks), batch.ids, batch.seed, spec);
+}
+
+Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,
+                                         const at::Tensor& mask, const std::vector<std::string>& image_ids,
+                                         uint64_t seed, const CaptureSpec& spec) {
+  c10::InferenceMode guard;
+  const int64_t b = static_cast<int64_t>(images.size());
+  if (b == 0) fail("pixart-sigma: empty batch");
+  if (ids.dim() != 2 || ids.size(0) != b) fail("pixart-sigma: token ids must be [{}, T], got {}", b, shape_str(ids.sizes()));
+  if (mask.sizes() != ids.sizes()) fail("pixart-sigma: mask must match ids {}", shape_str(ids.sizes()));
+  if (ids.size(1) != text_length())
+    fail("pixart-sigma: token ids have length {} but the captures are laid out for {}", ids.size(1), text_length());
+  if (static_cast<int64_t>(image_ids.size()) != b) fail("pixart-sigma: {} images but {} image ids", b, image_ids.size());
+  std::vector<std::string> unknown;
+  for (const auto& k : spec.keys)
+    if (!layer_names_.count(k)) unknown.push_back(k);
+  if (!unknown.empty()) {
+    std::string list;
+    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
+    fail("pixart-sigma: unknown capture keys: {} (see `goca-bench list-layers --backbone pixart-sigma`)", list);
+  }
+  Capture cap;
+  cap.batch_size = b;
+  auto t0 = std::chrono::steady_clock::now();
+  auto dmask = mask.to(device_, at::kLong);
+  at::Tensor ehs = (*t5_)(ids.to(device_, at::kLong), dmask).to(dtype_);
+  cap.stage_seconds["text"] = seconds_since(t0, device_);
+
+  t0 = std::chrono::steady_clock::now();
+  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+  const int64_t zc = vae_->config().latent_channels;
+  std::vector<at::Tensor> pix, eps_vae, eps;
+  for (int64_t i = 0; i < b; ++i) {
+    pix.push_back(preprocess_image(images[i], image_size_));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, image_ids[i]));
+    auto f32 = at::TensorOptions().dtype(at::kFloat);
+    eps_vae.push_back(at::randn({zc, latent, latent}, gen, f32));
+    eps.push_back(at::randn({zc, latent, latent}, gen, f32));
+  }
+  auto x = at::stack(pix).to(device_, at::kFloat);
+  auto z0 = vae_->latents(x, at::stack(eps_vae).to(device_, at::kFloat), dtype_);
+  cap.stage_seconds["vae"] = seconds_since(t0, device_);
+
+  PixArtInputs in;
+  in.latents = plan_.apply(z0, at::stack(eps).to(device_, dtype_));
+  in.timestep = at::full({b}, plan_.timestep, at::TensorOptions().dtype(at::kLong).device(device_));
+  in.encoder_hidden_states = ehs;
+  in.encoder_attention_mask = dmask;
+  t0 = std::chrono::steady_clock::now();
+  CaptureRecorder rec(spec, cap, options_.store_dtype);
+  (*transformer_)(in, &rec, !options_.skip_tail);
+  cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
+  auto missing = rec.unrecorded();
+  if (!missing.empty()) throw std::logic_error(fmt::format("pixart-sigma: '{}' was requested but not recorded", missing[0]));
+
+  cap.inputs["input.latents"] = in.latents;
+  cap.inputs["input.timestep"] = in.timestep;
+  cap.inputs["input.encoder_hidden_states"] = in.encoder_hidden_states;
+  cap.inputs["input.encoder_attention_mask"] = in.encoder_attention_mask;
+  return cap;
+}
+
+BackboneKind pixart_sigma_backbone_kind() {
+  BackboneKind k;
+  k.kind = "pixart-sigma";
+  k.description = "PixArt-Sigma XL-2 1024-MS (PixArtTransformer2DModel, T5 v1.1 XXL, DPM-Solver++ linspace at t = 100)";
+  k.detect_from_weights = [](const CheckpointFolder& f) {
+    return f.has_key("transformer", "adaln_single.linear.weight") &&
+           f.has_key("transformer", "caption_projection.linear_1.weight");
+  };
+  k.pipeline_classes = {"PixArtSigmaPipeline"};
+  k.load = [](const CheckpointFolder& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
+    return std::make_unique<PixArtSigmaBackbone>(f, o);
+  };
+  k.layers = [](const BackboneOptions& o, const std::optional<std::string>& folder) {
+    PixArtConfig cfg = PixArtConfig::sigma_xl_2_1024();
+    int64_t vae_levels = 4;
+    if (folder) {
+      CheckpointFolder f(*folder);
+      cfg = PixArtConfig::from_json(component_file(f, "transformer"));
+      vae_levels = static_cast<int64_t>(VaeConfig::from_json(component_file(f, "vae")).block_out_channels.size());
+    }
+    const int64_t latent = o.image_size.value_or(1024) / (int64_t(1) << (vae_levels - 1));
+    return pixart_capture_layers(cfg, latent, latent, o.tokenizer ? o.tokenizer->max_length() : kPixArtTextLength);
+  };
+  return k;
+}
+
+}  // namespace gb::bb

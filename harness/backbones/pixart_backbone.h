@@ -1,0 +1,56 @@
+#pragma once
+// The PixArt-Sigma backbone (gb::Backbone): T5 text encoding with the caption mask, fp32 VAE posterior sample,
+// DPM-Solver++ noising at t = 100 (linear betas), one transformer forward with the paper's captures
+// (spec backbones.md §4, §6, §7; GDF's img2img PixArtSigmaPipeline G-pix).
+//
+// Randomness: two draws per image in the paper's order (VAE posterior ε, then diffusion ε), each from a CPU
+// generator seeded by noise_seed(batch seed, image id), in fp32 and then cast, so a capture does not depend on
+// batch composition, order, device or sharding.
+#include "harness/backbones/dit_noising.h"
+#include "harness/backbones/factory.h"
+#include "harness/backbones/pixart_transformer.h"
+#include "harness/backbones/t5_encoder.h"
+#include "harness/backbones/vae.h"
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace gb::bb {
+
+class PixArtSigmaBackbone : public Backbone {
+ public:
+  PixArtSigmaBackbone(const CheckpointFolder& folder, const BackboneOptions& options);
+
+  std::string kind() const override { return "pixart-sigma"; }
+  std::vector<LayerInfo> list_layers() const override;
+  const TextTokenizer& tokenizer() const override;
+  Capture capture(const BackboneBatch& batch, const CaptureSpec& spec) override;
+
+  // The same pass from T5 token ids and masks [B, T] (the tokenizer's padded output; the prompt lowercased).
+  Capture capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids, const at::Tensor& mask,
+                      const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec);
+
+  const PixArtTransformer& transformer() const { return *transformer_; }
+  const T5Encoder& text_encoder() const { return *t5_; }
+  const PixArtNoising& noising() const { return plan_; }
+  int64_t image_size() const { return image_size_; }
+  int64_t text_length() const;
+
+ private:
+  BackboneOptions options_;
+  at::Device device_;
+  at::ScalarType dtype_;
+  int64_t image_size_;
+  std::unique_ptr<PixArtTransformer> transformer_;
+  std::unique_ptr<VaeEncoder> vae_;
+  std::unique_ptr<T5Encoder> t5_;
+  PixArtNoising plan_;
+  std::shared_ptr<const TextTokenizer> tokenizer_;
+  std::set<std::string> layer_names_;
+};
+
+BackboneKind pixart_sigma_backbone_kind();
+
+}  // namespace gb::bb

@@ -1,0 +1,131 @@
+// Flux backbone on a tiny random checkpoint folder: detection, list-layers, capture names/shapes, the packed
+// inputs it records (replay reproduces the captures), seeded determinism and batch-vs-single equality.
+#include "dit_test_util.h"
+#include "tiny_dit.h"
+
+#include "harness/backbones/factory.h"
+#include "harness/backbones/flux_backbone.h"
+#include "harness/backbones/recorder.h"
+#include "harness/core/errors.h"
+
+using namespace gb::bb;
+namespace fs = std::filesystem;
+
+namespace {
+struct FluxFixture : ::testing::Test {
+  fs::path root = fs::temp_directory_path() / "gb_tiny_flux_test";
+  std::shared_ptr<tiny::WordTokenizer> t5 = std::make_shared<tiny::WordTokenizer>("t5", 6, false, 40);
+  std::shared_ptr<tiny::WordTokenizer> clip = std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990);
+  void SetUp() override {
+    fs::remove_all(root);
+    tiny::write_tiny_flux(root);
+  }
+  void TearDown() override { fs::remove_all(root); }
+  std::unique_ptr<gb::Backbone> open() {
+    BackboneOptions o;
+    o.image_size = 16;
+    o.tokenizer = t5;
+    auto bb = open_backbone(root.string(), o);
+    dynamic_cast<FluxBackbone&>(*bb).set_clip_tokenizer(clip);
+    return bb;
+  }
+  gb::BackboneBatch batch(int n) {
+    gb::BackboneBatch b;
+    const char* prompts[] = {"a cat and a dog", "sky", "tree road"};
+    for (int i = 0; i < n; ++i) {
+      b.images.push_back(tiny::random_image(16, 24 + i, 200 + i));
+      b.prompts.push_back(prompts[i]);
+      b.ids.push_back("f" + std::to_string(i));
+    }
+    b.seed = 9;
+    return b;
+  }
+  static gb::CaptureSpec goca_spec() {
+    gb::CaptureSpec s;
+    for (int k = 0; k < 4; ++k) {
+      s.add("vit-block" + std::to_string(k) + "-cross-map");
+      s.add("vit-block" + std::to_string(k) + "-self-map");
+    }
+    s.add("vit-block0-cross-special-post-value");
+    s.add("vit-block0-cross-special-weight");
+    s.add("vit-block0-cross-special-value");
+    s.add("vit-block3-attn-out");
+    s.self_map_head_mean = true;
+    return s;
+  }
+};
+}  // namespace
+
+TEST_F(FluxFixture, DetectedAndListed) {
+  EXPECT_EQ(detect_backbone_kind(root.string()), "flux");
+  auto bb = open();
+  auto layers = bb->list_layers();
+  ASSERT_EQ(layers.size(), 2u * 6u + 2u * 3u);
+  EXPECT_EQ(layers[0].name, "vit-block0-cross-map");
+  EXPECT_EQ(layers[0].shape, (std::vector<int64_t>{2, 16, 6}));
+  BackboneOptions o;
+  auto full = backbone_kind("flux").layers(o, std::nullopt);
+  EXPECT_EQ(full.size(), 19u * 6u + 38u * 3u);
+  bool ref = false;
+  for (const auto& l : full)
+    if (l.name == "vit-block27-attn-out") ref = l.shape == std::vector<int64_t>{3072, 64, 64};
+  EXPECT_TRUE(ref);
+  EXPECT_EQ(full[0].shape, (std::vector<int64_t>{24, 4096, 512}));
+}
+
+TEST_F(FluxFixture, CaptureNamesShapesAndInputs) {
+  auto bb = open();
+  auto cap = bb->capture(batch(2), goca_spec());
+  EXPECT_EQ(cap.tensors.size(), goca_spec().keys.size());
+  EXPECT_EQ(cap.at("vit-block2-cross-map").sizes(), at::IntArrayRef({2, 2, 16, 6}));
+  EXPECT_EQ(cap.at("vit-block2-self-map").sizes(), at::IntArrayRef({2, 1, 16, 16}));
+  EXPECT_EQ(cap.at("vit-block3-attn-out").sizes(), at::IntArrayRef({2, 32, 4, 4}));
+  EXPECT_EQ(cap.at("vit-block0-cross-special-value").sizes(), at::IntArrayRef({2, 2, 16, 16}));
+  EXPECT_EQ(cap.inputs.at("input.latents").sizes(), at::IntArrayRef({2, 16, 64}));
+  EXPECT_EQ(cap.inputs.at("input.encoder_hidden_states").sizes(), at::IntArrayRef({2, 6, 24}));
+  EXPECT_EQ(cap.inputs.at("input.pooled_projections").sizes(), at::IntArrayRef({2, 16}));
+  EXPECT_EQ(cap.inputs.at("input.img_ids").sizes(), at::IntArrayRef({2, 16, 3}));
+  EXPECT_EQ(cap.inputs.at("input.txt_ids").sizes(), at::IntArrayRef({2, 6, 3}));
+  EXPECT_FLOAT_EQ(cap.inputs.at("input.guidance")[1].item<float>(), 1.0f);
+  // 16 image tokens -> mu = 0.5 + 0.65·(16 - 256)/3840; the first remaining step of 28 at strength 0.15.
+  auto* flux = dynamic_cast<FluxBackbone*>(bb.get());
+  EXPECT_EQ(flux->noising().t_start, 23);
+  EXPECT_NEAR(cap.inputs.at("input.timestep")[0].item<float>(), flux->noising().timestep / 1000.0, 1e-7);
+  EXPECT_EQ(cap.inputs.at("input.img_ids")[0][5][1].item<float>(), 1.0f);  // token 5 = row 1, col 1
+  EXPECT_EQ(cap.inputs.at("input.img_ids")[0][5][2].item<float>(), 1.0f);
+
+  gb::Capture again;
+  const auto spec = goca_spec();  // the recorder keeps a reference
+  CaptureRecorder rec(spec, again);
+  FluxInputs in{cap.inputs.at("input.latents"), cap.inputs.at("input.timestep"), cap.inputs.at("input.guidance"),
+                cap.inputs.at("input.encoder_hidden_states"), cap.inputs.at("input.pooled_projections"),
+                cap.inputs.at("input.img_ids")[0], cap.inputs.at("input.txt_ids")[0]};
+  flux->transformer()(in, &rec, false);
+  for (const auto& [k, v] : cap.tensors) EXPECT_TRUE(at::allclose(again.tensors.at(k), v)) << k;
+}
+
+TEST_F(FluxFixture, SeededDeterministicAndBatchIndependent) {
+  auto bb = open();
+  auto spec = goca_spec();
+  auto two = bb->capture(batch(2), spec);
+  auto again = bb->capture(batch(2), spec);
+  for (const auto& [k, v] : two.tensors) EXPECT_TRUE(at::equal(v, again.tensors.at(k))) << k;
+  auto b = batch(2);
+  gb::BackboneBatch one;
+  one.images = {b.images[0]};
+  one.prompts = {b.prompts[0]};
+  one.ids = {b.ids[0]};
+  one.seed = b.seed;
+  auto single = bb->capture(one, spec);
+  for (const auto& [k, v] : single.tensors) dit_test::expect_close(v[0], two.tensors.at(k)[0], k, 1e-5);
+}
+
+TEST_F(FluxFixture, MissingClipTokenizerAndShapeMismatchAreUserErrors) {
+  BackboneOptions o;
+  o.image_size = 16;
+  o.tokenizer = t5;
+  auto bb = open_backbone(root.string(), o);
+  EXPECT_THROW(bb->capture(batch(1), goca_spec()), gb::UserError);
+  tiny::write_json(root / "text_encoder_2" / "config.json", tiny::tiny_t5_json(20));
+  EXPECT_THROW(open(), gb::UserError);  // joint_attention_dim 24 != T5 d_model 20
+}

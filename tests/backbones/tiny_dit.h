@@ -1,0 +1,137 @@
+#pragma once
+// Tiny random-weight PixArt-Sigma-like and Flux-like checkpoints in a temporary diffusers-layout folder, and
+// stand-in tokenizers (T5-like: words -> ids, EOS 1, pad 0; CLIP-like: BOS 998 ... EOS 999, padded with 999).
+#include "tiny_sd.h"
+
+#include "harness/backbones/flux_transformer.h"
+#include "harness/backbones/pixart_transformer.h"
+#include "harness/backbones/t5_encoder.h"
+#include "harness/core/tokenizer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <functional>
+#include <sstream>
+
+namespace gb::bb::tiny {
+
+class WordTokenizer : public TextTokenizer {
+ public:
+  WordTokenizer(std::string name, int64_t max_len, bool clip, int64_t vocab)
+      : name_(std::move(name)), max_len_(max_len), clip_(clip), vocab_(vocab) {}
+  std::string name() const override { return name_; }
+  int64_t max_length() const override { return max_len_; }
+  std::vector<TextToken> encode(const std::string& text) const override {
+    std::vector<TextToken> out;
+    if (clip_) out.push_back({998, "<sos>", true});
+    std::istringstream in(text);
+    std::string w;
+    while (in >> w && static_cast<int64_t>(out.size()) < max_len_ - 1)
+      out.push_back({2 + static_cast<int64_t>(std::hash<std::string>{}(w) % static_cast<size_t>(vocab_ - 2)), w, false});
+    out.push_back({clip_ ? 999 : 1, "<eos>", true});
+    while (static_cast<int64_t>(out.size()) < max_len_) out.push_back({clip_ ? 999 : 0, "<pad>", true});
+    return out;
+  }
+
+ private:
+  std::string name_;
+  int64_t max_len_;
+  bool clip_;
+  int64_t vocab_;
+};
+
+inline nlohmann::json tiny_t5_json(int64_t d_model) {
+  return {{"architectures", {"T5EncoderModel"}}, {"d_model", d_model}, {"d_kv", 4}, {"num_heads", 2},
+          {"d_ff", 24}, {"num_layers", 2}, {"vocab_size", 40}, {"relative_attention_num_buckets", 8},
+          {"relative_attention_max_distance", 16}, {"layer_norm_epsilon", 1e-6}, {"feed_forward_proj", "gated-gelu"},
+          {"dense_act_fn", "gelu_new"}, {"pad_token_id", 0}, {"eos_token_id", 1}};
+}
+
+inline void write_t5(const std::filesystem::path& dir, int64_t d_model, uint64_t seed) {
+  write_json(dir / "config.json", tiny_t5_json(d_model));
+  auto ws = WeightStore::random_init(seed, 0.3, at::kFloat, at::Device(at::kCPU));
+  T5Encoder m(ws, T5Config::from_json((dir / "config.json").string()));
+  save_safetensors((dir / "model.safetensors").string(), ws.tensors());
+}
+
+inline void write_vae(const std::filesystem::path& dir, bool flux, uint64_t seed) {
+  auto j = tiny_vae_json(true);
+  if (flux) {
+    j["latent_channels"] = 16;
+    j["use_quant_conv"] = false;
+    j["use_post_quant_conv"] = false;
+    j["scaling_factor"] = 0.3611;
+    j["shift_factor"] = 0.1159;
+  }
+  write_json(dir / "config.json", j);
+  auto ws = WeightStore::random_init(seed, 0.1, at::kFloat, at::Device(at::kCPU));
+  VaeEncoder m(VaeConfig::from_json((dir / "config.json").string()), ws);
+  auto t = ws.tensors();
+  t["decoder.conv_in.weight"] = at::zeros({16, flux ? 16 : 4, 3, 3});  // present in real files, ignored
+  save_safetensors((dir / "diffusion_pytorch_model.safetensors").string(), t);
+}
+
+// PixArt-Sigma-like: 2 layers, 2 heads x 8, caption 16 (T5 d_model 16), VAE /2, patch 2: a 16^2 image gives
+// 4 x 4 tokens.
+inline std::string write_tiny_pixart(const std::filesystem::path& root, uint64_t seed = 11) {
+  namespace fs = std::filesystem;
+  fs::create_directories(root);
+  write_json(root / "model_index.json", {{"_class_name", "PixArtSigmaPipeline"}});
+  write_json(root / "transformer" / "config.json",
+             {{"_class_name", "PixArtTransformer2DModel"}, {"num_attention_heads", 2}, {"attention_head_dim", 8},
+              {"in_channels", 4}, {"out_channels", 8}, {"num_layers", 2}, {"cross_attention_dim", 16},
+              {"attention_bias", true}, {"sample_size", 8}, {"patch_size", 2}, {"activation_fn", "gelu-approximate"},
+              {"num_embeds_ada_norm", 1000}, {"norm_type", "ada_norm_single"}, {"norm_elementwise_affine", false},
+              {"norm_eps", 1e-6}, {"interpolation_scale", 2}, {"use_additional_conditions", false},
+              {"caption_channels", 16}});
+  write_json(root / "scheduler" / "scheduler_config.json",
+             {{"_class_name", "DPMSolverMultistepScheduler"}, {"beta_start", 0.0001}, {"beta_end", 0.02},
+              {"beta_schedule", "linear"}, {"num_train_timesteps", 1000}, {"timestep_spacing", "linspace"},
+              {"steps_offset", 0}, {"algorithm_type", "dpmsolver++"}, {"solver_order", 2}});
+  {
+    auto ws = WeightStore::random_init(seed, 0.3, at::kFloat, at::Device(at::kCPU));
+    PixArtTransformer m(ws, PixArtConfig::from_json((root / "transformer" / "config.json").string()));
+    save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
+  }
+  write_vae(root / "vae", false, seed + 1);
+  write_t5(root / "text_encoder", 16, seed + 2);
+  return root.string();
+}
+
+// Flux-like: 2 double + 2 single blocks, 2 heads x 16, axes (4, 6, 6), T5 d_model 24, CLIP hidden 16 (pooled),
+// 16-channel VAE /2: a 16^2 image gives an 8^2 latent and 4 x 4 packed tokens of 64.
+inline std::string write_tiny_flux(const std::filesystem::path& root, uint64_t seed = 21) {
+  namespace fs = std::filesystem;
+  fs::create_directories(root);
+  write_json(root / "model_index.json", {{"_class_name", "FluxPipeline"}});
+  write_json(root / "transformer" / "config.json",
+             {{"_class_name", "FluxTransformer2DModel"}, {"patch_size", 1}, {"in_channels", 64}, {"num_layers", 2},
+              {"num_single_layers", 2}, {"attention_head_dim", 16}, {"num_attention_heads", 2},
+              {"joint_attention_dim", 24}, {"pooled_projection_dim", 16}, {"guidance_embeds", true},
+              {"axes_dims_rope", {4, 6, 6}}});
+  write_json(root / "scheduler" / "scheduler_config.json",
+             {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0},
+              {"use_dynamic_shifting", true}, {"base_shift", 0.5}, {"max_shift", 1.15}, {"base_image_seq_len", 256},
+              {"max_image_seq_len", 4096}});
+  {
+    auto ws = WeightStore::random_init(seed, 0.3, at::kFloat, at::Device(at::kCPU));
+    FluxTransformer m(ws, FluxConfig::from_json((root / "transformer" / "config.json").string()));
+    save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
+  }
+  write_vae(root / "vae", true, seed + 1);
+  write_json(root / "text_encoder" / "config.json", tiny_clip_json(false));
+  {
+    auto ws = WeightStore::random_init(seed + 2, 0.1, at::kFloat, at::Device(at::kCPU));
+    ClipTextModel m(ClipTextConfig::from_json((root / "text_encoder" / "config.json").string()), ws);
+    save_safetensors((root / "text_encoder" / "model.safetensors").string(), ws.tensors());
+  }
+  write_t5(root / "text_encoder_2", 24, seed + 3);
+  return root.string();
+}
+
+inline at::Tensor random_image(int64_t h, int64_t w, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randint(0, 256, {h, w, 3}, gen, at::TensorOptions().dtype(at::kLong)).to(at::kByte);
+}
+
+}  // namespace gb::bb::tiny
