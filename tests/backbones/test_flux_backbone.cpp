@@ -129,3 +129,18 @@ TEST_F(FluxFixture, MissingClipTokenizerAndShapeMismatchAreUserErrors) {
   tiny::write_json(root / "text_encoder_2" / "config.json", tiny::tiny_t5_json(20));
   EXPECT_THROW(open(), gb::UserError);  // joint_attention_dim 24 != T5 d_model 20
 }
+
+TEST_F(FluxFixture, Bf16RunStaysCloseToFp32) {
+  auto spec = goca_spec();
+  auto ref = open()->capture(batch(1), spec);
+  BackboneOptions o;
+  o.image_size = 16;
+  o.tokenizer = t5;
+  o.dtype = at::kBFloat16;
+  auto bb = open_backbone(root.string(), o);
+  dynamic_cast<FluxBackbone&>(*bb).set_clip_tokenizer(clip);
+  auto cap = bb->capture(batch(1), spec);
+  EXPECT_EQ(cap.at("vit-block1-cross-map").scalar_type(), at::kBFloat16);
+  EXPECT_EQ(cap.inputs.at("input.timestep").scalar_type(), at::kBFloat16);
+  for (const auto& [k, v] : ref.tensors) EXPECT_LT(dit_test::rel_err(cap.tensors.at(k), v), 0.05) << k;
+}

@@ -146,3 +146,15 @@ TEST_F(PixArtFixture, StrictLoadingNamesTheComponent) {
     EXPECT_NE(m.find("encoder.final_layer_norm.weight"), std::string::npos) << m;
   }
 }
+
+TEST_F(PixArtFixture, Bf16RunStaysCloseToFp32) {
+  auto spec = goca_spec();
+  auto ref = open()->capture(batch(1), spec);
+  BackboneOptions o;
+  o.image_size = 16;
+  o.tokenizer = tok;
+  o.dtype = at::kBFloat16;
+  auto cap = open_backbone(root.string(), o)->capture(batch(1), spec);
+  EXPECT_EQ(cap.at("vit-block1-cross-map").scalar_type(), at::kBFloat16);
+  for (const auto& [k, v] : ref.tensors) EXPECT_LT(dit_test::rel_err(cap.tensors.at(k), v), 0.05) << k;
+}

@@ -49,7 +49,7 @@ inline nlohmann::json tiny_t5_json(int64_t d_model) {
 
 inline void write_t5(const std::filesystem::path& dir, int64_t d_model, uint64_t seed) {
   write_json(dir / "config.json", tiny_t5_json(d_model));
-  auto ws = WeightStore::random_init(seed, 0.3, at::kFloat, at::Device(at::kCPU));
+  auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
   T5Encoder m(ws, T5Config::from_json((dir / "config.json").string()));
   save_safetensors((dir / "model.safetensors").string(), ws.tensors());
 }
@@ -89,7 +89,7 @@ inline std::string write_tiny_pixart(const std::filesystem::path& root, uint64_t
               {"beta_schedule", "linear"}, {"num_train_timesteps", 1000}, {"timestep_spacing", "linspace"},
               {"steps_offset", 0}, {"algorithm_type", "dpmsolver++"}, {"solver_order", 2}});
   {
-    auto ws = WeightStore::random_init(seed, 0.3, at::kFloat, at::Device(at::kCPU));
+    auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
     PixArtTransformer m(ws, PixArtConfig::from_json((root / "transformer" / "config.json").string()));
     save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
   }
@@ -114,7 +114,7 @@ inline std::string write_tiny_flux(const std::filesystem::path& root, uint64_t s
               {"use_dynamic_shifting", true}, {"base_shift", 0.5}, {"max_shift", 1.15}, {"base_image_seq_len", 256},
               {"max_image_seq_len", 4096}});
   {
-    auto ws = WeightStore::random_init(seed, 0.3, at::kFloat, at::Device(at::kCPU));
+    auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
     FluxTransformer m(ws, FluxConfig::from_json((root / "transformer" / "config.json").string()));
     save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
   }
