@@ -1,6 +1,8 @@
 #include "harness/backbones/factory.h"
 
 #include "harness/backbones/json_config.h"
+#include "harness/backbones/flux_backbone.h"
+#include "harness/backbones/pixart_backbone.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
 #include "harness/core/torch_compat.h"
@@ -18,6 +20,8 @@ const std::vector<BackboneKind>& backbone_kinds() {
   static const std::vector<BackboneKind> kinds = {
       sd15_backbone_kind(),
       sdxl_backbone_kind(),
+      pixart_sigma_backbone_kind(),
+      flux_backbone_kind(),
   };
   return kinds;
 }
