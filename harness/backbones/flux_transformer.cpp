@@ -189,7 +189,11 @@ at::Tensor FluxTransformer::attend(const at::Tensor& q, const at::Tensor& k, con
     }
     o = outs.size() == 1 ? outs[0] : at::cat(outs, 1);
     if (want_cross) rec->record(id + "-cross-map", cross);
-    if (want_self) rec->record(id + "-self-map", self_mean ? (self_sum / static_cast<double>(H)).unsqueeze(1).to(q.scalar_type()) : self_full);
+    if (want_self) {
+      // The head mean goes from fp32 straight to the stored dtype (as record_map does), one rounding only.
+      const at::ScalarType dt = rec->store_dtype().value_or(q.scalar_type());
+      rec->record(id + "-self-map", self_mean ? (self_sum / static_cast<double>(H)).unsqueeze(1).to(dt) : self_full);
+    }
   }
   return o.transpose(1, 2).reshape({B, S, H * d}).to(q.scalar_type());
 }
