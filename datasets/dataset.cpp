@@ -370,6 +370,8 @@ std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const Captio
   ds->classes_ = &class_table(c.kind, c.protocol);
   if (c.root.empty()) fail("dataset {}: no root folder given (set `root:` in the config or pass --root)", c.name());
   if (!fs::is_directory(c.root)) fail_file(c.root, "dataset root folder does not exist");
+  if (!label_source_applies(c.kind, c.label_source))
+    fail("label source '{}' does not apply to {}", to_string(c.label_source), c.name());
   ds->source_ = resolve_label_source(c);
   const bool paper = c.protocol == Protocol::Paper;
   const std::string images_dir = resolve_images_dir(c);

@@ -30,6 +30,23 @@ const char* to_string(LabelSource source) {
   return "?";
 }
 
+LabelSource parse_label_source(const std::string& name) {
+  for (const auto& [n, s] : kSourceNames)
+    if (n == name) return s;
+  fail("unknown label source '{}' (choices: auto, png, mat, panoptic, labelIds, labelTrainIds)", name);
+}
+
+bool label_source_applies(DatasetKind kind, LabelSource s) {
+  switch (kind) {
+    case DatasetKind::Voc:
+    case DatasetKind::Ade20k: return s == LabelSource::Png;
+    case DatasetKind::Context: return s == LabelSource::Auto || s == LabelSource::Mat || s == LabelSource::Png;
+    case DatasetKind::CocoObject: return s == LabelSource::Auto || s == LabelSource::Panoptic || s == LabelSource::Png;
+    case DatasetKind::Cityscapes: return s == LabelSource::LabelIds || s == LabelSource::LabelTrainIds;
+  }
+  return false;
+}
+
 const char* to_string(OnError on_error) { return on_error == OnError::Fail ? "fail" : "skip"; }
 
 DatasetConfig default_dataset_config(DatasetKind kind, Protocol protocol) {

@@ -44,6 +44,11 @@ enum class LabelSource {
   LabelTrainIds,  // cityscapes: *_gtFine_labelTrainIds.png
 };
 const char* to_string(LabelSource source);
+// "auto", "png", "mat", "panoptic", "labelIds", "labelTrainIds" (UserError otherwise).
+LabelSource parse_label_source(const std::string& name);
+// Whether a label source applies to a dataset (voc/ade20k: png; context: auto/mat/png; coco-object:
+// auto/panoptic/png; cityscapes: labelIds/labelTrainIds).
+bool label_source_applies(DatasetKind kind, LabelSource source);
 const char* to_string(OnError on_error);
 
 struct DatasetConfig {
