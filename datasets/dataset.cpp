@@ -226,8 +226,10 @@ at::Tensor map_panoptic(const at::Tensor& segment_ids, const std::vector<std::pa
   const int64_t w = in.size(1);
   const int64_t* src = in.data_ptr<int64_t>();
   // Distinct segment ids present in the image.
+  if (n == 0) fail_file(file, "empty panoptic label");
   std::unordered_map<int64_t, int64_t> value_map;
-  for (int64_t i = 0; i < n; ++i) value_map.emplace(src[i], src[i]);
+  for (int64_t i = 0, prev = -1; i < n; ++i)
+    if (src[i] != prev) value_map.emplace(prev = src[i], src[i]);
   std::unordered_map<int64_t, bool> listed;
   for (const auto& [seg, cat] : segments) {
     const int64_t cls = coco_category_to_class(cat);
@@ -243,23 +245,28 @@ at::Tensor map_panoptic(const at::Tensor& segment_ids, const std::vector<std::pa
       if (it != value_map.end() && it->second == seg) it->second = cls;  // first listing of an id wins
     }
   }
+  // Final value per distinct id; -3 marks ids that are bad input (standard: unlisted; paper: not a class id).
+  for (auto& [orig, cur] : value_map) {
+    if (protocol == Protocol::Standard) {
+      if (orig == 0) cur = kIgnoreIndex;
+      else if (!listed.count(orig)) cur = -3;
+    } else if (cur < 0 || cur > 80) {
+      cur = -3;  // paper: never listed and not a class id
+    }
+  }
   at::Tensor out = at::empty_like(in);
   int64_t* dst = out.data_ptr<int64_t>();
+  int64_t last_v = src[0], last_m = value_map.at(src[0]);  // labels are runs of equal ids
   for (int64_t i = 0; i < n; ++i) {
     const int64_t v = src[i];
-    if (protocol == Protocol::Standard) {
-      if (v != 0 && !listed.count(v))
-        fail_file(file, "segment id {} (at row {}, column {}) is not listed in the image's segments_info", v, i / w,
-                  i % w);
-      dst[i] = v == 0 ? kIgnoreIndex : value_map[v];
-    } else {
-      // Paper: ids never listed keep their raw value (as the in-place remap leaves them); a value that is not a
-      // class id cannot be evaluated.
-      dst[i] = value_map[v];
-      if (dst[i] < 0 || dst[i] > 80)
-        fail_file(file, "segment id {} (at row {}, column {}) is not listed in the image's segments_info and is not "
-                        "a class id [0, 80]", v, i / w, i % w);
+    if (v != last_v) {
+      last_v = v;
+      last_m = value_map.at(v);
     }
+    if (last_m == -3)
+      fail_file(file, "segment id {} (at row {}, column {}) is not listed in the image's segments_info{}", v, i / w,
+                i % w, protocol == Protocol::Paper ? " and is not a class id [0, 80]" : "");
+    dst[i] = last_m;
   }
   return out;
 }
