@@ -183,3 +183,19 @@ TEST(BadInput, MatFileProblems) {
   }
   EXPECT_TRUE(at::equal(read_mat_variable(path, "Other"), l));  // row-major round trip of a column-major file
 }
+
+TEST(MatFiles, ReadsFilesWrittenByScipy) {
+  if (!kHaveMatio) GTEST_SKIP() << "built without libmatio";
+  // tools/parity/datasets_mat.py: the same 3x5 LabelMap as compressed uint16 and as double.
+  const at::Tensor expected = at::tensor({0, 2, 259, 260, 415, 324, 9, 1, 3, 459, 440, 445, 0, 0, 284}, at::kLong).reshape({3, 5});
+  for (const char* name : {"labelmap_uint16_zlib.mat", "labelmap_double.mat"}) {
+    const at::Tensor got = read_mat_variable(std::string(GB_SOURCE_DIR) + "/tests/datasets/data/" + name, "LabelMap");
+    EXPECT_TRUE(at::equal(got, expected)) << name << "\n" << got;
+  }
+  // Through the paper's raw -> 60 mapping.
+  DatasetConfig c = default_dataset_config(DatasetKind::Context, Protocol::Paper);
+  const at::Tensor mapped = map_label(c, LabelSource::Mat, expected, "x.mat");
+  EXPECT_TRUE(at::equal(mapped[0], at::tensor({0, 1, 2, 3, 4}, at::kLong)));
+  EXPECT_TRUE(at::equal(mapped[1], at::tensor({5, 6, 0, 0, 0}, at::kLong)));
+  EXPECT_TRUE(at::equal(mapped[2], at::tensor({31, 32, 0, 0, 15}, at::kLong)));
+}
