@@ -42,11 +42,13 @@ std::string DatasetIssue::line() const {
 
 void DatasetReport::skip(DatasetIssue issue) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!issue.id.empty() && !seen_.insert("skip\n" + issue.id).second) return;  // a sample loaded twice counts once
   skipped_.push_back(std::move(issue));
 }
 
 void DatasetReport::note(const std::string& kind, DatasetIssue issue) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!issue.id.empty() && !seen_.insert(kind + "\n" + issue.id).second) return;
   notes_[kind].push_back(std::move(issue));
 }
 

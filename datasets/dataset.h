@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,7 @@ struct DatasetIssue {
 };
 
 // Thread-safe record of skips (bad input under on_error: skip) and notes (deliberate paper-protocol behaviours).
+// Each sample counts once per kind, however often it is loaded.
 class DatasetReport {
  public:
   void skip(DatasetIssue issue);
@@ -65,6 +67,7 @@ class DatasetReport {
   mutable std::mutex mutex_;
   std::vector<DatasetIssue> skipped_;
   std::map<std::string, std::vector<DatasetIssue>> notes_;
+  std::set<std::string> seen_;
 };
 
 // Note kinds.

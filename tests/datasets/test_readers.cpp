@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "datasets/dataset.h"
 #include "datasets/fixtures.h"
@@ -318,4 +319,25 @@ TEST(Readers, EveryFixtureLoadsUnderBothProtocols) {
       EXPECT_EQ(ds->report().skipped_count(), 0u);
     }
   }
+}
+
+TEST(Readers, ParallelLoadsMatchSequentialOnes) {
+  TempDir tmp;
+  FixtureOptions o;
+  o.paper_quirks = true;  // includes the Q14 note (report written from several threads)
+  Fixture fx = write_fixture(DatasetKind::CocoObject, tmp.str(), o);
+  auto ds = Dataset::open(config_for(fx, Protocol::Paper));
+  std::vector<at::Tensor> seq;
+  for (size_t i = 0; i < ds->size(); ++i) seq.push_back(ds->load(i)->label);
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(8, 0);
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 5; ++rep)
+        for (size_t i = 0; i < ds->size(); ++i)
+          if (!at::equal(ds->load((i + t) % ds->size())->label, seq[(i + t) % ds->size()])) ++mismatches[t];
+    });
+  for (auto& th : threads) th.join();
+  for (int m : mismatches) EXPECT_EQ(m, 0);
+  EXPECT_EQ(ds->report().notes().at(kNoteCocoAnnotationReused).size(), 1u);  // one image, however often loaded
 }
