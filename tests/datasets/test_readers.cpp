@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "datasets/dataset.h"
@@ -340,4 +341,20 @@ TEST(Readers, ParallelLoadsMatchSequentialOnes) {
   for (auto& th : threads) th.join();
   for (int m : mismatches) EXPECT_EQ(m, 0);
   EXPECT_EQ(ds->report().notes().at(kNoteCocoAnnotationReused).size(), 1u);  // one image, however often loaded
+}
+
+TEST(Readers, LimitTakesTheFirstInSortedOrder) {
+  for (DatasetKind k : {DatasetKind::CocoObject, DatasetKind::Cityscapes, DatasetKind::Ade20k}) {
+    TempDir tmp;
+    Fixture fx = write_fixture(k, tmp.str());
+    auto c = config_for(fx, Protocol::Paper);
+    c.limit = 3;
+    auto ds = Dataset::open(c);
+    EXPECT_EQ(ids_of(*ds), (std::vector<std::string>(fx.paper_ids.begin(), fx.paper_ids.begin() + 3))) << to_string(k);
+  }
+  // Hidden files are not part of a glob listing; sorting is by full path (city folder first).
+  TempDir tmp;
+  Fixture fx = write_fixture(DatasetKind::Ade20k, tmp.str());
+  { std::ofstream(fx.root + "/images/validation/.DS_Store") << "x"; }
+  EXPECT_EQ(ids_of(*Dataset::open(config_for(fx, Protocol::Paper))), fx.paper_ids);
 }
