@@ -1,6 +1,7 @@
 #include "harness/backbones/sd_backbone.h"
 
 #include "harness/backbones/image_preprocess.h"
+#include "harness/backbones/json_config.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
 #include "harness/core/log.h"
@@ -11,6 +12,13 @@
 
 #include <chrono>
 #include <filesystem>
+
+// The CLIP tokenizer comes from gb_text (the texteval work); until it is in the tree a backbone needs an
+// injected tokenizer (BackboneOptions::tokenizer) to take prompts.
+#if __has_include("harness/text/clip_tokenizer.h")
+#include "harness/text/clip_tokenizer.h"
+#define GB_HAVE_CLIP_TOKENIZER 1
+#endif
 
 namespace gb::bb {
 
@@ -42,6 +50,32 @@ double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device&
 }
 
 }  // namespace
+
+std::shared_ptr<const TextTokenizer> load_folder_tokenizer(const CheckpointFolder& folder, int64_t max_length) {
+  fs::path dir = fs::path(folder.root()) / "tokenizer";
+  if (!fs::is_directory(dir)) return nullptr;
+#ifdef GB_HAVE_CLIP_TOKENIZER
+  std::string pad = text::ClipTokenizer::kEnd;
+  auto special = dir / "special_tokens_map.json";
+  if (fs::is_regular_file(special)) {
+    auto j = read_json_file(special.string());
+    if (j.contains("pad_token")) {
+      const auto& p = j["pad_token"];
+      if (p.is_string()) pad = p.get<std::string>();
+      else if (p.is_object() && p.contains("content")) pad = p["content"].get<std::string>();
+    }
+  }
+  if (fs::is_regular_file(dir / "vocab.json") && fs::is_regular_file(dir / "merges.txt"))
+    return text::ClipTokenizer::from_files((dir / "vocab.json").string(), (dir / "merges.txt").string(), pad,
+                                           max_length);
+  if (fs::is_regular_file(dir / "merges.txt"))
+    return text::ClipTokenizer::from_merges((dir / "merges.txt").string(), pad, max_length);
+  fail_file(dir.string(), "has neither vocab.json + merges.txt nor merges.txt");
+#else
+  (void)max_length;
+  return nullptr;
+#endif
+}
 
 StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder, const BackboneOptions& options,
                                                  bool sdxl)
@@ -96,7 +130,8 @@ StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder,
     fail_file(config_path(folder, "unet"), "cross_attention_dim {} != text encoder hidden_size {}",
               unet_cfg.cross_attention_dim, text1_->config().hidden_size);
   }
-  tokenizer_ = options.tokenizer;
+  tokenizer_ = options.tokenizer ? options.tokenizer
+                                  : load_folder_tokenizer(folder, text1_->config().max_position_embeddings);
   for (const auto& l : list_layers()) layer_names_.insert(l.name);
 }
 
@@ -106,7 +141,8 @@ std::vector<LayerInfo> StableDiffusionBackbone::list_layers() const {
 }
 
 const TextTokenizer& StableDiffusionBackbone::tokenizer() const {
-  if (!tokenizer_) fail("{}: no CLIP tokenizer is attached to this backbone", kind());
+  if (!tokenizer_)
+    fail("{}: no CLIP tokenizer (the checkpoint folder has no tokenizer/ with vocab.json + merges.txt)", kind());
   return *tokenizer_;
 }
 

@@ -70,6 +70,10 @@ class StableDiffusionBackbone : public Backbone {
   std::set<std::string> layer_names_;
 };
 
+// The folder's tokenizer/ (vocab.json + merges.txt, pad token from special_tokens_map.json), or null when the
+// folder has none (or gb_text's CLIP tokenizer is not in this build).
+std::shared_ptr<const TextTokenizer> load_folder_tokenizer(const CheckpointFolder& folder, int64_t max_length);
+
 BackboneKind sd15_backbone_kind();
 BackboneKind sdxl_backbone_kind();
 

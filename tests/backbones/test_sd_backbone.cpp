@@ -257,3 +257,26 @@ TEST(SdBackbone, UnsupportedConfigValuesAreErrorsNamingFileAndField) {
   msg = user_error([&] { open_backbone(dir.string(), tiny_options()); });
   EXPECT_NE(msg.find("layers_per_block"), std::string::npos) << msg;
 }
+
+#if __has_include("harness/text/clip_tokenizer.h")
+// The folder's tokenizer/ is attached (pad token from special_tokens_map.json, max length from the text encoder).
+TEST(SdBackbone, LoadsTheFolderTokenizer) {
+  auto dir = folders().base / "withtok";
+  fs::copy(folders().sd15, dir, fs::copy_options::recursive);
+  fs::create_directories(dir / "tokenizer");
+  // merges.txt from the shared CLIP BPE file (gunzipped by the test).
+  auto gz = std::string(GB_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
+  ASSERT_EQ(std::system(("gzip -dc " + gz + " > " + (dir / "tokenizer" / "merges.txt").string()).c_str()), 0);
+  tiny::write_json(dir / "tokenizer" / "special_tokens_map.json", {{"pad_token", "<|endoftext|>"}});
+  auto bb = open_backbone(dir.string(), tiny_options());
+  const auto& tok = bb->tokenizer();
+  EXPECT_EQ(tok.name(), "clip");
+  EXPECT_EQ(tok.max_length(), 12);
+  auto t = tok.encode("a photo of a cat");
+  ASSERT_EQ(t.size(), 12u);
+  EXPECT_EQ(t.front().id, 49406);
+  EXPECT_EQ(t.back().id, 49407);
+  auto no_tok = open_backbone(folders().sd15, tiny_options());
+  EXPECT_NE(user_error([&] { no_tok->tokenizer(); }).find("tokenizer"), std::string::npos);
+}
+#endif
