@@ -12,6 +12,13 @@
 
 #include <CLI/CLI.hpp>
 
+// --method needs the method YAML reader (baselines) and Segmentor::required_capture() (goca).
+#if __has_include("baselines/method_yaml.h")
+#include "baselines/method_yaml.h"
+#include "goca/segmentor.h"
+#define GB_HAVE_METHOD_YAML 1
+#endif
+
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -75,9 +82,11 @@ void add(CLI::App& app) {
   sub->callback([a] {
     if (a->prompt.empty() == a->token_ids.empty()) gb::fail("capture needs exactly one of --prompt and --token-ids");
     if (a->layers.empty() && a->method.empty()) gb::fail("capture needs --layers KEY… or --method M.yaml");
+#ifndef GB_HAVE_METHOD_YAML
     if (!a->method.empty())
-      gb::fail_file(a->method, "--method is not available in this build yet (the method YAML reader has not "
-                               "landed); use --layers with the keys from `goca-bench list-layers`");
+      gb::fail_file(a->method, "--method is not available in this build (no method YAML reader); use --layers with "
+                               "the keys from `goca-bench list-layers`");
+#endif
     gb::bb::BackboneOptions o;
     o.device = a->device;
     if (!a->dtype.empty()) o.dtype = parse_dtype(a->dtype);
@@ -87,8 +96,19 @@ void add(CLI::App& app) {
     o.variant = a->variant;
     auto image = gb::read_image_rgb(a->image);
     auto backbone = gb::bb::open_backbone(a->weights, o);
-    auto spec = resolve_layers(a->layers, backbone->list_layers());
-    spec.self_map_head_mean = false;
+    gb::CaptureSpec spec;
+    if (!a->layers.empty()) {
+      spec = resolve_layers(a->layers, backbone->list_layers());
+      spec.self_map_head_mean = false;
+    }
+#ifdef GB_HAVE_METHOD_YAML
+    if (!a->method.empty()) {
+      // Exactly what the method reads (image size and timestep stay the backbone's paper defaults unless given).
+      auto plan = gb::baselines::load_method_plan(a->method);
+      spec = gb::goca::Segmentor(plan.method).required_capture();
+      if (a->full_heads) spec.self_map_head_mean = false;
+    }
+#endif
     const std::string id = std::filesystem::path(a->image).stem().string();
     gb::Capture cap;
     if (!a->token_ids.empty()) {

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 namespace fs = std::filesystem;
 
@@ -101,3 +102,33 @@ TEST(BackboneCli, CaptureBadInputIsOneLineExitTwo) {
   r = run("capture --weights " + fx().weights + " --image " + fx().image + " --token-ids 998,999 --dtype fp8 --layers x --out " + out);
   EXPECT_EQ(r.code, 2) << r.out;
 }
+
+#if __has_include("baselines/method_yaml.h")
+// --method captures exactly what the method reads (self maps as head means).
+TEST(BackboneCli, CaptureForAMethodFile) {
+  auto yaml = (fx().dir / "m.yaml").string();
+  {
+    std::ofstream f(yaml);
+    f << "head_method: 'dot-product w/o clamp'\n"
+         "layer_method: 'dot-product similarity'\n"
+         "rescale_method: 'sum-1 rescaling + per-token renorm+'\n"
+         "layers: [down-level0-repeat0-vit-block0-cross-map, up-level1-repeat1-vit-block0-cross-map]\n"
+         "ref_layer: up-level1-repeat0-vit-block0-cross-q\n"
+         "ref_mode: paper\n"
+         "multi_token: mean\n"
+         "output_size: 8\n"
+         "self_layers: [up-level1-repeat0-vit-block0-self-map]\n"
+         "propagation_order: 2\n";
+  }
+  auto out = (fx().dir / "m.safetensors").string();
+  auto r = run("capture --weights " + fx().weights + " --image " + fx().image +
+               " --token-ids 998,5,6,999,999,999,999,999,999,999,999,999 --image-size 16 --method " + yaml +
+               " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto t = gb::load_safetensors(out);
+  EXPECT_EQ(t.at("down-level0-repeat0-vit-block0-cross-map").sizes().vec(), (std::vector<int64_t>{2, 64, 12}));
+  EXPECT_EQ(t.at("up-level1-repeat0-vit-block0-cross-q").sizes().vec(), (std::vector<int64_t>{16, 8, 8}));
+  EXPECT_EQ(t.at("up-level1-repeat0-vit-block0-self-map").sizes().vec(), (std::vector<int64_t>{1, 64, 64}));
+  EXPECT_TRUE(t.count("down-level0-repeat0-vit-block0-cross-special-post-value"));
+}
+#endif
