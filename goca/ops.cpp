@@ -25,6 +25,21 @@ int64_t side_of(int64_t pixels, const char* what) {
   return s;
 }
 
+}  // namespace
+
+at::Tensor matmul_nt(const at::Tensor& x, const at::Tensor& w) {
+  // oneDNN's fp32 GEMM where the CPU build has it: Debian's LibTorch calls the reference (netlib) BLAS for
+  // at::mm, ~30x slower on this machine. CUDA and small products go through at::mm.
+  const bool big = x.size(0) * x.size(1) * w.size(0) >= (int64_t(1) << 20);
+  if (big && x.device().is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
+      at::hasMKLDNN()) {
+    return at::mkldnn_linear(x.contiguous().to_mkldnn(), w.contiguous(), c10::nullopt).to_dense();
+  }
+  return at::mm(x, w.t());
+}
+
+namespace {
+
 // Chunk size over pixels so that a [chunk, H, Dout] fp32 temporary stays near 64 MiB.
 int64_t pixel_chunk(int64_t pixels, int64_t heads, int64_t dout) {
   const int64_t budget = int64_t(16) << 20;  // floats
@@ -36,11 +51,11 @@ int64_t pixel_chunk(int64_t pixels, int64_t heads, int64_t dout) {
 at::Tensor per_head_outputs(const at::Tensor& Z, const at::Tensor& W, int64_t heads, int64_t p0, int64_t p1,
                             double limit) {
   const int64_t n = p1 - p0, hd = Z.size(1), d = hd / heads, dout = W.size(0);
-  auto Zh = Z.slice(0, p0, p1).view({n, heads, d}).permute({1, 0, 2});  // [H, n, d]
-  auto Wh = W.view({dout, heads, d}).permute({1, 2, 0});                 // [H, d, Dout]
-  auto oh = at::bmm(Zh, Wh);                                              // [H, n, Dout]
-  oh = at::nan_to_num(oh, 0.0, limit, -limit);
-  return oh.permute({1, 0, 2});  // [n, H, Dout]
+  auto oh = at::empty({n, heads, dout}, Z.options());
+  auto Zc = Z.slice(0, p0, p1);
+  for (int64_t h = 0; h < heads; ++h)
+    oh.select(1, h).copy_(matmul_nt(Zc.narrow(1, h * d, d), W.narrow(1, h * d, d)));  // Z_h W_h^T [n, Dout]
+  return at::nan_to_num_(oh, 0.0, limit, -limit);
 }
 
 }  // namespace
@@ -80,7 +95,11 @@ at::Tensor head_weights(HeadMethod method, int64_t heads, const at::Tensor& post
   const int64_t d = hd / heads;
   const double limit = max_finite(capture_dtype);
 
-  auto o = at::mm(Z, W.t());  // [P, Dout], the block output (no nan_to_num)
+  at::Tensor o;  // [P, Dout], the block output Z W^T (no nan_to_num); not needed by the dot fast path
+  auto block_output = [&] {
+    if (!o.defined()) o = matmul_nt(Z, W);
+    return o;
+  };
 
   at::Tensor u;  // unnormalised per-head scores [P, H]
   const bool dot = method == HeadMethod::DotProduct || method == HeadMethod::DotProductNoClamp ||
@@ -97,15 +116,24 @@ at::Tensor head_weights(HeadMethod method, int64_t heads, const at::Tensor& post
       fast = std::isfinite(bound) && bound * 1.001 < limit;
     }
     if (fast) {
-      auto q = at::mm(o, W);                                // [P, Hd]
-      u = (Z * q).view({P, heads, d}).sum(2);               // [P, H]
+      // q = o W = Z (W^T W): through the Gram matrix G = W^T W when that is cheaper (P large), else via o.
+      at::Tensor q;
+      const double via_gram = double(hd) * hd * dout + double(P) * hd * hd, via_o = 2.0 * P * hd * dout;
+      if (via_gram < via_o) {
+        auto Wt = W.t().contiguous();        // [Hd, Dout]
+        auto G = matmul_nt(Wt, Wt);          // [Hd, Hd], symmetric
+        q = matmul_nt(Z, G);                 // Z G^T = Z G
+      } else {
+        q = matmul_nt(block_output(), W.t());  // o W  [P, Hd]
+      }
+      u = (Z * q).view({P, heads, d}).sum(2);  // [P, H]
     } else {
       u = at::empty({P, heads}, Z.options());
       const int64_t chunk = pixel_chunk(P, heads, dout);
       for (int64_t p0 = 0; p0 < P; p0 += chunk) {
         const int64_t p1 = std::min(P, p0 + chunk);
         auto oh = per_head_outputs(Z, W, heads, p0, p1, limit);                       // [n, H, Dout]
-        u.slice(0, p0, p1).copy_(at::bmm(oh, o.slice(0, p0, p1).unsqueeze(-1)).squeeze(-1));
+        u.slice(0, p0, p1).copy_(at::bmm(oh, block_output().slice(0, p0, p1).unsqueeze(-1)).squeeze(-1));
       }
     }
   } else {
@@ -117,7 +145,7 @@ at::Tensor head_weights(HeadMethod method, int64_t heads, const at::Tensor& post
       if (method == HeadMethod::L2Norm) {
         u.slice(0, p0, p1).copy_(at::linalg_vector_norm(oh, 2, {2}, false, c10::nullopt));
       } else {  // Cosine, CosineVW
-        u.slice(0, p0, p1).copy_(at::cosine_similarity(oh, o.slice(0, p0, p1).unsqueeze(1), 2, 1e-8));
+        u.slice(0, p0, p1).copy_(at::cosine_similarity(oh, block_output().slice(0, p0, p1).unsqueeze(1), 2, 1e-8));
       }
     }
   }
@@ -193,10 +221,9 @@ at::Tensor reference_attention(const at::Tensor& ref, RefMode mode) {
   } else {
     X = f32(ref).reshape({ref.size(0), r * r}).t();  // [r^2, C]
   }
+  if (X.size(1) == 1) return at::softmax(X * X.t(), -1);  // outer product; the scale is 1^-0.5 = 1
   const double alpha = 1.0 / std::sqrt(static_cast<double>(X.size(1)));
-  auto scores = at::mm(X, X.t());
-  if (X.size(1) != 1) scores.mul_(alpha);
-  return at::softmax(scores, -1);
+  return at::softmax(matmul_nt(X, X).mul_(alpha), -1);
 }
 
 LayerScorer::LayerScorer(at::Tensor reference_attention, LayerMethod method)
@@ -366,9 +393,9 @@ at::Tensor propagate(const at::Tensor& maps, const at::Tensor& affinity, int64_t
   at::Tensor out;
   if (n > 0) {
     auto A = f32(affinity).reshape({S * S, S * S});
-    auto x = m.narrow(0, 0, n).reshape({n, S * S}).t().contiguous();  // [S^2, n]
-    for (int64_t i = 0; i < order; ++i) x = at::mm(A, x);
-    out = minmax(x.t().reshape({n, S, S}));
+    auto x = m.narrow(0, 0, n).reshape({n, S * S});  // rows are maps: x <- x A^T is m <- A m
+    for (int64_t i = 0; i < order; ++i) x = matmul_nt(x, A);
+    out = minmax(x.reshape({n, S, S}));
   } else {
     out = m.narrow(0, 0, 0);
   }

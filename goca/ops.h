@@ -17,6 +17,9 @@
 
 namespace gb::goca {
 
+// x w^T for x [M, K], w [N, K] (fp32): oneDNN on CPU builds that have it, at::mm otherwise.
+at::Tensor matmul_nt(const at::Tensor& x, const at::Tensor& w);
+
 // ----- §B head aggregation ------------------------------------------------------------------------
 
 // Largest finite value of `dtype` (65504 for Half): the ±inf replacement of torch.nan_to_num in the

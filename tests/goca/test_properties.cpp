@@ -314,3 +314,26 @@ TEST(GocaProperties, CudaMatchesCpu) {
     EXPECT_TRUE(at::allclose(a.aggregated, b.aggregated.cpu(), 1e-4, 1e-6, true)) << to_string(hm);
   }
 }
+
+TEST(GocaProperties, LargeProductsMatchReference) {
+  // Sizes that take the oneDNN GEMM and the Gram-matrix route of the dot-product methods.
+  at::manual_seed(13);
+  auto x = at::randn({700, 96}), w = at::randn({130, 96});
+  EXPECT_TRUE(at::allclose(matmul_nt(x, w), at::mm(x, w.t()), 1e-4, 1e-4));
+  auto l = random_layer(8, 1024, 20, 40, 320);
+  for (auto m : {HeadMethod::DotProduct, HeadMethod::DotProductNoClamp, HeadMethod::DotProductVW}) {
+    auto fast = head_weights(m, 8, l.Z, l.W, l.V, at::kFloat);  // Gram route (P = 1024 >> Hd = 320)
+    // explicit per-head reference: o_h = Z_h W_h^T, o = Z W^T, u_h = <o_h, o>
+    auto o = at::mm(l.Z, l.W.t());
+    std::vector<at::Tensor> u;
+    for (int64_t h = 0; h < 8; ++h) u.push_back((at::mm(l.Z.narrow(1, h * 40, 40), l.W.narrow(1, h * 40, 40).t()) * o).sum(1));
+    auto U = at::stack(u, 1);
+    if (m == HeadMethod::DotProductNoClamp) {
+      EXPECT_TRUE(at::allclose(fast, U / U.sum(1, true), 1e-4, 1e-5));
+    } else if (m == HeadMethod::DotProduct) {
+      auto c = U.clamp_min(0);
+      EXPECT_TRUE(at::allclose(fast, c / c.sum(1, true), 1e-4, 1e-5));
+    }
+    EXPECT_TRUE(at::allclose(fast, head_weights(m, 8, l.Z, l.W, l.V, at::kHalf), 1e-4, 1e-5)) << to_string(m);
+  }
+}
