@@ -6,6 +6,7 @@
 // Tensors of identical shape share storage across layers (the values do not change the work done; this keeps
 // the Flux-sized capture at ~0.5 GB instead of ~12 GB). Self maps are head means [1, P, P], as the harness
 // captures them (CaptureSpec::self_map_head_mean).
+#include "goca/ops.h"
 #include "goca/segmentor.h"
 #include "harness/core/torch_compat.h"
 
@@ -143,12 +144,20 @@ void run_bench(benchmark::State& state, Setup (*make)(const at::Device&), bool c
   auto dev = cuda ? at::Device(at::kCUDA) : at::Device(at::kCPU);
   Setup s = make(dev);
   Segmentor seg(s.config);
+  at::Tensor scores;
   for (auto _ : state) {
     auto out = seg.run(s.sample, s.groups);
     if (cuda) gb::compat::cuda_synchronize();
     benchmark::DoNotOptimize(out.scores.data_ptr());
+    scores = out.scores;
   }
   state.counters["layers"] = static_cast<double>(s.config.layers.size());
+  // Checksums, printed identically by tools/parity/goca_paper_timing.py: the same seed gives the same random
+  // inputs in LibTorch and PyTorch 1.13 on CPU, so equal input sums mean identical inputs and the output
+  // sums compare the two implementations at full size.
+  state.counters["in_sum"] = s.sample.at(s.config.layers.front()).to(at::kDouble).sum().item<double>() +
+                             s.sample.at(s.config.ref_layer).to(at::kDouble).sum().item<double>();
+  state.counters["out_sum"] = at::nansum(scores.to(at::kDouble)).item<double>();
 }
 
 }  // namespace
@@ -159,3 +168,47 @@ BENCHMARK_CAPTURE(run_bench, flux_goca_cpu, &flux, false)->Unit(benchmark::kMill
 BENCHMARK_CAPTURE(run_bench, sd15_goca_cuda, &sd15, true)->Unit(benchmark::kMillisecond)->Iterations(20);
 BENCHMARK_CAPTURE(run_bench, sdxl_goca_cuda, &sdxl, true)->Unit(benchmark::kMillisecond)->Iterations(10);
 BENCHMARK_CAPTURE(run_bench, flux_goca_cuda, &flux, true)->Unit(benchmark::kMillisecond)->Iterations(10);
+
+// ----- stages, SD1.5-sized (for the cost breakdown in docs/performance.md) -----
+namespace {
+
+const Setup& sd15_cpu() {
+  static Setup s = sd15(at::kCPU);
+  return s;
+}
+
+void BM_sd15_head_weights_all_layers(benchmark::State& state) {
+  const auto& s = sd15_cpu();
+  for (auto _ : state)
+    for (const auto& k : s.config.layers) {
+      const std::string b = k.substr(0, k.size() - 3);
+      auto w = head_weights(s.config.head_method, s.sample.at(k).size(0), s.sample.at(b + "special-post-value"),
+                            s.sample.at(b + "special-weight"), s.sample.at(b + "special-value"), at::kFloat);
+      benchmark::DoNotOptimize(aggregate_heads(s.sample.at(k), w).data_ptr());
+    }
+}
+BENCHMARK(BM_sd15_head_weights_all_layers)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+void BM_sd15_layer_scores_all_layers(benchmark::State& state) {
+  const auto& s = sd15_cpu();
+  for (auto _ : state) {
+    LayerScorer scorer(reference_attention(s.sample.at(s.config.ref_layer), RefMode::Paper),
+                       LayerMethod::DotProductSimilarity);
+    for (const auto& k : s.config.layers)
+      benchmark::DoNotOptimize(scorer.score(s.sample.at(gb::self_key_for_cross(k))[0]).item<float>());
+  }
+}
+BENCHMARK(BM_sd15_layer_scores_all_layers)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+void BM_sd15_self_aggregation_and_propagation(benchmark::State& state) {
+  const auto& s = sd15_cpu();
+  auto maps = at::rand({3, 64, 64});
+  for (auto _ : state) {
+    std::vector<at::Tensor> selfs;
+    for (const auto& k : s.config.self_layers) selfs.push_back(s.sample.at(k)[0]);
+    benchmark::DoNotOptimize(propagate(maps, aggregate_self(selfs, 64), 2).data_ptr());
+  }
+}
+BENCHMARK(BM_sd15_self_aggregation_and_propagation)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+}  // namespace

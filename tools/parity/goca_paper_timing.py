@@ -154,8 +154,11 @@ for which in args.which:
         times, cpu = [], []
         for _ in range(args.iters):
             t0, c0 = time.perf_counter(), time.process_time()
-            run_once(feats, ref_key, self_layers, head)
+            scores = run_once(feats, ref_key, self_layers, head)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
+    first = next(k for k in feats if k.endswith('-cross-map'))
+    in_sum = feats[first].double().sum().item() + feats[ref_key].double().sum().item()
+    print(f'{which}: in_sum {in_sum:.6g} out_sum {torch.nansum(scores.double()).item():.6g}')
     print(f'{which}: paper code {1000 * min(times):.0f} ms/image wall (min of {args.iters}), '
           f'{1000 * min(cpu):.0f} ms/image CPU')
