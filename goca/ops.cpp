@@ -236,16 +236,26 @@ at::Tensor LayerScorer::score(const at::Tensor& self_mean) const {
   if (self_mean.size(1) != self_mean.size(0)) fail("self map has shape {}, expected [P, P]", shp(self_mean));
   const int64_t r = r_;
   auto dev = R_.device();
-  auto sel = query_selection(s, r, dev);  // [r^2] query of s^2 used by each reference query
   if (method_ == LayerMethod::DotProductSimilarity) {
-    // sum_{q,k} R(q,k) T(q,k) with T(q,:) = K(sel(q),:): pool R's rows by their source query, then one
-    // elementwise product over the used source rows only.
-    auto uniq = std::get<0>(at::_unique(sel, /*sorted=*/true, /*return_inverse=*/false));
-    auto inv = at::searchsorted(uniq, sel);
-    auto pooled = at::zeros({uniq.size(0), r * r}, R_.options()).index_add_(0, inv, R_);
-    auto K = resized_rows(self_mean, uniq, s, r);  // [n, r^2]
+    // sum_{q,k} R(q,k) T(q,k) with T(q,:) = K(sel(q),:): pool R's rows by their source query (once per
+    // resolution), then one elementwise product over the used source rows only.
+    auto it = pooled_.find(s);
+    if (it == pooled_.end()) {
+      if (s == r) {
+        it = pooled_.emplace(s, std::make_pair(at::arange(r * r, R_.options().dtype(at::kLong)), R_)).first;
+      } else {
+        auto sel = query_selection(s, r, dev);  // [r^2] query of s^2 used by each reference query
+        auto uniq = std::get<0>(at::_unique(sel, /*sorted=*/true, /*return_inverse=*/false));
+        auto inv = at::searchsorted(uniq, sel);
+        auto pooled = at::zeros({uniq.size(0), r * r}, R_.options()).index_add_(0, inv, R_);
+        it = pooled_.emplace(s, std::make_pair(uniq, pooled)).first;
+      }
+    }
+    const auto& [uniq, pooled] = it->second;
+    auto K = s == r ? f32(self_mean) : resized_rows(self_mean, uniq, s, r);  // [n, r^2]
     return (pooled * K).sum();
   }
+  auto sel = query_selection(s, r, dev);  // [r^2] query of s^2 used by each reference query
   auto T = resized_rows(self_mean, sel, s, r);  // [r^2, r^2]
   if (method_ == LayerMethod::Mse) {
     return 1.0 / at::linalg_vector_norm(R_ - T, 2, {1}, false, c10::nullopt).sum();

@@ -13,6 +13,8 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <vector>
 
 namespace gb::goca {
@@ -65,6 +67,8 @@ class LayerScorer {
   at::Tensor R_;
   int64_t r_;
   LayerMethod method_;
+  // per self-map side s: (distinct source rows, R's rows summed by source row), dot-product similarity only
+  mutable std::map<int64_t, std::pair<at::Tensor, at::Tensor>> pooled_;
 };
 
 // omega_hat = max(omega, 0) / sum max(omega, 0), [L] (NaN when every score is <= 0).
