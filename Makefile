@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps configure build test bench clean
+.PHONY: all deps configure build test bench quickstart clean
 
 all: build
 
@@ -25,6 +25,13 @@ build: configure
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The embedded quickstart: synthetic VOC-layout data + the synthetic attention backbone (docs/runner.md);
+# runs Vanilla, Baseline, GoCA and a small ablation, writes runs/quickstart/ (results.json, tables/,
+# profile.md, report.html). A couple of minutes on 2 CPU cores, no downloads. The numbers are synthetic.
+quickstart: test
+	$(BUILD)/bin/goca-bench run configs/quickstart.yaml
+	@echo "tables: runs/quickstart/tables/table1.md   report: runs/quickstart/report.html"
 
 bench: build
 	$(BUILD)/tests/goca-bench-benchmarks $(BENCH_ARGS)

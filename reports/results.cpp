@@ -281,7 +281,7 @@ void save_results(const Results& r, const std::string& path) {
   {
     std::ofstream out(tmp, std::ios::binary);
     if (!out) fail_file(path, "cannot write");
-    out << to_json(r).dump(1) << "\n";
+    out << to_json(r).dump() << "\n";  // compact: matrices of 151 classes x thresholds x variants add up
     if (!out) fail_file(path, "write failed");
   }
   fs::rename(tmp, path);

@@ -154,7 +154,8 @@ Experiment parse_experiment(const gb::Config& config) {
     for (const auto& [k, val] : axes) sets.push_back(k + "=" + val);
     const gb::Config mc = gb::Config::load(file, sets);
     v.method_yaml = YAML::Clone(mc.root());
-    v.method_source = file;
+    v.method_file = file;
+    v.method_overrides = sets;
   };
 
   for (const auto& b : ex.backbones) {

@@ -67,8 +67,9 @@ struct Variant {
   std::string type;                         // Table 1 "Type"
   std::string group;                        // ablation group, "" for main-table methods
   std::map<std::string, std::string> axes;  // ablated key -> value
-  YAML::Node method_yaml;                   // resolved method mapping (file + set + axis values)
-  std::string method_source;                // file it came from (for error messages)
+  YAML::Node method_yaml;                   // resolved method mapping (file + set + axis values), for hashing
+  std::string method_file;                  // the method file (baselines/method_yaml.h)
+  std::vector<std::string> method_overrides;  // `set` keys and axis values, as "key=value"
 };
 
 struct Experiment {

@@ -53,6 +53,7 @@ int64_t synthetic_concept_of_word(const std::string& word_in) {
       for (const auto& s : voc.classes[static_cast<size_t>(c)].synonyms) t.emplace(s, c);
     for (size_t i = 0; i < stuff_kinds().size(); ++i) t[stuff_kinds()[i].word] = kStuffBase + static_cast<int64_t>(i);
     t["clothes"] = 15;
+    t["background"] = kBackgroundConcept;
     return t;
   }();
   auto it = table.find(lower(word_in));
@@ -64,10 +65,10 @@ SyntheticBackboneConfig SyntheticBackboneConfig::sd15_like() {
   // SD1.5's 16 cross-attention blocks at half resolution; reliabilities follow the common observation that
   // the middle resolutions are the most semantic and the finest ones the noisiest.
   auto add = [&](const std::string& b, int64_t side, double q) { c.layers.push_back({b + "-vit-block0-cross", side, q}); };
-  add("down-level0-repeat0", 32, 0.1);
-  add("down-level0-repeat1", 32, 0.15);
-  add("down-level1-repeat0", 16, 0.35);
-  add("down-level1-repeat1", 16, 0.45);
+  add("down-level0-repeat0", 32, 0.05);
+  add("down-level0-repeat1", 32, 0.1);
+  add("down-level1-repeat0", 16, 0.2);
+  add("down-level1-repeat1", 16, 0.3);
   add("down-level2-repeat0", 8, 0.85);
   add("down-level2-repeat1", 8, 0.9);
   add("mid", 4, 0.9);
@@ -76,10 +77,10 @@ SyntheticBackboneConfig SyntheticBackboneConfig::sd15_like() {
   add("up-level1-repeat2", 8, 0.9);
   add("up-level2-repeat0", 16, 0.85);
   add("up-level2-repeat1", 16, 0.8);
-  add("up-level2-repeat2", 16, 0.5);
-  add("up-level3-repeat0", 32, 0.2);
-  add("up-level3-repeat1", 32, 0.15);
-  add("up-level3-repeat2", 32, 0.1);
+  add("up-level2-repeat2", 16, 0.3);
+  add("up-level3-repeat0", 32, 0.15);
+  add("up-level3-repeat1", 32, 0.1);
+  add("up-level3-repeat2", 32, 0.05);
   return c;
 }
 
@@ -248,7 +249,7 @@ gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::s
       Rng qrng(seed, id, L.block + ":q");
       at::Tensor fg = at::zeros({s, s}, at::kFloat);
       for (int64_t c = 0; c < NC; ++c)
-        if (concepts[static_cast<size_t>(c)] < kStuffBase) fg += M[c];
+        if (concepts[static_cast<size_t>(c)] < kBackgroundConcept) fg += M[c];
       at::Tensor F = at::zeros({C.ref_channels, s, s}, at::kFloat);
       F[0] = 4.0 * (fg.clamp(0, 1) - 0.5) + 0.1 * normal_tensor(qrng, {s, s});
       if (C.ref_channels > 1) {

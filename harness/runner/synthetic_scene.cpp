@@ -184,7 +184,8 @@ at::Tensor concept_masks(const Scene& s, const std::vector<int64_t>& concepts, i
   for (int64_t y = 0; y < side * kSuper; ++y)
     for (int64_t x = 0; x < side * kSuper; ++x)
       for (size_t c = 0; c < concepts.size(); ++c)
-        if (reg[y][x] == concepts[c]) ma[static_cast<int64_t>(c)][y / kSuper][x / kSuper] += w;
+        if (reg[y][x] == concepts[c] || (concepts[c] == kBackgroundConcept && reg[y][x] >= kStuffBase))
+          ma[static_cast<int64_t>(c)][y / kSuper][x / kSuper] += w;
   return m;
 }
 

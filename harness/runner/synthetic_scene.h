@@ -19,6 +19,8 @@ namespace gb::runner {
 
 // Concepts the synthetic world knows: VOC class ids 1..20 for objects, kStuffBase + i for stuff.
 inline constexpr int64_t kStuffBase = 100;
+// The word "background" (the captioner appends it for VOC, COCO-Object, ADE20K): everything that is stuff.
+inline constexpr int64_t kBackgroundConcept = 99;
 
 struct StuffKind {
   const char* word;

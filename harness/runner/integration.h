@@ -1,0 +1,39 @@
+#pragma once
+// The runner's seams to the other components, in one place: prompt building (harness/text), backbone
+// construction (harness/backbones, or the synthetic backbone). Method files are read by baselines/method_yaml.h.
+#include "datasets/classes.h"
+#include "datasets/dataset_config.h"
+#include "datasets/sample.h"
+#include "goca/method_config.h"
+#include "harness/core/backbone.h"
+#include "harness/core/token_groups.h"
+#include "harness/text/prompt_builder.h"
+#include "harness/runner/experiment.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <memory>
+#include <string>
+
+namespace gb::runner {
+
+struct PreparedPrompt {
+  std::string text;         // the prompt fed to the text encoder
+  gb::TokenGroups groups;   // which tokens belong to which object
+};
+
+// The paper's captioner (harness/text, spec §G) for one dataset and tokenizer.
+std::unique_ptr<gb::text::PromptBuilder> make_prompt_builder(const gb::datasets::DatasetConfig& dataset,
+                                                            const gb::datasets::ClassTable& classes,
+                                                            const gb::TextTokenizer& tokenizer);
+// Caption -> prompt + token groups; GT classes in the order the paper's datasets list them (quirk Q12).
+PreparedPrompt build_prompt(const gb::text::PromptBuilder& builder, const gb::datasets::Sample& sample,
+                            const std::string& caption, const gb::datasets::DatasetConfig& dataset);
+
+// Backbone by kind ("synthetic", "sd15", "sdxl", "pixart-sigma", "flux"). `seed` is the run's noise seed.
+std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& entry, const std::string& device, uint64_t seed);
+
+// "cuda" when available and asked for (auto), else "cpu".
+std::string resolve_device(const std::string& requested);
+
+}  // namespace gb::runner

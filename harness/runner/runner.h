@@ -1,0 +1,34 @@
+#pragma once
+// `goca-bench run`: evaluates an experiment. Per (dataset, backbone): the images of the shard are loaded
+// and prompted by worker threads running ahead of the model (a TBB pipeline), batched, passed through ONE
+// backbone forward that captures the union of what every variant needs, segmented by every variant,
+// evaluated into per-image confusion matrices, journalled (fsync'd) and summed. Outputs in
+// <output_root>/<name>/ (results.json, tables/, profile.*, report.html; shards: shard-<i>-of-<n>/).
+#include "harness/runner/experiment.h"
+#include "reports/results.h"
+
+#include <cstdint>
+#include <string>
+
+namespace gb::runner {
+
+struct RunOptions {
+  int64_t shard_index = 0;
+  int64_t shard_count = 1;
+  bool resume = false;
+  int64_t stop_after = -1;      // debug: exit abruptly (as if killed) after this many images were journalled
+  bool progress = true;
+  std::string run_dir;          // "" = experiment.run_dir() (+ /shard-i-of-n)
+};
+
+// Parses "i/n" (0 <= i < n). UserError otherwise.
+void parse_shard(const std::string& text, int64_t& index, int64_t& count);
+
+// The images of `total` that shard i of n evaluates: every index with index % n == i (deterministic,
+// disjoint, covering).
+bool in_shard(int64_t index, int64_t shard_index, int64_t shard_count);
+
+// Runs the experiment and writes every output. Returns the results written to results.json.
+gb::reports::Results run_experiment(const Experiment& experiment, const RunOptions& options);
+
+}  // namespace gb::runner

@@ -1,0 +1,199 @@
+// End-to-end runner tests on the synthetic world (real VOC reader, real CLIP tokenizer and prompt builder,
+// real Segmentor and evaluator): config expansion, shard + merge = single run, kill + resume = uninterrupted
+// run, batch-size independence, and the committed regression results.
+#include "harness/core/errors.h"
+#include "harness/runner/experiment.h"
+#include "harness/runner/runner.h"
+#include "harness/runner/synthetic_scene.h"
+#include "harness/text/clip_tokenizer.h"
+#include "reports/compare.h"
+#include "reports/merge.h"
+#include "reports/results.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using namespace gb::runner;
+
+namespace {
+
+const fs::path kWork = fs::temp_directory_path() / "gb_test_runner";
+
+// A small experiment: 6 synthetic images, Vanilla + GoCA + a 2-value ablation.
+std::string mini_config(const std::string& name, int images = 6) {
+  const std::string src = GB_SOURCE_DIR;
+  return "name: " + name + "\noutput_root: " + (kWork / "runs").string() + "\nseed: 0\nbatch_size: 2\nworkers: 2\n"
+         "device: cpu\nexamples: 1\n"
+         "datasets:\n  - name: synthetic-voc\n    config: " + src + "/configs/datasets/voc.yaml\n"
+         "    synthetic_images: " + std::to_string(images) + "\n    set:\n      root: " + (kWork / "data").string() +
+         "\n      captions: " + (kWork / "data/captions.json").string() + "\n      limit: -1\n"
+         "backbones:\n  - name: synthetic\n    kind: synthetic\n    options: {tokenizer: " + src +
+         "/configs/synthetic/clip-mini-merges.txt.gz}\n"
+         "methods:\n"
+         "  - {name: Vanilla, type: Training-free, method: " + src + "/configs/methods/sd15/vanilla.yaml, set: {output_size: 16}}\n"
+         "  - {name: GoCA, type: Training-free, method: " + src + "/configs/methods/sd15/goca.yaml, set: {output_size: 16}}\n"
+         "ablations:\n  - {name: head, base: GoCA, grid: {head_method: [average, dot_product_no_clamp]}}\n";
+}
+
+Experiment load(const std::string& name, const std::vector<std::string>& sets = {}, int images = 6) {
+  fs::create_directories(kWork);
+  const fs::path p = kWork / (name + ".yaml");
+  std::ofstream(p) << mini_config(name, images);
+  return load_experiment(p.string(), sets);
+}
+
+RunOptions quiet() {
+  RunOptions o;
+  o.progress = false;
+  return o;
+}
+
+void expect_same_accuracy(const gb::reports::Results& a, const gb::reports::Results& b) {
+  ASSERT_EQ(a.cells.size(), b.cells.size());
+  for (size_t k = 0; k < a.cells.size(); ++k) {
+    ASSERT_EQ(a.cells[k].key(), b.cells[k].key());
+    EXPECT_EQ(a.cells[k].images, b.cells[k].images);
+    for (size_t t = 0; t < a.cells[k].thresholds.size(); ++t)
+      EXPECT_EQ(a.cells[k].thresholds[t].confusion, b.cells[k].thresholds[t].confusion) << a.cells[k].key();
+  }
+  EXPECT_EQ(a.config_hash, b.config_hash);
+}
+
+}  // namespace
+
+TEST(Experiment, ExpandsMethodsAndAblationGrids) {
+  const Experiment ex = load("expand");
+  ASSERT_EQ(ex.variants.at("synthetic").size(), 4u);
+  const auto& v = ex.variants.at("synthetic");
+  EXPECT_EQ(v[0].name, "Vanilla");
+  EXPECT_EQ(v[2].name, "GoCA/head_method=average");
+  EXPECT_EQ(v[2].group, "head");
+  EXPECT_EQ(v[2].axes.at("head_method"), "average");
+  EXPECT_EQ(v[2].method_yaml["head_method"].as<std::string>(), "average");
+  EXPECT_EQ(v[3].method_yaml["output_size"].as<int>(), 16);
+  const auto grid = grid_product({{"a", {"1", "2"}}, {"b", {"x", "y", "z"}}});
+  EXPECT_EQ(grid.size(), 6u);
+  EXPECT_EQ(grid[5].at("b"), "z");
+  // --set reaches any key; bad input names the file.
+  EXPECT_EQ(load("expand", {"batch_size=5"}).batch_size, 5);
+  EXPECT_THROW(load("expand", {"ablations.0.base=Nope"}), gb::UserError);
+  EXPECT_THROW(load("expand", {"bogus_key=1"}), gb::UserError);
+}
+
+TEST(Runner, ShardsMergeToTheSingleRunAndBatchSizeDoesNotMatter) {
+  const Experiment ex = load("single");
+  const auto single = run_experiment(ex, quiet());
+  EXPECT_EQ(single.cells.size(), 4u);
+  EXPECT_EQ(single.cells[0].images, 6);
+  EXPECT_TRUE(fs::exists(fs::path(ex.run_dir()) / "report.html"));
+  EXPECT_TRUE(fs::exists(fs::path(ex.run_dir()) / "tables/table1.md"));
+
+  std::vector<gb::reports::Results> shards;
+  std::vector<std::string> names;
+  for (int i = 0; i < 3; ++i) {
+    RunOptions o = quiet();
+    o.shard_index = i;
+    o.shard_count = 3;
+    shards.push_back(run_experiment(ex, o));
+    names.push_back("shard" + std::to_string(i));
+    EXPECT_EQ(shards.back().cells[0].images, 2);
+  }
+  const auto merged = gb::reports::merge_results(shards, names);
+  expect_same_accuracy(merged, single);
+  EXPECT_EQ(merged.examples.size(), single.examples.size());
+  EXPECT_EQ(gb::reports::compare_results(merged, single, {}).verdict, gb::reports::Verdict::Same);
+
+  Experiment ex1 = ex;
+  ex1.batch_size = 1;
+  ex1.output_root = (kWork / "runs-b1").string();
+  expect_same_accuracy(run_experiment(ex1, quiet()), single);
+  Experiment ex5 = ex;
+  ex5.batch_size = 5;
+  ex5.output_root = (kWork / "runs-b5").string();
+  expect_same_accuracy(run_experiment(ex5, quiet()), single);
+}
+
+TEST(Runner, KilledAndResumedEqualsUninterrupted) {
+  const Experiment ex = load("resume");
+  const auto whole = run_experiment(ex, quiet());
+  fs::remove_all(kWork / "runs/resume-killed");
+  // Kill a child mid-run (it exits abruptly after 3 journalled images, as a kill would), then resume.
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    RunOptions o = quiet();
+    o.stop_after = 3;
+    o.run_dir = (kWork / "runs/resume-killed").string();
+    run_experiment(ex, o);
+    std::_Exit(0);  // not reached: stop_after exits with 75
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 75);
+  EXPECT_FALSE(fs::exists(kWork / "runs/resume-killed/results.json"));
+  RunOptions o = quiet();
+  o.resume = true;
+  o.run_dir = (kWork / "runs/resume-killed").string();
+  const auto resumed = run_experiment(ex, o);
+  expect_same_accuracy(resumed, whole);
+  EXPECT_EQ(resumed.examples.size(), whole.examples.size());
+  // Resuming a finished run redoes nothing and counts nothing twice.
+  expect_same_accuracy(run_experiment(ex, o), whole);
+}
+
+TEST(Runner, ShardSyntax) {
+  int64_t i = 0, n = 0;
+  parse_shard("2/5", i, n);
+  EXPECT_EQ(i, 2);
+  EXPECT_EQ(n, 5);
+  EXPECT_THROW(parse_shard("5/5", i, n), gb::UserError);
+  EXPECT_THROW(parse_shard("x", i, n), gb::UserError);
+  EXPECT_TRUE(in_shard(7, 1, 3));
+  EXPECT_FALSE(in_shard(7, 0, 3));
+}
+
+// CI regression: a reduced quickstart against committed expected results, compared exactly (every
+// confusion matrix). A change in any method, the evaluator, the prompt builder, the readers or the synthetic
+// world shows up here. After an intended change, regenerate with GB_UPDATE_REGRESSION=1 and commit.
+TEST(Regression, ReducedQuickstartMatchesCommittedResults) {
+  const Experiment ex = load("regression", {"examples=0"});
+  const auto now = run_experiment(ex, quiet());
+  const fs::path expected = fs::path(GB_SOURCE_DIR) / "tests/regression/quickstart-mini/results.json";
+  if (std::getenv("GB_UPDATE_REGRESSION")) {
+    gb::reports::Results stored = now;
+    stored.timings.clear();  // keep the committed file free of machine-specific numbers
+    stored.created_utc = "";
+    stored.git_commit = "";
+    stored.peak_host_bytes = 0;
+    stored.config_yaml = "";
+    gb::reports::save_results(stored, expected.string());
+    GTEST_SKIP() << "wrote " << expected;
+  }
+  ASSERT_TRUE(fs::exists(expected)) << "run with GB_UPDATE_REGRESSION=1 once to create " << expected;
+  const auto old = gb::reports::load_results(expected.string());
+  const auto rep = gb::reports::compare_results(now, old, {});
+  EXPECT_EQ(rep.verdict, gb::reports::Verdict::Same) << rep.to_text();
+}
+
+TEST(SyntheticTokenizer, MiniMergesTokenizeLikeFullClip) {
+  const auto full = gb::text::ClipTokenizer::from_merges(std::string(GB_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz");
+  const auto mini = gb::text::ClipTokenizer::from_merges(std::string(GB_SOURCE_DIR) + "/configs/synthetic/clip-mini-merges.txt.gz");
+  SyntheticWorldOptions opt;
+  for (int i = 0; i < 40; ++i) {
+    const std::string caption = make_scene(synthetic_id(i), opt).caption() + ", background";
+    const auto a = full->encode(caption), b = mini->encode(caption);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t t = 0; t < a.size(); ++t) {
+      EXPECT_EQ(a[t].text, b[t].text) << caption;
+      EXPECT_EQ(a[t].special, b[t].special);
+    }
+  }
+}
