@@ -87,6 +87,22 @@ TEST(Experiment, ExpandsMethodsAndAblationGrids) {
   EXPECT_THROW(load("expand", {"bogus_key=1"}), gb::UserError);
 }
 
+TEST(Experiment, PaperConfigsParseAndExpand) {
+  const fs::path dir = fs::path(GB_SOURCE_DIR) / "configs/experiments";
+  const fs::path cwd = fs::current_path();
+  fs::current_path(GB_SOURCE_DIR);  // method paths in the configs are relative to the repository
+  const Experiment t1 = load_experiment((dir / "table1.yaml").string());
+  EXPECT_EQ(t1.datasets.size(), 5u);
+  EXPECT_EQ(t1.backbones.size(), 4u);
+  EXPECT_EQ(t1.variants.at("sd15").size(), 4u);   // Vanilla, Baseline, FTTM, GoCA
+  EXPECT_EQ(t1.variants.at("sdxl").size(), 2u);   // Vanilla, GoCA
+  const Experiment ab = load_experiment((dir / "ablations-sd15.yaml").string());
+  EXPECT_EQ(ab.variants.at("sd15").size(), 2u + 7 + 4 + 9 + 2);
+  EXPECT_NO_THROW(load_experiment((dir / "table1-sd15.yaml").string()));
+  EXPECT_NO_THROW(load_experiment((fs::path(GB_SOURCE_DIR) / "configs/quickstart.yaml").string()));
+  fs::current_path(cwd);
+}
+
 TEST(Runner, ShardsMergeToTheSingleRunAndBatchSizeDoesNotMatter) {
   const Experiment ex = load("single");
   const auto single = run_experiment(ex, quiet());
