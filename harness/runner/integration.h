@@ -33,6 +33,13 @@ PreparedPrompt build_prompt(const gb::text::PromptBuilder& builder, const gb::da
 // Backbone by kind ("synthetic", "sd15", "sdxl", "pixart-sigma", "flux"). `seed` is the run's noise seed.
 std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& entry, const std::string& device, uint64_t seed);
 
+// The dataset config of an experiment entry: `config` (a dataset YAML) with `set` overrides, or only `set`
+// keys (then `dataset:` and `protocol:` choose the protocol's defaults). Keys as in datasets/dataset_config.h:
+// dataset, protocol, root, images, split, reverse_split, limit, num_classes, ignore_index, void, gt_classes,
+// on_error, missing_caption, captions, prompt.{add_background_token, add_missing_class},
+// background.{method, thresholds}.
+gb::datasets::DatasetConfig load_dataset_entry(const DatasetEntry& entry);
+
 // "cuda" when available and asked for (auto), else "cpu".
 std::string resolve_device(const std::string& requested);
 

@@ -223,8 +223,7 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
   for (const auto& e : ex.datasets) {
     OpenDataset od;
     od.entry = e;
-    if (e.config_path.empty()) fail_file(ex.source, "dataset '{}' needs `config:` (a dataset config file)", e.name);
-    od.config = gb::datasets::load_dataset_config(e.config_path, e.overrides);
+    od.config = load_dataset_entry(e);
     if (e.synthetic_images > 0) {
       SyntheticWorldOptions world;
       world.seed = ex.seed;

@@ -31,8 +31,8 @@ std::string mini_config(const std::string& name, int images = 6) {
   const std::string src = GB_SOURCE_DIR;
   return "name: " + name + "\noutput_root: " + (kWork / "runs").string() + "\nseed: 0\nbatch_size: 2\nworkers: 2\n"
          "device: cpu\nexamples: 1\n"
-         "datasets:\n  - name: synthetic-voc\n    config: " + src + "/configs/datasets/voc.yaml\n"
-         "    synthetic_images: " + std::to_string(images) + "\n    set:\n      root: " + (kWork / "data").string() +
+         "datasets:\n  - name: synthetic-voc\n"
+         "    synthetic_images: " + std::to_string(images) + "\n    set:\n      dataset: voc\n      protocol: paper\n      root: " + (kWork / "data").string() +
          "\n      captions: " + (kWork / "data/captions.json").string() + "\n      limit: -1\n"
          "backbones:\n  - name: synthetic\n    kind: synthetic\n    options: {tokenizer: " + src +
          "/configs/synthetic/clip-mini-merges.txt.gz}\n"
