@@ -61,6 +61,10 @@ function(gb_add_test name)
     GB_SOURCE_DIR="${CMAKE_SOURCE_DIR}" GB_SHARED_DIR="${CMAKE_SOURCE_DIR}/../shared"
     GB_BINARY_DIR="${CMAKE_BINARY_DIR}")
   add_test(NAME ${name} COMMAND ${name} --gtest_brief=1 WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  # A private TMPDIR per suite and build tree: suites that use fixed temp-folder names never collide with
+  # the same suite running from another checkout or build.
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/tmp/${name})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "TMPDIR=${CMAKE_BINARY_DIR}/tmp/${name}")
 endfunction()
 
 function(gb_add_benchmark name)

@@ -14,7 +14,7 @@ PKGS=(
   libmatio-dev libsentencepiece-dev
 )
 # Python side, only for regenerating parity goldens (tools/parity): never needed to build or test.
-PY_PKGS=(python3-torch python3-numpy python3-scipy python3-pil python3-packaging python3-filelock
+PY_PKGS=(python3-torch python3-torchvision python3-sentencepiece python3-numpy python3-scipy python3-pil python3-packaging python3-filelock
          python3-regex python3-tqdm python3-importlib-metadata python3-requests python3-yaml)
 
 want=("${PKGS[@]}")

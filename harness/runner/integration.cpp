@@ -40,43 +40,10 @@ PreparedPrompt build_prompt(const gb::text::PromptBuilder& builder, const gb::da
 }
 
 gb::datasets::DatasetConfig load_dataset_entry(const DatasetEntry& e) {
-  // Until datasets/ ships its YAML reader on main this reads the documented keys itself, on top of the
-  // protocol's defaults (default_dataset_config), strictly: unknown keys are errors.
+  // One reader for dataset configs: datasets/ owns the keys, the protocol defaults and their strict checks.
   const gb::Config cfg = e.config_path.empty() ? gb::Config::from_string("{}", "datasets[" + e.name + "]", e.overrides)
                                                : gb::Config::load(e.config_path, e.overrides);
-  ConfigReader r(cfg);
-  using namespace gb::datasets;
-  const DatasetKind kind = parse_dataset_kind(r.get<std::string>("dataset"));
-  const Protocol protocol = parse_protocol(r.get_or<std::string>("protocol", "paper"));
-  DatasetConfig c = default_dataset_config(kind, protocol);
-  c.root = r.get_or<std::string>("root", c.root);
-  c.images = r.get_or<std::string>("images", c.images);
-  c.split = r.get_or<std::string>("split", c.split);
-  c.reverse_split = r.get_or<bool>("reverse_split", c.reverse_split);
-  c.limit = r.get_or<int64_t>("limit", c.limit);
-  c.num_classes = r.get_or<int64_t>("num_classes", c.num_classes);
-  c.ignore_index = r.get_or<int64_t>("ignore_index", c.ignore_index);
-  if (r.has("void")) c.void_to_background = r.get<std::string>("void") == "background";
-  if (r.has("gt_classes")) c.gt_from_xml = r.get<std::string>("gt_classes") == "xml";
-  if (r.has("on_error")) c.on_error = r.get<std::string>("on_error") == "skip" ? OnError::Skip : OnError::Fail;
-  if (r.has("missing_caption")) {
-    const std::string m = r.get<std::string>("missing_caption");
-    c.missing_caption = m == "skip" ? MissingCaption::Skip : m == "ignore" ? MissingCaption::Ignore : MissingCaption::Fail;
-  }
-  c.captions = r.get_or<std::string>("captions", c.captions);
-  if (auto p = r.optional_child("prompt")) {
-    c.add_background_token = p->get_or<bool>("add_background_token", c.add_background_token);
-    c.add_missing_class = p->get_or<bool>("add_missing_class", c.add_missing_class);
-    p->finish();
-  }
-  if (auto b = r.optional_child("background")) {
-    c.background_method = b->get_or<std::string>("method", c.background_method);
-    c.background_thresholds = b->get_or<std::vector<double>>("thresholds", c.background_thresholds);
-    b->finish();
-  }
-  if (r.has("labels")) r.node("labels");  // layout defaults of the kind apply
-  r.finish();
-  return c;
+  return gb::datasets::read_dataset_config(ConfigReader(cfg));
 }
 
 namespace {
