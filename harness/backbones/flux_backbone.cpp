@@ -5,6 +5,8 @@
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
 #include "harness/core/torch_compat.h"
+#include "harness/text/clip_tokenizer.h"
+#include "harness/text/t5_tokenizer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
@@ -87,6 +89,16 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
     ws.finish();
   }
   tokenizer_ = options.tokenizer;
+  // The folder's tokenizers: T5 (tokenizer_2/spiece.model, 512 tokens) for the cross maps and CLIP
+  // (tokenizer/vocab.json + merges.txt, 77 tokens) for the pooled vector.
+  const fs::path root(folder.root());
+  const fs::path spm = root / "tokenizer_2" / "spiece.model";
+  if (!tokenizer_ && fs::is_regular_file(spm)) tokenizer_ = text::T5Tokenizer::from_file(spm.string(), kFluxTextLength);
+  const fs::path clip_dir = root / "tokenizer";
+  if (!clip_tokenizer_ && fs::is_regular_file(clip_dir / "vocab.json") && fs::is_regular_file(clip_dir / "merges.txt")) {
+    clip_tokenizer_ = text::ClipTokenizer::from_files((clip_dir / "vocab.json").string(),
+                                                      (clip_dir / "merges.txt").string(), text::ClipTokenizer::kEnd, 77);
+  }
   for (const auto& l : list_layers()) layer_names_.insert(l.name);
 }
 

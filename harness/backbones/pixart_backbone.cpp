@@ -5,6 +5,7 @@
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
 #include "harness/core/torch_compat.h"
+#include "harness/text/t5_tokenizer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
@@ -78,6 +79,9 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
     ws.finish();
   }
   tokenizer_ = options.tokenizer;
+  // The folder's T5 SentencePiece model (tokenizer/spiece.model), padded to the pipeline's 300 tokens.
+  const fs::path spm = fs::path(folder.root()) / "tokenizer" / "spiece.model";
+  if (!tokenizer_ && fs::is_regular_file(spm)) tokenizer_ = text::T5Tokenizer::from_file(spm.string(), kPixArtTextLength);
   for (const auto& l : list_layers()) layer_names_.insert(l.name);
 }
 
