@@ -1,5 +1,7 @@
 #include "harness/cli/registry.h"
 
+#include "cli_test_util.h"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -9,22 +11,8 @@
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-// Runs the real binary so exit codes and stdout/stderr are what a user sees.
-Result run_binary(const std::string& args) {
-  std::string cmd = std::string(GB_CLI_BINARY) + " " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  int status = pclose(pipe.release());
-  return {WEXITSTATUS(status), out};
-}
+using Result = gb::test::CliResult;
+Result run_binary(const std::string& args) { return gb::test::run_goca_bench(args); }
 
 TEST(Cli, VersionPrintsLibTorchAndCuda) {
   auto r = run_binary("version");

@@ -1,4 +1,6 @@
 // `goca-bench config show|hash`, through the real binary.
+#include "cli_test_util.h"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -10,21 +12,8 @@
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  std::string cmd = std::string(GB_CLI_BINARY) + " " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  int status = pclose(pipe.release());
-  return {WEXITSTATUS(status), out};
-}
+using Result = gb::test::CliResult;
+Result run(const std::string& args) { return gb::test::run_goca_bench(args); }
 
 class ConfigCommand : public ::testing::Test {
  protected:

@@ -2,6 +2,8 @@
 #include "harness/io/image_io.h"
 
 #include <ATen/ATen.h>
+#include "cli_test_util.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -15,21 +17,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-  int code;
-  std::string out;
-};
-
-Run run_cli(const std::string& args) {
-  std::string cmd = std::string(GB_CLI_BINARY) + " " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  int status = pclose(pipe.release());
-  return {WEXITSTATUS(status), out};
-}
+using Run = gb::test::CliResult;
+Run run_cli(const std::string& args) { return gb::test::run_goca_bench(args); }
 
 struct Folders {
   fs::path root, pred, gt;

@@ -7,6 +7,8 @@
 #include "harness/io/image_io.h"
 #include "harness/io/safetensors.h"
 
+#include "cli_test_util.h"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -21,21 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using TensorMap = std::map<std::string, at::Tensor>;
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run_binary(const std::string& args) {
-  std::string cmd = std::string(GB_CLI_BINARY) + " " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  int status = pclose(pipe.release());
-  return {WEXITSTATUS(status), out};
-}
+using Result = gb::test::CliResult;
+Result run_binary(const std::string& args) { return gb::test::run_goca_bench(args); }
 
 const int64_t H = 2, T = 6, D = 3, DOUT = 5;
 const std::string L64a = "down-level1-repeat0-vit-block0-cross-map";  // 8x8
