@@ -35,6 +35,22 @@ const BackboneKind& backbone_kind(const std::string& kind) {
   fail("unknown backbone '{}' (known: {})", kind, known);
 }
 
+TextEncoderResidency parse_text_encoder_residency(const std::string& s) {
+  if (s == "keep") return TextEncoderResidency::keep;
+  if (s == "offload") return TextEncoderResidency::offload;
+  if (s == "free") return TextEncoderResidency::free;
+  fail("text_encoder must be keep, offload or free, not '{}'", s);
+}
+
+std::string to_string(TextEncoderResidency r) {
+  switch (r) {
+    case TextEncoderResidency::keep: return "keep";
+    case TextEncoderResidency::offload: return "offload";
+    case TextEncoderResidency::free: return "free";
+  }
+  return "?";
+}
+
 at::Device BackboneOptions::torch_device() const {
   at::Device d(at::kCPU);
   try {

@@ -16,6 +16,16 @@
 
 namespace gb::bb {
 
+// Where the text encoders of pixart-sigma and flux (T5 v1.1 XXL, 4.8 G parameters; Flux's CLIP too) live once
+// the prompts are encoded. The captures are the same in every mode.
+//   keep     resident on the device (default);
+//   offload  parked in host memory (pinned on CUDA), copied to the device for each encode and dropped after;
+//   free     released once the prompts are encoded: after Backbone::prepare_prompts (the runner pre-encodes a
+//            run's prompts, kept in host memory), or after the first capture's encode (`goca-bench capture`).
+enum class TextEncoderResidency { keep, offload, free };
+TextEncoderResidency parse_text_encoder_residency(const std::string& s);  // UserError naming the three
+std::string to_string(TextEncoderResidency r);
+
 struct BackboneOptions {
   std::string device = "cpu";                 // "cpu", "cuda", "cuda:1"
   std::optional<at::ScalarType> dtype;        // default: the paper's dtype on CUDA, fp32 on CPU
@@ -25,6 +35,10 @@ struct BackboneOptions {
   std::string variant;                        // weight variant ("fp16"); "" = plain files, else fp16 files
   std::shared_ptr<const TextTokenizer> tokenizer;  // overrides the folder's tokenizer (tests)
   bool skip_tail = true;  // stop the denoiser once every requested tensor is captured
+  TextEncoderResidency text_encoder = TextEncoderResidency::keep;  // pixart-sigma, flux (sd15/sdxl: keep only)
+  // Flux's T5 in LLM.int8 (bitsandbytes load_in_8bit, outlier threshold 6, `wo` unquantized) as the paper ran it.
+  // Default: on when the compute dtype is 16-bit, off in fp32 (the parity tests). Flux only.
+  std::optional<bool> t5_int8;
 
   at::Device torch_device() const;  // UserError for a malformed device or CUDA without a CUDA build
   at::ScalarType resolve_dtype(at::ScalarType paper_gpu_dtype) const;

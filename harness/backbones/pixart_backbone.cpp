@@ -47,6 +47,8 @@ std::string pixart_prompt(const std::string& p) {
 
 PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const BackboneOptions& options)
     : options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(at::kHalf)) {
+  if (options.t5_int8)
+    fail("pixart-sigma: t5_int8 is a flux option (the paper ran PixArt's T5 in fp16 with `wo` in fp32)");
   auto tcfg = PixArtConfig::from_json(component_file(folder, "transformer"));
   auto vcfg = VaeConfig::from_json(component_file(folder, "vae"));
   auto ecfg = T5Config::from_json(component_file(folder, "text_encoder"));

@@ -81,6 +81,10 @@ StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder,
                                                  bool sdxl)
     : sdxl_(sdxl), options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(at::kHalf)),
       vae_dtype_(dtype_) {
+  if (options.text_encoder != TextEncoderResidency::keep)
+    fail("{}: text_encoder '{}' is for the T5 backbones (pixart-sigma, flux); CLIP stays resident",
+         sdxl ? "sdxl" : "sd15", to_string(options.text_encoder));
+  if (options.t5_int8) fail("{}: t5_int8 is a flux option (this backbone has no T5)", sdxl ? "sdxl" : "sd15");
   auto unet_cfg = UNetConfig::from_json(config_path(folder, "unet"));
   if (unet_cfg.is_sdxl() != sdxl)
     fail_file(config_path(folder, "unet"), "config ({}) disagrees with the weights ({})",

@@ -33,6 +33,13 @@ class Backbone {
   virtual const TextTokenizer& tokenizer() const = 0;
   // One forward pass over the batch; records exactly what `spec` asks for.
   virtual Capture capture(const BackboneBatch& batch, const CaptureSpec& spec) = 0;
+  // Every prompt the coming captures will use (a hint). A backbone whose text encoders are to be freed
+  // (text_encoder: free) encodes them now, keeps the conditioning in host memory and releases the encoders;
+  // the others ignore it. `batch_size` prompts go through the encoders at a time.
+  virtual void prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
+    (void)prompts;
+    (void)batch_size;
+  }
 };
 
 }  // namespace gb
