@@ -4,6 +4,7 @@
 #include "harness/backbones/recorder.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
+#include "harness/core/log.h"
 #include "harness/core/torch_compat.h"
 #include "harness/text/clip_tokenizer.h"
 #include "harness/text/t5_tokenizer.h"
@@ -83,10 +84,13 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
     clip_ = std::make_unique<ClipTextModel>(ccfg, ws);
     ws.finish();
   }
-  {
-    auto ws = WeightStore::open_component(folder.root(), "text_encoder_2", dtype_, device_, options.variant);
+  {  // text_encoder: offload parks T5 in (pinned) host memory; it visits the device for each encode.
+    const at::Device t5_device = options.text_encoder == TextEncoderResidency::offload ? at::Device(at::kCPU) : device_;
+    auto ws = WeightStore::open_component(folder.root(), "text_encoder_2", dtype_, t5_device, options.variant);
     t5_ = std::make_unique<T5Encoder>(ws, ecfg);
     ws.finish();
+    if (options.text_encoder == TextEncoderResidency::offload && device_.is_cuda())
+      t5_ = std::make_unique<T5Encoder>(t5_->to(at::kCPU, /*pin=*/true));
   }
   tokenizer_ = options.tokenizer;
   // The folder's tokenizers: T5 (tokenizer_2/spiece.model, 512 tokens) for the cross maps and CLIP
@@ -118,25 +122,7 @@ const TextTokenizer& FluxBackbone::tokenizer() const {
   return *tokenizer_;
 }
 
-Capture FluxBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
-  if (!clip_tokenizer_) fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
-  if (batch.prompts.size() != batch.images.size())
-    fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
-  return capture_ids(batch.images, token_ids(tokenizer(), batch.prompts), token_ids(*clip_tokenizer_, batch.prompts),
-                     batch.ids, batch.seed, spec);
-}
-
-Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& t5_ids,
-                                  const at::Tensor& clip_ids, const std::vector<std::string>& image_ids, uint64_t seed,
-                                  const CaptureSpec& spec) {
-  c10::InferenceMode guard;
-  const int64_t b = static_cast<int64_t>(images.size());
-  if (b == 0) fail("flux: empty batch");
-  if (t5_ids.dim() != 2 || t5_ids.size(0) != b) fail("flux: T5 ids must be [{}, T], got {}", b, shape_str(t5_ids.sizes()));
-  if (t5_ids.size(1) != text_length())
-    fail("flux: T5 ids have length {} but the captures are laid out for {}", t5_ids.size(1), text_length());
-  if (clip_ids.dim() != 2 || clip_ids.size(0) != b) fail("flux: CLIP ids must be [{}, T], got {}", b, shape_str(clip_ids.sizes()));
-  if (static_cast<int64_t>(image_ids.size()) != b) fail("flux: {} images but {} image ids", b, image_ids.size());
+void FluxBackbone::check_spec(const CaptureSpec& spec) const {
   std::vector<std::string> unknown;
   for (const auto& k : spec.keys)
     if (!layer_names_.count(k)) unknown.push_back(k);
@@ -145,14 +131,99 @@ Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const a
     for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
     fail("flux: unknown capture keys: {} (see `goca-bench list-layers --backbone flux`)", list);
   }
+}
+
+FluxBackbone::Text FluxBackbone::encode(const at::Tensor& t5_ids, const at::Tensor& clip_ids) {
+  c10::InferenceMode guard;
+  if (!t5_) throw std::logic_error("flux: encode after the text encoders were released");
+  Text text;
+  text.pooled = clip_->forward(clip_ids.to(device_, at::kLong), true).pooled.to(dtype_);
+  const at::Tensor ids = t5_ids.to(device_, at::kLong);
+  if (t5_->device() != device_) {  // offloaded: a device copy for this encode only
+    const T5Encoder on_device = t5_->to(device_);
+    text.t5 = on_device(ids).to(dtype_);  // no attention mask (spec §5.5)
+  } else {
+    text.t5 = (*t5_)(ids).to(dtype_);
+  }
+  return text;
+}
+
+void FluxBackbone::release_text_encoders() {
+  t5_.reset();
+  clip_.reset();
+  if (device_.is_cuda()) compat::cuda_empty_cache();
+}
+
+void FluxBackbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
+  if (options_.text_encoder != TextEncoderResidency::free) return;
+  const auto chunks = text_cache_.pending(prompts, batch_size);
+  if (!t5_) {
+    if (!chunks.empty()) text_cache_.gather({chunks.front().front()}, at::kCPU, "flux");  // names the prompt
+    return;
+  }
+  if (!clip_tokenizer_) fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
+  for (const auto& chunk : chunks) {
+    const Text t = encode(token_ids(tokenizer(), chunk), token_ids(*clip_tokenizer_, chunk));
+    text_cache_.store(chunk, {{"t5", t.t5}, {"pooled", t.pooled}});
+  }
+  log::info("flux: encoded {} prompts ({:.1f} MiB of host memory); text encoders freed (text_encoder: free)",
+            text_cache_.size(), text_cache_.bytes() / 1048576.0);
+  release_text_encoders();
+}
+
+Capture FluxBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
+  if (batch.prompts.size() != batch.images.size())
+    fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
+  if (batch.images.empty()) fail("flux: empty batch");
+  check_spec(spec);
+  auto t0 = std::chrono::steady_clock::now();
+  Text text;
+  if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
+    auto rows = text_cache_.gather(batch.prompts, device_, "flux");
+    text.t5 = rows.at("t5");
+    text.pooled = rows.at("pooled");
+  } else {
+    if (!clip_tokenizer_) fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
+    const at::Tensor t5_ids = token_ids(tokenizer(), batch.prompts);
+    if (t5_ids.size(1) != text_length())
+      fail("flux: T5 ids have length {} but the captures are laid out for {}", t5_ids.size(1), text_length());
+    text = encode(t5_ids, token_ids(*clip_tokenizer_, batch.prompts));
+    if (options_.text_encoder == TextEncoderResidency::free) {
+      text_cache_.store(batch.prompts, {{"t5", text.t5}, {"pooled", text.pooled}});
+      release_text_encoders();
+    }
+  }
+  return capture_text(batch.images, text, batch.ids, batch.seed, spec, seconds_since(t0, device_));
+}
+
+Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& t5_ids,
+                                  const at::Tensor& clip_ids, const std::vector<std::string>& image_ids, uint64_t seed,
+                                  const CaptureSpec& spec) {
+  const int64_t b = static_cast<int64_t>(images.size());
+  if (b == 0) fail("flux: empty batch");
+  if (t5_ids.dim() != 2 || t5_ids.size(0) != b) fail("flux: T5 ids must be [{}, T], got {}", b, shape_str(t5_ids.sizes()));
+  if (t5_ids.size(1) != text_length())
+    fail("flux: T5 ids have length {} but the captures are laid out for {}", t5_ids.size(1), text_length());
+  if (clip_ids.dim() != 2 || clip_ids.size(0) != b) fail("flux: CLIP ids must be [{}, T], got {}", b, shape_str(clip_ids.sizes()));
+  check_spec(spec);
+  if (!t5_) fail("flux: the text encoders were freed (text_encoder: free); token-id replay needs them");
+  auto t0 = std::chrono::steady_clock::now();
+  const Text text = encode(t5_ids, clip_ids);
+  if (options_.text_encoder == TextEncoderResidency::free) release_text_encoders();
+  return capture_text(images, text, image_ids, seed, spec, seconds_since(t0, device_));
+}
+
+Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const Text& text,
+                                   const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,
+                                   double text_seconds) {
+  c10::InferenceMode guard;
+  const int64_t b = static_cast<int64_t>(images.size());
+  if (static_cast<int64_t>(image_ids.size()) != b) fail("flux: {} images but {} image ids", b, image_ids.size());
   Capture cap;
   cap.batch_size = b;
-  auto t0 = std::chrono::steady_clock::now();
-  at::Tensor pooled = clip_->forward(clip_ids.to(device_, at::kLong), true).pooled.to(dtype_);
-  at::Tensor ehs = (*t5_)(t5_ids.to(device_, at::kLong)).to(dtype_);  // no attention mask (spec §5.5)
-  cap.stage_seconds["text"] = seconds_since(t0, device_);
+  cap.stage_seconds["text"] = text_seconds;
 
-  t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now();
   const int64_t latent = latent_size(), zc = vae_->config().latent_channels;
   std::vector<at::Tensor> pix, eps_vae, eps;
   for (int64_t i = 0; i < b; ++i) {
@@ -171,10 +242,10 @@ Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const a
   in.timestep = plan_.model_timestep(b, dtype_, device_);
   auto f32dev = at::TensorOptions().dtype(at::kFloat).device(device_);
   if (transformer_->config().guidance_embeds) in.guidance = at::full({b}, guidance_scale(), f32dev);
-  in.encoder_hidden_states = ehs;
-  in.pooled_projections = pooled;
+  in.encoder_hidden_states = text.t5;
+  in.pooled_projections = text.pooled;
   in.img_ids = flux_latent_image_ids(latent / 2, latent / 2, f32dev).to(dtype_);
-  in.txt_ids = at::zeros({t5_ids.size(1), 3}, f32dev.dtype(dtype_));
+  in.txt_ids = at::zeros({text.t5.size(1), 3}, f32dev.dtype(dtype_));
   t0 = std::chrono::steady_clock::now();
   CaptureRecorder rec(spec, cap, options_.store_dtype);
   (*transformer_)(in, &rec, !options_.skip_tail);

@@ -12,6 +12,7 @@
 #include "harness/backbones/factory.h"
 #include "harness/backbones/flux_transformer.h"
 #include "harness/backbones/t5_encoder.h"
+#include "harness/backbones/text_cache.h"
 #include "harness/backbones/vae.h"
 
 #include <memory>
@@ -32,6 +33,12 @@ class FluxBackbone : public Backbone {
   // CLIP tokenizer for the pooled vector (the pipeline's `tokenizer`, 77 tokens).
   void set_clip_tokenizer(std::shared_ptr<const TextTokenizer> t) { clip_tokenizer_ = std::move(t); }
   Capture capture(const BackboneBatch& batch, const CaptureSpec& spec) override;
+  // text_encoder: free — encodes the prompts not cached yet (`batch_size` at a time), keeps their conditioning in
+  // host memory and frees T5 and CLIP. A no-op in the other modes.
+  void prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) override;
+  bool text_encoders_loaded() const { return t5_ != nullptr; }
+  const PromptConditioningCache& text_cache() const { return text_cache_; }
+  const T5Encoder* text_encoder() const { return t5_.get(); }
 
   // The same pass from token ids: T5 ids [B, T] (padded to max_length, no mask) and CLIP ids [B, 77].
   Capture capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& t5_ids, const at::Tensor& clip_ids,
@@ -45,6 +52,15 @@ class FluxBackbone : public Backbone {
   double guidance_scale() const { return 1.0; }  // GDF calls the pipeline with guidance_scale = 1
 
  private:
+  struct Text {
+    at::Tensor t5, pooled;  // [B, T, 4096] and [B, 768] on the device, model dtype
+  };
+  Text encode(const at::Tensor& t5_ids, const at::Tensor& clip_ids);
+  void release_text_encoders();
+  void check_spec(const CaptureSpec& spec) const;
+  Capture capture_text(const std::vector<at::Tensor>& images, const Text& text,
+                       const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,
+                       double text_seconds);
   int64_t latent_size() const;
   BackboneOptions options_;
   at::Device device_;
@@ -57,6 +73,7 @@ class FluxBackbone : public Backbone {
   FluxNoising plan_;
   std::shared_ptr<const TextTokenizer> tokenizer_, clip_tokenizer_;
   std::set<std::string> layer_names_;
+  PromptConditioningCache text_cache_;
 };
 
 BackboneKind flux_backbone_kind();

@@ -4,6 +4,7 @@
 #include "harness/backbones/recorder.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
+#include "harness/core/log.h"
 #include "harness/core/torch_compat.h"
 #include "harness/text/t5_tokenizer.h"
 
@@ -75,10 +76,14 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
     vae_ = std::make_unique<VaeEncoder>(vcfg, ws);
     ws.finish();
   }
-  {  // T5 in the model dtype (fp16 in the paper), `wo` in fp32.
-    auto ws = WeightStore::open_component(folder.root(), "text_encoder", dtype_, device_, options.variant);
+  {  // T5 in the model dtype (fp16 in the paper), `wo` in fp32. text_encoder: offload parks it in host memory.
+    const at::Device t5_device = options.text_encoder == TextEncoderResidency::offload ? at::Device(at::kCPU) : device_;
+    auto ws = WeightStore::open_component(folder.root(), "text_encoder", dtype_, t5_device, options.variant);
     t5_ = std::make_unique<T5Encoder>(ws, ecfg);
     ws.finish();
+    pad_id_ = ecfg.pad_token_id;
+    if (options.text_encoder == TextEncoderResidency::offload && device_.is_cuda())
+      t5_ = std::make_unique<T5Encoder>(t5_->to(at::kCPU, /*pin=*/true));
   }
   tokenizer_ = options.tokenizer;
   // The folder's T5 SentencePiece model (tokenizer/spiece.model), padded to the pipeline's 300 tokens.
@@ -99,33 +104,7 @@ const TextTokenizer& PixArtSigmaBackbone::tokenizer() const {
   return *tokenizer_;
 }
 
-Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
-  const auto& tok = tokenizer();
-  std::vector<at::Tensor> ids, masks;
-  for (const auto& p : batch.prompts) {
-    std::vector<int64_t> row, m;
-    for (const auto& t : tok.encode(pixart_prompt(p))) {
-      row.push_back(t.id);
-      m.push_back(t.id == t5_->config().pad_token_id ? 0 : 1);  // padding="max_length": pads are the only zeros
-    }
-    ids.push_back(at::tensor(row, at::kLong));
-    masks.push_back(at::tensor(m, at::kLong));
-  }
-  if (ids.size() != batch.images.size()) fail("batch has {} images but {} prompts", batch.images.size(), ids.size());
-  return capture_ids(batch.images, at::stack(ids), at::stack(masks), batch.ids, batch.seed, spec);
-}
-
-Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,
-                                         const at::Tensor& mask, const std::vector<std::string>& image_ids,
-                                         uint64_t seed, const CaptureSpec& spec) {
-  c10::InferenceMode guard;
-  const int64_t b = static_cast<int64_t>(images.size());
-  if (b == 0) fail("pixart-sigma: empty batch");
-  if (ids.dim() != 2 || ids.size(0) != b) fail("pixart-sigma: token ids must be [{}, T], got {}", b, shape_str(ids.sizes()));
-  if (mask.sizes() != ids.sizes()) fail("pixart-sigma: mask must match ids {}", shape_str(ids.sizes()));
-  if (ids.size(1) != text_length())
-    fail("pixart-sigma: token ids have length {} but the captures are laid out for {}", ids.size(1), text_length());
-  if (static_cast<int64_t>(image_ids.size()) != b) fail("pixart-sigma: {} images but {} image ids", b, image_ids.size());
+void PixArtSigmaBackbone::check_spec(const CaptureSpec& spec) const {
   std::vector<std::string> unknown;
   for (const auto& k : spec.keys)
     if (!layer_names_.count(k)) unknown.push_back(k);
@@ -134,14 +113,112 @@ Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, 
     for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
     fail("pixart-sigma: unknown capture keys: {} (see `goca-bench list-layers --backbone pixart-sigma`)", list);
   }
+}
+
+std::pair<at::Tensor, at::Tensor> PixArtSigmaBackbone::token_ids(const std::vector<std::string>& prompts) const {
+  const auto& tok = tokenizer();
+  std::vector<at::Tensor> ids, masks;
+  for (const auto& p : prompts) {
+    std::vector<int64_t> row, m;
+    for (const auto& t : tok.encode(pixart_prompt(p))) {
+      row.push_back(t.id);
+      m.push_back(t.id == pad_id_ ? 0 : 1);  // padding="max_length": pads are the only zeros
+    }
+    ids.push_back(at::tensor(row, at::kLong));
+    masks.push_back(at::tensor(m, at::kLong));
+  }
+  return {at::stack(ids), at::stack(masks)};
+}
+
+PixArtSigmaBackbone::Text PixArtSigmaBackbone::encode(const at::Tensor& ids, const at::Tensor& mask) {
+  c10::InferenceMode guard;
+  if (!t5_) throw std::logic_error("pixart-sigma: encode after the text encoder was released");
+  Text text;
+  text.mask = mask.to(device_, at::kLong);
+  const at::Tensor dids = ids.to(device_, at::kLong);
+  if (t5_->device() != device_) {  // offloaded: a device copy for this encode only
+    const T5Encoder on_device = t5_->to(device_);
+    text.t5 = on_device(dids, text.mask).to(dtype_);
+  } else {
+    text.t5 = (*t5_)(dids, text.mask).to(dtype_);
+  }
+  return text;
+}
+
+void PixArtSigmaBackbone::release_text_encoder() {
+  t5_.reset();
+  if (device_.is_cuda()) compat::cuda_empty_cache();
+}
+
+void PixArtSigmaBackbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
+  if (options_.text_encoder != TextEncoderResidency::free) return;
+  const auto chunks = text_cache_.pending(prompts, batch_size);
+  if (!t5_) {
+    if (!chunks.empty()) text_cache_.gather({chunks.front().front()}, at::kCPU, "pixart-sigma");  // names the prompt
+    return;
+  }
+  for (const auto& chunk : chunks) {
+    const auto [ids, mask] = token_ids(chunk);
+    const Text t = encode(ids, mask);
+    text_cache_.store(chunk, {{"t5", t.t5}, {"mask", t.mask}});
+  }
+  log::info("pixart-sigma: encoded {} prompts ({:.1f} MiB of host memory); T5 freed (text_encoder: free)",
+            text_cache_.size(), text_cache_.bytes() / 1048576.0);
+  release_text_encoder();
+}
+
+Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
+  if (batch.prompts.size() != batch.images.size())
+    fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
+  if (batch.images.empty()) fail("pixart-sigma: empty batch");
+  check_spec(spec);
+  auto t0 = std::chrono::steady_clock::now();
+  Text text;
+  if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
+    auto rows = text_cache_.gather(batch.prompts, device_, "pixart-sigma");
+    text.t5 = rows.at("t5");
+    text.mask = rows.at("mask");
+  } else {
+    const auto [ids, mask] = token_ids(batch.prompts);
+    if (ids.size(1) != text_length())
+      fail("pixart-sigma: token ids have length {} but the captures are laid out for {}", ids.size(1), text_length());
+    text = encode(ids, mask);
+    if (options_.text_encoder == TextEncoderResidency::free) {
+      text_cache_.store(batch.prompts, {{"t5", text.t5}, {"mask", text.mask}});
+      release_text_encoder();
+    }
+  }
+  return capture_text(batch.images, text, batch.ids, batch.seed, spec, seconds_since(t0, device_));
+}
+
+Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,
+                                         const at::Tensor& mask, const std::vector<std::string>& image_ids,
+                                         uint64_t seed, const CaptureSpec& spec) {
+  const int64_t b = static_cast<int64_t>(images.size());
+  if (b == 0) fail("pixart-sigma: empty batch");
+  if (ids.dim() != 2 || ids.size(0) != b) fail("pixart-sigma: token ids must be [{}, T], got {}", b, shape_str(ids.sizes()));
+  if (mask.sizes() != ids.sizes()) fail("pixart-sigma: mask must match ids {}", shape_str(ids.sizes()));
+  if (ids.size(1) != text_length())
+    fail("pixart-sigma: token ids have length {} but the captures are laid out for {}", ids.size(1), text_length());
+  check_spec(spec);
+  if (!t5_) fail("pixart-sigma: the text encoder was freed (text_encoder: free); token-id replay needs it");
+  auto t0 = std::chrono::steady_clock::now();
+  const Text text = encode(ids, mask);
+  if (options_.text_encoder == TextEncoderResidency::free) release_text_encoder();
+  return capture_text(images, text, image_ids, seed, spec, seconds_since(t0, device_));
+}
+
+Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images, const Text& text,
+                                          const std::vector<std::string>& image_ids, uint64_t seed,
+                                          const CaptureSpec& spec, double text_seconds) {
+  c10::InferenceMode guard;
+  const int64_t b = static_cast<int64_t>(images.size());
+  if (static_cast<int64_t>(image_ids.size()) != b) fail("pixart-sigma: {} images but {} image ids", b, image_ids.size());
   Capture cap;
   cap.batch_size = b;
-  auto t0 = std::chrono::steady_clock::now();
-  auto dmask = mask.to(device_, at::kLong);
-  at::Tensor ehs = (*t5_)(ids.to(device_, at::kLong), dmask).to(dtype_);
-  cap.stage_seconds["text"] = seconds_since(t0, device_);
+  cap.stage_seconds["text"] = text_seconds;
 
-  t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now();
   const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
   const int64_t zc = vae_->config().latent_channels;
   std::vector<at::Tensor> pix, eps_vae, eps;
@@ -159,8 +236,8 @@ Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, 
   PixArtInputs in;
   in.latents = plan_.apply(z0, at::stack(eps).to(device_, dtype_));
   in.timestep = at::full({b}, plan_.timestep, at::TensorOptions().dtype(at::kLong).device(device_));
-  in.encoder_hidden_states = ehs;
-  in.encoder_attention_mask = dmask;
+  in.encoder_hidden_states = text.t5;
+  in.encoder_attention_mask = text.mask;
   t0 = std::chrono::steady_clock::now();
   CaptureRecorder rec(spec, cap, options_.store_dtype);
   (*transformer_)(in, &rec, !options_.skip_tail);

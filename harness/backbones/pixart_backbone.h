@@ -10,6 +10,7 @@
 #include "harness/backbones/factory.h"
 #include "harness/backbones/pixart_transformer.h"
 #include "harness/backbones/t5_encoder.h"
+#include "harness/backbones/text_cache.h"
 #include "harness/backbones/vae.h"
 
 #include <memory>
@@ -27,18 +28,33 @@ class PixArtSigmaBackbone : public Backbone {
   std::vector<LayerInfo> list_layers() const override;
   const TextTokenizer& tokenizer() const override;
   Capture capture(const BackboneBatch& batch, const CaptureSpec& spec) override;
+  // text_encoder: free — encodes the prompts not cached yet (`batch_size` at a time), keeps their conditioning
+  // (T5 states and mask) in host memory and frees T5. A no-op in the other modes.
+  void prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) override;
+  bool text_encoders_loaded() const { return t5_ != nullptr; }
+  const PromptConditioningCache& text_cache() const { return text_cache_; }
 
   // The same pass from T5 token ids and masks [B, T] (the tokenizer's padded output; the prompt lowercased).
   Capture capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids, const at::Tensor& mask,
                       const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec);
 
   const PixArtTransformer& transformer() const { return *transformer_; }
-  const T5Encoder& text_encoder() const { return *t5_; }
+  const T5Encoder* text_encoder() const { return t5_.get(); }  // null once freed
   const PixArtNoising& noising() const { return plan_; }
   int64_t image_size() const { return image_size_; }
   int64_t text_length() const;
 
  private:
+  struct Text {
+    at::Tensor t5, mask;  // [B, T, 4096] model dtype, [B, T] int64, on the device
+  };
+  std::pair<at::Tensor, at::Tensor> token_ids(const std::vector<std::string>& prompts) const;  // ids, mask
+  Text encode(const at::Tensor& ids, const at::Tensor& mask);
+  void release_text_encoder();
+  void check_spec(const CaptureSpec& spec) const;
+  Capture capture_text(const std::vector<at::Tensor>& images, const Text& text,
+                       const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,
+                       double text_seconds);
   BackboneOptions options_;
   at::Device device_;
   at::ScalarType dtype_;
@@ -49,6 +65,8 @@ class PixArtSigmaBackbone : public Backbone {
   PixArtNoising plan_;
   std::shared_ptr<const TextTokenizer> tokenizer_;
   std::set<std::string> layer_names_;
+  PromptConditioningCache text_cache_;
+  int64_t pad_id_ = 0;
 };
 
 BackboneKind pixart_sigma_backbone_kind();

@@ -2,6 +2,7 @@
 
 #include "harness/backbones/json_config.h"
 #include "harness/core/errors.h"
+#include "harness/core/torch_compat.h"
 
 #include <cmath>
 #include <filesystem>
@@ -90,6 +91,36 @@ std::unique_ptr<T5Encoder> T5Encoder::load(const std::string& root, const std::s
   auto enc = std::make_unique<T5Encoder>(ws, cfg);
   ws.finish();
   return enc;
+}
+
+template <typename F>
+void T5Encoder::for_each_weight(F&& f) {
+  f(embed_);
+  f(rel_bias_);
+  f(final_ln_);
+  for (Block& b : blocks_)
+    for (at::Tensor* t : {&b.ln0, &b.q, &b.k, &b.v, &b.o, &b.ln1, &b.wi_0, &b.wi_1, &b.wo}) f(*t);
+}
+
+at::Device T5Encoder::device() const { return embed_.device(); }
+
+T5Encoder T5Encoder::to(at::Device device, bool pin) const {
+  T5Encoder out(*this);
+  const bool do_pin = pin && device.is_cpu() && compat::cuda_available();
+  out.for_each_weight([&](at::Tensor& t) {
+    if (!t.defined()) return;
+    if (t.device() != device) t = t.to(t.options().device(device));
+    if (do_pin && !t.is_pinned()) t = t.pin_memory();
+  });
+  return out;
+}
+
+int64_t T5Encoder::weight_bytes() const {
+  int64_t n = 0;
+  const_cast<T5Encoder*>(this)->for_each_weight([&](at::Tensor& t) {
+    if (t.defined()) n += static_cast<int64_t>(t.nbytes());
+  });
+  return n;
 }
 
 at::Tensor T5Encoder::norm(const at::Tensor& x, const at::Tensor& w) const {

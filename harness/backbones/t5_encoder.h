@@ -61,12 +61,20 @@ class T5Encoder {
 
   const T5Config& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const;
+  // A copy with every weight on `device` (the same tensors when already there). `pin` page-locks host copies
+  // (CUDA builds only) so that the copies back to the GPU run at full PCIe speed.
+  T5Encoder to(at::Device device, bool pin = false) const;
+  int64_t weight_bytes() const;  // every weight tensor, as stored
 
  private:
   struct Block {
     at::Tensor ln0, q, k, v, o, ln1, wi_0, wi_1, wo;
   };
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w) const;
+  // Every weight tensor, for to() and weight_bytes() (add new fields here).
+  template <typename F>
+  void for_each_weight(F&& f);
   T5Config config_;
   at::ScalarType dtype_;
   at::Tensor embed_, rel_bias_, final_ln_;

@@ -73,4 +73,10 @@ void cuda_synchronize() {
 #endif
 }
 
+void cuda_empty_cache() {
+#if defined(GB_WITH_CUDA)
+  if (cuda_available()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+}
+
 }  // namespace gb::compat

@@ -27,5 +27,7 @@ std::string cuda_device_name(int index);
 int64_t cuda_peak_memory_bytes();
 void cuda_reset_peak_memory();
 void cuda_synchronize();
+// Returns the caching allocator's unused blocks to the driver (after freeing large weights).
+void cuda_empty_cache();
 
 }  // namespace gb::compat

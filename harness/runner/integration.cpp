@@ -8,6 +8,7 @@
 #include "harness/text/clip_tokenizer.h"
 #include "harness/text/pyset.h"
 
+#include <optional>
 #include <set>
 
 namespace gb::runner {
@@ -53,19 +54,62 @@ void opt_key(const YAML::Node& n, const char* key, T& out) {
   if (n && n[key]) out = n[key].as<T>();
 }
 
+std::optional<at::ScalarType> parse_dtype(const std::string& name, const std::string& what, const std::string& v) {
+  if (v.empty()) return std::nullopt;
+  if (v == "fp16") return at::kHalf;
+  if (v == "bf16") return at::kBFloat16;
+  if (v == "fp32") return at::kFloat;
+  fail("backbone '{}': {} must be fp16, bf16 or fp32, not '{}'", name, what, v);
+}
+
+// BackboneOptions of a checkpoint backbone entry (device left at its default).
+gb::bb::BackboneOptions checkpoint_options(const BackboneEntry& e) {
+  gb::bb::BackboneOptions bo;
+  bo.dtype = parse_dtype(e.name, "dtype", e.dtype);
+  const YAML::Node& o = e.options;
+  if (!o) return bo;
+  if (!o.IsMap()) fail("backbone '{}': options must be a mapping", e.name);
+  static const std::set<std::string> known = {"image_size", "timestep", "variant", "store_dtype", "text_encoder", "t5_int8"};
+  for (const auto& kv : o)
+    if (!known.count(kv.first.Scalar()))
+      fail("backbone '{}': unknown option '{}' (image_size, timestep, variant, store_dtype, text_encoder, t5_int8)",
+           e.name, kv.first.Scalar());
+  try {
+    if (o["image_size"]) bo.image_size = o["image_size"].as<int64_t>();
+    if (o["timestep"]) bo.timestep = o["timestep"].as<int64_t>();
+    if (o["variant"]) bo.variant = o["variant"].as<std::string>();
+    if (o["store_dtype"]) bo.store_dtype = parse_dtype(e.name, "options.store_dtype", o["store_dtype"].as<std::string>());
+    if (o["t5_int8"]) bo.t5_int8 = o["t5_int8"].as<bool>();
+    if (o["text_encoder"]) {
+      try {
+        bo.text_encoder = gb::bb::parse_text_encoder_residency(o["text_encoder"].as<std::string>());
+      } catch (const gb::UserError& ex) {
+        fail("backbone '{}': options.{}", e.name, ex.what());
+      }
+    }
+  } catch (const YAML::Exception& ex) {
+    fail("backbone '{}': bad option value: {}", e.name, ex.what());
+  }
+  if (bo.image_size && *bo.image_size <= 0) fail("backbone '{}': options.image_size must be positive", e.name);
+  if (bo.timestep && (*bo.timestep < 0 || *bo.timestep > 999))
+    fail("backbone '{}': options.timestep must be in [0, 999]", e.name);
+  return bo;
+}
+
 }  // namespace
 
 std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& e, const std::string& device, uint64_t seed) {
   if (e.kind == "synthetic") {
     SyntheticBackboneConfig c = SyntheticBackboneConfig::sd15_like();
     c.seed = seed;
-    std::string merges;
+    std::string merges, text_encoder = "keep";
     const YAML::Node& o = e.options;
     try {
       if (o && !o.IsMap()) fail("backbone '{}': options must be a mapping", e.name);
       static const std::set<std::string> known = {"tokenizer", "heads", "head_dim", "sos_logit", "sos_pixel_amplitude",
                                                   "content_gain", "filler_logit", "value_noise", "self_beta",
-                                                  "self_sigma", "self_floor", "distractor_sharpness", "head_reliability"};
+                                                  "self_sigma", "self_floor", "distractor_sharpness", "head_reliability",
+                                                  "text_encoder"};
       if (o)
         for (const auto& kv : o)
           if (!known.count(kv.first.Scalar())) fail("backbone '{}': unknown synthetic option '{}'", e.name, kv.first.Scalar());
@@ -82,22 +126,33 @@ std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& e, const std::s
       opt_key(o, "self_floor", c.self_floor);
       opt_key(o, "distractor_sharpness", c.distractor_sharpness);
       opt_key(o, "head_reliability", c.head_reliability);
+      opt_key(o, "text_encoder", text_encoder);
+      if (text_encoder != "keep" && text_encoder != "free")
+        fail("backbone '{}': the synthetic backbone's text_encoder is keep or free, not '{}'", e.name, text_encoder);
     } catch (const YAML::Exception& ex) {
       fail("backbone '{}': bad synthetic option: {}", e.name, ex.what());
     }
     if (merges.empty())
       fail("backbone '{}': the synthetic backbone needs options.tokenizer (a CLIP merges file)", e.name);
     std::shared_ptr<const gb::TextTokenizer> tok = gb::text::ClipTokenizer::from_merges(merges);
-    return std::make_unique<SyntheticBackbone>(c, tok, device);
+    auto bb = std::make_unique<SyntheticBackbone>(c, tok, device);
+    bb->require_prepared_prompts(text_encoder == "free");
+    return bb;
   }
   if (e.weights.empty()) fail("backbone '{}': `weights:` (a diffusers checkpoint folder) is required", e.name);
-  gb::bb::BackboneOptions bo;
+  gb::bb::BackboneOptions bo = checkpoint_options(e);
   bo.device = device;
-  if (e.dtype == "fp16") bo.dtype = at::kHalf;
-  else if (e.dtype == "bf16") bo.dtype = at::kBFloat16;
-  else if (e.dtype == "fp32") bo.dtype = at::kFloat;
-  else if (!e.dtype.empty()) fail("backbone '{}': dtype must be fp16, bf16 or fp32", e.name);
   return gb::bb::open_backbone(e.weights, bo, e.kind);
 }
+
+bool wants_prompt_preencoding(const BackboneEntry& e) {
+  if (e.kind == "synthetic") {
+    const YAML::Node& o = e.options;
+    return o && o.IsMap() && o["text_encoder"] && o["text_encoder"].Scalar() == "free";
+  }
+  return checkpoint_options(e).text_encoder == gb::bb::TextEncoderResidency::free;
+}
+
+bool option_affects_results(const std::string& key) { return key != "tokenizer" && key != "text_encoder"; }
 
 }  // namespace gb::runner

@@ -31,7 +31,13 @@ PreparedPrompt build_prompt(const gb::text::PromptBuilder& builder, const gb::da
                             const std::string& caption, const gb::datasets::DatasetConfig& dataset);
 
 // Backbone by kind ("synthetic", "sd15", "sdxl", "pixart-sigma", "flux"). `seed` is the run's noise seed.
+// `options:` of a checkpoint backbone: image_size, timestep, variant, store_dtype (fp32|fp16|bf16),
+// text_encoder (keep|offload|free), t5_int8 (bool); an unknown key is a UserError.
 std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& entry, const std::string& device, uint64_t seed);
+// Whether the run should hand every prompt to Backbone::prepare_prompts before capturing (text_encoder: free).
+bool wants_prompt_preencoding(const BackboneEntry& entry);
+// Options that change where tensors live, never a result: left out of the config hash.
+bool option_affects_results(const std::string& key);
 
 // The dataset config of an experiment entry: `config` (a dataset YAML) with `set` overrides, or only `set`
 // keys (then `dataset:` and `protocol:` choose the protocol's defaults). Keys as in datasets/dataset_config.h:

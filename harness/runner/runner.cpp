@@ -268,7 +268,9 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
   for (const auto& p : protocols) res.protocol += (res.protocol.empty() ? "" : "+") + p;
   for (const auto& b : ex.backbones) {
     json options = yaml_to_json(b.options);
-    if (options.is_object()) options.erase("tokenizer");  // a path: where the file is does not change results
+    if (options.is_object())  // a tokenizer path or where the text encoder lives does not change results
+      for (auto it = options.begin(); it != options.end();)
+        it = option_affects_results(it.key()) ? std::next(it) : options.erase(it);
     hash_doc["backbones"].push_back({{"name", b.name}, {"kind", b.kind}, {"dtype", b.dtype}, {"options", options}});
     for (const auto& v : ex.variants.at(b.name))
       hash_doc["variants"][b.name].push_back({{"name", v.name}, {"method", yaml_to_json(v.method_yaml)}});
@@ -291,6 +293,35 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
       else spec.merge(need);
       first = false;
       variants.push_back(std::move(vr));
+    }
+    if (wants_prompt_preencoding(b)) {
+      // text_encoder: free — every prompt of this shard goes through the text encoders first; they are then
+      // freed and the captures read the conditioning from host memory.
+      const auto t0 = Clock::now();
+      std::vector<std::string> all;
+      std::vector<std::pair<std::string, size_t>> per_dataset;
+      for (auto& od : datasets) {
+        const auto builder = make_prompt_builder(od.config, od.dataset->classes(), backbone->tokenizer());
+        const auto* caps = od.dataset->captions();
+        if (!caps) fail("dataset '{}': no caption file configured (`captions:`)", od.entry.name);
+        std::vector<int64_t> idx;
+        for (int64_t i = 0; i < static_cast<int64_t>(od.dataset->size()); ++i)
+          if (in_shard(i, opt.shard_index, opt.shard_count)) idx.push_back(i);
+        std::vector<std::string> texts(idx.size());
+        tbb::parallel_for(size_t(0), idx.size(), [&](size_t k) {
+          const auto sample = od.dataset->load(static_cast<size_t>(idx[k]));
+          if (sample) texts[k] = build_prompt(*builder, *sample, caps->caption(sample->id), od.config).text;
+        });
+        size_t n = 0;
+        for (auto& t : texts)
+          if (!t.empty()) all.push_back(std::move(t)), ++n;
+        per_dataset.emplace_back(od.entry.name + "|" + b.name, n);
+      }
+      log::info("{}: encoding {} prompts before capturing (text_encoder: free)", b.name, all.size());
+      backbone->prepare_prompts(all, ex.batch_size);
+      const double secs = since(t0);
+      for (const auto& [key, n] : per_dataset)
+        if (!all.empty()) res.timings[key].seconds["text"] += secs * static_cast<double>(n) / static_cast<double>(all.size());
     }
     for (auto& od : datasets) {
       const std::string key = od.entry.name + "|" + b.name;

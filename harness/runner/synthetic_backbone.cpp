@@ -287,8 +287,18 @@ gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::s
   return out;
 }
 
+void SyntheticBackbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
+  if (!require_prepared_) return;
+  if (batch_size < 1) throw std::logic_error("prepare_prompts: batch_size < 1");
+  prepared_.insert(prompts.begin(), prompts.end());
+}
+
 gb::Capture SyntheticBackbone::capture(const gb::BackboneBatch& batch, const gb::CaptureSpec& spec) {
   const auto t0 = Clock::now();
+  if (require_prepared_)
+    for (const auto& p : batch.prompts)
+      if (!prepared_.count(p))
+        fail("synthetic: the text encoders were freed (text_encoder: free) but the prompt \"{}\" was not prepared", p);
   std::vector<gb::TensorMap> samples;
   for (int64_t i = 0; i < batch.size(); ++i) samples.push_back(capture_one(batch.ids[i], batch.prompts[i], spec));
   gb::Capture cap = gb::Capture::from_samples(samples);

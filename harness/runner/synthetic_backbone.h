@@ -22,6 +22,7 @@
 #include "harness/runner/synthetic_scene.h"
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,11 @@ class SyntheticBackbone : public gb::Backbone {
   std::vector<gb::LayerInfo> list_layers() const override;
   const gb::TextTokenizer& tokenizer() const override { return *tokenizer_; }
   gb::Capture capture(const gb::BackboneBatch& batch, const gb::CaptureSpec& spec) override;
+  // With `text_encoder: free` the synthetic backbone behaves as the T5 backbones do in that mode: it remembers the
+  // prepared prompts and refuses to capture any other (so the runner's pre-encoding pass is exercised for real).
+  void prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) override;
+  void require_prepared_prompts(bool on) { require_prepared_ = on; }
+  int64_t prepared_prompts() const { return static_cast<int64_t>(prepared_.size()); }
 
   // One sample, no batch dimension (what capture() stacks).
   gb::TensorMap capture_one(const std::string& id, const std::string& prompt, const gb::CaptureSpec& spec) const;
@@ -73,6 +79,8 @@ class SyntheticBackbone : public gb::Backbone {
   SyntheticBackboneConfig config_;
   std::shared_ptr<const gb::TextTokenizer> tokenizer_;
   std::string device_;
+  bool require_prepared_ = false;
+  std::set<std::string> prepared_;
 };
 
 // Maps a (lower-case) word to a synthetic concept: VOC class synonyms -> class id, stuff words -> stuff

@@ -3,6 +3,7 @@
 // run, batch-size independence, and the committed regression results.
 #include "harness/core/errors.h"
 #include "harness/runner/experiment.h"
+#include "harness/runner/integration.h"
 #include "harness/runner/runner.h"
 #include "harness/runner/synthetic_scene.h"
 #include "harness/text/clip_tokenizer.h"
@@ -27,7 +28,7 @@ namespace {
 const fs::path kWork = fs::temp_directory_path() / "gb_test_runner";
 
 // A small experiment: 6 synthetic images, Vanilla + GoCA + a 2-value ablation.
-std::string mini_config(const std::string& name, int images = 6) {
+std::string mini_config(const std::string& name, int images = 6, const std::string& backbone_extra = "") {
   const std::string src = GB_SOURCE_DIR;
   return "name: " + name + "\noutput_root: " + (kWork / "runs").string() + "\nseed: 0\nbatch_size: 2\nworkers: 2\n"
          "device: cpu\nexamples: 1\n"
@@ -35,17 +36,18 @@ std::string mini_config(const std::string& name, int images = 6) {
          "    synthetic_images: " + std::to_string(images) + "\n    set:\n      dataset: voc\n      protocol: paper\n      root: " + (kWork / "data").string() +
          "\n      captions: " + (kWork / "data/captions.json").string() + "\n      limit: -1\n"
          "backbones:\n  - name: synthetic\n    kind: synthetic\n    options: {tokenizer: " + src +
-         "/configs/synthetic/clip-mini-merges.txt.gz}\n"
+         "/configs/synthetic/clip-mini-merges.txt.gz" + backbone_extra + "}\n"
          "methods:\n"
          "  - {name: Vanilla, type: Training-free, method: " + src + "/configs/methods/sd15/vanilla.yaml, set: {output_size: 16}}\n"
          "  - {name: GoCA, type: Training-free, method: " + src + "/configs/methods/sd15/goca.yaml, set: {output_size: 16}}\n"
          "ablations:\n  - {name: head, base: GoCA, grid: {head_method: [average, dot_product_no_clamp]}}\n";
 }
 
-Experiment load(const std::string& name, const std::vector<std::string>& sets = {}, int images = 6) {
+Experiment load(const std::string& name, const std::vector<std::string>& sets = {}, int images = 6,
+                const std::string& backbone_extra = "") {
   fs::create_directories(kWork);
   const fs::path p = kWork / (name + ".yaml");
-  std::ofstream(p) << mini_config(name, images);
+  std::ofstream(p) << mini_config(name, images, backbone_extra);
   return load_experiment(p.string(), sets);
 }
 
@@ -134,6 +136,58 @@ TEST(Runner, ShardsMergeToTheSingleRunAndBatchSizeDoesNotMatter) {
   ex5.batch_size = 5;
   ex5.output_root = (kWork / "runs-b5").string();
   expect_same_accuracy(run_experiment(ex5, quiet()), single);
+}
+
+TEST(Runner, TextEncoderFreePreEncodesEveryPromptOfTheShardFirst) {
+  // The synthetic backbone with text_encoder: free refuses any prompt the runner did not hand to prepare_prompts.
+  const Experiment keep = load("te-keep");
+  const Experiment free = load("te-free", {}, 6, ", text_encoder: free");
+  const auto a = run_experiment(keep, quiet());
+  const auto b = run_experiment(free, quiet());
+  expect_same_accuracy(a, b);  // same numbers, and text_encoder stays out of the config hash
+  EXPECT_GT(b.timings.at("synthetic-voc|synthetic").seconds.at("text"), 0.0);
+  RunOptions o = quiet();
+  o.shard_index = 1;
+  o.shard_count = 2;
+  EXPECT_EQ(run_experiment(free, o).cells[0].images, 3);
+  // A bad value is one clear error.
+  Experiment bad = load("te-bad", {}, 6, ", text_encoder: sideways");
+  try {
+    run_experiment(bad, quiet());
+    ADD_FAILURE() << "no error";
+  } catch (const gb::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("keep or free"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Runner, CheckpointBackboneOptionsAreCheckedStrictly) {
+  BackboneEntry e;
+  e.name = "flux";
+  e.kind = "flux";
+  e.weights = (kWork / "no-such-folder").string();
+  auto error_of = [&](const std::string& yaml) {
+    e.options = YAML::Load(yaml);
+    try {
+      make_backbone(e, "cpu", 0);
+    } catch (const gb::UserError& ex) {
+      return std::string(ex.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error_of("{bogus: 1}").find("unknown option 'bogus'"), std::string::npos);
+  EXPECT_NE(error_of("{text_encoder: sideways}").find("keep, offload or free"), std::string::npos);
+  EXPECT_NE(error_of("{store_dtype: fp8}").find("store_dtype must be fp16, bf16 or fp32"), std::string::npos);
+  EXPECT_NE(error_of("{image_size: -4}").find("image_size must be positive"), std::string::npos);
+  EXPECT_NE(error_of("{t5_int8: maybe}").find("bad option value"), std::string::npos);
+  // Valid options get as far as the (missing) folder.
+  EXPECT_NE(error_of("{text_encoder: free, t5_int8: true, image_size: 512}").find("no-such-folder"), std::string::npos);
+  e.options = YAML::Load("{text_encoder: free}");
+  EXPECT_TRUE(wants_prompt_preencoding(e));
+  e.options = YAML::Load("{text_encoder: offload}");
+  EXPECT_FALSE(wants_prompt_preencoding(e));
+  EXPECT_FALSE(option_affects_results("text_encoder"));
+  EXPECT_TRUE(option_affects_results("t5_int8"));
+  EXPECT_TRUE(option_affects_results("image_size"));
 }
 
 TEST(Runner, KilledAndResumedEqualsUninterrupted) {

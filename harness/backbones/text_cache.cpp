@@ -1,0 +1,57 @@
+#include "harness/backbones/text_cache.h"
+
+#include "harness/core/errors.h"
+
+#include <unordered_set>
+
+namespace gb::bb {
+
+void PromptConditioningCache::store(const std::vector<std::string>& prompts, const Rows& batch) {
+  const int64_t b = static_cast<int64_t>(prompts.size());
+  for (const auto& [name, t] : batch)
+    if (!t.defined() || t.dim() == 0 || t.size(0) != b)
+      throw std::logic_error(fmt::format("PromptConditioningCache: '{}' must be [{}, ...]", name, b));
+  for (int64_t i = 0; i < b; ++i) {
+    const std::string& p = prompts[static_cast<size_t>(i)];
+    if (rows_.count(p)) continue;
+    Rows r;
+    for (const auto& [name, t] : batch) {
+      at::Tensor row = t.select(0, i).to(at::kCPU).clone();  // own storage: the batch tensor is not kept alive
+      bytes_ += static_cast<int64_t>(row.nbytes());
+      r.emplace(name, std::move(row));
+    }
+    rows_.emplace(p, std::move(r));
+  }
+}
+
+PromptConditioningCache::Rows PromptConditioningCache::gather(const std::vector<std::string>& prompts,
+                                                              at::Device device, const std::string& who) const {
+  if (prompts.empty()) throw std::logic_error("PromptConditioningCache::gather: no prompts");
+  std::map<std::string, std::vector<at::Tensor>> parts;
+  for (const auto& p : prompts) {
+    auto it = rows_.find(p);
+    if (it == rows_.end())
+      fail("{}: the text encoders were freed (text_encoder: free) but the prompt \"{}\" was not among the prompts "
+           "encoded before (prepare_prompts); use text_encoder: keep or offload for ad-hoc prompts",
+           who, p);
+    for (const auto& [name, t] : it->second) parts[name].push_back(t);
+  }
+  Rows out;
+  for (auto& [name, ts] : parts) out.emplace(name, at::stack(ts).to(device));
+  return out;
+}
+
+std::vector<std::vector<std::string>> PromptConditioningCache::pending(const std::vector<std::string>& prompts,
+                                                                       int64_t batch_size) const {
+  if (batch_size < 1) throw std::logic_error("PromptConditioningCache::pending: batch_size < 1");
+  std::vector<std::vector<std::string>> chunks;
+  std::unordered_set<std::string> seen;
+  for (const auto& p : prompts) {
+    if (rows_.count(p) || !seen.insert(p).second) continue;
+    if (chunks.empty() || static_cast<int64_t>(chunks.back().size()) == batch_size) chunks.emplace_back();
+    chunks.back().push_back(p);
+  }
+  return chunks;
+}
+
+}  // namespace gb::bb

@@ -1,0 +1,34 @@
+#pragma once
+// Per-prompt text conditioning kept in host memory, for backbones whose text encoders are freed once the run's
+// prompts are encoded (BackboneOptions::text_encoder = free). Each entry holds named rows (the batch dimension
+// removed), e.g. Flux {"t5": [512, 4096], "pooled": [768]}, PixArt {"t5": [300, 4096], "mask": [300]}.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace gb::bb {
+
+class PromptConditioningCache {
+ public:
+  using Rows = std::map<std::string, at::Tensor>;
+  // `batch`: named tensors [B, ...] for `prompts` (B = prompts.size()); each row is copied to host memory.
+  void store(const std::vector<std::string>& prompts, const Rows& batch);
+  bool contains(const std::string& prompt) const { return rows_.count(prompt) != 0; }
+  // The rows of `prompts`, stacked [B, ...] on `device`. UserError (naming `who` and the prompt) for one that was
+  // never encoded.
+  Rows gather(const std::vector<std::string>& prompts, at::Device device, const std::string& who) const;
+  // Distinct prompts not cached yet, in first-seen order, split into chunks of at most `batch_size`.
+  std::vector<std::vector<std::string>> pending(const std::vector<std::string>& prompts, int64_t batch_size) const;
+  int64_t size() const { return static_cast<int64_t>(rows_.size()); }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  std::unordered_map<std::string, Rows> rows_;
+  int64_t bytes_ = 0;
+};
+
+}  // namespace gb::bb
