@@ -225,20 +225,13 @@ Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const 
 
   auto t0 = std::chrono::steady_clock::now();
   const int64_t latent = latent_size(), zc = vae_->config().latent_channels;
-  std::vector<at::Tensor> pix, eps_vae, eps;
-  for (int64_t i = 0; i < b; ++i) {
-    pix.push_back(preprocess_image(images[i], image_size_));
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, image_ids[i]));
-    auto f32 = at::TensorOptions().dtype(at::kFloat);
-    eps_vae.push_back(at::randn({zc, latent, latent}, gen, f32));
-    eps.push_back(at::randn({zc, latent, latent}, gen, f32));
-  }
-  auto x = at::stack(pix).to(device_, dtype_);
-  auto z = vae_->latents(x, at::stack(eps_vae).to(device_, dtype_), dtype_);  // (z - shift) * scale
+  const PreparedImages prep = prepare_images(images, image_ids, seed, image_size_, zc, zc, latent);
+  auto x = prep.pixels.to(device_, dtype_);
+  auto z = vae_->latents(x, prep.noise_vae.to(device_, dtype_), dtype_);  // (z - shift) * scale
   cap.stage_seconds["vae"] = seconds_since(t0, device_);
 
   FluxInputs in;
-  in.latents = flux_pack_latents(plan_.apply(z, at::stack(eps).to(device_, dtype_)));
+  in.latents = flux_pack_latents(plan_.apply(z, prep.noise.to(device_, dtype_)));
   in.timestep = plan_.model_timestep(b, dtype_, device_);
   auto f32dev = at::TensorOptions().dtype(at::kFloat).device(device_);
   if (transformer_->config().guidance_embeds) in.guidance = at::full({b}, guidance_scale(), f32dev);

@@ -3,6 +3,8 @@
 #include "harness/backbones/weights.h"
 #include "harness/core/errors.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 #include <vector>
 
@@ -119,6 +121,33 @@ at::Tensor preprocess_image(const at::Tensor& rgb, int64_t size) {
   auto r = pil_resize_bicubic(rgb, size, size);
   auto x = r.to(at::kFloat) / 255.0f;
   return (x * 2.0f - 1.0f).permute({2, 0, 1}).contiguous();
+}
+
+uint64_t noise_seed(uint64_t seed, const std::string& image_id) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the id
+  for (unsigned char c : image_id) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (h | 1);  // splitmix64 finaliser
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+PreparedImages prepare_images(const std::vector<at::Tensor>& images, const std::vector<std::string>& ids,
+                              uint64_t seed, int64_t size, int64_t vae_channels, int64_t diffusion_channels,
+                              int64_t latent) {
+  if (images.size() != ids.size()) fail("{} images but {} image ids", images.size(), ids.size());
+  std::vector<at::Tensor> pix, eps_vae, eps;
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  for (size_t i = 0; i < images.size(); ++i) {
+    pix.push_back(preprocess_image(images[i], size));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, ids[i]));
+    eps_vae.push_back(at::randn({vae_channels, latent, latent}, gen, f32));
+    eps.push_back(at::randn({diffusion_channels, latent, latent}, gen, f32));
+  }
+  return {at::stack(pix), at::stack(eps_vae), at::stack(eps)};
 }
 
 }  // namespace gb::bb

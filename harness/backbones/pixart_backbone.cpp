@@ -221,20 +221,13 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
   auto t0 = std::chrono::steady_clock::now();
   const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
   const int64_t zc = vae_->config().latent_channels;
-  std::vector<at::Tensor> pix, eps_vae, eps;
-  for (int64_t i = 0; i < b; ++i) {
-    pix.push_back(preprocess_image(images[i], image_size_));
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, image_ids[i]));
-    auto f32 = at::TensorOptions().dtype(at::kFloat);
-    eps_vae.push_back(at::randn({zc, latent, latent}, gen, f32));
-    eps.push_back(at::randn({zc, latent, latent}, gen, f32));
-  }
-  auto x = at::stack(pix).to(device_, at::kFloat);
-  auto z0 = vae_->latents(x, at::stack(eps_vae).to(device_, at::kFloat), dtype_);
+  const PreparedImages prep = prepare_images(images, image_ids, seed, image_size_, zc, zc, latent);
+  auto x = prep.pixels.to(device_, at::kFloat);
+  auto z0 = vae_->latents(x, prep.noise_vae.to(device_, at::kFloat), dtype_);
   cap.stage_seconds["vae"] = seconds_since(t0, device_);
 
   PixArtInputs in;
-  in.latents = plan_.apply(z0, at::stack(eps).to(device_, dtype_));
+  in.latents = plan_.apply(z0, prep.noise.to(device_, dtype_));
   in.timestep = at::full({b}, plan_.timestep, at::TensorOptions().dtype(at::kLong).device(device_));
   in.encoder_hidden_states = text.t5;
   in.encoder_attention_mask = text.mask;

@@ -24,18 +24,6 @@ namespace gb::bb {
 
 namespace fs = std::filesystem;
 
-uint64_t noise_seed(uint64_t seed, const std::string& image_id) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a over the id
-  for (unsigned char c : image_id) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (h | 1);  // splitmix64 finaliser
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 namespace {
 
 std::string config_path(const CheckpointFolder& f, const std::string& component, const char* name = "config.json") {
@@ -189,18 +177,12 @@ Capture StableDiffusionBackbone::capture_ids(const std::vector<at::Tensor>& imag
   const int64_t b = static_cast<int64_t>(images.size());
   if (b == 0) fail("{}: empty batch", kind());
   if (static_cast<int64_t>(image_ids.size()) != b) fail("{}: {} images but {} image ids", kind(), b, image_ids.size());
-  std::vector<at::Tensor> pix, eps_vae, eps;
   const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
   auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < b; ++i) {
-    pix.push_back(preprocess_image(images[i], image_size_));
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed(seed, image_ids[i]));
-    auto f32 = at::TensorOptions().dtype(at::kFloat);
-    eps_vae.push_back(at::randn({vae_->config().latent_channels, latent, latent}, gen, f32));
-    eps.push_back(at::randn({unet_->config().in_channels, latent, latent}, gen, f32));
-  }
+  const PreparedImages in = prepare_images(images, image_ids, seed, image_size_, vae_->config().latent_channels,
+                                           unet_->config().in_channels, latent);
   double prep = seconds_since(t0, at::Device(at::kCPU));
-  auto cap = capture_with_noise(at::stack(pix), ids, at::stack(eps_vae), at::stack(eps), spec);
+  auto cap = capture_with_noise(in.pixels, ids, in.noise_vae, in.noise, spec);
   cap.stage_seconds["preprocess"] = prep;
   return cap;
 }

@@ -7,6 +7,7 @@
 // on batch composition, order, device or sharding.
 #include "harness/backbones/clip_text.h"
 #include "harness/backbones/factory.h"
+#include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/schedulers.h"
 #include "harness/backbones/unet.h"
 #include "harness/backbones/vae.h"
@@ -17,8 +18,6 @@
 #include <vector>
 
 namespace gb::bb {
-
-uint64_t noise_seed(uint64_t seed, const std::string& image_id);
 
 // Denoiser conditioning from token ids.
 struct SdTextConditioning {
