@@ -122,17 +122,6 @@ const TextTokenizer& FluxBackbone::tokenizer() const {
   return *tokenizer_;
 }
 
-void FluxBackbone::check_spec(const CaptureSpec& spec) const {
-  std::vector<std::string> unknown;
-  for (const auto& k : spec.keys)
-    if (!layer_names_.count(k)) unknown.push_back(k);
-  if (!unknown.empty()) {
-    std::string list;
-    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
-    fail("flux: unknown capture keys: {} (see `goca-bench list-layers --backbone flux`)", list);
-  }
-}
-
 FluxBackbone::Text FluxBackbone::encode(const at::Tensor& t5_ids, const at::Tensor& clip_ids) {
   c10::InferenceMode guard;
   if (!t5_) throw std::logic_error("flux: encode after the text encoders were released");
@@ -156,16 +145,13 @@ void FluxBackbone::release_text_encoders() {
 
 void FluxBackbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
   if (options_.text_encoder != TextEncoderResidency::free) return;
-  const auto chunks = text_cache_.pending(prompts, batch_size);
-  if (!t5_) {
-    if (!chunks.empty()) text_cache_.gather({chunks.front().front()}, at::kCPU, "flux");  // names the prompt
-    return;
-  }
-  if (!clip_tokenizer_) fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
-  for (const auto& chunk : chunks) {
+  if (t5_ && !clip_tokenizer_)
+    fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
+  text_cache_.fill(prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& chunk) {
     const Text t = encode(token_ids(tokenizer(), chunk), token_ids(*clip_tokenizer_, chunk));
-    text_cache_.store(chunk, {{"t5", t.t5}, {"pooled", t.pooled}});
-  }
+    return PromptConditioningCache::Rows{{"t5", t.t5}, {"pooled", t.pooled}};
+  }, "flux");
+  if (!t5_) return;
   log::info("flux: encoded {} prompts ({:.1f} MiB of host memory); text encoders freed (text_encoder: free)",
             text_cache_.size(), text_cache_.bytes() / 1048576.0);
   release_text_encoders();
@@ -175,7 +161,7 @@ Capture FluxBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spe
   if (batch.prompts.size() != batch.images.size())
     fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
   if (batch.images.empty()) fail("flux: empty batch");
-  check_spec(spec);
+  check_capture_keys(spec, layer_names_, kind());
   auto t0 = std::chrono::steady_clock::now();
   Text text;
   if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
@@ -205,7 +191,7 @@ Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const a
   if (t5_ids.size(1) != text_length())
     fail("flux: T5 ids have length {} but the captures are laid out for {}", t5_ids.size(1), text_length());
   if (clip_ids.dim() != 2 || clip_ids.size(0) != b) fail("flux: CLIP ids must be [{}, T], got {}", b, shape_str(clip_ids.sizes()));
-  check_spec(spec);
+  check_capture_keys(spec, layer_names_, kind());
   if (!t5_) fail("flux: the text encoders were freed (text_encoder: free); token-id replay needs them");
   auto t0 = std::chrono::steady_clock::now();
   const Text text = encode(t5_ids, clip_ids);

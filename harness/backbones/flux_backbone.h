@@ -57,7 +57,6 @@ class FluxBackbone : public Backbone {
   };
   Text encode(const at::Tensor& t5_ids, const at::Tensor& clip_ids);
   void release_text_encoders();
-  void check_spec(const CaptureSpec& spec) const;
   Capture capture_text(const std::vector<at::Tensor>& images, const Text& text,
                        const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,
                        double text_seconds);

@@ -104,17 +104,6 @@ const TextTokenizer& PixArtSigmaBackbone::tokenizer() const {
   return *tokenizer_;
 }
 
-void PixArtSigmaBackbone::check_spec(const CaptureSpec& spec) const {
-  std::vector<std::string> unknown;
-  for (const auto& k : spec.keys)
-    if (!layer_names_.count(k)) unknown.push_back(k);
-  if (!unknown.empty()) {
-    std::string list;
-    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
-    fail("pixart-sigma: unknown capture keys: {} (see `goca-bench list-layers --backbone pixart-sigma`)", list);
-  }
-}
-
 std::pair<at::Tensor, at::Tensor> PixArtSigmaBackbone::token_ids(const std::vector<std::string>& prompts) const {
   const auto& tok = tokenizer();
   std::vector<at::Tensor> ids, masks;
@@ -152,16 +141,12 @@ void PixArtSigmaBackbone::release_text_encoder() {
 
 void PixArtSigmaBackbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
   if (options_.text_encoder != TextEncoderResidency::free) return;
-  const auto chunks = text_cache_.pending(prompts, batch_size);
-  if (!t5_) {
-    if (!chunks.empty()) text_cache_.gather({chunks.front().front()}, at::kCPU, "pixart-sigma");  // names the prompt
-    return;
-  }
-  for (const auto& chunk : chunks) {
+  text_cache_.fill(prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& chunk) {
     const auto [ids, mask] = token_ids(chunk);
     const Text t = encode(ids, mask);
-    text_cache_.store(chunk, {{"t5", t.t5}, {"mask", t.mask}});
-  }
+    return PromptConditioningCache::Rows{{"t5", t.t5}, {"mask", t.mask}};
+  }, "pixart-sigma");
+  if (!t5_) return;
   log::info("pixart-sigma: encoded {} prompts ({:.1f} MiB of host memory); T5 freed (text_encoder: free)",
             text_cache_.size(), text_cache_.bytes() / 1048576.0);
   release_text_encoder();
@@ -171,7 +156,7 @@ Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSp
   if (batch.prompts.size() != batch.images.size())
     fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
   if (batch.images.empty()) fail("pixart-sigma: empty batch");
-  check_spec(spec);
+  check_capture_keys(spec, layer_names_, kind());
   auto t0 = std::chrono::steady_clock::now();
   Text text;
   if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
@@ -200,7 +185,7 @@ Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, 
   if (mask.sizes() != ids.sizes()) fail("pixart-sigma: mask must match ids {}", shape_str(ids.sizes()));
   if (ids.size(1) != text_length())
     fail("pixart-sigma: token ids have length {} but the captures are laid out for {}", ids.size(1), text_length());
-  check_spec(spec);
+  check_capture_keys(spec, layer_names_, kind());
   if (!t5_) fail("pixart-sigma: the text encoder was freed (text_encoder: free); token-id replay needs it");
   auto t0 = std::chrono::steady_clock::now();
   const Text text = encode(ids, mask);

@@ -51,7 +51,6 @@ class PixArtSigmaBackbone : public Backbone {
   std::pair<at::Tensor, at::Tensor> token_ids(const std::vector<std::string>& prompts) const;  // ids, mask
   Text encode(const at::Tensor& ids, const at::Tensor& mask);
   void release_text_encoder();
-  void check_spec(const CaptureSpec& spec) const;
   Capture capture_text(const std::vector<at::Tensor>& images, const Text& text,
                        const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,
                        double text_seconds);

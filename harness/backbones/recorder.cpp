@@ -6,6 +6,13 @@
 
 namespace gb::bb {
 
+void check_capture_keys(const CaptureSpec& spec, const std::set<std::string>& known, const std::string& kind) {
+  std::string list;
+  for (const auto& k : spec.keys)
+    if (!known.count(k)) list += (list.empty() ? "" : ", ") + k;
+  if (!list.empty()) fail("{}: unknown capture keys: {} (see `goca-bench list-layers --backbone {}`)", kind, list, kind);
+}
+
 bool is_self_block(const std::string& block_id) {
   return block_id.size() >= 5 && block_id.compare(block_id.size() - 5, 5, "-self") == 0;
 }

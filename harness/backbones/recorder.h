@@ -62,5 +62,7 @@ class CaptureRecorder {
 };
 
 bool is_self_block(const std::string& block_id);  // ends with "-self"
+// UserError listing every key of `spec` that `kind`'s list-layers does not have (`known`), with the hint.
+void check_capture_keys(const CaptureSpec& spec, const std::set<std::string>& known, const std::string& kind);
 
 }  // namespace gb::bb

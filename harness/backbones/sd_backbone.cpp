@@ -193,14 +193,7 @@ Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, co
   c10::InferenceMode guard;
   const int64_t b = pixels.size(0);
   if (ids.dim() != 2 || ids.size(0) != b) fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
-  std::vector<std::string> unknown;
-  for (const auto& k : spec.keys)
-    if (!layer_names_.count(k)) unknown.push_back(k);
-  if (!unknown.empty()) {
-    std::string list;
-    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
-    fail("{}: unknown capture keys: {} (see `goca-bench list-layers --backbone {}`)", kind(), list, kind());
-  }
+  check_capture_keys(spec, layer_names_, kind());
   Capture cap;
   cap.batch_size = b;
   auto t0 = std::chrono::steady_clock::now();

@@ -54,4 +54,15 @@ std::vector<std::vector<std::string>> PromptConditioningCache::pending(const std
   return chunks;
 }
 
+void PromptConditioningCache::fill(const std::vector<std::string>& prompts, int64_t batch_size, bool can_encode,
+                                   const std::function<Rows(const std::vector<std::string>&)>& encode,
+                                   const std::string& who) {
+  const auto chunks = pending(prompts, batch_size);
+  if (!can_encode) {
+    if (!chunks.empty()) gather({chunks.front().front()}, at::kCPU, who);  // throws, naming the prompt
+    return;
+  }
+  for (const auto& chunk : chunks) store(chunk, encode(chunk));
+}
+
 }  // namespace gb::bb

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -23,6 +24,11 @@ class PromptConditioningCache {
   Rows gather(const std::vector<std::string>& prompts, at::Device device, const std::string& who) const;
   // Distinct prompts not cached yet, in first-seen order, split into chunks of at most `batch_size`.
   std::vector<std::vector<std::string>> pending(const std::vector<std::string>& prompts, int64_t batch_size) const;
+  // prepare_prompts: encodes (`encode`: prompts -> named [B, ...] tensors) the distinct prompts not cached yet,
+  // `batch_size` at a time, and stores them. Without encoders (`can_encode` false) a missing prompt is a UserError
+  // naming `who` and the prompt.
+  void fill(const std::vector<std::string>& prompts, int64_t batch_size, bool can_encode,
+            const std::function<Rows(const std::vector<std::string>&)>& encode, const std::string& who);
   int64_t size() const { return static_cast<int64_t>(rows_.size()); }
   int64_t bytes() const { return bytes_; }
 
