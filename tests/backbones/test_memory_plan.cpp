@@ -1,0 +1,330 @@
+// The memory planner's exact parts against reality on tiny random-weight folders:
+//   - weight bytes per backbone == the bytes a real load keeps allocated (a counting CPU allocator around
+//     open_backbone), and per component == the bytes kept by the component's module built on the folder;
+//   - captured bytes per key == the storage bytes of an actual capture's tensors (batch 1 and 2, store dtype
+//     equal to and different from the compute dtype);
+//   - full-size totals == the published parameter counts (spec backbones-cost.md §1);
+//   - the modelled parts respond to what they model (batch, residency, int8) and bad input is a UserError.
+#include "tiny_dit.h"
+
+#include "harness/backbones/factory.h"
+#include "harness/backbones/flux_backbone.h"
+#include "harness/backbones/memory_plan.h"
+#include "harness/core/errors.h"
+
+#include <c10/core/CPUAllocator.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <set>
+#include <unistd.h>
+
+using namespace gb::bb;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Wraps the CPU allocator and counts the bytes currently allocated through it.
+class CountingAllocator final : public c10::Allocator {
+ public:
+  explicit CountingAllocator(c10::Allocator* base) : base_(base) {}
+  // `allocate` is const in LibTorch 1.13 and non-const in newer releases: both overloads, no `override`.
+  c10::DataPtr allocate(size_t n) const { return make(n); }
+  c10::DataPtr allocate(size_t n) { return make(n); }
+  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  void copy_data(void* dest, const void* src, std::size_t count) const { std::memcpy(dest, src, count); }
+  int64_t current() const { return current_.load(); }
+
+ private:
+  struct Ctx {
+    c10::DataPtr inner;
+    size_t n;
+    const CountingAllocator* self;
+  };
+  static void release(void* p) {
+    auto* c = static_cast<Ctx*>(p);
+    c->self->current_ -= static_cast<int64_t>(c->n);
+    delete c;
+  }
+  c10::DataPtr make(size_t n) const {
+    c10::DataPtr inner = base_->allocate(n);
+    void* data = inner.get();
+    auto* ctx = new Ctx{std::move(inner), n, this};
+    current_ += static_cast<int64_t>(n);
+    return {data, ctx, &release, c10::Device(c10::DeviceType::CPU)};
+  }
+  c10::Allocator* base_;
+  mutable std::atomic<int64_t> current_{0};
+};
+
+CountingAllocator& counter() {
+  static CountingAllocator* c = new CountingAllocator(c10::GetCPUAllocator());  // outlives every tensor
+  return *c;
+}
+
+// Bytes still allocated after `make()` returns (the object it builds is kept alive while measuring).
+template <typename F>
+int64_t retained_bytes(F make) {
+  c10::Allocator* old = c10::GetCPUAllocator();
+  c10::SetCPUAllocator(&counter(), /*priority=*/200);
+  const int64_t before = counter().current();
+  int64_t after = 0;
+  {
+    auto keep = make();
+    after = counter().current();
+  }
+  c10::SetCPUAllocator(old, /*priority=*/200);
+  return after - before;
+}
+
+struct Folders {
+  fs::path base;
+  std::string sd15, sdxl, pixart, flux;
+  Folders() {
+    base = fs::temp_directory_path() / ("gb_memplan_" + std::to_string(::getpid()));
+    fs::remove_all(base);
+    sd15 = tiny::write_tiny_sd(base / "sd15", false);
+    sdxl = tiny::write_tiny_sd(base / "sdxl", true);
+    pixart = tiny::write_tiny_pixart(base / "pixart");
+    flux = tiny::write_tiny_flux(base / "flux");
+  }
+  ~Folders() { fs::remove_all(base); }
+  const std::string& of(const std::string& kind) const {
+    return kind == "sd15" ? sd15 : kind == "sdxl" ? sdxl : kind == "flux" ? flux : pixart;
+  }
+};
+
+const Folders& folders() {
+  static Folders f;
+  return f;
+}
+
+std::unique_ptr<gb::Backbone> open_tiny(const std::string& kind, at::ScalarType dtype,
+                                        std::optional<at::ScalarType> store = std::nullopt) {
+  BackboneOptions o;
+  o.image_size = 16;
+  o.dtype = dtype;
+  o.store_dtype = store;
+  if (kind == "flux") o.t5_int8 = false;
+  if (kind == "flux" || kind == "pixart-sigma")
+    o.tokenizer = std::make_shared<tiny::WordTokenizer>("t5", 6, false, 40);
+  else
+    o.tokenizer = std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990);
+  auto bb = open_backbone(folders().of(kind), o, kind);
+  if (kind == "flux")
+    dynamic_cast<FluxBackbone&>(*bb).set_clip_tokenizer(std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990));
+  return bb;
+}
+
+int64_t total(const std::vector<ComponentWeights>& w) {
+  int64_t n = 0;
+  for (const auto& c : w) n += c.bytes;
+  return n;
+}
+
+const ComponentWeights& component(const std::vector<ComponentWeights>& w, const std::string& name) {
+  for (const auto& c : w)
+    if (c.name == name) return c;
+  throw std::runtime_error("no component " + name);
+}
+
+std::string config(const std::string& kind, const std::string& comp) {
+  return (fs::path(folders().of(kind)) / comp / "config.json").string();
+}
+
+const at::Device kCpu(at::kCPU);
+
+}  // namespace
+
+class MemoryPlanTiny : public ::testing::TestWithParam<std::tuple<std::string, at::ScalarType>> {};
+
+// The backbone's whole load: every byte it keeps allocated is a weight the planner counts (and no more).
+TEST_P(MemoryPlanTiny, WeightBytesEqualWhatALoadKeeps) {
+  const auto& [kind, dtype] = GetParam();
+  const auto plan = plan_weights(kind, folders().of(kind), dtype, false);
+  const int64_t loaded = retained_bytes([&] { return open_tiny(kind, dtype); });
+  EXPECT_GT(loaded, 0);
+  EXPECT_EQ(total(plan), loaded) << kind << " " << dtype_name(dtype);
+}
+
+// Per component, built from the folder the way the backbones build them (VAE fp32 for pixart-sigma and an
+// upcasting SDXL config, T5 `wo` fp32).
+TEST_P(MemoryPlanTiny, WeightBytesPerComponent) {
+  const auto& [kind, dtype] = GetParam();
+  const auto& root = folders().of(kind);
+  const auto plan = plan_weights(kind, root, dtype, false);
+  auto store = [&](const std::string& comp, at::ScalarType dt) { return WeightStore::open_component(root, comp, dt, kCpu); };
+  const bool upcast_vae = kind == "pixart-sigma" || (kind == "sdxl" && VaeConfig::from_json(config(kind, "vae")).force_upcast);
+  EXPECT_EQ(component(plan, "vae").bytes, retained_bytes([&] {
+              return std::make_shared<VaeEncoder>(VaeConfig::from_json(config(kind, "vae")),
+                                                  store("vae", upcast_vae ? at::kFloat : dtype));
+            }));
+  if (kind == "sd15" || kind == "sdxl") {
+    EXPECT_EQ(component(plan, "unet").bytes, retained_bytes([&] {
+                return std::make_shared<UNet2DConditionModel>(UNetConfig::from_json(config(kind, "unet")), store("unet", dtype));
+              }));
+  } else if (kind == "pixart-sigma") {
+    EXPECT_EQ(component(plan, "transformer").bytes, retained_bytes([&] {
+                return std::make_shared<PixArtTransformer>(store("transformer", dtype),
+                                                           PixArtConfig::from_json(config(kind, "transformer")));
+              }));
+  } else {
+    EXPECT_EQ(component(plan, "transformer").bytes, retained_bytes([&] {
+                return std::make_shared<FluxTransformer>(store("transformer", dtype),
+                                                         FluxConfig::from_json(config(kind, "transformer")));
+              }));
+  }
+  for (const char* te : {"text_encoder", "text_encoder_2"}) {
+    if (!fs::is_directory(fs::path(root) / te)) continue;
+    const bool t5 = (kind == "pixart-sigma" && std::string(te) == "text_encoder") ||
+                    (kind == "flux" && std::string(te) == "text_encoder_2");
+    int64_t got = t5 ? retained_bytes([&] {
+      return std::make_shared<T5Encoder>(store(te, dtype), T5Config::from_json(config(kind, te)));
+    })
+                     : retained_bytes([&] {
+                         return std::make_shared<ClipTextModel>(ClipTextConfig::from_json(config(kind, te)), store(te, dtype));
+                       });
+    EXPECT_EQ(component(plan, te).bytes, got) << kind << " " << te;
+    EXPECT_EQ(component(plan, te).t5, t5);
+  }
+}
+
+// Captured bytes per key == the storage bytes the capture holds; a special-weight in the compute dtype is the
+// resident weight itself (expanded, no copy).
+TEST_P(MemoryPlanTiny, CaptureBytesEqualAnActualCapture) {
+  const auto& [kind, dtype] = GetParam();
+  for (auto store : {dtype, at::kBFloat16}) {
+    auto bb = open_tiny(kind, dtype, store);
+    gb::CaptureSpec spec;
+    for (const auto& l : bb->list_layers()) spec.add(l.name);
+    for (bool mean : {true, false}) {
+      spec.self_map_head_mean = mean;
+      for (int64_t b : {1, 2}) {
+        gb::BackboneBatch batch;
+        for (int64_t i = 0; i < b; ++i) {
+          batch.images.push_back(tiny::random_image(16, 16, 40 + i));
+          batch.prompts.push_back(i ? "a red car" : "cat");
+          batch.ids.push_back("m" + std::to_string(i));
+        }
+        auto cap = bb->capture(batch, spec);
+        auto plan = plan_captures(kind, bb->list_layers(), spec, b, store, dtype);
+        ASSERT_EQ(plan.size(), cap.tensors.size());
+        int64_t planned = 0, actual = 0;
+        std::set<const void*> seen;
+        for (const auto& p : plan) {
+          SCOPED_TRACE(kind + " " + p.key + " batch " + std::to_string(b) + " store " + dtype_name(store) +
+                       (mean ? " head-mean" : ""));
+          const at::Tensor& t = cap.at(p.key);
+          EXPECT_EQ(t.sizes().vec(), p.shape);
+          EXPECT_EQ(t.scalar_type(), store);
+          const int64_t bytes = static_cast<int64_t>(t.storage().nbytes());
+          const bool alias = p.key.size() > 14 && p.key.compare(p.key.size() - 14, 14, "special-weight") == 0 &&
+                             store == dtype;
+          if (alias) {
+            EXPECT_EQ(p.bytes, 0);
+            if (b > 1) EXPECT_EQ(t.stride(0), 0);
+          } else {
+            EXPECT_EQ(p.bytes, bytes);
+          }
+          planned += p.bytes;
+          if (!alias && seen.insert(t.storage().data()).second) actual += bytes;
+        }
+        EXPECT_EQ(planned, actual);
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, MemoryPlanTiny,
+                         ::testing::Combine(::testing::Values("sd15", "sdxl", "pixart-sigma", "flux"),
+                                            ::testing::Values(at::kFloat, at::kBFloat16)),
+                         [](const auto& info) {
+                           std::string k = std::get<0>(info.param);
+                           for (auto& ch : k)
+                             if (ch == '-') ch = '_';
+                           return k + "_" + dtype_name(std::get<1>(info.param));
+                         });
+
+// Full-size parameter totals (spec backbones-cost.md §1) and 16-bit bytes = 2 × params.
+TEST(MemoryPlanFullSize, ParameterCountsMatchThePublishedOnes) {
+  auto params = [](const std::vector<ComponentWeights>& w, const std::string& name) {
+    return static_cast<double>(component(w, name).params) / 1e6;
+  };
+  auto sd15 = plan_weights("sd15", std::nullopt, at::kHalf, false);
+  EXPECT_NEAR(params(sd15, "unet"), 859.52, 0.005);
+  EXPECT_NEAR(params(sd15, "text_encoder"), 123.06, 0.005);
+  EXPECT_NEAR(params(sd15, "vae"), 34.16, 0.005);
+  EXPECT_EQ(component(sd15, "unet").bytes, 2 * component(sd15, "unet").params);
+  auto sdxl = plan_weights("sdxl", std::nullopt, at::kHalf, false);
+  EXPECT_NEAR(params(sdxl, "unet"), 2567.46, 0.005);
+  EXPECT_NEAR(params(sdxl, "text_encoder_2"), 694.66, 0.005);
+  EXPECT_EQ(component(sdxl, "vae").bytes, 4 * component(sdxl, "vae").params);  // force_upcast: fp32
+  auto pixart = plan_weights("pixart-sigma", std::nullopt, at::kHalf, false);
+  EXPECT_NEAR(params(pixart, "transformer"), 610.86, 0.005);
+  EXPECT_NEAR(params(pixart, "text_encoder"), 4762.31, 0.005);
+  EXPECT_EQ(component(pixart, "vae").bytes, 4 * component(pixart, "vae").params);
+  // T5 v1.1 XXL: 24 `wo` [4096, 10240] stay fp32 (2 extra bytes each) over the 16-bit 9 524 621 312 B.
+  EXPECT_EQ(component(pixart, "text_encoder").bytes, 9524621312 + 24 * 4096 * 10240 * 2);
+  auto flux = plan_weights("flux", std::nullopt, at::kBFloat16, false);
+  EXPECT_NEAR(params(flux, "transformer"), 11901.41, 0.005);
+  EXPECT_NEAR(params(flux, "vae"), 34.27, 0.005);
+  EXPECT_NEAR(params(flux, "text_encoder"), 123.06, 0.005);
+  EXPECT_EQ(component(flux, "transformer").bytes, 2 * component(flux, "transformer").params);
+  // int8: q/k/v/o (4096² each, 4096 rows) and wi_0/wi_1 ([10240, 4096]) at 1 B + 4 B per row; the rest as before.
+  auto flux8 = plan_weights("flux", std::nullopt, at::kBFloat16, true);
+  const int64_t per_layer_16 = 4 * 4096 * 4096 * 2 + 2 * 10240 * 4096 * 2;
+  const int64_t per_layer_8 = 4 * (4096 * 4096 + 4096 * 4) + 2 * (10240 * 4096 + 10240 * 4);
+  EXPECT_EQ(component(flux, "text_encoder_2").bytes - component(flux8, "text_encoder_2").bytes,
+            24 * (per_layer_16 - per_layer_8));
+  EXPECT_EQ(component(flux8, "text_encoder_2").params, component(flux, "text_encoder_2").params);
+}
+
+TEST(MemoryPlanFullSize, CapturesAndPhasesForGocaOnFlux) {
+  MemoryPlanOptions o;
+  o.kind = "flux";
+  for (int k = 0; k < 57; ++k) {
+    o.spec.add("vit-block" + std::to_string(k) + "-cross-map");
+    o.spec.add("vit-block" + std::to_string(k) + "-self-map");
+  }
+  o.spec.add("vit-block27-attn-out");
+  o.spec.self_map_head_mean = true;
+  auto p1 = plan_memory(o, 1);
+  // 57 × (24·4096·512 + 4096²) + 3072·64² elements, bf16.
+  EXPECT_EQ(p1.capture_bytes(), 2 * (57 * (24LL * 4096 * 512 + 4096LL * 4096) + 3072LL * 64 * 64));
+  EXPECT_TRUE(p1.t5_int8);  // bf16 default
+  auto p8 = plan_memory(o, 8);
+  EXPECT_EQ(p8.capture_bytes(), 8 * p1.capture_bytes());
+  EXPECT_EQ(p8.weight_bytes(), p1.weight_bytes());
+  EXPECT_GT(p8.peak(), p1.peak());
+  EXPECT_EQ(p1.peak_phase().name, "denoiser");
+  // Residency: offload/free take T5 and CLIP off the denoiser phase, not off the encode phase.
+  o.text_encoder = TextEncoderResidency::offload;
+  auto off = plan_memory(o, 1);
+  const int64_t te = component(off.weights, "text_encoder").bytes + component(off.weights, "text_encoder_2").bytes;
+  EXPECT_EQ(p1.phases[2].total() - off.phases[2].total(), te);
+  EXPECT_EQ(p1.phases[0].total(), off.phases[0].total());
+  o.text_encoder = TextEncoderResidency::free;
+  EXPECT_EQ(plan_memory(o, 1).peak(), off.peak());
+}
+
+TEST(MemoryPlanFullSize, BadInputIsAUserError) {
+  MemoryPlanOptions o;
+  o.kind = "sd15";
+  o.spec.add("no-such-key");
+  EXPECT_THROW(plan_memory(o, 1), gb::UserError);
+  o.spec = {};
+  o.text_encoder = TextEncoderResidency::free;
+  EXPECT_THROW(plan_memory(o, 1), gb::UserError);  // CLIP backbones keep their encoders
+  o.text_encoder = TextEncoderResidency::keep;
+  o.t5_int8 = true;
+  EXPECT_THROW(plan_memory(o, 1), gb::UserError);
+  o.t5_int8.reset();
+  o.image_size = 500;
+  EXPECT_THROW(plan_memory(o, 1), gb::UserError);
+  o.image_size.reset();
+  EXPECT_THROW(plan_memory(o, 0), gb::UserError);
+  o.kind = "nope";
+  EXPECT_THROW(plan_memory(o, 1), gb::UserError);
+  EXPECT_THROW(plan_weights("flux", std::string("/nonexistent/folder"), at::kHalf, false), gb::UserError);
+}

@@ -1,0 +1,76 @@
+// `goca-bench memory`: the table and --json runs for the shipped GoCA methods, the budget search, and bad input
+// (exit 2 with one error line).
+#include "cli_test_util.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <vector>
+
+namespace {
+
+std::string method(const std::string& backbone) {
+  return std::string(GB_SOURCE_DIR) + "/configs/methods/" + backbone + "/goca.yaml";
+}
+
+}  // namespace
+
+TEST(MemoryCommand, TablePerBatchSize) {
+  auto r = gb::test::run_goca_bench("memory --backbone flux --method " + method("flux") + " --batch-size 1,8 --budget-gb 80");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("== flux batch 1: compute bf16"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("== flux batch 8:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("11901408320"), std::string::npos) << r.out;  // transformer parameters
+  EXPECT_NE(r.out.find("largest batch within 80.000 GB:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("does NOT fit"), std::string::npos) << r.out;  // batch 8 keeps 61 GB of maps
+}
+
+TEST(MemoryCommand, JsonKeysAndExactCaptureBytes) {
+  auto r = gb::test::run_goca_bench("memory --backbone sd15 --method " + method("sd15") +
+                                    " --batch-size 1 --batch-size 4 --text-encoder keep --budget-gb 24 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["backbone"], "sd15");
+  EXPECT_EQ(j["dtype"], "fp16");
+  EXPECT_EQ(j["image_size"], 512);
+  EXPECT_TRUE(j["self_map_head_mean"].get<bool>());
+  ASSERT_EQ(j["plans"].size(), 2u);
+  const auto& p1 = j["plans"][0];
+  const auto& p4 = j["plans"][1];
+  EXPECT_EQ(p1["batch_size"], 1);
+  EXPECT_EQ(p4["capture_bytes"].get<int64_t>(), 4 * p1["capture_bytes"].get<int64_t>());
+  int64_t sum = 0;
+  for (const auto& c : p1["captures"]) sum += c["bytes"].get<int64_t>();
+  EXPECT_EQ(sum, p1["capture_bytes"].get<int64_t>());
+  EXPECT_EQ(p1["phases"].size(), 3u);
+  EXPECT_EQ(p1["peak_bytes"].get<int64_t>(), [&] {
+    int64_t m = 0;
+    for (const auto& ph : p1["phases"]) m = std::max(m, ph["total"].get<int64_t>());
+    return m;
+  }());
+  EXPECT_TRUE(p1["fits"].get<bool>());
+  EXPECT_GE(j["max_batch_within_budget"].get<int64_t>(), 4);
+}
+
+TEST(MemoryCommand, LayersWithWildcards) {
+  auto r = gb::test::run_goca_bench("memory --backbone pixart-sigma --layers 'vit-block1*-cross-map' --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  // vit-block1 and vit-block10..19: 11 cross maps [1, 16, 4096, 300] in fp16.
+  EXPECT_EQ(j["plans"][0]["capture_bytes"].get<int64_t>(), 11LL * 16 * 4096 * 300 * 2);
+}
+
+TEST(MemoryCommand, BadInputExits2) {
+  for (const std::string& args : std::vector<std::string>
+       {std::string("memory --backbone flux"),                                              // no capture set
+        "memory --backbone sd15 --layers no-such-key",                                      // unknown key
+        "memory --backbone sd15 --method " + method("sd15") + " --batch-size 2,x",
+        "memory --backbone sd15 --method " + method("sd15") + " --text-encoder free",       // CLIP stays resident
+        "memory --backbone sdxl --method " + method("sdxl") + " --t5-int8 on",
+        "memory --backbone flux --method " + method("flux") + " --image-size 1000",
+        "memory --weights /nonexistent/folder --layers x"}) {
+    auto r = gb::test::run_goca_bench(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("error"), std::string::npos) << args << "\n" << r.out;
+  }
+}
