@@ -151,11 +151,12 @@ std::vector<ComponentWeights> weights_of(const Configs& c, at::ScalarType dtype,
                         dtype, false));
   }
   out.push_back(plain("vae", build(vdt, [&](const WeightStore& ws) { VaeEncoder m(c.vae, ws); }), vdt, false));
-  // CLIP stays resident for sd15/sdxl (their backbones accept `keep` only); Flux's CLIP follows the T5 residency.
-  const bool clip_is_parked = c.kind == "flux";
+  // CLIP stays resident for sd15/sdxl (their backbones accept `keep` only); Flux's CLIP is freed with T5 under
+  // `free` and stays on the device under `offload`.
+  const bool clip_freed = c.kind == "flux";
   if (c.has_clip)
     out.push_back(plain("text_encoder", build(dtype, [&](const WeightStore& ws) { ClipTextModel m(c.clip, ws); }),
-                        dtype, clip_is_parked));
+                        dtype, clip_freed));
   if (c.has_clip2)
     out.push_back(plain("text_encoder_2", build(dtype, [&](const WeightStore& ws) { ClipTextModel m(c.clip2, ws); }),
                         dtype, false));
@@ -538,7 +539,11 @@ MemoryPlan plan_memory(const MemoryPlanOptions& o, int64_t batch) {
   int64_t all_w = 0, denoise_w = 0;
   for (const auto& w : plan.weights) {
     all_w += w.bytes;
-    if (!(w.text_encoder && o.text_encoder != TextEncoderResidency::keep)) denoise_w += w.bytes;
+    // offload parks T5 in host memory between encodes; free destroys T5 and Flux's CLIP after encoding
+    // (flux_backbone.cpp, pixart_backbone.cpp). Encoding itself always runs with them on the device.
+    const bool off = (w.t5 && o.text_encoder != TextEncoderResidency::keep) ||
+                     (w.text_encoder && o.text_encoder == TextEncoderResidency::free);
+    if (!off) denoise_w += w.bytes;
   }
   const int64_t S = plan.image_size;
 

@@ -40,8 +40,8 @@ struct ComponentWeights {
   std::string storage;       // e.g. "fp16", "fp32", "bf16 (wo fp32)", "int8 (+fp32 row scales; wo fp32)"
   int64_t params = 0;
   int64_t bytes = 0;
-  bool text_encoder = false;  // subject to the residency mode
-  bool t5 = false;
+  bool text_encoder = false;  // freed under text_encoder: free (T5, Flux's CLIP)
+  bool t5 = false;            // T5: also parked in host memory under text_encoder: offload
 };
 
 struct MemoryTerm {

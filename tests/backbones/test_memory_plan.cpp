@@ -298,14 +298,18 @@ TEST(MemoryPlanFullSize, CapturesAndPhasesForGocaOnFlux) {
   EXPECT_EQ(p8.weight_bytes(), p1.weight_bytes());
   EXPECT_GT(p8.peak(), p1.peak());
   EXPECT_EQ(p1.peak_phase().name, "denoiser");
-  // Residency: offload/free take T5 and CLIP off the denoiser phase, not off the encode phase.
+  // Residency: offload takes T5 off the VAE and denoiser phases, free also Flux's CLIP; encoding always runs
+  // with them on the device.
   o.text_encoder = TextEncoderResidency::offload;
   auto off = plan_memory(o, 1);
-  const int64_t te = component(off.weights, "text_encoder").bytes + component(off.weights, "text_encoder_2").bytes;
-  EXPECT_EQ(p1.phases[2].total() - off.phases[2].total(), te);
+  const int64_t t5 = component(off.weights, "text_encoder_2").bytes, clip = component(off.weights, "text_encoder").bytes;
+  EXPECT_EQ(p1.phases[2].total() - off.phases[2].total(), t5);
+  EXPECT_EQ(p1.phases[1].total() - off.phases[1].total(), t5);
   EXPECT_EQ(p1.phases[0].total(), off.phases[0].total());
   o.text_encoder = TextEncoderResidency::free;
-  EXPECT_EQ(plan_memory(o, 1).peak(), off.peak());
+  auto freed = plan_memory(o, 1);
+  EXPECT_EQ(p1.phases[2].total() - freed.phases[2].total(), t5 + clip);
+  EXPECT_EQ(p1.phases[0].total(), freed.phases[0].total());
 }
 
 TEST(MemoryPlanFullSize, BadInputIsAUserError) {
