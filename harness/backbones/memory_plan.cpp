@@ -42,6 +42,20 @@ VaeConfig flux_vae_config() {
   return c;
 }
 
+// Stands in for a tokenizer where only the padded length matters (the `layers` lambdas read max_length()).
+class LengthOnlyTokenizer : public TextTokenizer {
+ public:
+  explicit LengthOnlyTokenizer(int64_t n) : n_(n) {}
+  std::string name() const override { return "length-only"; }
+  int64_t max_length() const override { return n_; }
+  std::vector<TextToken> encode(const std::string&) const override {
+    throw std::logic_error("memory plan: LengthOnlyTokenizer cannot encode");
+  }
+
+ private:
+  int64_t n_;
+};
+
 // The component configs of one backbone (full-size defaults, or the folder's config.json files).
 struct Configs {
   std::string kind;
@@ -533,6 +547,13 @@ MemoryPlan plan_memory(const MemoryPlanOptions& o, int64_t batch) {
   plan.weights = weights_of(c, plan.dtype, plan.t5_int8);
   BackboneOptions bo;
   bo.image_size = plan.image_size;
+  if (o.text_length) {
+    if (*o.text_length <= 0) fail("text length must be positive, got {}", *o.text_length);
+    if (o.kind == "sd15" || o.kind == "sdxl")
+      fail("{}: the text length is CLIP's max_position_embeddings ({})", o.kind, c.text_len);
+    c.text_len = *o.text_length;
+    bo.tokenizer = std::make_shared<LengthOnlyTokenizer>(c.text_len);
+  }
   const auto layers = backbone_kind(o.kind).layers(bo, o.folder);
   plan.captures = plan_captures(o.kind, layers, o.spec, batch, plan.store_dtype, plan.dtype);
 

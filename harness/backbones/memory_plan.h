@@ -32,6 +32,7 @@ struct MemoryPlanOptions {
   std::optional<int64_t> image_size;          // default: the paper's
   TextEncoderResidency text_encoder = TextEncoderResidency::keep;
   std::optional<bool> t5_int8;                // flux only; default: on for 16-bit compute
+  std::optional<int64_t> text_length;         // tokens the prompts are padded to (default: the pipeline's)
   CaptureSpec spec;
 };
 
