@@ -1,9 +1,22 @@
-// `goca-bench capture --weights DIR --image IMG --prompt TEXT (--layers KEY… | --method M.yaml) [--seed S]
-//  [--dtype fp32|fp16|bf16] [--device cpu|cuda] --out D.safetensors`
+// `goca-bench capture --weights DIR --image IMG (--prompt TEXT | --token-ids IDS [--clip-token-ids IDS])
+//  (--layers KEY… | --method M.yaml) [--seed S] [--dtype fp32|fp16|bf16] [--device cpu|cuda] --out D.safetensors`
 // One noisy forward pass of a backbone over one image; writes the captured tensors under the paper's keys with
 // the batch dimension removed (the `segment` contract) plus the exact denoiser inputs (`input.*`).
+//
+// Token-id replay feeds the text encoders exactly what the pipeline's tokenizer(padding="max_length") would:
+// the given ids (the tokenizer's output: CLIP with its 49406 … 49407, T5 ending in </s> = 1), right-padded to
+// the encoder's length with the tokenizer's pad id; longer than that is an error (the pipelines truncate).
+//   sd15/sdxl     --token-ids: CLIP tokenizer-1 ids, padded with <|endoftext|> (49407) to 77 (the text
+//                 encoder's max_position_embeddings); SDXL derives tokenizer_2's "!"-padded ids itself.
+//   pixart-sigma  --token-ids: T5 ids, padded with <pad> (0) to 300; attention mask = 0 exactly on the pad ids.
+//   flux          --token-ids: T5 ids padded with 0 to 512 (no mask) and --clip-token-ids: CLIP ids for the
+//                 pooled vector, padded with <|endoftext|> (49407) to 77.
+#include "harness/backbones/clip_text.h"
 #include "harness/backbones/factory.h"
+#include "harness/backbones/flux_backbone.h"
+#include "harness/backbones/pixart_backbone.h"
 #include "harness/backbones/sd_backbone.h"
+#include "harness/backbones/t5_encoder.h"
 #include "harness/cli/registry.h"
 #include "harness/core/errors.h"
 #include "harness/core/log.h"
@@ -26,7 +39,8 @@
 namespace {
 
 struct Args {
-  std::string weights, image, prompt, out, dtype, device = "cpu", method, token_ids, store_dtype, variant;
+  std::string weights, image, prompt, out, dtype, device = "cpu", method, token_ids, clip_token_ids, store_dtype,
+      variant;
   std::vector<std::string> layers;
   uint64_t seed = 0;
   int64_t image_size = 0, timestep = 0;
@@ -38,6 +52,59 @@ at::ScalarType parse_dtype(const std::string& s) {
   if (s == "fp16" || s == "float16") return at::kHalf;
   if (s == "bf16" || s == "bfloat16") return at::kBFloat16;
   gb::fail("unknown dtype '{}' (fp32, fp16, bf16)", s);
+}
+
+// The pipelines' T5 max_sequence_length (PixArtSigmaPipeline 300, FluxPipeline 512); the backbones check it too.
+constexpr int64_t kPixArtT5Length = 300;
+constexpr int64_t kFluxT5Length = 512;
+
+// One text encoder's input as the pipeline's tokenizer(padding="max_length", truncation=True) hands it over.
+struct IdRow {
+  std::vector<int64_t> ids;  // padded to the encoder's length
+  int64_t pad = 0;
+};
+
+// "--flag a,b,c": integers in [0, vocab), at most `length`, right-padded with `pad` to `length`.
+IdRow parse_ids(const std::string& flag, const std::string& text, const std::string& encoder, int64_t vocab,
+                int64_t length, int64_t pad) {
+  static const std::regex integer("[+-]?[0-9]+");
+  IdRow row;
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find(',', start);
+    std::string item = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    item = b == std::string::npos ? std::string() : item.substr(b, e - b + 1);
+    if (!std::regex_match(item, integer))
+      gb::fail("{}: '{}' is not an integer (expected comma-separated token ids, e.g. 49406,320,2368,49407)", flag, item);
+    int64_t v = 0;
+    try {
+      v = std::stoll(item);
+    } catch (const std::exception&) {
+      gb::fail("{}: id {} is out of range (the {} vocabulary has {} ids)", flag, item, encoder, vocab);
+    }
+    if (v < 0) gb::fail("{}: id {} is negative", flag, v);
+    if (v >= vocab) gb::fail("{}: id {} is not below the {} vocabulary size {}", flag, v, encoder, vocab);
+    row.ids.push_back(v);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  row.pad = pad;
+  if (static_cast<int64_t>(row.ids.size()) > length)
+    gb::fail("{}: {} ids, but the {} takes at most {} (the pipeline would truncate them)", flag, row.ids.size(),
+             encoder, length);
+  row.ids.resize(static_cast<size_t>(length), pad);
+  return row;
+}
+
+std::string join_ids(const std::vector<int64_t>& ids) {
+  std::string s;
+  for (auto v : ids) s += (s.empty() ? "" : ",") + std::to_string(v);
+  return s;
+}
+
+std::string component_config(const std::string& weights, const std::string& component) {
+  return (std::filesystem::path(weights) / component / "config.json").string();
 }
 
 // Exact keys, or patterns with '*' matched against every capturable key.
@@ -65,7 +132,12 @@ void add(CLI::App& app) {
   sub->add_option("--weights", a->weights, "Diffusers-layout checkpoint folder")->required();
   sub->add_option("--image", a->image, "Input image (PNG or JPEG)")->required();
   sub->add_option("--prompt", a->prompt, "Prompt text");
-  sub->add_option("--token-ids", a->token_ids, "Comma-separated token ids instead of --prompt (exact replay)");
+  sub->add_option("--token-ids", a->token_ids,
+                  "Comma-separated token ids instead of --prompt (exact replay): the tokenizer's ids without or with "
+                  "padding, padded as the pipeline pads (sd15/sdxl: CLIP ids, pad 49407 to 77; pixart-sigma: T5 ids, "
+                  "pad 0 to 300, masked; flux: T5 ids, pad 0 to 512)");
+  sub->add_option("--clip-token-ids", a->clip_token_ids,
+                  "flux with --token-ids: the CLIP ids for the pooled vector (pad 49407 to 77)");
   auto* layers = sub->add_option("--layers", a->layers, "Capture keys (see list-layers; '*' wildcards allowed)");
   auto* method = sub->add_option("--method", a->method, "Method YAML: capture what it needs");
   layers->excludes(method);
@@ -87,6 +159,34 @@ void add(CLI::App& app) {
       gb::fail_file(a->method, "--method is not available in this build (no method YAML reader); use --layers with "
                                "the keys from `goca-bench list-layers`");
 #endif
+    if (!a->clip_token_ids.empty() && a->token_ids.empty())
+      gb::fail("--clip-token-ids goes with --token-ids (flux only); with --prompt the CLIP ids come from the tokenizer");
+    // Token ids are checked against the folder's configs before the (possibly large) weights are loaded.
+    IdRow ids, clip_ids;
+    std::string kind;
+    if (!a->token_ids.empty()) {
+      kind = gb::bb::detect_backbone_kind(a->weights);
+      if (kind != "flux" && !a->clip_token_ids.empty())
+        gb::fail("--clip-token-ids is for the flux backbone only ({} is {})", a->weights, kind);
+      if (kind == "sd15" || kind == "sdxl") {
+        auto c = gb::bb::ClipTextConfig::from_json(component_config(a->weights, "text_encoder"));
+        ids = parse_ids("--token-ids", a->token_ids, "CLIP text encoder", c.vocab_size, c.max_position_embeddings,
+                        c.vocab_size - 1);  // <|endoftext|>, the last id, pads tokenizer-1
+      } else if (kind == "pixart-sigma") {
+        auto c = gb::bb::T5Config::from_json(component_config(a->weights, "text_encoder"));
+        ids = parse_ids("--token-ids", a->token_ids, "T5 text encoder", c.vocab_size, kPixArtT5Length, c.pad_token_id);
+      } else if (kind == "flux") {
+        if (a->clip_token_ids.empty())
+          gb::fail("flux needs --clip-token-ids with --token-ids (CLIP ids for the pooled vector, e.g. 49406,320,2368,49407)");
+        auto t = gb::bb::T5Config::from_json(component_config(a->weights, "text_encoder_2"));
+        auto c = gb::bb::ClipTextConfig::from_json(component_config(a->weights, "text_encoder"));
+        ids = parse_ids("--token-ids", a->token_ids, "T5 text encoder", t.vocab_size, kFluxT5Length, t.pad_token_id);
+        clip_ids = parse_ids("--clip-token-ids", a->clip_token_ids, "CLIP text encoder", c.vocab_size,
+                             c.max_position_embeddings, c.vocab_size - 1);
+      } else {
+        gb::fail("--token-ids is not supported for the {} backbone", kind);
+      }
+    }
     gb::bb::BackboneOptions o;
     o.device = a->device;
     if (!a->dtype.empty()) o.dtype = parse_dtype(a->dtype);
@@ -112,19 +212,18 @@ void add(CLI::App& app) {
     const std::string id = std::filesystem::path(a->image).stem().string();
     gb::Capture cap;
     if (!a->token_ids.empty()) {
-      std::vector<int64_t> ids;
-      std::stringstream ss(a->token_ids);
-      std::string item;
-      while (std::getline(ss, item, ',')) {
-        try {
-          ids.push_back(std::stoll(item));
-        } catch (const std::exception&) {
-          gb::fail("--token-ids: '{}' is not an integer", item);
-        }
+      auto row = [](const IdRow& r) { return at::tensor(r.ids, at::kLong).unsqueeze(0); };
+      if (auto* sd = dynamic_cast<gb::bb::StableDiffusionBackbone*>(backbone.get())) {
+        cap = sd->capture_ids({image}, row(ids), {id}, a->seed, spec);
+      } else if (auto* px = dynamic_cast<gb::bb::PixArtSigmaBackbone*>(backbone.get())) {
+        // The pipeline's attention_mask: 0 exactly on the padding (T5 tokenizers never emit <pad> for text).
+        auto t = row(ids);
+        cap = px->capture_ids({image}, t, t.ne(ids.pad).to(at::kLong), {id}, a->seed, spec);
+      } else if (auto* fx = dynamic_cast<gb::bb::FluxBackbone*>(backbone.get())) {
+        cap = fx->capture_ids({image}, row(ids), row(clip_ids), {id}, a->seed, spec);
+      } else {
+        gb::fail("--token-ids is not supported for the {} backbone", backbone->kind());
       }
-      auto* sd = dynamic_cast<gb::bb::StableDiffusionBackbone*>(backbone.get());
-      if (!sd) gb::fail("--token-ids is supported for the sd15/sdxl backbones only");
-      cap = sd->capture_ids({image}, at::tensor(ids, at::kLong).unsqueeze(0), {id}, a->seed, spec);
     } else {
       gb::BackboneBatch batch;
       batch.images = {image};
@@ -142,6 +241,8 @@ void add(CLI::App& app) {
                                             {"image_id", id},
                                             {"seed", std::to_string(a->seed)}};
     if (!a->prompt.empty()) meta["prompt"] = a->prompt;
+    if (!ids.ids.empty()) meta["token_ids"] = join_ids(ids.ids);  // as fed to the text encoder (padded)
+    if (!clip_ids.ids.empty()) meta["clip_token_ids"] = join_ids(clip_ids.ids);
     gb::save_safetensors(a->out, out, meta);
     gb::log::info("wrote {} tensors ({} captured) to {} ({} backbone; text {:.3f}s, vae {:.3f}s, denoiser {:.3f}s)",
                   out.size(), cap.tensors.size(), a->out, backbone->kind(), cap.stage_seconds["text"],

@@ -1,6 +1,7 @@
 // PixArt-Sigma and Flux take their T5 tokenizer from the checkpoint folder (tokenizer/ or tokenizer_2/
 // spiece.model) when none is injected, so `capture --prompt` works on a downloaded folder.
 #include "tiny_dit.h"
+#include "tiny_tokenizer_files.h"
 
 #include "harness/backbones/factory.h"
 #include "harness/core/errors.h"
@@ -13,8 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kSpm = fs::path(GB_SOURCE_DIR) / "tests/text/golden/tiny_spiece.model";
-
 TEST(DitFolderTokenizers, PixArtLoadsTokenizerSpiece) {
   const fs::path root = fs::temp_directory_path() / "gb_dit_tok_pixart";
   fs::remove_all(root);
@@ -22,8 +21,7 @@ TEST(DitFolderTokenizers, PixArtLoadsTokenizerSpiece) {
   gb::bb::BackboneOptions o;
   o.image_size = 16;
   EXPECT_THROW(gb::bb::open_backbone(root.string(), o)->tokenizer(), gb::UserError);  // no spiece.model yet
-  fs::create_directories(root / "tokenizer");
-  fs::copy_file(kSpm, root / "tokenizer" / "spiece.model");
+  gb::bb::tiny::install_t5_spiece(root, "tokenizer");
   auto bb = gb::bb::open_backbone(root.string(), o);
   const auto& tok = bb->tokenizer();
   EXPECT_EQ(tok.name(), "t5");
@@ -37,8 +35,7 @@ TEST(DitFolderTokenizers, FluxLoadsTokenizer2Spiece) {
   const fs::path root = fs::temp_directory_path() / "gb_dit_tok_flux";
   fs::remove_all(root);
   gb::bb::tiny::write_tiny_flux(root);
-  fs::create_directories(root / "tokenizer_2");
-  fs::copy_file(kSpm, root / "tokenizer_2" / "spiece.model");
+  gb::bb::tiny::install_t5_spiece(root, "tokenizer_2");
   gb::bb::BackboneOptions o;
   o.image_size = 16;
   auto bb = gb::bb::open_backbone(root.string(), o);

@@ -40,17 +40,29 @@ class WordTokenizer : public TextTokenizer {
   int64_t vocab_;
 };
 
-inline nlohmann::json tiny_t5_json(int64_t d_model) {
+inline nlohmann::json tiny_t5_json(int64_t d_model, int64_t vocab = 40) {
   return {{"architectures", {"T5EncoderModel"}}, {"d_model", d_model}, {"d_kv", 4}, {"num_heads", 2},
-          {"d_ff", 24}, {"num_layers", 2}, {"vocab_size", 40}, {"relative_attention_num_buckets", 8},
+          {"d_ff", 24}, {"num_layers", 2}, {"vocab_size", vocab}, {"relative_attention_num_buckets", 8},
           {"relative_attention_max_distance", 16}, {"layer_norm_epsilon", 1e-6}, {"feed_forward_proj", "gated-gelu"},
           {"dense_act_fn", "gelu_new"}, {"pad_token_id", 0}, {"eos_token_id", 1}};
 }
 
-inline void write_t5(const std::filesystem::path& dir, int64_t d_model, uint64_t seed) {
-  write_json(dir / "config.json", tiny_t5_json(d_model));
+inline void write_t5(const std::filesystem::path& dir, int64_t d_model, uint64_t seed, int64_t vocab = 40) {
+  write_json(dir / "config.json", tiny_t5_json(d_model, vocab));
   auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
   T5Encoder m(ws, T5Config::from_json((dir / "config.json").string()));
+  save_safetensors((dir / "model.safetensors").string(), ws.tensors());
+}
+
+// Flux's CLIP text encoder (hidden 16, pooled); real tokenizer ids need vocab 49408 and 77 positions.
+inline void write_clip_text(const std::filesystem::path& dir, uint64_t seed, int64_t vocab = 1000,
+                            int64_t positions = 12) {
+  auto j = tiny_clip_json(false);
+  j["vocab_size"] = vocab;
+  j["max_position_embeddings"] = positions;
+  write_json(dir / "config.json", j);
+  auto ws = WeightStore::random_init(seed, 0.1, at::kFloat, at::Device(at::kCPU));
+  ClipTextModel m(ClipTextConfig::from_json((dir / "config.json").string()), ws);
   save_safetensors((dir / "model.safetensors").string(), ws.tensors());
 }
 
@@ -119,12 +131,7 @@ inline std::string write_tiny_flux(const std::filesystem::path& root, uint64_t s
     save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
   }
   write_vae(root / "vae", true, seed + 1);
-  write_json(root / "text_encoder" / "config.json", tiny_clip_json(false));
-  {
-    auto ws = WeightStore::random_init(seed + 2, 0.1, at::kFloat, at::Device(at::kCPU));
-    ClipTextModel m(ClipTextConfig::from_json((root / "text_encoder" / "config.json").string()), ws);
-    save_safetensors((root / "text_encoder" / "model.safetensors").string(), ws.tensors());
-  }
+  write_clip_text(root / "text_encoder", seed + 2);
   write_t5(root / "text_encoder_2", 24, seed + 3);
   return root.string();
 }

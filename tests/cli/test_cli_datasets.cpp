@@ -15,68 +15,19 @@
 
 #include <unistd.h>
 
-#include "harness/cli/registry.h"
+#include "cli_test_util.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code;
-  std::string out;
-};
+using Result = gb::test::CliResult;
 
-// Runs the command in-process (process start-up costs seconds here) with stdout and stderr captured at the file
-// descriptor level, so what a user would see (including the one-line error) is what the test sees.
-// `with_stderr` = false keeps only stdout.
-Result run(const std::string& args, bool with_stderr = true) {
-  std::vector<std::string> words = {"goca-bench"};
-  std::istringstream in(args);
-  for (std::string w; in >> w;) words.push_back(w);
-  std::vector<const char*> argv;
-  for (const auto& w : words) argv.push_back(w.c_str());
-  std::fflush(stdout);
-  std::fflush(stderr);
-  std::cout.flush();
-  FILE* out_file = std::tmpfile();
-  FILE* err_file = std::tmpfile();
-  const int saved_out = dup(1), saved_err = dup(2);
-  dup2(fileno(out_file), 1);
-  dup2(fileno(err_file), 2);
-  const int code = gb::cli::run(static_cast<int>(argv.size()), argv.data());
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(stdout);
-  std::fflush(stderr);
-  dup2(saved_out, 1);
-  dup2(saved_err, 2);
-  close(saved_out);
-  close(saved_err);
-  auto slurp = [](FILE* f) {
-    std::string s;
-    std::rewind(f);
-    std::array<char, 4096> buf{};
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) s.append(buf.data(), n);
-    std::fclose(f);
-    return s;
-  };
-  std::string out = slurp(out_file);
-  std::string err = slurp(err_file);
-  return {code, with_stderr ? out + err : out};
-}
+// In-process (process start-up costs seconds here); what a user would see, including the one-line error.
+Result run(const std::string& args, bool with_stderr = true) { return gb::test::run_goca_bench_in_process(args, with_stderr); }
 
 // The real binary, for the exit code a shell sees.
-Result run_binary(const std::string& args) {
-  std::string cmd = std::string(GB_CLI_BINARY) + " " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  int status = pclose(pipe.release());
-  return {WEXITSTATUS(status), out};
-}
+Result run_binary(const std::string& args) { return gb::test::run_goca_bench(args); }
 
 struct Tmp {
   fs::path path;
