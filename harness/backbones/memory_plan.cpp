@@ -8,6 +8,7 @@
 #include "harness/backbones/vae.h"
 #include "harness/backbones/weights.h"
 #include "harness/core/errors.h"
+#include "harness/io/safetensors.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -112,6 +113,48 @@ at::ScalarType vae_dtype_of(const Configs& c, at::ScalarType dtype) {
 
 int64_t default_image_size(const std::string& kind) { return kind == "sd15" ? 512 : 1024; }
 
+at::ScalarType scalar_of(StDType d) {
+  switch (d) {
+    case StDType::F16: return at::kHalf;
+    case StDType::BF16: return at::kBFloat16;
+    case StDType::F32: return at::kFloat;
+    case StDType::F64: return at::kDouble;
+    case StDType::I64: return at::kLong;
+    case StDType::I32: return at::kInt;
+    case StDType::I16: return at::kShort;
+    case StDType::I8: return at::kChar;
+    case StDType::U8: return at::kByte;
+    case StDType::BOOL: return at::kBool;
+  }
+  return at::kFloat;
+}
+
+// With a folder: the component's checkpoint headers as meta tensors (no data read), so the module constructors
+// and WeightStore::finish() check names and shapes exactly as a real load would (one UserError naming the file).
+// The same lookup order as WeightStore::open_component without a variant.
+template <typename F>
+void check_headers(const std::string& root, const std::string& component, at::ScalarType dtype, F make) {
+  const fs::path dir = fs::path(root) / component;
+  if (!fs::is_directory(dir)) fail_file(dir.string(), "checkpoint component folder not found");
+  std::string file;
+  for (const char* stem : {"diffusion_pytorch_model", "model"}) {
+    std::string st = stem;
+    for (const auto& c : {st + ".safetensors", st + ".safetensors.index.json", st + ".fp16.safetensors",
+                          st + ".safetensors.index.fp16.json", st + ".fp16.safetensors.index.json"})
+      if (file.empty() && fs::is_regular_file(dir / c)) file = (dir / c).string();
+  }
+  if (file.empty()) fail_file(dir.string(), "no safetensors weights");
+  auto ckpt = SafetensorsCheckpoint::open(file);
+  std::map<std::string, at::Tensor> meta;
+  for (const auto& k : ckpt.keys()) {
+    const auto& info = ckpt.info(k);
+    meta[k] = at::empty(info.shape, at::TensorOptions().dtype(scalar_of(info.dtype)).device(at::kMeta));
+  }
+  WeightStore ws(std::move(meta), file, dtype, at::Device(at::kMeta));
+  make(ws);
+  ws.finish();
+}
+
 // Builds a component on a shape-only store and returns (params, bytes, its tensors).
 struct Built {
   int64_t params = 0, bytes = 0;
@@ -152,7 +195,27 @@ ComponentWeights plain(const std::string& name, const Built& b, at::ScalarType d
   return ComponentWeights{name, dtype_name(dtype), b.params, b.bytes, text, false};
 }
 
-std::vector<ComponentWeights> weights_of(const Configs& c, at::ScalarType dtype, bool t5_int8) {
+// With a folder, every component the plan counts is first checked against its checkpoint headers.
+void check_folder(const Configs& c, const std::string& root, at::ScalarType dtype) {
+  if (c.kind == "sd15" || c.kind == "sdxl")
+    check_headers(root, "unet", dtype, [&](const WeightStore& ws) { UNet2DConditionModel m(c.unet, ws); });
+  else if (c.kind == "pixart-sigma")
+    check_headers(root, "transformer", dtype, [&](const WeightStore& ws) { PixArtTransformer m(ws, c.pixart); });
+  else
+    check_headers(root, "transformer", dtype, [&](const WeightStore& ws) { FluxTransformer m(ws, c.flux); });
+  check_headers(root, "vae", dtype, [&](const WeightStore& ws) { VaeEncoder m(c.vae, ws); });
+  if (c.has_clip)
+    check_headers(root, "text_encoder", dtype, [&](const WeightStore& ws) { ClipTextModel m(c.clip, ws); });
+  if (c.has_clip2)
+    check_headers(root, "text_encoder_2", dtype, [&](const WeightStore& ws) { ClipTextModel m(c.clip2, ws); });
+  if (c.has_t5)
+    check_headers(root, c.kind == "flux" ? "text_encoder_2" : "text_encoder", dtype,
+                  [&](const WeightStore& ws) { T5Encoder m(ws, c.t5); });
+}
+
+std::vector<ComponentWeights> weights_of(const Configs& c, at::ScalarType dtype, bool t5_int8,
+                                         const std::optional<std::string>& folder) {
+  if (folder) check_folder(c, *folder, dtype);
   std::vector<ComponentWeights> out;
   const at::ScalarType vdt = vae_dtype_of(c, dtype);
   if (c.kind == "sd15" || c.kind == "sdxl") {
@@ -474,7 +537,7 @@ std::vector<ComponentWeights> plan_weights(const std::string& kind, const std::o
                                            at::ScalarType dtype, bool t5_int8) {
   auto c = load_configs(kind, folder);
   if (t5_int8 && kind != "flux") fail("{}: t5_int8 is a flux option", kind);
-  return weights_of(c, dtype, t5_int8);
+  return weights_of(c, dtype, t5_int8, folder);
 }
 
 std::vector<CaptureBytes> plan_captures(const std::string& kind, const std::vector<LayerInfo>& layers,
@@ -544,7 +607,7 @@ MemoryPlan plan_memory(const MemoryPlanOptions& o, int64_t batch) {
   if (plan.image_size <= 0 || plan.image_size % multiple != 0)
     fail("image size {} must be a positive multiple of {}", plan.image_size, multiple);
 
-  plan.weights = weights_of(c, plan.dtype, plan.t5_int8);
+  plan.weights = weights_of(c, plan.dtype, plan.t5_int8, o.folder);
   BackboneOptions bo;
   bo.image_size = plan.image_size;
   if (o.text_length) {

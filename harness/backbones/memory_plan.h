@@ -3,7 +3,8 @@
 //
 // What is EXACT (tested against real loads and captures on tiny random-weight folders, tests/backbones):
 //   - weight bytes per component: each component's module graph is built on shape-only (meta) tensors from
-//     the default full-size configs or the folder's config.json files, in the dtypes the backbone loads
+//     the default full-size configs or the folder's config.json files (then checked against the folder's
+//     safetensors headers like a strict load, without reading data), in the dtypes the backbone loads
 //     (e.g. SDXL/PixArt VAE fp32, T5 `wo` fp32), so the bytes are those the loader keeps resident;
 //     with T5 int8 (Flux), q/k/v/o/wi_0/wi_1 count 1 byte per weight + one fp32 scale per output row.
 //   - captured bytes per key: list_layers shapes × batch × store dtype, self maps as head means when the

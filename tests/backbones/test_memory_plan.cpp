@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -278,6 +279,26 @@ INSTANTIATE_TEST_SUITE_P(Tiny, MemoryPlanTiny,
                              if (ch == '-') ch = '_';
                            return k + "_" + dtype_name(std::get<1>(info.param));
                          });
+
+// With a folder the component graphs are checked against the checkpoint headers (no data read): a config that
+// disagrees with the weights is the loader's UserError naming the file.
+TEST(MemoryPlanFolder, ConfigDisagreeingWithTheWeightsIsAUserError) {
+  const fs::path copy = fs::temp_directory_path() / ("gb_memplan_bad_" + std::to_string(::getpid()));
+  fs::remove_all(copy);
+  fs::copy(folders().sd15, copy, fs::copy_options::recursive);
+  auto j = nlohmann::json::parse(std::ifstream((copy / "unet" / "config.json").string()));
+  j["layers_per_block"] = j["layers_per_block"].get<int64_t>() + 1;
+  tiny::write_json(copy / "unet" / "config.json", j);
+  std::string msg;
+  try {
+    plan_weights("sd15", copy.string(), at::kFloat, false);
+  } catch (const gb::UserError& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("diffusion_pytorch_model.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
+  fs::remove_all(copy);
+}
 
 // Full-size parameter totals (spec backbones-cost.md §1) and 16-bit bytes = 2 × params.
 TEST(MemoryPlanFullSize, ParameterCountsMatchThePublishedOnes) {
