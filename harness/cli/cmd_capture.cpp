@@ -1,5 +1,6 @@
 // `goca-bench capture --weights DIR --image IMG (--prompt TEXT | --token-ids IDS [--clip-token-ids IDS])
-//  (--layers KEY… | --method M.yaml) [--seed S] [--dtype fp32|fp16|bf16] [--device cpu|cuda] --out D.safetensors`
+//  (--layers KEY… | --method M.yaml) [--seed S] [--dtype fp32|fp16|bf16] [--device cpu|cuda]
+//  [--text-encoder keep|offload|free] --out D.safetensors`
 // One noisy forward pass of a backbone over one image; writes the captured tensors under the paper's keys with
 // the batch dimension removed (the `segment` contract) plus the exact denoiser inputs (`input.*`).
 //
@@ -40,7 +41,7 @@ namespace {
 
 struct Args {
   std::string weights, image, prompt, out, dtype, device = "cpu", method, token_ids, clip_token_ids, store_dtype,
-      variant;
+      variant, text_encoder = "keep";
   std::vector<std::string> layers;
   uint64_t seed = 0;
   int64_t image_size = 0, timestep = 0;
@@ -148,6 +149,9 @@ void add(CLI::App& app) {
   sub->add_option("--timestep", a->timestep, "The paper's t (default 100)");
   sub->add_option("--store-dtype", a->store_dtype, "dtype of the written tensors (default: the compute dtype)");
   sub->add_option("--variant", a->variant, "Weight variant, e.g. fp16");
+  sub->add_option("--text-encoder", a->text_encoder,
+                  "keep | offload | free: where T5 lives once the prompt is encoded (pixart-sigma, flux; free drops it "
+                  "before the VAE and the transformer run)");
   sub->add_flag("--full-heads", a->full_heads, "Keep every head of self maps (default for --layers; --method "
                                                 "stores their head mean unless this is given)");
   sub->add_option("--out", a->out, "Output .safetensors")->required();
@@ -194,6 +198,7 @@ void add(CLI::App& app) {
     if (a->image_size > 0) o.image_size = a->image_size;
     if (a->timestep > 0) o.timestep = a->timestep;
     o.variant = a->variant;
+    o.text_encoder = gb::bb::parse_text_encoder_residency(a->text_encoder);
     auto image = gb::read_image_rgb(a->image);
     auto backbone = gb::bb::open_backbone(a->weights, o);
     gb::CaptureSpec spec;

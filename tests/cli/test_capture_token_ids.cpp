@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <tuple>
 #include <filesystem>
 #include <unistd.h>
 
@@ -191,4 +192,25 @@ TEST(CaptureTokenIds, BadIdsAreOneLineUserErrors) {
                                     " --token-ids 5,-3 --layers x --out " + (fx().dir / "bad.safetensors").string());
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("goca-bench: error: --token-ids: id -3 is negative"), std::string::npos) << r.out;
+}
+
+// --text-encoder: offload and free write the same file as keep; the Stable Diffusion backbones keep CLIP resident.
+TEST(CaptureTextEncoder, OffloadAndFreeWriteTheSameCapture) {
+  for (const auto& [name, folder, more] :
+       std::vector<std::tuple<std::string, std::string, Args>>{
+           {"pixart", fx().pixart, {"--prompt", kPrompt}},
+           {"flux", fx().flux, {"--token-ids", join(fx().t5_ids), "--clip-token-ids", join(fx().clip_ids)}}}) {
+    auto r = capture(folder, name + "_keep.safetensors", more);
+    ASSERT_EQ(r.code, 0) << r.out;
+    for (const char* mode : {"offload", "free"}) {
+      Args m = more;
+      m.insert(m.end(), {"--text-encoder", mode});
+      r = capture(folder, name + "_" + mode + ".safetensors", m);
+      ASSERT_EQ(r.code, 0) << name << " " << mode << "\n" << r.out;
+      expect_same_files(name + "_keep.safetensors", name + "_" + mode + ".safetensors");
+    }
+  }
+  expect_user_error(fx().sd, {"--token-ids", "998,999", "--text-encoder", "free"},
+                    "text_encoder 'free' is for the T5 backbones");
+  expect_user_error(fx().pixart, {"--prompt", "cat", "--text-encoder", "gpu"}, "text_encoder must be keep, offload or free");
 }
