@@ -1,5 +1,5 @@
 // `goca-bench memory`: the table and --json runs for the shipped GoCA methods, the budget search, and bad input
-// (exit 2 with one error line).
+// (exit 2 with one error line). In-process (gb::cli::run), as a user would see it.
 #include "cli_test_util.h"
 
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@ std::string method(const std::string& backbone) {
 }  // namespace
 
 TEST(MemoryCommand, TablePerBatchSize) {
-  auto r = gb::test::run_goca_bench("memory --backbone flux --method " + method("flux") + " --batch-size 1,8 --budget-gb 80");
+  auto r = gb::test::run_goca_bench_in_process("memory --backbone flux --method " + method("flux") + " --batch-size 1,8 --budget-gb 80");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("== flux batch 1: compute bf16"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("== flux batch 8:"), std::string::npos) << r.out;
@@ -26,7 +26,7 @@ TEST(MemoryCommand, TablePerBatchSize) {
 }
 
 TEST(MemoryCommand, JsonKeysAndExactCaptureBytes) {
-  auto r = gb::test::run_goca_bench("memory --backbone sd15 --method " + method("sd15") +
+  auto r = gb::test::run_goca_bench_in_process("memory --backbone sd15 --method " + method("sd15") +
                                     " --batch-size 1 --batch-size 4 --text-encoder keep --budget-gb 24 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
@@ -53,7 +53,7 @@ TEST(MemoryCommand, JsonKeysAndExactCaptureBytes) {
 }
 
 TEST(MemoryCommand, LayersWithWildcards) {
-  auto r = gb::test::run_goca_bench("memory --backbone pixart-sigma --layers 'vit-block1*-cross-map' --json");
+  auto r = gb::test::run_goca_bench_in_process("memory --backbone pixart-sigma --layers vit-block1*-cross-map --json");
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   // vit-block1 and vit-block10..19: 11 cross maps [1, 16, 4096, 300] in fp16.
@@ -69,7 +69,7 @@ TEST(MemoryCommand, BadInputExits2) {
         "memory --backbone sdxl --method " + method("sdxl") + " --t5-int8 on",
         "memory --backbone flux --method " + method("flux") + " --image-size 1000",
         "memory --weights /nonexistent/folder --layers x"}) {
-    auto r = gb::test::run_goca_bench(args);
+    auto r = gb::test::run_goca_bench_in_process(args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
     EXPECT_NE(r.out.find("error"), std::string::npos) << args << "\n" << r.out;
   }
