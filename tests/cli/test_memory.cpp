@@ -1,10 +1,15 @@
 // `goca-bench memory`: the table and --json runs for the shipped GoCA methods, the budget search, and bad input
 // (exit 2 with one error line). In-process (gb::cli::run), as a user would see it.
+#include "../backbones/tiny_dit.h"
 #include "cli_test_util.h"
+
+#include "harness/backbones/memory_plan.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -58,6 +63,33 @@ TEST(MemoryCommand, LayersWithWildcards) {
   auto j = nlohmann::json::parse(r.out);
   // vit-block1 and vit-block10..19: 11 cross maps [1, 16, 4096, 300] in fp16.
   EXPECT_EQ(j["plans"][0]["capture_bytes"].get<int64_t>(), 11LL * 16 * 4096 * 300 * 2);
+}
+
+// --weights: the kind is detected, the folder's configs and headers are used, --image-size / --text-encoder apply.
+TEST(MemoryCommand, TinyFolder) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("gb_memcli_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  gb::bb::tiny::write_tiny_flux(root);
+  auto r = gb::test::run_goca_bench_in_process("memory --weights " + root.string() +
+                                               " --layers *-cross-map --image-size 16 --dtype fp32 --text-encoder free"
+                                               " --batch-size 3 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["backbone"], "flux");
+  EXPECT_EQ(j["weights_folder"], root.string());
+  EXPECT_FALSE(j["t5_int8"].get<bool>());  // fp32 default
+  const auto& p = j["plans"][0];
+  const auto w = gb::bb::plan_weights("flux", root.string(), at::kFloat, false);
+  int64_t total = 0, kept = 0;
+  for (const auto& c : w) total += c.bytes, kept += c.text_encoder ? 0 : c.bytes;
+  EXPECT_EQ(p["weight_bytes"].get<int64_t>(), total);
+  EXPECT_EQ(p["phases"][2]["weights"].get<int64_t>(), kept);  // T5 and CLIP freed before the denoiser
+  // 4 blocks x [3, 2 heads, 16 tokens, 512 text] fp32 (no tokenizer given: the pipeline's 512).
+  EXPECT_EQ(p["capture_bytes"].get<int64_t>(), 4LL * 3 * 2 * 16 * 512 * 4);
+  auto bad = gb::test::run_goca_bench_in_process("memory --weights " + root.string() + " --backbone sdxl --layers x");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  fs::remove_all(root);
 }
 
 TEST(MemoryCommand, BadInputExits2) {
