@@ -131,11 +131,12 @@ void print_plan(const gb::bb::MemoryPlan& p, int64_t budget) {
     k.first += 1;
     k.second += c.bytes;
   }
-  std::cout << fmt::format("captures (exact, {} keys)                                                bytes        GB\n",
+  std::cout << fmt::format("captures (exact, {:>3} keys)                                      bytes        GB\n",
                            p.captures.size());
   for (const auto& [name, v] : kinds)
-    std::cout << fmt::format("  {:<28} {:>4} keys {:>39} {:>9}\n", name, v.first, v.second, gb_str(v.second));
-  std::cout << fmt::format("  {:<72} {:>15} {:>9}\n", "total", p.capture_bytes(), gb_str(p.capture_bytes()));
+    std::cout << fmt::format("  {:<28} {:>4} keys {:>39} {:>9}{}\n", name, v.first, v.second, gb_str(v.second),
+                             v.second == 0 ? "  (views of the resident weights)" : "");
+  std::cout << fmt::format("  {:<62} {:>15} {:>9}\n", "total", p.capture_bytes(), gb_str(p.capture_bytes()));
   std::cout << "phases (GB; transient modelled)      weights   captures  transient      total\n";
   for (const auto& ph : p.phases)
     std::cout << fmt::format("  {:<32} {:>9} {:>10} {:>10} {:>10}   at {}\n", ph.name, gb_str(ph.weights),
