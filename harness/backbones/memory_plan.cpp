@@ -350,11 +350,19 @@ std::vector<Term> clip_terms(const ClipTextConfig& cc, int64_t B, at::ScalarType
   return {{fmt::format("CLIP layer at {} tokens", L), B * L * (7 * d + 2 * cc.intermediate_size) * s + L * L * s}};
 }
 
-MemoryPhase text_phase(const Configs& c, int64_t B, at::ScalarType dt) {
+MemoryPhase text_phase(const Configs& c, int64_t B, at::ScalarType dt, bool t5_int8) {
   MemoryPhase p;
   p.name = "text";
   std::vector<Term> best;
-  if (c.has_t5) {
+  if (c.has_t5 && t5_int8) {
+    // LLM.int8 T5 encodes one sequence per call (outlier columns are chosen over a call's rows): the batch-1
+    // working set, the int8 GEMM's int8 input + int32 accumulators of the widest projection, and the outputs.
+    const int64_t L = c.text_len;
+    best = t5_terms(c.t5, 1, L, dt, c.kind == "pixart-sigma");
+    best.push_back({"int8 GEMM buffers (int8 input, int32 accumulators)", L * (c.t5.d_model + 4 * c.t5.d_ff)});
+    best.push_back({"encoded sequences (then their concatenation)", 2 * B * L * c.t5.d_model * esize(dt)});
+    p.at = "T5 encoder (int8, one sequence per call)";
+  } else if (c.has_t5) {
     best = t5_terms(c.t5, B, c.text_len, dt, c.kind == "pixart-sigma");
     p.at = "T5 encoder";
   } else {
@@ -631,7 +639,7 @@ MemoryPlan plan_memory(const MemoryPlanOptions& o, int64_t batch) {
   }
   const int64_t S = plan.image_size;
 
-  MemoryPhase text = text_phase(c, batch, plan.dtype);
+  MemoryPhase text = text_phase(c, batch, plan.dtype, plan.t5_int8);
   text.weights = all_w;  // every mode encodes with the encoders on the device next to the rest
   MemoryPhase vae = vae_phase(c, batch, S, plan.vae_dtype, plan.dtype);
   vae.weights = denoise_w;
