@@ -87,7 +87,9 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
   {  // text_encoder: offload parks T5 in (pinned) host memory; it visits the device for each encode.
     const at::Device t5_device = options.text_encoder == TextEncoderResidency::offload ? at::Device(at::kCPU) : device_;
     auto ws = WeightStore::open_component(folder.root(), "text_encoder_2", dtype_, t5_device, options.variant);
-    t5_ = std::make_unique<T5Encoder>(ws, ecfg);
+    // The paper loads text_encoder_2 with load_in_8bit (LLM.int8); default on for 16-bit compute, off in fp32.
+    const bool int8 = options.t5_int8.value_or(dtype_ == at::kBFloat16 || dtype_ == at::kHalf);
+    t5_ = std::make_unique<T5Encoder>(ws, ecfg, int8);
     ws.finish();
     if (options.text_encoder == TextEncoderResidency::offload && device_.is_cuda())
       t5_ = std::make_unique<T5Encoder>(t5_->to(at::kCPU, /*pin=*/true));

@@ -5,8 +5,9 @@
 // paper's joint-softmax captures (spec backbones.md §5, §6, §7; GDF's FluxImg2ImgPipeline G-flux).
 //
 // Randomness: as the other backbones, two draws per image (VAE ε, then diffusion ε) from a CPU generator seeded by
-// noise_seed(batch seed, image id), fp32 then cast. The paper's T5 ran in 8-bit (LLM.int8); this one runs in the
-// model dtype (bf16 by default on CUDA), a documented deviation (spec §7.8).
+// noise_seed(batch seed, image id), fp32 then cast. T5 runs in LLM.int8 as the paper's (bitsandbytes 0.45
+// numerics, `wo` fp32; int8_linear.h, docs/int8.md) by default when the compute dtype is 16-bit, in the model dtype
+// in fp32 or with BackboneOptions::t5_int8 = false.
 #include "harness/backbones/clip_text.h"
 #include "harness/backbones/dit_noising.h"
 #include "harness/backbones/factory.h"
@@ -47,6 +48,7 @@ class FluxBackbone : public Backbone {
   const FluxTransformer& transformer() const { return *transformer_; }
   FluxTransformer& transformer() { return *transformer_; }
   const FluxNoising& noising() const { return plan_; }
+  const T5Encoder* text_encoder_2() const { return t5_.get(); }  // null once released
   int64_t image_size() const { return image_size_; }
   int64_t text_length() const;
   double guidance_scale() const { return 1.0; }  // GDF calls the pipeline with guidance_scale = 1

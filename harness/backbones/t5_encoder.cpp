@@ -54,7 +54,12 @@ at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, int6
   return buckets + at::where(is_small, n, large);
 }
 
-T5Encoder::T5Encoder(const WeightStore& ws, T5Config config) : config_(std::move(config)), dtype_(ws.dtype()) {
+at::Tensor T5Linear::operator()(const at::Tensor& x) const { return q8.defined() ? q8(x) : at::linear(x, w); }
+
+int64_t T5Linear::nbytes() const { return q8.defined() ? q8.nbytes() : static_cast<int64_t>(w.nbytes()); }
+
+T5Encoder::T5Encoder(const WeightStore& ws, T5Config config, bool int8)
+    : config_(std::move(config)), dtype_(ws.dtype()), int8_(int8) {
   const auto& c = config_;
   const int64_t d = c.d_model, inner = c.inner_dim();
   if (ws.has("shared.weight")) {
@@ -64,31 +69,40 @@ T5Encoder::T5Encoder(const WeightStore& ws, T5Config config) : config_(std::move
     embed_ = ws.get("encoder.embed_tokens.weight", {c.vocab_size, d});
   }
   auto enc = ws.sub("encoder");
+  // transformers + bitsandbytes: every nn.Linear except `wo` (_keep_in_fp32_modules) becomes Linear8bitLt and
+  // is quantized from the torch_dtype weight when it is moved to the GPU.
+  auto lin = [&](const WeightStore& s, const std::string& key, std::vector<int64_t> shape) {
+    T5Linear l;
+    at::Tensor w = s.get(key, std::move(shape));
+    if (int8_) l.q8 = Int8Linear(w, kLlmInt8Threshold);
+    else l.w = w;
+    return l;
+  };
   blocks_.resize(c.num_layers);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     auto l0 = enc.sub("block." + std::to_string(i) + ".layer.0");
     auto l1 = enc.sub("block." + std::to_string(i) + ".layer.1");
     Block& b = blocks_[i];
     b.ln0 = l0.get("layer_norm.weight", {d});
-    b.q = l0.get("SelfAttention.q.weight", {inner, d});
-    b.k = l0.get("SelfAttention.k.weight", {inner, d});
-    b.v = l0.get("SelfAttention.v.weight", {inner, d});
-    b.o = l0.get("SelfAttention.o.weight", {d, inner});
+    b.q = lin(l0, "SelfAttention.q.weight", {inner, d});
+    b.k = lin(l0, "SelfAttention.k.weight", {inner, d});
+    b.v = lin(l0, "SelfAttention.v.weight", {inner, d});
+    b.o = lin(l0, "SelfAttention.o.weight", {d, inner});
     if (i == 0)
       rel_bias_ = l0.get("SelfAttention.relative_attention_bias.weight", {c.relative_attention_num_buckets, c.num_heads});
     b.ln1 = l1.get("layer_norm.weight", {d});
-    b.wi_0 = l1.get("DenseReluDense.wi_0.weight", {c.d_ff, d});
-    b.wi_1 = l1.get("DenseReluDense.wi_1.weight", {c.d_ff, d});
+    b.wi_0 = lin(l1, "DenseReluDense.wi_0.weight", {c.d_ff, d});
+    b.wi_1 = lin(l1, "DenseReluDense.wi_1.weight", {c.d_ff, d});
     b.wo = l1.get_as("DenseReluDense.wo.weight", {d, c.d_ff}, at::kFloat);  // _keep_in_fp32_modules = ["wo"]
   }
   final_ln_ = enc.get("final_layer_norm.weight", {d});
 }
 
 std::unique_ptr<T5Encoder> T5Encoder::load(const std::string& root, const std::string& component,
-                                           at::ScalarType dtype, at::Device device) {
+                                           at::ScalarType dtype, at::Device device, bool int8) {
   auto cfg = T5Config::from_json((std::filesystem::path(root) / component / "config.json").string());
   auto ws = WeightStore::open_component(root, component, dtype, device);
-  auto enc = std::make_unique<T5Encoder>(ws, cfg);
+  auto enc = std::make_unique<T5Encoder>(ws, cfg, int8);
   ws.finish();
   return enc;
 }
@@ -98,8 +112,13 @@ void T5Encoder::for_each_weight(F&& f) {
   f(embed_);
   f(rel_bias_);
   f(final_ln_);
-  for (Block& b : blocks_)
-    for (at::Tensor* t : {&b.ln0, &b.q, &b.k, &b.v, &b.o, &b.ln1, &b.wi_0, &b.wi_1, &b.wo}) f(*t);
+  for (Block& b : blocks_) {
+    for (at::Tensor* t : {&b.ln0, &b.ln1, &b.wo}) f(*t);
+    for (T5Linear* l : {&b.q, &b.k, &b.v, &b.o, &b.wi_0, &b.wi_1}) {
+      f(l->w);
+      l->q8.for_each_tensor(f);  // CB, SCB
+    }
+  }
 }
 
 at::Device T5Encoder::device() const { return embed_.device(); }
@@ -123,6 +142,15 @@ int64_t T5Encoder::weight_bytes() const {
   return n;
 }
 
+int64_t T5Encoder::weight_bytes(const T5Config& c, at::ScalarType dtype, bool int8) {
+  const int64_t e = static_cast<int64_t>(c10::elementSize(dtype));
+  const int64_t d = c.d_model, inner = c.inner_dim();
+  auto lin = [&](int64_t out, int64_t in) { return int8 ? out * in + 4 * out : out * in * e; };
+  int64_t n = (c.vocab_size * d + c.relative_attention_num_buckets * c.num_heads + d) * e;
+  const int64_t block = 2 * d * e + 3 * lin(inner, d) + lin(d, inner) + 2 * lin(c.d_ff, d) + d * c.d_ff * 4;
+  return n + c.num_layers * block;
+}
+
 at::Tensor T5Encoder::norm(const at::Tensor& x, const at::Tensor& w) const {
   at::Tensor var = x.to(at::kFloat).pow(2).mean(-1, /*keepdim=*/true);
   at::Tensor y = x * at::rsqrt(var + config_.layer_norm_epsilon);
@@ -141,8 +169,19 @@ at::Tensor clamp_fp16(const at::Tensor& x) {
 }  // namespace
 
 at::Tensor T5Encoder::operator()(const at::Tensor& ids, const at::Tensor& mask) const {
-  const auto& c = config_;
   if (ids.dim() != 2) fail("T5 encoder: ids must be [B, L], got {} dims", ids.dim());
+  if (mask.defined() && mask.sizes() != ids.sizes())
+    fail("T5 encoder: mask shape must equal ids shape [{}, {}]", ids.size(0), ids.size(1));
+  if (!int8_ || ids.size(0) <= 1) return encode(ids, mask);
+  // LLM.int8 chooses outlier columns over all rows of a call: encode one sequence at a time, as the paper did.
+  std::vector<at::Tensor> out;
+  for (int64_t i = 0; i < ids.size(0); ++i)
+    out.push_back(encode(ids.slice(0, i, i + 1), mask.defined() ? mask.slice(0, i, i + 1) : at::Tensor()));
+  return at::cat(out, 0);
+}
+
+at::Tensor T5Encoder::encode(const at::Tensor& ids, const at::Tensor& mask) const {
+  const auto& c = config_;
   const int64_t B = ids.size(0), L = ids.size(1), H = c.num_heads, dk = c.d_kv;
   auto dev = embed_.device();
   at::Tensor x = at::embedding(embed_, ids.to(dev).to(at::kLong));
@@ -162,15 +201,15 @@ at::Tensor T5Encoder::operator()(const at::Tensor& ids, const at::Tensor& mask) 
   }
   for (const Block& b : blocks_) {
     at::Tensor h = norm(x, b.ln0);
-    at::Tensor q = at::linear(h, b.q).view({B, L, H, dk}).transpose(1, 2);
-    at::Tensor k = at::linear(h, b.k).view({B, L, H, dk}).transpose(1, 2);
-    at::Tensor v = at::linear(h, b.v).view({B, L, H, dk}).transpose(1, 2);
+    at::Tensor q = b.q(h).view({B, L, H, dk}).transpose(1, 2);
+    at::Tensor k = b.k(h).view({B, L, H, dk}).transpose(1, 2);
+    at::Tensor v = b.v(h).view({B, L, H, dk}).transpose(1, 2);
     at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) + bias;
     at::Tensor w = at::softmax(scores.to(at::kFloat), -1).to(scores.scalar_type());
     at::Tensor a = at::matmul(w, v).transpose(1, 2).reshape({B, L, H * dk});
-    x = clamp_fp16(x + at::linear(a, b.o));
+    x = clamp_fp16(x + b.o(a));
     h = norm(x, b.ln1);
-    at::Tensor g = at::gelu(at::linear(h, b.wi_0), "tanh") * at::linear(h, b.wi_1);
+    at::Tensor g = at::gelu(b.wi_0(h), "tanh") * b.wi_1(h);
     x = clamp_fp16(x + at::linear(g.to(b.wo.scalar_type()), b.wo));
   }
   return norm(x, final_ln_).to(dtype_);

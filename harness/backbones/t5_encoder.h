@@ -7,7 +7,12 @@
 //   - a key mask becomes (1 - m) * finfo(dtype).min added to that bias;
 //   - gated-GELU (gelu_new, the tanh form) feed-forward, `wo` kept in fp32 (`_keep_in_fp32_modules`), so a
 //     16-bit model carries an fp32 residual stream from the first feed-forward on, as transformers does.
+// int8 = transformers' `load_in_8bit=True` (how the paper loads Flux's T5): q, k, v, o, wi_0 and wi_1 become
+// bitsandbytes LLM.int8 layers (int8_linear.h, outlier threshold 6.0); `wo` stays fp32 and unquantized, the
+// embedding, relative bias and norms stay in the model dtype. Every sequence of a batch is encoded on its own
+// (the paper encodes one prompt per call), because LLM.int8 picks its outlier columns over all rows of a call.
 // Parameter names are the checkpoint keys (shared.weight, encoder.block.{i}.layer.{0,1}...).
+#include "harness/backbones/int8_linear.h"
 #include "harness/backbones/weights.h"
 
 #include <ATen/core/Tensor.h>
@@ -46,14 +51,26 @@ struct T5Config {
 at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, int64_t num_buckets,
                                        int64_t max_distance);
 
+// One projection of a block: a dense weight [out, in] or, in int8 mode, an LLM.int8 layer.
+struct T5Linear {
+  at::Tensor w;
+  Int8Linear q8;
+  at::Tensor operator()(const at::Tensor& x) const;
+  int64_t nbytes() const;
+};
+
 class T5Encoder {
  public:
   // Builds from a store rooted at the component folder (keys `shared.weight`, `encoder.*`); the tied
-  // `encoder.embed_tokens.weight` is accepted in place of, or beside, `shared.weight`.
-  T5Encoder(const WeightStore& ws, T5Config config);
+  // `encoder.embed_tokens.weight` is accepted in place of, or beside, `shared.weight`. `int8`: see above (the
+  // weights are quantized from the store's dtype, as transformers hands bitsandbytes the torch_dtype weights).
+  T5Encoder(const WeightStore& ws, T5Config config, bool int8 = false);
   // <root>/<component>/{config.json, model*.safetensors[.index.json]}; strict loading.
   static std::unique_ptr<T5Encoder> load(const std::string& root, const std::string& component,
-                                         at::ScalarType dtype, at::Device device);
+                                         at::ScalarType dtype, at::Device device, bool int8 = false);
+  // weight_bytes() (below) computed from a config alone (int8 layers: N·K + 4·N bytes).
+  static int64_t weight_bytes(const T5Config& config, at::ScalarType dtype, bool int8);
+  bool int8() const { return int8_; }
 
   // ids [B, L] int64; mask [B, L] {0,1} or undefined (Flux passes none). Returns the last hidden state
   // [B, L, d_model] in the model dtype (as the pipelines cast it).
@@ -69,14 +86,20 @@ class T5Encoder {
 
  private:
   struct Block {
-    at::Tensor ln0, q, k, v, o, ln1, wi_0, wi_1, wo;
+    at::Tensor ln0;
+    T5Linear q, k, v, o;
+    at::Tensor ln1;
+    T5Linear wi_0, wi_1;
+    at::Tensor wo;  // fp32, never quantized
   };
+  at::Tensor encode(const at::Tensor& ids, const at::Tensor& mask) const;
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w) const;
   // Every weight tensor, for to() and weight_bytes() (add new fields here).
   template <typename F>
   void for_each_weight(F&& f);
   T5Config config_;
   at::ScalarType dtype_;
+  bool int8_ = false;
   at::Tensor embed_, rel_bias_, final_ln_;
   std::vector<Block> blocks_;
 };

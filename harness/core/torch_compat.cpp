@@ -1,5 +1,7 @@
 #include "harness/core/torch_compat.h"
 
+#include <algorithm>
+
 #if defined(GB_WITH_CUDA)
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -24,6 +26,24 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
   }
   return at::matmul(at::softmax(scores, -1), v);
 #endif
+}
+
+at::Tensor int8_matmul(const at::Tensor& a, const at::Tensor& b) {
+  TORCH_CHECK(a.scalar_type() == at::kChar && b.scalar_type() == at::kChar, "int8_matmul: operands must be int8");
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(1), "int8_matmul: shapes [M, K] and [N, K] expected");
+  const int64_t M = a.size(0), N = b.size(0), K = a.size(1);
+  TORCH_CHECK(K <= (int64_t(1) << 31) / (128 * 128) - 1, "int8_matmul: K = ", K, " could overflow int32");
+#if GB_TORCH_AT_LEAST(2, 1)
+  if (a.is_cuda() && M > 16 && K % 8 == 0 && N % 8 == 0) return at::_int_mm(a.contiguous(), b.contiguous().t());
+#endif
+  constexpr int64_t kChunk = 1024;  // 128 * 128 * 1024 = 2^24: every partial sum is exact in fp32
+  at::Tensor acc = at::zeros({M, N}, a.options().dtype(at::kInt));
+  for (int64_t k0 = 0; k0 < K; k0 += kChunk) {
+    const int64_t k1 = std::min(K, k0 + kChunk);
+    at::Tensor part = at::matmul(a.slice(1, k0, k1).to(at::kFloat), b.slice(1, k0, k1).to(at::kFloat).t());
+    acc.add_(part.to(at::kInt));
+  }
+  return acc;
 }
 
 bool cuda_available() {
