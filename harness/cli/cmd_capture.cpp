@@ -1,6 +1,6 @@
 // `goca-bench capture --weights DIR --image IMG (--prompt TEXT | --token-ids IDS [--clip-token-ids IDS])
 //  (--layers KEY… | --method M.yaml) [--seed S] [--dtype fp32|fp16|bf16] [--device cpu|cuda]
-//  [--text-encoder keep|offload|free] --out D.safetensors`
+//  [--text-encoder keep|offload|free] [--t5-int8 on|off] --out D.safetensors`
 // One noisy forward pass of a backbone over one image; writes the captured tensors under the paper's keys with
 // the batch dimension removed (the `segment` contract) plus the exact denoiser inputs (`input.*`).
 //
@@ -41,7 +41,7 @@ namespace {
 
 struct Args {
   std::string weights, image, prompt, out, dtype, device = "cpu", method, token_ids, clip_token_ids, store_dtype,
-      variant, text_encoder = "keep";
+      variant, text_encoder = "keep", t5_int8;
   std::vector<std::string> layers;
   uint64_t seed = 0;
   int64_t image_size = 0, timestep = 0;
@@ -152,6 +152,7 @@ void add(CLI::App& app) {
   sub->add_option("--text-encoder", a->text_encoder,
                   "keep | offload | free: where T5 lives once the prompt is encoded (pixart-sigma, flux; free drops it "
                   "before the VAE and the transformer run)");
+  sub->add_option("--t5-int8", a->t5_int8, "on | off: Flux's T5 in LLM.int8 as the paper (default on for 16-bit compute)");
   sub->add_flag("--full-heads", a->full_heads, "Keep every head of self maps (default for --layers; --method "
                                                 "stores their head mean unless this is given)");
   sub->add_option("--out", a->out, "Output .safetensors")->required();
@@ -199,6 +200,10 @@ void add(CLI::App& app) {
     if (a->timestep > 0) o.timestep = a->timestep;
     o.variant = a->variant;
     o.text_encoder = gb::bb::parse_text_encoder_residency(a->text_encoder);
+    if (!a->t5_int8.empty()) {
+      if (a->t5_int8 != "on" && a->t5_int8 != "off") gb::fail("--t5-int8 must be on or off, not '{}'", a->t5_int8);
+      o.t5_int8 = a->t5_int8 == "on";
+    }
     auto image = gb::read_image_rgb(a->image);
     auto backbone = gb::bb::open_backbone(a->weights, o);
     gb::CaptureSpec spec;

@@ -214,3 +214,22 @@ TEST(CaptureTextEncoder, OffloadAndFreeWriteTheSameCapture) {
                     "text_encoder 'free' is for the T5 backbones");
   expect_user_error(fx().pixart, {"--prompt", "cat", "--text-encoder", "gpu"}, "text_encoder must be keep, offload or free");
 }
+
+// --t5-int8: Flux's T5 in LLM.int8 (default off in fp32, so `off` writes the default file and `on` another one);
+// a bad value and a backbone without it are user errors.
+TEST(CaptureT5Int8, OnChangesFluxCapturesOffIsTheFp32Default) {
+  const Args ids = {"--token-ids", join(fx().t5_ids), "--clip-token-ids", join(fx().clip_ids), "--layers",
+                    "vit-block0-cross-map"};
+  auto with = [&](Args more) { more.insert(more.begin(), ids.begin(), ids.end()); return more; };
+  ASSERT_EQ(capture(fx().flux, "int8_default.safetensors", with({})).code, 0);
+  auto r = capture(fx().flux, "int8_off.safetensors", with({"--t5-int8", "off"}));
+  ASSERT_EQ(r.code, 0) << r.out;
+  expect_same_files("int8_default.safetensors", "int8_off.safetensors");
+  r = capture(fx().flux, "int8_on.safetensors", with({"--t5-int8", "on"}));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto a = gb::load_safetensors((fx().dir / "int8_off.safetensors").string());
+  auto b = gb::load_safetensors((fx().dir / "int8_on.safetensors").string());
+  EXPECT_FALSE(at::equal(a.at("vit-block0-cross-map"), b.at("vit-block0-cross-map")));
+  expect_user_error(fx().flux, with({"--t5-int8", "yes"}), "--t5-int8 must be on or off, not 'yes'");
+  expect_user_error(fx().pixart, {"--prompt", "cat", "--t5-int8", "on"}, "t5_int8 is a flux option");
+}
