@@ -37,10 +37,16 @@ at::Tensor int8_matmul(const at::Tensor& a, const at::Tensor& b) {
   if (a.is_cuda() && M > 16 && K % 8 == 0 && N % 8 == 0) return at::_int_mm(a.contiguous(), b.contiguous().t());
 #endif
   constexpr int64_t kChunk = 1024;  // 128 * 128 * 1024 = 2^24: every partial sum is exact in fp32
+  // On the CPU the fp32 GEMM goes through oneDNN where the build has it: Debian's LibTorch 1.13 links the generic
+  // reference BLAS (~20x slower). oneDNN sums in fp32 too (operands that need 8 bits stay exact even under a
+  // reduced-precision fp32 math mode), so the result is the same integer.
+  const bool onednn = a.is_cpu() && at::hasMKLDNN();
   at::Tensor acc = at::zeros({M, N}, a.options().dtype(at::kInt));
   for (int64_t k0 = 0; k0 < K; k0 += kChunk) {
     const int64_t k1 = std::min(K, k0 + kChunk);
-    at::Tensor part = at::matmul(a.slice(1, k0, k1).to(at::kFloat), b.slice(1, k0, k1).to(at::kFloat).t());
+    at::Tensor af = a.slice(1, k0, k1).to(at::kFloat), bf = b.slice(1, k0, k1).to(at::kFloat);
+    at::Tensor part = onednn ? at::mkldnn_linear(af.contiguous().to_mkldnn(), bf.contiguous().to_mkldnn(), {}).to_dense()
+                             : at::matmul(af, bf.t());
     acc.add_(part.to(at::kInt));
   }
   return acc;

@@ -21,9 +21,9 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 
 // a [M, K] int8 · b [N, K]ᵀ int8 → int32 [M, N], exact (int32 accumulation, as cuBLASLt's int8 GEMM that
 // bitsandbytes calls). CUDA on LibTorch >= 2.1: at::_int_mm where its shape rules allow (M > 16, K and N
-// multiples of 8). Elsewhere (LibTorch 1.13 has no int8 GEMM): fp32 matmuls over K-chunks of 1024, exact
-// because every partial sum of int8·int8 products over 1024 terms is an integer of magnitude <= 2^24; the chunks
-// are summed in int32. UserError when 128²·K could overflow int32.
+// multiples of 8). Elsewhere (LibTorch 1.13 has no int8 GEMM): fp32 GEMMs (oneDNN on the CPU when built in) over
+// K-chunks of 1024, exact because every partial sum of int8·int8 products over 1024 terms is an integer of
+// magnitude <= 2^24; the chunks are summed in int32. Throws (c10::Error) when 128²·K could overflow int32.
 at::Tensor int8_matmul(const at::Tensor& a, const at::Tensor& b);
 
 // Whether a CUDA device can be used by this build, and how many.
