@@ -7,6 +7,7 @@
 #include "harness/backbones/factory.h"
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/int8_linear.h"
+#include "harness/backbones/memory_plan.h"
 #include "harness/backbones/t5_encoder.h"
 #include "harness/core/torch_compat.h"
 
@@ -199,5 +200,25 @@ TEST_F(FluxInt8, Bf16Int8CaptureStaysNearFp32AndDiffersFromBf16) {
   for (const auto& [k, v] : ref.tensors) {
     EXPECT_LT(dit_test::rel_err(q.tensors.at(k), v), 0.1) << k;
     EXPECT_FALSE(at::equal(q.tensors.at(k), d.tensors.at(k))) << k;  // the T5 path really changed
+  }
+}
+
+namespace {
+int64_t planned_t5_bytes(const std::optional<std::string>& folder, bool int8) {
+  for (const auto& w : plan_weights("flux", folder, at::kBFloat16, int8))
+    if (w.name == "text_encoder_2") return w.bytes;
+  ADD_FAILURE() << "no text_encoder_2 in the plan";
+  return -1;
+}
+}  // namespace
+
+// The memory planner's T5 row (counted from a description of this layout) against real int8 loads.
+TEST_F(FluxInt8, MemoryPlanCountsTheLoadedInt8Weights) {
+  for (bool int8 : {false, true}) {
+    auto bb = open(at::kBFloat16, int8);
+    const auto* t5 = dynamic_cast<FluxBackbone&>(*bb).text_encoder_2();
+    ASSERT_NE(t5, nullptr);
+    EXPECT_EQ(planned_t5_bytes(root.string(), int8), t5->weight_bytes()) << "int8 " << int8;
+    EXPECT_EQ(planned_t5_bytes(std::nullopt, int8), T5Encoder::weight_bytes(T5Config::v1_1_xxl(), at::kBFloat16, int8));
   }
 }
