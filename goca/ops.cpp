@@ -1,5 +1,7 @@
 #include "goca/ops.h"
 
+#include "harness/core/capture.h"
+
 #include "harness/core/errors.h"
 
 #include <ATen/ATen.h>
@@ -173,11 +175,7 @@ at::Tensor head_weights(HeadMethod method, int64_t heads, const at::Tensor& post
 }
 
 at::Tensor aggregate_heads(const at::Tensor& maps, const at::Tensor& weights) {
-  const int64_t H = maps.size(0);
-  auto w = f32(weights);
-  at::Tensor acc = at::zeros({maps.size(1), maps.size(2)}, maps.options().dtype(at::kFloat));
-  for (int64_t h = 0; h < H; ++h) acc.addcmul_(f32(maps[h]), w.select(1, h).unsqueeze(1));
-  return acc;
+  return gb::head_weighted_sum(maps, weights);  // shared with the recorders' cross-map head means
 }
 
 // ----- resizing -----------------------------------------------------------------------------------

@@ -73,6 +73,8 @@ gb::CaptureSpec Segmentor::required_capture() const {
   if (config_.layer_method != LayerMethod::Vanilla) spec.add(config_.ref_layer);
   for (const auto& l : config_.self_layers) spec.add(l);
   spec.self_map_head_mean = true;
+  // average: the cross maps enter only through their 1/H head sum, which the backbone can store instead.
+  spec.cross_map_head_mean = config_.head_method == HeadMethod::Average;
   return spec;
 }
 

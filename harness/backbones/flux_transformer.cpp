@@ -188,7 +188,7 @@ at::Tensor FluxTransformer::attend(const at::Tensor& q, const at::Tensor& k, con
       outs.push_back(at::matmul(p, vs));
     }
     o = outs.size() == 1 ? outs[0] : at::cat(outs, 1);
-    if (want_cross) rec->record(id + "-cross-map", cross);
+    if (want_cross) rec->record_map(id + "-cross", cross);  // per head, or their fp32 head average
     if (want_self) {
       // The head mean goes from fp32 straight to the stored dtype (as record_map does), one rounding only.
       const at::ScalarType dt = rec->store_dtype().value_or(q.scalar_type());

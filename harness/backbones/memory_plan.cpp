@@ -459,6 +459,8 @@ std::vector<Unit> denoiser_units(const Configs& c, const std::vector<LayerInfo>&
     const bool self_mean = want_self && mean;
     int64_t bufs = B * Sq * C * s;  // per-chunk outputs (then their cat)
     if (want_cross) bufs += B * H * N * T * s;
+    if (want_cross && spec.cross_map_head_mean)  // head_average_maps: stored-dtype copy, then fp32 sum + one head
+      bufs += (store == dt ? 0 : B * H * N * T * esize(store)) + 2 * N * T * 4;
     if (want_self && !self_mean) bufs += B * H * N * N * s;
     if (self_mean) bufs += B * N * N * 4;
     u.transient.push_back({"attend buffers (cross map, self sum/map, outputs)", bufs});
@@ -568,10 +570,13 @@ std::vector<CaptureBytes> plan_captures(const std::string& kind, const std::vect
     c.key = l.name;
     c.shape = l.shape;
     if (spec.self_map_head_mean && ends_with(l.name, "-self-map")) c.shape[0] = 1;
+    const bool cross_mean = spec.cross_map_head_mean && ends_with(l.name, "-cross-map");
+    if (cross_mean) c.shape[0] = 1;  // gb::head_average_maps: fp32 [B, 1, P, T]
+    c.dtype = cross_mean ? at::kFloat : store;
     c.shape.insert(c.shape.begin(), batch);
     int64_t n = 1;
     for (auto x : c.shape) n *= x;
-    c.bytes = n * esize(store);
+    c.bytes = n * esize(c.dtype);
     if (ends_with(l.name, "special-weight")) {
       // record_weight: the resident weight expanded over the batch (no copy) unless cast to the store dtype.
       c.bytes = store == dtype ? 0 : l.shape[0] * l.shape[1] * esize(store);

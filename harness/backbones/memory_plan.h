@@ -66,6 +66,7 @@ struct CaptureBytes {
   std::string key;
   std::vector<int64_t> shape;  // stored shape with the batch dimension
   int64_t bytes = 0;           // new device bytes (0 for a special-weight alias)
+  at::ScalarType dtype = at::kFloat;  // stored dtype (the store dtype; fp32 for cross-map head averages)
 };
 
 struct MemoryPlan {

@@ -47,6 +47,10 @@ void CaptureRecorder::record_map(const std::string& block_id, const at::Tensor& 
     out_.tensors[key] = m.to(dt).contiguous();
     return;
   }
+  if (spec_.cross_map_head_mean && !is_self_block(block_id)) {
+    out_.tensors[key] = head_average_maps(probs.detach(), store_dtype_.value_or(probs.scalar_type()));
+    return;
+  }
   record(key, probs);
 }
 

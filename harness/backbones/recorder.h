@@ -40,11 +40,13 @@ class CaptureRecorder {
   bool wants_key(const std::string& key) const { return spec_.wants(key); }
   bool needs_slow_path(const std::string& block_id) const { return wants(block_id).needs_probs(); }
   bool self_map_head_mean() const { return spec_.self_map_head_mean; }
+  bool cross_map_head_mean() const { return spec_.cross_map_head_mean; }
 
   // Stores `t` (batch first) under `key` if the spec asks for it (cast, made contiguous).
   void record(const std::string& key, const at::Tensor& t);
   // Stores an attention map [B, H, Nq, Nk] under `<block_id>-map`; a self block's map becomes its head mean
-  // [B, 1, Nq, Nk] (computed in fp32) when the spec asks for head means.
+  // [B, 1, Nq, Nk] (computed in fp32) when the spec asks for head means, a cross block's its fp32 head average
+  // (gb::head_average_maps) with cross_map_head_mean.
   void record_map(const std::string& block_id, const at::Tensor& probs);
   // [B, N, C] -> [B, C, r, r] under `<block_id>-q` (N must be a square).
   void record_tokens_as_grid(const std::string& key, const at::Tensor& tokens);

@@ -216,7 +216,7 @@ void add(CLI::App& app) {
       // Exactly what the method reads (image size and timestep stay the backbone's paper defaults unless given).
       auto plan = gb::baselines::load_method_plan(a->method);
       spec = gb::goca::Segmentor(plan.method).required_capture();
-      if (a->full_heads) spec.self_map_head_mean = false;
+      if (a->full_heads) spec.self_map_head_mean = spec.cross_map_head_mean = false;
     }
 #endif
     const std::string id = std::filesystem::path(a->image).stem().string();

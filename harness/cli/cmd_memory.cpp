@@ -164,7 +164,7 @@ void add(CLI::App& app) {
   sub->add_option("--text-encoder", a->text_encoder, "keep | offload | free (pixart-sigma, flux)");
   sub->add_option("--t5-int8", a->t5_int8, "on | off (flux; default on for 16-bit compute)");
   sub->add_option("--budget-gb", a->budget_gb, "Device budget in GB (1e9 bytes): which batch sizes fit, the largest");
-  sub->add_flag("--full-heads", a->full_heads, "With --method: keep every head of the self maps");
+  sub->add_flag("--full-heads", a->full_heads, "With --method: keep every head of the self and cross maps");
   sub->add_flag("--json", a->json, "Machine-readable output (docs/memory.md lists the keys)");
   sub->callback([a] {
     if (a->backbone.empty() && a->weights.empty()) gb::fail("memory needs --backbone or --weights");
@@ -199,7 +199,7 @@ void add(CLI::App& app) {
     } else {
       auto plan = gb::baselines::load_method_plan(a->method);
       o.spec = gb::goca::Segmentor(plan.method).required_capture();
-      if (a->full_heads) o.spec.self_map_head_mean = false;
+      if (a->full_heads) o.spec.self_map_head_mean = o.spec.cross_map_head_mean = false;
     }
     const int64_t budget = static_cast<int64_t>(std::llround(a->budget_gb * 1e9));
     std::vector<gb::bb::MemoryPlan> plans;

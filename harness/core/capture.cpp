@@ -7,11 +7,42 @@
 namespace gb {
 
 void CaptureSpec::merge(const CaptureSpec& other) {
-  bool both_mean = self_map_head_mean && other.self_map_head_mean;
-  if (keys.empty()) both_mean = other.self_map_head_mean;
-  if (other.keys.empty()) both_mean = self_map_head_mean;
+  auto both = [&](bool mine, bool theirs) {
+    if (keys.empty()) return theirs;
+    if (other.keys.empty()) return mine;
+    return mine && theirs;
+  };
+  const bool self_mean = both(self_map_head_mean, other.self_map_head_mean);
+  const bool cross_mean = both(cross_map_head_mean, other.cross_map_head_mean);
   keys.insert(other.keys.begin(), other.keys.end());
-  self_map_head_mean = both_mean;
+  self_map_head_mean = self_mean;
+  cross_map_head_mean = cross_mean;
+}
+
+at::Tensor head_weighted_sum(const at::Tensor& maps, const at::Tensor& weights) {
+  if (maps.dim() != 3 || weights.dim() != 2 || weights.size(0) != maps.size(1) || weights.size(1) != maps.size(0))
+    throw std::logic_error("head_weighted_sum: maps [H, P, T] and weights [P, H] do not match");
+  const int64_t H = maps.size(0);
+  const at::Tensor w = weights.scalar_type() == at::kFloat ? weights : weights.to(at::kFloat);
+  at::Tensor acc = at::zeros({maps.size(1), maps.size(2)}, maps.options().dtype(at::kFloat));
+  for (int64_t h = 0; h < H; ++h) {
+    const at::Tensor m = maps[h].scalar_type() == at::kFloat ? maps[h] : maps[h].to(at::kFloat);
+    acc.addcmul_(m, w.select(1, h).unsqueeze(1));
+  }
+  return acc;
+}
+
+at::Tensor head_average_weights(int64_t pixels, int64_t heads, const at::Tensor& like) {
+  return at::full({pixels, heads}, 1.0f / static_cast<float>(heads), like.options().dtype(at::kFloat));
+}
+
+at::Tensor head_average_maps(const at::Tensor& maps, at::ScalarType store_dtype) {
+  if (maps.dim() != 4) throw std::logic_error("head_average_maps: maps must be [B, H, P, T]");
+  const at::Tensor stored = maps.scalar_type() == store_dtype ? maps : maps.to(store_dtype);
+  const at::Tensor w = head_average_weights(maps.size(2), maps.size(1), maps);
+  std::vector<at::Tensor> out;
+  for (int64_t b = 0; b < maps.size(0); ++b) out.push_back(head_weighted_sum(stored[b], w).unsqueeze(0));
+  return at::stack(out);
 }
 
 const at::Tensor& Capture::at(const std::string& key) const {

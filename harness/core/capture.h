@@ -8,6 +8,7 @@
 //   <cross block>-special-value       [B, H, T, d]   per-head text values
 //   <cross block>-special-post-value  [B, P, H*d]    attention output before to_out[0]
 //   <cross block>-special-weight      [B, Dout, H*d] to_out[0].weight (same for every sample; expanded, no copy)
+//   <cross block>-map                 [B, 1, P, T]   fp32 head average instead, when cross_map_head_mean
 //   <self block>-map                  [B, H, P, P]   per-head self-attention (or [B, 1, P, P] head mean)
 //   <cross block>-q                   [B, C, r, r]   reference feature (Flux: `vit-block27-attn-out`)
 // Batch dimension first everywhere. `sample(i)` drops it (the `segment` dump layout).
@@ -24,14 +25,26 @@ namespace gb {
 struct CaptureSpec {
   std::set<std::string> keys;      // exact tensor keys wanted
   bool self_map_head_mean = false; // store self maps as their head mean [B, 1, P, P] (all the methods use)
+  // Store cross maps as their fp32 head average [B, 1, P, T] (head_method: average needs nothing else). It is
+  // computed by head_weighted_sum from the maps as they would have been stored (store dtype), so a method
+  // gets bit for bit what it would compute from the per-head maps, at 1/H of the memory (4/(H·2) in 16-bit).
+  bool cross_map_head_mean = false;
 
   void add(const std::string& key) { keys.insert(key); }
   bool wants(const std::string& key) const { return keys.count(key) != 0; }
   bool empty() const { return keys.empty(); }
-  void merge(const CaptureSpec& other);  // union; head_mean only if both ask for it
+  void merge(const CaptureSpec& other);  // union; a head mean only if both ask for it
 };
 
 using TensorMap = std::map<std::string, at::Tensor>;
+
+// M[p, t] = sum_h w[p, h] maps[h, p, t] in fp32, heads in order: maps [H, P, T], weights [P, H] -> [P, T].
+// The methods' head aggregation and the recorders' cross-map head means both call this, so they agree exactly.
+at::Tensor head_weighted_sum(const at::Tensor& maps, const at::Tensor& weights);
+// 1/H (fp32) everywhere, [P, H] on `like`'s device.
+at::Tensor head_average_weights(int64_t pixels, int64_t heads, const at::Tensor& like);
+// [B, H, P, T] maps as stored (cast to `store_dtype` first) -> their head average [B, 1, P, T] in fp32.
+at::Tensor head_average_maps(const at::Tensor& maps, at::ScalarType store_dtype);
 
 struct Capture {
   TensorMap tensors;                      // batch dimension first

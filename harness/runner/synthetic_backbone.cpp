@@ -234,7 +234,9 @@ gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::s
         values.push_back(V);
         posts.push_back(at::matmul(A, V));  // [P, d]
       }
-      if (spec.wants(k_map)) out[k_map] = at::stack(maps, 0);
+      if (spec.wants(k_map))
+        out[k_map] = spec.cross_map_head_mean ? gb::head_average_maps(at::stack(maps, 0).unsqueeze(0), at::kFloat)[0]
+                                              : at::stack(maps, 0);
       if (spec.wants(k_val)) out[k_val] = at::stack(values, 0);
       if (spec.wants(k_post)) out[k_post] = at::cat(posts, 1);
       if (spec.wants(k_w)) {

@@ -234,6 +234,7 @@ TEST_P(MemoryPlanTiny, CaptureBytesEqualAnActualCapture) {
     for (const auto& l : bb->list_layers()) spec.add(l.name);
     for (bool mean : {true, false}) {
       spec.self_map_head_mean = mean;
+      spec.cross_map_head_mean = mean;
       for (int64_t b : {1, 2}) {
         gb::BackboneBatch batch;
         for (int64_t i = 0; i < b; ++i) {
@@ -251,7 +252,7 @@ TEST_P(MemoryPlanTiny, CaptureBytesEqualAnActualCapture) {
                        (mean ? " head-mean" : ""));
           const at::Tensor& t = cap.at(p.key);
           EXPECT_EQ(t.sizes().vec(), p.shape);
-          EXPECT_EQ(t.scalar_type(), store);
+          EXPECT_EQ(t.scalar_type(), p.dtype);
           const int64_t bytes = static_cast<int64_t>(t.storage().nbytes());
           const bool alias = p.key.size() > 14 && p.key.compare(p.key.size() - 14, 14, "special-weight") == 0 &&
                              store == dtype;

@@ -3,6 +3,7 @@
 #include "harness/core/progress.h"
 #include "harness/core/token_groups.h"
 
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 namespace gb {
@@ -60,6 +61,39 @@ TEST(CaptureSpec, MergeIsUnion) {
   a.merge(b);
   EXPECT_TRUE(a.wants("x") && a.wants("y"));
   EXPECT_FALSE(a.self_map_head_mean);
+  // A head mean survives a merge only when both sides (or an empty side's partner) ask for it.
+  CaptureSpec c, d, e;
+  c.add("x");
+  c.cross_map_head_mean = true;
+  d.add("y");
+  d.cross_map_head_mean = true;
+  c.merge(d);
+  EXPECT_TRUE(c.cross_map_head_mean);
+  c.merge(b);  // b stores per-head cross maps
+  EXPECT_FALSE(c.cross_map_head_mean);
+  e.merge(d);  // e is empty: it takes d's choice
+  EXPECT_TRUE(e.cross_map_head_mean);
+}
+
+TEST(HeadMeans, AverageMapsAreTheHeadWeightedSumOfTheStoredMaps) {
+  at::Tensor maps = at::softmax(at::randn({2, 5, 12, 7}) * 3, -1);  // [B, H, P, T]
+  for (auto store : {at::kFloat, at::kBFloat16}) {
+    at::Tensor avg = head_average_maps(maps, store);
+    ASSERT_EQ(avg.sizes(), at::IntArrayRef({2, 1, 12, 7}));
+    EXPECT_EQ(avg.scalar_type(), at::kFloat);
+    for (int64_t b = 0; b < 2; ++b) {
+      const at::Tensor stored = maps[b].to(store);
+      EXPECT_TRUE(at::equal(avg[b][0], head_weighted_sum(stored, head_average_weights(12, 5, stored))));
+      EXPECT_TRUE(at::allclose(avg[b][0], stored.to(at::kFloat).mean(0), 1e-6, 1e-7));
+    }
+  }
+  // Per-pixel weights: pixel 0 takes head 1 only.
+  at::Tensor w = at::full({12, 5}, 0.2f);
+  w[0].zero_();
+  w[0][1] = 1.0f;
+  at::Tensor m = head_weighted_sum(maps[0], w);
+  EXPECT_TRUE(at::allclose(m[0], maps[0][1][0]));
+  EXPECT_THROW(head_weighted_sum(maps[0], at::ones({12, 4})), std::logic_error);
 }
 
 TEST(Progress, RendersRateAndEta) {

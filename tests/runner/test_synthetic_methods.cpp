@@ -132,3 +132,33 @@ TEST(SyntheticWorld, GoCABeatsBaselineBeatsVanilla) {
   EXPECT_GT(miou[2], miou[1]);
   EXPECT_GT(miou[1], miou[0]);
 }
+
+// head_method: average asks for the cross maps as their fp32 head average (CaptureSpec::cross_map_head_mean);
+// the Segmentor's output from those equals, bit for bit, its output from the per-head maps.
+TEST(SyntheticWorld, CrossMapHeadMeansGiveTheSameSegmentationAsPerHeadMaps) {
+  auto tok = std::make_shared<gb::test::SimpleTokenizer>();
+  SyntheticBackbone bb(SyntheticBackboneConfig::sd15_like(), tok);
+  for (const char* which : {"vanilla", "baseline"}) {
+    const gb::goca::Segmentor seg(method(which));
+    gb::CaptureSpec mean = seg.required_capture();
+    ASSERT_TRUE(mean.cross_map_head_mean);
+    gb::CaptureSpec heads = mean;
+    heads.cross_map_head_mean = false;
+    for (int i = 0; i < 3; ++i) {
+      const std::string id = synthetic_id(i);
+      const Scene scene = make_scene(id, bb.config().world);
+      const gb::TokenGroups groups = groups_for(tok->encode(scene.caption()), scene);
+      const gb::TensorMap a = bb.capture_one(id + ".jpg", scene.caption(), mean);
+      const gb::TensorMap b = bb.capture_one(id + ".jpg", scene.caption(), heads);
+      const std::string k = method(which).layers.front();
+      EXPECT_EQ(a.at(k).size(0), 1);
+      EXPECT_GT(b.at(k).size(0), 1);
+      EXPECT_TRUE(at::equal(seg.run(a, groups).scores, seg.run(b, groups).scores)) << which << " " << id;
+    }
+  }
+  // A method that weights heads needs them all: merging its spec turns the head average off.
+  gb::CaptureSpec merged = gb::goca::Segmentor(method("vanilla")).required_capture();
+  merged.merge(gb::goca::Segmentor(method("goca")).required_capture());
+  EXPECT_FALSE(merged.cross_map_head_mean);
+  EXPECT_TRUE(merged.self_map_head_mean);
+}
