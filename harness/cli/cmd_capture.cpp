@@ -153,8 +153,9 @@ void add(CLI::App& app) {
                   "keep | offload | free: where T5 lives once the prompt is encoded (pixart-sigma, flux; free drops it "
                   "before the VAE and the transformer run)");
   sub->add_option("--t5-int8", a->t5_int8, "on | off: Flux's T5 in LLM.int8 as the paper (default on for 16-bit compute)");
-  sub->add_flag("--full-heads", a->full_heads, "Keep every head of self maps (default for --layers; --method "
-                                                "stores their head mean unless this is given)");
+  sub->add_flag("--full-heads", a->full_heads, "Keep every head of the maps (default for --layers; --method "
+                                                "stores self maps as head means, and cross maps as fp32 head "
+                                                "averages when the method averages heads, unless this is given)");
   sub->add_option("--out", a->out, "Output .safetensors")->required();
   sub->callback([a] {
     if (a->prompt.empty() == a->token_ids.empty()) gb::fail("capture needs exactly one of --prompt and --token-ids");

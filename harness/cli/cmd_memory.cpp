@@ -232,6 +232,7 @@ void add(CLI::App& app) {
       j["text_encoder"] = gb::bb::to_string(p0.text_encoder);
       j["t5_int8"] = p0.t5_int8;
       j["self_map_head_mean"] = o.spec.self_map_head_mean;
+      j["cross_map_head_mean"] = o.spec.cross_map_head_mean;
       if (budget > 0) {
         j["budget_bytes"] = budget;
         j["max_batch_within_budget"] = max_batch;

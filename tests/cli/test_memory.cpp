@@ -27,7 +27,13 @@ TEST(MemoryCommand, TablePerBatchSize) {
   EXPECT_NE(r.out.find("== flux batch 8:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("11901408320"), std::string::npos) << r.out;  // transformer parameters
   EXPECT_NE(r.out.find("largest batch within 80.000 GB:"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("does NOT fit"), std::string::npos) << r.out;  // batch 8 keeps 61 GB of maps
+  // GoCA on Flux averages heads: its cross maps are stored as fp32 head means, so batch 8 fits (56 GB) ...
+  EXPECT_EQ(r.out.find("does NOT fit"), std::string::npos) << r.out;
+  // ... and with every head kept (61 GB of maps at batch 8) it does not.
+  r = gb::test::run_goca_bench_in_process("memory --backbone flux --method " + method("flux") +
+                                          " --batch-size 8 --budget-gb 80 --full-heads");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("does NOT fit"), std::string::npos) << r.out;
 }
 
 TEST(MemoryCommand, JsonKeysAndExactCaptureBytes) {
@@ -39,6 +45,7 @@ TEST(MemoryCommand, JsonKeysAndExactCaptureBytes) {
   EXPECT_EQ(j["dtype"], "fp16");
   EXPECT_EQ(j["image_size"], 512);
   EXPECT_TRUE(j["self_map_head_mean"].get<bool>());
+  EXPECT_FALSE(j["cross_map_head_mean"].get<bool>());  // sd15 GoCA weights heads: every head is kept
   ASSERT_EQ(j["plans"].size(), 2u);
   const auto& p1 = j["plans"][0];
   const auto& p4 = j["plans"][1];
