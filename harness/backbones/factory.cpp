@@ -35,6 +35,21 @@ const BackboneKind& backbone_kind(const std::string& kind) {
   fail("unknown backbone '{}' (known: {})", kind, known);
 }
 
+std::string component_file(const std::string& root, const std::string& component, const std::string& name) {
+  auto p = fs::path(root) / component / name;
+  if (!fs::is_regular_file(p)) fail_file(p.string(), "missing (a diffusers-layout folder has one per component)");
+  return p.string();
+}
+
+std::string CheckpointFolder::file(const std::string& component, const std::string& name) const {
+  return component_file(root_, component, name);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& device) {
+  if (device.is_cuda()) compat::cuda_synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 TextEncoderResidency parse_text_encoder_residency(const std::string& s) {
   if (s == "keep") return TextEncoderResidency::keep;
   if (s == "offload") return TextEncoderResidency::offload;

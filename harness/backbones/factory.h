@@ -8,6 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -49,6 +50,8 @@ class CheckpointFolder {
  public:
   explicit CheckpointFolder(std::string root);  // UserError when it is not a folder
   const std::string& root() const { return root_; }
+  // <root>/<component>/<name>; UserError naming the path when it is not a file.
+  std::string file(const std::string& component, const std::string& name = "config.json") const;
   bool has_component(const std::string& name) const;   // sub-folder exists
   std::string pipeline_class() const;                  // model_index.json "_class_name" ("" when absent)
   // Tensor names of a component's checkpoint (plain or fp16 variant, sharded or not); empty when none.
@@ -71,6 +74,12 @@ struct BackboneKind {
   // Every capturable key with its shape, from the default config (or the folder's config when given).
   std::function<std::vector<LayerInfo>(const BackboneOptions&, const std::optional<std::string>& folder)> layers;
 };
+
+// <root>/<component>/<name> of a checkpoint folder; UserError naming the path when it is not a file.
+std::string component_file(const std::string& root, const std::string& component,
+                           const std::string& name = "config.json");
+// Seconds since t0, after waiting for `device` (stage timings of a capture).
+double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& device);
 
 const std::vector<BackboneKind>& backbone_kinds();
 const BackboneKind& backbone_kind(const std::string& kind);  // UserError listing the known kinds

@@ -24,17 +24,6 @@ namespace {
 constexpr int64_t kFluxTextLength = 512;  // max_sequence_length of the Flux pipelines (spec §5.5)
 constexpr int64_t kFluxSteps = 28;        // default num_inference_steps (spec §5.7)
 
-std::string component_file(const CheckpointFolder& f, const std::string& component, const char* name = "config.json") {
-  auto p = fs::path(f.root()) / component / name;
-  if (!fs::is_regular_file(p)) fail_file(p.string(), "missing (a diffusers-layout folder has one per component)");
-  return p.string();
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& d) {
-  if (d.is_cuda()) compat::cuda_synchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 at::Tensor token_ids(const TextTokenizer& tok, const std::vector<std::string>& prompts) {
   std::vector<at::Tensor> rows;
   for (const auto& p : prompts) {
@@ -49,19 +38,19 @@ at::Tensor token_ids(const TextTokenizer& tok, const std::vector<std::string>& p
 
 FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions& options)
     : options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(at::kBFloat16)) {
-  auto tcfg = FluxConfig::from_json(component_file(folder, "transformer"));
-  auto vcfg = VaeConfig::from_json(component_file(folder, "vae"));
-  auto ccfg = ClipTextConfig::from_json(component_file(folder, "text_encoder"));
-  auto ecfg = T5Config::from_json(component_file(folder, "text_encoder_2"));
-  auto scfg = FlowMatchSchedulerConfig::from_json(component_file(folder, "scheduler", "scheduler_config.json"));
-  const std::string tpath = component_file(folder, "transformer");
+  auto tcfg = FluxConfig::from_json(folder.file("transformer"));
+  auto vcfg = VaeConfig::from_json(folder.file("vae"));
+  auto ccfg = ClipTextConfig::from_json(folder.file("text_encoder"));
+  auto ecfg = T5Config::from_json(folder.file("text_encoder_2"));
+  auto scfg = FlowMatchSchedulerConfig::from_json(folder.file("scheduler", "scheduler_config.json"));
+  const std::string tpath = folder.file("transformer");
   if (vcfg.latent_channels * 4 != tcfg.in_channels)
     fail_file(tpath, "in_channels {} != 4 x VAE latent_channels {} (2x2 packing)", tcfg.in_channels, vcfg.latent_channels);
   if (ecfg.d_model != tcfg.joint_attention_dim)
     fail_file(tpath, "joint_attention_dim {} != T5 d_model {}", tcfg.joint_attention_dim, ecfg.d_model);
   if (ccfg.hidden_size != tcfg.pooled_projection_dim)
     fail_file(tpath, "pooled_projection_dim {} != CLIP hidden_size {}", tcfg.pooled_projection_dim, ccfg.hidden_size);
-  if (!vcfg.shift_factor) fail_file(component_file(folder, "vae"), "Flux's VAE needs shift_factor");
+  if (!vcfg.shift_factor) fail_file(folder.file("vae"), "Flux's VAE needs shift_factor");
   image_size_ = options.image_size.value_or(1024);
   const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
   if (image_size_ <= 0 || image_size_ % (vae_scale * 2) != 0)
@@ -262,8 +251,8 @@ BackboneKind flux_backbone_kind() {
     int64_t vae_levels = 4;
     if (folder) {
       CheckpointFolder f(*folder);
-      cfg = FluxConfig::from_json(component_file(f, "transformer"));
-      vae_levels = static_cast<int64_t>(VaeConfig::from_json(component_file(f, "vae")).block_out_channels.size());
+      cfg = FluxConfig::from_json(f.file("transformer"));
+      vae_levels = static_cast<int64_t>(VaeConfig::from_json(f.file("vae")).block_out_channels.size());
     }
     const int64_t g = o.image_size.value_or(1024) / (int64_t(1) << (vae_levels - 1)) / 2;
     return flux_capture_layers(cfg, g * g, o.tokenizer ? o.tokenizer->max_length() : kFluxTextLength);

@@ -1,6 +1,7 @@
 #include "harness/backbones/memory_plan.h"
 
 #include "harness/backbones/clip_text.h"
+#include "harness/backbones/factory.h"
 #include "harness/backbones/flux_transformer.h"
 #include "harness/backbones/pixart_transformer.h"
 #include "harness/backbones/t5_encoder.h"
@@ -27,12 +28,6 @@ constexpr int64_t kFluxTextLength = 512;
 constexpr int64_t kFluxChunkElements = int64_t(1) << 28;
 
 int64_t esize(at::ScalarType t) { return static_cast<int64_t>(c10::elementSize(t)); }
-
-std::string config_file(const std::string& root, const std::string& component) {
-  auto p = fs::path(root) / component / "config.json";
-  if (!fs::is_regular_file(p)) fail_file(p.string(), "missing (a diffusers-layout folder has one per component)");
-  return p.string();
-}
 
 VaeConfig flux_vae_config() {
   VaeConfig c = VaeConfig::sd15();
@@ -77,26 +72,26 @@ Configs load_configs(const std::string& kind, const std::optional<std::string>& 
   const bool f = folder.has_value();
   if (kind == "sd15" || kind == "sdxl") {
     const bool xl = kind == "sdxl";
-    c.unet = f ? UNetConfig::from_json(config_file(*folder, "unet")) : (xl ? UNetConfig::sdxl() : UNetConfig::sd15());
-    c.vae = f ? VaeConfig::from_json(config_file(*folder, "vae")) : (xl ? VaeConfig::sdxl() : VaeConfig::sd15());
-    c.clip = f ? ClipTextConfig::from_json(config_file(*folder, "text_encoder")) : ClipTextConfig::clip_l();
+    c.unet = f ? UNetConfig::from_json(component_file(*folder, "unet")) : (xl ? UNetConfig::sdxl() : UNetConfig::sd15());
+    c.vae = f ? VaeConfig::from_json(component_file(*folder, "vae")) : (xl ? VaeConfig::sdxl() : VaeConfig::sd15());
+    c.clip = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder")) : ClipTextConfig::clip_l();
     c.has_clip = true;
     if (xl) {
-      c.clip2 = f ? ClipTextConfig::from_json(config_file(*folder, "text_encoder_2")) : ClipTextConfig::bigg();
+      c.clip2 = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder_2")) : ClipTextConfig::bigg();
       c.has_clip2 = true;
     }
     c.text_len = c.clip.max_position_embeddings;
   } else if (kind == "pixart-sigma") {
-    c.pixart = f ? PixArtConfig::from_json(config_file(*folder, "transformer")) : PixArtConfig::sigma_xl_2_1024();
-    c.vae = f ? VaeConfig::from_json(config_file(*folder, "vae")) : VaeConfig::sdxl();
-    c.t5 = f ? T5Config::from_json(config_file(*folder, "text_encoder")) : T5Config::v1_1_xxl();
+    c.pixart = f ? PixArtConfig::from_json(component_file(*folder, "transformer")) : PixArtConfig::sigma_xl_2_1024();
+    c.vae = f ? VaeConfig::from_json(component_file(*folder, "vae")) : VaeConfig::sdxl();
+    c.t5 = f ? T5Config::from_json(component_file(*folder, "text_encoder")) : T5Config::v1_1_xxl();
     c.has_t5 = true;
     c.text_len = kPixArtTextLength;
   } else if (kind == "flux") {
-    c.flux = f ? FluxConfig::from_json(config_file(*folder, "transformer")) : FluxConfig::dev();
-    c.vae = f ? VaeConfig::from_json(config_file(*folder, "vae")) : flux_vae_config();
-    c.clip = f ? ClipTextConfig::from_json(config_file(*folder, "text_encoder")) : ClipTextConfig::clip_l();
-    c.t5 = f ? T5Config::from_json(config_file(*folder, "text_encoder_2")) : T5Config::v1_1_xxl();
+    c.flux = f ? FluxConfig::from_json(component_file(*folder, "transformer")) : FluxConfig::dev();
+    c.vae = f ? VaeConfig::from_json(component_file(*folder, "vae")) : flux_vae_config();
+    c.clip = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder")) : ClipTextConfig::clip_l();
+    c.t5 = f ? T5Config::from_json(component_file(*folder, "text_encoder_2")) : T5Config::v1_1_xxl();
     c.has_clip = c.has_t5 = true;
     c.text_len = kFluxTextLength;
   } else {

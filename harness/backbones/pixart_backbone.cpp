@@ -24,17 +24,6 @@ namespace {
 
 constexpr int64_t kPixArtTextLength = 300;  // max_sequence_length of PixArtSigmaPipeline (spec §4.4)
 
-std::string component_file(const CheckpointFolder& f, const std::string& component, const char* name = "config.json") {
-  auto p = fs::path(f.root()) / component / name;
-  if (!fs::is_regular_file(p)) fail_file(p.string(), "missing (a diffusers-layout folder has one per component)");
-  return p.string();
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& d) {
-  if (d.is_cuda()) compat::cuda_synchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 // PixArt's _text_preprocessing with clean_caption=False: lowercase and strip.
 std::string pixart_prompt(const std::string& p) {
   std::string s = p;
@@ -50,15 +39,15 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
     : options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(at::kHalf)) {
   if (options.t5_int8)
     fail("pixart-sigma: t5_int8 is a flux option (the paper ran PixArt's T5 in fp16 with `wo` in fp32)");
-  auto tcfg = PixArtConfig::from_json(component_file(folder, "transformer"));
-  auto vcfg = VaeConfig::from_json(component_file(folder, "vae"));
-  auto ecfg = T5Config::from_json(component_file(folder, "text_encoder"));
-  auto scfg = DpmSchedulerConfig::from_json(component_file(folder, "scheduler", "scheduler_config.json"));
+  auto tcfg = PixArtConfig::from_json(folder.file("transformer"));
+  auto vcfg = VaeConfig::from_json(folder.file("vae"));
+  auto ecfg = T5Config::from_json(folder.file("text_encoder"));
+  auto scfg = DpmSchedulerConfig::from_json(folder.file("scheduler", "scheduler_config.json"));
   if (vcfg.latent_channels != tcfg.in_channels)
-    fail_file(component_file(folder, "transformer"), "in_channels {} != VAE latent_channels {}", tcfg.in_channels,
+    fail_file(folder.file("transformer"), "in_channels {} != VAE latent_channels {}", tcfg.in_channels,
               vcfg.latent_channels);
   if (ecfg.d_model != tcfg.caption_channels)
-    fail_file(component_file(folder, "transformer"), "caption_channels {} != T5 d_model {}", tcfg.caption_channels,
+    fail_file(folder.file("transformer"), "caption_channels {} != T5 d_model {}", tcfg.caption_channels,
               ecfg.d_model);
   image_size_ = options.image_size.value_or(1024);
   const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
@@ -247,8 +236,8 @@ BackboneKind pixart_sigma_backbone_kind() {
     int64_t vae_levels = 4;
     if (folder) {
       CheckpointFolder f(*folder);
-      cfg = PixArtConfig::from_json(component_file(f, "transformer"));
-      vae_levels = static_cast<int64_t>(VaeConfig::from_json(component_file(f, "vae")).block_out_channels.size());
+      cfg = PixArtConfig::from_json(f.file("transformer"));
+      vae_levels = static_cast<int64_t>(VaeConfig::from_json(f.file("vae")).block_out_channels.size());
     }
     const int64_t latent = o.image_size.value_or(1024) / (int64_t(1) << (vae_levels - 1));
     return pixart_capture_layers(cfg, latent, latent, o.tokenizer ? o.tokenizer->max_length() : kPixArtTextLength);

@@ -26,17 +26,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string config_path(const CheckpointFolder& f, const std::string& component, const char* name = "config.json") {
-  auto p = fs::path(f.root()) / component / name;
-  if (!fs::is_regular_file(p)) fail_file(p.string(), "missing (a diffusers-layout folder has one per component)");
-  return p.string();
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& d) {
-  if (d.is_cuda()) compat::cuda_synchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 }  // namespace
 
 std::shared_ptr<const TextTokenizer> load_folder_tokenizer(const CheckpointFolder& folder, int64_t max_length) {
@@ -73,14 +62,14 @@ StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder,
     fail("{}: text_encoder '{}' is for the T5 backbones (pixart-sigma, flux); CLIP stays resident",
          sdxl ? "sdxl" : "sd15", to_string(options.text_encoder));
   if (options.t5_int8) fail("{}: t5_int8 is a flux option (this backbone has no T5)", sdxl ? "sdxl" : "sd15");
-  auto unet_cfg = UNetConfig::from_json(config_path(folder, "unet"));
+  auto unet_cfg = UNetConfig::from_json(folder.file("unet"));
   if (unet_cfg.is_sdxl() != sdxl)
-    fail_file(config_path(folder, "unet"), "config ({}) disagrees with the weights ({})",
+    fail_file(folder.file("unet"), "config ({}) disagrees with the weights ({})",
               unet_cfg.is_sdxl() ? "SDXL text_time conditioning" : "no added conditioning", sdxl ? "sdxl" : "sd15");
-  auto vae_cfg = VaeConfig::from_json(config_path(folder, "vae"));
+  auto vae_cfg = VaeConfig::from_json(folder.file("vae"));
   // The SDXL img2img pipeline upcasts the VAE when force_upcast; the SD1.5 one runs it in the model dtype.
   if (sdxl && vae_cfg.force_upcast) vae_dtype_ = at::kFloat;
-  scheduler_ = SchedulerConfig::from_json(config_path(folder, "scheduler", "scheduler_config.json"));
+  scheduler_ = SchedulerConfig::from_json(folder.file("scheduler", "scheduler_config.json"));
   image_size_ = options.image_size.value_or(sdxl ? 1024 : 512);
   const int64_t vae_scale = int64_t(1) << (vae_cfg.block_out_channels.size() - 1);
   if (image_size_ <= 0 || image_size_ % (vae_scale << (unet_cfg.block_out_channels.size() - 1)) != 0)
@@ -99,27 +88,27 @@ StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder,
     ws.finish();
   }
   {
-    auto cfg = ClipTextConfig::from_json(config_path(folder, "text_encoder"));
+    auto cfg = ClipTextConfig::from_json(folder.file("text_encoder"));
     auto ws = WeightStore::open_component(folder.root(), "text_encoder", dtype_, device_, options.variant);
     text1_ = std::make_unique<ClipTextModel>(cfg, ws);
     ws.finish();
   }
   if (sdxl) {
-    auto cfg = ClipTextConfig::from_json(config_path(folder, "text_encoder_2"));
-    if (!cfg.with_projection) fail_file(config_path(folder, "text_encoder_2"), "SDXL needs CLIPTextModelWithProjection");
+    auto cfg = ClipTextConfig::from_json(folder.file("text_encoder_2"));
+    if (!cfg.with_projection) fail_file(folder.file("text_encoder_2"), "SDXL needs CLIPTextModelWithProjection");
     auto ws = WeightStore::open_component(folder.root(), "text_encoder_2", dtype_, device_, options.variant);
     text2_ = std::make_unique<ClipTextModel>(cfg, ws);
     ws.finish();
     const int64_t ctx = text1_->config().hidden_size + cfg.hidden_size;
     if (ctx != unet_cfg.cross_attention_dim)
-      fail_file(config_path(folder, "unet"), "cross_attention_dim {} != {} + {} (text encoder widths)",
+      fail_file(folder.file("unet"), "cross_attention_dim {} != {} + {} (text encoder widths)",
                 unet_cfg.cross_attention_dim, text1_->config().hidden_size, cfg.hidden_size);
     const int64_t add_in = cfg.projection_dim + 6 * unet_cfg.addition_time_embed_dim;
     if (add_in != unet_cfg.projection_class_embeddings_input_dim)
-      fail_file(config_path(folder, "unet"), "projection_class_embeddings_input_dim {} != {} + 6·{}",
+      fail_file(folder.file("unet"), "projection_class_embeddings_input_dim {} != {} + 6·{}",
                 unet_cfg.projection_class_embeddings_input_dim, cfg.projection_dim, unet_cfg.addition_time_embed_dim);
   } else if (text1_->config().hidden_size != unet_cfg.cross_attention_dim) {
-    fail_file(config_path(folder, "unet"), "cross_attention_dim {} != text encoder hidden_size {}",
+    fail_file(folder.file("unet"), "cross_attention_dim {} != text encoder hidden_size {}",
               unet_cfg.cross_attention_dim, text1_->config().hidden_size);
   }
   tokenizer_ = options.tokenizer ? options.tokenizer
@@ -245,9 +234,9 @@ std::vector<LayerInfo> config_layers(bool sdxl, const BackboneOptions& o, const 
   int64_t vae_levels = 4, text_len = 77;
   if (folder) {
     CheckpointFolder f(*folder);
-    unet = UNetConfig::from_json(config_path(f, "unet"));
-    vae_levels = static_cast<int64_t>(VaeConfig::from_json(config_path(f, "vae")).block_out_channels.size());
-    text_len = ClipTextConfig::from_json(config_path(f, "text_encoder")).max_position_embeddings;
+    unet = UNetConfig::from_json(f.file("unet"));
+    vae_levels = static_cast<int64_t>(VaeConfig::from_json(f.file("vae")).block_out_channels.size());
+    text_len = ClipTextConfig::from_json(f.file("text_encoder")).max_position_embeddings;
   }
   const int64_t size = o.image_size.value_or(sdxl ? 1024 : 512);
   return unet_capture_layers(unet, size / (int64_t(1) << (vae_levels - 1)), text_len);
