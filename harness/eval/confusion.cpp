@@ -23,6 +23,17 @@ ConfusionMatrix::ConfusionMatrix(int64_t num_classes) : num_classes_(num_classes
   counts_ = at::zeros({(num_classes + 1) * num_classes}, at::kLong);
 }
 
+ConfusionMatrix::ConfusionMatrix(const ConfusionMatrix& other)
+    : num_classes_(other.num_classes_), counts_(other.counts_.defined() ? other.counts_.clone() : at::Tensor()) {}
+
+ConfusionMatrix& ConfusionMatrix::operator=(const ConfusionMatrix& other) {
+  if (this != &other) {
+    num_classes_ = other.num_classes_;
+    counts_ = other.counts_.defined() ? other.counts_.clone() : at::Tensor();
+  }
+  return *this;
+}
+
 void ConfusionMatrix::add(const at::Tensor& pred, const at::Tensor& label, Protocol protocol, int64_t ignore_index) {
   const int64_t C = num_classes_;
   if (C <= 0) fail("confusion matrix used before it was sized");
@@ -69,7 +80,7 @@ void ConfusionMatrix::merge(const ConfusionMatrix& other) {
 
 at::Tensor ConfusionMatrix::counts() const {
   if (num_classes_ == 0) return at::zeros({0, 0}, at::kLong);
-  return counts_.to(at::kCPU).reshape({num_classes_ + 1, num_classes_}).contiguous();
+  return counts_.to(at::kCPU).reshape({num_classes_ + 1, num_classes_}).clone();
 }
 
 int64_t ConfusionMatrix::at(int64_t r, int64_t c) const { return counts()[r][c].item<int64_t>(); }

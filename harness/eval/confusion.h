@@ -24,6 +24,11 @@ class ConfusionMatrix {
  public:
   ConfusionMatrix() = default;
   explicit ConfusionMatrix(int64_t num_classes);
+  // Copies own their counts (a copy that shared the tensor would keep counting into the original).
+  ConfusionMatrix(const ConfusionMatrix& other);
+  ConfusionMatrix& operator=(const ConfusionMatrix& other);
+  ConfusionMatrix(ConfusionMatrix&&) noexcept = default;
+  ConfusionMatrix& operator=(ConfusionMatrix&&) noexcept = default;
 
   int64_t num_classes() const { return num_classes_; }
   // `pred`: integer predictions in [0, C) (checked); `label`: integer label map of the same number of elements.
@@ -34,7 +39,7 @@ class ConfusionMatrix {
   void add_counts(const at::Tensor& counts_c1_by_c);  // another (C+1, C) int64 matrix
   void merge(const ConfusionMatrix& other);
 
-  // (C+1, C) int64 on CPU.
+  // (C+1, C) int64 on CPU, a copy.
   at::Tensor counts() const;
   int64_t at(int64_t gt_row, int64_t pred_col) const;
 

@@ -137,6 +137,31 @@ TEST(ConfusionMatrix, UnionCountingWithOutOfRangeLabels) {
   EXPECT_DOUBLE_EQ(s.aacc, 3.0 / 4.0);
 }
 
+TEST(ConfusionMatrix, CopiesAndReadCountsAreIndependent) {
+  at::Tensor pred = at::tensor({0, 1, 1}, at::kLong), label = at::tensor({0, 1, 0}, at::kLong);
+  ConfusionMatrix a(2);
+  a.add(pred, label, Protocol::paper);
+  ConfusionMatrix b = a;  // copy construction
+  b.add(pred, label, Protocol::paper);
+  EXPECT_EQ(a.at(0, 1), 1);
+  EXPECT_EQ(b.at(0, 1), 2);
+  ConfusionMatrix c(2);
+  c = b;  // copy assignment
+  c.add(pred, label, Protocol::paper);
+  EXPECT_EQ(b.at(0, 1), 2);
+  EXPECT_EQ(c.at(0, 1), 3);
+  a.counts().fill_(7);  // counts() is a copy
+  EXPECT_EQ(a.at(0, 0), 1);
+  EvalConfig cfg;
+  cfg.num_classes = 2;
+  SweepEvaluator e1(cfg);
+  e1.matrices()[0].add(pred, label, Protocol::paper);
+  SweepEvaluator e2 = e1;
+  e2.matrices()[0].add(pred, label, Protocol::paper);
+  EXPECT_EQ(e1.matrices()[0].at(1, 1), 1);
+  EXPECT_EQ(e2.matrices()[0].at(1, 1), 2);
+}
+
 TEST(ConfusionMatrix, StandardReductionUsesNanmeanAndPaperCountsAbsentAsZero) {
   at::Tensor pred = at::tensor({0, 0, 1, 1}, at::kLong);
   at::Tensor label = at::tensor({0, 0, 1, 0}, at::kLong);

@@ -88,7 +88,7 @@ TEST(SyntheticWorld, GoCABeatsBaselineBeatsVanilla) {
   }
   gb::eval::EvalConfig ec;
   ec.num_classes = 21;
-  std::vector<gb::eval::SweepEvaluator> evs;  // one each: copies would share their count tensors
+  std::vector<gb::eval::SweepEvaluator> evs;
   for (size_t k = 0; k < names.size(); ++k) evs.emplace_back(ec);
   const int n = std::getenv("GB_SYN_N") ? std::atoi(std::getenv("GB_SYN_N")) : 12;
   for (int i = 0; i < n; ++i) {
