@@ -20,14 +20,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(SPNG REQUIRED IMPORTED_TARGET spng)
 pkg_check_modules(TURBOJPEG REQUIRED IMPORTED_TARGET libturbojpeg)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
-# Debian's libsentencepiece exports a bundled protobuf-lite. Loaded before libprotobuf (which LibTorch pulls in
-# through libonnx_proto), it interposes libprotobuf's own symbols and every binary crashes in libprotobuf's static
-# initialisers. Linking libprotobuf first keeps its symbols first in the lookup scope.
-find_library(GB_PROTOBUF_LIB NAMES protobuf libprotobuf.so.32)
-if(GB_PROTOBUF_LIB)
-  get_target_property(_gb_spm_libs PkgConfig::SENTENCEPIECE INTERFACE_LINK_LIBRARIES)
-  set_target_properties(PkgConfig::SENTENCEPIECE PROPERTIES INTERFACE_LINK_LIBRARIES "-Wl,--no-as-needed;${GB_PROTOBUF_LIB};${_gb_spm_libs}")
-endif()
+# SentencePiece is only linked into the dlopen'd shim (harness/text/CMakeLists.txt): Debian's libsentencepiece
+# bundles a protobuf-lite that would interpose LibTorch's libprotobuf if it were linked into the executables.
 if(GB_WITH_MATIO)
   pkg_check_modules(MATIO IMPORTED_TARGET matio)
   if(NOT MATIO_FOUND)
