@@ -40,6 +40,7 @@ Results merge_results(const std::vector<Results>& shards, const std::vector<std:
   out.timings.clear();
   out.peak_host_bytes = 0;
   out.peak_device_bytes = 0;
+  out.planned_peak_device_bytes = 0;
   for (auto& c : out.cells) {
     c.images = 0;
     for (auto& t : c.thresholds) t.confusion = ConfusionMatrix(t.confusion.num_classes);
@@ -70,6 +71,7 @@ Results merge_results(const std::vector<Results>& shards, const std::vector<std:
     }
     out.peak_host_bytes = std::max(out.peak_host_bytes, s.peak_host_bytes);
     out.peak_device_bytes = std::max(out.peak_device_bytes, s.peak_device_bytes);
+    out.planned_peak_device_bytes = std::max(out.planned_peak_device_bytes, s.planned_peak_device_bytes);
     for (const auto& e : s.examples) out.examples.push_back(e);
   }
   std::stable_sort(out.examples.begin(), out.examples.end(), [](const Example& a, const Example& b) {

@@ -33,6 +33,7 @@ nlohmann::json profile_json(const Results& r) {
   j["device"] = r.device;
   j["peak_host_bytes"] = r.peak_host_bytes;
   j["peak_device_bytes"] = r.peak_device_bytes;
+  j["planned_peak_device_bytes"] = r.planned_peak_device_bytes;
   nlohmann::json per = nlohmann::json::object();
   for (const auto& [k, t] : r.timings) {
     nlohmann::json e;
@@ -55,6 +56,8 @@ std::string profile_markdown(const Results& r) {
   std::string s = fmt::format("# Profile of run `{}`\n\nDevice: {}. Peak host memory: {:.1f} MiB", r.name,
                               r.device.empty() ? "unknown" : r.device, r.peak_host_bytes / 1048576.0);
   if (r.peak_device_bytes > 0) s += fmt::format(", peak device memory: {:.1f} MiB", r.peak_device_bytes / 1048576.0);
+  if (r.planned_peak_device_bytes > 0)
+    s += fmt::format(" (planned by `goca-bench memory`: {:.1f} MiB)", r.planned_peak_device_bytes / 1048576.0);
   s += ".\n\nStage times are summed over the worker threads, so they can exceed the wall time when the data\n"
        "pipeline overlaps with the model.\n\n";
   for (const auto& [k, t] : r.timings) {

@@ -113,6 +113,7 @@ json to_json(const Results& r) {
   run["shard"] = {{"index", r.shard_index}, {"count", r.shard_count}};
   run["peak_host_bytes"] = r.peak_host_bytes;
   run["peak_device_bytes"] = r.peak_device_bytes;
+  run["planned_peak_device_bytes"] = r.planned_peak_device_bytes;
   run["config_yaml"] = r.config_yaml;
   j["run"] = run;
   json ds = json::array();
@@ -191,6 +192,7 @@ Results results_from_json(const json& j, const std::string& src) {
   }
   r.peak_host_bytes = opt<int64_t>(run, "peak_host_bytes", 0);
   r.peak_device_bytes = opt<int64_t>(run, "peak_device_bytes", 0);
+  r.planned_peak_device_bytes = opt<int64_t>(run, "planned_peak_device_bytes", 0);
   r.config_yaml = opt<std::string>(run, "config_yaml", "");
   try {
     for (const auto& d : j.value("datasets", json::array())) {

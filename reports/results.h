@@ -88,6 +88,9 @@ struct Results {
   std::map<std::string, StageTimes> timings;  // per "dataset|backbone"
   int64_t peak_host_bytes = 0;
   int64_t peak_device_bytes = 0;
+  // `goca-bench memory`'s plan of the largest capture pass (checkpoint backbones on CUDA; 0 otherwise), to read
+  // beside peak_device_bytes.
+  int64_t planned_peak_device_bytes = 0;
   std::vector<Example> examples;
 
   const Cell* find(const std::string& dataset, const std::string& backbone, const std::string& variant) const;

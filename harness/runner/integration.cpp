@@ -4,6 +4,7 @@
 #include "harness/core/errors.h"
 #include "harness/core/torch_compat.h"
 #include "harness/backbones/factory.h"
+#include "harness/backbones/memory_plan.h"
 #include "harness/runner/synthetic_backbone.h"
 #include "harness/text/clip_tokenizer.h"
 #include "harness/text/pyset.h"
@@ -143,6 +144,22 @@ std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& e, const std::s
   gb::bb::BackboneOptions bo = checkpoint_options(e);
   bo.device = device;
   return gb::bb::open_backbone(e.weights, bo, e.kind);
+}
+
+int64_t planned_peak_bytes(const BackboneEntry& e, const std::string& kind, const gb::CaptureSpec& spec,
+                           int64_t batch) {
+  if (kind == "synthetic") return 0;
+  const gb::bb::BackboneOptions bo = checkpoint_options(e);
+  gb::bb::MemoryPlanOptions mo;
+  mo.kind = kind;
+  if (!e.weights.empty()) mo.folder = e.weights;
+  mo.dtype = bo.dtype;
+  mo.store_dtype = bo.store_dtype;
+  mo.image_size = bo.image_size;
+  mo.text_encoder = bo.text_encoder;
+  mo.t5_int8 = bo.t5_int8;
+  mo.spec = spec;
+  return gb::bb::plan_memory(mo, batch).peak();
 }
 
 bool wants_prompt_preencoding(const BackboneEntry& e) {

@@ -34,6 +34,10 @@ PreparedPrompt build_prompt(const gb::text::PromptBuilder& builder, const gb::da
 // `options:` of a checkpoint backbone: image_size, timestep, variant, store_dtype (fp32|fp16|bf16),
 // text_encoder (keep|offload|free), t5_int8 (bool); an unknown key is a UserError.
 std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& entry, const std::string& device, uint64_t seed);
+// `goca-bench memory`'s planned peak device bytes of one capture pass of a checkpoint backbone entry (its
+// options, dtype and folder configs) for `spec` at `batch`; 0 for the synthetic backbone.
+int64_t planned_peak_bytes(const BackboneEntry& entry, const std::string& kind, const gb::CaptureSpec& spec,
+                           int64_t batch);
 // Whether the run should hand every prompt to Backbone::prepare_prompts before capturing (text_encoder: free).
 bool wants_prompt_preencoding(const BackboneEntry& entry);
 // Options that change where tensors live, never a result: left out of the config hash.

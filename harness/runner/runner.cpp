@@ -294,6 +294,18 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
       first = false;
       variants.push_back(std::move(vr));
     }
+    if (device != "cpu") {  // what `goca-bench memory` expects, to read beside the measured peak_device_bytes
+      try {
+        const int64_t planned = planned_peak_bytes(b, backbone->kind(), spec, ex.batch_size);
+        if (planned > 0) {
+          log::info("{}: planned peak device memory {:.2f} GB at batch {} (goca-bench memory)", b.name, planned / 1e9,
+                    ex.batch_size);
+          res.planned_peak_device_bytes = std::max(res.planned_peak_device_bytes, planned);
+        }
+      } catch (const std::exception& e) {
+        log::warn("{}: no memory plan ({})", b.name, e.what());
+      }
+    }
     if (wants_prompt_preencoding(b)) {
       // text_encoder: free — every prompt of this shard goes through the text encoders first; they are then
       // freed and the captures read the conditioning from host memory.

@@ -59,6 +59,8 @@ Results sample_results() {
   }
   r.timings["toy|synthetic"] = {{{"decode", 0.5}, {"denoiser", 2.0}}, 3.0, 10};
   r.peak_host_bytes = 1 << 20;
+  r.peak_device_bytes = 3 << 20;
+  r.planned_peak_device_bytes = 4 << 20;
   r.recompute_metrics();
   return r;
 }
@@ -101,6 +103,10 @@ TEST(Results, JsonRoundTripKeepsEverything) {
   EXPECT_EQ(back.cells[0].head_weight_sum, r.cells[0].head_weight_sum);
   EXPECT_EQ(back.timings.at("toy|synthetic").seconds, r.timings.at("toy|synthetic").seconds);
   EXPECT_EQ(to_json(back).dump(), to_json(r).dump());
+  EXPECT_EQ(back.planned_peak_device_bytes, 4 << 20);
+  const std::string md = profile_markdown(r);
+  EXPECT_NE(md.find("peak device memory: 3.0 MiB (planned by `goca-bench memory`: 4.0 MiB)"), std::string::npos) << md;
+  EXPECT_EQ(profile_json(r)["planned_peak_device_bytes"], 4 << 20);
 }
 
 TEST(Results, MalformedFilesAreUserErrors) {

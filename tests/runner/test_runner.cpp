@@ -4,6 +4,8 @@
 #include "harness/core/errors.h"
 #include "harness/runner/experiment.h"
 #include "harness/runner/integration.h"
+#include "harness/backbones/memory_plan.h"
+#include "../backbones/tiny_dit.h"
 #include "harness/runner/runner.h"
 #include "harness/runner/synthetic_scene.h"
 #include "harness/text/clip_tokenizer.h"
@@ -188,6 +190,38 @@ TEST(Runner, CheckpointBackboneOptionsAreCheckedStrictly) {
   EXPECT_FALSE(option_affects_results("text_encoder"));
   EXPECT_TRUE(option_affects_results("t5_int8"));
   EXPECT_TRUE(option_affects_results("image_size"));
+}
+
+TEST(Runner, PlannedPeakIsTheMemoryPlanOfTheEntry) {
+  const fs::path dir = kWork / "tiny-flux-plan";
+  fs::remove_all(dir);
+  gb::bb::tiny::write_tiny_flux(dir);
+  BackboneEntry e;
+  e.name = "flux";
+  e.kind = "flux";
+  e.weights = dir.string();
+  e.dtype = "bf16";
+  e.options = YAML::Load("{image_size: 16, text_encoder: free, store_dtype: fp32}");
+  gb::CaptureSpec spec;
+  spec.add("vit-block0-cross-map");
+  spec.add("vit-block3-self-map");
+  spec.self_map_head_mean = spec.cross_map_head_mean = true;
+  gb::bb::MemoryPlanOptions mo;
+  mo.kind = "flux";
+  mo.folder = dir.string();
+  mo.dtype = at::kBFloat16;
+  mo.store_dtype = at::kFloat;
+  mo.image_size = 16;
+  mo.text_encoder = gb::bb::TextEncoderResidency::free;
+  mo.spec = spec;
+  const int64_t want = gb::bb::plan_memory(mo, 3).peak();
+  EXPECT_GT(want, 0);
+  EXPECT_EQ(planned_peak_bytes(e, "flux", spec, 3), want);
+  mo.text_encoder = gb::bb::TextEncoderResidency::keep;
+  EXPECT_NE(planned_peak_bytes(e, "flux", spec, 3), gb::bb::plan_memory(mo, 3).peak());  // options are honoured
+  e.kind = "synthetic";
+  EXPECT_EQ(planned_peak_bytes(e, "synthetic", spec, 3), 0);
+  fs::remove_all(dir);
 }
 
 TEST(Runner, KilledAndResumedEqualsUninterrupted) {
