@@ -1,7 +1,7 @@
 // Flux backbone on a tiny random checkpoint folder: detection, list-layers, capture names/shapes, the packed
 // inputs it records (replay reproduces the captures), seeded determinism and batch-vs-single equality.
+#include "dit_fixtures.h"
 #include "dit_test_util.h"
-#include "tiny_dit.h"
 
 #include "harness/backbones/factory.h"
 #include "harness/backbones/flux_backbone.h"
@@ -12,23 +12,7 @@ using namespace gb::bb;
 namespace fs = std::filesystem;
 
 namespace {
-struct FluxFixture : ::testing::Test {
-  fs::path root = fs::temp_directory_path() / "gb_tiny_flux_test";
-  std::shared_ptr<tiny::WordTokenizer> t5 = std::make_shared<tiny::WordTokenizer>("t5", 6, false, 40);
-  std::shared_ptr<tiny::WordTokenizer> clip = std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990);
-  void SetUp() override {
-    fs::remove_all(root);
-    tiny::write_tiny_flux(root);
-  }
-  void TearDown() override { fs::remove_all(root); }
-  std::unique_ptr<gb::Backbone> open() {
-    BackboneOptions o;
-    o.image_size = 16;
-    o.tokenizer = t5;
-    auto bb = open_backbone(root.string(), o);
-    dynamic_cast<FluxBackbone&>(*bb).set_clip_tokenizer(clip);
-    return bb;
-  }
+struct FluxFixture : tiny::FluxFolderTest {
   gb::BackboneBatch batch(int n) {
     gb::BackboneBatch b;
     const char* prompts[] = {"a cat and a dog", "sky", "tree road"};

@@ -1,8 +1,8 @@
 // PixArt-Sigma backbone on a tiny random checkpoint folder: detection, loading, list-layers, capture names and
 // shapes, the denoiser inputs it records (and that replaying them reproduces the captures), seeded determinism and
 // batch-vs-single equality.
+#include "dit_fixtures.h"
 #include "dit_test_util.h"
-#include "tiny_dit.h"
 
 #include "harness/backbones/factory.h"
 #include "harness/backbones/pixart_backbone.h"
@@ -13,20 +13,7 @@ using namespace gb::bb;
 namespace fs = std::filesystem;
 
 namespace {
-struct PixArtFixture : ::testing::Test {
-  fs::path root = fs::temp_directory_path() / "gb_tiny_pixart_test";
-  std::shared_ptr<tiny::WordTokenizer> tok = std::make_shared<tiny::WordTokenizer>("t5", 7, false, 40);
-  void SetUp() override {
-    fs::remove_all(root);
-    tiny::write_tiny_pixart(root);
-  }
-  void TearDown() override { fs::remove_all(root); }
-  std::unique_ptr<gb::Backbone> open() {
-    BackboneOptions o;
-    o.image_size = 16;
-    o.tokenizer = tok;
-    return open_backbone(root.string(), o);
-  }
+struct PixArtFixture : tiny::PixArtFolderTest {
   gb::BackboneBatch batch(int n) {
     gb::BackboneBatch b;
     const char* prompts[] = {"A Cat, a dog", "sky road", "tree"};

@@ -1,8 +1,8 @@
 // text_encoder residency of the T5 backbones (BackboneOptions::text_encoder): keep, offload and free give the same
 // captures; free releases T5 (and Flux's CLIP) once the prompts are encoded, serves captures from the host-memory
 // cache, and refuses prompts it never encoded with a clear error. Also T5Encoder::to / weight_bytes.
+#include "dit_fixtures.h"
 #include "dit_test_util.h"
-#include "tiny_dit.h"
 
 #include "harness/backbones/factory.h"
 #include "harness/backbones/flux_backbone.h"
@@ -46,24 +46,8 @@ std::string user_error(F&& f) {
   return "";
 }
 
-struct FluxResidency : ::testing::Test {
-  fs::path root = fs::temp_directory_path() / "gb_tiny_flux_residency";
-  std::shared_ptr<tiny::WordTokenizer> t5 = std::make_shared<tiny::WordTokenizer>("t5", 6, false, 40);
-  std::shared_ptr<tiny::WordTokenizer> clip = std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990);
-  void SetUp() override {
-    fs::remove_all(root);
-    tiny::write_tiny_flux(root);
-  }
-  void TearDown() override { fs::remove_all(root); }
-  std::unique_ptr<FluxBackbone> open(TextEncoderResidency mode) {
-    BackboneOptions o;
-    o.image_size = 16;
-    o.tokenizer = t5;
-    o.text_encoder = mode;
-    auto bb = std::make_unique<FluxBackbone>(CheckpointFolder(root.string()), o);
-    bb->set_clip_tokenizer(clip);
-    return bb;
-  }
+struct FluxResidency : tiny::FluxFolderTest {
+  std::unique_ptr<FluxBackbone> open(TextEncoderResidency mode) { return open_flux(mode); }
   static gb::CaptureSpec spec() {
     gb::CaptureSpec s;
     s.add("vit-block0-cross-map");
@@ -74,21 +58,8 @@ struct FluxResidency : ::testing::Test {
   }
 };
 
-struct PixArtResidency : ::testing::Test {
-  fs::path root = fs::temp_directory_path() / "gb_tiny_pixart_residency";
-  std::shared_ptr<tiny::WordTokenizer> tok = std::make_shared<tiny::WordTokenizer>("t5", 7, false, 40);
-  void SetUp() override {
-    fs::remove_all(root);
-    tiny::write_tiny_pixart(root);
-  }
-  void TearDown() override { fs::remove_all(root); }
-  std::unique_ptr<PixArtSigmaBackbone> open(TextEncoderResidency mode) {
-    BackboneOptions o;
-    o.image_size = 16;
-    o.tokenizer = tok;
-    o.text_encoder = mode;
-    return std::make_unique<PixArtSigmaBackbone>(CheckpointFolder(root.string()), o);
-  }
+struct PixArtResidency : tiny::PixArtFolderTest {
+  std::unique_ptr<PixArtSigmaBackbone> open(TextEncoderResidency mode) { return open_pixart(mode); }
   static gb::CaptureSpec spec() {
     gb::CaptureSpec s;
     s.add("vit-block0-cross-map");
