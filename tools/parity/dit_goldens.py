@@ -39,6 +39,9 @@ from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.schedulers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler
 from safetensors.torch import save_file
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from t5_bucket import t5_bucket  # noqa: E402
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "backbones", "goldens", "dit")
 
 
@@ -331,19 +334,6 @@ def make_flux_vae():
 # ---------------------------------------------------------------------------------------------------------------
 # T5 v1.1 encoder (plain-torch reference of transformers' T5EncoderModel)
 # ---------------------------------------------------------------------------------------------------------------
-def t5_bucket(rel_pos, num_buckets, max_distance):
-    """transformers T5Attention._relative_position_bucket, bidirectional."""
-    num_buckets //= 2
-    buckets = (rel_pos > 0).to(torch.long) * num_buckets
-    n = torch.abs(rel_pos)
-    max_exact = num_buckets // 2
-    is_small = n < max_exact
-    large = max_exact + (torch.log(n.float() / max_exact) / math.log(max_distance / max_exact)
-                         * (num_buckets - max_exact)).to(torch.long)
-    large = torch.min(large, torch.full_like(large, num_buckets - 1))
-    return buckets + torch.where(is_small, n, large)
-
-
 class T5Ref:
     def __init__(self, cfg, sd):
         self.cfg, self.sd = cfg, sd

@@ -30,11 +30,15 @@ Writes tests/backbones/goldens/int8/ :
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from t5_bucket import t5_bucket  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "backbones", "goldens", "int8")
 THRESHOLD = 6.0
@@ -154,18 +158,6 @@ def gemm_case():
 # -------------------------------------------------------------------------------------------------------------
 # tiny T5 v1.1 (transformers modeling_t5.py semantics; see dit_goldens.py T5Ref) with a pluggable linear
 # -------------------------------------------------------------------------------------------------------------
-def t5_bucket(rel_pos, num_buckets, max_distance):
-    num_buckets //= 2
-    buckets = (rel_pos > 0).to(torch.long) * num_buckets
-    n = torch.abs(rel_pos)
-    max_exact = num_buckets // 2
-    is_small = n < max_exact
-    large = max_exact + (torch.log(n.float() / max_exact) / math.log(max_distance / max_exact)
-                         * (num_buckets - max_exact)).to(torch.long)
-    large = torch.min(large, torch.full_like(large, num_buckets - 1))
-    return buckets + torch.where(is_small, n, large)
-
-
 def t5_forward(cfg, sd, ids, int8):
     """One sequence [1, L] (the paper's batch), no mask (Flux); sd already in the load dtypes."""
     B, L = ids.shape
