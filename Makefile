@@ -1,24 +1,30 @@
 # goca-bench — the two commands a newcomer needs:
 #   make test        install deps if missing, configure, build, run every test suite
 #   make quickstart  the same, then the embedded quickstart experiment (synthetic data, no downloads)
-# GPU build: make test CMAKE_ARGS="-DCMAKE_PREFIX_PATH=$$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')"
+# LibTorch is PyTorch 2.11.0's, pip-installed into .venv/ (scripts/setup-venv.sh); with nvcc on the machine the
+# build compiles CUDA in (it runs on CPU-only machines too).
 BUILD ?= build
+VENV ?= .venv
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps configure build test bench quickstart clean
+.PHONY: all deps venv configure build test bench quickstart clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
 
+venv: deps
+	@bash scripts/setup-venv.sh $(VENV)
+
 $(BUILD)/CMakeCache.txt:
-	@$(MAKE) --no-print-directory deps
-	cmake -S . -B $(BUILD) -G "$(GENERATOR)" $(CMAKE_ARGS)
+	@$(MAKE) --no-print-directory venv
+	cmake -S . -B $(BUILD) -G "$(GENERATOR)" -DGB_PYTHON=$(abspath $(VENV))/bin/python $(CMAKE_ARGS)
 
 configure: $(BUILD)/CMakeCache.txt
+	@bash scripts/setup-venv.sh $(VENV) >/dev/null
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)

@@ -6,17 +6,27 @@
 #
 # Sources are globbed (CONFIGURE_DEPENDS), so adding a file needs no CMake edit.
 
-set(GB_COMMON_LINKS ${TORCH_LIBRARIES} fmt::fmt Threads::Threads)
+set(GB_COMMON_LINKS ${TORCH_LIBRARIES} Threads::Threads)
+# fmt is LibTorch's bundled copy, used header-only (cmake/dependencies.cmake).
+set(GB_COMMON_DEFINES FMT_HEADER_ONLY=1)
 
 # One precompiled header (ATen + STL + fmt, see harness/core/pch.h), built once and reused by every target.
 add_library(gb_pch STATIC ${CMAKE_SOURCE_DIR}/cmake/pch.cpp)
 target_compile_options(gb_pch PRIVATE ${GB_TORCH_CXX_FLAGS})
+target_compile_definitions(gb_pch PRIVATE ${GB_COMMON_DEFINES})
 target_include_directories(gb_pch PRIVATE ${CMAKE_SOURCE_DIR} ${TORCH_INCLUDE_DIRS})
 target_link_libraries(gb_pch PRIVATE ${GB_COMMON_LINKS})
 target_precompile_headers(gb_pch PRIVATE ${CMAKE_SOURCE_DIR}/harness/core/pch.h)
 
 function(_gb_common target)
+  # PyTorch's wheels export copies of newer libstdc++ symbols (std::filesystem among them) from libtorch.so, which
+  # does not itself depend on libstdc++.so.6; an executable that reaches libtorch before libstdc++ binds its own
+  # std::filesystem calls to those copies, and they crash here (remove_all jumps to a null pointer). Naming
+  # libstdc++ first puts it ahead of LibTorch in the lookup order, so every std:: symbol resolves to the
+  # toolchain's own library.
+  target_link_options(${target} BEFORE PRIVATE "LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")
   target_compile_options(${target} PRIVATE ${GB_TORCH_CXX_FLAGS} -Wall -Wextra -Wno-unused-parameter)
+  target_compile_definitions(${target} PRIVATE ${GB_COMMON_DEFINES})
   target_include_directories(${target} PUBLIC ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/generated)
   target_include_directories(${target} SYSTEM PUBLIC ${TORCH_INCLUDE_DIRS})
   target_precompile_headers(${target} REUSE_FROM gb_pch)

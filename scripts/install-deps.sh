@@ -5,20 +5,15 @@ set -euo pipefail
 
 PKGS=(
   cmake ninja-build g++ make pkg-config ccache git
-  libtorch-dev                       # LibTorch 1.13 (CPU); the GPU build uses PyTorch's bundled LibTorch
+  python3 python3-venv               # the venv that holds PyTorch 2.11.0 (scripts/setup-venv.sh)
   libopencv-core-dev libopencv-imgproc-dev
-  libtbb-dev libyaml-cpp-dev libfmt-dev
+  libtbb-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev
   libspng-dev libturbojpeg0-dev libjpeg62-turbo-dev
   libmatio-dev libsentencepiece-dev
 )
-# Python side, only for regenerating parity goldens (tools/parity): never needed to build or test.
-PY_PKGS=(python3-torch python3-torchvision python3-sentencepiece python3-numpy python3-scipy python3-pil python3-packaging python3-filelock
-         python3-regex python3-tqdm python3-importlib-metadata python3-requests python3-yaml)
-
 want=("${PKGS[@]}")
-[[ "${WITH_PYREF:-0}" == 1 ]] && want+=("${PY_PKGS[@]}")
 
 missing=()
 for p in "${want[@]}"; do

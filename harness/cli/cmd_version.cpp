@@ -19,10 +19,13 @@ void add(CLI::App& app) {
     j["git_commit"] = GB_GIT_COMMIT;
     j["build_type"] = GB_BUILD_TYPE;
     j["libtorch"] = gb::compat::torch_version();
+    j["cuda_compiled"] = gb::compat::cuda_compiled();
+    j["cuda_version"] = gb::compat::cuda_version();
     j["cuda_available"] = gb::compat::cuda_available();
     std::vector<std::string> devices;
     for (int i = 0; i < gb::compat::cuda_device_count(); ++i) devices.push_back(gb::compat::cuda_device_name(i));
-    j["cuda_devices"] = devices;
+    j["cuda_devices"] = static_cast<int64_t>(devices.size());
+    j["cuda_device_names"] = devices;
     if (*as_json) {
       std::cout << j.dump(2) << "\n";
       return;
@@ -31,7 +34,8 @@ void add(CLI::App& app) {
               << "git commit: " << GB_GIT_COMMIT << "\n"
               << "build: " << GB_BUILD_TYPE << "\n"
               << "LibTorch: " << gb::compat::torch_version() << "\n"
-              << "CUDA: " << (gb::compat::cuda_available() ? "available" : "not available") << "\n";
+              << "CUDA: " << (gb::compat::cuda_compiled() ? "compiled in (" + gb::compat::cuda_version() + ")" : "not compiled in")
+              << ", " << (gb::compat::cuda_available() ? "available" : "no device") << "\n";
     for (size_t i = 0; i < devices.size(); ++i) std::cout << "  cuda:" << i << " " << devices[i] << "\n";
   });
 }

@@ -4,6 +4,7 @@
 // Never include this file directly; the build injects it.
 #include <ATen/ATen.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <ATen/detail/CUDAHooksInterface.h>
+
 #if defined(GB_WITH_CUDA)
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -12,20 +14,8 @@ namespace gb::compat {
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const std::optional<at::Tensor>& mask, double scale) {
-#if GB_TORCH_AT_LEAST(2, 1)
   std::optional<at::Tensor> m = mask;
   return at::scaled_dot_product_attention(q, k, v, m, 0.0, false, scale);
-#else
-  auto scores = at::matmul(q, k.transpose(-2, -1)) * scale;
-  if (mask) {
-    if (mask->scalar_type() == at::kBool) {
-      scores = scores.masked_fill(mask->logical_not(), -std::numeric_limits<double>::infinity());
-    } else {
-      scores = scores + *mask;
-    }
-  }
-  return at::matmul(at::softmax(scores, -1), v);
-#endif
 }
 
 at::Tensor int8_matmul(const at::Tensor& a, const at::Tensor& b) {
@@ -33,12 +23,10 @@ at::Tensor int8_matmul(const at::Tensor& a, const at::Tensor& b) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(1), "int8_matmul: shapes [M, K] and [N, K] expected");
   const int64_t M = a.size(0), N = b.size(0), K = a.size(1);
   TORCH_CHECK(K <= (int64_t(1) << 31) / (128 * 128) - 1, "int8_matmul: K = ", K, " could overflow int32");
-#if GB_TORCH_AT_LEAST(2, 1)
   if (a.is_cuda() && M > 16 && K % 8 == 0 && N % 8 == 0) return at::_int_mm(a.contiguous(), b.contiguous().t());
-#endif
   constexpr int64_t kChunk = 1024;  // 128 * 128 * 1024 = 2^24: every partial sum is exact in fp32
-  // On the CPU the fp32 GEMM goes through oneDNN where the build has it: Debian's LibTorch 1.13 links the generic
-  // reference BLAS (~20x slower). oneDNN sums in fp32 too (operands that need 8 bits stay exact even under a
+  // On the CPU the fp32 GEMM goes through oneDNN where the build has it (measured faster than at::matmul for
+  // these shapes in docs/performance.md). oneDNN sums in fp32 too (operands that need 8 bits stay exact even under a
   // reduced-precision fp32 math mode), so the result is the same integer.
   const bool onednn = a.is_cpu() && at::hasMKLDNN();
   at::Tensor acc = at::zeros({M, N}, a.options().dtype(at::kInt));
@@ -50,6 +38,24 @@ at::Tensor int8_matmul(const at::Tensor& a, const at::Tensor& b) {
     acc.add_(part.to(at::kInt));
   }
   return acc;
+}
+
+bool cuda_compiled() {
+#if defined(GB_WITH_CUDA)
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string cuda_version() {
+#if defined(GB_WITH_CUDA)
+  const long v = at::detail::getCUDAHooks().versionCUDART();  // e.g. 13000
+  if (v <= 0) return "";
+  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+#else
+  return "";
+#endif
 }
 
 bool cuda_available() {

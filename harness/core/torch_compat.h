@@ -1,31 +1,31 @@
 #pragma once
-// Every difference between Debian's LibTorch 1.13 (CPU build) and PyTorch 2.x's bundled LibTorch
-// (GPU build) is handled here and nowhere else.
+// What LibTorch (PyTorch 2.11's, CUDA compiled in or not) needs a word of its own for: the build's CUDA support,
+// fused attention, the int8 GEMM. Code elsewhere calls these instead of testing GB_WITH_CUDA itself.
 #include <ATen/ATen.h>
 #include <torch/version.h>
 
 #include <optional>
 #include <string>
 
-#define GB_TORCH_AT_LEAST(major, minor) \
-  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
-
 namespace gb::compat {
 
 inline std::string torch_version() { return TORCH_VERSION; }
 
-// softmax(q k^T * scale [+ mask]) v for [B, H, L, d] tensors. Uses the fused kernel where LibTorch has it
-// (2.x), the math path otherwise. `mask` is additive (or boolean: true = keep) and broadcastable to [B,H,Lq,Lk].
+// softmax(q k^T * scale [+ mask]) v for [B, H, L, d] tensors through at::scaled_dot_product_attention (LibTorch
+// picks the fused kernel the device and dtype allow, the math path otherwise). `mask` is additive (or boolean: true = keep) and broadcastable to [B,H,Lq,Lk].
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const std::optional<at::Tensor>& mask, double scale);
 
 // a [M, K] int8 · b [N, K]ᵀ int8 → int32 [M, N], exact (int32 accumulation, as cuBLASLt's int8 GEMM that
-// bitsandbytes calls). CUDA on LibTorch >= 2.1: at::_int_mm where its shape rules allow (M > 16, K and N
-// multiples of 8). Elsewhere (LibTorch 1.13 has no int8 GEMM): fp32 GEMMs (oneDNN on the CPU when built in) over
+// bitsandbytes calls). CUDA: at::_int_mm where its shape rules allow (M > 16, K and N
+// multiples of 8). Elsewhere (the CPU has no exact int8 GEMM in LibTorch): fp32 GEMMs (oneDNN on the CPU when built in) over
 // K-chunks of 1024, exact because every partial sum of int8·int8 products over 1024 terms is an integer of
 // magnitude <= 2^24; the chunks are summed in int32. Throws (c10::Error) when 128²·K could overflow int32.
 at::Tensor int8_matmul(const at::Tensor& a, const at::Tensor& b);
 
+// Whether this build has CUDA compiled in, and the CUDA runtime version LibTorch was built with ("13.0"; "" if none).
+bool cuda_compiled();
+std::string cuda_version();
 // Whether a CUDA device can be used by this build, and how many.
 bool cuda_available();
 int cuda_device_count();

@@ -10,8 +10,7 @@
 #   GB_DEPS_PREFIX   where they are unpacked with dpkg -x  (default: <repo>/.deps-prefix; reused if unchanged)
 #   BUILD            build folder                          (default: <repo>/build-cuda)
 #   GB_PYTHON        the Python whose torch provides LibTorch (default: python3)
-#   GB_TORCH_PREFIX  CMake prefix of LibTorch, instead of asking GB_PYTHON (e.g. Debian's, to test this script
-#                    on a CPU machine: /usr/lib/x86_64-linux-gnu/cmake/Torch/../../../..)
+#   GB_TORCH_PREFIX  CMake prefix of LibTorch, instead of asking GB_PYTHON
 #   GB_TARGETS       targets to build (default: all); tests run are those whose executables were built
 #   GB_JOBS          parallel jobs (default: nproc)
 #   GB_CMAKE_ARGS    extra CMake arguments
@@ -71,6 +70,7 @@ command -v ninja >/dev/null && GEN=(-G Ninja)
 # shellcheck disable=SC2086
 cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" \
   -DCMAKE_BUILD_TYPE=Release \
+  -DGB_PYTHON="$(command -v "$PYTHON")" \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$PREFIX/usr" \
   -DCMAKE_LIBRARY_PATH="$PREFIX/usr/lib/$ARCH" \
   -DCMAKE_INCLUDE_PATH="$PREFIX/usr/include" \
@@ -81,7 +81,7 @@ cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" \
 
 # 4. Where each dependency was found (and, when asked, proof that it was the carried one).
 cache="$BUILD/CMakeCache.txt"
-found=$(grep -E '^(yaml-cpp_DIR|fmt_DIR|nlohmann_json_DIR|CLI11_DIR|TBB_DIR|GTest_DIR|benchmark_DIR|GB_OPENCV_INCLUDE|GB_OPENCV_CORE|GB_OPENCV_IMGPROC|Torch_DIR)[:=]' "$cache" | sed 's/:[A-Z]*=/=/')
+found=$(grep -E '^(yaml-cpp_DIR|nlohmann_json_DIR|CLI11_DIR|TBB_DIR|GTest_DIR|benchmark_DIR|GB_OPENCV_INCLUDE|GB_OPENCV_CORE|GB_OPENCV_IMGPROC|Torch_DIR)[:=]' "$cache" | sed 's/:[A-Z]*=/=/')
 found+=$'\n'"spng=$("$PKG_CONFIG" --variable=includedir spng)"
 found+=$'\n'"turbojpeg=$("$PKG_CONFIG" --libs-only-L libturbojpeg)"
 found+=$'\n'"sentencepiece=$("$PKG_CONFIG" --libs-only-L sentencepiece)"

@@ -19,7 +19,7 @@ DEBS=${GB_DEBS:-$ROOT/.debs}
 # What the build links or includes (see cmake/dependencies.cmake). GoogleTest/Benchmark are static or
 # header-only for us but come along so the test suites build there too.
 DEV_PKGS=(
-  libyaml-cpp-dev libfmt-dev libspng-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev
+  libyaml-cpp-dev libspng-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev
   libsentencepiece-dev libopencv-core-dev libopencv-imgproc-dev libgtest-dev googletest
   libgmock-dev libbenchmark-dev zlib1g-dev
   pkgconf-bin libpkgconf3 pkgconf   # pkg-config, in case the GPU image has none

@@ -191,7 +191,11 @@ TEST(GocaGoldens, NoBackgroundObjectsReference16AndPropagationOrders) {
     c.self_layers = {kSelf16, kSelf8, kSelf4};
     c.propagation_order = order;
     auto out = Segmentor(c).run(g.inputs, groups_b());
-    EXPECT_TRUE(close(out.scores, g.out("B/order" + std::to_string(order) + "/scores"))) << order;
+    // Propagation multiplies by the affinity `order` times in fp32; the paper chains the products in another
+    // association than goca/ does, so the rounding difference grows with the order (order 5: ~2e-5 here with
+    // PyTorch 2.11's MKL GEMMs on both sides).
+    EXPECT_TRUE(close(out.scores, g.out("B/order" + std::to_string(order) + "/scores"), order >= 5 ? 5e-5 : 1e-5))
+        << order;
     EXPECT_EQ(out.scores[2].abs().max().item<float>(), 0.0f) << "the null support map is re-appended unchanged";
   }
   auto c = config("average", "vanilla", "per-token renorm+", kRef16, 16);
