@@ -74,7 +74,10 @@ function(gb_add_test name)
   # A private TMPDIR per suite and build tree: suites that use fixed temp-folder names never collide with
   # the same suite running from another checkout or build.
   file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/tmp/${name})
-  set_tests_properties(${name} PROPERTIES ENVIRONMENT "TMPDIR=${CMAKE_BINARY_DIR}/tmp/${name}")
+  # OMP_WAIT_POLICY=PASSIVE: suites run side by side (ctest -j) and the runner's TBB threads each open OpenMP
+  # teams, so more threads than cores; LibTorch's libgomp then spins in its barriers by default and a loaded
+  # 2-core machine crawls (seen: a runner suite that takes 30 s idle did not finish in 10 minutes at load 20).
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "TMPDIR=${CMAKE_BINARY_DIR}/tmp/${name};OMP_WAIT_POLICY=PASSIVE")
 endfunction()
 
 function(gb_add_benchmark name)
