@@ -30,13 +30,8 @@ int64_t side_of(int64_t pixels, const char* what) {
 }  // namespace
 
 at::Tensor matmul_nt(const at::Tensor& x, const at::Tensor& w) {
-  // oneDNN's fp32 GEMM where the CPU build has it: Debian's LibTorch calls the reference (netlib) BLAS for
-  // at::mm, ~30x slower on this machine. CUDA and small products go through at::mm.
-  const bool big = x.size(0) * x.size(1) * w.size(0) >= (int64_t(1) << 20);
-  if (big && x.device().is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
-      at::hasMKLDNN()) {
-    return at::mkldnn_linear(x.contiguous().to_mkldnn(), w.contiguous(), c10::nullopt).to_dense();
-  }
+  // at::mm: PyTorch's own MKL GEMM is as fast as oneDNN's linear for these shapes (docs/performance.md); the oneDNN
+  // route existed only for Debian's LibTorch, whose at::mm called the reference BLAS.
   return at::mm(x, w.t());
 }
 

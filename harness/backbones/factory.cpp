@@ -73,7 +73,8 @@ at::Device BackboneOptions::torch_device() const {
   } catch (const std::exception&) {
     fail("malformed device '{}' (cpu, cuda, cuda:N)", device);
   }
-  if (d.is_cuda() && !compat::cuda_available()) fail("device '{}' requested but CUDA is not available in this build", device);
+  if (d.is_cuda() && !compat::cuda_compiled()) fail("device '{}' requested but this build has no CUDA", device);
+  if (d.is_cuda() && !compat::cuda_available()) fail("device '{}' requested but no CUDA device is visible", device);
   if (!d.is_cuda() && !d.is_cpu()) fail("device '{}' is not supported (cpu, cuda)", device);
   return d;
 }

@@ -25,16 +25,13 @@ at::Tensor int8_matmul(const at::Tensor& a, const at::Tensor& b) {
   TORCH_CHECK(K <= (int64_t(1) << 31) / (128 * 128) - 1, "int8_matmul: K = ", K, " could overflow int32");
   if (a.is_cuda() && M > 16 && K % 8 == 0 && N % 8 == 0) return at::_int_mm(a.contiguous(), b.contiguous().t());
   constexpr int64_t kChunk = 1024;  // 128 * 128 * 1024 = 2^24: every partial sum is exact in fp32
-  // On the CPU the fp32 GEMM goes through oneDNN where the build has it (measured faster than at::matmul for
-  // these shapes in docs/performance.md). oneDNN sums in fp32 too (operands that need 8 bits stay exact even under a
-  // reduced-precision fp32 math mode), so the result is the same integer.
-  const bool onednn = a.is_cpu() && at::hasMKLDNN();
+  // fp32 GEMMs (MKL on the CPU, cuBLAS on CUDA without _int_mm's shapes) sum integers below 2^24 exactly in any
+  // order, so each chunk's product is the exact integer.
   at::Tensor acc = at::zeros({M, N}, a.options().dtype(at::kInt));
   for (int64_t k0 = 0; k0 < K; k0 += kChunk) {
     const int64_t k1 = std::min(K, k0 + kChunk);
     at::Tensor af = a.slice(1, k0, k1).to(at::kFloat), bf = b.slice(1, k0, k1).to(at::kFloat);
-    at::Tensor part = onednn ? at::mkldnn_linear(af.contiguous().to_mkldnn(), bf.contiguous().to_mkldnn(), {}).to_dense()
-                             : at::matmul(af, bf.t());
+    at::Tensor part = at::mm(af, bf.t());
     acc.add_(part.to(at::kInt));
   }
   return acc;

@@ -2,6 +2,7 @@
 // real Segmentor and evaluator): config expansion, shard + merge = single run, kill + resume = uninterrupted
 // run, batch-size independence, and the committed regression results.
 #include "harness/core/errors.h"
+#include <ATen/Parallel.h>
 #include "harness/runner/experiment.h"
 #include "harness/runner/integration.h"
 #include "harness/backbones/memory_plan.h"
@@ -232,6 +233,9 @@ TEST(Runner, KilledAndResumedEqualsUninterrupted) {
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
+    // GNU OpenMP is not fork-safe: the parent's thread pool does not exist in the child, whose first parallel
+    // region would wait for it forever. One intra-op thread keeps the child off the pool.
+    at::set_num_threads(1);
     RunOptions o = quiet();
     o.stop_after = 3;
     o.run_dir = (kWork / "runs/resume-killed").string();
