@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps venv configure build test bench quickstart clean
+.PHONY: all deps venv configure build test bench quickstart parity-full clean
 
 all: build
 
@@ -41,6 +41,13 @@ quickstart: test
 
 bench: build
 	$(BUILD)/tests/goca-bench-benchmarks $(BENCH_ARGS)
+
+# Full-size parity with diffusers 0.32.2 / transformers 4.47.1 (not in CI; CPU-heavy, ~10 GB of memory, tens of
+# minutes on 2 cores): SD1.5 at 512² and PixArt-Sigma at 1024² with random weights at the published sizes,
+# every captured tensor compared in fp32 (docs/parity.md). PARITY_ARGS, e.g. --only sd15, --keep --workdir DIR.
+PARITY_PYTHON ?= $(VENV)/bin/python
+parity-full: build
+	nice -n 10 $(PARITY_PYTHON) tools/parity/parity_full.py --goca-bench $(BUILD)/bin/goca-bench $(PARITY_ARGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -166,6 +166,14 @@ at::Tensor clamp_fp16(const at::Tensor& x) {
   if (at::isinf(x).any().item<bool>()) mx -= 1000.0;
   return x.clamp(-mx, mx);
 }
+
+// T5's "gelu_new" as transformers' NewGELUActivation computes it: op by op in the input dtype,
+// 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))). In 16-bit every step rounds, so it differs from the
+// fused at::gelu(x, "tanh") (one rounding) by up to a few bf16 ulps; in fp32 by ~1e-7.
+at::Tensor gelu_new(const at::Tensor& x) {
+  const double c = std::sqrt(2.0 / 3.141592653589793);
+  return (x * 0.5) * (at::tanh((x + at::pow(x, 3.0) * 0.044715) * c) + 1.0);
+}
 }  // namespace
 
 at::Tensor T5Encoder::operator()(const at::Tensor& ids, const at::Tensor& mask) const {
@@ -209,7 +217,7 @@ at::Tensor T5Encoder::encode(const at::Tensor& ids, const at::Tensor& mask) cons
     at::Tensor a = at::matmul(w, v).transpose(1, 2).reshape({B, L, H * dk});
     x = clamp_fp16(x + b.o(a));
     h = norm(x, b.ln1);
-    at::Tensor g = at::gelu(b.wi_0(h), "tanh") * b.wi_1(h);
+    at::Tensor g = gelu_new(b.wi_0(h)) * b.wi_1(h);
     x = clamp_fp16(x + at::linear(g.to(b.wo.scalar_type()), b.wo));
   }
   return norm(x, final_ln_).to(dtype_);

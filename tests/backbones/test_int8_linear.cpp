@@ -118,7 +118,7 @@ TEST(T5Int8, MatchesTheReferenceT5LoadedIn8Bit) {
   auto got = (*enc)(g.at("ids"));  // both sequences in one call: encoded one at a time inside
   EXPECT_EQ(got.scalar_type(), at::kBFloat16);
   const double e = dit_test::rel_err(got, g.at("int8_bf16"));
-  EXPECT_LE(e, 1e-6) << "int8 T5 vs reference";  // bit-identical here (Debian torch 1.13 both sides)
+  EXPECT_LE(e, 1e-6) << "int8 T5 vs reference";  // bit-identical here (PyTorch 2.11 both sides)
   // The int8 model is measurably different from the bf16 one (so the comparison above can fail) ...
   EXPECT_GT(dit_test::rel_err(g.at("int8_bf16"), g.at("dense_bf16")), 20 * std::max(e, 1e-4));
   // ... and the bf16 (not int8) encoder still matches its own reference.

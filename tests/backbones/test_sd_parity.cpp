@@ -1,6 +1,9 @@
 // Numerical parity with diffusers v0.32.2 on the same tiny random weights (goldens: tools/parity/sd_goldens.py).
 // fp32 on CPU; max relative error (max |a - b| / max |b|) <= 1e-4.
 #include "harness/backbones/factory.h"
+#include "harness/backbones/flux_transformer.h"
+#include "harness/backbones/pixart_transformer.h"
+#include "harness/backbones/t5_encoder.h"
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/backbones/json_config.h"
@@ -150,8 +153,9 @@ TEST_P(SdParity, MatchesDiffusers) {
 
 INSTANTIATE_TEST_SUITE_P(Tiny, SdParity, ::testing::Values("sd15", "sdxl"));
 
-// The full-size SD1.5 / SDXL UNets and the VAE encoder request exactly the keys and shapes diffusers builds
-// (hash of the sorted "key [shape]" lines, count and parameter total), on the meta device (no memory).
+// The full-size SD1.5 / SDXL UNets, the VAE encoder, the PixArt-Sigma and FLUX.1-dev transformers and the T5 v1.1 XXL
+// encoder request exactly the keys and shapes diffusers / transformers build at the published configs (hash of the
+// sorted "key [shape]" lines, count and parameter total), on the meta device (no memory).
 TEST(FullSizeGraphs, KeysShapesAndParamsMatchDiffusers) {
   auto want = read_json_file(kGolden + "full_size_keys.json");
   auto check = [&](const std::string& name, const WeightStore& ws) {
@@ -185,6 +189,21 @@ TEST(FullSizeGraphs, KeysShapesAndParamsMatchDiffusers) {
     auto ws = WeightStore::shape_only();
     VaeEncoder m(VaeConfig::sd15(), ws);
     check("vae_encoder", ws);
+  }
+  {
+    auto ws = WeightStore::shape_only();
+    PixArtTransformer m(ws, PixArtConfig::sigma_xl_2_1024());
+    check("pixart_transformer", ws);
+  }
+  {
+    auto ws = WeightStore::shape_only();
+    FluxTransformer m(ws, FluxConfig::dev());
+    check("flux_transformer", ws);
+  }
+  {
+    auto ws = WeightStore::shape_only();
+    T5Encoder m(ws, T5Config::v1_1_xxl());
+    check("t5_xxl_encoder", ws);
   }
   // CLIP parameter totals from the spec (backbones-cost.md §1): CLIP-L 123.06 M, bigG + projection 694.66 M.
   auto clip_params = [](const ClipTextConfig& c) {

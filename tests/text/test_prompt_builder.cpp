@@ -6,10 +6,10 @@
 #include "harness/text/clip_tokenizer.h"
 #include "harness/text/prompt_builder.h"
 #include "harness/text/pyset.h"
+#include "tests/text/gz_json.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <zlib.h>
 
 #include <fstream>
 #include <iostream>
@@ -18,6 +18,7 @@
 
 using namespace gb::text;
 namespace ds = gb::datasets;
+using gb::test::read_gz_json;
 
 namespace {
 
@@ -27,17 +28,6 @@ const std::string kCaptions = std::string(GB_SHARED_DIR) + "/data/goca-captions/
 const ClipTokenizer& clip() {
   static auto t = ClipTokenizer::from_merges(std::string(GB_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz");
   return *t;
-}
-
-nlohmann::json read_gz_json(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  EXPECT_TRUE(f != nullptr) << path;
-  std::string s;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof(buf))) > 0) s.append(buf, n);
-  gzclose(f);
-  return nlohmann::json::parse(s);
 }
 
 std::string join(const std::vector<int64_t>& v) {

@@ -1,13 +1,16 @@
-// CLIP BPE (known Hugging Face ids, goldens from tools/parity/clip_bpe.py) and T5 SentencePiece
-// (a tiny model trained here with the C++ trainer, and goldens from python3-sentencepiece).
+// CLIP BPE and T5 SentencePiece against transformers 4.47.1's CLIPTokenizer and T5TokenizerFast (goldens from
+// tools/parity/tokenizer_goldens.py and captioner_goldens.py), plus a tiny model trained here with the C++ trainer.
+#include "datasets/captions.h"
 #include "harness/core/errors.h"
 #include "harness/text/clip_tokenizer.h"
 #include "harness/text/t5_tokenizer.h"
 #include "harness/text/unicode.h"
+#include "tests/text/gz_json.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -81,7 +84,7 @@ TEST(ClipTokenizer, TruncationKeepsEndToken) {
   EXPECT_EQ(ids[76], 49407);
 }
 
-TEST(ClipTokenizer, MatchesPythonReferenceOnTrickyStrings) {
+TEST(ClipTokenizer, MatchesTransformersOnTrickyStrings) {
   auto bang = ClipTokenizer::from_merges(kMerges, "!");
   EXPECT_EQ(bang->pad_id(), 0);
   int n = 0;
@@ -199,7 +202,7 @@ TEST(T5Tokenizer, TrainedModelEosPaddingTruncationAndCaptionerView) {
   EXPECT_EQ(sp.back(), 1);
 }
 
-TEST(T5Tokenizer, MatchesPythonSentencePiece) {
+TEST(T5Tokenizer, MatchesTransformersAndSentencePiece) {
   auto t = T5Tokenizer::from_file(kGolden + "tiny_spiece.model", 512);
   int n = 0;
   for (const auto& c : read_json(kGolden + "t5_tiny.json")) {
@@ -215,4 +218,72 @@ TEST(T5Tokenizer, MatchesPythonSentencePiece) {
 TEST(T5Tokenizer, MissingOrBadModelIsAUserError) {
   EXPECT_THROW(T5Tokenizer::from_file("/nonexistent/spiece.model", 512), gb::UserError);
   EXPECT_THROW(T5Tokenizer::from_file(kMerges, 512), gb::UserError);
+}
+
+// ---- both tokenizers on every shipped caption ----------------------------------------------------------------
+
+namespace {
+std::string join_ids(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? " " : "") + std::to_string(v[i]);
+  return s;
+}
+
+// "<clip ids>|<t5 ids>", padding stripped, as tools/parity/captioner_goldens.py keys them.
+std::string tokenizer_key(const T5Tokenizer& t5, const std::string& text) {
+  return join_ids(body(clip().encode_padded_ids(text), clip().pad_id())) + "|" +
+         join_ids(body(t5.encode_padded_ids(text), t5.pad_id()));
+}
+
+std::string low32_fnv1a64(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return fmt::format("{:08x}", h & 0xffffffffULL);
+}
+}  // namespace
+
+TEST(Tokenizers, MatchTransformersOnEveryShippedCaptionAndBuiltPrompt) {
+  const auto g = gb::test::read_gz_json(kGolden + "tokenizers_captions.json.gz");
+  auto t5 = T5Tokenizer::from_file(kGolden + "tiny_spiece.model", g["t5"]["max_length"].get<int64_t>());
+  ASSERT_EQ(clip().pad_id(), g["clip"]["pad_id"].get<int64_t>());
+  ASSERT_EQ(t5->pad_id(), g["t5"]["pad_id"].get<int64_t>());
+  int64_t raw_total = 0, built_total = 0, files = 0;
+  for (const auto& f : g["files"]) {
+    const std::string name = f["captions"];
+    const auto captions = gb::datasets::CaptionFile::load(std::string(GB_SHARED_DIR) + "/data/goca-captions/" + name);
+    auto ids = captions.ids();
+    std::sort(ids.begin(), ids.end());  // Python's sorted() on the (ASCII) image ids
+    std::vector<std::string> want;
+    std::istringstream in(f["raw"].get<std::string>());
+    for (std::string h; in >> h;) want.push_back(h);
+    ASSERT_EQ(want.size(), ids.size()) << name;
+    int64_t bad = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const std::string key = tokenizer_key(*t5, captions.caption(ids[i]));
+      if (i < f["raw_examples"].size()) EXPECT_EQ(key, f["raw_examples"][i].get<std::string>()) << name << " " << ids[i];
+      if (low32_fnv1a64(key) != want[i] && ++bad <= 3) ADD_FAILURE() << name << " " << ids[i] << ": " << key;
+      ++raw_total;
+    }
+    EXPECT_EQ(bad, 0) << name;
+    if (f.contains("built")) {
+      bad = 0;
+      size_t i = 0;
+      for (const auto& b : f["built"]) {
+        const std::string key = tokenizer_key(*t5, b[1].get<std::string>());
+        if (i < f["built_examples"].size()) EXPECT_EQ(key, f["built_examples"][i].get<std::string>()) << name;
+        if (low32_fnv1a64(key) != b[2].get<std::string>() && ++bad <= 3)
+          ADD_FAILURE() << name << " built " << b[0].get<std::string>() << ": " << key;
+        ++built_total;
+        ++i;
+      }
+      EXPECT_EQ(bad, 0) << name << " built prompts";
+    }
+    ++files;
+  }
+  EXPECT_EQ(files, 6);
+  EXPECT_EQ(raw_total, 2000 + 500 + 5000 + 5000 + 964 + 1464);
+  EXPECT_EQ(built_total, 2000 + 500 + 5000 + 964 + 1464);
 }

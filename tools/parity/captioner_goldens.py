@@ -1,15 +1,23 @@
 #!/usr/bin/env python3
 """Goldens for the prompt builder: runs the paper's captioner.py (/work/ref/goca/src-main, executed verbatim,
-not copied) on every caption of the five caption files, with stubs for what it needs around the loop:
-the CLIP tokenizer is tools/parity/clip_bpe.py (a faithful Python reference of HF's CLIPTokenizer), the
-dataset yields synthetic ground-truth class lists (seeded, mostly classes the caption names plus random
-others, in shuffled order), and PIL/tqdm/diffusion_feature are no-ops.
+not copied) on every caption of the five caption files. Its tokenizer is the real one: transformers'
+CLIPTokenizer (hf_tokenizers.py, the SD1.5 pipeline's `df.pipe.tokenizer`); the stubs around the loop are
+only the dataset, which yields synthetic ground-truth class lists (seeded, mostly classes the caption names
+plus random others, in shuffled order), and PIL/tqdm/diffusion_feature, which are no-ops.
 
 Writes tests/text/golden/captioner_clip.json.gz: per dataset its flags, and per image [id, gt list, FNV-1a
 64 of the canonical output] (caption, token ids, objects in order, background objects, rescaling tokens),
 plus the full output of the first images.
 
-    /usr/bin/python3 tools/parity/captioner_goldens.py [--goca DIR] [--captions DIR] [--out FILE]
+Writes tests/text/golden/tokenizers_captions.json.gz: both tokenizers of transformers 4.47.1 on every shipped
+caption: per caption file (all six), per image in sorted image-id order, the CLIPTokenizer ids
+(padding="max_length" to 77, truncation; trailing <|endoftext|> stripped) and the T5TokenizerFast ids
+(tiny_spiece.model, padding="max_length" to 300, truncation; trailing <pad> stripped) of the caption exactly
+as it is in the file, and for the five files the captioner runs on, of the prompt it builds (the prompt text
+is stored). Each pair is stored as the low 32 bits of FNV-1a 64 of "<clip ids>|<t5 ids>" (ids joined by
+spaces), 8 hex digits; the first three of each list also in full.
+
+    /work/main/.venv/bin/python tools/parity/captioner_goldens.py --goca <Darkbblue/goca>/src-main [--captions DIR]
 """
 import argparse
 import gzip
@@ -21,8 +29,10 @@ import sys
 import tempfile
 import types
 
+import transformers
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clip_bpe import ClipBPE  # noqa: E402
+import hf_tokenizers as hft  # noqa: E402
 
 DATASETS = [
     # name, caption file, add_background_token, add_missing_class, dataset class in caption_dataset.py
@@ -81,19 +91,6 @@ def synthetic_gt(rng, caption, names):
     return gt
 
 
-class HFLikeTokenizer:
-    def __init__(self, bpe):
-        self.bpe = bpe
-        self.model_max_length = 77
-
-    def __call__(self, s, padding, max_length, truncation):
-        assert padding == "max_length" and truncation and max_length == 77
-        return {"input_ids": self.bpe(s)}
-
-    def get_vocab(self):
-        return dict(self.bpe.encoder)
-
-
 def run_captioner(goca, source, name, caption_file, add_bg, add_missing, names, samples, tokenizer):
     out_dir = tempfile.mkdtemp()
     out_file = os.path.join(out_dir, f"{name}.json")
@@ -150,20 +147,43 @@ def run_captioner(goca, source, name, caption_file, add_bg, add_missing, names, 
         return json.load(f)
 
 
+def write_gz_json(path, obj):
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=raw, mtime=0) as f:
+        f.write(data)
+
+
 def main():
+    golden = os.path.join(hft.REPO, "tests", "text", "golden")
     ap = argparse.ArgumentParser()
-    ap.add_argument("--goca", default="/work/ref/goca/src-main")
-    ap.add_argument("--captions", default="/work/shared/data/goca-captions")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../../tests/text/golden/captioner_clip.json.gz"))
+    ap.add_argument("--goca", required=True, help="src-main of a Darkbblue/goca checkout")
+    ap.add_argument("--captions", default=hft.CAPTIONS)
+    ap.add_argument("--out", default=os.path.join(golden, "captioner_clip.json.gz"))
+    ap.add_argument("--out-tokenizers", default=os.path.join(golden, "tokenizers_captions.json.gz"))
     ap.add_argument("--full-examples", type=int, default=8)
     args = ap.parse_args()
     with open(os.path.join(args.goca, "captioner.py")) as f:
         source = f.read()
     names_of = class_lists(args.goca)
-    bpe = ClipBPE()
-    tokenizer = HFLikeTokenizer(bpe)
-    result = {"source": "goca src-main/captioner.py run verbatim, CLIP tokenizer = tools/parity/clip_bpe.py",
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = hft.clip_tokenizer(os.path.join(tmp, "clip"))
+    t5 = hft.t5_tokenizer_fast()
+    pad_clip, pad_t5 = tokenizer.pad_token_id, t5.pad_token_id
+
+    def clip_ids(text):
+        return hft.clip_ids(tokenizer, text)
+
+    def both(text):
+        return (" ".join(map(str, hft.strip_pad(clip_ids(text), pad_clip))) + "|" +
+                " ".join(map(str, hft.strip_pad(hft.t5_ids(t5, text, 300), pad_t5))))
+
+    def h32(key):
+        return fnv1a64(key.encode("utf-8"))[8:]
+
+    result = {"source": "goca src-main/captioner.py run verbatim, CLIP tokenizer = transformers "
+                        "CLIPTokenizer (tools/parity/hf_tokenizers.py)",
               "python": sys.version.split()[0], "datasets": []}
+    built = {}
     for name, fname, add_bg, add_missing, _ in DATASETS:
         path = os.path.join(args.captions, fname)
         with open(path) as f:
@@ -176,7 +196,7 @@ def main():
         for img_path, gt in samples:
             img = img_path.split("/")[-1]
             o = out[img]
-            ids = bpe(o["caption"])
+            ids = clip_ids(o["caption"])
             objects = [(int(c), t) for c, t in o["existent_objects"].items()]
             text = canonical(o["caption"], ids, objects, o["background_objects"], o["rescaling_token_id"])
             images.append([img, gt, fnv1a64(text.encode("utf-8"))])
@@ -186,12 +206,31 @@ def main():
                                  "background_objects": o["background_objects"],
                                  "rescaling_token_id": o["rescaling_token_id"],
                                  "global_token_id": o["global_token_id"]})
+        built[fname] = {img: out[img]["caption"] for img in out}
         result["datasets"].append({"name": name, "captions": fname, "add_background_token": add_bg,
                                    "add_missing_class": add_missing, "images": images, "examples": examples})
         print(f"{name}: {len(images)} images", file=sys.stderr)
-    data = json.dumps(result, separators=(",", ":")).encode("utf-8")
-    with open(args.out, "wb") as raw, gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=raw, mtime=0) as f:
-        f.write(data)
+    write_gz_json(args.out, result)
+
+    tok = {"source": "tools/parity/captioner_goldens.py: transformers " + transformers.__version__ +
+                     " CLIPTokenizer (vocab.json + merges.txt from bpe_simple_vocab_16e6.txt.gz, no ftfy) and "
+                     "T5TokenizerFast (tests/text/golden/tiny_spiece.model)",
+           "clip": {"max_length": 77, "pad_id": pad_clip}, "t5": {"max_length": 300, "pad_id": pad_t5}, "files": []}
+    for fname in sorted(f for f in os.listdir(args.captions) if f.endswith(".json")):
+        with open(os.path.join(args.captions, fname)) as f:
+            captions = json.load(f)
+        raw = [both(captions[img]["caption"]) for img in sorted(captions)]
+        entry = {"captions": fname, "raw": " ".join(h32(k) for k in raw), "raw_examples": raw[:3]}
+        if fname in built:
+            imgs = sorted(built[fname])
+            keys = [both(built[fname][img]) for img in imgs]
+            entry["built"] = [[img, built[fname][img], h32(k)] for img, k in zip(imgs, keys)]
+            entry["built_examples"] = keys[:3]
+        tok["files"].append(entry)
+        print(f"{fname}: {len(raw)} captions, {len(entry.get('built', []))} built prompts", file=sys.stderr)
+    write_gz_json(args.out_tokenizers, tok)
+    print("wrote", args.out, os.path.getsize(args.out), "bytes,", args.out_tokenizers,
+          os.path.getsize(args.out_tokenizers), "bytes", file=sys.stderr)
 
 
 if __name__ == "__main__":

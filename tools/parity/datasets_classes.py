@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden class tables for tests/datasets: dumps the paper's own class lists and id mappings.
 
-Run:  /usr/bin/python3 tools/parity/datasets_classes.py /work/ref/goca tests/datasets/data/paper_classes.json
+Run:  .venv/bin/python tools/parity/datasets_classes.py /work/ref/goca tests/datasets/data/paper_classes.json
 Imports the paper's components/{dataset,caption_dataset}.py (at golden-generation time only) and writes, per
 dataset, the captioner synonym lists (caption_dataset.py), the dataset.py name lists, and the id mappings
 (VOC xml names, Context ctx59 raw ids, COCO panoptic category_id -> class, Cityscapes mapping_20).

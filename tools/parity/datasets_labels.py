@@ -3,7 +3,7 @@
 
   for q in "" --paper-quirks; do for d in voc context coco-object cityscapes ade20k; do
     build/bin/goca-bench datasets make-fixture --dataset $d --out /tmp/fx/${q:+quirks}${q:-normal}/$d $q; done; done
-  /usr/bin/python3 tools/parity/datasets_labels.py /work/ref/goca /tmp/fx tests/datasets/data/paper_labels.json
+  .venv/bin/python tools/parity/datasets_labels.py /work/ref/goca /tmp/fx tests/datasets/data/paper_labels.json
 
 For every sample, in the paper's order, it records the image name, the label histogram after dataset.py's mapping
 (what the evaluation sees) and caption_dataset.py's existent_objects_gt (sorted). Imports the paper's

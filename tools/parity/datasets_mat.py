@@ -3,7 +3,7 @@
 `LabelMap`s, to check that read_mat_variable reads files other writers produce, in the orientation
 scipy.io.loadmat shows.
 
-  /usr/bin/python3 tools/parity/datasets_mat.py tests/datasets/data
+  .venv/bin/python tools/parity/datasets_mat.py tests/datasets/data
 """
 import os
 import sys

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Parity goldens for the DiT-family backbones (PixArt-Sigma, Flux.1-dev, their T5 and the Flux VAE).
 
-Run (diffusers v0.32.2 on Debian's torch 1.13, see ../shared/tools/pyref/README.md):
+Run (the pinned stack of requirements/python-tools.txt):
 
-    PYTHONPATH=/work/shared/tools/pyref:/work/ref/diffusers/src /usr/bin/python3 tools/parity/dit_goldens.py
+    /work/main/.venv/bin/python tools/parity/dit_goldens.py [--out DIR]
+
+--out writes under DIR instead of the committed folder (compare_goldens.py checks a rerun against it).
 
 Writes tests/backbones/goldens/dit/ :
   pixart/transformer/{config.json,diffusion_pytorch_model.safetensors}   tiny PixArtTransformer2DModel
@@ -16,11 +18,8 @@ Writes tests/backbones/goldens/dit/ :
   t5/text_encoder/{config.json,model.safetensors}   tiny T5 v1.1 encoder, transformers key layout
   t5/golden.safetensors         ids, masks, last_hidden_state with and without mask, bucket table of the real config
 
-The weights are fixed random numbers (seeded). diffusers models are the numerical reference. transformers is
-not installed here, so T5 uses the plain-torch reference `T5Ref` below, written from transformers'
-modeling_t5.py semantics (T5LayerNorm with fp32 variance and no mean subtraction, no 1/sqrt(d) score scaling,
-one relative-position bias computed in block 0 and shared, bidirectional log buckets, gated gelu_new FFN,
-softmax in fp32, finfo.min mask bias, `wo` in fp32).
+The weights are fixed random numbers (seeded). diffusers models are the numerical reference; T5 is transformers'
+T5EncoderModel.
 
 The capture processors below re-implement the paper's processors (Darkbblue/goca install/components/attention.py:
 AttnStoreProcessor and FluxAttnStoreProcessor with my_scaled_dot_product_attention) as recorders; each model's
@@ -38,9 +37,8 @@ from diffusers import AutoencoderKL, FluxTransformer2DModel, PixArtTransformer2D
 from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.schedulers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler
 from safetensors.torch import save_file
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from t5_bucket import t5_bucket  # noqa: E402
+from transformers import T5Config, T5EncoderModel
+from transformers.models.t5.modeling_t5 import T5Attention
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "backbones", "goldens", "dit")
 
@@ -72,7 +70,7 @@ def write_folder(folder, sub, model, weights_name):
 
 def save_golden(path, tensors, notes):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    out = {k: v.detach().contiguous() for k, v in tensors.items()}
+    out = {k: v.detach().contiguous().clone() for k, v in tensors.items()}  # no shared storage
     save_file(out, path, metadata={"notes": notes, "diffusers": "0.32.2", "torch": torch.__version__})
 
 
@@ -334,45 +332,12 @@ def make_flux_vae():
 # ---------------------------------------------------------------------------------------------------------------
 # T5 v1.1 encoder (plain-torch reference of transformers' T5EncoderModel)
 # ---------------------------------------------------------------------------------------------------------------
-class T5Ref:
-    def __init__(self, cfg, sd):
-        self.cfg, self.sd = cfg, sd
-
-    def norm(self, x, w):
-        var = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
-        x = x * torch.rsqrt(var + self.cfg["layer_norm_epsilon"])
-        if w.dtype in (torch.float16, torch.bfloat16):
-            x = x.to(w.dtype)
-        return w * x
-
-    def __call__(self, ids, mask=None):
-        c, sd = self.cfg, self.sd
-        B, L = ids.shape
-        H, dk = c["num_heads"], c["d_kv"]
-        x = F.embedding(ids, sd["shared.weight"])
-        ctx = torch.arange(L)[:, None]
-        mem = torch.arange(L)[None, :]
-        bucket = t5_bucket(mem - ctx, c["relative_attention_num_buckets"], c["relative_attention_max_distance"])
-        bias = F.embedding(bucket, sd["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"])
-        bias = bias.permute(2, 0, 1).unsqueeze(0)  # (1, H, L, L)
-        if mask is not None:
-            ext = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-            bias = bias + ext
-        for i in range(c["num_layers"]):
-            p = f"encoder.block.{i}.layer."
-            h = self.norm(x, sd[p + "0.layer_norm.weight"])
-            q = F.linear(h, sd[p + "0.SelfAttention.q.weight"]).view(B, L, H, dk).transpose(1, 2)
-            k = F.linear(h, sd[p + "0.SelfAttention.k.weight"]).view(B, L, H, dk).transpose(1, 2)
-            v = F.linear(h, sd[p + "0.SelfAttention.v.weight"]).view(B, L, H, dk).transpose(1, 2)
-            scores = q @ k.transpose(-1, -2) + bias
-            w = torch.softmax(scores.float(), dim=-1).type_as(scores)
-            a = (w @ v).transpose(1, 2).reshape(B, L, H * dk)
-            x = x + F.linear(a, sd[p + "0.SelfAttention.o.weight"])
-            h = self.norm(x, sd[p + "1.layer_norm.weight"])
-            gelu = F.gelu(F.linear(h, sd[p + "1.DenseReluDense.wi_0.weight"]), approximate="tanh")
-            h = gelu * F.linear(h, sd[p + "1.DenseReluDense.wi_1.weight"])
-            x = x + F.linear(h.to(sd[p + "1.DenseReluDense.wo.weight"].dtype), sd[p + "1.DenseReluDense.wo.weight"])
-        return self.norm(x, sd["encoder.final_layer_norm.weight"])
+def t5_encoder(cfg, sd):
+    """transformers 4.47.1's T5EncoderModel on the given fp32 weights (strict load; the tied
+    encoder.embed_tokens.weight copy is what the model itself holds)."""
+    model = T5EncoderModel(T5Config(**{k: v for k, v in cfg.items() if k != "architectures"})).eval()
+    model.load_state_dict(sd, strict=True)
+    return model
 
 
 def make_t5():
@@ -418,20 +383,22 @@ def make_t5():
     ids[1, 9] = 1
     ids[1, 10:] = 0
     mask[1, 10:] = 0
-    ref = T5Ref(cfg, sd)
+    model = t5_encoder(cfg, sd)
     with torch.no_grad():
-        masked = ref(ids, mask)
-        unmasked = ref(ids)
+        masked = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        unmasked = model(input_ids=ids).last_hidden_state
     rel_pos = torch.arange(-511, 512)
-    table = t5_bucket(rel_pos, 32, 128)
+    table = T5Attention._relative_position_bucket(rel_pos, bidirectional=True, num_buckets=32, max_distance=128)
     save_golden(os.path.join(ROOT, "t5", "golden.safetensors"),
                 {"ids": ids, "mask": mask, "masked": masked, "unmasked": unmasked, "bucket_rel": rel_pos,
                  "bucket_32_128": table},
-                "plain-torch T5EncoderModel reference written from transformers modeling_t5.py semantics "
-                "(transformers not installed); bucket_32_128 = bidirectional buckets of the T5 v1.1 XXL config")
+                "transformers 4.47.1 T5EncoderModel; bucket_32_128 = transformers' "
+                "T5Attention._relative_position_bucket (bidirectional) with the T5 v1.1 XXL config")
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        ROOT = sys.argv[2]
     torch.set_num_threads(1)
     make_pixart()
     make_flux()

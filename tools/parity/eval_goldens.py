@@ -8,7 +8,7 @@ a NaN channel, exact ties, a zero support map with negative offsets, all five ba
 non-monotonic threshold list (the cumulative `max` quirk), several images accumulated, and C = 151 (numpy's
 pairwise mean over more than 128 classes).
 
-    /usr/bin/python3 tools/parity/eval_goldens.py [--goca /work/ref/goca/src-main] > tests/eval/golden/paper_eval.json
+    .venv/bin/python tools/parity/eval_goldens.py [--goca /work/ref/goca/src-main] > tests/eval/golden/paper_eval.json
 """
 import argparse
 import contextlib

@@ -3,7 +3,7 @@
 pre-tokenisation regex need (letters \\p{L}, numbers \\p{N}, control/format/unassigned \\p{C}, Zs, Python's
 str.isspace, and Python's str.lower mapping), from this interpreter's `unicodedata`.
 
-    /usr/bin/python3 tools/parity/gen_unicode_tables.py > harness/text/unicode_data.inc
+    .venv/bin/python tools/parity/gen_unicode_tables.py > harness/text/unicode_data.inc
 """
 import sys
 import unicodedata

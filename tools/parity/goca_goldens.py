@@ -5,8 +5,8 @@ Runs `goca_cross_run`, `self_attn_run` and `affinity_propagate` from Darkbblue/g
 float32 over small synthetic captures, and writes inputs and outputs to
 tests/goca/goldens/goca_goldens.safetensors.
 
-Run (Debian's interpreter; needs python3-torchvision):
-    PYTHONPATH=/work/shared/tools/pyref /usr/bin/python3 tools/parity/goca_goldens.py [--ref /work/ref/goca]
+Run (the pinned stack of requirements/python-tools.txt, torchvision included):
+    .venv/bin/python tools/parity/goca_goldens.py [--ref /work/ref/goca]
 
 Shims (monkeypatches in this process only, the paper's files are not edited or copied):
   * `einops` is imported but unused by these functions: an empty module stands in;
@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(args.ref, 'src-main'))
 from components import cross_attn_dispatch as cad  # noqa: E402
 from components import space_attn_dispatch as sad  # noqa: E402
 from components import postprocess_dispatch as ppd  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402  (pyref stand-in)
+from safetensors.torch import save_file  # noqa: E402
 
 _orig_to = torch.Tensor.to
 

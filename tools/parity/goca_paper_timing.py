@@ -4,7 +4,7 @@ The same shapes, distributions and sharing as tests/bench/bench_goca.cpp: `goca_
 aggregation, tokens, rescaling, background merge) + `self_attn_run` + `affinity_propagate` (order 2),
 imported read-only from Darkbblue/goca. Prints ms/image.
 
-    PYTHONPATH=/work/shared/tools/pyref /usr/bin/python3 tools/parity/goca_paper_timing.py [sd15 sdxl flux] [--iters N]
+    .venv/bin/python tools/parity/goca_paper_timing.py [sd15 sdxl flux] [--iters N]
 
 Shims as in goca_goldens.py: an empty `einops`, `.to('cuda')` -> CPU, a fake extractor returning the capture.
 Tensors of the same shape are shared across layers (the values do not change the work; keeps Flux at ~0.5 GB).

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Goldens for LLM.int8 (bitsandbytes 0.45.0 Linear8bitLt inference numerics) and a tiny int8 T5 encoder.
 
-Run (Debian's torch 1.13; safetensors from the repo's shared pyref folder):
+Run (the pinned stack of requirements/python-tools.txt):
 
-    PYTHONPATH=/work/shared/tools/pyref /usr/bin/python3 tools/parity/int8_goldens.py
+    /work/main/.venv/bin/python tools/parity/int8_goldens.py [--out DIR]
 
-bitsandbytes cannot run here (no CUDA), so this is an independent plain numpy/torch re-statement of what the
-bitsandbytes 0.45.0 sources do (docs/int8.md cites them):
+bitsandbytes 0.45.0 cannot run here: its int8 path is CUDA-only (int8_vectorwise_quant / int8_linear_matmul call
+is_on_gpu and the CUDA kernels; the wheel's CPU library has none of them, it says "compiled without GPU support.
+8-bit multiplication ... unavailable"), and with triton 3.x `import bitsandbytes` itself fails (triton.ops is gone).
+So Linear8bitLt is an independent plain numpy/torch re-statement of what the bitsandbytes 0.45.0 sources do
+(docs/int8.md cites them); the T5 around it is transformers' T5EncoderModel:
   bitsandbytes/nn/modules.py      Int8Params.cuda        weight → .half() → int8_vectorwise_quant (threshold 0)
   bitsandbytes/autograd/_functions.py MatMul8bitLt.forward input → fp16 → int8_vectorwise_quant(threshold),
                                   int8_linear_matmul, int8_mm_dequant(...).to(A.dtype),
@@ -23,9 +26,9 @@ Writes tests/backbones/goldens/int8/ :
                          saturation, bf16 / fp16 / fp32 inputs) with every intermediate
   gemm.safetensors       int8 operands (K = 1100, extreme values) and their int64 product
   t5/text_encoder/       tiny T5 v1.1 encoder with outlier channels (transformers key layout, bf16 weights)
-  t5/golden.safetensors  ids and the last hidden state of that T5 loaded as transformers' load_in_8bit with
-                         torch_dtype bf16 (q,k,v,o,wi_0,wi_1 int8, wo fp32), one sequence per call, no mask;
-                         and the same model without int8 (bf16, wo fp32) for contrast
+  t5/golden.safetensors  ids and the last hidden state of that T5 (transformers' T5EncoderModel) as load_in_8bit
+                         with torch_dtype bf16 builds it (q,k,v,o,wi_0,wi_1 int8, wo fp32), one sequence per
+                         call, no mask; and the same model without int8 (bf16, wo fp32) and in fp32 for contrast
 """
 import json
 import math
@@ -36,9 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from t5_bucket import t5_bucket  # noqa: E402
+from transformers import T5Config, T5EncoderModel
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "backbones", "goldens", "int8")
 THRESHOLD = 6.0
@@ -156,47 +157,43 @@ def gemm_case():
 
 
 # -------------------------------------------------------------------------------------------------------------
-# tiny T5 v1.1 (transformers modeling_t5.py semantics; see dit_goldens.py T5Ref) with a pluggable linear
+# tiny T5 v1.1: transformers' T5EncoderModel as `load_in_8bit` builds it, with the re-stated Linear8bitLt
 # -------------------------------------------------------------------------------------------------------------
-def t5_forward(cfg, sd, ids, int8):
-    """One sequence [1, L] (the paper's batch), no mask (Flux); sd already in the load dtypes."""
-    B, L = ids.shape
-    H, dk = cfg["num_heads"], cfg["d_kv"]
+class Int8Linear(torch.nn.Module):
+    """Stands in for bitsandbytes.nn.Linear8bitLt(has_fp16_weights=False, threshold=6.0) in the transformers model:
+    the forward is int8_linear above on the weight as loaded (bf16)."""
 
-    def norm(x, w):
-        var = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
-        x = x * torch.rsqrt(var + cfg["layer_norm_epsilon"])
-        if w.dtype in (torch.float16, torch.bfloat16):
-            x = x.to(w.dtype)
-        return w * x
+    def __init__(self, linear):
+        super().__init__()
+        self.weight = linear.weight
 
-    def lin(x, w):
-        if not int8:
-            return F.linear(x, w)
-        y, _ = int8_linear(x.reshape(-1, x.shape[-1]), w)
-        return y.view(*x.shape[:-1], w.shape[0])
+    def forward(self, x):
+        y, _ = int8_linear(x.reshape(-1, x.shape[-1]), self.weight)
+        return y.view(*x.shape[:-1], self.weight.shape[0])
 
-    x = F.embedding(ids, sd["shared.weight"])
-    pos = torch.arange(L)
-    bucket = t5_bucket(pos[None, :] - pos[:, None], cfg["relative_attention_num_buckets"],
-                       cfg["relative_attention_max_distance"])
-    bias = F.embedding(bucket, sd["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"])
-    bias = bias.permute(2, 0, 1).unsqueeze(0)
-    for i in range(cfg["num_layers"]):
-        p = f"encoder.block.{i}.layer."
-        h = norm(x, sd[p + "0.layer_norm.weight"])
-        q = lin(h, sd[p + "0.SelfAttention.q.weight"]).view(B, L, H, dk).transpose(1, 2)
-        k = lin(h, sd[p + "0.SelfAttention.k.weight"]).view(B, L, H, dk).transpose(1, 2)
-        v = lin(h, sd[p + "0.SelfAttention.v.weight"]).view(B, L, H, dk).transpose(1, 2)
-        scores = q @ k.transpose(-1, -2) + bias
-        a = (torch.softmax(scores.float(), dim=-1).type_as(scores) @ v).transpose(1, 2).reshape(B, L, H * dk)
-        x = x + lin(a, sd[p + "0.SelfAttention.o.weight"])
-        h = norm(x, sd[p + "1.layer_norm.weight"])
-        h = F.gelu(lin(h, sd[p + "1.DenseReluDense.wi_0.weight"]), approximate="tanh") * \
-            lin(h, sd[p + "1.DenseReluDense.wi_1.weight"])
-        wo = sd[p + "1.DenseReluDense.wo.weight"]
-        x = x + F.linear(h.to(wo.dtype), wo)
-    return norm(x, sd["encoder.final_layer_norm.weight"])
+
+def t5_model(cfg, sd, dtype, int8):
+    """transformers 4.47.1 T5EncoderModel with `torch_dtype=dtype`: every tensor in dtype except `wo`, kept in fp32
+    (`_keep_in_fp32_modules`) when dtype is 16-bit; with int8, what transformers' `load_in_8bit` replaces (every
+    nn.Linear but the fp32-kept `wo`) becomes an Int8Linear."""
+    model = T5EncoderModel(T5Config(**{k: v for k, v in cfg.items() if k != "architectures"})).eval()
+    sd = dict(sd, **{"encoder.embed_tokens.weight": sd["shared.weight"]})
+    model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
+    model.to(dtype)
+    for blk in model.encoder.block:
+        if dtype != torch.float32:
+            blk.layer[1].DenseReluDense.wo.float()
+        if int8:
+            att, ff = blk.layer[0].SelfAttention, blk.layer[1].DenseReluDense
+            for n in "qkvo":
+                setattr(att, n, Int8Linear(getattr(att, n)))
+            ff.wi_0, ff.wi_1 = Int8Linear(ff.wi_0), Int8Linear(ff.wi_1)
+    return model
+
+
+def t5_forward(model, ids):
+    """One sequence [1, L] per call (the paper's batch), no mask (Flux)."""
+    return torch.cat([model(input_ids=ids[i:i + 1]).last_hidden_state for i in range(ids.shape[0])])
 
 
 def make_t5():
@@ -237,8 +234,6 @@ def make_t5():
         json.dump(cfg, f, indent=2, sort_keys=True)
     save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(folder, "model.safetensors"))
 
-    # transformers with torch_dtype=bf16 (+ load_in_8bit): every tensor in bf16 except `wo` (fp32).
-    sd16 = {k: (v.float() if k.endswith("DenseReluDense.wo.weight") else v.to(torch.bfloat16)) for k, v in sd.items()}
     L = 20
     ids = torch.randint(2, cfg["vocab_size"], (2, L), generator=g)
     ids[0, 14] = 1
@@ -246,10 +241,9 @@ def make_t5():
     ids[1, 9] = 1
     ids[1, 10:] = 0
     with torch.no_grad():
-        int8 = torch.cat([t5_forward(cfg, sd16, ids[i:i + 1], True) for i in range(2)])
-        dense = torch.cat([t5_forward(cfg, sd16, ids[i:i + 1], False) for i in range(2)])
-        sd32 = {k: v.float() for k, v in sd.items()}
-        fp32 = torch.cat([t5_forward(cfg, sd32, ids[i:i + 1], False) for i in range(2)])
+        int8 = t5_forward(t5_model(cfg, sd, torch.bfloat16, True), ids)
+        dense = t5_forward(t5_model(cfg, sd, torch.bfloat16, False), ids)
+        fp32 = t5_forward(t5_model(cfg, sd, torch.float32, False), ids)
     print("t5: int8 vs bf16 rel", ((int8.float() - dense.float()).abs().max() / dense.float().abs().max()).item(),
           "int8 vs fp32 rel", ((int8.float() - fp32).abs().max() / fp32.abs().max()).item())
     save(os.path.join(ROOT, "t5", "golden.safetensors"),
@@ -265,6 +259,8 @@ def save(path, tensors, notes):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        ROOT = sys.argv[2]
     torch.set_num_threads(1)
     lin = linear_cases()
     print("linear outlier columns (bf16):", lin["bf16.cols"].tolist(), "SCA:", lin["bf16.sca"].tolist())

@@ -1,6 +1,6 @@
 """Goldens for the foundation I/O tests (tests/core/data/), written by the reference Python stack.
 
-    PYTHONPATH=../shared/tools/pyref /usr/bin/python3 tools/parity/make_io_goldens.py
+    .venv/bin/python tools/parity/make_io_goldens.py   (the pinned stack, requirements/python-tools.txt)
 
 - golden.safetensors: one tensor per dtype, a 0-dim and an empty tensor, and __metadata__, written by
   safetensors.torch.save_file; tests/core/test_safetensors.cpp rebuilds the same values in C++.
@@ -36,8 +36,8 @@ def safetensors_golden():
         'bool': torch.tensor([True, False, True]),
         'scalar': torch.tensor(2.5, dtype=torch.float32),
         'empty': torch.zeros(0, 3, dtype=torch.float32),
-        # a transposed view: the writer stores it contiguous
-        'i32_t': torch.arange(6, dtype=torch.int32).reshape(2, 3).t(),
+        # a transposed view, made contiguous (the writer stores row-major data)
+        'i32_t': torch.arange(6, dtype=torch.int32).reshape(2, 3).t().contiguous(),  # save_file refuses views
     }
     save_file(t, os.path.join(OUT, 'golden.safetensors'), metadata={'format': 'pt', 'note': 'goca-bench golden'})
 

@@ -7,7 +7,7 @@ ModelConfig and keeps what a method preset states: version, img_size, feat_size,
 setting (head/layer/rescale method, ref_layer, layer list), the propagation self-map layers and the
 post-processing chain.
 
-    /usr/bin/python3 tools/parity/method_presets_golden.py [--goca /work/ref/goca]
+    .venv/bin/python tools/parity/method_presets_golden.py [--goca /work/ref/goca]
 """
 import argparse
 import importlib.util

@@ -3,7 +3,7 @@
 with b built by .add() (as the captioner's add_missing_class does), and list(s) after s.remove(0)
 (as the label-based datasets do), on seeded random small-int inputs.
 
-    /usr/bin/python3 tools/parity/pyset_goldens.py > tests/text/golden/pyset.json
+    .venv/bin/python tools/parity/pyset_goldens.py > tests/text/golden/pyset.json
 """
 import json
 import random

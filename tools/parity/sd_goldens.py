@@ -10,15 +10,15 @@ noised UNet input, the UNet output and every captured tensor, as the paper's Att
 (B, H, Nq, Nk), values after head_to_batch_dim, post-value before to_out, to_out.0.weight, to_q output reshaped
 'b (h w) c -> b c h w'.
 
-CLIP text encoders: transformers is not available here, so `clip_text_forward` below is a plain-torch
-re-statement of transformers' modeling_clip.py (CLIPTextTransformer): token + position embeddings, pre-LN
-layers with a causal mask, quick_gelu (CLIP-L) or exact gelu (bigG) MLP, final LayerNorm,
-hidden_states[-2] = output of layer L-1 without the final LN, pooled = last_hidden_state at argmax(ids)
-(eos_token_id == 2 legacy rule), text_projection without bias.
+CLIP text encoders: transformers 4.47.1's CLIPTextModel (CLIP-L) and CLIPTextModelWithProjection (bigG) on the
+same weights (`clip_text_forward`).
 
 Also writes pil_resize golden: random uint8 images resized with PIL's default filter (bicubic, antialiased).
 
-Usage: PYTHONPATH=/work/shared/tools/pyref:/work/ref/diffusers/src /usr/bin/python3 tools/parity/sd_goldens.py
+Usage (the pinned stack of requirements/python-tools.txt):
+    /work/main/.venv/bin/python tools/parity/sd_goldens.py [--out DIR]
+--out writes everything under DIR instead of tests/backbones/golden (compare_goldens.py checks a rerun against the
+committed files).
 """
 import json
 import math
@@ -31,9 +31,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 import diffusers
-from diffusers import AutoencoderKL, EulerDiscreteScheduler, PNDMScheduler, UNet2DConditionModel
+from diffusers import (AutoencoderKL, EulerDiscreteScheduler, FluxTransformer2DModel, PixArtTransformer2DModel,
+                       PNDMScheduler, UNet2DConditionModel)
 from diffusers.image_processor import VaeImageProcessor
 from safetensors.torch import save_file
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import published_configs as P  # noqa: E402
 
 assert diffusers.__version__ == "0.32.2", diffusers.__version__
 
@@ -108,42 +113,23 @@ def install_processors(unet, store):
     unet.set_attn_processor(procs)
 
 
-# ---- CLIP text transformer (transformers modeling_clip semantics, plain torch) ----
+# ---- CLIP text encoders: transformers' CLIPTextModel / CLIPTextModelWithProjection ----
 def clip_text_forward(sd, cfg, ids):
-    d, heads, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
-    hd = d // heads
-    act = (lambda x: x * torch.sigmoid(1.702 * x)) if cfg["hidden_act"] == "quick_gelu" else F.gelu
-    eps = cfg["layer_norm_eps"]
-    B, T = ids.shape
-    p = "text_model."
-    x = sd[p + "embeddings.token_embedding.weight"][ids] + sd[p + "embeddings.position_embedding.weight"][:T][None]
-    mask = torch.full((T, T), torch.finfo(x.dtype).min).triu(1)
-    states = [x]
-    for i in range(L):
-        q = f"{p}encoder.layers.{i}."
-        res = x
-        h = F.layer_norm(x, (d,), sd[q + "layer_norm1.weight"], sd[q + "layer_norm1.bias"], eps)
-
-        def proj(n, t):
-            return F.linear(t, sd[q + f"self_attn.{n}.weight"], sd[q + f"self_attn.{n}.bias"])
-
-        qs = proj("q_proj", h).view(B, T, heads, hd).transpose(1, 2) * hd ** -0.5
-        ks = proj("k_proj", h).view(B, T, heads, hd).transpose(1, 2)
-        vs = proj("v_proj", h).view(B, T, heads, hd).transpose(1, 2)
-        w = torch.softmax(qs @ ks.transpose(-1, -2) + mask, dim=-1)
-        o = (w @ vs).transpose(1, 2).reshape(B, T, d)
-        x = res + proj("out_proj", o)
-        res = x
-        h = F.layer_norm(x, (d,), sd[q + "layer_norm2.weight"], sd[q + "layer_norm2.bias"], eps)
-        h = F.linear(act(F.linear(h, sd[q + "mlp.fc1.weight"], sd[q + "mlp.fc1.bias"])), sd[q + "mlp.fc2.weight"],
-                     sd[q + "mlp.fc2.bias"])
-        x = res + h
-        states.append(x)
-    last = F.layer_norm(x, (d,), sd[p + "final_layer_norm.weight"], sd[p + "final_layer_norm.bias"], eps)
-    pooled = last[torch.arange(B), ids.to(torch.int).argmax(dim=-1)]
-    out = {"last_hidden_state": last, "penultimate": states[-2], "pooled": pooled}
-    if "text_projection.weight" in sd:
-        out["text_embeds"] = F.linear(pooled, sd["text_projection.weight"])
+    """transformers 4.47.1 on the given weights: last_hidden_state (after the final LayerNorm), hidden_states[-2]
+    (layer L-1's output, no final LN: SDXL's input), pooled = pooler_output (final-LN state at argmax(ids): the
+    legacy eos_token_id == 2 rule), text_embeds = text_projection(pooled) for the projection model."""
+    kw = {k: v for k, v in cfg.items() if k != "architectures"}
+    proj = "text_projection.weight" in sd
+    model = (CLIPTextModelWithProjection if proj else CLIPTextModel)(CLIPTextConfig(**kw)).eval()
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert not unexpected and all(k.endswith("position_ids") for k in missing), (missing, unexpected)
+    o = model(input_ids=ids, output_hidden_states=True)
+    out = {"last_hidden_state": o.last_hidden_state, "penultimate": o.hidden_states[-2]}
+    if proj:
+        out["pooled"] = o.last_hidden_state[torch.arange(ids.shape[0]), ids.to(torch.int).argmax(dim=-1)]
+        out["text_embeds"] = o.text_embeds
+    else:
+        out["pooled"] = o.pooler_output
     return out
 
 
@@ -309,10 +295,10 @@ def make(kind):
     for k, v in store.t.items():
         if not k.endswith("special-weight"):  # = to_out.0.weight, checked against the weight file instead
             gold["capture." + k] = v
-    gold = {k: v.contiguous() for k, v in gold.items()}
+    gold = {k: v.contiguous().clone() for k, v in gold.items()}  # no shared storage (safetensors refuses it)
     save_file(gold, os.path.join(root, "golden.safetensors"),
-              metadata={"notes": "diffusers 0.32.2 UNet/VAE/schedulers; CLIP text via a plain-torch restatement "
-                                  "of transformers modeling_clip (transformers unavailable); see sd_goldens.py",
+              metadata={"notes": "diffusers 0.32.2 UNet/VAE/schedulers; CLIP text encoders from transformers "
+                                  "4.47.1; see sd_goldens.py",
                         "timestep": str(float(t[0]))})
     print(kind, "t =", float(t[0]), "keys", len(gold))
 
@@ -342,8 +328,12 @@ def fnv1a64(text):
 
 
 def make_full_size_keys():
-    """Key names and shapes of the full-size SD1.5 / SDXL UNets and the VAE encoder, built by diffusers on the meta
-    device (no memory): sorted "key [shape]" lines, hashed (FNV-1a 64) with their count and parameter total."""
+    """Key names and shapes of the full-size models at their published configs (published_configs.py), built on
+    the meta device (no memory): sorted "key [shape]" lines, hashed (FNV-1a 64) with their count and parameter
+    total. SD1.5 / SDXL UNets and the VAE encoder (diffusers), the PixArt-Sigma and FLUX.1-dev transformers
+    (diffusers) and the T5 v1.1 XXL encoder (transformers' T5EncoderModel; its embedding, tied as `shared.weight` and
+    `encoder.embed_tokens.weight`, is listed once, under the second name, which goca-bench's graph asks for when a
+    checkpoint has neither: it accepts either)."""
     old = torch.nn.Module.register_parameter
 
     def reg(self, name, param):
@@ -353,33 +343,34 @@ def make_full_size_keys():
 
     torch.nn.Module.register_parameter = reg
     try:
-        sd15 = dict(block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8)
-        sdxl = dict(block_out_channels=(320, 640, 1280),
-                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-                    attention_head_dim=(5, 10, 20), transformer_layers_per_block=(1, 2, 10), cross_attention_dim=2048,
-                    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
-                    projection_class_embeddings_input_dim=2816, sample_size=128)
-        models = {"sd15_unet": UNet2DConditionModel(**sd15), "sdxl_unet": UNet2DConditionModel(**sdxl),
-                  "vae_encoder": AutoencoderKL(block_out_channels=(128, 256, 512, 512),
-                                               down_block_types=("DownEncoderBlock2D",) * 4,
-                                               up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2)}
+        models = {"sd15_unet": lambda: UNet2DConditionModel(**P.kwargs(P.SD15_UNET)),
+                  "sdxl_unet": lambda: UNet2DConditionModel(**P.kwargs(P.SDXL_UNET)),
+                  "vae_encoder": lambda: AutoencoderKL(**P.kwargs(P.SD15_VAE)),
+                  "pixart_transformer": lambda: PixArtTransformer2DModel(**P.kwargs(P.PIXART_TRANSFORMER)),
+                  "flux_transformer": lambda: FluxTransformer2DModel(**P.kwargs(P.FLUX_TRANSFORMER)),
+                  "t5_xxl_encoder": lambda: T5EncoderModel(T5Config(**P.kwargs(P.T5_XXL)))}
         out = {}
-        for name, m in models.items():
+        for name, make_model in models.items():
+            m = make_model()
             items = {k: v for k, v in m.state_dict().items()
-                     if name != "vae_encoder" or k.startswith("encoder.") or k.startswith("quant_conv.")}
+                     if (name != "vae_encoder" or k.startswith("encoder.") or k.startswith("quant_conv."))
+                     and k != "shared.weight"}
             lines = sorted(f"{k} {list(v.shape)}".replace(" ", "").replace(",", ", ").replace("[", " [", 1)
                            for k, v in items.items())
             out[name] = {"count": len(lines), "params": sum(v.numel() for v in items.values()),
                          "fnv1a64": str(fnv1a64("\n".join(lines) + "\n"))}
             print(name, out[name])
+            del m
         dump_json(os.path.join(OUT, "full_size_keys.json"), out)
     finally:
         torch.nn.Module.register_parameter = old
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        OUT = sys.argv[2]
     os.makedirs(OUT, exist_ok=True)
+    torch.set_num_threads(1)
     make_full_size_keys()
     make_pil()
     make("sd15")
