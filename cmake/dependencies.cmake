@@ -31,6 +31,7 @@ find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(TBB REQUIRED)
+find_package(ZLIB REQUIRED)
 # OpenCV core+imgproc only. Debian ships OpenCVConfig.cmake in libopencv-dev, which drags imgcodecs and GDAL
 # (see docs/image-io.md), so the two libraries are located directly.
 find_path(GB_OPENCV_INCLUDE opencv2/core.hpp PATH_SUFFIXES opencv4 REQUIRED)

@@ -26,6 +26,22 @@ struct ClipTextConfig {  // text_encoder/config.json
   static ClipTextConfig clip_l();   // H15 text_encoder
   static ClipTextConfig bigg();     // HXL-te text_encoder_2
   static ClipTextConfig from_json(const std::string& path);
+  // The text tower of a transformers CLIPModel folder's config.json: "text_config" over CLIPTextConfig's
+  // defaults (hidden 512, 8 heads, eos_token_id 49407), with the top-level "projection_dim" projection.
+  static ClipTextConfig from_clip_model_json(const std::string& path);
+};
+
+// One pre-LN CLIP encoder layer (transformers CLIPEncoderLayer), shared by the text and vision towers:
+// x + out(attn(ln1(x))), then + fc2(act(fc1(ln2(.)))). `ws` is the layer root (layer_norm1, self_attn.*, mlp.*).
+struct ClipEncoderLayer {
+  LayerNorm ln1, ln2;
+  Linear q, k, v, out, fc1, fc2;
+  int64_t heads = 1;
+  Activation act = Activation::QuickGELU;
+  ClipEncoderLayer() = default;
+  ClipEncoderLayer(const WeightStore& ws, int64_t hidden, int64_t intermediate, int64_t heads, double eps,
+                   Activation act);
+  at::Tensor operator()(const at::Tensor& x, const at::Tensor& mask) const;  // mask additive or undefined
 };
 
 struct ClipTextOutput {
@@ -44,15 +60,10 @@ class ClipTextModel {
   ClipTextOutput forward(const at::Tensor& ids, bool need_last = true) const;
 
  private:
-  struct Layer {
-    LayerNorm ln1, ln2;
-    Linear q, k, v, out, fc1, fc2;
-  };
-  at::Tensor run_layer(const Layer& l, const at::Tensor& x, const at::Tensor& mask) const;
   ClipTextConfig config_;
   Activation act_;
   at::Tensor token_embedding_, position_embedding_;
-  std::vector<Layer> layers_;
+  std::vector<ClipEncoderLayer> layers_;
   LayerNorm final_ln_;
   Linear projection_;
 };
