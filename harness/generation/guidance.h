@@ -7,10 +7,11 @@
 //   1. the CFG batch of 2B: [uncond_0 … uncond_{B-1}, cond_0 … cond_{B-1}] (diffusers' torch.cat([negative,
 //      positive]) order), one denoiser call on it recording `capture_spec()` (keys of list-layers, e.g. the
 //      cross/self maps, special-value/-post-value/-weight and the reference feature `-q` GoCA needs);
-//   2. eps_uncond = prediction[:B], eps_cond = prediction[B:], each [B, C, h, w] (PixArt: the learned-sigma
-//      channels already dropped, C = 4; Flux: unpacked to its 16 x h x w latent grid, where h, w = latent / 1);
+//   2. eps_uncond = prediction[:B], eps_cond = prediction[B:], each [B, C, h, w] as the denoiser returns it
+//      (PixArt: all out_channels = 8, ε and the learned-sigma channels, as the pipeline guides before dropping
+//      them; Flux: unpacked from its 2x2 packing to the 16 x h x w latent grid);
 //   3. combine(eps_uncond, eps_cond, capture, step) -> ε [B, C, h, w], in the dtype of eps_cond;
-//   4. scheduler.step(ε).
+//   4. PixArt keeps ε's first C/2 channels (learned sigma dropped); scheduler.step(ε).
 // The capture's batch dimension is 2B in the CFG batch order above (capture.tensors[key][i] is uncond prompt i,
 // [B + i] its conditional half). Plain CFG asks for nothing and returns ε_u + G (ε_c − ε_u) exactly as the
 // pipelines compute it. S-CFG (the paper's utils_15.py / utils_sigma.py, harness/generation/scfg.h) asks for the

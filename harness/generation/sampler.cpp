@@ -266,7 +266,6 @@ at::Tensor Sampler::generate_tokens(const PromptTokens& cond, const PromptTokens
       in.encoder_hidden_states = text.states;
       in.encoder_attention_mask = text.mask;
       pred = m.pixart->denoise(in, spec, cap);
-      if (pred.size(1) / 2 == m.latent_channels) pred = pred.chunk(2, 1)[0];  // learned sigma dropped
     } else {
       bb::FluxInputs in;
       in.latents = bb::flux_pack_latents(x_in);
@@ -289,6 +288,8 @@ at::Tensor Sampler::generate_tokens(const PromptTokens& cond, const PromptTokens
       auto halves = pred.chunk(2);
       eps = guidance.combine(halves[0], halves[1], cap, gstep);
     }
+    // PixArt: guidance on all channels, then the learned-sigma half dropped (PixArtSigmaPipeline's order).
+    if (m.pixart && eps.size(1) / 2 == m.latent_channels) eps = eps.chunk(2, 1)[0];
     seconds_["guidance"] += bb::seconds_since(t0, m.device);
     t0 = Clock::now();
     x = sched->step(eps, x);
