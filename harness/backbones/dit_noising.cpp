@@ -84,22 +84,13 @@ FlowMatchSchedulerConfig FlowMatchSchedulerConfig::from_json(const std::string& 
 FluxNoising plan_flux_noising(const FlowMatchSchedulerConfig& c, int64_t image_tokens, int64_t paper_t, int64_t steps) {
   if (steps < 1) fail("Flux: num_inference_steps must be positive");
   FluxNoising p;
-  const double m = (c.max_shift - c.base_shift) / static_cast<double>(c.max_image_seq_len - c.base_image_seq_len);
-  const double b = c.base_shift - m * static_cast<double>(c.base_image_seq_len);
-  p.mu = static_cast<double>(image_tokens) * m + b;
-  const float emu = static_cast<float>(std::exp(p.mu));
-  for (int64_t i = 0; i < steps; ++i) {
-    // np.linspace(1, 1/steps, steps) in float64, then astype(float32)
-    double lin = steps == 1 ? 1.0 : 1.0 + (1.0 / steps - 1.0) * static_cast<double>(i) / static_cast<double>(steps - 1);
-    float s = static_cast<float>(lin);
-    if (c.use_dynamic_shifting) {
-      s = emu / (emu + (1.0f / s - 1.0f));  // float32 arithmetic, as numpy on a float32 array
-    } else {
-      const float sh = static_cast<float>(c.shift);
-      s = sh * s / (1.0f + (sh - 1.0f) * s);
-    }
-    p.sigmas.push_back(s);
-  }
+  SchedulerConfig sc;  // calculate_shift and the shifted sigmas are the sampler's (schedulers.h)
+  sc.base_shift = c.base_shift;
+  sc.max_shift = c.max_shift;
+  sc.base_image_seq_len = c.base_image_seq_len;
+  sc.max_image_seq_len = c.max_image_seq_len;
+  p.mu = flow_match_mu(image_tokens, sc);
+  p.sigmas = flow_match_sigmas(steps, c.use_dynamic_shifting, p.mu, c.shift);
   const double strength = static_cast<double>(paper_t) / 1000.0;
   const double init = std::min(static_cast<double>(steps) * strength, static_cast<double>(steps));
   p.t_start = static_cast<int64_t>(std::max(static_cast<double>(steps) - init, 0.0));

@@ -234,6 +234,23 @@ Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const 
   return cap;
 }
 
+std::pair<at::Tensor, at::Tensor> FluxBackbone::encode_text(const at::Tensor& t5_ids, const at::Tensor& clip_ids) {
+  if (!t5_) fail("flux: the text encoders were freed (text_encoder: free)");
+  auto t = encode(t5_ids, clip_ids);
+  return {t.t5, t.pooled};
+}
+
+at::Tensor FluxBackbone::denoise(const FluxInputs& in, const CaptureSpec& spec, Capture& cap) const {
+  c10::InferenceMode guard;
+  check_capture_keys(spec, layer_names_, kind());
+  CaptureRecorder rec(spec, cap, options_.store_dtype);
+  cap.batch_size = in.latents.size(0);
+  auto out = (*transformer_)(in, spec.empty() ? nullptr : &rec, true);
+  auto missing = rec.unrecorded();
+  if (!missing.empty()) throw std::logic_error(fmt::format("flux: '{}' was requested but not recorded", missing[0]));
+  return out;
+}
+
 BackboneKind flux_backbone_kind() {
   BackboneKind k;
   k.kind = "flux";

@@ -45,6 +45,15 @@ class FluxBackbone : public Backbone {
   Capture capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& t5_ids, const at::Tensor& clip_ids,
                       const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec);
 
+  const TextTokenizer* clip_tokenizer() const { return clip_tokenizer_.get(); }
+  // T5 states [B, T, 4096] and CLIP pooled [B, 768] (model dtype, on the device) from T5 ids [B, T] and CLIP ids
+  // [B, 77] (text_encoder: keep or offload).
+  std::pair<at::Tensor, at::Tensor> encode_text(const at::Tensor& t5_ids, const at::Tensor& clip_ids);
+  // One transformer call on prepared inputs (the sampling loop, harness/generation), recording `spec` into
+  // `cap`; returns the packed prediction [B, N, 64].
+  at::Tensor denoise(const FluxInputs& in, const CaptureSpec& spec, Capture& cap) const;
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
   const FluxTransformer& transformer() const { return *transformer_; }
   FluxTransformer& transformer() { return *transformer_; }
   const FluxNoising& noising() const { return plan_; }

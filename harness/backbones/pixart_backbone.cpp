@@ -219,6 +219,22 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
   return cap;
 }
 
+at::Tensor PixArtSigmaBackbone::encode_text(const at::Tensor& ids, const at::Tensor& mask) {
+  if (!t5_) fail("pixart-sigma: the text encoder was freed (text_encoder: free)");
+  return encode(ids, mask).t5;
+}
+
+at::Tensor PixArtSigmaBackbone::denoise(const PixArtInputs& in, const CaptureSpec& spec, Capture& cap) const {
+  c10::InferenceMode guard;
+  check_capture_keys(spec, layer_names_, kind());
+  CaptureRecorder rec(spec, cap, options_.store_dtype);
+  cap.batch_size = in.latents.size(0);
+  auto out = (*transformer_)(in, spec.empty() ? nullptr : &rec, true);
+  auto missing = rec.unrecorded();
+  if (!missing.empty()) throw std::logic_error(fmt::format("pixart-sigma: '{}' was requested but not recorded", missing[0]));
+  return out;
+}
+
 BackboneKind pixart_sigma_backbone_kind() {
   BackboneKind k;
   k.kind = "pixart-sigma";

@@ -38,6 +38,15 @@ class PixArtSigmaBackbone : public Backbone {
   Capture capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids, const at::Tensor& mask,
                       const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec);
 
+  // T5 ids and masks [B, T] of prompts as the pipeline tokenizes them (lowercased, stripped, padded).
+  std::pair<at::Tensor, at::Tensor> token_ids(const std::vector<std::string>& prompts) const;
+  // T5 states [B, T, 4096] (model dtype, on the device) from ids and masks (text_encoder: keep or offload).
+  at::Tensor encode_text(const at::Tensor& ids, const at::Tensor& mask);
+  // One transformer call on prepared inputs (the sampling loop, harness/generation), recording `spec` into
+  // `cap`; returns the full output [B, out_channels, H, W].
+  at::Tensor denoise(const PixArtInputs& in, const CaptureSpec& spec, Capture& cap) const;
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
   const PixArtTransformer& transformer() const { return *transformer_; }
   const T5Encoder* text_encoder() const { return t5_.get(); }  // null once freed
   const PixArtNoising& noising() const { return plan_; }
@@ -48,7 +57,6 @@ class PixArtSigmaBackbone : public Backbone {
   struct Text {
     at::Tensor t5, mask;  // [B, T, 4096] model dtype, [B, T] int64, on the device
   };
-  std::pair<at::Tensor, at::Tensor> token_ids(const std::vector<std::string>& prompts) const;  // ids, mask
   Text encode(const at::Tensor& ids, const at::Tensor& mask);
   void release_text_encoder();
   Capture capture_text(const std::vector<at::Tensor>& images, const Text& text,

@@ -75,7 +75,11 @@ StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder,
   if (image_size_ <= 0 || image_size_ % (vae_scale << (unet_cfg.block_out_channels.size() - 1)) != 0)
     fail("image size {} must be a positive multiple of {}", image_size_,
          vae_scale << (unet_cfg.block_out_channels.size() - 1));
-  plan_ = plan_noising(scheduler_, options.timestep.value_or(100));
+  try {  // a checkpoint whose scheduler only samples (DDIM, DPM, ...) still loads; capture() then refuses
+    plan_ = plan_noising(scheduler_, options.timestep.value_or(100));
+  } catch (const UserError& e) {
+    noising_error_ = folder.file("scheduler", "scheduler_config.json") + ": " + e.what();
+  }
 
   {
     auto ws = WeightStore::open_component(folder.root(), "unet", dtype_, device_, options.variant);
@@ -183,6 +187,7 @@ Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, co
   const int64_t b = pixels.size(0);
   if (ids.dim() != 2 || ids.size(0) != b) fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
   check_capture_keys(spec, layer_names_, kind());
+  if (!noising_error_.empty()) throw UserError(noising_error_);
   Capture cap;
   cap.batch_size = b;
   auto t0 = std::chrono::steady_clock::now();
@@ -225,6 +230,17 @@ Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, co
     cap.inputs["input.time_ids"] = in.time_ids;
   }
   return cap;
+}
+
+at::Tensor StableDiffusionBackbone::denoise(const UNetInputs& in, const CaptureSpec& spec, Capture& cap) const {
+  c10::InferenceMode guard;
+  check_capture_keys(spec, layer_names_, kind());
+  CaptureRecorder rec(spec, cap, options_.store_dtype);
+  cap.batch_size = in.latents.size(0);
+  auto out = unet_->forward(in, spec.empty() ? nullptr : &rec, false);
+  auto missing = rec.unrecorded();
+  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
+  return out;
 }
 
 namespace {

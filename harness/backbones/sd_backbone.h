@@ -45,6 +45,9 @@ class StableDiffusionBackbone : public Backbone {
                              const at::Tensor& noise, const CaptureSpec& spec);
 
   SdTextConditioning encode_text(const at::Tensor& ids) const;
+  // One UNet call on prepared inputs (the sampling loop, harness/generation), recording `spec` into `cap`;
+  // returns the noise prediction.
+  at::Tensor denoise(const UNetInputs& in, const CaptureSpec& spec, Capture& cap) const;
   const ClipTextModel& text_encoder() const { return *text1_; }
   const ClipTextModel* text_encoder_2() const { return text2_.get(); }
   const UNet2DConditionModel& unet() const { return *unet_; }
@@ -52,6 +55,7 @@ class StableDiffusionBackbone : public Backbone {
   const NoisingPlan& noising() const { return plan_; }
   int64_t image_size() const { return image_size_; }
   at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
   at::ScalarType vae_dtype() const { return vae_dtype_; }
 
  private:
@@ -65,6 +69,7 @@ class StableDiffusionBackbone : public Backbone {
   std::unique_ptr<ClipTextModel> text1_, text2_;
   SchedulerConfig scheduler_;
   NoisingPlan plan_;
+  std::string noising_error_;  // why the folder's scheduler cannot do the capture noising ("" = it can)
   std::shared_ptr<const TextTokenizer> tokenizer_;
   std::set<std::string> layer_names_;
 };

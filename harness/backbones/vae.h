@@ -1,8 +1,10 @@
 #pragma once
-// AutoencoderKL encoder (diffusers v0.32.2 models/autoencoders/autoencoder_kl.py, vae.py; spec §1.6):
-// conv_in -> DownEncoderBlock2D x N -> UNetMidBlock2D (resnet, 1-head attention, resnet) -> GN -> SiLU ->
-// conv_out -> [quant_conv] -> DiagonalGaussian. The decoder is not built (its keys are ignored).
-// Serves SD1.5 / SDXL / PixArt (4 channels, quant_conv) and Flux (16 channels, shift_factor, no quant_conv).
+// AutoencoderKL (diffusers v0.32.2 models/autoencoders/autoencoder_kl.py, vae.py; spec §1.6).
+// Encoder: conv_in -> DownEncoderBlock2D x N -> UNetMidBlock2D (resnet, 1-head attention, resnet) -> GN -> SiLU ->
+// conv_out -> [quant_conv] -> DiagonalGaussian (VaeEncoder; decoder keys ignored).
+// Decoder: [post_quant_conv] -> conv_in -> UNetMidBlock2D -> UpDecoderBlock2D x N (layers_per_block + 1 resnets,
+// nearest x2 + conv except the last) -> GN -> SiLU -> conv_out (VaeDecoder; encoder keys ignored).
+// Serves SD1.5 / SDXL / PixArt (4 channels, quant_conv) and Flux (16 channels, shift_factor, no quant_convs).
 #include "harness/backbones/nn.h"
 
 #include <optional>
@@ -21,12 +23,25 @@ struct VaeConfig {  // vae/config.json
   double scaling_factor = 0.18215;
   std::optional<double> shift_factor;  // Flux 0.1159
   bool use_quant_conv = true;
+  bool use_post_quant_conv = true;
+  int64_t out_channels = 3;
   bool mid_block_add_attention = true;
   bool force_upcast = true;  // the SDXL pipeline runs the VAE in fp32 when set
 
   static VaeConfig sd15();  // H15 vae/config.json
   static VaeConfig sdxl();  // HXL-vae (scaling 0.13025)
   static VaeConfig from_json(const std::string& path);
+};
+
+// UNetMidBlock2D of the VAE: resnet, optional 1-head self-attention with residual, resnet (eps 1e-6).
+struct VaeMidBlock {
+  ResnetBlock2D res0, res1;
+  GroupNorm attn_norm;
+  Attention attn;
+  bool with_attention = true;
+  VaeMidBlock() = default;
+  VaeMidBlock(const WeightStore& mid, int64_t channels, int64_t groups, bool with_attention);
+  at::Tensor operator()(const at::Tensor& x) const;
 };
 
 class VaeEncoder {
@@ -51,10 +66,34 @@ class VaeEncoder {
   VaeConfig config_;
   Conv2d conv_in_, conv_out_, quant_conv_;
   std::vector<DownBlock> down_;
-  ResnetBlock2D mid_res0_, mid_res1_;
-  GroupNorm mid_attn_norm_;
-  Attention mid_attn_;
+  VaeMidBlock mid_;
   GroupNorm norm_out_;
 };
+
+class VaeDecoder {
+ public:
+  // `ws` is the vae component root (keys decoder.*, post_quant_conv.*); encoder.* and quant_conv.* are ignored.
+  VaeDecoder(const VaeConfig& config, const WeightStore& ws);
+  const VaeConfig& config() const { return config_; }
+  // AutoencoderKL.decode: z [B, z, h, w] (already unscaled by the pipeline) -> images [B, 3, 8h, 8w] (about [-1, 1]).
+  at::Tensor decode(const at::Tensor& z) const;
+  // The pipelines' unscaling before decode: z / scaling_factor (+ shift_factor for Flux).
+  at::Tensor unscale(const at::Tensor& latents) const;
+
+ private:
+  struct UpBlock {
+    std::vector<ResnetBlock2D> resnets;
+    std::optional<Upsample2D> upsample;
+  };
+  VaeConfig config_;
+  Conv2d post_quant_conv_, conv_in_, conv_out_;
+  VaeMidBlock mid_;
+  std::vector<UpBlock> up_;
+  GroupNorm norm_out_;
+};
+
+// VaeImageProcessor.postprocess(output_type="pil"/"np") with do_denormalize: (x / 2 + 0.5).clamp(0, 1) in the
+// decoder's dtype, then float32, * 255, round half to even, uint8. [B, 3, H, W] -> [B, H, W, 3] uint8 on the CPU.
+at::Tensor vae_postprocess_uint8(const at::Tensor& images);
 
 }  // namespace gb::bb

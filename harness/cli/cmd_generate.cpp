@@ -1,0 +1,260 @@
+// `goca-bench generate --weights DIR --prompts FILE --out DIR [--guidance cfg|scfg] [--guidance-scale G]
+//  [--steps N] [--scheduler NAME] [--method M.yaml] [--seed S] [--latents FILE.safetensors] [--image-size N]
+//  [--dtype fp32|fp16|bf16] [--device cpu|cuda] [--batch-size B] [--limit N] [--shard i/n] [--resume]`
+// Text-to-image generation with classifier-free guidance (or S-CFG) on a diffusers-layout checkpoint folder
+// (sd15, sdxl, pixart-sigma, flux), as the paper's generation experiment (docs/generation.md):
+//   prompts   .txt (one per line, ids 000000, 000001, … in line order) or .csv with a header (harness/io/prompt_file.h)
+//   selection the first --limit prompts, then shard i of n: every prompt index with index % n == i
+//   noise     per prompt: CPU generator seeded by noise_seed(--seed, id) -> [C, h, w] float32 (independent of
+//             batch size, order and shard); --latents replaces it with tensor `latents` [N, C, h, w] of the N
+//             selected prompts in file order
+//   outputs   <out>/<id>.png (uint8 RGB, VaeImageProcessor post-processing), written atomically; --resume skips
+//             ids already written; <out>/generate.json (settings, provenance, per-stage seconds, peak memory)
+// The prompt-file reader (harness/io/prompt_file.h) comes with the metrics work; the command registers once it is in
+// the tree.
+#if __has_include("harness/io/prompt_file.h")
+#include "gb_build_info.h"
+#include "harness/backbones/factory.h"
+#include "harness/backbones/flux_backbone.h"
+#include "harness/backbones/json_config.h"
+#include "harness/backbones/vae.h"
+#include "harness/cli/registry.h"
+#include "harness/core/errors.h"
+#include "harness/core/log.h"
+#include "harness/core/progress.h"
+#include "harness/core/torch_compat.h"
+#include "harness/generation/guidance.h"
+#include "harness/generation/sampler.h"
+#include "harness/io/image_io.h"
+#include "harness/io/prompt_file.h"
+#include "harness/io/safetensors.h"
+#include "harness/runner/runner.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Args {
+  std::string weights, prompts, out, guidance = "cfg", scheduler, method, latents, dtype, device = "cpu", shard,
+      protocol = "paper";
+  double scale = 2.0;
+  int64_t steps = 0, image_size = 0, batch_size = 1, limit = -1;
+  uint64_t seed = 42;
+  bool resume = false, no_progress = false;
+};
+
+at::ScalarType parse_dtype(const std::string& s) {
+  if (s == "fp32") return at::kFloat;
+  if (s == "fp16") return at::kHalf;
+  if (s == "bf16") return at::kBFloat16;
+  gb::fail("--dtype: unknown dtype '{}' (fp32, fp16, bf16)", s);
+}
+
+std::string dtype_name(at::ScalarType t) {
+  return t == at::kHalf ? "fp16" : t == at::kBFloat16 ? "bf16" : "fp32";
+}
+
+// The pipelines' default size: sample_size of the denoiser config x the VAE scale (SD1.5 64·8 = 512, PixArt-Σ-512
+// 64·8, PixArt-Σ-1024 128·8, SDXL 128·8); Flux's default_sample_size 128 x the VAE scale.
+int64_t default_image_size(const std::string& weights, const std::string& kind) {
+  gb::bb::CheckpointFolder f(weights);
+  const auto vcfg = gb::bb::VaeConfig::from_json(f.file("vae"));
+  const int64_t scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
+  if (kind == "flux") return 128 * scale;
+  const std::string comp = (kind == "sd15" || kind == "sdxl") ? "unet" : "transformer";
+  int64_t sample = 0;
+  gb::bb::json_get(gb::bb::read_json_file(f.file(comp)), "sample_size", sample, f.file(comp));
+  if (sample <= 0) gb::fail_file(f.file(comp), "no sample_size (pass --image-size)");
+  return sample * scale;
+}
+
+int64_t peak_host_bytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
+void write_json_atomic(const fs::path& path, const nlohmann::json& j) {
+  const fs::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
+  std::ofstream(tmp) << j.dump(2) << "\n";
+  fs::rename(tmp, path);
+}
+
+void run(const Args& a) {
+  using Clock = std::chrono::steady_clock;
+  const auto t_start = Clock::now();
+  if (a.batch_size < 1) gb::fail("--batch-size must be at least 1 (got {})", a.batch_size);
+  if (a.steps < 0) gb::fail("--steps must be positive (got {})", a.steps);
+  if (!a.scheduler.empty()) gb::bb::scheduler_class_for(a.scheduler);  // unknown name: exit 2 before loading
+
+  // ---- prompts and selection ----
+  auto entries = gb::read_prompt_file(a.prompts);
+  if (entries.empty()) gb::fail_file(a.prompts, "has no prompts");
+  if (a.limit >= 0 && static_cast<size_t>(a.limit) < entries.size()) entries.resize(static_cast<size_t>(a.limit));
+  int64_t shard_index = 0, shard_count = 1;
+  if (!a.shard.empty()) gb::runner::parse_shard(a.shard, shard_index, shard_count);
+  std::vector<gb::PromptEntry> selected;
+  for (size_t i = 0; i < entries.size(); ++i)
+    if (gb::runner::in_shard(static_cast<int64_t>(i), shard_index, shard_count)) selected.push_back(entries[i]);
+
+  at::Tensor given;
+  if (!a.latents.empty()) {
+    gb::SafetensorsFile f(a.latents);
+    if (!f.contains("latents")) gb::fail_file(a.latents, "has no tensor 'latents'");
+    given = f.load("latents").to(at::kFloat);
+    if (given.dim() != 4 || given.size(0) != static_cast<int64_t>(selected.size()))
+      gb::fail_file(a.latents, "'latents' must be [N, C, h, w] with N = {} selected prompts, got {}", selected.size(),
+                    gb::bb::shape_str(given.sizes()));
+  }
+
+  // ---- model ----
+  const std::string kind = gb::bb::detect_backbone_kind(a.weights);
+  gb::bb::BackboneOptions bo;
+  bo.device = a.device;
+  if (!a.dtype.empty()) bo.dtype = parse_dtype(a.dtype);
+  bo.image_size = a.image_size > 0 ? a.image_size : default_image_size(a.weights, kind);
+  const auto t_load = Clock::now();
+  auto backbone = gb::bb::open_backbone(a.weights, bo, kind);
+  gb::gen::SamplerOptions so;
+  so.steps = a.steps;
+  so.scheduler = a.scheduler;
+  so.guidance_scale = a.scale;
+  gb::gen::Sampler sampler(*backbone, a.weights, so);
+  gb::gen::GuidanceOptions go;
+  go.backbone = kind;
+  go.scale = a.scale;
+  go.protocol = a.protocol;
+  go.model = backbone.get();
+  go.method_path = a.method;
+  if (go.method_path.empty() && a.guidance == "scfg") go.method_path = "configs/methods/" + kind + "/scfg.yaml";
+  auto guidance = gb::gen::make_guidance(a.guidance, go);
+  const double load_seconds = std::chrono::duration<double>(Clock::now() - t_load).count();
+  const auto shape = sampler.latent_shape();
+  if (given.defined() && (given.size(1) != shape[0] || given.size(2) != shape[1] || given.size(3) != shape[2]))
+    gb::fail_file(a.latents, "'latents' must be [{}, {}, {}, {}] for {} at {}², got {}", selected.size(), shape[0],
+                  shape[1], shape[2], kind, sampler.image_size(), gb::bb::shape_str(given.sizes()));
+
+  // ---- work list ----
+  const fs::path out(a.out);
+  fs::create_directories(out);
+  std::vector<size_t> todo;  // positions in `selected`
+  int64_t skipped = 0;
+  for (size_t i = 0; i < selected.size(); ++i) {
+    if (a.resume && fs::is_regular_file(out / (selected[i].id + ".png"))) {
+      ++skipped;
+      continue;
+    }
+    todo.push_back(i);
+  }
+  if (skipped) gb::log::info("generate: --resume skips {} images already in {}", skipped, a.out);
+
+  gb::Progress progress("generate", static_cast<int64_t>(todo.size()), "img");
+  if (a.no_progress) progress.set_interactive(false);
+  if (backbone && bo.device.rfind("cuda", 0) == 0) gb::compat::cuda_reset_peak_memory();
+  const auto t_gen = Clock::now();
+  for (size_t k = 0; k < todo.size(); k += static_cast<size_t>(a.batch_size)) {
+    std::vector<std::string> texts;
+    std::vector<at::Tensor> lat;
+    std::vector<const gb::PromptEntry*> items;
+    for (size_t j = k; j < std::min(todo.size(), k + static_cast<size_t>(a.batch_size)); ++j) {
+      const auto& e = selected[todo[j]];
+      items.push_back(&e);
+      texts.push_back(e.text);
+      lat.push_back(given.defined() ? given[static_cast<int64_t>(todo[j])] : sampler.initial_noise(a.seed, e.id));
+    }
+    at::Tensor images = sampler.generate(texts, at::stack(lat), *guidance);
+    for (size_t j = 0; j < items.size(); ++j) {
+      const fs::path final_path = out / (items[j]->id + ".png");
+      const fs::path tmp = out / ("." + items[j]->id + ".png.tmp" + std::to_string(::getpid()));
+      gb::write_png_rgb(tmp.string(), images[static_cast<int64_t>(j)]);
+      fs::rename(tmp, final_path);
+    }
+    progress.advance(static_cast<int64_t>(items.size()));
+  }
+  progress.finish();
+  const double gen_seconds = std::chrono::duration<double>(Clock::now() - t_gen).count();
+
+  nlohmann::json j;
+  j["command"] = "generate";
+  nlohmann::json s;
+  s["weights"] = a.weights;
+  s["backbone"] = kind;
+  s["prompts"] = a.prompts;
+  s["guidance"] = guidance->name();
+  s["guidance_scale"] = a.scale;
+  s["steps"] = sampler.steps();
+  s["scheduler"] = sampler.scheduler_config().class_name;
+  s["method"] = a.guidance == "cfg" ? nlohmann::json(nullptr) : nlohmann::json(go.method_path);
+  s["protocol"] = a.protocol;
+  s["seed"] = a.seed;
+  s["latents"] = a.latents.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.latents);
+  s["image_size"] = sampler.image_size();
+  s["dtype"] = dtype_name(bo.resolve_dtype(kind == "flux" ? at::kBFloat16 : at::kHalf));
+  s["device"] = a.device;
+  s["batch_size"] = a.batch_size;
+  s["limit"] = a.limit;
+  s["shard"] = fmt::format("{}/{}", shard_index, shard_count);
+  s["resume"] = a.resume;
+  if (kind == "flux")
+    s["flux_guidance"] = guidance->needs_uncond() ? "true CFG on [uncond, cond], guidance embedding 1"
+                                                  : "distilled: guidance embedding = guidance_scale, no unconditional pass";
+  for (const auto& [k, v] : guidance->settings()) s["guidance_settings"][k] = v;
+  j["settings"] = s;
+  j["provenance"] = {{"goca_bench", GB_VERSION},
+                     {"git_commit", GB_GIT_COMMIT},
+                     {"libtorch", gb::compat::torch_version()},
+                     {"reference", "diffusers 0.32.2 pipelines (StableDiffusion, StableDiffusionXL, PixArtSigma, Flux)"}};
+  j["counts"] = {{"prompts", entries.size()}, {"selected", selected.size()}, {"skipped_existing", skipped},
+                 {"generated", todo.size()}};
+  nlohmann::json st = sampler.stage_seconds();
+  st["load"] = load_seconds;
+  st["generate"] = gen_seconds;
+  st["total"] = std::chrono::duration<double>(Clock::now() - t_start).count();
+  j["stage_seconds"] = st;
+  j["images_per_second"] = gen_seconds > 0 ? static_cast<double>(todo.size()) / gen_seconds : 0.0;
+  j["peak_host_bytes"] = peak_host_bytes();
+  j["peak_device_bytes"] = bo.device.rfind("cuda", 0) == 0 ? gb::compat::cuda_peak_memory_bytes() : 0;
+  write_json_atomic(out / "generate.json", j);
+  gb::log::info("generate: {} images in {} ({} skipped)", todo.size(), a.out, skipped);
+}
+
+void add(CLI::App& app) {
+  auto* sub = app.add_subcommand("generate", "Text-to-image generation with CFG or S-CFG (the paper's generation experiment)");
+  auto a = std::make_shared<Args>();
+  sub->add_option("--weights", a->weights, "Checkpoint folder (diffusers layout: sd15, sdxl, pixart-sigma, flux)")->required();
+  sub->add_option("--prompts", a->prompts, "Prompt file: .txt (one per line, ids 000000…) or .csv with a header")->required();
+  sub->add_option("--out", a->out, "Output folder: <id>.png and generate.json")->required();
+  sub->add_option("--guidance", a->guidance, "cfg (classifier-free guidance) or scfg (S-CFG with GoCA masks)");
+  sub->add_option("--guidance-scale", a->scale, "Guidance scale G (default 2.0, the paper's; flux cfg: its guidance embedding)");
+  sub->add_option("--steps", a->steps, "Denoising steps (default: sd15/sdxl 50, pixart-sigma 20, flux 28)");
+  sub->add_option("--scheduler", a->scheduler, "pndm, ddim, euler, dpm++2m, flow-euler (default: the checkpoint's)");
+  sub->add_option("--method", a->method, "GoCA method YAML for S-CFG's masks (default configs/methods/<backbone>/scfg.yaml)");
+  sub->add_option("--seed", a->seed, "Noise seed; each prompt's noise is seeded by (seed, id) (default 42)");
+  sub->add_option("--latents", a->latents, "safetensors with tensor 'latents' [N, C, h, w]: the selected prompts' initial latents");
+  sub->add_option("--image-size", a->image_size, "Square image size (default: the checkpoint's sample_size x VAE scale)");
+  sub->add_option("--dtype", a->dtype, "fp32, fp16 or bf16 (default: fp32 on cpu, the paper's dtype on cuda)");
+  sub->add_option("--device", a->device, "cpu, cuda or cuda:N");
+  sub->add_option("--batch-size", a->batch_size, "Prompts per denoiser batch (images do not depend on it)");
+  sub->add_option("--limit", a->limit, "Only the first N prompts of the file");
+  sub->add_option("--shard", a->shard, "Generate shard i of n (every prompt index with index % n == i): i/n");
+  sub->add_flag("--resume", a->resume, "Skip ids whose <id>.png already exists in --out");
+  sub->add_option("--protocol", a->protocol, "S-CFG protocol (paper)")->group("");
+  sub->add_flag("--no-progress", a->no_progress, "Plain progress lines instead of the bar")->group("");
+  sub->callback([a] { run(*a); });
+}
+
+GB_REGISTER_COMMAND(add);
+
+}  // namespace
+
+#endif  // __has_include("harness/io/prompt_file.h")
