@@ -210,6 +210,23 @@ std::vector<Preset> build() {
   };
 }
 
+std::vector<Preset> build_generation() {
+  using namespace layers;
+  const std::string note =
+      "S-CFG masks (harness/generation/scfg.h): GoCA on both CFG halves at every sampling step. ref_mode full:\n"
+      "get_mask builds the reference pseudo self-attention from every channel. capture.timestep is the config's\n"
+      "t, unused by generation (the maps are captured at every step).";
+  std::vector<Preset> out{
+      make("sd15", "scfg", "gen_15", goca_method(), sd15_all(), "up-level2-repeat1-vit-block0-cross-q", sd15_self(),
+           2, CaptureSettings{512, 100}, note),
+      make("pixart-sigma", "scfg", "gen_sigma", goca_method(), dit_cross(range(10, 17)), "vit-block13-cross-q",
+           dit_self(range(10, 17)), 5, CaptureSettings{512, 100},
+           note + "\nBlocks 10-17 (cross and self), affinity order 5, PixArt-Sigma-XL-2-512-MS."),
+  };
+  for (auto& p : out) p.plan.method.ref_mode = goca::RefMode::Full;
+  return out;
+}
+
 }  // namespace
 
 const std::vector<Preset>& all_presets() {
@@ -217,14 +234,27 @@ const std::vector<Preset>& all_presets() {
   return presets;
 }
 
+const std::vector<Preset>& generation_presets() {
+  static const std::vector<Preset> presets = build_generation();
+  return presets;
+}
+
+std::string paper_config_file(const Preset& p) {
+  const std::string gen = "gen_";
+  if (p.paper_config.rfind(gen, 0) == 0)
+    return "src-additional/generation-experiment/configs/config_model_" + p.paper_config.substr(gen.size()) + ".py";
+  return "src-main/configs/config-model/config_model_" + p.paper_config + ".py";
+}
+
 std::vector<std::string> preset_backbones() { return {"sd15", "sdxl", "pixart-sigma", "flux"}; }
 
 const Preset& find_preset(const std::string& backbone, const std::string& variant) {
   std::string list;
-  for (const auto& p : all_presets()) {
-    if (p.backbone == backbone && p.variant == variant) return p;
-    list += (list.empty() ? "" : ", ") + p.backbone + "/" + p.variant;
-  }
+  for (const auto* table : {&all_presets(), &generation_presets()})
+    for (const auto& p : *table) {
+      if (p.backbone == backbone && p.variant == variant) return p;
+      list += (list.empty() ? "" : ", ") + p.backbone + "/" + p.variant;
+    }
   fail("no method preset '{}/{}' (available: {})", backbone, variant, list);
 }
 

@@ -15,6 +15,13 @@
 //   flux           vanilla    flux_vanilla   vanilla                                             blocks 8, 28, 47
 //   flux           goca       flux           average / dot-product similarity / sum-1 + renorm+  all 57
 //
+// The generation presets (S-CFG's masks, harness/generation/scfg.h; the paper's
+// src-additional/generation-experiment/configs/config_model_{15,sigma}.py), kept apart from the segmentation table:
+//
+//   sd15           scfg       gen_15         goca with ref_mode full (get_mask reads every reference    all 16
+//                                            channel), affinity order 2, 512 x 512
+//   pixart-sigma   scfg       gen_sigma      goca with ref_mode full, affinity order 5, 512 x 512        blocks 10-17
+//
 // A preset is a MethodPlan: the goca::MethodConfig, the post-processing chain, and the capture settings
 // (image size, timestep) the paper ran it with.
 #include "goca/method_config.h"
@@ -61,10 +68,14 @@ struct Preset {
   std::string note;          // what is special about it (written into the shipped YAML's header)
 };
 
-// Every preset, in the table's order.
+// Every segmentation preset, in the table's order.
 const std::vector<Preset>& all_presets();
+// The generation presets (second table), variant "scfg".
+const std::vector<Preset>& generation_presets();
+// The paper's file a preset comes from, e.g. "src-main/configs/config-model/config_model_15.py".
+std::string paper_config_file(const Preset& p);
 std::vector<std::string> preset_backbones();  // "sd15", "sdxl", "pixart-sigma", "flux"
-// UserError listing the available ones when the pair does not exist.
+// Either table. UserError listing the available ones when the pair does not exist.
 const Preset& find_preset(const std::string& backbone, const std::string& variant);
 
 // Layer-key lists of the paper's configs (forward order), for presets, ablations and tests.

@@ -78,10 +78,10 @@ gb::CaptureSpec Segmentor::required_capture() const {
   return spec;
 }
 
-SegmentOutput Segmentor::run(const gb::TensorMap& sample, const gb::TokenGroups& groups) const {
+Aggregation Segmentor::aggregate(const gb::TensorMap& sample) const {
   const auto& cfg = config_;
   const int64_t S = cfg.output_size;
-  SegmentOutput out;
+  Aggregation out;
 
   // ----- §B head aggregation, per layer -----
   std::vector<at::Tensor> layer_maps;  // [P_l, T] fp32
@@ -142,11 +142,27 @@ SegmentOutput Segmentor::run(const gb::TensorMap& sample, const gb::TokenGroups&
     scalar_weights = normalise_layer_weights(scores);
     out.layer_weights = scalar_weights;
   }
+  out.maps = combine_layers(layer_maps, scalar_weights, S);  // [T, S, S]
+  return out;
+}
 
-  // ----- combination, tokens, rescaling, background -----
-  auto agg = combine_layers(layer_maps, scalar_weights, S);  // [T, S, S]
-  out.aggregated = agg.permute({1, 2, 0}).contiguous();
-  auto channels = token_channels(agg, groups, cfg.multi_token);
+at::Tensor Segmentor::affinity(const gb::TensorMap& sample) const {
+  if (config_.self_layers.empty()) fail("method config has no self_layers (needed for affinity propagation)");
+  std::vector<at::Tensor> selfs;
+  for (const auto& key : config_.self_layers) selfs.push_back(self_mean(sample, key, "affinity propagation"));
+  return aggregate_self(selfs, config_.output_size);
+}
+
+SegmentOutput Segmentor::run(const gb::TensorMap& sample, const gb::TokenGroups& groups) const {
+  const auto& cfg = config_;
+  SegmentOutput out;
+  Aggregation agg = aggregate(sample);  // §B, §C
+  out.head_weights = std::move(agg.head_weights);
+  out.layer_weights = agg.layer_weights;
+  out.aggregated = agg.maps.permute({1, 2, 0}).contiguous();
+
+  // ----- tokens, rescaling, background -----
+  auto channels = token_channels(agg.maps, groups, cfg.multi_token);
   auto maps = rescale(channels, cfg.rescale_method);  // [K + B, S, S]
   const int64_t K = static_cast<int64_t>(groups.objects.size());
   out.pre_propagation = cfg.keep_all_objects ? maps : merge_background(maps, K);
@@ -155,10 +171,7 @@ SegmentOutput Segmentor::run(const gb::TensorMap& sample, const gb::TokenGroups&
   if (cfg.self_layers.empty()) {
     out.scores = out.pre_propagation;
   } else {
-    std::vector<at::Tensor> selfs;
-    for (const auto& key : cfg.self_layers) selfs.push_back(self_mean(sample, key, "affinity propagation"));
-    auto affinity = aggregate_self(selfs, S);
-    out.scores = propagate(out.pre_propagation, affinity, cfg.propagation_order);
+    out.scores = propagate(out.pre_propagation, affinity(sample), cfg.propagation_order);
   }
   return out;
 }

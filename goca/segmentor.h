@@ -23,6 +23,13 @@ struct SegmentOutput {
   at::Tensor layer_weights;    // [L] normalised scalars, or [L, S, S] for vanilla (per pixel), `layers` order
 };
 
+// §B–§C of one sample: the head- and layer-aggregated cross attention, before any token selection.
+struct Aggregation {
+  at::Tensor maps;                                 // [T, S, S], every pixel sums to 1 over all T tokens
+  std::map<std::string, at::Tensor> head_weights;  // per cross-map key: [P, H]
+  at::Tensor layer_weights;                        // [L], or [L, S, S] for vanilla
+};
+
 class Segmentor {
  public:
   // Validates the config (gb::UserError on a bad one).
@@ -35,6 +42,12 @@ class Segmentor {
   // Throws gb::UserError naming the key on a missing key, wrong rank or mismatched H/P/T.
   // A layer without `-cross-special-value` is force-averaged (§B), as in the paper's code.
   SegmentOutput run(const gb::TensorMap& sample, const gb::TokenGroups& groups) const;
+
+  // The first half of `run` (§B head and §C layer aggregation): what S-CFG reads for each CFG half.
+  Aggregation aggregate(const gb::TensorMap& sample) const;
+  // §E: the affinity A [S^2, S^2] that propagation multiplies by, the mean of the resized head-mean
+  // `self_layers` maps of `sample`. gb::UserError when the config has no self_layers.
+  at::Tensor affinity(const gb::TensorMap& sample) const;
 
   // Every sample of a batched capture (batch dimension first), one TokenGroups per sample.
   std::vector<SegmentOutput> run_batch(const gb::Capture& capture, const std::vector<gb::TokenGroups>& groups) const;

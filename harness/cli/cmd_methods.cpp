@@ -1,4 +1,4 @@
-// `goca-bench methods list`: the method presets (Vanilla, Baseline, GoCA, FTTM per backbone).
+// `goca-bench methods list`: the method presets (Vanilla, Baseline, GoCA, FTTM per backbone; S-CFG's generation ones).
 // `goca-bench methods show BACKBONE/VARIANT`: a preset as a method YAML (what configs/methods/ ships).
 // `goca-bench methods check M.yaml [--set k=v ...]`: validate a method file, print it in canonical form.
 #include "baselines/method_yaml.h"
@@ -21,11 +21,16 @@ struct Args {
 };
 
 std::string title_of(const gb::baselines::Preset& p) {
+  const std::string file = gb::baselines::paper_config_file(p);
+  const std::string main_prefix = "src-main/";
+  const std::string source = file.rfind(main_prefix, 0) == 0
+                                 ? file.substr(main_prefix.size()) + " (spec goca-method.md section I)"
+                                 : file;
   return fmt::format(
-      "{} {}: the paper's configs/config-model/config_model_{}.py (spec goca-method.md section I).\n"
+      "{} {}: the paper's {}.\n"
       "{}\n"
       "Written by `goca-bench methods show {}/{}`; tests/baselines checks that this file equals the preset.",
-      p.backbone, p.variant, p.paper_config, p.note, p.backbone, p.variant);
+      p.backbone, p.variant, source, p.note, p.backbone, p.variant);
 }
 
 void add(CLI::App& app) {
@@ -37,12 +42,14 @@ void add(CLI::App& app) {
   list->callback([] {
     std::cout << fmt::format("{:<26} {:<14} {:<22} {:<24} {:<40} {:>6}  {}\n", "preset", "paper config",
                              "head_method", "layer_method", "rescale_method", "layers", "post");
-    for (const auto& p : gb::baselines::all_presets()) {
-      const auto& m = p.plan.method;
-      std::cout << fmt::format("{:<26} {:<14} {:<22} {:<24} {:<40} {:>6}  {}\n", p.backbone + "/" + p.variant,
-                               p.paper_config, gb::goca::to_string(m.head_method),
-                               gb::goca::to_string(m.layer_method), gb::goca::to_string(m.rescale_method),
-                               m.layers.size(), gb::baselines::to_string(p.plan.post));
+    for (const auto* table : {&gb::baselines::all_presets(), &gb::baselines::generation_presets()}) {
+      for (const auto& p : *table) {
+        const auto& m = p.plan.method;
+        std::cout << fmt::format("{:<26} {:<14} {:<22} {:<24} {:<40} {:>6}  {}\n", p.backbone + "/" + p.variant,
+                                 p.paper_config, gb::goca::to_string(m.head_method),
+                                 gb::goca::to_string(m.layer_method), gb::goca::to_string(m.rescale_method),
+                                 m.layers.size(), gb::baselines::to_string(p.plan.post));
+      }
     }
   });
 

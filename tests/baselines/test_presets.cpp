@@ -85,11 +85,12 @@ TEST(Presets, KeyNamesAreThePapers) {
 }
 
 TEST(MethodFiles, EveryShippedFileEqualsItsPreset) {
-  for (const auto& p : all_presets()) {
-    SCOPED_TRACE(method_file(p));
-    const MethodPlan loaded = load_method_plan(method_file(p));
-    EXPECT_TRUE(same_plan(loaded, p.plan));
-  }
+  for (const auto* table : {&all_presets(), &generation_presets()})
+    for (const auto& p : *table) {
+      SCOPED_TRACE(method_file(p));
+      const MethodPlan loaded = load_method_plan(method_file(p));
+      EXPECT_TRUE(same_plan(loaded, p.plan));
+    }
   // ... and there is no method file without a preset.
   for (const auto& backbone : fs::directory_iterator(kSource + "/configs/methods")) {
     if (!backbone.is_directory()) continue;
@@ -101,7 +102,9 @@ TEST(MethodFiles, EveryShippedFileEqualsItsPreset) {
 }
 
 TEST(MethodFiles, CanonicalYamlRoundTrips) {
-  for (const auto& p : all_presets()) {
+  auto presets = all_presets();
+  presets.insert(presets.end(), generation_presets().begin(), generation_presets().end());
+  for (const auto& p : presets) {
     const std::string yaml = method_plan_to_yaml(p.plan, "round trip");
     EXPECT_TRUE(same_plan(parse_method_plan(yaml, p.backbone + "/" + p.variant), p.plan)) << yaml;
   }
