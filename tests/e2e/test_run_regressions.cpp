@@ -1,6 +1,11 @@
-// Regression tests of the bugs that kept checkpoint backbones out of `goca-bench run`:
+// Regression tests of the two bugs that kept checkpoint backbones out of `goca-bench run`:
 //  - a backbone entry without `options:` (every backbone of configs/experiments/*.yaml) stopped the run with
-//    "options must be a mapping": a missing key left a default-constructed YAML::Node, which is a *defined* null.
+//    "options must be a mapping": a missing key left a default-constructed YAML::Node, which is a *defined* null;
+//  - the run was reported to die at the first image with "variable_excluded_from_dispatch() INTERNAL ASSERT
+//    FAILED at .../mkldnn/MKLDNNCommon.cpp" (1 worker, batch 1). The captures are inference tensors (made under
+//    c10::InferenceMode inside the backbone) and the runner's pipeline thread segmented them outside it; the
+//    runner now segments under InferenceMode. NOT reproduced with PyTorch 2.11 on the development machine (this
+//    test passed before the change too), so it guards the path, it did not demonstrate the crash.
 #include "e2e_util.h"
 
 #include "harness/core/errors.h"
@@ -27,6 +32,16 @@ TEST(RunRegressions, BackboneEntryWithoutOptionsUsesTheDefaults) {
   EXPECT_NO_THROW(gb::runner::make_backbone(e, "cpu", 0));
   e.options = YAML::Load("7");
   EXPECT_THROW(gb::runner::make_backbone(e, "cpu", 0), gb::UserError);
+}
+
+TEST(RunRegressions, CheckpointBackboneRunsOneWorkerBatchOne) {
+  // The smallest run that died: one worker, batch size 1, SD1.5 (all four presets), first image.
+  auto sets = world_sets({"sd15"}, 1);
+  sets.insert(sets.end(), {"--set", "workers=1"});
+  const auto r = run_config("configs/experiments/table1-sd15.yaml", sets, work_dir() / "regression-b1",
+                            {"--batch-size", "1"});
+  ASSERT_EQ(r.cells.size(), 5u * 4u);
+  for (const auto& c : r.cells) EXPECT_EQ(c.images, 1) << c.key();
 }
 
 }  // namespace
