@@ -120,7 +120,9 @@ Experiment parse_experiment(const gb::Config& config) {
     e.kind = b.get_or<std::string>("kind", e.name);
     e.weights = b.get_or<std::string>("weights", "");
     e.dtype = b.get_or<std::string>("dtype", "");
-    if (b.has("options")) e.options = YAML::Clone(b.node("options"));
+    // No `options:` (or an empty one) is the empty mapping: same backbone, same config hash as `options: {}`.
+    if (b.has("options") && !b.node("options").IsNull()) e.options = YAML::Clone(b.node("options"));
+    else e.options = YAML::Node(YAML::NodeType::Map);
     b.finish();
     ex.backbones.push_back(e);
   }

@@ -57,7 +57,7 @@ struct BackboneEntry {
   std::string kind;
   std::string weights;
   std::string dtype;                        // "" = the backbone's default
-  YAML::Node options;                       // backbone-specific
+  YAML::Node options;                       // backbone-specific (an empty mapping when the entry has none)
 };
 
 // One expanded method variant (per backbone).

@@ -68,7 +68,9 @@ gb::bb::BackboneOptions checkpoint_options(const BackboneEntry& e) {
   gb::bb::BackboneOptions bo;
   bo.dtype = parse_dtype(e.name, "dtype", e.dtype);
   const YAML::Node& o = e.options;
-  if (!o) return bo;
+  // No `options:` (or `options:` with nothing after it) means the defaults. A default-constructed YAML::Node is
+  // a *defined* null node, so `!o` alone does not catch it.
+  if (!o || o.IsNull()) return bo;
   if (!o.IsMap()) fail("backbone '{}': options must be a mapping", e.name);
   static const std::set<std::string> known = {"image_size", "timestep", "variant", "store_dtype", "text_encoder", "t5_int8"};
   for (const auto& kv : o)
@@ -106,12 +108,12 @@ std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& e, const std::s
     std::string merges, text_encoder = "keep";
     const YAML::Node& o = e.options;
     try {
-      if (o && !o.IsMap()) fail("backbone '{}': options must be a mapping", e.name);
+      if (o && !o.IsNull() && !o.IsMap()) fail("backbone '{}': options must be a mapping", e.name);
       static const std::set<std::string> known = {"tokenizer", "heads", "head_dim", "sos_logit", "sos_pixel_amplitude",
                                                   "content_gain", "filler_logit", "value_noise", "self_beta",
                                                   "self_sigma", "self_floor", "distractor_sharpness", "head_reliability",
                                                   "text_encoder"};
-      if (o)
+      if (o && o.IsMap())
         for (const auto& kv : o)
           if (!known.count(kv.first.Scalar())) fail("backbone '{}': unknown synthetic option '{}'", e.name, kv.first.Scalar());
       opt_key(o, "tokenizer", merges);

@@ -17,6 +17,7 @@
 #include "reports/png_memory.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/info.h>
@@ -437,6 +438,12 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
                     }) &
                 tbb::make_filter<std::shared_ptr<Job>, void>(
                     tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Job> job) {
+                      // The captures are inference tensors (the backbones run under InferenceMode). Consumed
+                      // outside it they dispatch with autograd keys not excluded, and oneDNN kernels
+                      // (MKLDNNCommon.cpp) assert on that. InferenceMode is per thread, and this filter runs
+                      // on whichever TBB worker picks it up: set it here, where the model runs and its outputs
+                      // are segmented and evaluated.
+                      c10::InferenceMode inference_guard;
                       gb::BackboneBatch batch;
                       batch.seed = ex.seed;
                       std::vector<size_t> live;

@@ -1,0 +1,197 @@
+// configs/experiments/table1.yaml runs UNCHANGED through `goca-bench run` on structure-complete tiny checkpoints of
+// SD1.5, SDXL, PixArt-Sigma and Flux and on `datasets make-fixture` folders of all five layouts, in both protocols,
+// with only `--set` overrides (dataset roots, images and captions, weights, `limit`, and the image size: 64 instead
+// of the paper's 512/1024, see e2e_util.h). Every method preset of configs/methods/<backbone>/ then goes through
+// `capture --method` + `segment` on the run's first VOC image, and its score maps evaluate to exactly the run's
+// journalled confusion matrices at every background threshold. table1-sd15.yaml and ablations-sd15.yaml (and
+// table1.yaml again, sharded) run in test_readme.cpp, through the README's recipe.
+#include "e2e_util.h"
+
+#include "baselines/method_yaml.h"
+#include "baselines/plan_segmentor.h"
+#include "datasets/dataset.h"
+#include "harness/backbones/factory.h"
+#include "harness/eval/evaluator.h"
+#include "harness/io/safetensors.h"
+#include "harness/runner/integration.h"
+
+#include <set>
+
+namespace {
+
+using namespace gb::e2e;
+
+// table1.yaml once per process (paper protocol, 1 image per dataset), shared by the tests that read it.
+// (table1-sd15.yaml and ablations-sd15.yaml, and table1.yaml on 2 images per dataset, run in test_readme.cpp.)
+const gb::reports::Results& table1_paper() {
+  static const gb::reports::Results r =
+      run_config("configs/experiments/table1.yaml", world_sets(backbone_kinds(), 1), work_dir() / "table1-paper");
+  return r;
+}
+
+// Cells per (dataset, backbone, variant), with images evaluated and a finite selected mIoU.
+void expect_every_cell(const gb::reports::Results& r, const std::map<std::string, std::vector<std::string>>& variants,
+                       int64_t images_per_dataset) {
+  size_t want = 0;
+  for (const auto& slot : dataset_slots())
+    for (const auto& [backbone, names] : variants)
+      for (const auto& v : names) {
+        ++want;
+        const auto* cell = r.find(slot.name, backbone, v);
+        ASSERT_NE(cell, nullptr) << slot.name << "|" << backbone << "|" << v;
+        EXPECT_EQ(cell->images, images_per_dataset) << cell->key();
+        ASSERT_NE(cell->selected(), nullptr) << cell->key();
+        EXPECT_GT(cell->selected()->confusion.total(), 0) << cell->key();
+      }
+  EXPECT_EQ(r.cells.size(), want);
+}
+
+const std::map<std::string, std::vector<std::string>> kTable1Variants = {{"sd15", {"Vanilla", "Baseline", "FTTM", "GoCA"}},
+                                                                         {"sdxl", {"Vanilla", "GoCA"}},
+                                                                         {"pixart-sigma", {"Vanilla", "GoCA"}},
+                                                                         {"flux", {"Vanilla", "GoCA"}}};
+
+TEST(TinyCheckpoints, EveryLayerOfEveryPresetExists) {
+  for (const auto& kind : backbone_kinds()) {
+    gb::bb::BackboneOptions o;
+    o.image_size = kImageSize;
+    const auto bb = gb::bb::open_backbone(world().weights.at(kind), o, kind);
+    std::set<std::string> have;
+    for (const auto& l : bb->list_layers()) have.insert(l.name);
+    int presets = 0;
+    for (const auto& e : fs::directory_iterator(fs::path(GB_SOURCE_DIR) / "configs/methods" / kind)) {
+      const auto plan = gb::baselines::load_method_plan(e.path().string());
+      const gb::baselines::PlanSegmentor seg(plan, e.path().string());
+      for (const auto& key : seg.required_capture().keys) EXPECT_TRUE(have.count(key)) << kind << ": " << key;
+      ++presets;
+    }
+    EXPECT_GE(presets, 2) << kind;
+    EXPECT_EQ(bb->tokenizer().max_length(), kind == "pixart-sigma" ? 300 : kind == "flux" ? 512 : 77) << kind;
+  }
+}
+
+TEST(PaperConfigs, Table1EveryBackboneEveryDatasetPaperProtocol) {
+  const auto& r = table1_paper();
+  expect_every_cell(r, kTable1Variants, 1);
+  EXPECT_EQ(r.protocol, "paper");
+  EXPECT_EQ(r.datasets.size(), 5u);
+}
+
+TEST(PaperConfigs, Table1StandardProtocol) {
+  const auto r = run_config("configs/experiments/table1.yaml", world_sets(backbone_kinds(), 1, "standard"),
+                            work_dir() / "table1-standard");
+  expect_every_cell(r, kTable1Variants, 1);
+  EXPECT_EQ(r.protocol, "standard");
+}
+
+// The evaluation the runner does for one image (harness/runner/runner.cpp), from a score-map file.
+std::vector<std::vector<std::array<int64_t, 3>>> sparse_confusions(const gb::datasets::DatasetConfig& dc,
+                                                                   const gb::datasets::Dataset& ds,
+                                                                   const at::Tensor& scores,
+                                                                   const std::vector<int64_t>& present,
+                                                                   const at::Tensor& label) {
+  gb::eval::EvalConfig ec;
+  ec.protocol = dc.protocol == gb::datasets::Protocol::Paper ? gb::eval::Protocol::paper : gb::eval::Protocol::standard;
+  ec.num_classes = ds.classes().num_classes();
+  ec.ignore_index = dc.ignore_index < 0 ? 255 : dc.ignore_index;
+  ec.method = gb::eval::parse_background_method(dc.background_method);
+  if (!dc.background_thresholds.empty()) ec.thresholds = dc.background_thresholds;
+  gb::eval::SweepEvaluator ev(ec);
+  ev.add_image(scores, present, label);
+  std::vector<std::vector<std::array<int64_t, 3>>> out;
+  for (const auto& cm : ev.matrices()) {
+    const at::Tensor c = cm.counts();
+    const at::Tensor nz = at::nonzero(c);
+    std::vector<std::array<int64_t, 3>> sp;
+    for (int64_t z = 0; z < nz.size(0); ++z) {
+      const int64_t i = nz[z][0].item<int64_t>(), j = nz[z][1].item<int64_t>();
+      sp.push_back({i, j, c[i][j].item<int64_t>()});
+    }
+    out.push_back(sp);
+  }
+  return out;
+}
+
+TEST(PaperConfigs, EveryPresetRunEqualsCaptureThenSegment) {
+  const auto& r = table1_paper();
+  ASSERT_FALSE(r.cells.empty());
+  const World& w = world();
+  const FixtureData& voc = w.data.at("voc");
+  gb::runner::DatasetEntry de;
+  de.name = "VOC";
+  de.config_path = (fs::path(GB_SOURCE_DIR) / "configs/datasets/voc.yaml").string();
+  de.overrides = {"root=" + voc.root, "captions=" + voc.captions, "limit=1"};
+  const auto dc = gb::runner::load_dataset_entry(de);
+  const auto ds = gb::datasets::Dataset::open(dc);
+  const size_t index = 0;  // the first image of the run
+  const auto sample = ds->load(index);
+  ASSERT_TRUE(sample.has_value());
+  // `capture` seeds the noise with the image file's stem, the run with the dataset id (VOC: "<stem>.jpg"), so the
+  // image goes to capture as a file whose stem is the id.
+  const fs::path dir = work_dir() / "capture-segment";
+  fs::create_directories(dir);
+  const fs::path image = dir / (sample->id + ".jpg");
+  fs::copy_file(sample->image_path, image, fs::copy_options::overwrite_existing);
+  std::vector<int64_t> present;
+
+  for (const auto& kind : backbone_kinds()) {
+    // The run's journal of (VOC, kind): one record per image, one entry per variant in config order.
+    std::ifstream jin(work_dir() / "table1-paper" / "journal" / ("VOC__" + kind + ".jsonl"));
+    ASSERT_TRUE(jin.good()) << kind;
+    nlohmann::json record;
+    for (std::string line; std::getline(jin, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("i") && j["i"].get<int64_t>() == static_cast<int64_t>(index)) record = j;
+    }
+    ASSERT_FALSE(record.is_null()) << kind;
+    ASSERT_EQ(record.at("id").get<std::string>(), sample->id);
+
+    gb::bb::BackboneOptions o;
+    o.image_size = kImageSize;
+    const auto bb = gb::bb::open_backbone(w.weights.at(kind), o, kind);
+    const auto builder = gb::runner::make_prompt_builder(dc, ds->classes(), bb->tokenizer());
+    const auto prompt = gb::runner::build_prompt(*builder, *sample, ds->captions()->caption(sample->id), dc);
+    const fs::path tokens = dir / (kind + "-tokens.json");
+    prompt.groups.save(tokens.string());
+    present.clear();
+    for (const auto& obj : prompt.groups.objects) present.push_back(obj.class_id);
+
+    const auto& names = kTable1Variants.at(kind);
+    ASSERT_EQ(record.at("v").size(), names.size()) << kind;
+    std::set<std::string> presets_seen;
+    for (size_t v = 0; v < names.size(); ++v) {
+      std::string preset = names[v];
+      for (auto& ch : preset) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      const std::string method = "configs/methods/" + kind + "/" + preset + ".yaml";
+      presets_seen.insert(preset + ".yaml");
+      const fs::path cap = dir / (kind + "-" + preset + "-capture.safetensors");
+      const fs::path seg = dir / (kind + "-" + preset + "-segment.safetensors");
+      auto c = cli({"capture", "--weights", w.weights.at(kind), "--image", image.string(), "--prompt", prompt.text,
+                    "--method", method, "--image-size", std::to_string(kImageSize), "--seed", "0", "--out",
+                    cap.string()});
+      ASSERT_EQ(c.code, 0) << kind << " " << preset << ": " << c.out;
+      std::vector<std::string> sargs = {"segment", "--capture", cap.string(), "--tokens", tokens.string(),
+                                        "--method", method, "--out", seg.string()};
+      if (preset == "fttm") sargs.insert(sargs.end(), {"--image", image.string()});
+      auto s = cli(sargs);
+      ASSERT_EQ(s.code, 0) << kind << " " << preset << ": " << s.out;
+      const auto out = gb::load_safetensors(seg.string());
+      const at::Tensor scores = out.count("crf") ? out.at("crf") : out.at("scores");
+      const auto got = sparse_confusions(dc, *ds, scores, present, sample->label);
+      const auto& want = record["v"][v]["t"];
+      ASSERT_EQ(got.size(), want.size()) << kind << " " << preset;
+      for (size_t t = 0; t < got.size(); ++t) {
+        std::vector<std::array<int64_t, 3>> w3;
+        for (const auto& e : want[t]) w3.push_back({e[0].get<int64_t>(), e[1].get<int64_t>(), e[2].get<int64_t>()});
+        EXPECT_EQ(got[t], w3) << kind << " " << preset << " threshold " << t;
+      }
+    }
+    // Every preset file of the backbone was compared.
+    std::set<std::string> files;
+    for (const auto& e : fs::directory_iterator(fs::path(GB_SOURCE_DIR) / "configs/methods" / kind))
+      files.insert(e.path().filename().string());
+    EXPECT_EQ(presets_seen, files) << kind;
+  }
+}
+
+}  // namespace
