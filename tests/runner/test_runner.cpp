@@ -20,6 +20,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <csignal>
+
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -255,6 +258,61 @@ TEST(Runner, KilledAndResumedEqualsUninterrupted) {
   EXPECT_EQ(resumed.examples.size(), whole.examples.size());
   // Resuming a finished run redoes nothing and counts nothing twice.
   expect_same_accuracy(run_experiment(ex, o), whole);
+}
+
+// A full disk mid-run (a file-size limit just past the journal's third record): the run stops with a UserError
+// (exit 2 in the CLI) naming the journal, no results.json is left behind, and --resume completes it to the
+// uninterrupted result. Then a torn last record (a kill -9 mid-write, simulated by truncation) is dropped.
+TEST(Runner, FullDiskStopsWithAUserErrorAndResumeCompletes) {
+  const Experiment ex = load("fulldisk");
+  const auto whole = run_experiment(ex, quiet());
+  const fs::path journal_dir = kWork / "runs/fulldisk/journal";
+  ASSERT_TRUE(fs::exists(journal_dir));
+  const fs::path journal = fs::directory_iterator(journal_dir)->path();
+  std::string text;
+  {
+    std::ifstream in(journal, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  size_t limit = 0;  // header + 3 records (the batches hold 2 images: the 2nd batch write fails half-way)
+  for (int line = 0; line < 4; ++line) limit = text.find('\n', limit) + 1;
+  const fs::path run_dir = kWork / "runs/fulldisk-killed";
+  fs::remove_all(run_dir);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);  // as goca-bench's main() does: EFBIG instead of a kill
+    struct rlimit rl {};
+    rl.rlim_cur = rl.rlim_max = limit;
+    setrlimit(RLIMIT_FSIZE, &rl);
+    RunOptions o = quiet();
+    o.run_dir = run_dir.string();
+    try {
+      run_experiment(ex, o);
+    } catch (const gb::UserError& e) {
+      const std::string m = e.what();
+      std::_Exit(m.find("journal") != std::string::npos && m.find("File too large") != std::string::npos ? 2 : 3);
+    }
+    std::_Exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_FALSE(fs::exists(run_dir / "results.json"));
+  for (const auto& e : fs::recursive_directory_iterator(run_dir))  // no temporary file left behind
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  const fs::path killed_journal = run_dir / "journal" / journal.filename();
+  EXPECT_EQ(fs::file_size(killed_journal), text.find('\n', text.find('\n', text.find('\n') + 1) + 1) + 1)
+      << "the failed batch is cut back off: header + the first batch of 2 records";
+  // A torn record on top (a kill -9 in the middle of the next write) is dropped on resume.
+  std::ofstream(killed_journal, std::ios::app | std::ios::binary) << text.substr(limit, 25);
+  RunOptions o = quiet();
+  o.resume = true;
+  o.run_dir = run_dir.string();
+  const auto resumed = run_experiment(ex, o);
+  expect_same_accuracy(resumed, whole);
+  EXPECT_EQ(resumed.examples.size(), whole.examples.size());
 }
 
 TEST(Runner, ShardSyntax) {
