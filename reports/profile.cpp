@@ -80,6 +80,8 @@ std::string profile_markdown(const Results& r) {
 
 void write_profile(const Results& r, const std::string& run_dir) {
   namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);  // a failure is reported by the write below
   write_file_atomic((fs::path(run_dir) / "profile.json").string(), profile_json(r).dump(2) + "\n");
   write_file_atomic((fs::path(run_dir) / "profile.md").string(), profile_markdown(r));
 }

@@ -318,6 +318,9 @@ Results results_from_json_impl(const json& j, const std::string& src) {
 }  // namespace
 
 void save_results(const Results& r, const std::string& path) {
+  const std::filesystem::path p(path);
+  std::error_code ec;
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);  // failures: reported below
   write_file_atomic(path, to_json(r).dump() + "\n");  // compact: matrices of 151 classes x thresholds x variants add up
 }
 

@@ -10,6 +10,8 @@
 
 namespace gb::bb {
 
+using gb::read_json_file;  // harness/io/json_io.h: depth limit, short messages
+
 [[noreturn]] void throw_json_field_error(const std::string& file, const std::string& key, const std::string& what);
 
 // Reads j[key] into `out` when present and not null.

@@ -21,12 +21,6 @@ std::string write_error_text(int err) {
 }
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
-  const fs::path p(path_);
-  if (p.has_parent_path()) {
-    std::error_code ec;
-    fs::create_directories(p.parent_path(), ec);
-    if (ec) fail_file(path_, "cannot create its folder: {}", write_error_text(ec.value()));
-  }
   tmp_ = path_ + ".tmp" + std::to_string(::getpid());
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail_file(path_, "cannot write: {}", write_error_text(errno));

@@ -15,7 +15,7 @@ namespace gb {
 // AtomicFile removes the temporary file (the target is left as it was).
 class AtomicFile {
  public:
-  explicit AtomicFile(std::string path);  // creates the parent folder and the temporary file
+  explicit AtomicFile(std::string path);  // creates the temporary file (the folder must exist)
   ~AtomicFile();
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;

@@ -126,7 +126,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     data_offset_ = 8 + n;
     const char* hb = reinterpret_cast<const char*>(bytes + 8);
     if (hb[0] != '{') fail_file(path, "not a safetensors file: the header does not start with '{{'");
-    const nlohmann::json header = parse_json(std::string_view(hb, n), path + ": safetensors header");
+    check_json_depth(std::string_view(hb, n), path);
+    nlohmann::json header;
+    try {
+      header = nlohmann::json::parse(hb, hb + n);
+    } catch (const nlohmann::json::exception& e) {
+      fail_file(path, "invalid safetensors header JSON: {}", json_error_text(e));
+    }
     if (!header.is_object()) fail_file(path, "invalid safetensors header: not a JSON object");
 
     const uint64_t data_size = file_size - data_offset_;
@@ -264,7 +270,14 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
   if (!fs::exists(path, ec)) fail_file(path, "no such file");
   SafetensorsCheckpoint ck;
   if (ends_with(path, ".json")) {
-    const nlohmann::json index = parse_json(read_text_file(path), path + ": safetensors index");
+    const std::string text = read_text_file(path);
+    check_json_depth(text, path);
+    nlohmann::json index;
+    try {
+      index = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      fail_file(path, "invalid safetensors index JSON: {}", json_error_text(e));
+    }
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
       fail_file(path, "not a safetensors index: expected an object with a 'weight_map' object");
     }

@@ -42,6 +42,8 @@ size_t entries(const fs::path& d) {
 
 TEST(AtomicFile, WritesReplacesAndNeverLeavesATornFile) {
   const fs::path d = fresh("basic");
+  EXPECT_THROW(gb::write_file_atomic((d / "sub/a.txt").string(), "no folder"), gb::UserError);
+  fs::create_directories(d / "sub");
   gb::write_file_atomic((d / "sub/a.txt").string(), "first");
   EXPECT_EQ(slurp(d / "sub/a.txt"), "first");
   gb::write_file_atomic((d / "sub/a.txt").string(), "second");
