@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps venv configure build test bench quickstart parity-full clean
+.PHONY: all deps venv configure build test bench quickstart parity-full clean fuzz test-asan
 
 all: build
 
@@ -48,6 +48,29 @@ bench: build
 PARITY_PYTHON ?= $(VENV)/bin/python
 parity-full: build
 	nice -n 10 $(PARITY_PYTHON) tools/parity/parity_full.py --goca-bench $(BUILD)/bin/goca-bench $(PARITY_ARGS)
+
+# Fuzzing (docs/robustness.md): clang + libFuzzer + ASan/UBSan in its own build folder; every target in fuzz/
+# runs FUZZ_SECONDS from its committed seeds. Findings are left in $(FUZZ_BUILD)/fuzz-work/<target>/.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?=
+fuzz:
+	@$(MAKE) --no-print-directory venv
+	cmake -S . -B $(FUZZ_BUILD) -G "$(GENERATOR)" -DGB_PYTHON=$(abspath $(VENV))/bin/python \
+	  -DCMAKE_CXX_COMPILER=clang++ -DGB_FUZZ=ON -DGB_BUILD_TESTS=OFF -DGB_BUILD_BENCHMARKS=OFF $(CMAKE_ARGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz-all
+	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The test suites under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder. ASAN_CTEST_ARGS
+# picks suites (e.g. make test-asan ASAN_CTEST_ARGS='-R "test_(core|runner)"'); run-time options: tools/sanitizers/env.sh.
+ASAN_BUILD ?= build-asan
+ASAN_CTEST_ARGS ?=
+test-asan:
+	@$(MAKE) --no-print-directory venv
+	cmake -S . -B $(ASAN_BUILD) -G "$(GENERATOR)" -DGB_PYTHON=$(abspath $(VENV))/bin/python -DGB_SANITIZE=ON \
+	  -DGB_BUILD_BENCHMARKS=OFF $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	bash -c '. tools/sanitizers/env.sh && cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) $(ASAN_CTEST_ARGS)'
 
 clean:
 	rm -rf $(BUILD)

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "harness/core/errors.h"
+#include "harness/core/excerpt.h"
+#include "harness/io/json_io.h"
 
 namespace gb::datasets {
 
@@ -19,12 +21,7 @@ CaptionFile CaptionFile::load(const std::string& path) {
 }
 
 CaptionFile CaptionFile::parse(const std::string& text, const std::string& source) {
-  nlohmann::ordered_json doc;
-  try {
-    doc = nlohmann::ordered_json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail_file(source, "not valid JSON ({})", e.what());
-  }
+  const nlohmann::ordered_json doc = parse_ordered_json(text, source);
   if (!doc.is_object())
     fail_file(source, "expected a JSON object {{\"<image file name>\": {{\"caption\": \"...\"}}}}, got {}",
               doc.type_name());
@@ -32,13 +29,13 @@ CaptionFile CaptionFile::parse(const std::string& text, const std::string& sourc
   f.path_ = source;
   f.ids_.reserve(doc.size());
   for (const auto& [key, value] : doc.items()) {
-    if (!value.is_object()) fail_file(source, "entry '{}': expected an object with \"caption\", got {}", key, value.type_name());
+    if (!value.is_object()) fail_file(source, "entry {}: expected an object with \"caption\", got {}", excerpt(key), value.type_name());
     auto it = value.find("caption");
-    if (it == value.end()) fail_file(source, "entry '{}': missing \"caption\"", key);
-    if (!it->is_string()) fail_file(source, "entry '{}': \"caption\" must be a string, got {}", key, it->type_name());
+    if (it == value.end()) fail_file(source, "entry {}: missing \"caption\"", excerpt(key));
+    if (!it->is_string()) fail_file(source, "entry {}: \"caption\" must be a string, got {}", excerpt(key), it->type_name());
     std::string caption = it->get<std::string>();
-    if (caption.empty()) fail_file(source, "entry '{}': empty caption", key);
-    if (!f.captions_.emplace(key, std::move(caption)).second) fail_file(source, "duplicate entry '{}'", key);
+    if (caption.empty()) fail_file(source, "entry {}: empty caption", excerpt(key));
+    if (!f.captions_.emplace(key, std::move(caption)).second) fail_file(source, "duplicate entry {}", excerpt(key));
     f.ids_.push_back(key);
   }
   return f;

@@ -10,10 +10,15 @@
 #include <unordered_map>
 
 #include "harness/core/errors.h"
+#include "harness/core/excerpt.h"
 #include "harness/io/image_io.h"
+#include "harness/io/json_io.h"
 
 #ifdef GB_WITH_MATIO
+#include <dlfcn.h>
 #include <matio.h>
+
+#include <mutex>
 #endif
 
 namespace gb::datasets {
@@ -273,15 +278,46 @@ at::Tensor map_panoptic(const at::Tensor& segment_ids, const std::vector<std::pa
   return out;
 }
 
+#ifdef GB_WITH_MATIO
+namespace {
+// matio and the HDF5 library under it (v7.3 MAT files) print their own diagnostics to stderr; a corrupt file
+// must give goca-bench's one-line error instead. matio's messages go to a per-thread buffer that the error
+// quotes (shortened); HDF5's automatic error-stack printing is switched off through the HDF5 library matio
+// already loaded (looked up at run time: goca-bench does not link HDF5 itself).
+thread_local std::string t_matio_message;
+
+void matio_log(int level, char* message) {
+  if (message && (level & (MATIO_LOG_LEVEL_ERROR | MATIO_LOG_LEVEL_CRITICAL))) t_matio_message = message;
+}
+
+void silence_mat_libraries() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Mat_LogInitFunc("goca-bench", matio_log);
+    using SetAuto = int (*)(int64_t, void*, void*);  // herr_t H5Eset_auto2(hid_t, H5E_auto2_t, void*)
+    if (auto f = reinterpret_cast<SetAuto>(::dlsym(RTLD_DEFAULT, "H5Eset_auto2"))) f(0 /* H5E_DEFAULT */, nullptr, nullptr);
+  });
+}
+
+std::string matio_detail() {
+  std::string m = std::move(t_matio_message);
+  t_matio_message.clear();
+  return m.empty() ? "" : " (matio: " + excerpt(m, 120) + ")";
+}
+}  // namespace
+#endif
+
 at::Tensor read_mat_variable(const std::string& path, const std::string& variable) {
 #ifdef GB_WITH_MATIO
   if (!fs::exists(path)) fail_file(path, "no such file");
+  silence_mat_libraries();
+  t_matio_message.clear();
   mat_t* mat = Mat_Open(path.c_str(), MAT_ACC_RDONLY);
-  if (!mat) fail_file(path, "not a readable MAT file");
+  if (!mat) fail_file(path, "not a readable MAT file{}", matio_detail());
   matvar_t* var = Mat_VarRead(mat, variable.c_str());
   if (!var) {
     Mat_Close(mat);
-    fail_file(path, "MAT file has no variable '{}'", variable);
+    fail_file(path, "MAT file has no readable variable '{}'{}", variable, matio_detail());
   }
   struct Guard {
     mat_t* m;
@@ -472,14 +508,8 @@ std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const Captio
   // COCO panoptic annotations.
   if (ds->source_ == LabelSource::Panoptic) {
     const std::string json_path = resolve_panoptic_json(c);
-    std::ifstream in(json_path);
-    if (!in) fail_file(json_path, "cannot open the panoptic annotation file");
-    nlohmann::json doc;
-    try {
-      doc = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail_file(json_path, "not valid JSON ({})", e.what());
-    }
+    if (!fs::is_regular_file(json_path)) fail_file(json_path, "cannot open the panoptic annotation file");
+    const nlohmann::json doc = read_json_file(json_path);
     if (!doc.is_object() || !doc.contains("annotations") || !doc["annotations"].is_array())
       fail_file(json_path, "expected an object with an \"annotations\" list");
     for (const auto& anno : doc["annotations"]) {

@@ -1,6 +1,7 @@
 #include "reports/html.h"
 
 #include "harness/core/errors.h"
+#include "harness/io/atomic_file.h"
 #include "reports/profile.h"
 #include "reports/tables.h"
 
@@ -274,9 +275,7 @@ void write_report(const Results& r, const std::string& run_dir) {
   namespace fs = std::filesystem;
   write_tables(r, (fs::path(run_dir) / "tables").string());
   write_profile(r, run_dir);
-  std::ofstream out(fs::path(run_dir) / "report.html", std::ios::binary);
-  if (!out) fail_file(run_dir + "/report.html", "cannot write");
-  out << report_html(r);
+  write_file_atomic((fs::path(run_dir) / "report.html").string(), report_html(r));
 }
 
 }  // namespace gb::reports

@@ -1,6 +1,7 @@
 #include "reports/profile.h"
 
 #include "harness/core/errors.h"
+#include "harness/io/atomic_file.h"
 #include "reports/tables.h"
 
 #include <fmt/format.h>
@@ -79,15 +80,10 @@ std::string profile_markdown(const Results& r) {
 
 void write_profile(const Results& r, const std::string& run_dir) {
   namespace fs = std::filesystem;
-  fs::create_directories(run_dir);
-  {
-    std::ofstream out(fs::path(run_dir) / "profile.json");
-    if (!out) fail_file(run_dir + "/profile.json", "cannot write");
-    out << profile_json(r).dump(2) << "\n";
-  }
-  std::ofstream out(fs::path(run_dir) / "profile.md");
-  if (!out) fail_file(run_dir + "/profile.md", "cannot write");
-  out << profile_markdown(r);
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);  // a failure is reported by the write below
+  write_file_atomic((fs::path(run_dir) / "profile.json").string(), profile_json(r).dump(2) + "\n");
+  write_file_atomic((fs::path(run_dir) / "profile.md").string(), profile_markdown(r));
 }
 
 }  // namespace gb::reports

@@ -1,6 +1,9 @@
 #include "reports/results.h"
 
 #include "harness/core/errors.h"
+#include "harness/core/excerpt.h"
+#include "harness/io/atomic_file.h"
+#include "harness/io/json_io.h"
 
 #include <chrono>
 #include <cmath>
@@ -39,14 +42,28 @@ T req(const json& j, const char* key, const std::string& source, const std::stri
   try {
     return j.at(key).get<T>();
   } catch (const json::exception& e) {
-    fail_file(source, "{}.{}: {}", where, key, e.what());
+    fail_file(source, "{}{}{}: {}", where, where.empty() ? "" : ".", key, json_error_text(e));
   }
 }
+
+// More classes than any segmentation benchmark has: a corrupt file, not a (C+1) x C matrix to allocate.
+constexpr int64_t kMaxClasses = 100000;
+// A pixel count above this is corrupt (and summing such counts could overflow int64).
+constexpr int64_t kMaxCount = int64_t(1) << 48;
+
+// A value of the wrong type under `key`; results_from_json turns it into a UserError naming file and key.
+struct WrongType {
+  std::string key, what;
+};
 
 template <typename T>
 T opt(const json& j, const char* key, const T& fallback) {
   if (!j.is_object() || !j.contains(key) || j.at(key).is_null()) return fallback;
-  return j.at(key).get<T>();
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception& e) {
+    throw WrongType{key, json_error_text(e)};
+  }
 }
 
 }  // namespace
@@ -168,7 +185,20 @@ json to_json(const Results& r) {
   return j;
 }
 
+namespace {
+Results results_from_json_impl(const json& j, const std::string& src);
+}  // namespace
+
 Results results_from_json(const json& j, const std::string& src) {
+  try {
+    return results_from_json_impl(j, src);
+  } catch (const WrongType& e) {
+    fail_file(src, "key '{}': {}", e.key, e.what);
+  }
+}
+
+namespace {
+Results results_from_json_impl(const json& j, const std::string& src) {
   Results r;
   if (!j.is_object() || opt<std::string>(j, "schema", "") != "goca-bench/results")
     fail_file(src, "not a goca-bench results file (missing \"schema\": \"goca-bench/results\")");
@@ -201,6 +231,8 @@ Results results_from_json(const json& j, const std::string& src) {
       di.kind = opt<std::string>(d, "kind", "");
       di.protocol = opt<std::string>(d, "protocol", "paper");
       di.num_classes = req<int64_t>(d, "num_classes", src, "datasets[" + di.name + "]");
+      if (di.num_classes < 1 || di.num_classes > kMaxClasses)
+        fail_file(src, "datasets[{}].num_classes: {} is not in [1, {}]", di.name, di.num_classes, kMaxClasses);
       di.class_names = opt<std::vector<std::string>>(d, "class_names", {});
       di.num_images = opt<int64_t>(d, "num_images", 0);
       di.list_hash = opt<std::string>(d, "list_hash", "");
@@ -231,15 +263,24 @@ Results results_from_json(const json& j, const std::string& src) {
       for (const auto& tj : req<json>(cj, "thresholds", src, where)) {
         ThresholdResult t;
         t.threshold = req<double>(tj, "threshold", src, where);
-        t.confusion = ConfusionMatrix(C);
         const json rows = req<json>(tj, "confusion", src, where);
         if (!rows.is_array() || static_cast<int64_t>(rows.size()) != C + 1)
           fail_file(src, "{}: confusion matrix must have {} rows (classes + out-of-range row)", where, C + 1);
-        for (int64_t row = 0; row <= C; ++row) {
+        for (int64_t row = 0; row <= C; ++row) {  // the shape first: no allocation the file does not back
           const json& rj = rows[static_cast<size_t>(row)];
           if (!rj.is_array() || static_cast<int64_t>(rj.size()) != C)
             fail_file(src, "{}: confusion row {} must have {} columns", where, row, C);
-          for (int64_t col = 0; col < C; ++col) t.confusion.at(row, col) = rj[static_cast<size_t>(col)].get<int64_t>();
+        }
+        t.confusion = ConfusionMatrix(C);
+        for (int64_t row = 0; row <= C; ++row) {
+          const json& rj = rows[static_cast<size_t>(row)];
+          for (int64_t col = 0; col < C; ++col) {
+            const json& v = rj[static_cast<size_t>(col)];
+            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxCount)
+              fail_file(src, "{}: confusion row {} column {} must be a pixel count (an integer in [0, 2^48]), got {}", where, row,
+                        col, excerpt(v.dump()));
+            t.confusion.at(row, col) = v.get<int64_t>();
+          }
         }
         c.thresholds.push_back(std::move(t));
       }
@@ -269,36 +310,23 @@ Results results_from_json(const json& j, const std::string& src) {
       r.examples.push_back(e);
     }
   } catch (const json::exception& e) {
-    fail_file(src, "malformed results: {}", e.what());
+    fail_file(src, "malformed results: {}", json_error_text(e));
   }
   r.recompute_metrics();
   return r;
 }
+}  // namespace
 
 void save_results(const Results& r, const std::string& path) {
-  namespace fs = std::filesystem;
-  const fs::path p(path);
-  if (p.has_parent_path()) fs::create_directories(p.parent_path());
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) fail_file(path, "cannot write");
-    out << to_json(r).dump() << "\n";  // compact: matrices of 151 classes x thresholds x variants add up
-    if (!out) fail_file(path, "write failed");
-  }
-  fs::rename(tmp, path);
+  const std::filesystem::path p(path);
+  std::error_code ec;
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);  // failures: reported below
+  write_file_atomic(path, to_json(r).dump() + "\n");  // compact: matrices of 151 classes x thresholds x variants add up
 }
 
 Results load_results(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_file(path, "cannot open results file");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    fail_file(path, "not valid JSON: {}", e.what());
-  }
-  return results_from_json(j, path);
+  if (!std::filesystem::is_regular_file(path)) fail_file(path, "cannot open results file");
+  return results_from_json(read_json_file(path), path);
 }
 
 std::string stable_hash(const std::string& text) {

@@ -1,6 +1,7 @@
 #include "reports/tables.h"
 
 #include "harness/core/errors.h"
+#include "harness/io/atomic_file.h"
 
 #include <fmt/format.h>
 
@@ -247,12 +248,9 @@ std::string to_latex(const Table& t) {
 
 void write_tables(const Results& r, const std::string& dir) {
   namespace fs = std::filesystem;
-  fs::create_directories(dir);
-  auto write = [](const fs::path& p, const std::string& text) {
-    std::ofstream out(p, std::ios::binary);
-    if (!out) fail_file(p.string(), "cannot write");
-    out << text;
-  };
+  std::error_code ec;
+  fs::create_directories(dir, ec);  // a failure is reported by the first write below
+  auto write = [](const fs::path& p, const std::string& text) { write_file_atomic(p.string(), text); };
   std::string index = "# Tables of run `" + r.name + "`\n\n";
   for (const auto& t : all_tables(r)) {
     write(fs::path(dir) / (t.id + ".md"), "### " + t.title + "\n\n" + to_markdown(t));

@@ -10,16 +10,6 @@ void throw_json_field_error(const std::string& file, const std::string& key, con
   fail_file(file, "field '{}' has the wrong type ({})", key, what);
 }
 
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail_file(path, "cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail_file(path, "malformed JSON: {}", e.what());
-  }
-}
-
 std::vector<int64_t> json_int_or_list(const nlohmann::json& j, const char* key, size_t n, int64_t fallback,
                                       const std::string& file) {
   auto it = j.find(key);

@@ -1,6 +1,8 @@
 #pragma once
 // Small helpers to read diffusers/transformers config.json files into Config structs: missing optional
 // fields keep their defaults, a wrong type is a UserError naming the file and the field.
+#include "harness/io/json_io.h"  // gb::read_json_file
+
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -8,7 +10,7 @@
 
 namespace gb::bb {
 
-nlohmann::json read_json_file(const std::string& path);  // UserError naming the file when unreadable/malformed
+using gb::read_json_file;  // harness/io/json_io.h: depth limit, short messages
 
 [[noreturn]] void throw_json_field_error(const std::string& file, const std::string& key, const std::string& what);
 

@@ -1,6 +1,7 @@
 #include "harness/config/config.h"
 
 #include "harness/core/errors.h"
+#include "harness/io/atomic_file.h"
 
 #include <cerrno>
 #include <cmath>
@@ -47,11 +48,38 @@ bool is_index(const std::string& s) {
   return !s.empty() && s.size() < 10 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// Limits on what one config document may expand to (docs/robustness.md). yaml-cpp shares aliased nodes, so a
+// few lines of nested aliases ("billion laughs") parse instantly but expand exponentially when copied.
+constexpr size_t kMaxYamlBytes = size_t(8) << 20;  // one config file
+constexpr size_t kMaxYamlNodes = 200000;           // nodes after alias expansion, per document or --set value
+constexpr int kMaxYamlDepth = 128;                 // nesting of mappings and lists
+constexpr size_t kMaxIncludes = 256;               // files read through _base_ by one load
+
+struct CopyBudget {
+  size_t nodes = 0;
+};
+
+YAML::Node copy_node_impl(const YAML::Node& n, const std::string& path, const std::string& file,
+                          const YAML::Mark& mark, std::map<std::string, std::string>& origins,
+                          const std::string& fixed_origin, CopyBudget& budget, int depth);
+
 // A fresh deep copy of a parsed node (no aliases shared with the parse), recording where each path came from.
-// Map keys must be scalars and unique.
+// Map keys must be scalars and unique. Bounded by kMaxYamlNodes and kMaxYamlDepth.
 YAML::Node copy_node(const YAML::Node& n, const std::string& path, const std::string& file, const YAML::Mark& mark,
                      std::map<std::string, std::string>& origins, const std::string& fixed_origin = "") {
-  origins[path] = fixed_origin.empty() ? at_line(file, mark) : fixed_origin;
+  CopyBudget budget;
+  return copy_node_impl(n, path, file, mark, origins, fixed_origin, budget, 0);
+}
+
+YAML::Node copy_node_impl(const YAML::Node& n, const std::string& path, const std::string& file,
+                          const YAML::Mark& mark, std::map<std::string, std::string>& origins,
+                          const std::string& fixed_origin, CopyBudget& budget, int depth) {
+  const std::string here = fixed_origin.empty() ? at_line(file, mark) : fixed_origin;
+  if (++budget.nodes > kMaxYamlNodes)
+    fail("{}: the document expands to more than {} values (nested anchors and aliases?); refusing it", here,
+         kMaxYamlNodes);
+  if (depth > kMaxYamlDepth) fail("{}: nested deeper than {} levels; refusing it", here, kMaxYamlDepth);
+  origins[path] = here;
   switch (n.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -64,7 +92,8 @@ YAML::Node copy_node(const YAML::Node& n, const std::string& path, const std::st
     case YAML::NodeType::Sequence: {
       YAML::Node s(YAML::NodeType::Sequence);
       for (size_t i = 0; i < n.size(); ++i) {
-        s.push_back(copy_node(n[i], join_path(path, std::to_string(i)), file, n[i].Mark(), origins, fixed_origin));
+        s.push_back(copy_node_impl(n[i], join_path(path, std::to_string(i)), file, n[i].Mark(), origins, fixed_origin,
+                                   budget, depth + 1));
       }
       return s;
     }
@@ -77,7 +106,7 @@ YAML::Node copy_node(const YAML::Node& n, const std::string& path, const std::st
         const std::string key = kv.first.Scalar();
         const std::string p = join_path(path, key);
         if (!seen.insert(key).second) fail("{}: {}: duplicate key", where, p);
-        m[key] = copy_node(kv.second, p, file, kv.first.Mark(), origins, fixed_origin);
+        m[key] = copy_node_impl(kv.second, p, file, kv.first.Mark(), origins, fixed_origin, budget, depth + 1);
       }
       return m;
     }
@@ -170,6 +199,7 @@ struct ConfigLoader {
     std::map<std::string, std::string> origins;
   };
   std::vector<std::string> stack;  // canonical paths of the files being loaded (cycle detection)
+  size_t files_read = 0;           // bounded by kMaxIncludes (a diamond of includes can repeat files)
 
   // Later layers win; mappings merge key by key; anything else (lists included) replaces.
   static void merge(YAML::Node dst, const YAML::Node& src, const std::string& path,
@@ -194,6 +224,8 @@ struct ConfigLoader {
   }
 
   Layer parse(const std::string& text, const std::string& file) {
+    if (text.size() > kMaxYamlBytes)
+      fail_file(file, "{} bytes is too large for a config file (limit {} MiB)", text.size(), kMaxYamlBytes >> 20);
     std::vector<YAML::Node> docs;
     try {
       docs = YAML::LoadAll(text);
@@ -243,6 +275,9 @@ struct ConfigLoader {
   }
 
   Layer load_file(const std::string& path, const std::string& context) {
+    if (++files_read > kMaxIncludes)
+      fail("{}: more than {} files read through _base_ includes; refusing it", context.empty() ? path : context,
+           kMaxIncludes);
     const std::string text = read_text(path, context);
     std::error_code ec;
     const std::string canon = fs::weakly_canonical(path, ec).string();
@@ -332,12 +367,7 @@ std::string Config::to_yaml() const {
 }
 
 void Config::save(const std::string& path) const {
-  const std::string text = to_yaml();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) fail_file(path, "cannot write: {}", std::strerror(errno));
-  out << text;
-  out.close();
-  if (!out) fail_file(path, "write failed");
+  write_file_atomic(path, to_yaml());
 }
 
 std::string Config::hash() const {

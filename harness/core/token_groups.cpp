@@ -1,6 +1,9 @@
 #include "harness/core/token_groups.h"
 
 #include "harness/core/errors.h"
+#include "harness/core/excerpt.h"
+#include "harness/io/atomic_file.h"
+#include "harness/io/json_io.h"
 
 #include <nlohmann/json.hpp>
 
@@ -23,7 +26,7 @@ std::vector<int64_t> int_list(const nlohmann::json& j, const std::string& source
   if (!j.is_array()) fail_file(source, "'{}' must be a list of integers", what);
   std::vector<int64_t> out;
   for (const auto& x : j) {
-    if (!x.is_number_integer()) fail_file(source, "'{}' must be a list of integers, found {}", what, x.dump());
+    if (!x.is_number_integer()) fail_file(source, "'{}' must be a list of integers, found {}", what, excerpt(x.dump()));
     out.push_back(x.get<int64_t>());
   }
   return out;
@@ -31,16 +34,11 @@ std::vector<int64_t> int_list(const nlohmann::json& j, const std::string& source
 }  // namespace
 
 TokenGroups TokenGroups::from_json(const std::string& text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail_file(source, "invalid JSON: {}", e.what());
-  }
+  const nlohmann::json j = parse_json(text, source);
   if (!j.is_object()) fail_file(source, "expected a JSON object with 'objects'");
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() != "objects" && it.key() != "background_objects" && it.key() != "rescaling_token_ids") {
-      fail_file(source, "unknown key '{}' (expected objects, background_objects, rescaling_token_ids)", it.key());
+      fail_file(source, "unknown key '{}' (expected objects, background_objects, rescaling_token_ids)", excerpt(it.key()));
     }
   }
   if (!j.contains("objects")) fail_file(source, "missing required key 'objects'");
@@ -76,9 +74,7 @@ TokenGroups TokenGroups::load(const std::string& path) {
 }
 
 void TokenGroups::save(const std::string& path) const {
-  std::ofstream out(path);
-  if (!out) fail_file(path, "cannot write token groups file");
-  out << to_json() << "\n";
+  write_file_atomic(path, to_json() + "\n");
 }
 
 }  // namespace gb

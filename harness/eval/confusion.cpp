@@ -1,6 +1,7 @@
 #include "harness/eval/confusion.h"
 
 #include "harness/core/errors.h"
+#include "harness/io/json_io.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -101,12 +102,7 @@ std::string ConfusionMatrix::to_json() const {
 }
 
 ConfusionMatrix ConfusionMatrix::from_json(const std::string& text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail_file(source, "invalid JSON: {}", e.what());
-  }
+  nlohmann::json j = parse_json(text, source);
   if (!j.is_object() || !j.contains("num_classes") || !j["num_classes"].is_number_integer() || !j.contains("counts")) {
     fail_file(source, "expected {{\"num_classes\": C, \"counts\": [[...]]}}");
   }

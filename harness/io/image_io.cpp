@@ -1,5 +1,7 @@
 #include "harness/io/image_io.h"
 
+#include "harness/io/atomic_file.h"
+
 #include "harness/core/errors.h"
 
 #include <spng.h>
@@ -34,18 +36,6 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return bytes;
 }
 
-void write_file(const std::string& path, const void* data, size_t size) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) fail_file(path, "cannot write: {}", std::strerror(errno));
-  bool ok = size == 0 || std::fwrite(data, 1, size, f) == size;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    fail_file(path, "write failed: {}", why);
-  }
-}
 
 enum class Format { Png, Jpeg };
 
@@ -319,7 +309,7 @@ void encode_png(const std::string& path, const void* data, size_t size, uint32_t
   check(rc);
   if (buf == nullptr) fail_file(path, "PNG encoding produced no data");
   try {
-    write_file(path, buf, len);
+    write_file_atomic(path, buf, len);
   } catch (...) {
     std::free(buf);
     throw;
@@ -447,7 +437,7 @@ void write_jpeg(const std::string& path, const at::Tensor& rgb, int quality) {
     fail_file(path, "JPEG encoding failed: {}", why);
   }
   try {
-    write_file(path, buf, len);
+    write_file_atomic(path, buf, len);
   } catch (...) {
     tjFree(buf);
     throw;

@@ -1,5 +1,8 @@
 #include "harness/io/safetensors.h"
 
+#include "harness/io/atomic_file.h"
+#include "harness/io/json_io.h"
+
 #include "harness/core/errors.h"
 
 #include <nlohmann/json.hpp>
@@ -123,11 +126,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     data_offset_ = 8 + n;
     const char* hb = reinterpret_cast<const char*>(bytes + 8);
     if (hb[0] != '{') fail_file(path, "not a safetensors file: the header does not start with '{{'");
+    check_json_depth(std::string_view(hb, n), path);
     nlohmann::json header;
     try {
       header = nlohmann::json::parse(hb, hb + n);
     } catch (const nlohmann::json::exception& e) {
-      fail_file(path, "invalid safetensors header JSON: {}", e.what());
+      fail_file(path, "invalid safetensors header JSON: {}", json_error_text(e));
     }
     if (!header.is_object()) fail_file(path, "invalid safetensors header: not a JSON object");
 
@@ -266,11 +270,13 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
   if (!fs::exists(path, ec)) fail_file(path, "no such file");
   SafetensorsCheckpoint ck;
   if (ends_with(path, ".json")) {
+    const std::string text = read_text_file(path);
+    check_json_depth(text, path);
     nlohmann::json index;
     try {
-      index = nlohmann::json::parse(read_text_file(path));
+      index = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
-      fail_file(path, "invalid safetensors index JSON: {}", e.what());
+      fail_file(path, "invalid safetensors index JSON: {}", json_error_text(e));
     }
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
       fail_file(path, "not a safetensors index: expected an object with a 'weight_map' object");
@@ -402,30 +408,17 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   std::string h = header.dump();
   // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
   h.append((8 - h.size() % 8) % 8, ' ');
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) fail_file(path, "cannot write: {}", errno_text());
-  bool ok = true;
+  AtomicFile f(path);
   uint8_t len[8];
-  uint64_t n = h.size();
+  const uint64_t n = h.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
-  ok = ok && std::fwrite(len, 1, 8, f) == 8;
-  ok = ok && std::fwrite(h.data(), 1, h.size(), f) == h.size();
+  f.write(len, 8);
+  f.write(h);
   for (const auto& c : cpu) {
     const size_t bytes = static_cast<size_t>(c.numel()) * c.element_size();
-    if (bytes != 0) ok = ok && std::fwrite(c.data_ptr(), 1, bytes, f) == bytes;
+    if (bytes != 0) f.write(c.data_ptr(), bytes);
   }
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
-    std::string why = errno_text();
-    std::remove(tmp.c_str());
-    fail_file(path, "write failed: {}", why);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string why = errno_text();
-    std::remove(tmp.c_str());
-    fail_file(path, "cannot rename the temporary file into place: {}", why);
-  }
+  f.commit();
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,

@@ -12,6 +12,7 @@
 #include "harness/io/image_io.h"
 #include "harness/runner/integration.h"
 #include "harness/runner/journal.h"
+#include "harness/io/atomic_file.h"
 #include "harness/runner/synthetic_scene.h"
 #include "reports/html.h"
 #include "reports/png_memory.h"
@@ -239,7 +240,7 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
       if (fresh) {
         log::info("writing the synthetic VOC dataset ({} images) to {}", e.synthetic_images, od.config.root);
         write_synthetic_voc(od.config.root, e.synthetic_images, world);
-        std::ofstream(marker) << stamp;
+        gb::write_file_atomic(marker.string(), stamp);
       }
     }
     od.dataset = gb::datasets::Dataset::open(od.config);
@@ -368,12 +369,20 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
       // Journal: replay what a killed run already evaluated.
       const json header = {{"journal", 1},        {"config_hash", res.config_hash}, {"dataset", od.entry.name},
                            {"backbone", b.name},  {"shard", {opt.shard_index, opt.shard_count}}};
+      JournalSchema schema;
+      schema.num_images = static_cast<int64_t>(od.dataset->size());
+      schema.wanted = [&](int64_t i) { return in_shard(i, opt.shard_index, opt.shard_count); };
+      for (const auto& vr : variants) schema.variants.push_back(vr.variant.name);
+      for (const auto* c : cells) {
+        schema.thresholds.push_back(c->thresholds.size());
+        schema.num_classes.push_back(c->thresholds.empty() ? 0 : c->thresholds.front().confusion.num_classes);
+      }
       Journal journal((fs::path(run_dir) / "journal" / (od.entry.name + "__" + b.name + ".jsonl")).string(), header,
-                      !opt.resume);
-      std::set<int64_t> done;
+                      !opt.resume, std::move(schema));
+      std::set<int64_t> done;  // the journal has checked every record (types, ranges, no image twice)
       for (const auto& rec : journal.replayed()) {
         const int64_t i = rec.at("i").get<int64_t>();
-        if (!done.insert(i).second) fail_file(journal.path(), "image {} is journalled twice", i);
+        done.insert(i);
         if (!rec.value("skip", false)) accumulate(rec, cells);
         for (const auto& e : rec.value("ex", json::array()))
           res.examples.push_back({od.entry.name, b.name, e.at("variant"), rec.at("id"), i, e.at("png")});

@@ -1,6 +1,7 @@
 #include "harness/text/clip_tokenizer.h"
 
 #include "harness/core/errors.h"
+#include "harness/io/json_io.h"
 #include "harness/text/unicode.h"
 
 #include <nlohmann/json.hpp>
@@ -123,12 +124,7 @@ std::unique_ptr<ClipTokenizer> ClipTokenizer::from_files(const std::string& voca
   if (!in) fail_file(vocab_json, "cannot open vocabulary");
   std::stringstream ss;
   ss << in.rdbuf();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    fail_file(vocab_json, "invalid JSON: {}", e.what());
-  }
+  const nlohmann::json j = parse_json(ss.str(), vocab_json);
   if (!j.is_object()) fail_file(vocab_json, "expected an object {{token: id}}");
   std::vector<std::string> vocab(j.size());
   for (auto it = j.begin(); it != j.end(); ++it) {

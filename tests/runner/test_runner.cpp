@@ -17,9 +17,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
+#include <csignal>
+
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +76,14 @@ void expect_same_accuracy(const gb::reports::Results& a, const gb::reports::Resu
 }
 
 }  // namespace
+
+// fork() for a child that runs the pipeline. GNU OpenMP is not fork-safe: the parent's thread pool does not exist
+// in the child, whose first parallel region would wait for it forever. One intra-op thread keeps the child off it.
+static pid_t fork_single_threaded() {
+  const pid_t pid = fork();
+  if (pid == 0) at::set_num_threads(1);
+  return pid;
+}
 
 TEST(Experiment, ExpandsMethodsAndAblationGrids) {
   const Experiment ex = load("expand");
@@ -230,12 +242,9 @@ TEST(Runner, KilledAndResumedEqualsUninterrupted) {
   const auto whole = run_experiment(ex, quiet());
   fs::remove_all(kWork / "runs/resume-killed");
   // Kill a child mid-run (it exits abruptly after 3 journalled images, as a kill would), then resume.
-  const pid_t pid = fork();
+  const pid_t pid = fork_single_threaded();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    // GNU OpenMP is not fork-safe: the parent's thread pool does not exist in the child, whose first parallel
-    // region would wait for it forever. One intra-op thread keeps the child off the pool.
-    at::set_num_threads(1);
     RunOptions o = quiet();
     o.stop_after = 3;
     o.run_dir = (kWork / "runs/resume-killed").string();
@@ -255,6 +264,67 @@ TEST(Runner, KilledAndResumedEqualsUninterrupted) {
   EXPECT_EQ(resumed.examples.size(), whole.examples.size());
   // Resuming a finished run redoes nothing and counts nothing twice.
   expect_same_accuracy(run_experiment(ex, o), whole);
+}
+
+// A full disk mid-run (a file-size limit just past the journal's third record): the run stops with a UserError
+// (exit 2 in the CLI) naming the journal, no results.json is left behind, and --resume completes it to the
+// uninterrupted result. Then a torn last record (a kill -9 mid-write, simulated by truncation) is dropped.
+TEST(Runner, FullDiskStopsWithAUserErrorAndResumeCompletes) {
+  const Experiment ex = load("fulldisk");
+  const auto whole = run_experiment(ex, quiet());
+  const fs::path journal_dir = kWork / "runs/fulldisk/journal";
+  ASSERT_TRUE(fs::exists(journal_dir));
+  const fs::path journal = fs::directory_iterator(journal_dir)->path();
+  std::string text;
+  {
+    std::ifstream in(journal, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  size_t limit = 0;  // header + 3 records (the batches hold 2 images: the 2nd batch write fails half-way)
+  for (int line = 0; line < 4; ++line) limit = text.find('\n', limit) + 1;
+  const fs::path run_dir = kWork / "runs/fulldisk-killed";
+  fs::remove_all(run_dir);
+  const pid_t pid = fork_single_threaded();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);  // as goca-bench's main() does: EFBIG instead of a kill
+    struct rlimit rl {};
+    rl.rlim_cur = rl.rlim_max = limit;
+    setrlimit(RLIMIT_FSIZE, &rl);
+    RunOptions o = quiet();
+    o.run_dir = run_dir.string();
+    try {
+      run_experiment(ex, o);
+    } catch (const gb::UserError& e) {
+      const std::string m = e.what();
+      std::_Exit(m.find("journal") != std::string::npos && m.find("File too large") != std::string::npos ? 2 : 3);
+    }
+    std::_Exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_FALSE(fs::exists(run_dir / "results.json"));
+  for (const auto& e : fs::recursive_directory_iterator(run_dir))  // no temporary file left behind
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  const fs::path killed_journal = run_dir / "journal" / journal.filename();
+  {  // The failed batch is cut back off: header + the first batch of 2 records, each whole. (Not compared byte
+     // for byte with the uninterrupted journal: the child runs one intra-op thread, so float sums may round
+     // differently and print with another number of digits.)
+    std::ifstream in(killed_journal, std::ios::binary);
+    const std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(std::count(kept.begin(), kept.end(), '\n'), 3);
+    EXPECT_EQ(kept.back(), '\n');
+  }
+  // A torn record on top (a kill -9 in the middle of the next write) is dropped on resume.
+  std::ofstream(killed_journal, std::ios::app | std::ios::binary) << text.substr(limit, 25);
+  RunOptions o = quiet();
+  o.resume = true;
+  o.run_dir = run_dir.string();
+  const auto resumed = run_experiment(ex, o);
+  expect_same_accuracy(resumed, whole);
+  EXPECT_EQ(resumed.examples.size(), whole.examples.size());
 }
 
 TEST(Runner, ShardSyntax) {

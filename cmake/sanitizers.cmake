@@ -1,0 +1,24 @@
+# Instrumented builds (docs/robustness.md), each in its own build folder:
+#   GB_SANITIZE=ON  AddressSanitizer + UndefinedBehaviorSanitizer for the test suites (`make test-asan`).
+#   GB_FUZZ=ON      clang only: every library with ASan + UBSan + libFuzzer coverage, and the fuzz/ targets
+#                   (`make fuzz`). Tests and benchmarks are not built there.
+# LibTorch and the system libraries are not instrumented; the run-time options that this needs are in
+# tools/sanitizers/ (ASAN_OPTIONS, LSan and UBSan suppressions) and are set by the Makefile targets.
+option(GB_SANITIZE "Build with -fsanitize=address,undefined (make test-asan)" OFF)
+option(GB_FUZZ "Build the libFuzzer targets in fuzz/ (clang; make fuzz)" OFF)
+
+if(GB_SANITIZE OR GB_FUZZ)
+  set(_gb_san -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  if(GB_FUZZ)
+    if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+      message(FATAL_ERROR "GB_FUZZ=ON needs clang (cmake -DCMAKE_CXX_COMPILER=clang++ ...); see docs/robustness.md")
+    endif()
+    list(APPEND _gb_san -fsanitize=fuzzer-no-link)
+  endif()
+  # vptr checks need RTTI-matched instrumentation on both sides of a call; LibTorch's classes are not.
+  list(APPEND _gb_san -fno-sanitize=vptr)
+  add_compile_options(${_gb_san})
+  add_link_options(-fsanitize=address,undefined)
+  # -O1 keeps the sanitizers' reports exact enough and the build affordable.
+  set(CMAKE_CXX_FLAGS_RELWITHDEBINFO "-O1 -g1 -DNDEBUG")
+endif()

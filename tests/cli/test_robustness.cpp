@@ -1,0 +1,69 @@
+// Robustness of the command line (docs/robustness.md): a full disk (here a file-size limit) is the one-line
+// exit-2 error, not a kill; a wrong-typed results.json value names the file and the key; deep nesting and
+// kilobytes of garbage give short messages.
+#include "cli_test_util.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / "gb_test_robustness" / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+const std::string kResults = std::string(GB_SOURCE_DIR) + "/tests/regression/quickstart-mini/results.json";
+
+}  // namespace
+
+TEST(Robustness, AFullDiskIsExitTwoAndLeavesNoTornFile) {
+  const fs::path d = fresh("full");
+  fs::copy_file(kResults, d / "results.json");
+  // 64 blocks of 512 bytes: the tables fit, report.html (embedding every matrix) does not.
+  const std::string cmd = "sh -c 'ulimit -f 64; exec " + std::string(GB_CLI_BINARY) + " report " + d.string() + "' 2>&1";
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe.get())) > 0) out.append(buf, n);
+  const int status = pclose(pipe.release());
+  ASSERT_TRUE(WIFEXITED(status)) << out;  // not killed by SIGXFSZ
+  EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+  EXPECT_NE(out.find("File too large"), std::string::npos) << out;
+  EXPECT_NE(out.find("disk full"), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  for (const auto& e : fs::recursive_directory_iterator(d))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+TEST(Robustness, AWrongTypedResultsValueNamesTheFileAndTheKey) {
+  const fs::path d = fresh("types");
+  std::ifstream in(kResults);
+  auto j = nlohmann::json::parse(in);
+  j["run"]["name"] = 42;
+  std::ofstream(d / "results.json") << j.dump();
+  auto r = gb::test::run_goca_bench_in_process({"report", d.string()});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find((d / "results.json").string() + ": key 'name'"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("internal error"), std::string::npos) << r.out;
+
+  std::ofstream(d / "results.json") << std::string(100000, '[') << std::string(100000, ']');
+  r = gb::test::run_goca_bench_in_process({"report", d.string()});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("nested deeper than"), std::string::npos) << r.out;
+
+  std::ofstream(d / "results.json") << "{\"schema\": \"" << std::string(50000, 'x') << "\" x}";
+  r = gb::test::run_goca_bench_in_process({"report", d.string()});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_LT(r.out.size(), 600u) << r.out.substr(0, 600);
+}

@@ -1,0 +1,68 @@
+// YAML limits of the config reader (docs/robustness.md): nested aliases, deep nesting, include explosions.
+#include "harness/config/config.h"
+#include "harness/core/errors.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const gb::UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(ConfigLimits, NestedAliasesAreRefusedNotExpanded) {
+  // Ten levels of 10 aliases each: 10^10 values if expanded.
+  std::string y = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 10; ++i) {
+    y += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) y += std::string(k ? ", " : "") + "*a" + std::to_string(i - 1);
+    y += "]\n";
+  }
+  const std::string e = error_of([&] { gb::Config::from_string(y, "laughs.yaml"); });
+  EXPECT_NE(e.find("expands to more than 200000 values"), std::string::npos) << e;
+  EXPECT_LT(e.size(), 300u);
+  // The same through --set, as a flow mapping.
+  std::string flow = "{b0: &b0 [x, x, x, x, x, x, x, x, x, x]";
+  for (int i = 1; i <= 10; ++i) {
+    flow += ", b" + std::to_string(i) + ": &b" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) flow += std::string(k ? ", " : "") + "*b" + std::to_string(i - 1);
+    flow += "]";
+  }
+  flow += "}";
+  const std::string s = error_of([&] { gb::Config::from_string("a: 1\n", "c.yaml", {"a=" + flow}); });
+  EXPECT_NE(s.find("expands to more than"), std::string::npos) << s;
+  // Small aliases still work.
+  const auto c = gb::Config::from_string("a: &x [1, 2]\nb: *x\n", "ok.yaml");
+  EXPECT_EQ(c.root()["b"].size(), 2u);
+}
+
+TEST(ConfigLimits, DeepNestingAndIncludeDiamondsAreRefused) {
+  const std::string deep = "a: " + std::string(500, '[') + std::string(500, ']') + "\n";
+  const std::string e = error_of([&] { gb::Config::from_string(deep, "deep.yaml"); });
+  EXPECT_FALSE(e.empty());
+  EXPECT_LT(e.size(), 300u) << e;
+  // Each level includes the next one twice: 2^12 file reads if unbounded.
+  const fs::path d = fs::temp_directory_path() / "gb_test_config_limits";
+  fs::remove_all(d);
+  fs::create_directories(d);
+  for (int i = 0; i < 12; ++i)
+    std::ofstream(d / ("l" + std::to_string(i) + ".yaml"))
+        << "_base_: [l" << i + 1 << ".yaml, l" << i + 1 << ".yaml]\nk" << i << ": 1\n";
+  std::ofstream(d / "l12.yaml") << "leaf: 1\n";
+  const std::string inc = error_of([&] { gb::Config::load((d / "l0.yaml").string()); });
+  EXPECT_NE(inc.find("more than 256 files read through _base_"), std::string::npos) << inc;
+  fs::remove_all(d);
+}
