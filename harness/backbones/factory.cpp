@@ -1,9 +1,7 @@
 #include "harness/backbones/factory.h"
 
 #include "harness/backbones/json_config.h"
-#include "harness/backbones/flux_backbone.h"
-#include "harness/backbones/pixart_backbone.h"
-#include "harness/backbones/sd_backbone.h"
+#include "harness/backbones/weights.h"
 #include "harness/core/errors.h"
 #include "harness/core/torch_compat.h"
 #include "harness/io/safetensors.h"
@@ -14,26 +12,6 @@
 namespace gb::bb {
 
 namespace fs = std::filesystem;
-
-// ---- The registry: one line per kind. ----
-const std::vector<BackboneKind>& backbone_kinds() {
-  static const std::vector<BackboneKind> kinds = {
-      sd15_backbone_kind(),
-      sdxl_backbone_kind(),
-      pixart_sigma_backbone_kind(),
-      flux_backbone_kind(),
-  };
-  return kinds;
-}
-
-const BackboneKind& backbone_kind(const std::string& kind) {
-  std::string known;
-  for (const auto& k : backbone_kinds()) {
-    if (k.kind == kind) return k;
-    known += (known.empty() ? "" : ", ") + k.kind;
-  }
-  fail("unknown backbone '{}' (known: {})", kind, known);
-}
 
 std::string component_file(const std::string& root, const std::string& component, const std::string& name) {
   auto p = fs::path(root) / component / name;
@@ -48,6 +26,28 @@ std::string CheckpointFolder::file(const std::string& component, const std::stri
 double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& device) {
   if (device.is_cuda()) compat::cuda_synchronize();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+const std::vector<std::pair<std::string, at::ScalarType>>& dtype_names() {
+  static const std::vector<std::pair<std::string, at::ScalarType>> names = {
+      {"fp32", at::kFloat}, {"float32", at::kFloat},   {"fp16", at::kHalf},
+      {"float16", at::kHalf}, {"bf16", at::kBFloat16}, {"bfloat16", at::kBFloat16}};
+  return names;
+}
+
+at::ScalarType parse_dtype(const std::string& name) {
+  for (const auto& [n, t] : dtype_names())
+    if (n == name) return t;
+  fail("unknown dtype '{}' (fp32, fp16, bf16)", name);
+}
+
+std::string dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "fp32";
+    case at::kHalf: return "fp16";
+    case at::kBFloat16: return "bf16";
+    default: return c10::toString(t);
+  }
 }
 
 TextEncoderResidency parse_text_encoder_residency(const std::string& s) {
@@ -105,50 +105,14 @@ const std::vector<std::string>& CheckpointFolder::keys(const std::string& compon
   auto it = keys_.find(component);
   if (it != keys_.end()) return it->second;
   std::vector<std::string> k;
-  if (has_component(component)) {
-    fs::path dir = fs::path(root_) / component;
-    for (const char* name : {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
-                             "diffusion_pytorch_model.fp16.safetensors",
-                             "diffusion_pytorch_model.safetensors.index.fp16.json", "model.safetensors",
-                             "model.safetensors.index.json", "model.fp16.safetensors",
-                             "model.safetensors.index.fp16.json"}) {
-      if (fs::is_regular_file(dir / name)) {
-        k = SafetensorsCheckpoint::open((dir / name).string()).keys();
-        break;
-      }
-    }
-  }
+  const std::string file = find_component_checkpoint(root_, component);
+  if (!file.empty()) k = SafetensorsCheckpoint::open(file).keys();
   return keys_.emplace(component, std::move(k)).first->second;
 }
 
 bool CheckpointFolder::has_key(const std::string& component, const std::string& key) const {
   const auto& k = keys(component);
   return std::binary_search(k.begin(), k.end(), key);
-}
-
-std::string detect_backbone_kind(const std::string& folder) {
-  CheckpointFolder f(folder);
-  std::vector<const BackboneKind*> hits;
-  for (const auto& k : backbone_kinds())
-    if (k.detect_from_weights(f)) hits.push_back(&k);
-  if (hits.empty())
-    fail_file(folder, "cannot detect the backbone kind from the weights (no unet/ or transformer/ of a known kind)");
-  if (hits.size() > 1) fail_file(folder, "weights match several backbone kinds ({}, {})", hits[0]->kind, hits[1]->kind);
-  const auto& kind = *hits[0];
-  auto cls = f.pipeline_class();
-  if (!cls.empty() && std::find(kind.pipeline_classes.begin(), kind.pipeline_classes.end(), cls) ==
-                          kind.pipeline_classes.end())
-    fail_file((fs::path(folder) / "model_index.json").string(),
-              "pipeline class '{}' disagrees with the weights, which are {}", cls, kind.kind);
-  return kind.kind;
-}
-
-std::unique_ptr<Backbone> open_backbone(const std::string& folder, const BackboneOptions& options,
-                                        const std::string& expected_kind) {
-  auto kind = detect_backbone_kind(folder);
-  if (!expected_kind.empty() && expected_kind != kind)
-    fail_file(folder, "expected a {} checkpoint but the weights are {}", expected_kind, kind);
-  return backbone_kind(kind).load(CheckpointFolder(folder), options);
 }
 
 }  // namespace gb::bb

@@ -1,15 +1,14 @@
 #pragma once
-// Opening a diffusers-layout checkpoint folder (model_index.json, unet/ or transformer/, vae/, text_encoder*/,
-// tokenizer*/, scheduler/) as a gb::Backbone. The kind is detected from the weights (tensor names and shapes)
-// and cross-checked with model_index.json / config.json; a disagreement is a UserError.
-//
-// Registering a kind is one line in the table in factory.cpp: { "kind", detect, load, layers }.
+// What every backbone is opened with: BackboneOptions (the common options; one reader for experiment YAML and
+// CLI flags, registry.h) and CheckpointFolder (a diffusers-layout folder: model_index.json, unet/ or
+// transformer/, vae/, text_encoder*/, tokenizer*/, scheduler/). The kinds, their detection from the weights
+// and opening a folder are in registry.h.
 #include "harness/core/backbone.h"
 
 #include <ATen/core/Tensor.h>
 
 #include <chrono>
-#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,10 +39,19 @@ struct BackboneOptions {
   // Flux's T5 in LLM.int8 (bitsandbytes load_in_8bit, outlier threshold 6, `wo` unquantized) as the paper ran it.
   // Default: on when the compute dtype is 16-bit, off in fp32 (the parity tests). Flux only.
   std::optional<bool> t5_int8;
+  uint64_t seed = 0;  // a generated backbone's world seed (synthetic: the run's noise seed)
+  // A kind's own options (BackboneKind::params) as YAML text, checked against its schema when read.
+  std::map<std::string, std::string> params;
 
   at::Device torch_device() const;  // UserError for a malformed device or CUDA without a CUDA build
   at::ScalarType resolve_dtype(at::ScalarType paper_gpu_dtype) const;
 };
+
+// The compute/store dtypes the backbones run in: "fp32"|"float32", "fp16"|"float16", "bf16"|"bfloat16".
+const std::vector<std::pair<std::string, at::ScalarType>>& dtype_names();
+at::ScalarType parse_dtype(const std::string& name);  // UserError naming the three
+std::string dtype_name(at::ScalarType t);            // "fp32", "fp16", "bf16"
+
 
 // What detectors see of a folder (cheap: headers only).
 class CheckpointFolder {
@@ -63,31 +71,10 @@ class CheckpointFolder {
   mutable std::map<std::string, std::vector<std::string>> keys_;
 };
 
-struct BackboneKind {
-  std::string kind;  // "sd15"
-  std::string description;
-  // Whether the folder's weights are this kind (from tensor names/shapes only).
-  std::function<bool(const CheckpointFolder&)> detect_from_weights;
-  // Pipeline classes (model_index.json) that agree with this kind, for the cross-check.
-  std::vector<std::string> pipeline_classes;
-  std::function<std::unique_ptr<Backbone>(const CheckpointFolder&, const BackboneOptions&)> load;
-  // Every capturable key with its shape, from the default config (or the folder's config when given).
-  std::function<std::vector<LayerInfo>(const BackboneOptions&, const std::optional<std::string>& folder)> layers;
-};
-
 // <root>/<component>/<name> of a checkpoint folder; UserError naming the path when it is not a file.
 std::string component_file(const std::string& root, const std::string& component,
                            const std::string& name = "config.json");
 // Seconds since t0, after waiting for `device` (stage timings of a capture).
 double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& device);
-
-const std::vector<BackboneKind>& backbone_kinds();
-const BackboneKind& backbone_kind(const std::string& kind);  // UserError listing the known kinds
-
-// Detects the kind (weights first, model_index.json cross-check).
-std::string detect_backbone_kind(const std::string& folder);
-// Opens a folder; `expected_kind` (optional) must agree with the detection.
-std::unique_ptr<Backbone> open_backbone(const std::string& folder, const BackboneOptions& options,
-                                        const std::string& expected_kind = "");
 
 }  // namespace gb::bb

@@ -1,4 +1,5 @@
 #include "harness/backbones/flux_backbone.h"
+#include "harness/backbones/memory_plan.h"
 
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/recorder.h"
@@ -21,7 +22,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kFluxTextLength = 512;  // max_sequence_length of the Flux pipelines (spec §5.5)
+// The paper's settings: bf16 on the GPU, 1024², t = 150, the pipeline's 512 T5 tokens.
+BackboneDefaults flux_defaults() {
+  BackboneDefaults d;
+  d.gpu_dtype = at::kBFloat16;
+  d.image_size = 1024;
+  d.timestep = 150;
+  d.text_length = kFluxTextLength;
+  return d;
+}
 constexpr int64_t kFluxSteps = 28;        // default num_inference_steps (spec §5.7)
 
 at::Tensor token_ids(const TextTokenizer& tok, const std::vector<std::string>& prompts) {
@@ -36,8 +45,12 @@ at::Tensor token_ids(const TextTokenizer& tok, const std::vector<std::string>& p
 
 }  // namespace
 
+bool flux_t5_int8(std::optional<bool> asked, at::ScalarType dtype) {
+  return asked.value_or(dtype == at::kBFloat16 || dtype == at::kHalf);
+}
+
 FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions& options)
-    : options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(at::kBFloat16)) {
+    : options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(flux_defaults().gpu_dtype)) {
   auto tcfg = FluxConfig::from_json(folder.file("transformer"));
   auto vcfg = VaeConfig::from_json(folder.file("vae"));
   auto ccfg = ClipTextConfig::from_json(folder.file("text_encoder"));
@@ -51,12 +64,12 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
   if (ccfg.hidden_size != tcfg.pooled_projection_dim)
     fail_file(tpath, "pooled_projection_dim {} != CLIP hidden_size {}", tcfg.pooled_projection_dim, ccfg.hidden_size);
   if (!vcfg.shift_factor) fail_file(folder.file("vae"), "Flux's VAE needs shift_factor");
-  image_size_ = options.image_size.value_or(1024);
+  image_size_ = options.image_size.value_or(flux_defaults().image_size);
   const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
   if (image_size_ <= 0 || image_size_ % (vae_scale * 2) != 0)
     fail("image size {} must be a positive multiple of {}", image_size_, vae_scale * 2);
   const int64_t tokens = (image_size_ / vae_scale / 2) * (image_size_ / vae_scale / 2);
-  plan_ = plan_flux_noising(scfg, tokens, options.timestep.value_or(150), kFluxSteps);
+  plan_ = plan_flux_noising(scfg, tokens, options.timestep.value_or(flux_defaults().timestep), kFluxSteps);
 
   {
     auto ws = WeightStore::open_component(folder.root(), "transformer", dtype_, device_, options.variant);
@@ -77,7 +90,7 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
     const at::Device t5_device = options.text_encoder == TextEncoderResidency::offload ? at::Device(at::kCPU) : device_;
     auto ws = WeightStore::open_component(folder.root(), "text_encoder_2", dtype_, t5_device, options.variant);
     // The paper loads text_encoder_2 with load_in_8bit (LLM.int8); default on for 16-bit compute, off in fp32.
-    const bool int8 = options.t5_int8.value_or(dtype_ == at::kBFloat16 || dtype_ == at::kHalf);
+    const bool int8 = flux_t5_int8(options.t5_int8, dtype_);
     t5_ = std::make_unique<T5Encoder>(ws, ecfg, int8);
     ws.finish();
     if (options.text_encoder == TextEncoderResidency::offload && device_.is_cuda())
@@ -259,9 +272,12 @@ BackboneKind flux_backbone_kind() {
     return f.has_key("transformer", "x_embedder.weight") &&
            f.has_key("transformer", "single_transformer_blocks.0.proj_mlp.weight");
   };
+  k.defaults = flux_defaults();
+  k.options.push_back("t5_int8");
+  k.text_encoder_modes = {TextEncoderResidency::keep, TextEncoderResidency::offload, TextEncoderResidency::free};
   k.pipeline_classes = {"FluxPipeline", "FluxImg2ImgPipeline"};
-  k.load = [](const CheckpointFolder& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
-    return std::make_unique<FluxBackbone>(f, o);
+  k.load = [](const std::optional<CheckpointFolder>& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
+    return std::make_unique<FluxBackbone>(*f, o);
   };
   k.layers = [](const BackboneOptions& o, const std::optional<std::string>& folder) {
     FluxConfig cfg = FluxConfig::dev();
@@ -271,8 +287,22 @@ BackboneKind flux_backbone_kind() {
       cfg = FluxConfig::from_json(f.file("transformer"));
       vae_levels = static_cast<int64_t>(VaeConfig::from_json(f.file("vae")).block_out_channels.size());
     }
-    const int64_t g = o.image_size.value_or(1024) / (int64_t(1) << (vae_levels - 1)) / 2;
+    const int64_t g = o.image_size.value_or(flux_defaults().image_size) / (int64_t(1) << (vae_levels - 1)) / 2;
     return flux_capture_layers(cfg, g * g, o.tokenizer ? o.tokenizer->max_length() : kFluxTextLength);
+  };
+  k.memory = [](const std::optional<std::string>& folder) { return flux_memory_model(folder); };
+  // Token-id replay: T5 ids padded with <pad> to 512 (no mask) and CLIP ids for the pooled vector, padded with
+  // <|endoftext|> (the last id) to 77.
+  k.token_ids.inputs = [](const CheckpointFolder& f) {
+    auto t = T5Config::from_json(f.file("text_encoder_2"));
+    auto c = ClipTextConfig::from_json(f.file("text_encoder"));
+    return std::vector<TokenIdInput>{
+        {"--token-ids", "T5 text encoder", t.vocab_size, kFluxTextLength, t.pad_token_id},
+        {"--clip-token-ids", "CLIP text encoder", c.vocab_size, c.max_position_embeddings, c.vocab_size - 1}};
+  };
+  k.token_ids.capture = [](Backbone& b, const std::vector<at::Tensor>& images, const std::vector<at::Tensor>& ids,
+                           const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec) {
+    return dynamic_cast<FluxBackbone&>(b).capture_ids(images, ids.at(0), ids.at(1), image_ids, seed, spec);
   };
   return k;
 }

@@ -10,7 +10,7 @@
 // in fp32 or with BackboneOptions::t5_int8 = false.
 #include "harness/backbones/clip_text.h"
 #include "harness/backbones/dit_noising.h"
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/flux_transformer.h"
 #include "harness/backbones/t5_encoder.h"
 #include "harness/backbones/text_cache.h"
@@ -22,6 +22,12 @@
 #include <vector>
 
 namespace gb::bb {
+
+// max_sequence_length of the Flux pipelines (spec §5.5): T5 ids are padded to it (no mask).
+inline constexpr int64_t kFluxTextLength = 512;
+// Whether T5 runs in LLM.int8: the option when given, else on for 16-bit compute (the paper's load_in_8bit) and
+// off in fp32 (the parity tests).
+bool flux_t5_int8(std::optional<bool> asked, at::ScalarType dtype);
 
 class FluxBackbone : public Backbone {
  public:
@@ -86,6 +92,8 @@ class FluxBackbone : public Backbone {
   PromptConditioningCache text_cache_;
 };
 
+// Registry entry (registry.cpp) and its memory model (flux_memory.cpp).
 BackboneKind flux_backbone_kind();
+std::unique_ptr<MemoryModel> flux_memory_model(const std::optional<std::string>& folder);
 
 }  // namespace gb::bb

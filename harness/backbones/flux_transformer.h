@@ -91,7 +91,8 @@ class FluxTransformer {
   const FluxConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
   // Upper bound on the elements of one transient score/probability chunk (heads are grouped to stay below it;
-  // at least one head per chunk). Default 2^28 (0.5 GB in 16-bit).
+  // at least one head per chunk). Default kDefaultChunkElements = 2^28 (0.5 GB in 16-bit; the memory plan's too).
+  static constexpr int64_t kDefaultChunkElements = int64_t(1) << 28;
   void set_attention_chunk_elements(int64_t n) { chunk_elements_ = n; }
 
  private:
@@ -116,7 +117,7 @@ class FluxTransformer {
 
   FluxConfig config_;
   at::ScalarType dtype_;
-  int64_t chunk_elements_ = int64_t(1) << 28;
+  int64_t chunk_elements_ = kDefaultChunkElements;
   Linear x_embedder_, context_embedder_;
   TimestepEmbedding t_embedder_, g_embedder_;
   Linear text_1_, text_2_;

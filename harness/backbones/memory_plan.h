@@ -15,6 +15,11 @@
 // the CUDA caching allocator's allocated bytes (no fragmentation/reserve, no cuBLAS/cuDNN workspaces, no
 // CUDA context), with fused SDPA (no score matrix) wherever the code calls
 // compat::scaled_dot_product_attention on LibTorch 2.x.
+//
+// plan_memory is a driver: what differs between backbones is each kind's MemoryModel (below), kept beside its
+// model (sd_memory.cpp, pixart_memory.cpp, flux_memory.cpp) and returned by its registry entry (registry.h); the
+// shared pieces they are built from (attention, T5/CLIP, VAE working sets, weight counting) are in
+// memory_parts.h.
 #include "harness/backbones/factory.h"
 #include "harness/core/capture.h"
 
@@ -26,7 +31,7 @@
 namespace gb::bb {
 
 struct MemoryPlanOptions {
-  std::string kind;                           // sd15 | sdxl | pixart-sigma | flux
+  std::string kind;                           // a registered kind with a memory model
   std::optional<std::string> folder;          // checkpoint folder (configs); default: full-size configs
   std::optional<at::ScalarType> dtype;        // default: the paper's GPU dtype
   std::optional<at::ScalarType> store_dtype;  // default: the compute dtype
@@ -86,6 +91,47 @@ struct MemoryPlan {
   int64_t peak() const { return peak_phase().total(); }
 };
 
+// Attention units of the denoiser in forward order, each with its transient at its peak (captures of earlier
+// units are alive meanwhile).
+struct MemoryUnit {
+  std::string id;  // the unit the capture keys belong to (MemoryModel::unit_of_key)
+  std::vector<MemoryTerm> transient;
+};
+
+// What the planner asks a backbone kind. One per kind, built from the full-size configs or a folder's.
+class MemoryModel {
+ public:
+  virtual ~MemoryModel() = default;
+  // Resident weights per component in load order; with a folder each component is first checked against its
+  // checkpoint headers (meta tensors, strict like a load).
+  virtual std::vector<ComponentWeights> weights(at::ScalarType dtype, bool t5_int8) const = 0;
+  virtual at::ScalarType vae_dtype(at::ScalarType dtype) const { return dtype; }
+  // Whether T5 runs in LLM.int8 for `asked` (the option) at `dtype`; false for kinds without the option.
+  virtual bool t5_int8(std::optional<bool> asked, at::ScalarType dtype) const { return false; }
+  virtual int64_t size_multiple() const = 0;  // the image side must be a positive multiple of it
+  // Tokens the prompts are padded to; set_text_length is refused (UserError) where it is fixed by the config.
+  virtual int64_t text_length() const = 0;
+  virtual void set_text_length(int64_t n) = 0;
+  virtual MemoryPhase text_phase(int64_t batch, at::ScalarType dtype, bool t5_int8) const = 0;
+  virtual MemoryPhase vae_phase(int64_t batch, int64_t size, at::ScalarType vae_dtype, at::ScalarType dtype) const = 0;
+  virtual std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>& layers, const CaptureSpec& spec,
+                                                 int64_t batch, int64_t size, at::ScalarType dtype,
+                                                 at::ScalarType store) const = 0;
+  // Tensors alive through the whole denoiser pass (inputs, skip connections).
+  virtual std::vector<MemoryTerm> denoiser_persistent(int64_t batch, int64_t size, at::ScalarType dtype) const = 0;
+  virtual std::string unit_of_key(const std::string& key) const;  // default: block_of(key)
+  // New device bytes of one stored capture when they differ from its shape x dtype (a view keeping a larger
+  // buffer); `bytes` is the default count.
+  virtual int64_t stored_bytes(const LayerInfo& layer, const std::vector<LayerInfo>& layers, int64_t batch,
+                               at::ScalarType store, at::ScalarType dtype, int64_t bytes) const {
+    return bytes;
+  }
+};
+
+// The plan options of a backbone of `kind` opened with `o` (its dtype, store dtype, image size, text encoder
+// residency, t5_int8) from `weights` ("" = full-size configs); the spec is left empty.
+MemoryPlanOptions memory_plan_options(const std::string& kind, const std::string& weights, const BackboneOptions& o);
+
 // Weights per component, exact (see above). `folder` gives the configs; UserError for a bad folder/kind.
 std::vector<ComponentWeights> plan_weights(const std::string& kind, const std::optional<std::string>& folder,
                                            at::ScalarType dtype, bool t5_int8);
@@ -95,9 +141,5 @@ std::vector<CaptureBytes> plan_captures(const std::string& kind, const std::vect
                                         at::ScalarType dtype);
 // Everything, for one batch size.
 MemoryPlan plan_memory(const MemoryPlanOptions& options, int64_t batch);
-
-// The paper's GPU dtype of a backbone kind (sd15/sdxl/pixart-sigma fp16, flux bf16).
-at::ScalarType paper_dtype(const std::string& kind);
-std::string dtype_name(at::ScalarType t);  // "fp32", "fp16", "bf16"
 
 }  // namespace gb::bb

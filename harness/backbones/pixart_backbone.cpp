@@ -1,4 +1,5 @@
 #include "harness/backbones/pixart_backbone.h"
+#include "harness/backbones/memory_plan.h"
 
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/recorder.h"
@@ -22,7 +23,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kPixArtTextLength = 300;  // max_sequence_length of PixArtSigmaPipeline (spec §4.4)
+// The paper's settings: fp16 on the GPU, 1024², t = 100, the pipeline's 300 T5 tokens.
+BackboneDefaults pixart_defaults() {
+  BackboneDefaults d;
+  d.gpu_dtype = at::kHalf;
+  d.image_size = 1024;
+  d.timestep = 100;
+  d.text_length = kPixArtSigmaTextLength;
+  return d;
+}
 
 // PixArt's _text_preprocessing with clean_caption=False: lowercase and strip.
 std::string pixart_prompt(const std::string& p) {
@@ -36,9 +45,8 @@ std::string pixart_prompt(const std::string& p) {
 }  // namespace
 
 PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const BackboneOptions& options)
-    : options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(at::kHalf)) {
-  if (options.t5_int8)
-    fail("pixart-sigma: t5_int8 is a flux option (the paper ran PixArt's T5 in fp16 with `wo` in fp32)");
+    : options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(pixart_defaults().gpu_dtype)) {
+  // No t5_int8 (registry: the paper ran PixArt's T5 in fp16 with `wo` in fp32).
   auto tcfg = PixArtConfig::from_json(folder.file("transformer"));
   auto vcfg = VaeConfig::from_json(folder.file("vae"));
   auto ecfg = T5Config::from_json(folder.file("text_encoder"));
@@ -49,11 +57,11 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
   if (ecfg.d_model != tcfg.caption_channels)
     fail_file(folder.file("transformer"), "caption_channels {} != T5 d_model {}", tcfg.caption_channels,
               ecfg.d_model);
-  image_size_ = options.image_size.value_or(1024);
+  image_size_ = options.image_size.value_or(pixart_defaults().image_size);
   const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
   if (image_size_ <= 0 || image_size_ % (vae_scale * tcfg.patch_size) != 0)
     fail("image size {} must be a positive multiple of {}", image_size_, vae_scale * tcfg.patch_size);
-  plan_ = plan_pixart_noising(scfg, options.timestep.value_or(100));
+  plan_ = plan_pixart_noising(scfg, options.timestep.value_or(pixart_defaults().timestep));
 
   {
     auto ws = WeightStore::open_component(folder.root(), "transformer", dtype_, device_, options.variant);
@@ -77,11 +85,11 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
   tokenizer_ = options.tokenizer;
   // The folder's T5 SentencePiece model (tokenizer/spiece.model), padded to the pipeline's 300 tokens.
   const fs::path spm = fs::path(folder.root()) / "tokenizer" / "spiece.model";
-  if (!tokenizer_ && fs::is_regular_file(spm)) tokenizer_ = text::T5Tokenizer::from_file(spm.string(), kPixArtTextLength);
+  if (!tokenizer_ && fs::is_regular_file(spm)) tokenizer_ = text::T5Tokenizer::from_file(spm.string(), kPixArtSigmaTextLength);
   for (const auto& l : list_layers()) layer_names_.insert(l.name);
 }
 
-int64_t PixArtSigmaBackbone::text_length() const { return tokenizer_ ? tokenizer_->max_length() : kPixArtTextLength; }
+int64_t PixArtSigmaBackbone::text_length() const { return tokenizer_ ? tokenizer_->max_length() : kPixArtSigmaTextLength; }
 
 std::vector<LayerInfo> PixArtSigmaBackbone::list_layers() const {
   const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
@@ -243,9 +251,11 @@ BackboneKind pixart_sigma_backbone_kind() {
     return f.has_key("transformer", "adaln_single.linear.weight") &&
            f.has_key("transformer", "caption_projection.linear_1.weight");
   };
+  k.defaults = pixart_defaults();
+  k.text_encoder_modes = {TextEncoderResidency::keep, TextEncoderResidency::offload, TextEncoderResidency::free};
   k.pipeline_classes = {"PixArtSigmaPipeline"};
-  k.load = [](const CheckpointFolder& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
-    return std::make_unique<PixArtSigmaBackbone>(f, o);
+  k.load = [](const std::optional<CheckpointFolder>& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
+    return std::make_unique<PixArtSigmaBackbone>(*f, o);
   };
   k.layers = [](const BackboneOptions& o, const std::optional<std::string>& folder) {
     PixArtConfig cfg = PixArtConfig::sigma_xl_2_1024();
@@ -255,8 +265,21 @@ BackboneKind pixart_sigma_backbone_kind() {
       cfg = PixArtConfig::from_json(f.file("transformer"));
       vae_levels = static_cast<int64_t>(VaeConfig::from_json(f.file("vae")).block_out_channels.size());
     }
-    const int64_t latent = o.image_size.value_or(1024) / (int64_t(1) << (vae_levels - 1));
-    return pixart_capture_layers(cfg, latent, latent, o.tokenizer ? o.tokenizer->max_length() : kPixArtTextLength);
+    const int64_t latent = o.image_size.value_or(pixart_defaults().image_size) / (int64_t(1) << (vae_levels - 1));
+    return pixart_capture_layers(cfg, latent, latent, o.tokenizer ? o.tokenizer->max_length() : kPixArtSigmaTextLength);
+  };
+  k.memory = [](const std::optional<std::string>& folder) { return pixart_memory_model(folder); };
+  // Token-id replay: T5 ids padded with <pad> to 300; the attention mask is 0 exactly on the padding (T5
+  // tokenizers never emit <pad> for text).
+  k.token_ids.inputs = [](const CheckpointFolder& f) {
+    auto c = T5Config::from_json(f.file("text_encoder"));
+    return std::vector<TokenIdInput>{
+        {"--token-ids", "T5 text encoder", c.vocab_size, kPixArtSigmaTextLength, c.pad_token_id, true}};
+  };
+  k.token_ids.capture = [](Backbone& b, const std::vector<at::Tensor>& images, const std::vector<at::Tensor>& ids,
+                           const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec) {
+    auto& px = dynamic_cast<PixArtSigmaBackbone&>(b);
+    return px.capture_ids(images, ids.at(0), ids.at(0).ne(px.pad_id()).to(at::kLong), image_ids, seed, spec);
   };
   return k;
 }

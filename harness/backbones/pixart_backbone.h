@@ -7,7 +7,7 @@
 // generator seeded by noise_seed(batch seed, image id), in fp32 and then cast, so a capture does not depend on
 // batch composition, order, device or sharding.
 #include "harness/backbones/dit_noising.h"
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/pixart_transformer.h"
 #include "harness/backbones/t5_encoder.h"
 #include "harness/backbones/text_cache.h"
@@ -19,6 +19,9 @@
 #include <vector>
 
 namespace gb::bb {
+
+// max_sequence_length of PixArtSigmaPipeline (spec §4.4): the prompts are padded to it, with a mask.
+inline constexpr int64_t kPixArtSigmaTextLength = 300;
 
 class PixArtSigmaBackbone : public Backbone {
  public:
@@ -52,6 +55,7 @@ class PixArtSigmaBackbone : public Backbone {
   const PixArtNoising& noising() const { return plan_; }
   int64_t image_size() const { return image_size_; }
   int64_t text_length() const;
+  int64_t pad_id() const { return pad_id_; }  // T5's <pad>: the mask is 0 exactly on it
 
  private:
   struct Text {
@@ -76,6 +80,8 @@ class PixArtSigmaBackbone : public Backbone {
   int64_t pad_id_ = 0;
 };
 
+// Registry entry (registry.cpp) and its memory model (pixart_memory.cpp).
 BackboneKind pixart_sigma_backbone_kind();
+std::unique_ptr<MemoryModel> pixart_memory_model(const std::optional<std::string>& folder);
 
 }  // namespace gb::bb

@@ -1,4 +1,5 @@
 #include "harness/backbones/sd_backbone.h"
+#include "harness/backbones/memory_plan.h"
 
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/json_config.h"
@@ -6,6 +7,7 @@
 #include "harness/core/errors.h"
 #include "harness/core/log.h"
 #include "harness/core/torch_compat.h"
+#include "harness/text/clip_tokenizer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
@@ -13,25 +15,27 @@
 #include <chrono>
 #include <filesystem>
 
-// The CLIP tokenizer comes from gb_text (the texteval work); until it is in the tree a backbone needs an
-// injected tokenizer (BackboneOptions::tokenizer) to take prompts.
-#if __has_include("harness/text/clip_tokenizer.h")
-#include "harness/text/clip_tokenizer.h"
-#define GB_HAVE_CLIP_TOKENIZER 1
-#endif
-
 namespace gb::bb {
 
 namespace fs = std::filesystem;
 
 namespace {
 
+// The paper's settings: fp16 on the GPU, 512² (SD1.5) / 1024² (SDXL), t = 100, CLIP's 77 tokens.
+BackboneDefaults sd_defaults(bool sdxl) {
+  BackboneDefaults d;
+  d.gpu_dtype = at::kHalf;
+  d.image_size = sdxl ? 1024 : 512;
+  d.timestep = 100;
+  d.text_length = 77;
+  return d;
+}
+
 }  // namespace
 
 std::shared_ptr<const TextTokenizer> load_folder_tokenizer(const CheckpointFolder& folder, int64_t max_length) {
   fs::path dir = fs::path(folder.root()) / "tokenizer";
   if (!fs::is_directory(dir)) return nullptr;
-#ifdef GB_HAVE_CLIP_TOKENIZER
   std::string pad = text::ClipTokenizer::kEnd;
   auto special = dir / "special_tokens_map.json";
   if (fs::is_regular_file(special)) {
@@ -48,20 +52,12 @@ std::shared_ptr<const TextTokenizer> load_folder_tokenizer(const CheckpointFolde
   if (fs::is_regular_file(dir / "merges.txt"))
     return text::ClipTokenizer::from_merges((dir / "merges.txt").string(), pad, max_length);
   fail_file(dir.string(), "has neither vocab.json + merges.txt nor merges.txt");
-#else
-  (void)max_length;
-  return nullptr;
-#endif
 }
 
 StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder, const BackboneOptions& options,
                                                  bool sdxl)
-    : sdxl_(sdxl), options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(at::kHalf)),
-      vae_dtype_(dtype_) {
-  if (options.text_encoder != TextEncoderResidency::keep)
-    fail("{}: text_encoder '{}' is for the T5 backbones (pixart-sigma, flux); CLIP stays resident",
-         sdxl ? "sdxl" : "sd15", to_string(options.text_encoder));
-  if (options.t5_int8) fail("{}: t5_int8 is a flux option (this backbone has no T5)", sdxl ? "sdxl" : "sd15");
+    : sdxl_(sdxl), options_(options), device_(options.torch_device()),
+      dtype_(options.resolve_dtype(sd_defaults(sdxl).gpu_dtype)), vae_dtype_(dtype_) {
   auto unet_cfg = UNetConfig::from_json(folder.file("unet"));
   if (unet_cfg.is_sdxl() != sdxl)
     fail_file(folder.file("unet"), "config ({}) disagrees with the weights ({})",
@@ -70,13 +66,13 @@ StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder,
   // The SDXL img2img pipeline upcasts the VAE when force_upcast; the SD1.5 one runs it in the model dtype.
   if (sdxl && vae_cfg.force_upcast) vae_dtype_ = at::kFloat;
   scheduler_ = SchedulerConfig::from_json(folder.file("scheduler", "scheduler_config.json"));
-  image_size_ = options.image_size.value_or(sdxl ? 1024 : 512);
+  image_size_ = options.image_size.value_or(sd_defaults(sdxl).image_size);
   const int64_t vae_scale = int64_t(1) << (vae_cfg.block_out_channels.size() - 1);
   if (image_size_ <= 0 || image_size_ % (vae_scale << (unet_cfg.block_out_channels.size() - 1)) != 0)
     fail("image size {} must be a positive multiple of {}", image_size_,
          vae_scale << (unet_cfg.block_out_channels.size() - 1));
   try {  // a checkpoint whose scheduler only samples (DDIM, DPM, ...) still loads; capture() then refuses
-    plan_ = plan_noising(scheduler_, options.timestep.value_or(100));
+    plan_ = plan_noising(scheduler_, options.timestep.value_or(sd_defaults(sdxl).timestep));
   } catch (const UserError& e) {
     noising_error_ = folder.file("scheduler", "scheduler_config.json") + ": " + e.what();
   }
@@ -247,14 +243,14 @@ namespace {
 
 std::vector<LayerInfo> config_layers(bool sdxl, const BackboneOptions& o, const std::optional<std::string>& folder) {
   UNetConfig unet = sdxl ? UNetConfig::sdxl() : UNetConfig::sd15();
-  int64_t vae_levels = 4, text_len = 77;
+  int64_t vae_levels = 4, text_len = sd_defaults(sdxl).text_length;
   if (folder) {
     CheckpointFolder f(*folder);
     unet = UNetConfig::from_json(f.file("unet"));
     vae_levels = static_cast<int64_t>(VaeConfig::from_json(f.file("vae")).block_out_channels.size());
     text_len = ClipTextConfig::from_json(f.file("text_encoder")).max_position_embeddings;
   }
-  const int64_t size = o.image_size.value_or(sdxl ? 1024 : 512);
+  const int64_t size = o.image_size.value_or(sd_defaults(sdxl).image_size);
   return unet_capture_layers(unet, size / (int64_t(1) << (vae_levels - 1)), text_len);
 }
 
@@ -264,37 +260,59 @@ bool unet_weights(const CheckpointFolder& f) {
 
 }  // namespace
 
-BackboneKind sd15_backbone_kind() {
+namespace {
+
+// Token-id replay: tokenizer-1 ids padded with <|endoftext|> (the last id) to the text encoder's length; SDXL
+// derives tokenizer_2's ids itself.
+TokenReplay sd_token_replay() {
+  TokenReplay r;
+  r.inputs = [](const CheckpointFolder& f) {
+    auto c = ClipTextConfig::from_json(f.file("text_encoder"));
+    return std::vector<TokenIdInput>{
+        {"--token-ids", "CLIP text encoder", c.vocab_size, c.max_position_embeddings, c.vocab_size - 1}};
+  };
+  r.capture = [](Backbone& b, const std::vector<at::Tensor>& images, const std::vector<at::Tensor>& ids,
+                 const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec) {
+    return dynamic_cast<StableDiffusionBackbone&>(b).capture_ids(images, ids.at(0), image_ids, seed, spec);
+  };
+  return r;
+}
+
+BackboneKind sd_kind(bool sdxl) {
   BackboneKind k;
+  k.defaults = sd_defaults(sdxl);
+  k.load = [sdxl](const std::optional<CheckpointFolder>& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
+    return std::make_unique<StableDiffusionBackbone>(*f, o, sdxl);
+  };
+  k.layers = [sdxl](const BackboneOptions& o, const std::optional<std::string>& folder) {
+    return config_layers(sdxl, o, folder);
+  };
+  k.memory = [sdxl](const std::optional<std::string>& folder) { return sd_memory_model(sdxl, folder); };
+  k.token_ids = sd_token_replay();
+  return k;
+}
+
+}  // namespace
+
+BackboneKind sd15_backbone_kind() {
+  BackboneKind k = sd_kind(false);
   k.kind = "sd15";
   k.description = "Stable Diffusion v1.5 (UNet2DConditionModel, CLIP-L, PNDM at t = 101)";
   k.detect_from_weights = [](const CheckpointFolder& f) {
     return unet_weights(f) && !f.has_key("unet", "add_embedding.linear_1.weight");
   };
   k.pipeline_classes = {"StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"};
-  k.load = [](const CheckpointFolder& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
-    return std::make_unique<StableDiffusionBackbone>(f, o, false);
-  };
-  k.layers = [](const BackboneOptions& o, const std::optional<std::string>& folder) {
-    return config_layers(false, o, folder);
-  };
   return k;
 }
 
 BackboneKind sdxl_backbone_kind() {
-  BackboneKind k;
+  BackboneKind k = sd_kind(true);
   k.kind = "sdxl";
   k.description = "SDXL base 1.0 (UNet2DConditionModel text_time, CLIP-L + OpenCLIP-bigG, Euler at t = 100)";
   k.detect_from_weights = [](const CheckpointFolder& f) {
     return unet_weights(f) && f.has_key("unet", "add_embedding.linear_1.weight");
   };
   k.pipeline_classes = {"StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"};
-  k.load = [](const CheckpointFolder& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
-    return std::make_unique<StableDiffusionBackbone>(f, o, true);
-  };
-  k.layers = [](const BackboneOptions& o, const std::optional<std::string>& folder) {
-    return config_layers(true, o, folder);
-  };
   return k;
 }
 

@@ -6,7 +6,7 @@
 // generator seeded by noise_seed(batch seed, image id), in fp32 and then cast — so a capture does not depend
 // on batch composition, order, device or sharding.
 #include "harness/backbones/clip_text.h"
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/schedulers.h"
 #include "harness/backbones/unet.h"
@@ -75,10 +75,12 @@ class StableDiffusionBackbone : public Backbone {
 };
 
 // The folder's tokenizer/ (vocab.json + merges.txt, pad token from special_tokens_map.json), or null when the
-// folder has none (or gb_text's CLIP tokenizer is not in this build).
+// folder has none.
 std::shared_ptr<const TextTokenizer> load_folder_tokenizer(const CheckpointFolder& folder, int64_t max_length);
 
+// Registry entries (registry.cpp) and their memory model (sd_memory.cpp).
 BackboneKind sd15_backbone_kind();
 BackboneKind sdxl_backbone_kind();
+std::unique_ptr<MemoryModel> sd_memory_model(bool sdxl, const std::optional<std::string>& folder);
 
 }  // namespace gb::bb

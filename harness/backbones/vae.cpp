@@ -13,6 +13,15 @@ VaeConfig VaeConfig::sdxl() {
   return c;
 }
 
+VaeConfig VaeConfig::flux() {
+  VaeConfig c = sd15();
+  c.latent_channels = 16;
+  c.use_quant_conv = false;
+  c.scaling_factor = 0.3611;
+  c.shift_factor = 0.1159;
+  return c;
+}
+
 VaeConfig VaeConfig::from_json(const std::string& path) {
   auto j = read_json_file(path);
   VaeConfig c;

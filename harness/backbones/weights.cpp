@@ -87,33 +87,40 @@ std::map<std::string, at::Tensor> WeightStore::tensors() const {
 WeightStore::WeightStore(std::shared_ptr<State> state, std::string prefix)
     : state_(std::move(state)), prefix_(std::move(prefix)) {}
 
-WeightStore WeightStore::open_component(const std::string& root, const std::string& component, at::ScalarType dtype,
-                                        at::Device device, const std::string& variant) {
-  fs::path dir = fs::path(root) / component;
-  if (!fs::is_directory(dir)) fail_file(dir.string(), "checkpoint component folder not found");
-  std::vector<std::string> candidates;
+std::string find_component_checkpoint(const std::string& root, const std::string& component,
+                                      const std::string& variant) {
+  const fs::path dir = fs::path(root) / component;
+  if (!fs::is_directory(dir)) return "";
   // The requested variant first; without one, the plain files first and then the fp16 variant (users
   // download either).
   const std::string alt = variant.empty() ? "fp16" : variant;
   for (const char* stem : {"diffusion_pytorch_model", "model"}) {
-    std::string s = stem;
-    std::vector<std::string> with_variant{s + "." + alt + ".safetensors", s + ".safetensors.index." + alt + ".json",
-                                          s + "." + alt + ".safetensors.index.json"};
-    std::vector<std::string> plain{s + ".safetensors", s + ".safetensors.index.json"};
-    auto& first = variant.empty() ? plain : with_variant;
-    auto& second = variant.empty() ? with_variant : plain;
-    candidates.insert(candidates.end(), first.begin(), first.end());
-    candidates.insert(candidates.end(), second.begin(), second.end());
+    const std::string s = stem;
+    const std::vector<std::string> with_variant{s + "." + alt + ".safetensors", s + ".safetensors.index." + alt + ".json",
+                                                s + "." + alt + ".safetensors.index.json"};
+    const std::vector<std::string> plain{s + ".safetensors", s + ".safetensors.index.json"};
+    for (const auto* names : {variant.empty() ? &plain : &with_variant, variant.empty() ? &with_variant : &plain})
+      for (const auto& name : *names)
+        if (fs::is_regular_file(dir / name)) return (dir / name).string();
   }
-  for (const auto& c : candidates) {
-    fs::path p = dir / c;
-    if (fs::is_regular_file(p)) {
-      auto ckpt = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open(p.string()));
-      return WeightStore(std::move(ckpt), p.string(), dtype, device);
-    }
-  }
-  fail_file(dir.string(), "no safetensors weights (looked for {}{}.safetensors and its sharded index)",
-            "diffusion_pytorch_model|model", variant.empty() ? "" : "[." + variant + "]");
+  return "";
+}
+
+std::string component_checkpoint(const std::string& root, const std::string& component, const std::string& variant) {
+  const fs::path dir = fs::path(root) / component;
+  if (!fs::is_directory(dir)) fail_file(dir.string(), "checkpoint component folder not found");
+  auto file = find_component_checkpoint(root, component, variant);
+  if (file.empty())
+    fail_file(dir.string(), "no safetensors weights (looked for {}{}.safetensors and its sharded index)",
+              "diffusion_pytorch_model|model", variant.empty() ? "" : "[." + variant + "]");
+  return file;
+}
+
+WeightStore WeightStore::open_component(const std::string& root, const std::string& component, at::ScalarType dtype,
+                                        at::Device device, const std::string& variant) {
+  const std::string file = component_checkpoint(root, component, variant);
+  auto ckpt = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open(file));
+  return WeightStore(std::move(ckpt), file, dtype, device);
 }
 
 WeightStore WeightStore::sub(const std::string& prefix) const { return WeightStore(state_, prefix_ + prefix + "."); }

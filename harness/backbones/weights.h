@@ -92,6 +92,16 @@ class WeightStore {
   std::string prefix_;
 };
 
+// The checkpoint file of <root>/<component>/ (diffusers layout): the one lookup that detection, loading and
+// memory planning share. Per stem (diffusion_pytorch_model, then model): with a variant ("fp16") its files
+// (<stem>.fp16.safetensors, <stem>.safetensors.index.fp16.json, <stem>.fp16.safetensors.index.json) and then the
+// plain ones (<stem>.safetensors, <stem>.safetensors.index.json); without one the plain files first, then the
+// fp16 variant's. find_: "" when the folder or the file is missing; component_checkpoint: UserError.
+std::string find_component_checkpoint(const std::string& root, const std::string& component,
+                                      const std::string& variant = "");
+std::string component_checkpoint(const std::string& root, const std::string& component,
+                                 const std::string& variant = "");
+
 // "[320, 4, 3, 3]"
 std::string shape_str(const std::vector<int64_t>& shape);
 std::string shape_str(at::IntArrayRef shape);

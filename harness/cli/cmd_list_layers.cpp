@@ -1,6 +1,7 @@
 // `goca-bench list-layers --backbone sd15|sdxl|… [--weights DIR] [--image-size N] [--json]`: every capturable
 // tensor key with its shape (batch dimension removed), from the default config or the folder's config.json.
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
+#include "harness/cli/backbone_flags.h"
 #include "harness/cli/registry.h"
 #include "harness/core/errors.h"
 
@@ -12,19 +13,17 @@
 namespace {
 
 struct Args {
-  std::string backbone;
-  std::string weights;
-  int64_t image_size = 0;
-  std::string filter;
+  std::string backbone, weights, filter;
+  gb::cli::BackboneFlags flags;
   bool json = false;
 };
 
 void add(CLI::App& app) {
   auto a = std::make_shared<Args>();
   auto* sub = app.add_subcommand("list-layers", "Print every capturable tensor key of a backbone with its shape");
-  sub->add_option("--backbone", a->backbone, "Backbone kind (sd15, sdxl, …); detected from --weights when omitted");
+  sub->add_option("--backbone", a->backbone, gb::bb::known_kinds() + "; detected from --weights when omitted");
   sub->add_option("--weights", a->weights, "Diffusers-layout checkpoint folder (its config.json files are used)");
-  sub->add_option("--image-size", a->image_size, "Input image size (default: the paper's for the backbone)");
+  gb::cli::add_backbone_flags(sub, a->flags, gb::cli::kImageSize, "");
   sub->add_option("--filter", a->filter, "Only keys containing this substring (e.g. -cross-map)");
   sub->add_flag("--json", a->json, "Print a JSON list of {name, shape}");
   sub->callback([a] {
@@ -36,8 +35,7 @@ void add(CLI::App& app) {
         gb::fail_file(a->weights, "--backbone {} but the weights are {}", kind, detected);
       kind = detected;
     }
-    gb::bb::BackboneOptions o;
-    if (a->image_size > 0) o.image_size = a->image_size;
+    const gb::bb::BackboneOptions o = gb::cli::backbone_options(a->flags);
     std::optional<std::string> folder;
     if (!a->weights.empty()) folder = a->weights;
     auto layers = gb::bb::backbone_kind(kind).layers(o, folder);

@@ -5,37 +5,30 @@
 // phase under the text-encoder residency (harness/backbones/memory_plan.h, docs/memory.md).
 #include "baselines/method_yaml.h"
 #include "goca/segmentor.h"
-#include "harness/backbones/factory.h"
 #include "harness/backbones/memory_plan.h"
+#include "harness/backbones/registry.h"
+#include "harness/cli/backbone_flags.h"
 #include "harness/cli/registry.h"
+#include "harness/core/strings.h"
 #include "harness/core/errors.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <cstring>
 #include <iostream>
 #include <map>
-#include <regex>
 #include <sstream>
 
 namespace {
 
 struct Args {
-  std::string backbone, weights, method, dtype, store_dtype, text_encoder = "keep", t5_int8;
+  std::string backbone, weights, method;
+  gb::cli::BackboneFlags flags;
   std::vector<std::string> layers, batch_sizes;
-  int64_t image_size = 0;
   double budget_gb = 0;
   bool json = false, full_heads = false;
 };
-
-at::ScalarType parse_dtype(const std::string& s, const char* flag) {
-  if (s == "fp32" || s == "float32") return at::kFloat;
-  if (s == "fp16" || s == "float16") return at::kHalf;
-  if (s == "bf16" || s == "bfloat16") return at::kBFloat16;
-  gb::fail("{}: unknown dtype '{}' (fp32, fp16, bf16)", flag, s);
-}
 
 std::vector<int64_t> parse_batches(const std::vector<std::string>& items) {
   std::vector<int64_t> out;
@@ -59,27 +52,6 @@ std::vector<int64_t> parse_batches(const std::vector<std::string>& items) {
   return out;
 }
 
-gb::CaptureSpec resolve_layers(const std::vector<std::string>& patterns, const std::vector<gb::LayerInfo>& layers) {
-  gb::CaptureSpec spec;
-  for (const auto& p : patterns) {
-    if (p.find('*') == std::string::npos) {
-      spec.add(p);  // unknown keys are reported by the planner with the list-layers hint
-      continue;
-    }
-    std::string re;
-    for (char c : p)
-      re += c == '*' ? std::string(".*")
-                     : (std::isalnum(static_cast<unsigned char>(c)) ? std::string(1, c) : std::string("\\") + c);
-    std::regex rx(re);
-    size_t n = 0;
-    for (const auto& l : layers)
-      if (std::regex_match(l.name, rx)) spec.add(l.name), ++n;
-    if (n == 0) gb::fail("--layers pattern '{}' matches no capturable key", p);
-  }
-  spec.self_map_head_mean = false;
-  return spec;
-}
-
 std::string gb_str(int64_t bytes) { return fmt::format("{:.3f}", static_cast<double>(bytes) / 1e9); }
 std::string gib_str(int64_t bytes) { return fmt::format("{:.2f}", static_cast<double>(bytes) / 1073741824.0); }
 
@@ -87,7 +59,7 @@ std::string gib_str(int64_t bytes) { return fmt::format("{:.2f}", static_cast<do
 std::string tensor_kind(const std::string& key) {
   for (const char* s : {"-cross-special-post-value", "-cross-special-value", "-cross-special-weight", "-special-post-value",
                         "-special-value", "-special-weight", "-cross-map", "-self-map", "-attn-out", "-q"})
-    if (key.size() >= std::strlen(s) && key.compare(key.size() - std::strlen(s), std::strlen(s), s) == 0) return s;
+    if (gb::ends_with(key, s)) return s;
   return key;
 }
 
@@ -119,7 +91,7 @@ void print_plan(const gb::bb::MemoryPlan& p, int64_t budget) {
   std::cout << fmt::format("== {} batch {}: compute {}, store {}, VAE {}, image {}², text_encoder {}{}\n", p.kind,
                            p.batch_size, gb::bb::dtype_name(p.dtype), gb::bb::dtype_name(p.store_dtype),
                            gb::bb::dtype_name(p.vae_dtype), p.image_size, gb::bb::to_string(p.text_encoder),
-                           p.kind == "flux" ? std::string(", t5_int8 ") + (p.t5_int8 ? "on" : "off") : "");
+                           gb::bb::backbone_kind(p.kind).takes("t5_int8") ? std::string(", t5_int8 ") + (p.t5_int8 ? "on" : "off") : "");
   std::cout << "weights (exact)                                  params           bytes        GB\n";
   for (const auto& w : p.weights)
     std::cout << fmt::format("  {:<15} {:<24} {:>14} {:>15} {:>9}\n", w.name, w.storage, w.params, w.bytes,
@@ -152,17 +124,17 @@ void print_plan(const gb::bb::MemoryPlan& p, int64_t budget) {
 void add(CLI::App& app) {
   auto a = std::make_shared<Args>();
   auto* sub = app.add_subcommand("memory", "Plan the device memory of one capture pass (weights, captures, transients)");
-  sub->add_option("--backbone", a->backbone, "sd15 | sdxl | pixart-sigma | flux (detected from --weights when omitted)");
+  sub->add_option("--backbone", a->backbone,
+                  gb::bb::known_kinds(true) + " (detected from --weights when omitted; kinds with a memory model)");
   sub->add_option("--weights", a->weights, "Checkpoint folder: its config.json files give the shapes");
   auto* method = sub->add_option("--method", a->method, "Method YAML: plan the capture it needs");
   auto* layers = sub->add_option("--layers", a->layers, "Capture keys (see list-layers; '*' wildcards allowed)");
   layers->excludes(method);
   sub->add_option("--batch-size", a->batch_sizes, "Batch sizes (repeat or comma-separate: 1,8; default 1)");
-  sub->add_option("--dtype", a->dtype, "fp32 | fp16 | bf16 (default: the paper's GPU dtype)");
-  sub->add_option("--store-dtype", a->store_dtype, "dtype of the captured tensors (default: the compute dtype)");
-  sub->add_option("--image-size", a->image_size, "Square input size (default: the paper's)");
-  sub->add_option("--text-encoder", a->text_encoder, "keep | offload | free (pixart-sigma, flux)");
-  sub->add_option("--t5-int8", a->t5_int8, "on | off (flux; default on for 16-bit compute)");
+  gb::cli::add_backbone_flags(sub, a->flags,
+                              gb::cli::kDtype | gb::cli::kStoreDtype | gb::cli::kImageSize | gb::cli::kTextEncoder |
+                                  gb::cli::kT5Int8,
+                              "the paper's GPU dtype");
   sub->add_option("--budget-gb", a->budget_gb, "Device budget in GB (1e9 bytes): which batch sizes fit, the largest");
   sub->add_flag("--full-heads", a->full_heads, "With --method: keep every head of the self and cross maps");
   sub->add_flag("--json", a->json, "Machine-readable output (docs/memory.md lists the keys)");
@@ -177,25 +149,13 @@ void add(CLI::App& app) {
       kind = detected;
       folder = a->weights;
     }
-    gb::bb::backbone_kind(kind);  // UserError listing the kinds
-    gb::bb::MemoryPlanOptions o;
-    o.kind = kind;
-    o.folder = folder;
-    if (!a->dtype.empty()) o.dtype = parse_dtype(a->dtype, "--dtype");
-    if (!a->store_dtype.empty()) o.store_dtype = parse_dtype(a->store_dtype, "--store-dtype");
-    if (a->image_size < 0) gb::fail("--image-size must be positive");
-    if (a->image_size > 0) o.image_size = a->image_size;
-    o.text_encoder = gb::bb::parse_text_encoder_residency(a->text_encoder);
-    if (!a->t5_int8.empty()) {
-      if (a->t5_int8 != "on" && a->t5_int8 != "off") gb::fail("--t5-int8 must be on or off, not '{}'", a->t5_int8);
-      o.t5_int8 = a->t5_int8 == "on";
-    }
+    const auto& k = gb::bb::backbone_kind(kind);  // UserError listing the kinds
+    const gb::bb::BackboneOptions bo = gb::cli::backbone_options(a->flags);
+    gb::bb::MemoryPlanOptions o = gb::bb::memory_plan_options(kind, folder.value_or(""), bo);
     if (a->budget_gb < 0 || !std::isfinite(a->budget_gb)) gb::fail("--budget-gb must be positive");
     const auto batches = parse_batches(a->batch_sizes);
     if (!a->layers.empty()) {
-      gb::bb::BackboneOptions bo;
-      if (o.image_size) bo.image_size = o.image_size;
-      o.spec = resolve_layers(a->layers, gb::bb::backbone_kind(kind).layers(bo, folder));
+      o.spec = gb::cli::select_layers(a->layers, k.layers(bo, folder));
     } else {
       auto plan = gb::baselines::load_method_plan(a->method);
       o.spec = gb::goca::Segmentor(plan.method).required_capture();

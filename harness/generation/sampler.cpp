@@ -1,6 +1,6 @@
 #include "harness/generation/sampler.h"
 
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/pixart_backbone.h"

@@ -79,6 +79,7 @@ std::string read_text_file(const std::string& path) {
 
 std::string to_string(StDType d) { return row(d).name; }
 size_t element_size(StDType d) { return row(d).size; }
+at::ScalarType scalar_type(StDType d) { return row(d).scalar; }
 
 StDType st_dtype_of(const at::Tensor& t) {
   for (const auto& r : kDTypes)

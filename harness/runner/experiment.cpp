@@ -1,5 +1,6 @@
 #include "harness/runner/experiment.h"
 
+#include "harness/backbones/registry.h"
 #include "harness/core/errors.h"
 
 #include <filesystem>
@@ -73,6 +74,28 @@ std::vector<std::map<std::string, std::string>> grid_product(
 
 std::string Experiment::run_dir() const { return (fs::path(output_root) / name).string(); }
 
+BackboneEntry read_backbone_entry(const ConfigReader& b) {
+  BackboneEntry e;
+  e.name = b.get<std::string>("name");
+  e.kind = b.get_or<std::string>("kind", e.name);
+  const gb::bb::BackboneKind* kind = nullptr;
+  try {
+    kind = &gb::bb::backbone_kind(e.kind);
+  } catch (const UserError& x) {
+    b.fail_at(b.has("kind") ? "kind" : "name", x.what());
+  }
+  e.weights = b.get_or<std::string>("weights", "");
+  e.dtype = b.get_or<std::string>("dtype", "");
+  if (!e.dtype.empty()) e.options.dtype = b.get_enum("dtype", gb::bb::dtype_names());
+  // No `options:` (or an empty one) is the empty mapping: the kind's defaults, the same config hash as `options: {}`.
+  e.options_yaml = YAML::Node(YAML::NodeType::Map);
+  if (auto o = b.optional_child("options")) {
+    e.options_yaml = YAML::Clone(b.node("options"));
+    gb::bb::read_backbone_options(*kind, *o, e.options);
+  }
+  return e;
+}
+
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
   if (!fs::exists(path)) fail_file(path, "experiment config not found");
   return parse_experiment(gb::Config::load(path, overrides));
@@ -114,15 +137,8 @@ Experiment parse_experiment(const gb::Config& config) {
   if (ex.datasets.empty()) r.fail_at("datasets", "lists no dataset");
 
   for (const auto& b : r.children("backbones")) {
-    BackboneEntry e;
-    e.name = b.get<std::string>("name");
+    BackboneEntry e = read_backbone_entry(b);
     if (!names.insert("b:" + e.name).second) b.fail_at("name", "backbone '" + e.name + "' is listed twice");
-    e.kind = b.get_or<std::string>("kind", e.name);
-    e.weights = b.get_or<std::string>("weights", "");
-    e.dtype = b.get_or<std::string>("dtype", "");
-    // No `options:` (or an empty one) is the empty mapping: same backbone, same config hash as `options: {}`.
-    if (b.has("options") && !b.node("options").IsNull()) e.options = YAML::Clone(b.node("options"));
-    else e.options = YAML::Node(YAML::NodeType::Map);
     b.finish();
     ex.backbones.push_back(e);
   }

@@ -16,9 +16,10 @@
 //       synthetic_images: 0              # > 0: first write the synthetic VOC dataset (N images) to `root`
 //   backbones:
 //     - name: sd15
-//       kind: sd15                        # sd15 | sdxl | pixart-sigma | flux | synthetic
+//       kind: sd15                        # a registered kind (harness/backbones/registry.h; default: name)
 //       weights: /models/stable-diffusion-v1-5
-//       options: {}                       # backbone-specific keys (synthetic: generator parameters)
+//       dtype: fp16                       # optional: fp32 | fp16 | bf16 (default: the paper's on CUDA)
+//       options: {}                       # the kind's options (gb::bb::read_backbone_options)
 //   methods:
 //     - name: GoCA                        # variant name (Table 1 "Method")
 //       type: Training-free               # Table 1 "Type"
@@ -32,6 +33,7 @@
 //       backbones: [sd15]
 //   evaluation:
 //     select: best                        # best | fixed:<threshold>
+#include "harness/backbones/factory.h"
 #include "harness/config/config.h"
 
 #include <nlohmann/json.hpp>
@@ -56,8 +58,9 @@ struct BackboneEntry {
   std::string name;
   std::string kind;
   std::string weights;
-  std::string dtype;                        // "" = the backbone's default
-  YAML::Node options;                       // backbone-specific (an empty mapping when the entry has none)
+  std::string dtype;                        // as written ("" = the backbone's default)
+  YAML::Node options_yaml;                  // `options:` as written (the config hash; an empty mapping when the entry has none)
+  gb::bb::BackboneOptions options;          // dtype and options read (device and seed are the run's)
 };
 
 // One expanded method variant (per backbone).
@@ -95,6 +98,8 @@ struct Experiment {
 // folder. UserError with file and line on any problem.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides = {});
 Experiment parse_experiment(const gb::Config& config);
+// One `backbones:` entry (name, kind, weights, dtype, options read with the kind's schema; file:line errors).
+BackboneEntry read_backbone_entry(const ConfigReader& entry);
 
 // The method variants of one entry of `methods` or one ablation, expanded (exposed for tests).
 std::vector<std::map<std::string, std::string>> grid_product(const std::vector<std::pair<std::string, std::vector<std::string>>>& axes);

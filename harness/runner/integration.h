@@ -30,14 +30,12 @@ std::unique_ptr<gb::text::PromptBuilder> make_prompt_builder(const gb::datasets:
 PreparedPrompt build_prompt(const gb::text::PromptBuilder& builder, const gb::datasets::Sample& sample,
                             const std::string& caption, const gb::datasets::DatasetConfig& dataset);
 
-// Backbone by kind ("synthetic", "sd15", "sdxl", "pixart-sigma", "flux"). `seed` is the run's noise seed.
-// `options:` of a checkpoint backbone: image_size, timestep, variant, store_dtype (fp32|fp16|bf16),
-// text_encoder (keep|offload|free), t5_int8 (bool); an unknown key is a UserError.
+// The entry's backbone (gb::bb::make_backbone with its options, read when the experiment was loaded) on
+// `device`; `seed` is the run's noise seed.
 std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& entry, const std::string& device, uint64_t seed);
-// `goca-bench memory`'s planned peak device bytes of one capture pass of a checkpoint backbone entry (its
-// options, dtype and folder configs) for `spec` at `batch`; 0 for the synthetic backbone.
-int64_t planned_peak_bytes(const BackboneEntry& entry, const std::string& kind, const gb::CaptureSpec& spec,
-                           int64_t batch);
+// `goca-bench memory`'s planned peak device bytes of one capture pass of the entry (its options, dtype and folder
+// configs) for `spec` at `batch`; 0 for a kind without a memory model (synthetic).
+int64_t planned_peak_bytes(const BackboneEntry& entry, const gb::CaptureSpec& spec, int64_t batch);
 // Whether the run should hand every prompt to Backbone::prepare_prompts before capturing (text_encoder: free).
 bool wants_prompt_preencoding(const BackboneEntry& entry);
 // Options that change where tensors live, never a result: left out of the config hash.

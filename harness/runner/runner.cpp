@@ -13,7 +13,7 @@
 #include "harness/runner/integration.h"
 #include "harness/runner/journal.h"
 #include "harness/io/atomic_file.h"
-#include "harness/runner/synthetic_scene.h"
+#include "harness/backbones/synthetic_scene.h"
 #include "reports/html.h"
 #include "reports/png_memory.h"
 
@@ -227,7 +227,7 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
     od.entry = e;
     od.config = load_dataset_entry(e);
     if (e.synthetic_images > 0) {
-      SyntheticWorldOptions world;
+      gb::bb::SyntheticWorldOptions world;
       world.seed = ex.seed;
       const fs::path marker = fs::path(od.config.root) / ".goca-bench-synthetic";
       const std::string stamp = fmt::format("images={} seed={}\n", e.synthetic_images, ex.seed);
@@ -239,7 +239,7 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
       }
       if (fresh) {
         log::info("writing the synthetic VOC dataset ({} images) to {}", e.synthetic_images, od.config.root);
-        write_synthetic_voc(od.config.root, e.synthetic_images, world);
+        gb::bb::write_synthetic_voc(od.config.root, e.synthetic_images, world);
         gb::write_file_atomic(marker.string(), stamp);
       }
     }
@@ -269,7 +269,7 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
   }
   for (const auto& p : protocols) res.protocol += (res.protocol.empty() ? "" : "+") + p;
   for (const auto& b : ex.backbones) {
-    json options = yaml_to_json(b.options);
+    json options = yaml_to_json(b.options_yaml);
     if (options.is_object())  // a tokenizer path or where the text encoder lives does not change results
       for (auto it = options.begin(); it != options.end();)
         it = option_affects_results(it.key()) ? std::next(it) : options.erase(it);
@@ -298,7 +298,7 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
     }
     if (device != "cpu") {  // what `goca-bench memory` expects, to read beside the measured peak_device_bytes
       try {
-        const int64_t planned = planned_peak_bytes(b, backbone->kind(), spec, ex.batch_size);
+        const int64_t planned = planned_peak_bytes(b, spec, ex.batch_size);
         if (planned > 0) {
           log::info("{}: planned peak device memory {:.2f} GB at batch {} (goca-bench memory)", b.name, planned / 1e9,
                     ex.batch_size);

@@ -4,7 +4,7 @@
 // residency and cross-map tests.
 #include "tiny_dit.h"
 
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/pixart_backbone.h"
 

@@ -5,7 +5,7 @@
 #include "tiny_dit.h"
 #include "tiny_sd.h"
 
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/flux_backbone.h"
 #include "harness/core/capture.h"
 

@@ -3,7 +3,7 @@
 #include "tiny_dit.h"
 #include "tiny_tokenizer_files.h"
 
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/core/errors.h"
 
 #include <gtest/gtest.h>

@@ -4,7 +4,7 @@
 #include "dit_test_util.h"
 #include "tiny_dit.h"
 
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/int8_linear.h"
 #include "harness/backbones/memory_plan.h"

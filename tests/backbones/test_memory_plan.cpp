@@ -7,7 +7,7 @@
 //   - the modelled parts respond to what they model (batch, residency, int8) and bad input is a UserError.
 #include "tiny_dit.h"
 
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/memory_plan.h"
 #include "harness/backbones/recorder.h"

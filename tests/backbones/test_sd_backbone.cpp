@@ -1,4 +1,4 @@
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
 #include "tiny_sd.h"

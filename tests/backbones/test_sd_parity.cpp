@@ -1,9 +1,9 @@
 // Numerical parity with diffusers v0.32.2 on the same tiny random weights (goldens: tools/parity/sd_goldens.py).
 // fp32 on CPU; max relative error (max |a - b| / max |b|) <= 1e-4.
-#include "harness/backbones/factory.h"
 #include "harness/backbones/flux_transformer.h"
 #include "harness/backbones/pixart_transformer.h"
 #include "harness/backbones/t5_encoder.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/backbones/json_config.h"

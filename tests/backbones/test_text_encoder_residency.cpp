@@ -4,7 +4,7 @@
 #include "dit_fixtures.h"
 #include "dit_test_util.h"
 
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/pixart_backbone.h"
 #include "harness/backbones/text_cache.h"

@@ -10,7 +10,7 @@
 #include "baselines/method_yaml.h"
 #include "baselines/plan_segmentor.h"
 #include "datasets/dataset.h"
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/eval/evaluator.h"
 #include "harness/io/safetensors.h"
 #include "harness/runner/integration.h"

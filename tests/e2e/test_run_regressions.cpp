@@ -21,17 +21,18 @@ TEST(RunRegressions, BackboneEntryWithoutOptionsUsesTheDefaults) {
   const auto ex = gb::runner::load_experiment("configs/experiments/table1-sd15.yaml",
                                               {"backbones.0.weights=" + world().weights.at("sd15")});
   ASSERT_EQ(ex.backbones.size(), 1u);
-  EXPECT_TRUE(ex.backbones[0].options.IsMap());
-  EXPECT_EQ(ex.backbones[0].options.size(), 0u);
+  EXPECT_TRUE(ex.backbones[0].options_yaml.IsMap());
+  EXPECT_EQ(ex.backbones[0].options_yaml.size(), 0u);
   auto bb = gb::runner::make_backbone(ex.backbones[0], "cpu", 0);
   EXPECT_EQ(bb->kind(), "sd15");
   EXPECT_FALSE(gb::runner::wants_prompt_preencoding(ex.backbones[0]));
   // `options:` with nothing after it is the same; a scalar is still an error.
-  gb::runner::BackboneEntry e = ex.backbones[0];
-  e.options = YAML::Load("options:")["options"];
-  EXPECT_NO_THROW(gb::runner::make_backbone(e, "cpu", 0));
-  e.options = YAML::Load("7");
-  EXPECT_THROW(gb::runner::make_backbone(e, "cpu", 0), gb::UserError);
+  const std::string w = "backbones.0.weights=" + world().weights.at("sd15");
+  const auto null_options = gb::runner::load_experiment("configs/experiments/table1-sd15.yaml", {w, "backbones.0.options=~"});
+  EXPECT_TRUE(null_options.backbones[0].options_yaml.IsMap());
+  EXPECT_NO_THROW(gb::runner::make_backbone(null_options.backbones[0], "cpu", 0));
+  EXPECT_THROW(gb::runner::load_experiment("configs/experiments/table1-sd15.yaml", {w, "backbones.0.options=7"}),
+               gb::UserError);
 }
 
 TEST(RunRegressions, CheckpointBackboneRunsOneWorkerBatchOne) {

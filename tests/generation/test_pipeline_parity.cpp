@@ -4,7 +4,7 @@
 // (DPM-Solver++ 2M, learned sigma dropped) and FluxPipeline (flow matching, distilled guidance embedding), fp32 on
 // the CPU from the same token ids and initial latents: images within 1 level on >= 99.9 % of the values, final
 // latents within 1e-4 relative.
-#include "harness/backbones/factory.h"
+#include "harness/backbones/registry.h"
 #include "harness/generation/guidance.h"
 #include "harness/generation/sampler.h"
 #include "harness/io/safetensors.h"

@@ -8,7 +8,7 @@
 #include "harness/backbones/memory_plan.h"
 #include "../backbones/tiny_dit.h"
 #include "harness/runner/runner.h"
-#include "harness/runner/synthetic_scene.h"
+#include "harness/backbones/synthetic_scene.h"
 #include "harness/text/clip_tokenizer.h"
 #include "reports/compare.h"
 #include "reports/merge.h"
@@ -29,6 +29,7 @@
 
 namespace fs = std::filesystem;
 using namespace gb::runner;
+using namespace gb::bb;
 
 namespace {
 
@@ -165,41 +166,56 @@ TEST(Runner, TextEncoderFreePreEncodesEveryPromptOfTheShardFirst) {
   o.shard_index = 1;
   o.shard_count = 2;
   EXPECT_EQ(run_experiment(free, o).cells[0].images, 3);
-  // A bad value is one clear error.
-  Experiment bad = load("te-bad", {}, 6, ", text_encoder: sideways");
+  // A bad value is one clear error (when the experiment is read).
   try {
-    run_experiment(bad, quiet());
+    run_experiment(load("te-bad", {}, 6, ", text_encoder: sideways"), quiet());
     ADD_FAILURE() << "no error";
   } catch (const gb::UserError& e) {
     EXPECT_NE(std::string(e.what()).find("keep or free"), std::string::npos) << e.what();
   }
 }
 
+// One `backbones:` entry as an experiment lists it, read and checked as the experiment loader does.
+BackboneEntry entry_of(const std::string& yaml) {
+  const gb::Config cfg = gb::Config::from_string(yaml, "entry.yaml");
+  const gb::ConfigReader r(cfg);
+  BackboneEntry e = read_backbone_entry(r);
+  r.finish();
+  return e;
+}
+
 TEST(Runner, CheckpointBackboneOptionsAreCheckedStrictly) {
-  BackboneEntry e;
-  e.name = "flux";
-  e.kind = "flux";
-  e.weights = (kWork / "no-such-folder").string();
-  auto error_of = [&](const std::string& yaml) {
-    e.options = YAML::Load(yaml);
+  const std::string weights = (kWork / "no-such-folder").string();
+  auto error_of = [&](const std::string& options) {
     try {
-      make_backbone(e, "cpu", 0);
+      make_backbone(entry_of("{name: flux, kind: flux, weights: " + weights + ", options: " + options + "}"), "cpu", 0);
     } catch (const gb::UserError& ex) {
       return std::string(ex.what());
     }
     return std::string();
   };
-  EXPECT_NE(error_of("{bogus: 1}").find("unknown option 'bogus'"), std::string::npos);
+  EXPECT_NE(error_of("{bogus: 1}").find("entry.yaml:1: options.bogus: unknown key"), std::string::npos);
   EXPECT_NE(error_of("{text_encoder: sideways}").find("keep, offload or free"), std::string::npos);
-  EXPECT_NE(error_of("{store_dtype: fp8}").find("store_dtype must be fp16, bf16 or fp32"), std::string::npos);
-  EXPECT_NE(error_of("{image_size: -4}").find("image_size must be positive"), std::string::npos);
-  EXPECT_NE(error_of("{t5_int8: maybe}").find("bad option value"), std::string::npos);
+  EXPECT_NE(error_of("{store_dtype: fp8}").find("options.store_dtype: 'fp8' is not one of"), std::string::npos);
+  EXPECT_NE(error_of("{image_size: -4}").find("options.image_size: must be positive"), std::string::npos);
+  EXPECT_NE(error_of("{t5_int8: maybe}").find("options.t5_int8: expected true or false"), std::string::npos);
+  // A common option the kind does not take is an unknown key of its options; a mode it lacks names who has it.
+  try {
+    entry_of("{name: sd15, options: {t5_int8: false}}");
+    ADD_FAILURE() << "no error";
+  } catch (const gb::UserError& ex) {
+    EXPECT_NE(std::string(ex.what()).find("options.t5_int8: unknown key"), std::string::npos) << ex.what();
+  }
+  try {
+    entry_of("{name: sd15, options: {text_encoder: free}}");
+    ADD_FAILURE() << "no error";
+  } catch (const gb::UserError& ex) {
+    EXPECT_NE(std::string(ex.what()).find("text_encoder must be keep, not 'free'"), std::string::npos) << ex.what();
+  }
   // Valid options get as far as the (missing) folder.
   EXPECT_NE(error_of("{text_encoder: free, t5_int8: true, image_size: 512}").find("no-such-folder"), std::string::npos);
-  e.options = YAML::Load("{text_encoder: free}");
-  EXPECT_TRUE(wants_prompt_preencoding(e));
-  e.options = YAML::Load("{text_encoder: offload}");
-  EXPECT_FALSE(wants_prompt_preencoding(e));
+  EXPECT_TRUE(wants_prompt_preencoding(entry_of("{name: flux, options: {text_encoder: free}}")));
+  EXPECT_FALSE(wants_prompt_preencoding(entry_of("{name: flux, options: {text_encoder: offload}}")));
   EXPECT_FALSE(option_affects_results("text_encoder"));
   EXPECT_TRUE(option_affects_results("t5_int8"));
   EXPECT_TRUE(option_affects_results("image_size"));
@@ -209,12 +225,8 @@ TEST(Runner, PlannedPeakIsTheMemoryPlanOfTheEntry) {
   const fs::path dir = kWork / "tiny-flux-plan";
   fs::remove_all(dir);
   gb::bb::tiny::write_tiny_flux(dir);
-  BackboneEntry e;
-  e.name = "flux";
-  e.kind = "flux";
-  e.weights = dir.string();
-  e.dtype = "bf16";
-  e.options = YAML::Load("{image_size: 16, text_encoder: free, store_dtype: fp32}");
+  const BackboneEntry e = entry_of("{name: flux, weights: " + dir.string() +
+                                   ", dtype: bf16, options: {image_size: 16, text_encoder: free, store_dtype: fp32}}");
   gb::CaptureSpec spec;
   spec.add("vit-block0-cross-map");
   spec.add("vit-block3-self-map");
@@ -229,11 +241,10 @@ TEST(Runner, PlannedPeakIsTheMemoryPlanOfTheEntry) {
   mo.spec = spec;
   const int64_t want = gb::bb::plan_memory(mo, 3).peak();
   EXPECT_GT(want, 0);
-  EXPECT_EQ(planned_peak_bytes(e, "flux", spec, 3), want);
+  EXPECT_EQ(planned_peak_bytes(e, spec, 3), want);
   mo.text_encoder = gb::bb::TextEncoderResidency::keep;
-  EXPECT_NE(planned_peak_bytes(e, "flux", spec, 3), gb::bb::plan_memory(mo, 3).peak());  // options are honoured
-  e.kind = "synthetic";
-  EXPECT_EQ(planned_peak_bytes(e, "synthetic", spec, 3), 0);
+  EXPECT_NE(planned_peak_bytes(e, spec, 3), gb::bb::plan_memory(mo, 3).peak());  // options are honoured
+  EXPECT_EQ(planned_peak_bytes(entry_of("{name: synthetic}"), spec, 3), 0);    // no memory model
   fs::remove_all(dir);
 }
 

@@ -1,12 +1,12 @@
 #include "harness/core/errors.h"
-#include "harness/runner/synthetic_backbone.h"
-#include "harness/runner/synthetic_scene.h"
+#include "harness/backbones/synthetic_backbone.h"
+#include "harness/backbones/synthetic_scene.h"
 #include "tests/runner/simple_tokenizer.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-using namespace gb::runner;
+using namespace gb::bb;
 
 namespace {
 std::shared_ptr<const gb::TextTokenizer> tok() { return std::make_shared<gb::test::SimpleTokenizer>(); }

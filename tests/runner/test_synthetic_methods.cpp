@@ -4,8 +4,8 @@
 // generator changed.
 #include "goca/segmentor.h"
 #include "harness/eval/evaluator.h"
-#include "harness/runner/synthetic_backbone.h"
-#include "harness/runner/synthetic_scene.h"
+#include "harness/backbones/synthetic_backbone.h"
+#include "harness/backbones/synthetic_scene.h"
 #include "tests/runner/simple_tokenizer.h"
 
 #include <ATen/ATen.h>
@@ -14,7 +14,7 @@
 #include <cstdlib>
 #include <map>
 
-using namespace gb::runner;
+using namespace gb::bb;
 
 namespace {
 

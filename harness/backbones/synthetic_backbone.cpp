@@ -1,9 +1,10 @@
-#include "harness/runner/synthetic_backbone.h"
+#include "harness/backbones/synthetic_backbone.h"
 
 #include "datasets/classes.h"
+#include "harness/text/clip_tokenizer.h"
 #include "harness/core/errors.h"
-#include "harness/runner/synthetic_field.h"
-#include "harness/runner/synthetic_rng.h"
+#include "harness/backbones/synthetic_field.h"
+#include "harness/backbones/synthetic_rng.h"
 
 #include <ATen/ATen.h>
 
@@ -13,7 +14,7 @@
 #include <map>
 #include <numeric>
 
-namespace gb::runner {
+namespace gb::bb {
 
 namespace {
 
@@ -102,16 +103,20 @@ SyntheticBackbone::SyntheticBackbone(SyntheticBackboneConfig config, std::shared
 }
 
 std::vector<gb::LayerInfo> SyntheticBackbone::list_layers() const {
+  return synthetic_layers(config_, tokenizer_->max_length());
+}
+
+std::vector<gb::LayerInfo> synthetic_layers(const SyntheticBackboneConfig& config, int64_t text_length) {
   std::vector<gb::LayerInfo> out;
-  const int64_t H = config_.heads, d = config_.head_dim, T = tokenizer_->max_length();
-  for (const auto& l : config_.layers) {
+  const int64_t H = config.heads, d = config.head_dim, T = text_length;
+  for (const auto& l : config.layers) {
     const int64_t P = l.side * l.side;
     const std::string self = l.block.substr(0, l.block.size() - 5) + "self";
     out.push_back({l.block + "-map", {H, P, T}});
     out.push_back({l.block + "-special-value", {H, T, d}});
     out.push_back({l.block + "-special-post-value", {P, H * d}});
     out.push_back({l.block + "-special-weight", {d, H * d}});
-    out.push_back({l.block + "-q", {config_.ref_channels, l.side, l.side}});
+    out.push_back({l.block + "-q", {config.ref_channels, l.side, l.side}});
     out.push_back({self + "-map", {H, P, P}});
   }
   return out;
@@ -310,4 +315,59 @@ gb::Capture SyntheticBackbone::capture(const gb::BackboneBatch& batch, const gb:
   return cap;
 }
 
-}  // namespace gb::runner
+namespace {
+
+// The generator parameters a run may set under `options:` (docs/runner.md), read into the config.
+SyntheticBackboneConfig synthetic_config(const BackboneOptions& o) {
+  SyntheticBackboneConfig c = SyntheticBackboneConfig::sd15_like();
+  c.seed = o.seed;
+  c.heads = param_or(o, "heads", c.heads);
+  c.head_dim = param_or(o, "head_dim", c.head_dim);
+  c.sos_logit = param_or(o, "sos_logit", c.sos_logit);
+  c.sos_pixel_amplitude = param_or(o, "sos_pixel_amplitude", c.sos_pixel_amplitude);
+  c.content_gain = param_or(o, "content_gain", c.content_gain);
+  c.filler_logit = param_or(o, "filler_logit", c.filler_logit);
+  c.value_noise = param_or(o, "value_noise", c.value_noise);
+  c.self_beta = param_or(o, "self_beta", c.self_beta);
+  c.self_sigma = param_or(o, "self_sigma", c.self_sigma);
+  c.self_floor = param_or(o, "self_floor", c.self_floor);
+  c.distractor_sharpness = param_or(o, "distractor_sharpness", c.distractor_sharpness);
+  c.head_reliability = param_or(o, "head_reliability", c.head_reliability);
+  return c;
+}
+
+}  // namespace
+
+BackboneKind synthetic_backbone_kind() {
+  using T = BackboneParam::Type;
+  BackboneKind k;
+  k.kind = "synthetic";
+  k.description = "synthetic attention backbone (SD1.5-shaped; the embedded quickstart and the runner's tests)";
+  k.defaults.gpu_dtype = at::kFloat;
+  k.defaults.image_size = 512;
+  k.defaults.text_length = 77;
+  k.needs_weights = false;
+  // text_encoder: free makes it refuse prompts the run did not pre-encode (the runner's pre-encoding pass).
+  k.options = {"text_encoder"};
+  k.text_encoder_modes = {TextEncoderResidency::keep, TextEncoderResidency::free};
+  k.params = {{"tokenizer", T::text},         {"heads", T::integer},        {"head_dim", T::integer},
+              {"sos_logit", T::number},       {"sos_pixel_amplitude", T::number},
+              {"content_gain", T::number},    {"filler_logit", T::number},  {"value_noise", T::number},
+              {"self_beta", T::number},       {"self_sigma", T::number},    {"self_floor", T::number},
+              {"distractor_sharpness", T::number}, {"head_reliability", T::numbers}};
+  k.load = [](const std::optional<CheckpointFolder>&, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
+    std::shared_ptr<const TextTokenizer> tok = o.tokenizer;
+    const std::string merges = param_or(o, "tokenizer", std::string());
+    if (!merges.empty()) tok = text::ClipTokenizer::from_merges(merges);
+    if (!tok) fail("the synthetic backbone needs options.tokenizer (a CLIP merges file)");
+    auto bb = std::make_unique<SyntheticBackbone>(synthetic_config(o), tok, o.device);
+    bb->require_prepared_prompts(o.text_encoder == TextEncoderResidency::free);
+    return bb;
+  };
+  k.layers = [len = k.defaults.text_length](const BackboneOptions& o, const std::optional<std::string>&) {
+    return synthetic_layers(synthetic_config(o), o.tokenizer ? o.tokenizer->max_length() : len);
+  };
+  return k;
+}
+
+}  // namespace gb::bb

@@ -1,4 +1,4 @@
-#include "harness/runner/synthetic_scene.h"
+#include "harness/backbones/synthetic_scene.h"
 
 #include "harness/core/errors.h"
 #include "harness/io/image_io.h"
@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-namespace gb::runner {
+namespace gb::bb {
 
 namespace {
 const char* voc_xml_name(int64_t cls) {
@@ -55,4 +55,4 @@ std::vector<std::string> write_synthetic_voc(const std::string& root, int64_t nu
   return ids;
 }
 
-}  // namespace gb::runner
+}  // namespace gb::bb

@@ -1,9 +1,9 @@
-#include "harness/runner/synthetic_scene.h"
+#include "harness/backbones/synthetic_scene.h"
 
 #include "harness/core/errors.h"
 #include "harness/io/image_io.h"
-#include "harness/runner/synthetic_field.h"
-#include "harness/runner/synthetic_rng.h"
+#include "harness/backbones/synthetic_field.h"
+#include "harness/backbones/synthetic_rng.h"
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -15,7 +15,7 @@
 #include <fstream>
 #include <map>
 
-namespace gb::runner {
+namespace gb::bb {
 
 namespace {
 
@@ -189,4 +189,4 @@ at::Tensor concept_masks(const Scene& s, const std::vector<int64_t>& concepts, i
   return m;
 }
 
-}  // namespace gb::runner
+}  // namespace gb::bb

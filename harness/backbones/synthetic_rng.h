@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-namespace gb::runner {
+namespace gb::bb {
 
 inline uint64_t splitmix64(uint64_t& state) {
   uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
@@ -53,4 +53,4 @@ class Rng {
   double spare_ = 0;
 };
 
-}  // namespace gb::runner
+}  // namespace gb::bb

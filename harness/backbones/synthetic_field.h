@@ -1,12 +1,12 @@
 #pragma once
 // Smooth random fields for the synthetic world: a coarse grid of standard normals, bilinearly interpolated.
-#include "harness/runner/synthetic_rng.h"
+#include "harness/backbones/synthetic_rng.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
-namespace gb::runner {
+namespace gb::bb {
 
 // h × w values (row-major), roughly N(0, 1) at grid nodes and smooth between them.
 inline std::vector<float> smooth_field(Rng& rng, int grid, int64_t h, int64_t w) {
@@ -31,4 +31,4 @@ inline std::vector<float> smooth_field(Rng& rng, int grid, int64_t h, int64_t w)
   return out;
 }
 
-}  // namespace gb::runner
+}  // namespace gb::bb

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace gb::runner {
+namespace gb::bb {
 
 // Concepts the synthetic world knows: VOC class ids 1..20 for objects, kStuffBase + i for stuff.
 inline constexpr int64_t kStuffBase = 100;
@@ -77,4 +77,4 @@ std::vector<std::string> write_synthetic_voc(const std::string& root, int64_t nu
 
 std::string synthetic_id(int64_t index);  // "synth_000007"
 
-}  // namespace gb::runner
+}  // namespace gb::bb

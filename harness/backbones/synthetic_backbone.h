@@ -18,15 +18,15 @@
 //     term, so its coherence tracks the layer's reliability; the reference feature's channel 0 is a
 //     foreground indicator and its other channels concept embeddings, so the pseudo self-attention of the
 //     reference (ref_mode paper or full) is coherent.
-#include "harness/core/backbone.h"
-#include "harness/runner/synthetic_scene.h"
+#include "harness/backbones/registry.h"
+#include "harness/backbones/synthetic_scene.h"
 
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
-namespace gb::runner {
+namespace gb::bb {
 
 struct SyntheticLayer {
   std::string block;   // cross block id, e.g. "up-level2-repeat1-vit-block0-cross"
@@ -83,8 +83,14 @@ class SyntheticBackbone : public gb::Backbone {
   std::set<std::string> prepared_;
 };
 
+// Every capturable key with its shape for prompts padded to `text_length` tokens.
+std::vector<gb::LayerInfo> synthetic_layers(const SyntheticBackboneConfig& config, int64_t text_length);
+
+// Registry entry (registry.cpp): no weights, no memory model; its generator parameters are its options.
+BackboneKind synthetic_backbone_kind();
+
 // Maps a (lower-case) word to a synthetic concept: VOC class synonyms -> class id, stuff words -> stuff
 // concept, "clothes" -> person; -1 for anything else.
 int64_t synthetic_concept_of_word(const std::string& word);
 
-}  // namespace gb::runner
+}  // namespace gb::bb

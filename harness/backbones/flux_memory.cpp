@@ -1,0 +1,148 @@
+// The memory model of the FLUX.1-dev backbone (flux_backbone.cpp, flux_transformer.cpp): transformer, VAE in
+// the model dtype, CLIP-L and T5 (LLM.int8 by default in 16-bit; both freed under text_encoder: free, T5 parked
+// under offload), joint attention over image + 512 text tokens in head groups of a bounded score chunk.
+#include "harness/backbones/flux_backbone.h"
+#include "harness/backbones/memory_parts.h"
+#include "harness/core/strings.h"
+
+#include <algorithm>
+
+namespace gb::bb {
+
+namespace {
+
+class FluxMemoryModel : public MemoryModel {
+ public:
+  explicit FluxMemoryModel(const std::optional<std::string>& folder) : folder_(folder) {
+    const bool f = folder.has_value();
+    flux_ = f ? FluxConfig::from_json(component_file(*folder, "transformer")) : FluxConfig::dev();
+    vae_ = f ? VaeConfig::from_json(component_file(*folder, "vae")) : VaeConfig::flux();
+    clip_ = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder")) : ClipTextConfig::clip_l();
+    t5_ = f ? T5Config::from_json(component_file(*folder, "text_encoder_2")) : T5Config::v1_1_xxl();
+  }
+
+  std::vector<ComponentWeights> weights(at::ScalarType dtype, bool t5_int8) const override {
+    const mem::Make transformer = [&](const WeightStore& ws) { FluxTransformer m(ws, flux_); };
+    const mem::Make vae = [&](const WeightStore& ws) { VaeEncoder m(vae_, ws); };
+    const mem::Make clip = [&](const WeightStore& ws) { ClipTextModel m(clip_, ws); };
+    if (folder_) {
+      mem::check_headers(*folder_, "transformer", dtype, transformer);
+      mem::check_headers(*folder_, "vae", dtype, vae);
+      mem::check_headers(*folder_, "text_encoder", dtype, clip);
+      mem::check_headers(*folder_, "text_encoder_2", dtype, [&](const WeightStore& ws) { T5Encoder m(ws, t5_); });
+    }
+    // CLIP is freed with T5 under `free` and stays on the device under `offload`.
+    return {mem::component("transformer", dtype, transformer, false), mem::component("vae", dtype, vae, false),
+            mem::component("text_encoder", dtype, clip, true),
+            mem::t5_component("text_encoder_2", t5_, dtype, t5_int8)};
+  }
+
+  bool t5_int8(std::optional<bool> asked, at::ScalarType dtype) const override {
+    return flux_t5_int8(asked, dtype);
+  }
+
+  int64_t size_multiple() const override { return (int64_t(1) << (vae_.block_out_channels.size() - 1)) * 2; }
+
+  int64_t text_length() const override { return text_len_; }
+  void set_text_length(int64_t n) override { text_len_ = n; }
+
+  MemoryPhase text_phase(int64_t B, at::ScalarType dt, bool t5_int8) const override {
+    MemoryPhase p = mem::t5_text_phase(t5_, B, text_len_, dt, t5_int8, /*masked=*/false);
+    // The pooled CLIP vector is computed first and kept.
+    p.transient.push_back({"pooled CLIP vector", B * clip_.hidden_size * mem::esize(dt)});
+    return p;
+  }
+
+  MemoryPhase vae_phase(int64_t B, int64_t S, at::ScalarType vdt, at::ScalarType dt) const override {
+    return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_len_, t5_.d_model);
+  }
+
+  std::string unit_of_key(const std::string& key) const override {
+    for (const char* s : {"-cross-", "-self-", "-attn-out"}) {
+      auto pos = key.find(s);
+      if (pos != std::string::npos) return key.substr(0, pos);
+    }
+    return key;
+  }
+
+  std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>&, const CaptureSpec& spec, int64_t B, int64_t S,
+                                         at::ScalarType dt, at::ScalarType store) const override {
+    std::vector<MemoryUnit> units;
+    for (int64_t k = 0; k < flux_.total_blocks(); ++k) units.push_back(unit(k, spec, B, S, dt, store));
+    return units;
+  }
+
+  std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {
+    const int64_t g = (S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1)) / 2;
+    return {{"packed latents, T5 states, RoPE tables",
+             B * (g * g * flux_.in_channels + text_len_ * t5_.d_model) * mem::esize(dt) +
+                 (g * g + text_len_) * flux_.attention_head_dim * 8}};
+  }
+
+  int64_t stored_bytes(const LayerInfo& l, const std::vector<LayerInfo>& layers, int64_t batch, at::ScalarType store,
+                       at::ScalarType dtype, int64_t bytes) const override {
+    // o.narrow(1, T, N) of the contiguous joint output [1, S, C] is itself contiguous: at batch 1 the stored view
+    // keeps the whole [1, S, C] buffer (S = N + T tokens).
+    if (batch != 1 || store != dtype || !ends_with(l.name, "-cross-special-post-value")) return bytes;
+    for (const auto& x : layers)
+      if (x.name == "vit-block0-cross-map") bytes = (l.shape[0] + x.shape[2]) * l.shape[1] * mem::esize(store);
+    return bytes;
+  }
+
+ private:
+  // Block k (flux_transformer.cpp attend()): activations, then either fused SDPA or the recorded maps computed in
+  // head groups of at most FluxTransformer::kDefaultChunkElements scores.
+  MemoryUnit unit(int64_t k, const CaptureSpec& spec, int64_t B, int64_t S, at::ScalarType dt,
+                  at::ScalarType store) const {
+    const auto& f = flux_;
+    const int64_t H = f.num_attention_heads, C = f.inner_dim();
+    const int64_t T = text_len_;
+    const int64_t g2 = (S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1)) / 2;
+    const int64_t N = g2 * g2, Sq = N + T;
+    const int64_t s = mem::esize(dt);
+    const int64_t mlp = static_cast<int64_t>(C * f.mlp_ratio);
+    const std::string id = "vit-block" + std::to_string(k);
+    const bool dbl = k < f.num_layers;
+    const bool want_cross = spec.wants(id + "-cross-map"), want_self = spec.wants(id + "-self-map");
+    MemoryUnit u{id, {}};
+    // Block activations alive during attend(): double: x, xn, v (N) + ctx, cn, eq, ek, ev (T) + q, k, [ev|v] (S);
+    // single: s, sn, q, k, v (S) + the MLP branch [S, mlp].
+    const int64_t act = dbl ? B * C * (3 * N + 5 * T + 3 * Sq) * s : B * Sq * (5 * C + mlp) * s;
+    u.transient.push_back({dbl ? "double-block activations" : "single-block activations (incl. MLP branch)", act});
+    if (!want_cross && !want_self) {
+      u.transient.push_back({"attention output (fused SDPA)", B * Sq * C * s});
+      return u;
+    }
+    const bool self_mean = want_self && spec.self_map_head_mean;
+    int64_t bufs = B * Sq * C * s;  // per-chunk outputs (then their cat)
+    if (want_cross) bufs += B * H * N * T * s;
+    if (want_cross && spec.cross_map_head_mean)  // head_average_maps: stored-dtype copy, then fp32 sum + one head
+      bufs += (store == dt ? 0 : B * H * N * T * mem::esize(store)) + 2 * N * T * 4;
+    if (want_self && !self_mean) bufs += B * H * N * N * s;
+    if (self_mean) bufs += B * N * N * 4;
+    u.transient.push_back({"attend buffers (cross map, self sum/map, outputs)", bufs});
+    const int64_t per_head = B * Sq * Sq;
+    const int64_t group = std::max<int64_t>(
+        1, std::min<int64_t>(H, FluxTransformer::kDefaultChunkElements / std::max<int64_t>(per_head, 1)));
+    const int64_t chunk = B * group * Sq * Sq;
+    int64_t step = 3 * chunk * s;  // QKᵀ, ·scale, softmax alive together
+    if (self_mean) step = std::max(step, chunk * s + (dt == at::kFloat ? 0 : B * group * N * N * 4) + B * N * N * 4);
+    u.transient.push_back({fmt::format("score chunk: {} of {} heads (QKᵀ, ·scale, softmax)", group, H), step});
+    return u;
+  }
+
+  std::optional<std::string> folder_;
+  FluxConfig flux_;
+  VaeConfig vae_;
+  ClipTextConfig clip_;
+  T5Config t5_;
+  int64_t text_len_ = kFluxTextLength;
+};
+
+}  // namespace
+
+std::unique_ptr<MemoryModel> flux_memory_model(const std::optional<std::string>& folder) {
+  return std::make_unique<FluxMemoryModel>(folder);
+}
+
+}  // namespace gb::bb
