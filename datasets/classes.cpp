@@ -541,6 +541,62 @@ const std::map<int64_t, int64_t> kMapping20 = {
     {7, 1},   {8, 2},   {11, 3},  {12, 4},  {13, 5},  {17, 6},  {19, 7},  {20, 8},  {21, 9},  {22, 10},
     {23, 11}, {24, 12}, {25, 13}, {26, 14}, {27, 15}, {28, 16}, {31, 17}, {32, 18}, {33, 19}};
 
+// COCO-Stuff (the paper's fine_to_coarse_dict.pickle, `fine_index_to_coarse_index`): index = fine class (0..181,
+// COCO-Stuff category id - 1), value = coarse class (0..26). Checked against the pickle by tests/datasets.
+const std::array<int64_t, kCocoStuffFine> kCocoStuffFineToCoarse = {
+     9, 11, 11, 11, 11, 11, 11, 11, 11,  8,  8,  8,  8,  8,  8,  7,  7,  7,  7,  7,
+     7,  7,  7,  7,  7,  6,  6,  6,  6,  6,  6,  6,  6, 10, 10, 10, 10, 10, 10, 10,
+    10, 10, 10,  5,  5,  5,  5,  5,  5,  5,  5,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+     2,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  0,  0,  0,  0,  0,  0,  1,  1,  1,
+     1,  1,  1,  4,  4,  4,  4,  4,  4,  4,  4, 17, 17, 22, 20, 20, 22, 15, 25, 16,
+    13, 12, 12, 17, 17, 23, 15, 15, 17, 15, 21, 15, 25, 13, 13, 13, 13, 13, 22, 26,
+    14, 14, 15, 22, 21, 21, 24, 20, 22, 15, 17, 16, 15, 22, 24, 21, 17, 25, 16, 21,
+    17, 22, 16, 21, 21, 25, 21, 26, 21, 24, 20, 17, 14, 21, 26, 15, 23, 20, 21, 24,
+    15, 24, 22, 25, 15, 20, 17, 17, 22, 14, 18, 18, 18, 18, 18, 18, 18, 26, 26, 19,
+    19, 24,
+};
+// coco-stuff: caption_dataset.py COCODataset.class_name, index = paper class id (28 = background + 27 coarse; 15 and
+// 16 duplicate 3 and 4 and are merged into them by the loaders).
+const std::vector<std::vector<std::string>> kCocoStuffSynonyms = {
+    {},  // 0
+    {"electronics", "electronic"},  // 1
+    {"appliance", "appliances"},  // 2
+    {"food"},  // 3
+    {"furniture", "furnitures"},  // 4
+    {"indoor"},  // 5
+    {"kitchen stuff"},  // 6
+    {"accessory", "accessories"},  // 7
+    {"animal", "animals"},  // 8
+    {"outdoor"},  // 9
+    {"person", "persons", "man", "men", "woman", "women", "child", "children", "kid", "kids"},  // 10
+    {"sport equipment", "sport equipments"},  // 11
+    {"vehicle", "vehicles"},  // 12
+    {"ceiling"},  // 13
+    {"floor"},  // 14
+    {"food"},  // 15
+    {"furniture"},  // 16
+    {"raw material"},  // 17
+    {"textile"},  // 18
+    {"wall", "walls"},  // 19
+    {"window", "windows"},  // 20
+    {"building", "buildings"},  // 21
+    {"ground", "grounds"},  // 22
+    {"plant", "plants"},  // 23
+    {"sky"},  // 24
+    {"solid"},  // 25
+    {"structural"},  // 26
+    {"water"},  // 27
+};
+// The 27 coarse classes' names (the pickle's fine_name_to_coarse_name values), index = coarse class: the standard
+// protocol's class names, and the paper's display names (with class 15/16 told apart from 3/4).
+const std::vector<std::string> kCocoStuffCoarseNames = {
+    "electronic-things", "appliance-things", "food-things",   "furniture-things",  "indoor-things",
+    "kitchen-things",    "accessory-things", "animal-things", "outdoor-things",    "person-things",
+    "sports-things",     "vehicle-things",   "ceiling-stuff", "floor-stuff",       "food-stuff",
+    "furniture-stuff",   "rawmaterial-stuff", "textile-stuff", "wall-stuff",       "window-stuff",
+    "building-stuff",    "ground-stuff",     "plant-stuff",   "sky-stuff",         "solid-stuff",
+    "structural-stuff",  "water-stuff"};
+
 constexpr int64_t kContextMaxRaw = 459;
 
 struct Lookups {
@@ -623,6 +679,16 @@ ClassTable make_table(DatasetKind kind, Protocol protocol) {
       for (size_t i = paper ? 0 : 1; i < kAdeNames.size(); ++i) add(kAdeNames[i], kAdeSynonyms[i]);
       t.background_is_class0 = paper;
       break;
+    case DatasetKind::CocoStuff:
+      // paper: 0 background + the captioner's 27 lists (dataset.py's names; 15/16 shown as food-stuff and
+      // furniture-stuff, they never occur). standard: the 27 coarse classes, each with its paper class's synonyms.
+      if (paper) add("background", {});
+      for (int64_t c = 0; c < kCocoStuffCoarse; ++c) {
+        const auto& syn = kCocoStuffSynonyms[static_cast<size_t>(c + 1)];
+        add(paper && c + 1 != 15 && c + 1 != 16 ? syn[0] : kCocoStuffCoarseNames[static_cast<size_t>(c)], syn);
+      }
+      t.background_is_class0 = paper;
+      break;
   }
   return t;
 }
@@ -636,6 +702,7 @@ const char* to_string(DatasetKind kind) {
     case DatasetKind::CocoObject: return "coco-object";
     case DatasetKind::Cityscapes: return "cityscapes";
     case DatasetKind::Ade20k: return "ade20k";
+    case DatasetKind::CocoStuff: return "coco-stuff";
   }
   return "?";
 }
@@ -644,14 +711,14 @@ const char* to_string(Protocol protocol) { return protocol == Protocol::Paper ? 
 
 const std::vector<DatasetKind>& all_dataset_kinds() {
   static const std::vector<DatasetKind> all = {DatasetKind::Voc, DatasetKind::Context, DatasetKind::CocoObject,
-                                               DatasetKind::Cityscapes, DatasetKind::Ade20k};
+                                               DatasetKind::Cityscapes, DatasetKind::Ade20k, DatasetKind::CocoStuff};
   return all;
 }
 
 DatasetKind parse_dataset_kind(const std::string& name) {
   for (DatasetKind k : all_dataset_kinds())
     if (name == to_string(k)) return k;
-  fail("unknown dataset '{}' (choices: voc, context, coco-object, cityscapes, ade20k)", name);
+  fail("unknown dataset '{}' (choices: voc, context, coco-object, cityscapes, ade20k, coco-stuff)", name);
 }
 
 Protocol parse_protocol(const std::string& name) {
@@ -733,6 +800,16 @@ int64_t cityscapes_label_to_paper(int64_t label_id) {
 int64_t cityscapes_label_to_train(int64_t label_id) {
   auto it = kMapping20.find(label_id);
   return it == kMapping20.end() ? kIgnoreIndex : it->second - 1;
+}
+
+int64_t coco_stuff_fine_to_coarse(int64_t fine) {
+  return fine >= 0 && fine < kCocoStuffFine ? kCocoStuffFineToCoarse[static_cast<size_t>(fine)] : -1;
+}
+
+int64_t coco_stuff_coarse_to_paper(int64_t coarse) {
+  if (coarse < 0 || coarse >= kCocoStuffCoarse) fail("COCO-Stuff coarse class {} out of range [0, 27)", coarse);
+  const int64_t c = coarse + 1;  // mapping_coco: fine k + 1 -> coarse v + 1
+  return c == 15 ? 3 : c == 16 ? 4 : c;
 }
 
 }  // namespace gb::datasets

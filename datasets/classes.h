@@ -1,11 +1,12 @@
 #pragma once
-// The five benchmarks' class tables and id mappings, under the paper's protocol and the standard (mmseg) one.
+// The six benchmarks' class tables and id mappings, under the paper's protocol and the standard (mmseg) one.
 //
 // Paper protocol (the GoCA code, spec §H and appendix): class 0 is background (ADE: "other", kept as a class),
-// class counts 21/60/81/20/151, no ignore index. Synonym lists are the captioner's exact-match lists from
+// class counts 21/60/81/20/151/28, no ignore index. Synonym lists are the captioner's exact-match lists from
 // caption_dataset.py, typos included (ADE `buildingsedifice`, `hourses`, quirk Q13).
 // Standard protocol (mmseg): VOC 21 classes and COCO-Object 81 keep background; Context-59, Cityscapes-19 and
-// ADE-150 drop it (reduce_zero_label / trainIds); 255 is ignored everywhere. Context-59 uses mmseg's class
+// ADE-150 drop it (reduce_zero_label / trainIds); 255 is ignored everywhere. COCO-Stuff-27: the 27 coarse classes of
+// the unsupervised-segmentation protocol (PiCIE/STEGO: fine_to_coarse, no background, unlabeled ignored). Context-59 uses mmseg's class
 // order (sorted raw ids = alphabetical names), which differs from the paper's ctx59 order.
 // See docs/protocols.md for every difference.
 #include <cstdint>
@@ -14,10 +15,10 @@
 
 namespace gb::datasets {
 
-enum class DatasetKind { Voc, Context, CocoObject, Cityscapes, Ade20k };
+enum class DatasetKind { Voc, Context, CocoObject, Cityscapes, Ade20k, CocoStuff };
 enum class Protocol { Paper, Standard };
 
-// "voc", "context", "coco-object", "cityscapes", "ade20k".
+// "voc", "context", "coco-object", "cityscapes", "ade20k", "coco-stuff".
 const char* to_string(DatasetKind kind);
 const char* to_string(Protocol protocol);  // "paper", "standard"
 // Parses the names above (UserError listing the choices otherwise).
@@ -79,5 +80,14 @@ int64_t coco_category_to_class(int64_t category_id);
 int64_t cityscapes_label_to_paper(int64_t label_id);
 // Cityscapes labelIds -> trainId (cityscapesScripts: 19 classes -> 0..18, everything else -> 255).
 int64_t cityscapes_label_to_train(int64_t label_id);
+
+// COCO-Stuff: fine class index (0..181 = COCO-Stuff category id - 1, the stuffthingmaps PNG value) -> coarse class
+// (0..26, the paper's fine_to_coarse_dict.pickle `fine_index_to_coarse_index`); -1 outside 0..181.
+int64_t coco_stuff_fine_to_coarse(int64_t fine);
+inline constexpr int64_t kCocoStuffFine = 182;
+inline constexpr int64_t kCocoStuffCoarse = 27;
+// The paper's class of a coarse class: coarse + 1, then food-stuff (15) -> food (3) and furniture-stuff (16) ->
+// furniture (4), as dataset.py does after encode_labels (so paper classes 15 and 16 never occur in a label).
+int64_t coco_stuff_coarse_to_paper(int64_t coarse);
 
 }  // namespace gb::datasets

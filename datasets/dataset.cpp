@@ -222,6 +222,29 @@ at::Tensor map_label(const DatasetConfig& c, LabelSource source, const at::Tenso
         allowed = "trainIds [0, 18] and 255";
       }
       break;
+    case DatasetKind::CocoStuff: {
+      // Fine class of each stored value (-1: unlabeled). png: category id 1..182 (0 unlabeled); stuffthingmaps: the
+      // fine index 0..181 (255 unlabeled).
+      const bool ids = source == LabelSource::Png;
+      auto fine_of = [&](int64_t v) -> int64_t {
+        if (ids) return v >= 1 && v <= kCocoStuffFine ? v - 1 : (v == 0 ? -1 : -2);
+        return v >= 0 && v < kCocoStuffFine ? v : (v == 255 ? -1 : -2);
+      };
+      // paper: encode_labels(mapping_coco) (value k+1 -> coarse(k)+1, 0 and 255 -> 0, every other value -> 0), then
+      // 15 -> 3 and 16 -> 4. standard: fine -> coarse (0..26), unlabeled -> 255, anything else is bad input.
+      lut.assign(256, paper ? 0 : -1);
+      for (int64_t v = 0; v < 256; ++v) {
+        const int64_t fine = fine_of(v);
+        if (fine >= 0) {
+          const int64_t coarse = coco_stuff_fine_to_coarse(fine);
+          lut[v] = paper ? coco_stuff_coarse_to_paper(coarse) : coarse;
+        } else if (fine == -1 && !paper) {
+          lut[v] = kIgnoreIndex;
+        }
+      }
+      allowed = paper ? "[0, 255]" : ids ? "category ids [0, 182]" : "fine classes [0, 181] and 255";
+      break;
+    }
   }
   return apply_lut(raw, lut, file, allowed);
 }
@@ -446,7 +469,7 @@ std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const Captio
       entries.push_back(std::move(e));
     }
   } else {
-    // COCO-Object, Cityscapes, ADE20K: sorted glob of the images (Cityscapes: one city folder level).
+    // COCO-Object, Cityscapes, ADE20K, COCO-Stuff: sorted glob of the images (Cityscapes: one city folder level).
     std::vector<std::string> images;
     if (c.kind == DatasetKind::Cityscapes) {
       std::vector<std::string> cities;
@@ -460,7 +483,10 @@ std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const Captio
         images.insert(images.end(), files.begin(), files.end());
       }
     } else {
-      images = list_files(images_dir, c.kind == DatasetKind::CocoObject ? "jpg" : "");
+      // COCO-Object `*jpg`, COCO-Stuff `*.jpg` (its labels may sit in the same folder).
+      images = list_files(images_dir, c.kind == DatasetKind::CocoObject  ? "jpg"
+                                      : c.kind == DatasetKind::CocoStuff ? ".jpg"
+                                                                         : "");
     }
     std::sort(images.begin(), images.end());  // Python sorted(): code point order of the full paths
     limit(images);

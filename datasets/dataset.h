@@ -1,5 +1,5 @@
 #pragma once
-// Streaming readers for the five benchmarks in their real on-disk layouts, in the paper's order, split and limit
+// Streaming readers for the six benchmarks in their real on-disk layouts, in the paper's order, split and limit
 // (or the standard protocol's). Listing happens once in open(); load(i) decodes one sample and is thread-safe,
 // so a runner can load in parallel:
 //

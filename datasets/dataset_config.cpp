@@ -20,7 +20,8 @@ std::string join(const std::string& root, const std::string& p) {
 const std::vector<std::pair<std::string, LabelSource>> kSourceNames = {
     {"auto", LabelSource::Auto},         {"png", LabelSource::Png},
     {"mat", LabelSource::Mat},           {"panoptic", LabelSource::Panoptic},
-    {"labelIds", LabelSource::LabelIds}, {"labelTrainIds", LabelSource::LabelTrainIds}};
+    {"labelIds", LabelSource::LabelIds}, {"labelTrainIds", LabelSource::LabelTrainIds},
+    {"stuffthingmaps", LabelSource::StuffThingMaps}};
 
 }  // namespace
 
@@ -33,8 +34,10 @@ const char* to_string(LabelSource source) {
 LabelSource parse_label_source(const std::string& name) {
   for (const auto& [n, s] : kSourceNames)
     if (n == name) return s;
-  fail("unknown label source '{}' (choices: auto, png, mat, panoptic, labelIds, labelTrainIds)", name);
+  fail("unknown label source '{}' (choices: auto, png, mat, panoptic, labelIds, labelTrainIds, stuffthingmaps)", name);
 }
+
+const std::vector<std::pair<std::string, LabelSource>>& label_source_names() { return kSourceNames; }
 
 bool label_source_applies(DatasetKind kind, LabelSource s) {
   switch (kind) {
@@ -43,6 +46,7 @@ bool label_source_applies(DatasetKind kind, LabelSource s) {
     case DatasetKind::Context: return s == LabelSource::Auto || s == LabelSource::Mat || s == LabelSource::Png;
     case DatasetKind::CocoObject: return s == LabelSource::Auto || s == LabelSource::Panoptic || s == LabelSource::Png;
     case DatasetKind::Cityscapes: return s == LabelSource::LabelIds || s == LabelSource::LabelTrainIds;
+    case DatasetKind::CocoStuff: return s == LabelSource::Png || s == LabelSource::StuffThingMaps;
   }
   return false;
 }
@@ -96,6 +100,14 @@ DatasetConfig default_dataset_config(DatasetKind kind, Protocol protocol) {
       c.add_background_token = true;
       c.add_missing_class = false;
       break;
+    case DatasetKind::CocoStuff:
+      // paper: val2017/*.jpg and val2017/*.png side by side (config_dataset_coco_stuff.py), the PNG values read as
+      // category ids; standard: the official stuffthingmaps_trainval2017/val2017 PNGs.
+      c.limit = paper ? 10000 : -1;
+      c.label_source = paper ? LabelSource::Png : LabelSource::StuffThingMaps;
+      c.add_background_token = false;
+      c.add_missing_class = true;
+      break;
   }
   return c;
 }
@@ -108,6 +120,7 @@ std::string resolve_images_dir(const DatasetConfig& c) {
     case DatasetKind::CocoObject: return join(c.root, "images/val2017");
     case DatasetKind::Cityscapes: return join(c.root, "leftImg8bit/val");
     case DatasetKind::Ade20k: return join(c.root, "images/validation");
+    case DatasetKind::CocoStuff: return join(c.root, "val2017");
   }
   return c.root;
 }
@@ -138,6 +151,9 @@ std::string resolve_label_dir(const DatasetConfig& c) {
                                                                            : "annotations/object_val2017");
     case DatasetKind::Cityscapes: return join(c.root, "gtFine/val");
     case DatasetKind::Ade20k: return join(c.root, "annotations/validation");
+    case DatasetKind::CocoStuff:
+      return join(c.root, resolve_label_source(c) == LabelSource::StuffThingMaps ? "stuffthingmaps_trainval2017/val2017"
+                                                                                 : "val2017");
   }
   return c.root;
 }

@@ -1,7 +1,7 @@
 #pragma once
 // A dataset's label protocol and layout (configs/datasets/*.yaml), read strictly through harness/config.
 //
-//   dataset: voc                      # voc | context | coco-object | cityscapes | ade20k
+//   dataset: voc                      # voc | context | coco-object | cityscapes | ade20k | coco-stuff
 //   protocol: paper                   # paper (the GoCA code, quirks included) | standard (mmseg)
 //   root: /data/VOCdevkit/VOC2012     # dataset folder (Context: the pascal-context folder)
 //   images: ""                        # image folder; "" = the layout's default
@@ -21,6 +21,7 @@
 // Every key except `dataset` is optional; missing keys take the protocol's defaults (default_dataset_config).
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "datasets/classes.h"
@@ -42,12 +43,15 @@ enum class LabelSource {
   Panoptic,       // coco-object: panoptic RGB PNG + panoptic_val2017.json
   LabelIds,       // cityscapes: *_gtFine_labelIds.png
   LabelTrainIds,  // cityscapes: *_gtFine_labelTrainIds.png
+  StuffThingMaps, // coco-stuff: stuffthingmaps_trainval2017 PNG (value = fine class 0..181, 255 unlabeled)
+                  // (coco-stuff `png`: value = COCO-Stuff category id 1..182, 0 unlabeled, as the paper's loader reads)
 };
 const char* to_string(LabelSource source);
-// "auto", "png", "mat", "panoptic", "labelIds", "labelTrainIds" (UserError otherwise).
+// "auto", "png", "mat", "panoptic", "labelIds", "labelTrainIds", "stuffthingmaps" (UserError otherwise).
 LabelSource parse_label_source(const std::string& name);
+const std::vector<std::pair<std::string, LabelSource>>& label_source_names();
 // Whether a label source applies to a dataset (voc/ade20k: png; context: auto/mat/png; coco-object:
-// auto/panoptic/png; cityscapes: labelIds/labelTrainIds).
+// auto/panoptic/png; cityscapes: labelIds/labelTrainIds; coco-stuff: png/stuffthingmaps).
 bool label_source_applies(DatasetKind kind, LabelSource source);
 const char* to_string(OnError on_error);
 

@@ -7,21 +7,10 @@
 #include "harness/core/errors.h"
 
 namespace gb::datasets {
-namespace {
-
-const std::vector<std::pair<std::string, LabelSource>> kSourceNames = {
-    {"auto", LabelSource::Auto},         {"png", LabelSource::Png},
-    {"mat", LabelSource::Mat},           {"panoptic", LabelSource::Panoptic},
-    {"labelIds", LabelSource::LabelIds}, {"labelTrainIds", LabelSource::LabelTrainIds}};
-
-}  // namespace
 
 DatasetConfig read_dataset_config(const ConfigReader& r) {
-  const std::vector<std::pair<std::string, DatasetKind>> kinds = {{"voc", DatasetKind::Voc},
-                                                                  {"context", DatasetKind::Context},
-                                                                  {"coco-object", DatasetKind::CocoObject},
-                                                                  {"cityscapes", DatasetKind::Cityscapes},
-                                                                  {"ade20k", DatasetKind::Ade20k}};
+  std::vector<std::pair<std::string, DatasetKind>> kinds;
+  for (DatasetKind k : all_dataset_kinds()) kinds.emplace_back(to_string(k), k);
   const DatasetKind kind = r.get_enum<DatasetKind>("dataset", kinds);
   const Protocol protocol =
       r.get_enum_or<Protocol>("protocol", {{"paper", Protocol::Paper}, {"standard", Protocol::Standard}}, Protocol::Paper);
@@ -34,7 +23,7 @@ DatasetConfig read_dataset_config(const ConfigReader& r) {
   if (c.limit < -1 || c.limit == 0) r.fail_at("limit", "must be -1 (all) or a positive count");
   if (c.split.empty() && c.reverse_split) r.fail_at("reverse_split", "needs a split file");
   if (auto labels = r.optional_child("labels")) {
-    c.label_source = labels->get_enum_or<LabelSource>("source", kSourceNames, c.label_source);
+    c.label_source = labels->get_enum_or<LabelSource>("source", label_source_names(), c.label_source);
     if (!label_source_applies(kind, c.label_source))
       labels->fail_at("source", std::string("label source '") + to_string(c.label_source) + "' does not apply to " +
                                     to_string(kind));

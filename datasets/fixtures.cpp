@@ -286,6 +286,38 @@ Fixture write_fixture(DatasetKind kind, const std::string& dir, const FixtureOpt
       f.standard_ids = f.paper_ids;
       break;
     }
+    case DatasetKind::CocoStuff: {
+      const fs::path root = base / "coco-stuff";
+      f.root = root.string();
+      const std::vector<std::string> stems = {"000000000139", "000000000285", "000000000632", "000000000724"};
+      // Fine classes (0-based, -1 unlabeled) per sample: (background, a, b, ring). 0 person, 2 car, 17 dog,
+      // 120 food-other (food-stuff: merged into food by the paper), 122 furniture-other (furniture-stuff: merged into
+      // furniture), 156 sky-other, 168 tree, 148 road, 51 banana (food-things), 61 chair (furniture-things).
+      // With paper_quirks, sample 3 also holds stored value 200 (not a category id): background under the paper's
+      // loader, bad input under the standard protocol.
+      const int64_t fine[kSamples][4] = {{156, 0, 120, -1}, {168, 17, 2, -1}, {148, 51, 122, 61}, {-1, 0, 156, 120}};
+      const fs::path labels_dir = root / "stuffthingmaps_trainval2017" / "val2017";
+      for (int i = 0; i < kSamples; ++i) {
+        write_jpeg(in_dir(root / "val2017" / (stems[i] + ".jpg")), image_for(H, W, i));
+        at::Tensor l = blocks(H, W, fine[i][0], fine[i][1], fine[i][2], fine[i][3]);
+        at::Tensor ids = remap(l, [](int64_t v) { return v + 1; });  // category ids, 0 unlabeled
+        at::Tensor maps = remap(l, [](int64_t v) { return v < 0 ? int64_t{255} : v; });
+        if (o.paper_quirks && i == 3) {
+          ids.index_put_({0, 0}, 200);
+          maps.index_put_({0, 0}, 200);
+        }
+        write_png_gray(in_dir(root / "val2017" / (stems[i] + ".png")), to_u8(ids));
+        mkdirs(labels_dir);
+        write_png_gray(in_dir(labels_dir / (stems[i] + ".png")), to_u8(maps));
+        std::vector<int64_t> cls;
+        for (int k : {1, 2})
+          if (fine[i][k] >= 0) cls.push_back(coco_stuff_coarse_to_paper(coco_stuff_fine_to_coarse(fine[i][k])));
+        caps.emplace_back(stems[i] + ".jpg", caption_for(paper, cls));
+        f.paper_ids.push_back(stems[i] + ".jpg");
+      }
+      f.standard_ids = f.paper_ids;
+      break;
+    }
   }
   if (o.write_captions) {
     f.captions = (base / (std::string(to_string(kind)) + "-captions.json")).string();

@@ -1,7 +1,8 @@
 #pragma once
-// Tiny benchmark folders in the five real on-disk layouts (JPEG/PNG images, palette PNG labels, Annotations xml,
+// Tiny benchmark folders in the six real on-disk layouts (JPEG/PNG images, palette PNG labels, Annotations xml,
 // pascal-context .mat files written with libmatio and the mmseg PNGs, COCO panoptic RGB PNG + JSON and the
-// 80-things PNG form, Cityscapes city folders with labelIds and labelTrainIds, ADE20K), with a caption file.
+// 80-things PNG form, Cityscapes city folders with labelIds and labelTrainIds, ADE20K, COCO-Stuff val2017 with the
+// category-id PNGs beside the images and the stuffthingmaps), with a caption file.
 // Deterministic: the same options write the same labels, so goldens made from them by the paper's code
 // (tools/parity/datasets_labels.py) stay valid. Used by tests and `goca-bench datasets make-fixture`.
 #include <ATen/core/Tensor.h>
@@ -26,7 +27,8 @@ struct FixtureOptions {
   bool write_captions = true;
   bool write_mat = kFixtureWritesMat;  // Context .mat labels (needs libmatio); the mmseg PNGs are always written
   // Paper-only situations that the standard protocol rejects as bad input: a COCO label file missing from
-  // panoptic_val2017.json (quirk Q14, reuses the last annotation) and an ADE label with a value > 150.
+  // panoptic_val2017.json (quirk Q14, reuses the last annotation), an ADE label with a value > 150 and a COCO-Stuff
+  // label with a value that is no category id.
   bool paper_quirks = false;
 };
 

@@ -36,11 +36,11 @@ struct SourceFlags {
 void add_source_flags(CLI::App* sub, SourceFlags& f) {
   sub->add_option("--config", f.config, "Dataset config (configs/datasets/*.yaml); flags below override it");
   sub->add_option("--set", f.overrides, "Config override key=value (repeatable)");
-  sub->add_option("--dataset", f.dataset, "voc | context | coco-object | cityscapes | ade20k");
+  sub->add_option("--dataset", f.dataset, "voc | context | coco-object | cityscapes | ade20k | coco-stuff");
   sub->add_option("--root", f.root, "Dataset folder (Context: the pascal-context folder)");
   sub->add_option("--images", f.images, "Image folder (Context: VOC2012/JPEGImages); default: the layout's");
   sub->add_option("--protocol", f.protocol, "paper (default) | standard");
-  sub->add_option("--label-source", f.labels, "auto | png | mat | panoptic | labelIds | labelTrainIds");
+  sub->add_option("--label-source", f.labels, "auto | png | mat | panoptic | labelIds | labelTrainIds | stuffthingmaps");
   sub->add_option("--limit", f.limit, "Read at most N samples (default: the protocol's limit)");
 }
 
@@ -53,7 +53,7 @@ DatasetConfig config_from(const SourceFlags& f) {
     if (!f.dataset.empty() && parse_dataset_kind(f.dataset) != c.kind)
       gb::fail("--dataset {} contradicts {} (dataset: {})", f.dataset, f.config, c.name());
   } else {
-    if (f.dataset.empty()) gb::fail("give --dataset (voc, context, coco-object, cityscapes, ade20k) or --config");
+    if (f.dataset.empty()) gb::fail("give --dataset (voc, context, coco-object, cityscapes, ade20k, coco-stuff) or --config");
     if (!f.overrides.empty()) gb::fail("--set needs --config");
     c = default_dataset_config(parse_dataset_kind(f.dataset),
                                f.protocol.empty() ? Protocol::Paper : parse_protocol(f.protocol));
@@ -160,7 +160,8 @@ void add_verify(CLI::App* parent) {
                                                               {DatasetKind::Context, 964},
                                                               {DatasetKind::CocoObject, 5000},
                                                               {DatasetKind::Cityscapes, 500},
-                                                              {DatasetKind::Ade20k, 2000}};
+                                                              {DatasetKind::Ade20k, 2000},
+                                                              {DatasetKind::CocoStuff, 5000}};
       std::cout << "the paper evaluates " << paper_counts.at(c.kind) << " samples of this dataset\n";
     }
     if (ds->captions()) std::cout << "captions: " << ds->captions()->path() << " (" << ds->captions()->size() << " entries)\n";
@@ -235,9 +236,9 @@ void add_make_fixture(CLI::App* parent) {
   auto dataset = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto quirks = std::make_shared<bool>(false);
-  sub->add_option("--dataset", *dataset, "voc | context | coco-object | cityscapes | ade20k")->required();
+  sub->add_option("--dataset", *dataset, "voc | context | coco-object | cityscapes | ade20k | coco-stuff")->required();
   sub->add_option("--out", *out, "Folder to write into")->required();
-  sub->add_flag("--paper-quirks", *quirks, "Include situations only the paper protocol accepts (Q14 reuse, ADE > 150)");
+  sub->add_flag("--paper-quirks", *quirks, "Include situations only the paper protocol accepts (Q14 reuse, ADE > 150, a COCO-Stuff value that is no category id)");
   sub->callback([dataset, out, quirks] {
     FixtureOptions o;
     o.paper_quirks = *quirks;

@@ -23,12 +23,12 @@ PromptOptions paper_prompt_options(const std::string& dataset, PromptProtocol pr
   if (dataset == "voc") {
     o.add_background_token = true;
     o.add_missing_class = true;
-  } else if (dataset == "context") {
+  } else if (dataset == "context" || dataset == "coco-stuff") {
     o.add_missing_class = true;
   } else if (dataset == "coco-object" || dataset == "ade20k") {
     o.add_background_token = true;
   } else if (dataset != "cityscapes") {
-    fail("unknown dataset '{}' (expected voc, context, coco-object, cityscapes or ade20k)", dataset);
+    fail("unknown dataset '{}' (expected voc, context, coco-object, cityscapes, ade20k or coco-stuff)", dataset);
   }
   return o;
 }

@@ -22,12 +22,12 @@ PromptProtocol parse_prompt_protocol(const std::string& s);
 
 struct PromptOptions {
   bool add_background_token = false;  // VOC, COCO-Object, ADE20K
-  bool add_missing_class = false;     // VOC, Context
+  bool add_missing_class = false;     // VOC, Context, COCO-Stuff
   PromptProtocol protocol = PromptProtocol::paper;
 };
 
 // The paper's per-dataset flags (spec §H): "voc" T/T, "context" F/T, "coco-object" T/F, "cityscapes" F/F,
-// "ade20k" T/F (add_background_token / add_missing_class). UserError for another name.
+// "ade20k" T/F, "coco-stuff" F/T (add_background_token / add_missing_class). UserError for another name.
 PromptOptions paper_prompt_options(const std::string& dataset, PromptProtocol protocol = PromptProtocol::paper);
 
 struct Entity {

@@ -81,7 +81,7 @@ TEST(CliDatasets, InspectVocPaperJsonl) {
 }
 
 TEST(CliDatasets, InspectEveryLayout) {
-  for (const std::string ds : {"context", "coco-object", "cityscapes", "ade20k"}) {
+  for (const std::string ds : {"context", "coco-object", "cityscapes", "ade20k", "coco-stuff"}) {
     Tmp t;
     auto fx = make_fixture(t, ds);
     std::string args = "datasets inspect --dataset " + ds + " --root " + fx["root"].get<std::string>();

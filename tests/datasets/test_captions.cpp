@@ -47,7 +47,7 @@ TEST(Captions, ReadsThePapersFiles) {
   const std::string dir = std::string(GB_SHARED_DIR) + "/data/goca-captions/";
   const std::vector<std::pair<std::string, size_t>> files = {{"voc.json", 1464},       {"context.json", 964},
                                                              {"coco-object.json", 5000}, {"city.json", 500},
-                                                             {"ade.json", 2000}};
+                                                             {"ade.json", 2000},         {"coco-stuff.json", 5000}};
   for (const auto& [name, count] : files) {
     if (!std::filesystem::exists(dir + name)) GTEST_SKIP() << "caption files not present: " << dir;
     auto f = CaptionFile::load(dir + name);

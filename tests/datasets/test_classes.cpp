@@ -36,7 +36,7 @@ TEST(Classes, NamesRoundTrip) {
 TEST(Classes, CountsAndIgnore) {
   const std::vector<std::pair<DatasetKind, std::pair<int, int>>> expected = {
       {DatasetKind::Voc, {21, 21}},        {DatasetKind::Context, {60, 59}}, {DatasetKind::CocoObject, {81, 81}},
-      {DatasetKind::Cityscapes, {20, 19}}, {DatasetKind::Ade20k, {151, 150}}};
+      {DatasetKind::Cityscapes, {20, 19}}, {DatasetKind::Ade20k, {151, 150}}, {DatasetKind::CocoStuff, {28, 27}}};
   for (const auto& [k, counts] : expected) {
     const auto& p = class_table(k, Protocol::Paper);
     const auto& s = class_table(k, Protocol::Standard);
@@ -55,7 +55,8 @@ TEST(Classes, PaperSynonymsMatchCaptionDatasetPy) {
                                                                  {DatasetKind::Context, "context"},
                                                                  {DatasetKind::CocoObject, "coco-object"},
                                                                  {DatasetKind::Cityscapes, "cityscapes"},
-                                                                 {DatasetKind::Ade20k, "ade20k"}};
+                                                                 {DatasetKind::Ade20k, "ade20k"},
+                                                                 {DatasetKind::CocoStuff, "coco-stuff"}};
   for (const auto& [k, key] : keys) {
     const auto expected = golden()[key]["synonyms"].get<std::vector<std::vector<std::string>>>();
     EXPECT_EQ(class_table(k, Protocol::Paper).synonym_lists(), expected) << key;
@@ -140,4 +141,46 @@ TEST(Classes, CityscapesMappings) {
   EXPECT_EQ(cityscapes_label_to_train(24), 11);  // person
   EXPECT_EQ(cityscapes_label_to_train(33), 18);  // bicycle
   EXPECT_EQ(cityscapes_label_to_train(29), 255); // caravan
+}
+
+TEST(Classes, CocoStuffFineToCoarseIsThePapersPickle) {
+  const auto& g = golden()["coco-stuff"];
+  ASSERT_EQ(g["fine_index_to_coarse_index"].size(), static_cast<size_t>(kCocoStuffFine));
+  for (const auto& [k, v] : g["fine_index_to_coarse_index"].items())
+    EXPECT_EQ(coco_stuff_fine_to_coarse(std::stoll(k)), v.get<int64_t>()) << k;
+  EXPECT_EQ(coco_stuff_fine_to_coarse(-1), -1);
+  EXPECT_EQ(coco_stuff_fine_to_coarse(182), -1);
+  // The standard table's names are the pickle's coarse names, in coarse-index order: person (fine 0) is
+  // person-things, sky-other (fine 156) sky-stuff.
+  const auto& s = class_table(DatasetKind::CocoStuff, Protocol::Standard);
+  std::set<std::string> coarse_names;
+  for (const auto& [fine, coarse] : g["fine_name_to_coarse_name"].items()) coarse_names.insert(coarse.get<std::string>());
+  EXPECT_EQ(std::set<std::string>(s.names().begin(), s.names().end()), coarse_names);
+  EXPECT_EQ(s.classes[coco_stuff_fine_to_coarse(0)].name, "person-things");
+  EXPECT_EQ(s.classes[coco_stuff_fine_to_coarse(156)].name, "sky-stuff");
+  EXPECT_EQ(s.classes[coco_stuff_fine_to_coarse(120)].name, "food-stuff");
+  EXPECT_FALSE(s.background_is_class0);
+  // Standard class c carries the synonyms of paper class c + 1; paper display names follow dataset.py.
+  const auto& p = class_table(DatasetKind::CocoStuff, Protocol::Paper);
+  const auto names = g["dataset_py_names"].get<std::vector<std::vector<std::string>>>();
+  for (int64_t c = 0; c < kCocoStuffCoarse; ++c) {
+    EXPECT_EQ(s.classes[c].synonyms, p.classes[c + 1].synonyms);
+    if (c + 1 != 15 && c + 1 != 16) EXPECT_EQ(p.classes[c + 1].name, names[c + 1][0]);
+  }
+  EXPECT_EQ(p.classes[15].name, "food-stuff");  // dataset.py: a second "food", merged into class 3
+}
+
+TEST(Classes, CocoStuffPaperClassIsMappingCocoThenTheMerge) {
+  // encode_labels(label, mapping_coco), then label[label == 15] = 3, label[label == 16] = 4.
+  std::map<int64_t, int64_t> mapping;
+  for (const auto& [k, v] : golden()["coco-stuff"]["mapping_coco"].items()) mapping[std::stoll(k)] = v.get<int64_t>();
+  for (int64_t fine = 0; fine < kCocoStuffFine; ++fine) {
+    int64_t expected = mapping.at(fine + 1);
+    if (expected == 15) expected = 3;
+    if (expected == 16) expected = 4;
+    EXPECT_EQ(coco_stuff_coarse_to_paper(coco_stuff_fine_to_coarse(fine)), expected) << fine;
+  }
+  EXPECT_EQ(mapping.at(0), 0);
+  EXPECT_EQ(mapping.at(255), 0);
+  EXPECT_THROW(coco_stuff_coarse_to_paper(27), gb::UserError);
 }

@@ -358,3 +358,72 @@ TEST(Readers, LimitTakesTheFirstInSortedOrder) {
   { std::ofstream(fx.root + "/images/validation/.DS_Store") << "x"; }
   EXPECT_EQ(ids_of(*Dataset::open(config_for(fx, Protocol::Paper))), fx.paper_ids);
 }
+
+TEST(CocoStuffReader, PaperMappingMergesFoodAndFurniture) {
+  TempDir tmp;
+  Fixture fx = write_fixture(DatasetKind::CocoStuff, tmp.str());
+  auto c = config_for(fx, Protocol::Paper);
+  c.captions = fx.captions;
+  auto ds = Dataset::open(c);
+  EXPECT_EQ(ids_of(*ds), fx.paper_ids);  // sorted val2017/*.jpg; the PNGs beside them are not listed
+  EXPECT_EQ(ds->label_source(), LabelSource::Png);
+  EXPECT_EQ(ds->classes().num_classes(), 28);
+  auto s = ds->load(2);  // road background, banana block, furniture-other block, chair ring
+  ASSERT_TRUE(s);
+  EXPECT_EQ(at_bg(s->label), 22);    // ground
+  EXPECT_EQ(at_a(s->label), 3);      // food (things)
+  EXPECT_EQ(at_b(s->label), 4);      // furniture-stuff (16) merged into furniture (4)
+  EXPECT_EQ(at_ring(s->label), 4);   // furniture (things)
+  EXPECT_EQ(s->gt_classes, (V{3, 4, 22}));
+  auto s3 = ds->load(3);  // unlabeled background, person, sky, food-other ring
+  EXPECT_EQ(at_bg(s3->label), 0);
+  EXPECT_EQ(at_a(s3->label), 10);
+  EXPECT_EQ(at_b(s3->label), 24);
+  EXPECT_EQ(at_ring(s3->label), 3);  // food-stuff (15) merged into food (3)
+  EXPECT_EQ(s3->gt_classes, (V{3, 10, 24}));
+  // The official 0-based stuffthingmaps give the same classes once read as what they are.
+  auto m = c;
+  m.label_source = LabelSource::StuffThingMaps;
+  auto dm = Dataset::open(m);
+  for (size_t i = 0; i < ds->size(); ++i) EXPECT_TRUE(at::equal(dm->load(i)->label, ds->load(i)->label)) << i;
+}
+
+TEST(CocoStuffReader, StandardIsTheCoarse27WithUnlabeledIgnored) {
+  TempDir tmp;
+  Fixture fx = write_fixture(DatasetKind::CocoStuff, tmp.str());
+  auto c = config_for(fx, Protocol::Standard);
+  auto ds = Dataset::open(c);
+  EXPECT_EQ(ds->label_source(), LabelSource::StuffThingMaps);
+  EXPECT_EQ(ds->classes().num_classes(), 27);
+  auto s = ds->load(2);
+  EXPECT_EQ(at_bg(s->label), 21);   // ground-stuff
+  EXPECT_EQ(at_a(s->label), 2);     // food-things
+  EXPECT_EQ(at_b(s->label), 15);    // furniture-stuff stays apart
+  EXPECT_EQ(at_ring(s->label), 3);  // furniture-things
+  auto s3 = ds->load(3);
+  EXPECT_EQ(at_bg(s3->label), 255);
+  EXPECT_EQ(s3->gt_classes, (V{9, 14, 23}));
+  // The category-id PNGs read under the standard protocol: 0 (unlabeled) -> 255.
+  auto p = c;
+  p.label_source = LabelSource::Png;
+  auto dp = Dataset::open(p);
+  for (size_t i = 0; i < ds->size(); ++i) EXPECT_TRUE(at::equal(dp->load(i)->label, ds->load(i)->label)) << i;
+}
+
+TEST(CocoStuffReader, ValueOutsideTheCategoriesIsBackgroundForThePaperAndBadInputOtherwise) {
+  TempDir tmp;
+  FixtureOptions o;
+  o.paper_quirks = true;
+  Fixture fx = write_fixture(DatasetKind::CocoStuff, tmp.str(), o);
+  auto paper = Dataset::open(config_for(fx, Protocol::Paper));
+  EXPECT_EQ(at_ring(paper->load(3)->label), 0);  // stored 200: encode_labels leaves 0
+  auto standard = Dataset::open(config_for(fx, Protocol::Standard));
+  try {
+    standard->load_or_throw(3);
+    FAIL() << "expected a SampleError";
+  } catch (const SampleError& e) {
+    EXPECT_EQ(e.kind(), IssueKind::OutOfRange);
+    EXPECT_NE(std::string(e.what()).find("label value 200 at row 0, column 0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("stuffthingmaps_trainval2017"), std::string::npos) << e.what();
+  }
+}

@@ -205,7 +205,10 @@ TEST(PromptBuilder, PaperFlagsPerDatasetMatchTheGoldens) {
     EXPECT_EQ(o.add_background_token, d["add_background_token"].get<bool>()) << d["name"];
     EXPECT_EQ(o.add_missing_class, d["add_missing_class"].get<bool>()) << d["name"];
   }
-  EXPECT_THROW(paper_prompt_options("coco-stuff"), gb::UserError);
+  // COCO-Stuff (config_dataset_coco_stuff.py): no background token, missing classes added.
+  EXPECT_FALSE(paper_prompt_options("coco-stuff").add_background_token);
+  EXPECT_TRUE(paper_prompt_options("coco-stuff").add_missing_class);
+  EXPECT_THROW(paper_prompt_options("coco-stuff-27"), gb::UserError);
 }
 
 TEST(PromptBuilder, BadInput) {

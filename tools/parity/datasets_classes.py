@@ -4,14 +4,16 @@
 Run:  .venv/bin/python tools/parity/datasets_classes.py /work/ref/goca tests/datasets/data/paper_classes.json
 Imports the paper's components/{dataset,caption_dataset}.py (at golden-generation time only) and writes, per
 dataset, the captioner synonym lists (caption_dataset.py), the dataset.py name lists, and the id mappings
-(VOC xml names, Context ctx59 raw ids, COCO panoptic category_id -> class, Cityscapes mapping_20).
+(VOC xml names, Context ctx59 raw ids, COCO panoptic category_id -> class, Cityscapes mapping_20, COCO-Stuff's
+fine_to_coarse_dict.pickle and the loaders' mapping_coco).
 """
 import json
 import os
+import pickle
 import sys
 import tempfile
 
-ref, out = sys.argv[1], sys.argv[2]
+ref, out = sys.argv[1], os.path.abspath(sys.argv[2])
 src = os.path.join(ref, 'src-main')
 sys.path.insert(0, src)
 os.chdir(src)  # dataset.py opens fine_to_coarse_dict.pickle relative to the working directory
@@ -65,6 +67,17 @@ golden = {
         'synonyms': plain(ade_cap.class_name),
         'dataset_py_names': plain(dat.ADEDataset([], [], empty_anno).class_name),
     },
+}
+with open('fine_to_coarse_dict.pickle', 'rb') as f:
+    fine_to_coarse = pickle.load(f)
+assert dat.mapping_coco == cap.mapping_coco
+golden['coco-stuff'] = {
+    'synonyms': plain(cap.COCODataset([], []).class_name),
+    'dataset_py_names': plain(dat.COCODataset([], [], empty_anno).class_name),
+    'fine_index_to_coarse_index': {str(k): v for k, v in sorted(fine_to_coarse['fine_index_to_coarse_index'].items())},
+    'fine_name_to_coarse_name': dict(sorted(fine_to_coarse['fine_name_to_coarse_name'].items())),
+    # encode_labels' table (before the loaders' 15 -> 3, 16 -> 4)
+    'mapping_coco': {str(k): v for k, v in sorted(dat.mapping_coco.items())},
 }
 os.unlink(empty_anno)
 with open(out, 'w') as f:

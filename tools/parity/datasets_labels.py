@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden labels for tests/datasets: the paper's own loaders run on the fixtures the C++ generator writes.
 
-  for q in "" --paper-quirks; do for d in voc context coco-object cityscapes ade20k; do
+  for q in "" --paper-quirks; do for d in voc context coco-object cityscapes ade20k coco-stuff; do
     build/bin/goca-bench datasets make-fixture --dataset $d --out /tmp/fx/${q:+quirks}${q:-normal}/$d $q; done; done
   .venv/bin/python tools/parity/datasets_labels.py /work/ref/goca /tmp/fx tests/datasets/data/paper_labels.json
 
@@ -78,13 +78,20 @@ def loaders(ds, d):
         l = os.path.join(root, 'annotations/validation/*')
         names = os.listdir(os.path.join(root, 'images/validation'))
         return (dat.get_dataset('ade', s, l, fake_prompts(names), 3000), cap.get_dataset('ade', s, l, 3000))
+    if ds == 'coco-stuff':
+        root = os.path.join(d, 'coco-stuff')
+        s = os.path.join(root, 'val2017/*.jpg')
+        l = os.path.join(root, 'val2017/*.png')
+        names = [n for n in os.listdir(os.path.join(root, 'val2017')) if n.endswith('.jpg')]
+        return (dat.get_dataset('coco-stuff', s, l, fake_prompts(names), 10000),
+                cap.get_dataset('coco-stuff', s, l, 10000))
     raise ValueError(ds)
 
 
 golden = {}
 for variant in sorted(os.listdir(fx_root)):
     golden[variant] = {}
-    for ds in ['voc', 'context', 'coco-object', 'cityscapes', 'ade20k']:
+    for ds in ['voc', 'context', 'coco-object', 'cityscapes', 'ade20k', 'coco-stuff']:
         d = os.path.join(fx_root, variant, ds)
         if not os.path.isdir(d):
             continue
