@@ -155,7 +155,8 @@ TEST(Classes, CocoStuffFineToCoarseIsThePapersPickle) {
   const auto& s = class_table(DatasetKind::CocoStuff, Protocol::Standard);
   std::set<std::string> coarse_names;
   for (const auto& [fine, coarse] : g["fine_name_to_coarse_name"].items()) coarse_names.insert(coarse.get<std::string>());
-  EXPECT_EQ(std::set<std::string>(s.names().begin(), s.names().end()), coarse_names);
+  const auto names_s = s.names();
+  EXPECT_EQ(std::set<std::string>(names_s.begin(), names_s.end()), coarse_names);
   EXPECT_EQ(s.classes[coco_stuff_fine_to_coarse(0)].name, "person-things");
   EXPECT_EQ(s.classes[coco_stuff_fine_to_coarse(156)].name, "sky-stuff");
   EXPECT_EQ(s.classes[coco_stuff_fine_to_coarse(120)].name, "food-stuff");
