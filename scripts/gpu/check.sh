@@ -7,7 +7,8 @@
 # (2) `goca-bench version --json`; (3) per backbone at full size with random weights (built by diffusers from the
 # published configs, tools/parity/parity_full.py) in the paper's dtype on CUDA: `goca-bench run` of Vanilla,
 # Baseline and GoCA on a VOC-layout fixture, whose results.json holds the measured peak device memory beside
-# `goca-bench memory`'s plan and whose profile holds images/s; (4) the *_cuda benchmarks. A step that would pass
+# `goca-bench memory`'s plan and whose profile holds images/s; (3b) the side-by-side comparison with the paper's own
+# pipeline in its dtypes (needs .paper/, below); (4) the *_cuda benchmarks. A step that would pass
 # GB_CHECK_BUDGET_S (default 540 s) from the start is skipped and says so.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -86,6 +87,35 @@ for key in ("peak_device_bytes", "planned_peak_device_bytes", "images_per_second
 PY
   rm -rf "$WORK/$backbone"
 done
+
+# 3b. Side by side with the paper's own pipeline (tools/sidebyside/run.py, docs/sidebyside.md) in the paper's dtypes:
+# fp16 compute and fp16 captures on both sides, SD1.5 at full size with random weights, GB_SBS_IMAGES (default 8)
+# synthetic VOC-layout images, Vanilla + Baseline + GoCA. The machine has no network, so carry beside .whl:
+#   .paper/goca                          a checkout of Darkbblue/goca  (git archive HEAD | tar -x -C .paper/goca)
+#   .paper/generic-diffusion-feature     a checkout of Darkbblue/generic-diffusion-feature (its feature/ suffices)
+# (git-ignored; both are read only: the README's install is done in a copy under $OUT/sidebyside/paper-env). The
+# paper's code imports einops, tqdm, scipy and torchvision besides the .whl stack; fetch-wheels.sh adds einops and
+# tqdm; scipy and torchvision must come with the image (the step says which import is missing and is skipped).
+PAPER_SRC=${GB_PAPER_SRC:-$ROOT/.paper/goca}
+GDF_SRC=${GB_GDF_SRC:-$ROOT/.paper/generic-diffusion-feature}
+if [[ ! -d "$PAPER_SRC/src-main" || ! -d "$GDF_SRC/feature" ]]; then
+  say "sidebyside: skipped (no paper checkouts at $PAPER_SRC and $GDF_SRC)"
+elif ! MISSING=$(python3 -c 'import importlib.util as u; print(" ".join(m for m in ("einops", "tqdm", "scipy", "torchvision", "diffusers", "transformers") if u.find_spec(m) is None))') || [[ -n "$MISSING" ]]; then
+  say "sidebyside: skipped (missing Python packages: $MISSING)"
+elif left 240; then
+  N=${GB_SBS_IMAGES:-8}
+  say "sidebyside: the paper's pipeline and goca-bench, sd15 fp16 on CUDA, $N images"
+  timeout $((BUDGET - $(elapsed) - 30)) python3 tools/sidebyside/run.py --paper-src "$PAPER_SRC" --gdf-src "$GDF_SRC" \
+    --backbone sd15 --weights "$WORK/sbs-sd15" --make-weights --dataset voc --root "$WORK/sbs-voc/VOC2012" \
+    --captions "$WORK/sbs-voc/captions.json" --make-dataset "$N" --limit "$N" --methods vanilla,baseline,goca \
+    --device cuda --dtype fp16 --store-dtype fp16 --out "$OUT/sidebyside" --goca-bench "$BIN" \
+    > "$OUT/sidebyside.log" 2>&1
+  say "sidebyside: exit $? (report: sidebyside/report.md)"
+  grep -E '^\*\*Throughput|^All thresholds' "$OUT/sidebyside/report.md" 2>/dev/null | tee -a "$OUT/check.log"
+  rm -rf "$WORK/sbs-sd15" "$OUT/sidebyside/paper-env/site" "$OUT/sidebyside/goca-bench/segments"
+else
+  say "sidebyside: skipped (time budget)"
+fi
 
 # 4. CUDA benchmarks.
 if left 60; then
