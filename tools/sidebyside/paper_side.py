@@ -233,7 +233,8 @@ def _install_runtime_shims(args, rec):
         name = getattr(image[0], "filename", None)
         if not name:
             raise RuntimeError("extract() got an image without a file name (the noise is keyed by the image id)")
-        noise.start(os.path.splitext(os.path.basename(name))[0])
+        base = os.path.basename(name)
+        noise.start(base if args.noise_id == "basename" else os.path.splitext(base)[0])
         sync(args.device)
         t0 = time.perf_counter()
         out = extract(self, prompts, batch_size, image, *a, **kw)
@@ -387,6 +388,9 @@ def main():
     ap.add_argument("--store-dtype", help="dtype of the captured tensors (default: --dtype; the paper: float16)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--noise-id", choices=["basename", "stem"], default="stem",
+                    help="the image id the noise is seeded with: `goca-bench run` uses the dataset id (VOC: the file "
+                         "name with .jpg), `goca-bench capture` the file stem")
     ap.add_argument("--record", help="main: output prefix (.json, .npz)")
     args = ap.parse_args()
     args.env = os.path.abspath(args.env)

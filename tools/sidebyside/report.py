@@ -132,6 +132,13 @@ def markdown(rep):
              f"goca-bench `capture` input.latents| = {inp['latents_max_abs']:.3g} over {inp['latents_compared']} "
              f"images (max |latent| {inp['latents_max']:.3g}); identical across the paper's per-method passes: "
              f"{inp['latents_same_across_methods']}.")
+    if cfg.get("noise_id", "stem") == "stem":
+        L.append("- Noise id: the file stem, as `goca-bench capture` seeds it. `goca-bench run` seeds with the dataset's "
+                 "image id (for VOC the file name, with `.jpg`), so its images got other noise draws: its mIoU and "
+                 "per-image matrices are not same-noise comparisons (rerun with `--noise-id basename`).")
+    else:
+        L.append("- Noise id: the file name, as `goca-bench run` seeds it (VOC's image id); `capture` gets a link "
+                 "named so that its file stem is that id.")
     L.append("")
     L.append("## Agreement and mIoU per method and background threshold\n")
     L.append("mIoU in %, paper protocol (spec §F). *paper*: printed by the paper's `quantitative_evaluation`; "
@@ -176,6 +183,9 @@ def markdown(rep):
     L.append(f"| goca-bench | 1 | {t['goca_bench']['seconds_per_image']:.2f} | "
              f"{t['goca_bench']['forward_seconds_per_image']:.2f} | {t['goca_bench']['post_seconds_per_image']:.2f} | "
              f"{_mib(t['goca_bench']['peak_host_bytes'])} |")
+    if t["paper"].get("peak_device_bytes") or t["goca_bench"].get("peak_device_bytes"):
+        L.append(f"\nPeak device memory: paper {_mib(t['paper']['peak_device_bytes'])} (torch.cuda.max_memory_allocated, "
+                 f"the largest of its processes), goca-bench {_mib(t['goca_bench']['peak_device_bytes'])}.")
     L.append("")
     L.append(f"Process CPU time per image (all threads, model loading included, the paper's three processes "
              f"summed): paper {t['paper']['process_cpu_seconds_per_image']:.1f} s, goca-bench "

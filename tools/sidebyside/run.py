@@ -98,7 +98,7 @@ def paper_cmd(args, mode, extra=()):
         cmd += ["--store-dtype", DTYPES[args.store_dtype]]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
-    return cmd + list(extra)
+    return cmd + ["--noise-id", args.noise_id] + list(extra)
 
 
 def goca_bench_experiment(args):
@@ -138,7 +138,17 @@ def run_goca_bench_segments(args, annotation, images):
         stem = os.path.splitext(name)[0]
         ann = annotation[stem] if stem in annotation else annotation[name]
         cap = os.path.join(work, f"{stem}.capture.safetensors")
-        cmd = [args.goca_bench, "capture", "--weights", args.weights, "--image", os.path.join(img_dir, name),
+        image = os.path.join(img_dir, name)
+        if args.noise_id == "basename":
+            # `capture` seeds the noise with the file stem, `run` with the dataset's image id (the file name): a
+            # link named <name>.jpg gives capture the stem `run` uses
+            link = os.path.join(work, "images", name + os.path.splitext(name)[1])
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            if os.path.lexists(link):
+                os.remove(link)
+            os.symlink(image, link)
+            image = link
+        cmd = [args.goca_bench, "capture", "--weights", args.weights, "--image", image,
                "--prompt", ann["caption"], "--method", capture_method, "--dtype", args.dtype, "--device", args.device,
                "--seed", str(args.seed), "--out", cap]
         if args.store_dtype:
@@ -180,7 +190,8 @@ def build_report(args, annotation_path, annotation, paper, gb_run, gb_seg, comma
     rep = {"config": {"backbone": args.backbone, "dataset": args.dataset, "root": os.path.abspath(args.root),
                       "captions": os.path.abspath(args.captions), "weights": args.weights, "device": args.device,
                       "dtype": args.dtype, "store_dtype": args.store_dtype or args.dtype, "timestep": 100,
-                      "seed": args.seed, "limit": args.limit, "methods": args.methods},
+                      "seed": args.seed, "limit": args.limit, "methods": args.methods,
+                      "noise_id": args.noise_id},
            "machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
            "shims": paper_side.SHIMS, "notes": notes, "commands": commands, "methods": []}
     worst = None
@@ -349,6 +360,9 @@ def main():
                     help="with --make-weights: multiply every UNet attention's to_q and to_k weights by this")
     ap.add_argument("--make-dataset", type=int, default=0, metavar="K",
                     help="write K synthetic VOC-layout images to --root and --captions first")
+    ap.add_argument("--noise-id", choices=["basename", "stem"], default="basename",
+                    help="the image id goca-bench's noise is seeded with, on both sides: basename (default) is what "
+                         "`goca-bench run` uses for VOC (the file name), stem what `goca-bench capture` uses")
     ap.add_argument("--keep", action="store_true", help="keep goca-bench's capture files")
     ap.add_argument("--skip-paper", action="store_true", help="reuse the paper side's records in --out")
     ap.add_argument("--skip-goca-bench", action="store_true", help="reuse goca-bench's outputs in --out")
