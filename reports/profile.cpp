@@ -26,6 +26,13 @@ std::vector<std::string> ordered_stages(const StageTimes& t) {
 }
 }  // namespace
 
+// Denoiser busy time over wall time (0 when either is unknown).
+static double denoiser_utilisation(const StageTimes& t) {
+  const auto it = t.seconds.find("denoiser");
+  if (it == t.seconds.end() || t.wall_seconds <= 0) return 0.0;
+  return it->second / t.wall_seconds;
+}
+
 nlohmann::json profile_json(const Results& r) {
   nlohmann::json j;
   j["schema"] = "goca-bench/profile";
@@ -41,6 +48,7 @@ nlohmann::json profile_json(const Results& r) {
     e["images"] = t.images;
     e["wall_seconds"] = t.wall_seconds;
     e["images_per_second"] = t.wall_seconds > 0 ? t.images / t.wall_seconds : 0.0;
+    e["denoiser_utilisation"] = denoiser_utilisation(t);
     nlohmann::json st = nlohmann::json::object();
     for (const auto& s : ordered_stages(t)) {
       const double sec = t.seconds.at(s);
@@ -62,8 +70,11 @@ std::string profile_markdown(const Results& r) {
   s += ".\n\nStage times are summed over the worker threads, so they can exceed the wall time when the data\n"
        "pipeline overlaps with the model.\n\n";
   for (const auto& [k, t] : r.timings) {
-    s += fmt::format("## {}\n\n{} images in {:.2f} s: {:.2f} images/s\n\n", k, t.images, t.wall_seconds,
-                     t.wall_seconds > 0 ? t.images / t.wall_seconds : 0.0);
+    s += fmt::format("## {}\n\n{} images in {:.2f} s: {:.2f} images/s. Pipeline utilisation: the denoiser was busy "
+                     "{:.1f}% of the wall time (the rest: decoding, prompts, text encoding, VAE, aggregation and "
+                     "evaluation not hidden behind it; the timeline is in profile.trace.json)\n\n",
+                     k, t.images, t.wall_seconds, t.wall_seconds > 0 ? t.images / t.wall_seconds : 0.0,
+                     100.0 * denoiser_utilisation(t));
     Table tab;
     tab.header = {"stage", "seconds", "ms / image", "share"};
     double total = 0;

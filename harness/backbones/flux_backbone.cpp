@@ -5,6 +5,7 @@
 #include "harness/backbones/recorder.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
+#include "harness/core/trace.h"
 #include "harness/core/log.h"
 #include "harness/core/torch_compat.h"
 #include "harness/text/clip_tokenizer.h"
@@ -167,6 +168,7 @@ Capture FluxBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spe
   if (batch.images.empty()) fail("flux: empty batch");
   check_capture_keys(spec, layer_names_, kind());
   auto t0 = std::chrono::steady_clock::now();
+  gb::trace::Span text_span("text");
   Text text;
   if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
     auto rows = text_cache_.gather(batch.prompts, device_, "flux");
@@ -183,7 +185,9 @@ Capture FluxBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spe
       release_text_encoders();
     }
   }
-  return capture_text(batch.images, text, batch.ids, batch.seed, spec, seconds_since(t0, device_));
+  const double text_s = seconds_since(t0, device_);
+  text_span.end();
+  return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
 }
 
 Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& t5_ids,
@@ -198,9 +202,12 @@ Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const a
   check_capture_keys(spec, layer_names_, kind());
   if (!t5_) fail("flux: the text encoders were freed (text_encoder: free); token-id replay needs them");
   auto t0 = std::chrono::steady_clock::now();
+  gb::trace::Span text_span("text");
   const Text text = encode(t5_ids, clip_ids);
   if (options_.text_encoder == TextEncoderResidency::free) release_text_encoders();
-  return capture_text(images, text, image_ids, seed, spec, seconds_since(t0, device_));
+  const double text_s = seconds_since(t0, device_);
+  text_span.end();
+  return capture_text(images, text, image_ids, seed, spec, text_s);
 }
 
 Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const Text& text,
@@ -214,11 +221,13 @@ Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const 
   cap.stage_seconds["text"] = text_seconds;
 
   auto t0 = std::chrono::steady_clock::now();
+  gb::trace::Span vae_span("vae");
   const int64_t latent = latent_size(), zc = vae_->config().latent_channels;
   const PreparedImages prep = prepare_images(images, image_ids, seed, image_size_, zc, zc, latent);
   auto x = prep.pixels.to(device_, dtype_);
   auto z = vae_->latents(x, prep.noise_vae.to(device_, dtype_), dtype_);  // (z - shift) * scale
   cap.stage_seconds["vae"] = seconds_since(t0, device_);
+  vae_span.end();
 
   FluxInputs in;
   in.latents = flux_pack_latents(plan_.apply(z, prep.noise.to(device_, dtype_)));
@@ -230,9 +239,11 @@ Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const 
   in.img_ids = flux_latent_image_ids(latent / 2, latent / 2, f32dev).to(dtype_);
   in.txt_ids = at::zeros({text.t5.size(1), 3}, f32dev.dtype(dtype_));
   t0 = std::chrono::steady_clock::now();
+  gb::trace::Span denoiser_span("denoiser");
   CaptureRecorder rec(spec, cap, options_.store_dtype);
   (*transformer_)(in, &rec, !options_.skip_tail);
   cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
+  denoiser_span.end();
   auto missing = rec.unrecorded();
   if (!missing.empty()) throw std::logic_error(fmt::format("flux: '{}' was requested but not recorded", missing[0]));
 

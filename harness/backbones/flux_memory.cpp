@@ -3,6 +3,7 @@
 // under offload), joint attention over image + 512 text tokens in head groups of a bounded score chunk.
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/memory_parts.h"
+#include "harness/core/torch_compat.h"
 #include "harness/core/strings.h"
 
 #include <algorithm>
@@ -54,7 +55,7 @@ class FluxMemoryModel : public MemoryModel {
   }
 
   MemoryPhase vae_phase(int64_t B, int64_t S, at::ScalarType vdt, at::ScalarType dt) const override {
-    return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_len_, t5_.d_model);
+    return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_len_, t5_.d_model, device());
   }
 
   std::string unit_of_key(const std::string& key) const override {
@@ -110,7 +111,11 @@ class FluxMemoryModel : public MemoryModel {
     const int64_t act = dbl ? B * C * (3 * N + 5 * T + 3 * Sq) * s : B * Sq * (5 * C + mlp) * s;
     u.transient.push_back({dbl ? "double-block activations" : "single-block activations (incl. MLP branch)", act});
     if (!want_cross && !want_self) {
-      u.transient.push_back({"attention output (fused SDPA)", B * Sq * C * s});
+      if (gb::compat::sdpa_fused(device(), dt, H, C / H, false)) {
+        u.transient.push_back({"attention output (fused SDPA)", B * Sq * C * s});
+      } else {  // the math path keeps the [Sq, Sq] scores of every head and their softmax
+        u.transient.push_back({"attention output + scores and softmax (math SDPA)", B * Sq * C * s + 2 * B * H * Sq * Sq * s});
+      }
       return u;
     }
     const bool self_mean = want_self && spec.self_map_head_mean;

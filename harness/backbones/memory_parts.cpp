@@ -1,5 +1,7 @@
 #include "harness/backbones/memory_parts.h"
 
+#include "harness/core/torch_compat.h"
+
 #include "harness/backbones/weights.h"
 #include "harness/core/errors.h"
 #include "harness/core/strings.h"
@@ -90,6 +92,14 @@ std::vector<MemoryTerm> fused_attention(int64_t B, int64_t Nq, int64_t Nk, int64
   return {{"activations (x, q, k, v, output; fused SDPA)", B * (act_tokens * C + Nq * C + 2 * Nk * C + Nq * C) * esize(dt)}};
 }
 
+std::vector<MemoryTerm> sdpa_attention(const std::string& device, int64_t B, int64_t H, int64_t Nq, int64_t Nk,
+                                       int64_t C, at::ScalarType dt, int64_t act_tokens, bool mask) {
+  if (gb::compat::sdpa_fused(device, dt, H, C / H, mask)) return fused_attention(B, Nq, Nk, C, dt, act_tokens);
+  const int64_t s = esize(dt);
+  return {{"activations (x, q, k, v, output; math SDPA)", B * (act_tokens * C + Nq * C + 2 * Nk * C + Nq * C) * s},
+          {"scores + softmax (math SDPA)", 2 * B * H * Nq * Nk * s}};
+}
+
 std::map<std::string, std::vector<int64_t>> layer_shapes(const std::vector<LayerInfo>& layers) {
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const auto& l : layers) shapes[l.name] = l.shape;
@@ -104,7 +114,8 @@ std::vector<int64_t> shape_of(const std::map<std::string, std::vector<int64_t>>&
 
 std::vector<MemoryUnit> attention_units(const std::vector<std::string>& blocks, const std::vector<LayerInfo>& layers,
                                         const CaptureSpec& spec, int64_t B, at::ScalarType dt, at::ScalarType store,
-                                        int64_t act_self, int64_t act_cross) {
+                                        int64_t act_self, int64_t act_cross, const std::string& device,
+                                        bool cross_masked) {
   const auto shapes = layer_shapes(layers);
   std::vector<MemoryUnit> units;
   for (const auto& b : blocks) {
@@ -118,7 +129,7 @@ std::vector<MemoryUnit> attention_units(const std::vector<std::string>& blocks, 
       if (spec.wants(id + "-map"))
         u.transient = explicit_attention(B, H, Nq, Nk, C, dt, spec.self_map_head_mean && self, store == at::kFloat, act);
       else
-        u.transient = fused_attention(B, Nq, Nk, C, dt, act);
+        u.transient = sdpa_attention(device, B, H, Nq, Nk, C, dt, act, !self && cross_masked);
       units.push_back(std::move(u));
     }
   }
@@ -167,12 +178,16 @@ MemoryPhase t5_text_phase(const T5Config& t5, int64_t B, int64_t L, at::ScalarTy
   return p;
 }
 
-MemoryPhase clip_text_phase(const ClipTextConfig& cc, int64_t B, at::ScalarType dt, const std::string& at) {
+MemoryPhase clip_text_phase(const ClipTextConfig& cc, int64_t B, at::ScalarType dt, const std::string& at,
+                            const std::string& device) {
   const int64_t L = cc.max_position_embeddings, d = cc.hidden_size, s = esize(dt);
   MemoryPhase p;
   p.name = "text";
-  // x, h, q, k, v, o, y, fc1, act (fused SDPA; the causal mask [L, L]).
-  p.transient = {{fmt::format("CLIP layer at {} tokens", L), B * L * (7 * d + 2 * cc.intermediate_size) * s + L * L * s}};
+  // x, h, q, k, v, o, y, fc1, act and the causal mask [L, L] (+ scores and softmax where SDPA runs its math path).
+  const int64_t H = cc.num_attention_heads;
+  const int64_t math = gb::compat::sdpa_fused(device, dt, H, d / H, true) ? 0 : 2 * B * H * L * L * s;
+  p.transient = {{fmt::format("CLIP layer at {} tokens", L),
+                  B * L * (7 * d + 2 * cc.intermediate_size) * s + L * L * s + math}};
   p.at = at;
   return p;
 }
@@ -193,7 +208,7 @@ int64_t resnet_peak(int64_t B, int64_t in, int64_t out, int64_t r, int64_t s) {
 }  // namespace
 
 MemoryPhase vae_encode_phase(const VaeConfig& vae, int64_t B, int64_t S, at::ScalarType vdt, at::ScalarType dt,
-                             int64_t text_tokens, int64_t text_width) {
+                             int64_t text_tokens, int64_t text_width, const std::string& device) {
   const int64_t s = esize(vdt);
   const auto& boc = vae.block_out_channels;
   const int64_t levels = static_cast<int64_t>(boc.size());
@@ -220,8 +235,15 @@ MemoryPhase vae_encode_phase(const VaeConfig& vae, int64_t B, int64_t S, at::Sca
   }
   const int64_t cm = boc.back();
   consider(resnet_peak(B, cm, cm, r, s), fmt::format("mid_block resnets at {}²", r));
-  // mid attention (fused SDPA, one head of width C): h, norm, q, k, v, o, output + residual.
-  if (vae.mid_block_add_attention) consider(B * 8 * cm * r * r * s, fmt::format("mid_block attention at {}² (fused SDPA)", r));
+  // mid attention (one head of width C): h, norm, q, k, v, o, output + residual; on the math path also the
+  // [r², r²] scores and their softmax.
+  if (vae.mid_block_add_attention) {
+    if (gb::compat::sdpa_fused(device, vdt, 1, cm, false))
+      consider(B * 8 * cm * r * r * s, fmt::format("mid_block attention at {}² (fused SDPA)", r));
+    else
+      consider(B * 8 * cm * r * r * s + 2 * B * (r * r) * (r * r) * s,
+               fmt::format("mid_block attention at {}² (math SDPA: {}² scores)", r, r * r));
+  }
   p.at = where;
   const int64_t inputs = B * 3 * S * S * s + B * vae.latent_channels * latent * latent * (s + esize(dt)) +
                          B * text_tokens * text_width * esize(dt);

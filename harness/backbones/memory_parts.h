@@ -39,19 +39,27 @@ std::vector<MemoryTerm> explicit_attention(int64_t B, int64_t H, int64_t Nq, int
                                            bool head_mean, bool store_fp32, int64_t act_tokens);
 std::vector<MemoryTerm> fused_attention(int64_t B, int64_t Nq, int64_t Nk, int64_t C, at::ScalarType dt,
                                         int64_t act_tokens);
+// compat::scaled_dot_product_attention on `device` (H heads of width C/H, with or without a mask): the fused
+// terms above where LibTorch runs a fused kernel there (compat::sdpa_fused), else its math path (the [B, H, Nq, Nk]
+// scores and their softmax alive together, as at::_scaled_dot_product_attention_math computes them).
+std::vector<MemoryTerm> sdpa_attention(const std::string& device, int64_t B, int64_t H, int64_t Nq, int64_t Nk,
+                                       int64_t C, at::ScalarType dt, int64_t act_tokens, bool mask);
 // The self and cross units of Transformer2D-style blocks (UNet, PixArt): `blocks` in forward order, each with
 // "<block>-self" then "<block>-cross"; act_self/act_cross as `act_tokens` above.
+// `device` and `cross_masked` choose the SDPA kernel of the units that capture no map (sdpa_attention).
 std::vector<MemoryUnit> attention_units(const std::vector<std::string>& blocks, const std::vector<LayerInfo>& layers,
                                         const CaptureSpec& spec, int64_t B, at::ScalarType dt, at::ScalarType store,
-                                        int64_t act_self, int64_t act_cross);
+                                        int64_t act_self, int64_t act_cross, const std::string& device,
+                                        bool cross_masked);
 
 // Text phases: T5 at L tokens (masked: a per-sample position bias; int8: one sequence per call) and CLIP.
 MemoryPhase t5_text_phase(const T5Config& t5, int64_t B, int64_t L, at::ScalarType dt, bool int8, bool masked);
-MemoryPhase clip_text_phase(const ClipTextConfig& clip, int64_t B, at::ScalarType dt, const std::string& at);
+MemoryPhase clip_text_phase(const ClipTextConfig& clip, int64_t B, at::ScalarType dt, const std::string& at,
+                            const std::string& device);
 // VaeEncoder::operator() on [B, 3, S, S] in `vdt` plus the pixels, noise, latents and the text conditioning
-// (text_tokens x text_width in `dt`) alive meanwhile.
+// (text_tokens x text_width in `dt`) alive meanwhile; the mid-block attention on `device`'s SDPA kernel.
 MemoryPhase vae_encode_phase(const VaeConfig& vae, int64_t B, int64_t S, at::ScalarType vdt, at::ScalarType dt,
-                             int64_t text_tokens, int64_t text_width);
+                             int64_t text_tokens, int64_t text_width, const std::string& device);
 
 std::map<std::string, std::vector<int64_t>> layer_shapes(const std::vector<LayerInfo>& layers);
 // The shape of a capturable key (logic_error when absent: the model and list_layers disagree).

@@ -1,12 +1,14 @@
 #include "harness/backbones/memory_plan.h"
 
 #include "harness/backbones/memory_parts.h"
+#include "harness/backbones/recorder.h"
 #include "harness/backbones/registry.h"
 #include "harness/core/errors.h"
 #include "harness/core/strings.h"
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace gb::bb {
 
@@ -42,14 +44,9 @@ std::vector<CaptureBytes> captures_of(const std::string& kind, const MemoryModel
                                       const std::vector<LayerInfo>& layers, const CaptureSpec& spec, int64_t batch,
                                       at::ScalarType store, at::ScalarType dtype) {
   std::map<std::string, std::vector<int64_t>> shapes = mem::layer_shapes(layers);
-  std::vector<std::string> unknown;
-  for (const auto& k : spec.keys)
-    if (!shapes.count(k)) unknown.push_back(k);
-  if (!unknown.empty()) {
-    std::string list;
-    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
-    fail("{}: unknown capture keys: {} (see `goca-bench list-layers --backbone {}`)", kind, list, kind);
-  }
+  std::set<std::string> known;
+  for (const auto& l : layers) known.insert(l.name);
+  check_capture_keys(spec, known, kind);  // recorder.h: the load's own message
   std::vector<CaptureBytes> out;
   for (const auto& l : layers) {  // forward order
     if (!spec.wants(l.name)) continue;
@@ -134,8 +131,10 @@ const MemoryPhase& MemoryPlan::peak_phase() const {
 MemoryPlanOptions memory_plan_options(const std::string& kind, const std::string& weights, const BackboneOptions& o) {
   MemoryPlanOptions mo;
   mo.kind = kind;
+  mo.device = o.device;
   if (!weights.empty()) mo.folder = weights;
   mo.dtype = o.dtype;
+  if (!mo.dtype && !at::Device(o.device).is_cuda()) mo.dtype = at::kFloat;  // BackboneOptions::resolve_dtype
   mo.store_dtype = o.store_dtype;
   mo.image_size = o.image_size;
   mo.text_encoder = o.text_encoder;
@@ -163,6 +162,7 @@ std::vector<CaptureBytes> plan_captures(const std::string& kind, const std::vect
 MemoryPlan plan_memory(const MemoryPlanOptions& o, int64_t batch) {
   if (batch <= 0) fail("batch size must be positive, got {}", batch);
   auto model = model_of(o.kind, o.folder);
+  model->set_device(o.device);
   const BackboneKind& kind = backbone_kind(o.kind);
   MemoryPlan plan;
   plan.kind = o.kind;

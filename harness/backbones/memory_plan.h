@@ -13,8 +13,9 @@
 // What is MODELLED (read from the forward code, not measured on CUDA): the transient working set of each
 // phase (text encode, VAE encode, denoiser) — the tensors alive at the peak of the largest step, counted as
 // the CUDA caching allocator's allocated bytes (no fragmentation/reserve, no cuBLAS/cuDNN workspaces, no
-// CUDA context), with fused SDPA (no score matrix) wherever the code calls
-// compat::scaled_dot_product_attention on LibTorch 2.x.
+// CUDA context). Wherever the code calls compat::scaled_dot_product_attention the plan follows the kernel
+// LibTorch picks on the planned device for that dtype, head size and mask (compat::sdpa_fused): fused (no score
+// matrix) or the math path (scores and softmax materialised), the VAE's mid-block attention included.
 //
 // plan_memory is a driver: what differs between backbones is each kind's MemoryModel (below), kept beside its
 // model (sd_memory.cpp, pixart_memory.cpp, flux_memory.cpp) and returned by its registry entry (registry.h); the
@@ -32,6 +33,7 @@ namespace gb::bb {
 
 struct MemoryPlanOptions {
   std::string kind;                           // a registered kind with a memory model
+  std::string device = "cuda";                // the device planned for (its attention kernels)
   std::optional<std::string> folder;          // checkpoint folder (configs); default: full-size configs
   std::optional<at::ScalarType> dtype;        // default: the paper's GPU dtype
   std::optional<at::ScalarType> store_dtype;  // default: the compute dtype
@@ -102,6 +104,9 @@ struct MemoryUnit {
 class MemoryModel {
  public:
   virtual ~MemoryModel() = default;
+  // The device planned for: which attention kernel each compat::scaled_dot_product_attention call runs.
+  void set_device(const std::string& device) { device_ = device; }
+  const std::string& device() const { return device_; }
   // Resident weights per component in load order; with a folder each component is first checked against its
   // checkpoint headers (meta tensors, strict like a load).
   virtual std::vector<ComponentWeights> weights(at::ScalarType dtype, bool t5_int8) const = 0;
@@ -126,10 +131,14 @@ class MemoryModel {
                                at::ScalarType store, at::ScalarType dtype, int64_t bytes) const {
     return bytes;
   }
+
+ private:
+  std::string device_ = "cuda";
 };
 
 // The plan options of a backbone of `kind` opened with `o` (its dtype, store dtype, image size, text encoder
-// residency, t5_int8) from `weights` ("" = full-size configs); the spec is left empty.
+// residency, t5_int8) and device (a CPU plan defaults to fp32, as the load does) from `weights` ("" = full-size
+// configs); the spec is left empty.
 MemoryPlanOptions memory_plan_options(const std::string& kind, const std::string& weights, const BackboneOptions& o);
 
 // Weights per component, exact (see above). `folder` gives the configs; UserError for a bad folder/kind.

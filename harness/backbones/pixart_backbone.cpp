@@ -5,6 +5,7 @@
 #include "harness/backbones/recorder.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
+#include "harness/core/trace.h"
 #include "harness/core/log.h"
 #include "harness/core/torch_compat.h"
 #include "harness/text/t5_tokenizer.h"
@@ -155,6 +156,7 @@ Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSp
   if (batch.images.empty()) fail("pixart-sigma: empty batch");
   check_capture_keys(spec, layer_names_, kind());
   auto t0 = std::chrono::steady_clock::now();
+  gb::trace::Span text_span("text");
   Text text;
   if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
     auto rows = text_cache_.gather(batch.prompts, device_, "pixart-sigma");
@@ -170,7 +172,9 @@ Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSp
       release_text_encoder();
     }
   }
-  return capture_text(batch.images, text, batch.ids, batch.seed, spec, seconds_since(t0, device_));
+  const double text_s = seconds_since(t0, device_);
+  text_span.end();
+  return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
 }
 
 Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,
@@ -185,9 +189,12 @@ Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, 
   check_capture_keys(spec, layer_names_, kind());
   if (!t5_) fail("pixart-sigma: the text encoder was freed (text_encoder: free); token-id replay needs it");
   auto t0 = std::chrono::steady_clock::now();
+  gb::trace::Span text_span("text");
   const Text text = encode(ids, mask);
   if (options_.text_encoder == TextEncoderResidency::free) release_text_encoder();
-  return capture_text(images, text, image_ids, seed, spec, seconds_since(t0, device_));
+  const double text_s = seconds_since(t0, device_);
+  text_span.end();
+  return capture_text(images, text, image_ids, seed, spec, text_s);
 }
 
 Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images, const Text& text,
@@ -201,12 +208,14 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
   cap.stage_seconds["text"] = text_seconds;
 
   auto t0 = std::chrono::steady_clock::now();
+  gb::trace::Span vae_span("vae");
   const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
   const int64_t zc = vae_->config().latent_channels;
   const PreparedImages prep = prepare_images(images, image_ids, seed, image_size_, zc, zc, latent);
   auto x = prep.pixels.to(device_, at::kFloat);
   auto z0 = vae_->latents(x, prep.noise_vae.to(device_, at::kFloat), dtype_);
   cap.stage_seconds["vae"] = seconds_since(t0, device_);
+  vae_span.end();
 
   PixArtInputs in;
   in.latents = plan_.apply(z0, prep.noise.to(device_, dtype_));
@@ -214,9 +223,11 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
   in.encoder_hidden_states = text.t5;
   in.encoder_attention_mask = text.mask;
   t0 = std::chrono::steady_clock::now();
+  gb::trace::Span denoiser_span("denoiser");
   CaptureRecorder rec(spec, cap, options_.store_dtype);
   (*transformer_)(in, &rec, !options_.skip_tail);
   cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
+  denoiser_span.end();
   auto missing = rec.unrecorded();
   if (!missing.empty()) throw std::logic_error(fmt::format("pixart-sigma: '{}' was requested but not recorded", missing[0]));
 

@@ -43,7 +43,7 @@ class PixArtMemoryModel : public MemoryModel {
   }
 
   MemoryPhase vae_phase(int64_t B, int64_t S, at::ScalarType vdt, at::ScalarType dt) const override {
-    return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_len_, t5_.d_model);
+    return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_len_, t5_.d_model, device());
   }
 
   // Self attention keeps x and the modulated h alive, cross attention x.
@@ -51,7 +51,7 @@ class PixArtMemoryModel : public MemoryModel {
                                          int64_t, at::ScalarType dt, at::ScalarType store) const override {
     std::vector<std::string> blocks;
     for (int64_t i = 0; i < pixart_.num_layers; ++i) blocks.push_back("vit-block" + std::to_string(i));
-    return mem::attention_units(blocks, layers, spec, B, dt, store, 2, 1);
+    return mem::attention_units(blocks, layers, spec, B, dt, store, 2, 1, device(), true);
   }
 
   std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {

@@ -7,10 +7,14 @@
 namespace gb::bb {
 
 void check_capture_keys(const CaptureSpec& spec, const std::set<std::string>& known, const std::string& kind) {
-  std::string list;
+  std::vector<std::string> unknown;
   for (const auto& k : spec.keys)
-    if (!known.count(k)) list += (list.empty() ? "" : ", ") + k;
-  if (!list.empty()) fail("{}: unknown capture keys: {} (see `goca-bench list-layers --backbone {}`)", kind, list, kind);
+    if (!known.count(k)) unknown.push_back(k);
+  if (unknown.empty()) return;
+  std::string list;  // a few of them: a method for a deeper checkpoint can name hundreds
+  for (size_t i = 0; i < unknown.size() && i < 6; ++i) list += (list.empty() ? "" : ", ") + unknown[i];
+  if (unknown.size() > 6) list += fmt::format(" and {} more", unknown.size() - 6);
+  fail("{}: unknown capture keys: {} (see `goca-bench list-layers --backbone {}`)", kind, list, kind);
 }
 
 bool is_self_block(const std::string& block_id) {

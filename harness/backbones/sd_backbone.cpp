@@ -5,6 +5,7 @@
 #include "harness/backbones/json_config.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
+#include "harness/core/trace.h"
 #include "harness/core/log.h"
 #include "harness/core/torch_compat.h"
 #include "harness/text/clip_tokenizer.h"
@@ -187,13 +188,17 @@ Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, co
   Capture cap;
   cap.batch_size = b;
   auto t0 = std::chrono::steady_clock::now();
+  gb::trace::Span text_span("text");
   auto cond = encode_text(ids);
   cap.stage_seconds["text"] = seconds_since(t0, device_);
+  text_span.end();
 
   t0 = std::chrono::steady_clock::now();
+  gb::trace::Span vae_span("vae");
   auto x = pixels.to(device_, vae_dtype_);
   auto z0 = vae_->latents(x, noise_vae.to(device_, vae_dtype_), dtype_);
   cap.stage_seconds["vae"] = seconds_since(t0, device_);
+  vae_span.end();
 
   UNetInputs in;
   in.latents = plan_.apply(z0, noise.to(device_, dtype_));
@@ -212,9 +217,11 @@ Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, co
                       .contiguous();
   }
   t0 = std::chrono::steady_clock::now();
+  gb::trace::Span denoiser_span("denoiser");
   CaptureRecorder rec(spec, cap, options_.store_dtype);
   unet_->forward(in, &rec, options_.skip_tail);
   cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
+  denoiser_span.end();
   auto missing = rec.unrecorded();
   if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
 

@@ -52,18 +52,18 @@ class SdMemoryModel : public MemoryModel {
   }
 
   MemoryPhase text_phase(int64_t B, at::ScalarType dt, bool) const override {
-    return sdxl_ ? mem::clip_text_phase(clip2_, B, dt, "text_encoder_2 (bigG)")
-                 : mem::clip_text_phase(clip_, B, dt, "text_encoder (CLIP)");
+    return sdxl_ ? mem::clip_text_phase(clip2_, B, dt, "text_encoder_2 (bigG)", device())
+                 : mem::clip_text_phase(clip_, B, dt, "text_encoder (CLIP)", device());
   }
 
   MemoryPhase vae_phase(int64_t B, int64_t S, at::ScalarType vdt, at::ScalarType dt) const override {
-    return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_len_, 0);  // the CLIP states come after the VAE
+    return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_len_, 0, device());  // the CLIP states come after the VAE
   }
 
   // Transformer2D blocks keep their input x, the tokens and the normed tokens alive.
   std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>& layers, const CaptureSpec& spec, int64_t B,
                                          int64_t, at::ScalarType dt, at::ScalarType store) const override {
-    return mem::attention_units(unet_block_ids(unet_), layers, spec, B, dt, store, 3, 3);
+    return mem::attention_units(unet_block_ids(unet_), layers, spec, B, dt, store, 3, 3, device(), false);
   }
 
   std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {

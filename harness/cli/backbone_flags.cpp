@@ -71,4 +71,18 @@ gb::CaptureSpec select_layers(const std::vector<std::string>& patterns, const st
   return spec;
 }
 
+void add_memory_check_flags(CLI::App* sub, MemoryCheckFlags& f) {
+  sub->add_option("--memory-budget-gb", f.budget_gb,
+                  "Memory the run may use, in GB (1e9 bytes); default: what the device has free (CUDA) or "
+                  "MemAvailable (CPU). Work whose planned peak exceeds it is refused before loading");
+  sub->add_flag("--no-memory-check", f.no_check, "Skip the memory pre-flight (goca-bench memory plans it)");
+}
+
+gb::bb::MemoryCheck memory_check(const MemoryCheckFlags& f) {
+  gb::bb::MemoryCheck c;
+  c.enabled = !f.no_check;
+  if (f.budget_gb != 0) c.budget_gb = f.budget_gb;
+  return c;
+}
+
 }  // namespace gb::cli

@@ -3,6 +3,7 @@
 // value parsers as the experiment YAML's backbone options (gb::bb::read_backbone_options), filling the same
 // gb::bb::BackboneOptions. Also the one resolver of `--layers KEY…` (exact keys or '*' patterns).
 #include "harness/backbones/factory.h"
+#include "harness/backbones/memory_check.h"
 
 #include <cstdint>
 #include <string>
@@ -36,6 +37,14 @@ enum BackboneFlag : unsigned {
 void add_backbone_flags(CLI::App* sub, BackboneFlags& flags, unsigned which, const std::string& dtype_help);
 // The options the given flags set (UserError naming the flag for a bad value).
 gb::bb::BackboneOptions backbone_options(const BackboneFlags& flags);
+
+// --memory-budget-gb and --no-memory-check of the commands that pre-flight their memory (capture, run, generate).
+struct MemoryCheckFlags {
+  double budget_gb = 0;
+  bool no_check = false;
+};
+void add_memory_check_flags(CLI::App* sub, MemoryCheckFlags& flags);
+gb::bb::MemoryCheck memory_check(const MemoryCheckFlags& flags);
 
 // Exact keys, or patterns with '*' matched against every capturable key (a pattern matching nothing is a
 // UserError); unknown exact keys are left to the backbone or the planner (with the list-layers hint).

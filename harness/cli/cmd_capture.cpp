@@ -34,6 +34,7 @@ namespace {
 struct Args {
   std::string weights, image, prompt, out, method, token_ids, clip_token_ids;
   gb::cli::BackboneFlags backbone;
+  gb::cli::MemoryCheckFlags memory;
   std::vector<std::string> layers;
   uint64_t seed = 0;
   bool full_heads = false;
@@ -114,6 +115,7 @@ void add(CLI::App& app) {
   layers->excludes(method);
   sub->add_option("--seed", a->seed, "Noise seed (combined with the image id = file stem)");
   gb::cli::add_backbone_flags(sub, a->backbone, gb::cli::kAllBackboneFlags, "the paper's on CUDA, fp32 on CPU");
+  gb::cli::add_memory_check_flags(sub, a->memory);
   sub->add_flag("--full-heads", a->full_heads, "Keep every head of the maps (default for --layers; --method "
                                                 "stores self maps as head means, and cross maps as fp32 head "
                                                 "averages when the method averages heads, unless this is given)");
@@ -124,29 +126,40 @@ void add(CLI::App& app) {
     const auto rows = token_id_rows(*a);
     const gb::bb::BackboneOptions o = gb::cli::backbone_options(a->backbone);
     auto image = gb::read_image_rgb(a->image);
-    auto backbone = gb::bb::open_backbone(a->weights, o);
     gb::CaptureSpec spec;
-    if (!a->layers.empty()) spec = gb::cli::select_layers(a->layers, backbone->list_layers());
     if (!a->method.empty()) {
       // Exactly what the method reads (image size and timestep stay the backbone's paper defaults unless given).
       auto plan = gb::baselines::load_method_plan(a->method);
       spec = gb::goca::Segmentor(plan.method).required_capture();
       if (a->full_heads) spec.self_map_head_mean = spec.cross_map_head_mean = false;
     }
+    {  // Refuse what cannot fit before loading anything (the layers from the configs alone).
+      const std::string kind = gb::bb::detect_backbone_kind(a->weights);
+      const auto& k = gb::bb::backbone_kind(kind);
+      if (k.memory) {
+        gb::bb::MemoryPlanOptions mo = gb::bb::memory_plan_options(kind, a->weights, o);
+        mo.spec = a->layers.empty() ? spec : gb::cli::select_layers(a->layers, k.layers(o, a->weights));
+        gb::bb::check_memory_fits("capture", mo, 1, gb::cli::memory_check(a->memory));
+      }
+    }
+    auto backbone = gb::bb::open_backbone(a->weights, o);
+    if (!a->layers.empty()) spec = gb::cli::select_layers(a->layers, backbone->list_layers());
     const std::string id = std::filesystem::path(a->image).stem().string();
     gb::Capture cap;
-    if (!rows.empty()) {
-      std::vector<at::Tensor> ids;
-      for (const auto& r : rows) ids.push_back(at::tensor(r, at::kLong).unsqueeze(0));
-      cap = gb::bb::backbone_kind(backbone->kind()).token_ids.capture(*backbone, {image}, ids, {id}, a->seed, spec);
-    } else {
-      gb::BackboneBatch batch;
-      batch.images = {image};
-      batch.prompts = {a->prompt};
-      batch.ids = {id};
-      batch.seed = a->seed;
-      cap = backbone->capture(batch, spec);
-    }
+    gb::bb::rethrow_out_of_memory([&] {
+      if (!rows.empty()) {
+        std::vector<at::Tensor> ids;
+        for (const auto& r : rows) ids.push_back(at::tensor(r, at::kLong).unsqueeze(0));
+        cap = gb::bb::backbone_kind(backbone->kind()).token_ids.capture(*backbone, {image}, ids, {id}, a->seed, spec);
+      } else {
+        gb::BackboneBatch batch;
+        batch.images = {image};
+        batch.prompts = {a->prompt};
+        batch.ids = {id};
+        batch.seed = a->seed;
+        cap = backbone->capture(batch, spec);
+      }
+    }, "the capture", o.device, "image '" + id + "'");
     auto sample = cap.sample(0, /*with_inputs=*/true);
     std::map<std::string, at::Tensor> out;
     for (auto& [k, v] : sample) out[k] = v.contiguous().cpu();

@@ -14,7 +14,12 @@
 // the tree.
 #if __has_include("harness/io/prompt_file.h")
 #include "gb_build_info.h"
-#include "harness/backbones/factory.h"
+#include "harness/core/strings.h"
+#include "goca/segmentor.h"
+#include "baselines/method_yaml.h"
+#include "harness/backbones/memory_check.h"
+#include "harness/backbones/registry.h"
+#include "harness/cli/backbone_flags.h"
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/json_config.h"
 #include "harness/backbones/vae.h"
@@ -51,6 +56,7 @@ struct Args {
   int64_t steps = 0, image_size = 0, batch_size = 1, limit = -1;
   uint64_t seed = 42;
   bool resume = false, no_progress = false;
+  gb::cli::MemoryCheckFlags memory;
 };
 
 at::ScalarType parse_dtype(const std::string& s) {
@@ -123,6 +129,18 @@ void run(const Args& a) {
   bo.device = a.device;
   if (!a.dtype.empty()) bo.dtype = parse_dtype(a.dtype);
   bo.image_size = a.image_size > 0 ? a.image_size : default_image_size(a.weights, kind);
+  const std::string method_path =
+      !a.method.empty() || a.guidance != "scfg" ? a.method : "configs/methods/" + kind + "/scfg.yaml";
+  if (gb::bb::backbone_kind(kind).memory) {
+    // Pre-flight, modelled as one capture pass of the CFG batch (2 x batch: unconditional and conditional) with
+    // what S-CFG captures: the denoiser step dominates; the VAE decoder mirrors the encoder the plan counts.
+    gb::bb::MemoryPlanOptions mo = gb::bb::memory_plan_options(kind, a.weights, bo);
+    if (a.guidance == "scfg") {
+      const auto plan = gb::baselines::load_method_plan(method_path);
+      mo.spec = gb::goca::Segmentor(plan.method).required_capture();
+    }
+    gb::bb::check_memory_fits("generate", mo, 2 * a.batch_size, gb::cli::memory_check(a.memory));
+  }
   const auto t_load = Clock::now();
   auto backbone = gb::bb::open_backbone(a.weights, bo, kind);
   gb::gen::SamplerOptions so;
@@ -135,8 +153,7 @@ void run(const Args& a) {
   go.scale = a.scale;
   go.protocol = a.protocol;
   go.model = backbone.get();
-  go.method_path = a.method;
-  if (go.method_path.empty() && a.guidance == "scfg") go.method_path = "configs/methods/" + kind + "/scfg.yaml";
+  go.method_path = method_path;
   auto guidance = gb::gen::make_guidance(a.guidance, go);
   const double load_seconds = std::chrono::duration<double>(Clock::now() - t_load).count();
   const auto shape = sampler.latent_shape();
@@ -172,7 +189,11 @@ void run(const Args& a) {
       texts.push_back(e.text);
       lat.push_back(given.defined() ? given[static_cast<int64_t>(todo[j])] : sampler.initial_noise(a.seed, e.id));
     }
-    at::Tensor images = sampler.generate(texts, at::stack(lat), *guidance);
+    at::Tensor images;
+    std::vector<std::string> ids;
+    for (const auto* e : items) ids.push_back(e->id);
+    gb::bb::rethrow_out_of_memory([&] { images = sampler.generate(texts, at::stack(lat), *guidance); },
+                                  "generation", bo.device, "prompts " + gb::join(ids));
     for (size_t j = 0; j < items.size(); ++j) {
       const fs::path final_path = out / (items[j]->id + ".png");
       const fs::path tmp = out / ("." + items[j]->id + ".png.tmp" + std::to_string(::getpid()));
@@ -250,6 +271,7 @@ void add(CLI::App& app) {
   sub->add_flag("--resume", a->resume, "Skip ids whose <id>.png already exists in --out");
   sub->add_option("--protocol", a->protocol, "S-CFG protocol (paper)")->group("");
   sub->add_flag("--no-progress", a->no_progress, "Plain progress lines instead of the bar")->group("");
+  gb::cli::add_memory_check_flags(sub, a->memory);
   sub->callback([a] { run(*a); });
 }
 

@@ -1,6 +1,6 @@
 // `goca-bench memory --backbone sd15|sdxl|pixart-sigma|flux [--weights DIR] (--method M.yaml | --layers KEY…)
 //  [--batch-size N…] [--dtype fp32|fp16|bf16] [--store-dtype …] [--image-size N] [--text-encoder keep|offload|free]
-//  [--t5-int8 on|off] [--budget-gb G] [--json]`
+//  [--t5-int8 on|off] [--device cuda|cpu] [--budget-gb G] [--json]`
 // Device memory of one capture pass per batch size: exact weights and captures, modelled transients, the peak per
 // phase under the text-encoder residency (harness/backbones/memory_plan.h, docs/memory.md).
 #include "baselines/method_yaml.h"
@@ -131,6 +131,9 @@ void add(CLI::App& app) {
   auto* layers = sub->add_option("--layers", a->layers, "Capture keys (see list-layers; '*' wildcards allowed)");
   layers->excludes(method);
   sub->add_option("--batch-size", a->batch_sizes, "Batch sizes (repeat or comma-separate: 1,8; default 1)");
+  a->flags.device = "cuda";  // the planner's purpose: the paper's GPU runs
+  sub->add_option("--device", a->flags.device,
+                  "Device planned for: its attention kernels, and fp32 by default on cpu (default: cuda)");
   gb::cli::add_backbone_flags(sub, a->flags,
                               gb::cli::kDtype | gb::cli::kStoreDtype | gb::cli::kImageSize | gb::cli::kTextEncoder |
                                   gb::cli::kT5Int8,
@@ -184,6 +187,7 @@ void add(CLI::App& app) {
       const auto& p0 = plans.front();
       nlohmann::json j;
       j["backbone"] = kind;
+      j["device"] = o.device;
       j["weights_folder"] = folder ? *folder : "";
       j["dtype"] = gb::bb::dtype_name(p0.dtype);
       j["store_dtype"] = gb::bb::dtype_name(p0.store_dtype);

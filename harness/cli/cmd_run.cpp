@@ -1,5 +1,6 @@
 // `goca-bench run CONFIG.yaml [--set k=v]... [--shard i/n] [--resume] [--batch-size N] [--out DIR]`:
 // evaluates an experiment and writes results.json, tables/, profile.json, profile.md and report.html.
+#include "harness/cli/backbone_flags.h"
 #include "harness/cli/registry.h"
 #include "harness/core/log.h"
 #include "harness/runner/experiment.h"
@@ -24,6 +25,7 @@ void add(CLI::App& app) {
     int64_t batch_size = 0;
     std::string out;
     bool no_progress = false;
+    gb::cli::MemoryCheckFlags memory;
   };
   auto o = std::make_shared<Opts>();
   sub->add_option("CONFIG", o->config, "Experiment YAML (configs/experiments/*.yaml, configs/quickstart.yaml)")->required();
@@ -33,6 +35,7 @@ void add(CLI::App& app) {
   sub->add_option("--batch-size", o->batch_size, "Images per backbone forward (overrides the config; results do not change)");
   sub->add_option("--out", o->out, "Run folder (default: <output_root>/<name>[/shard-i-of-n])");
   sub->add_flag("--no-progress", o->no_progress, "No progress bar");
+  gb::cli::add_memory_check_flags(sub, o->memory);
   sub->add_option("--stop-after", o->stop_after, "Debug: exit abruptly after N journalled images (simulates a kill)")
       ->group("");
   sub->callback([o] {
@@ -44,6 +47,7 @@ void add(CLI::App& app) {
     ro.stop_after = o->stop_after;
     ro.run_dir = o->out;
     ro.progress = !o->no_progress;
+    ro.memory = gb::cli::memory_check(o->memory);
     const auto results = gb::runner::run_experiment(ex, ro);
     const auto table = gb::reports::main_table(results);
     if (!table.rows.empty()) std::cout << "\n" << gb::reports::to_markdown(table);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <string>
+#include <vector>
 
 namespace gb {
 
@@ -21,6 +22,13 @@ inline std::string trim(const std::string& s) {
 }
 
 // ASCII lower case.
+// "a, b, c" (error messages, logs).
+inline std::string join(const std::vector<std::string>& items, const std::string& sep = ", ") {
+  std::string out;
+  for (const auto& x : items) out += (out.empty() ? "" : sep) + x;
+  return out;
+}
+
 inline std::string to_lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;

@@ -1,6 +1,9 @@
 #include "harness/core/torch_compat.h"
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include <ATen/detail/CUDAHooksInterface.h>
 
@@ -8,6 +11,8 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
 #endif
 
 namespace gb::compat {
@@ -16,6 +21,23 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                                         const std::optional<at::Tensor>& mask, double scale) {
   std::optional<at::Tensor> m = mask;
   return at::scaled_dot_product_attention(q, k, v, m, 0.0, false, scale);
+}
+
+bool sdpa_fused(const std::string& device, at::ScalarType dtype, int64_t heads, int64_t head_dim, bool mask) {
+  const at::Device d(device);
+  if (d.is_cuda() && !cuda_available()) return true;
+  static std::mutex m;
+  static std::map<std::tuple<std::string, int, int64_t, int64_t, bool>, bool> cache;
+  const auto key = std::make_tuple(d.str(), static_cast<int>(dtype), heads, head_dim, mask);
+  std::lock_guard<std::mutex> lock(m);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  c10::InferenceMode guard;
+  const at::Tensor q = at::zeros({1, heads, 8, head_dim}, at::TensorOptions().dtype(dtype).device(d));
+  std::optional<at::Tensor> am;
+  if (mask) am = at::zeros({1, 1, 8, 8}, q.options());
+  // SDPBackend (ATen/native/transformers/sdp_utils_cpp.h): -1 error, 0 math, 1 flash, 2 efficient, 3 cuDNN, ...
+  const int64_t backend = at::_fused_sdp_choice(q, q, q, am, 0.0, false, std::nullopt, false);
+  return cache[key] = backend > 0;
 }
 
 at::Tensor int8_matmul(const at::Tensor& a, const at::Tensor& b) {
@@ -99,6 +121,19 @@ void cuda_reset_peak_memory() {
 void cuda_synchronize() {
 #if defined(GB_WITH_CUDA)
   if (cuda_available()) c10::cuda::device_synchronize();
+#endif
+}
+
+std::optional<int64_t> cuda_free_memory_bytes(int index) {
+#if defined(GB_WITH_CUDA)
+  if (!cuda_available() || index < 0 || index >= cuda_device_count()) return std::nullopt;
+  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(index));
+  size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess) return std::nullopt;
+  return static_cast<int64_t>(free);
+#else
+  (void)index;
+  return std::nullopt;
 #endif
 }
 

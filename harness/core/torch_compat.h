@@ -15,6 +15,12 @@ inline std::string torch_version() { return TORCH_VERSION; }
 // picks the fused kernel the device and dtype allow, the math path otherwise). `mask` is additive (or boolean: true = keep) and broadcastable to [B,H,Lq,Lk].
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const std::optional<at::Tensor>& mask, double scale);
+// Whether scaled_dot_product_attention runs a fused kernel (flash, memory-efficient, cuDNN: no [Lq, Lk] score
+// matrix) or the math path (scores and softmax materialised) for `heads` x `head_dim` in `dtype` on `device`,
+// with or without a mask: LibTorch's own choice (at::_fused_sdp_choice), asked on tiny tensors of that device
+// (the choice depends on the device, dtype, head size and mask, not on the sequence lengths). For a CUDA device
+// this machine lacks, fused (flash or memory-efficient attention take every shape the backbones use).
+bool sdpa_fused(const std::string& device, at::ScalarType dtype, int64_t heads, int64_t head_dim, bool mask);
 
 // a [M, K] int8 · b [N, K]ᵀ int8 → int32 [M, N], exact (int32 accumulation, as cuBLASLt's int8 GEMM that
 // bitsandbytes calls). CUDA: at::_int_mm where its shape rules allow (M > 16, K and N
@@ -34,6 +40,8 @@ std::string cuda_device_name(int index);
 int64_t cuda_peak_memory_bytes();
 void cuda_reset_peak_memory();
 void cuda_synchronize();
+// Free bytes on CUDA device `index` as the driver reports them (cudaMemGetInfo); nullopt without CUDA.
+std::optional<int64_t> cuda_free_memory_bytes(int index);
 // Returns the caching allocator's unused blocks to the driver (after freeing large weights).
 void cuda_empty_cache();
 

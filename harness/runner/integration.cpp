@@ -1,5 +1,7 @@
 #include "harness/runner/integration.h"
 
+#include "baselines/method_yaml.h"
+#include "baselines/plan_segmentor.h"
 #include "harness/config/config.h"
 #include "harness/core/errors.h"
 #include "harness/core/torch_compat.h"
@@ -54,11 +56,33 @@ std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& e, const std::s
   }
 }
 
-int64_t planned_peak_bytes(const BackboneEntry& e, const gb::CaptureSpec& spec, int64_t batch) {
-  if (!gb::bb::backbone_kind(e.kind).memory) return 0;
-  auto mo = gb::bb::memory_plan_options(e.kind, e.weights, e.options);
+std::optional<gb::bb::MemoryPlanOptions> memory_plan_options(const BackboneEntry& e, const std::string& device,
+                                                             const gb::CaptureSpec& spec) {
+  if (!gb::bb::backbone_kind(e.kind).memory) return std::nullopt;
+  gb::bb::BackboneOptions bo = e.options;
+  bo.device = device;
+  auto mo = gb::bb::memory_plan_options(e.kind, e.weights, bo);
   mo.spec = spec;
-  return gb::bb::plan_memory(mo, batch).peak();
+  return mo;
+}
+
+int64_t planned_peak_bytes(const BackboneEntry& e, const std::string& device, const gb::CaptureSpec& spec,
+                           int64_t batch) {
+  const auto mo = memory_plan_options(e, device, spec);
+  return mo ? gb::bb::plan_memory(*mo, batch).peak() : 0;
+}
+
+gb::CaptureSpec required_capture(const std::vector<Variant>& variants) {
+  gb::CaptureSpec spec;
+  bool first = true;
+  for (const auto& v : variants) {
+    const auto plan = gb::baselines::load_method_plan(v.method_file, v.method_overrides);
+    const gb::CaptureSpec need = gb::baselines::PlanSegmentor(plan, v.method_file).required_capture();
+    if (first) spec = need;
+    else spec.merge(need);
+    first = false;
+  }
+  return spec;
 }
 
 bool wants_prompt_preencoding(const BackboneEntry& e) {

@@ -5,6 +5,7 @@
 #include "datasets/dataset_config.h"
 #include "datasets/sample.h"
 #include "goca/method_config.h"
+#include "harness/backbones/memory_plan.h"
 #include "harness/core/backbone.h"
 #include "harness/core/token_groups.h"
 #include "harness/text/prompt_builder.h"
@@ -13,6 +14,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <memory>
+#include <optional>
+#include <vector>
 #include <string>
 
 namespace gb::runner {
@@ -33,9 +36,15 @@ PreparedPrompt build_prompt(const gb::text::PromptBuilder& builder, const gb::da
 // The entry's backbone (gb::bb::make_backbone with its options, read when the experiment was loaded) on
 // `device`; `seed` is the run's noise seed.
 std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& entry, const std::string& device, uint64_t seed);
-// `goca-bench memory`'s planned peak device bytes of one capture pass of the entry (its options, dtype and folder
-// configs) for `spec` at `batch`; 0 for a kind without a memory model (synthetic).
-int64_t planned_peak_bytes(const BackboneEntry& entry, const gb::CaptureSpec& spec, int64_t batch);
+// The plan options of one capture pass of the entry (its options, dtype and folder configs) on `device` for
+// `spec`; nullopt for a kind without a memory model (synthetic).
+std::optional<gb::bb::MemoryPlanOptions> memory_plan_options(const BackboneEntry& entry, const std::string& device,
+                                                             const gb::CaptureSpec& spec);
+// `goca-bench memory`'s planned peak device bytes of that pass at `batch`; 0 without a memory model.
+int64_t planned_peak_bytes(const BackboneEntry& entry, const std::string& device, const gb::CaptureSpec& spec,
+                           int64_t batch);
+// What the variants of a backbone capture together (the union of their methods' needs).
+gb::CaptureSpec required_capture(const std::vector<Variant>& variants);
 // Whether the run should hand every prompt to Backbone::prepare_prompts before capturing (text_encoder: free).
 bool wants_prompt_preencoding(const BackboneEntry& entry);
 // Options that change where tensors live, never a result: left out of the config hash.

@@ -12,6 +12,8 @@
 #include "harness/io/image_io.h"
 #include "harness/runner/integration.h"
 #include "harness/runner/journal.h"
+#include "harness/core/strings.h"
+#include "harness/core/trace.h"
 #include "harness/io/atomic_file.h"
 #include "harness/backbones/synthetic_scene.h"
 #include "reports/html.h"
@@ -192,6 +194,8 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
   if (sharded && opt.run_dir.empty())
     run_dir = (fs::path(run_dir) / fmt::format("shard-{}-of-{}", opt.shard_index, opt.shard_count)).string();
   fs::create_directories(run_dir);
+  gb::trace::take_events();  // this run's timeline only (profile.trace.json)
+  gb::trace::set_collecting(true);
   if (!opt.resume) {
     std::error_code ec;
     fs::remove_all(fs::path(run_dir) / "journal", ec);
@@ -279,26 +283,27 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
   }
   res.config_hash = gb::reports::stable_hash(hash_doc.dump());
 
+  // Memory pre-flight: every backbone's pass is planned before the first weight is loaded, and work that cannot
+  // fit is refused now (exit 2) rather than hours in.
+  for (const auto& b : ex.backbones)
+    if (const auto mo = memory_plan_options(b, device, required_capture(ex.variants.at(b.name))))
+      gb::bb::check_memory_fits("backbone '" + b.name + "'", *mo, ex.batch_size, opt.memory);
+
   int64_t journalled_this_process = 0;
   for (const auto& b : ex.backbones) {
     std::unique_ptr<gb::Backbone> backbone = make_backbone(b, device, ex.seed);
     std::vector<VariantRun> variants;
-    gb::CaptureSpec spec;
-    bool first = true;
+    const gb::CaptureSpec spec = required_capture(ex.variants.at(b.name));
     for (const auto& v : ex.variants.at(b.name)) {
       VariantRun vr;
       vr.variant = v;
       vr.plan = gb::baselines::load_method_plan(v.method_file, v.method_overrides);
       vr.segmentor = std::make_unique<gb::baselines::PlanSegmentor>(vr.plan, v.method_file);
-      const gb::CaptureSpec need = vr.segmentor->required_capture();
-      if (first) spec = need;
-      else spec.merge(need);
-      first = false;
       variants.push_back(std::move(vr));
     }
     if (device != "cpu") {  // what `goca-bench memory` expects, to read beside the measured peak_device_bytes
       try {
-        const int64_t planned = planned_peak_bytes(b, spec, ex.batch_size);
+        const int64_t planned = planned_peak_bytes(b, device, spec, ex.batch_size);
         if (planned > 0) {
           log::info("{}: planned peak device memory {:.2f} GB at batch {} (goca-bench memory)", b.name, planned / 1e9,
                     ex.batch_size);
@@ -434,10 +439,14 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
                       tbb::parallel_for(size_t(0), job->items.size(), [&](size_t k) {
                         Prepared& p = job->items[k];
                         auto t0 = Clock::now();
-                        p.sample = od.dataset->load(static_cast<size_t>(p.index));
+                        {
+                          gb::trace::Span span("decode", "#" + std::to_string(p.index));
+                          p.sample = od.dataset->load(static_cast<size_t>(p.index));
+                        }
                         p.decode_s = since(t0);
                         if (!p.sample) return;
                         t0 = Clock::now();
+                        gb::trace::Span span("prompt", p.sample->id);
                         const auto* caps = od.dataset->captions();
                         if (!caps) fail("dataset '{}': no caption file configured (`captions:`)", od.entry.name);
                         p.prompt = build_prompt(*prompts, *p.sample, caps->caption(p.sample->id), od.config);
@@ -469,7 +478,14 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
                       }
                       gb::Capture capture;
                       if (!live.empty()) {
-                        capture = backbone->capture(batch, spec);
+                        // Out of memory here (a batch larger than planned, another process on the device):
+                        // exit 2 naming the images; the journal holds every finished batch for --resume.
+                        gb::bb::rethrow_out_of_memory(
+                            [&] {
+                              gb::trace::Span span("capture", gb::join(batch.ids));
+                              capture = backbone->capture(batch, spec);
+                            },
+                            "the capture", device, "images " + gb::join(batch.ids) + " (" + key + ")");
                         for (const auto& [stage, s] : capture.stage_seconds) times.seconds[stage] += s;
                       }
                       std::map<size_t, json> by_item;
@@ -484,6 +500,7 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
                         json examples = json::array();
                         for (const auto& vr : variants) {
                           auto t0 = Clock::now();
+                          gb::trace::Span aggregation_span("aggregation", vr.variant.name + " " + p.sample->id);
                           const gb::baselines::PlanOutput plan_out =
                               vr.segmentor->needs_image()
                                   ? vr.segmentor->run(sample, p.prompt.groups, p.sample->image)
@@ -502,7 +519,9 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
                             d.head_weights[layer] = std::vector<double>(m.data_ptr<double>(), m.data_ptr<double>() + m.numel());
                           }
                           times.seconds["aggregation"] += since(t0);
+                          aggregation_span.end();
                           t0 = Clock::now();
+                          gb::trace::Span evaluation_span("evaluation", vr.variant.name + " " + p.sample->id);
                           gb::eval::SweepEvaluator ev(od.eval);
                           ev.add_image(scores, present, label);
                           for (const auto& cm : ev.matrices()) {
@@ -565,6 +584,8 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
   res.peak_host_bytes = peak_rss_bytes();
   if (device != "cpu") res.peak_device_bytes = gb::compat::cuda_peak_memory_bytes();
   res.recompute_metrics();
+  gb::trace::write_chrome_trace((fs::path(run_dir) / "profile.trace.json").string(), gb::trace::take_events());
+  gb::trace::set_collecting(false);
   gb::reports::save_results(res, (fs::path(run_dir) / "results.json").string());
   gb::reports::write_report(res, run_dir);
   return res;

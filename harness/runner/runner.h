@@ -4,6 +4,7 @@
 // backbone forward that captures the union of what every variant needs, segmented by every variant,
 // evaluated into per-image confusion matrices, journalled (fsync'd) and summed. Outputs in
 // <output_root>/<name>/ (results.json, tables/, profile.*, report.html; shards: shard-<i>-of-<n>/).
+#include "harness/backbones/memory_check.h"
 #include "harness/runner/experiment.h"
 #include "reports/results.h"
 
@@ -19,6 +20,7 @@ struct RunOptions {
   int64_t stop_after = -1;      // debug: exit abruptly (as if killed) after this many images were journalled
   bool progress = true;
   std::string run_dir;          // "" = experiment.run_dir() (+ /shard-i-of-n)
+  gb::bb::MemoryCheck memory;   // the pre-flight of every backbone before the first load
 };
 
 // Parses "i/n" (0 <= i < n). UserError otherwise.

@@ -9,7 +9,10 @@
 
 #include "harness/backbones/registry.h"
 #include "harness/backbones/flux_backbone.h"
+#include "harness/backbones/memory_parts.h"
 #include "harness/backbones/memory_plan.h"
+#include "harness/backbones/vae.h"
+#include "harness/core/torch_compat.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
 
@@ -551,5 +554,37 @@ TEST(MemoryPlanTransient, VaeActivationPeakOnTheCpu) {
       // encoder's forward is unchanged; cause not found yet); every other size is exact.
       EXPECT_NEAR(static_cast<double>(measured) / static_cast<double>(planned + conv_extra), 1.0, 0.08);
     }
+  }
+}
+
+// The VAE's mid-block attention (one head over every latent pixel) on the CPU, measured with the counting
+// allocator, against the planner's VAE phase for device "cpu": the plan follows the kernel LibTorch runs there
+// (compat::sdpa_fused). The channels are chosen so the attention step is the phase's peak; at a 64² latent the
+// math path's two [4096, 4096] fp32 score tensors alone would be 134 MB, the fused kernel keeps ~1 MB.
+TEST(MemoryPlanTransient, VaeMidBlockAttentionFollowsTheCpuKernel) {
+  VaeConfig cfg;
+  cfg.block_out_channels = {4, 32};
+  cfg.norm_num_groups = 4;
+  cfg.layers_per_block = 1;
+  cfg.mid_block_add_attention = true;
+  VaeEncoder vae(cfg, WeightStore::random_init(3, 0.05, at::kFloat, kCpu));
+  const bool fused = gb::compat::sdpa_fused("cpu", at::kFloat, 1, 32, false);
+  {
+    const int64_t S = 128, r = S / 2;  // (a 32² latent measures 1 MB of flash-kernel blocks above a 1 MB plan)
+    auto x = at::randn({1, 3, S, S});
+    const int64_t measured = peak_bytes([&] { auto m = vae.moments(x); });
+    const MemoryPhase ph = mem::vae_encode_phase(cfg, 1, S, at::kFloat, at::kFloat, 0, 0, "cpu");
+    int64_t planned = -1;
+    for (const auto& t : ph.transient)
+      if (t.name.rfind("activations at the peak", 0) == 0) planned = t.bytes;
+    std::cout << "vae mid attention " << r << "² latent: " << (fused ? "fused" : "math") << " SDPA, planned " << planned
+              << " B (" << ph.at << "), measured " << measured << " B\n";
+    EXPECT_NE(ph.at.find("mid_block attention"), std::string::npos) << ph.at;
+    EXPECT_NE(ph.at.find(fused ? "fused SDPA" : "math SDPA"), std::string::npos) << ph.at;
+    // The CPU's flash kernel adds per-thread blocks of scores (a few hundred KB); the math path's scores alone
+    // would be 2 x (r²)² x 4 B = 134 MB, 30 times the fused plan.
+    if (fused) EXPECT_LT(measured, 2 * (r * r) * (r * r) * 4 / 10);
+    EXPECT_LE(static_cast<double>(measured), 1.5 * static_cast<double>(planned));
+    EXPECT_GE(static_cast<double>(measured), 0.5 * static_cast<double>(planned));
   }
 }

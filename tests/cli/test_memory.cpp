@@ -4,6 +4,7 @@
 #include "cli_test_util.h"
 
 #include "harness/backbones/memory_plan.h"
+#include "harness/io/image_io.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -112,4 +113,29 @@ TEST(MemoryCommand, BadInputExits2) {
     EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
     EXPECT_NE(r.out.find("error"), std::string::npos) << args << "\n" << r.out;
   }
+}
+
+// The pre-flight of `capture` (issue: a tiny Flux-layout checkpoint whose VAE downsamples by 2 died inside
+// LibTorch asking for 256 GiB at the default 1024²): refused before loading, exit 2, one line; `memory --device
+// cpu` shows the same plan.
+TEST(MemoryPreflight, CaptureRefusesWhatCannotFitBeforeLoading) {
+  const std::string flux = std::string(GB_SOURCE_DIR) + "/tests/generation/golden/flux_tiny";
+  const std::string image = (std::filesystem::temp_directory_path() / "gb_preflight.png").string();
+  const at::Tensor px = at::full({16, 16, 3}, 100, at::kByte);
+  gb::write_png_rgb(image, px);
+  auto r = gb::test::run_goca_bench_in_process({"capture", "--weights", flux, "--image", image, "--prompt", "a cat",
+                                                 "--layers", "vit-block*-self-map", "--memory-budget-gb", "16",
+                                                 "--out", image + ".safetensors"});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("goca-bench: error: capture: planned "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("16.00 GB (--memory-budget-gb)"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(image + ".safetensors"));
+  auto m = gb::test::run_goca_bench_in_process({"memory", "--weights", flux, "--device", "cpu", "--layers",
+                                                 "vit-block*-self-map", "--json"},
+                                                false);
+  ASSERT_EQ(m.code, 0) << m.out;
+  const auto j = nlohmann::json::parse(m.out);
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["dtype"], "fp32");
+  EXPECT_GT(j["plans"][0]["peak_bytes"].get<int64_t>(), int64_t(16e9));
 }

@@ -19,6 +19,9 @@
 #include <cstdlib>
 #include <algorithm>
 #include <filesystem>
+#include <set>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <fstream>
 
 #include <csignal>
@@ -128,6 +131,27 @@ TEST(Runner, ShardsMergeToTheSingleRunAndBatchSizeDoesNotMatter) {
   EXPECT_EQ(single.cells[0].images, 6);
   EXPECT_TRUE(fs::exists(fs::path(ex.run_dir()) / "report.html"));
   EXPECT_TRUE(fs::exists(fs::path(ex.run_dir()) / "tables/table1.md"));
+  {  // The timeline: one span per stage per image (or batch) on the thread that ran it, in the Chrome trace format.
+    std::ifstream in(fs::path(ex.run_dir()) / "profile.trace.json");
+    const auto trace = nlohmann::json::parse(in);
+    std::map<std::string, int> count;
+    std::set<int64_t> threads;
+    for (const auto& e : trace.at("traceEvents")) {
+      if (e.at("ph") != "X") continue;
+      ++count[e.at("name").get<std::string>()];
+      EXPECT_GE(e.at("dur").get<int64_t>(), 0);
+      threads.insert(e.at("tid").get<int64_t>());
+    }
+    EXPECT_EQ(count["decode"], 6);
+    EXPECT_EQ(count["prompt"], 6);
+    EXPECT_GE(count["capture"], 1);
+    EXPECT_EQ(count["aggregation"], 6 * static_cast<int>(ex.variants.begin()->second.size()));
+    EXPECT_EQ(count["evaluation"], count["aggregation"]);
+    EXPECT_FALSE(threads.empty());
+    std::ifstream md(fs::path(ex.run_dir()) / "profile.md");
+    const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("Pipeline utilisation: the denoiser was busy"), std::string::npos);
+  }
 
   std::vector<gb::reports::Results> shards;
   std::vector<std::string> names;
@@ -241,10 +265,10 @@ TEST(Runner, PlannedPeakIsTheMemoryPlanOfTheEntry) {
   mo.spec = spec;
   const int64_t want = gb::bb::plan_memory(mo, 3).peak();
   EXPECT_GT(want, 0);
-  EXPECT_EQ(planned_peak_bytes(e, spec, 3), want);
+  EXPECT_EQ(planned_peak_bytes(e, "cuda", spec, 3), want);
   mo.text_encoder = gb::bb::TextEncoderResidency::keep;
-  EXPECT_NE(planned_peak_bytes(e, spec, 3), gb::bb::plan_memory(mo, 3).peak());  // options are honoured
-  EXPECT_EQ(planned_peak_bytes(entry_of("{name: synthetic}"), spec, 3), 0);    // no memory model
+  EXPECT_NE(planned_peak_bytes(e, "cuda", spec, 3), gb::bb::plan_memory(mo, 3).peak());  // options are honoured
+  EXPECT_EQ(planned_peak_bytes(entry_of("{name: synthetic}"), "cuda", spec, 3), 0);    // no memory model
   fs::remove_all(dir);
 }
 
