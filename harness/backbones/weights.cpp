@@ -243,8 +243,10 @@ void WeightStore::finish() const {
   if (probs.empty()) return;
   size_t unexpected = 0;
   for (const auto& p : probs) unexpected += p.rfind("unexpected ", 0) == 0;
-  std::string list;
-  for (const auto& p : probs) list += (list.empty() ? "" : "; ") + p;
+  std::string list;  // the first few: a wrong component can miss hundreds of keys
+  constexpr size_t kShown = 8;
+  for (size_t i = 0; i < probs.size() && i < kShown; ++i) list += (list.empty() ? "" : "; ") + probs[i];
+  if (probs.size() > kShown) list += fmt::format("; and {} more", probs.size() - kShown);
   fail_file(state_->origin, "{} missing, {} mis-shaped, {} unexpected keys: {}", state_->missing.size(),
             state_->misshaped.size(), unexpected, list);
 }

@@ -17,6 +17,7 @@
 #include "harness/core/strings.h"
 #include "goca/segmentor.h"
 #include "baselines/method_yaml.h"
+#include "baselines/presets.h"
 #include "harness/backbones/memory_check.h"
 #include "harness/backbones/registry.h"
 #include "harness/cli/backbone_flags.h"
@@ -129,14 +130,13 @@ void run(const Args& a) {
   bo.device = a.device;
   if (!a.dtype.empty()) bo.dtype = parse_dtype(a.dtype);
   bo.image_size = a.image_size > 0 ? a.image_size : default_image_size(a.weights, kind);
-  const std::string method_path =
-      !a.method.empty() || a.guidance != "scfg" ? a.method : "configs/methods/" + kind + "/scfg.yaml";
   if (gb::bb::backbone_kind(kind).memory) {
     // Pre-flight, modelled as one capture pass of the CFG batch (2 x batch: unconditional and conditional) with
     // what S-CFG captures: the denoiser step dominates; the VAE decoder mirrors the encoder the plan counts.
     gb::bb::MemoryPlanOptions mo = gb::bb::memory_plan_options(kind, a.weights, bo);
-    if (a.guidance == "scfg") {
-      const auto plan = gb::baselines::load_method_plan(method_path);
+    if (a.guidance == "scfg" && (!a.method.empty() || kind == "sd15" || kind == "pixart-sigma")) {
+      const auto plan = a.method.empty() ? gb::baselines::find_preset(kind, "scfg").plan
+                                         : gb::baselines::load_method_plan(a.method);
       mo.spec = gb::goca::Segmentor(plan.method).required_capture();
     }
     gb::bb::check_memory_fits("generate", mo, 2 * a.batch_size, gb::cli::memory_check(a.memory));
@@ -153,7 +153,7 @@ void run(const Args& a) {
   go.scale = a.scale;
   go.protocol = a.protocol;
   go.model = backbone.get();
-  go.method_path = method_path;
+  go.method_path = a.method;  // empty: the built-in preset <kind>/scfg
   auto guidance = gb::gen::make_guidance(a.guidance, go);
   const double load_seconds = std::chrono::duration<double>(Clock::now() - t_load).count();
   const auto shape = sampler.latent_shape();
@@ -215,7 +215,9 @@ void run(const Args& a) {
   s["guidance_scale"] = a.scale;
   s["steps"] = sampler.steps();
   s["scheduler"] = sampler.scheduler_config().class_name;
-  s["method"] = a.guidance == "cfg" ? nlohmann::json(nullptr) : nlohmann::json(go.method_path);
+  const auto guidance_settings = guidance->settings();
+  const auto method_it = guidance_settings.find("method");
+  s["method"] = method_it == guidance_settings.end() ? nlohmann::json(nullptr) : nlohmann::json(method_it->second);
   s["protocol"] = a.protocol;
   s["seed"] = a.seed;
   s["latents"] = a.latents.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.latents);

@@ -160,7 +160,8 @@ baselines::MethodPlan scfg_plan(const GuidanceOptions& o, std::string& source) {
 }  // namespace
 
 ScfgGuidance::ScfgGuidance(const GuidanceOptions& o)
-    : segmentor_(scfg_plan(o, method_source_).method),
+    : method_source_(),
+      segmentor_(scfg_plan(o, method_source_).method),
       backbone_(o.backbone),
       eos_replaces_start_(o.backbone == "pixart-sigma") {
   if (o.model == nullptr) throw std::logic_error("ScfgGuidance: GuidanceOptions::model is null");

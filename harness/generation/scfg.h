@@ -99,8 +99,8 @@ class ScfgGuidance : public Guidance {
  private:
   const ScfgTokens& tokens_for(const std::string& text);
 
+  std::string method_source_;  // before segmentor_: the constructor fills it while building segmentor_
   goca::Segmentor segmentor_;
-  std::string method_source_;
   std::string backbone_;
   bool eos_replaces_start_ = false;
   const TextTokenizer* tokenizer_ = nullptr;

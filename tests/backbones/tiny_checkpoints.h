@@ -51,16 +51,14 @@ inline nlohmann::json structural_vae_json(int64_t latent_channels, double scalin
   return j;
 }
 
-// vae/config.json + weights (the decoder keys real files carry are present; the encoder ignores them).
+// vae/config.json + weights: the encoder (segmentation) and the decoder (generation), as real files carry both.
 inline void write_structural_vae(const std::filesystem::path& dir, const nlohmann::json& config, uint64_t seed) {
   write_json(dir / "config.json", config);
   auto ws = WeightStore::random_init(seed, 0.1, at::kFloat, at::Device(at::kCPU));
-  VaeEncoder m(VaeConfig::from_json((dir / "config.json").string()), ws);
-  auto t = ws.tensors();
-  const int64_t z = config["latent_channels"].get<int64_t>();
-  t["decoder.conv_in.weight"] = at::zeros({32, z, 3, 3});
-  if (config["use_quant_conv"].get<bool>()) t["post_quant_conv.weight"] = at::zeros({z, z, 1, 1});
-  save_safetensors((dir / "diffusion_pytorch_model.safetensors").string(), t);
+  const VaeConfig cfg = VaeConfig::from_json((dir / "config.json").string());
+  VaeEncoder encoder(cfg, ws);  // first: its weights do not depend on the decoder's
+  VaeDecoder decoder(cfg, ws);
+  save_safetensors((dir / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
 }
 
 // A CLIP text encoder taking the real tokenizer's ids (49408, 77 positions), hidden 16; `bigg`: SDXL's
