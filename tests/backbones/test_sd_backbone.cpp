@@ -1,3 +1,4 @@
+#include "../test_support.h"
 #include "harness/backbones/registry.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
@@ -51,15 +52,6 @@ gb::CaptureSpec all_keys(const gb::Backbone& b, bool head_mean = false) {
   return s;
 }
 
-std::string user_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const gb::UserError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST(SdBackbone, DetectsKindFromWeights) {
@@ -71,10 +63,10 @@ TEST(SdBackbone, ModelIndexDisagreeingWithWeightsIsAnError) {
   auto dir = folders().base / "mismatch";
   fs::copy(folders().sd15, dir, fs::copy_options::recursive);
   tiny::write_json(dir / "model_index.json", {{"_class_name", "StableDiffusionXLPipeline"}});
-  auto msg = user_error([&] { detect_backbone_kind(dir.string()); });
+  auto msg = gb::test::user_error_message([&] { detect_backbone_kind(dir.string()); });
   EXPECT_NE(msg.find("model_index.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find("sd15"), std::string::npos) << msg;
-  EXPECT_NE(user_error([&] { open_backbone(folders().sd15, tiny_options(), "sdxl"); }), "");
+  EXPECT_NE(gb::test::user_error_message([&] { open_backbone(folders().sd15, tiny_options(), "sdxl"); }), "");
 }
 
 TEST(SdBackbone, StrictLoadingListsEveryBadKey) {
@@ -86,7 +78,7 @@ TEST(SdBackbone, StrictLoadingListsEveryBadKey) {
   t["conv_in.weight"] = at::zeros({16, 4, 1, 1});
   t["not.a.unet.key"] = at::zeros({2});
   gb::save_safetensors(file, t);
-  auto msg = user_error([&] { open_backbone(dir.string(), tiny_options()); });
+  auto msg = gb::test::user_error_message([&] { open_backbone(dir.string(), tiny_options()); });
   EXPECT_NE(msg.find("1 missing, 1 mis-shaped, 1 unexpected"), std::string::npos) << msg;
   EXPECT_NE(msg.find("mid_block.attentions.0.proj_in.bias"), std::string::npos) << msg;
   EXPECT_NE(msg.find("conv_in.weight is [16, 4, 1, 1], expected [16, 4, 3, 3]"), std::string::npos) << msg;
@@ -194,7 +186,7 @@ TEST(SdBackbone, UnknownCaptureKeyIsAUserError) {
   auto& sd = dynamic_cast<StableDiffusionBackbone&>(*bb);
   gb::CaptureSpec s;
   s.add("down-level3-repeat0-vit-block0-cross-map");
-  auto msg = user_error([&] { sd.capture_ids(images(1, 0), tiny::tiny_ids({{5}}), {"a"}, 0, s); });
+  auto msg = gb::test::user_error_message([&] { sd.capture_ids(images(1, 0), tiny::tiny_ids({{5}}), {"a"}, 0, s); });
   EXPECT_NE(msg.find("down-level3-repeat0-vit-block0-cross-map"), std::string::npos) << msg;
 }
 
@@ -218,7 +210,7 @@ TEST(SdBackbone, MapsArePathIndependent) {
 TEST(SdBackbone, ReducedPrecisionRunsCloseToFp32) {
   auto o16 = tiny_options();
   o16.dtype = at::kHalf;  // CPU fp16 is refused with a clear message (CUDA runs it: the paper's dtype)
-  EXPECT_NE(user_error([&] { open_backbone(folders().sdxl, o16); }).find("fp16 on the CPU"), std::string::npos);
+  EXPECT_NE(gb::test::user_error_message([&] { open_backbone(folders().sdxl, o16); }).find("fp16 on the CPU"), std::string::npos);
   auto obf = tiny_options();
   obf.dtype = at::kBFloat16;
   auto b32 = open_backbone(folders().sdxl, tiny_options());
@@ -248,13 +240,13 @@ TEST(SdBackbone, UnsupportedConfigValuesAreErrorsNamingFileAndField) {
   auto cfg = tiny::tiny_unet_json(false);
   cfg["upcast_attention"] = true;
   tiny::write_json(dir / "unet" / "config.json", cfg);
-  auto msg = user_error([&] { open_backbone(dir.string(), tiny_options()); });
+  auto msg = gb::test::user_error_message([&] { open_backbone(dir.string(), tiny_options()); });
   EXPECT_NE(msg.find("unet/config.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find("upcast_attention"), std::string::npos) << msg;
   cfg = tiny::tiny_unet_json(false);
   cfg["layers_per_block"] = "two";
   tiny::write_json(dir / "unet" / "config.json", cfg);
-  msg = user_error([&] { open_backbone(dir.string(), tiny_options()); });
+  msg = gb::test::user_error_message([&] { open_backbone(dir.string(), tiny_options()); });
   EXPECT_NE(msg.find("layers_per_block"), std::string::npos) << msg;
 }
 
@@ -277,6 +269,6 @@ TEST(SdBackbone, LoadsTheFolderTokenizer) {
   EXPECT_EQ(t.front().id, 49406);
   EXPECT_EQ(t.back().id, 49407);
   auto no_tok = open_backbone(folders().sd15, tiny_options());
-  EXPECT_NE(user_error([&] { no_tok->tokenizer(); }).find("tokenizer"), std::string::npos);
+  EXPECT_NE(gb::test::user_error_message([&] { no_tok->tokenizer(); }).find("tokenizer"), std::string::npos);
 }
 #endif

@@ -1,3 +1,4 @@
+#include "../test_support.h"
 #include "harness/backbones/nn.h"
 #include "harness/backbones/weights.h"
 #include "harness/core/errors.h"
@@ -17,15 +18,6 @@ fs::path temp_dir(const std::string& name) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const gb::UserError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -50,7 +42,7 @@ TEST(WeightStore, OneErrorListsMissingMisshapedAndUnexpected) {
   WeightStore ws(ckpt, file, at::kFloat, at::Device(at::kCPU));
   ws.ignore_prefix("decoder.");
   gb::bb::Linear lin(ws.sub("lin"), 2, 3);  // weight is [4, 2] on disk, bias absent
-  auto msg = error_of([&] { ws.finish(); });
+  auto msg = gb::test::user_error_message([&] { ws.finish(); });
   EXPECT_NE(msg.find(file), std::string::npos) << msg;
   EXPECT_NE(msg.find("1 missing, 1 mis-shaped, 1 unexpected"), std::string::npos) << msg;
   EXPECT_NE(msg.find("missing lin.bias [3]"), std::string::npos) << msg;
@@ -80,7 +72,7 @@ TEST(WeightStore, OpenComponentPrefersPlainThenFp16Variant) {
   auto w = ws.get("w", {2});
   EXPECT_EQ(w.scalar_type(), at::kFloat);
   EXPECT_NE(ws.origin().find("fp16"), std::string::npos);
-  auto msg = error_of([&] { WeightStore::open_component(dir.string(), "vae", at::kFloat, at::Device(at::kCPU)); });
+  auto msg = gb::test::user_error_message([&] { WeightStore::open_component(dir.string(), "vae", at::kFloat, at::Device(at::kCPU)); });
   EXPECT_NE(msg.find("vae"), std::string::npos) << msg;
   fs::remove_all(dir);
 }

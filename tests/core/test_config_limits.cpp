@@ -1,4 +1,5 @@
 // YAML limits of the config reader (docs/robustness.md): nested aliases, deep nesting, include explosions.
+#include "../test_support.h"
 #include "harness/config/config.h"
 #include "harness/core/errors.h"
 
@@ -10,19 +11,6 @@
 
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const gb::UserError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
-
 TEST(ConfigLimits, NestedAliasesAreRefusedNotExpanded) {
   // Ten levels of 10 aliases each: 10^10 values if expanded.
   std::string y = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
@@ -31,7 +19,7 @@ TEST(ConfigLimits, NestedAliasesAreRefusedNotExpanded) {
     for (int k = 0; k < 10; ++k) y += std::string(k ? ", " : "") + "*a" + std::to_string(i - 1);
     y += "]\n";
   }
-  const std::string e = error_of([&] { gb::Config::from_string(y, "laughs.yaml"); });
+  const std::string e = gb::test::user_error_message([&] { gb::Config::from_string(y, "laughs.yaml"); });
   EXPECT_NE(e.find("expands to more than 200000 values"), std::string::npos) << e;
   EXPECT_LT(e.size(), 300u);
   // The same through --set, as a flow mapping.
@@ -42,7 +30,7 @@ TEST(ConfigLimits, NestedAliasesAreRefusedNotExpanded) {
     flow += "]";
   }
   flow += "}";
-  const std::string s = error_of([&] { gb::Config::from_string("a: 1\n", "c.yaml", {"a=" + flow}); });
+  const std::string s = gb::test::user_error_message([&] { gb::Config::from_string("a: 1\n", "c.yaml", {"a=" + flow}); });
   EXPECT_NE(s.find("expands to more than"), std::string::npos) << s;
   // Small aliases still work.
   const auto c = gb::Config::from_string("a: &x [1, 2]\nb: *x\n", "ok.yaml");
@@ -51,7 +39,7 @@ TEST(ConfigLimits, NestedAliasesAreRefusedNotExpanded) {
 
 TEST(ConfigLimits, DeepNestingAndIncludeDiamondsAreRefused) {
   const std::string deep = "a: " + std::string(500, '[') + std::string(500, ']') + "\n";
-  const std::string e = error_of([&] { gb::Config::from_string(deep, "deep.yaml"); });
+  const std::string e = gb::test::user_error_message([&] { gb::Config::from_string(deep, "deep.yaml"); });
   EXPECT_FALSE(e.empty());
   EXPECT_LT(e.size(), 300u) << e;
   // Each level includes the next one twice: 2^12 file reads if unbounded.
@@ -62,7 +50,7 @@ TEST(ConfigLimits, DeepNestingAndIncludeDiamondsAreRefused) {
     std::ofstream(d / ("l" + std::to_string(i) + ".yaml"))
         << "_base_: [l" << i + 1 << ".yaml, l" << i + 1 << ".yaml]\nk" << i << ": 1\n";
   std::ofstream(d / "l12.yaml") << "leaf: 1\n";
-  const std::string inc = error_of([&] { gb::Config::load((d / "l0.yaml").string()); });
+  const std::string inc = gb::test::user_error_message([&] { gb::Config::load((d / "l0.yaml").string()); });
   EXPECT_NE(inc.find("more than 256 files read through _base_"), std::string::npos) << inc;
   fs::remove_all(d);
 }

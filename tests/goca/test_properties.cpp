@@ -1,4 +1,5 @@
 // Invariants of the GoCA operations that hold for any input, plus error handling of Segmentor.
+#include "../test_support.h"
 #include "goca/ops.h"
 #include "goca/segmentor.h"
 #include "harness/core/errors.h"
@@ -54,15 +55,6 @@ MethodConfig cfg_for(const std::vector<std::string>& names) {
   c.ref_layer = "ref-cross-q";
   c.output_size = 8;
   return c;
-}
-
-std::string user_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const gb::UserError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -170,7 +162,7 @@ TEST(GocaProperties, RescaleAndTokenInvariants) {
   EXPECT_TRUE(at::isnan(token_channels(agg, e, MultiToken::Mean)[1]).all().item<bool>());
   EXPECT_TRUE(token_channels(agg, e, MultiToken::Sum)[1].eq(0).all().item<bool>());
   e.objects[1].tokens = {10};
-  EXPECT_NE(user_error([&] { token_channels(agg, e, MultiToken::Mean); }).find("outside [0, 10)"), std::string::npos);
+  EXPECT_NE(gb::test::user_error_message([&] { token_channels(agg, e, MultiToken::Mean); }).find("outside [0, 10)"), std::string::npos);
 }
 
 TEST(GocaProperties, BlurKernelAndResizeRules) {
@@ -256,7 +248,7 @@ TEST(GocaProperties, MalformedCapturesAreOneLineUserErrors) {
   auto base = sample_for({{"a", 8}, {"b", 4}}, 7, 4);
   auto seg = Segmentor(cfg_for({"a", "b"}));
   auto check = [&](gb::TensorMap s, const std::string& needle) {
-    auto msg = user_error([&] { seg.run(s, groups()); });
+    auto msg = gb::test::user_error_message([&] { seg.run(s, groups()); });
     EXPECT_NE(msg.find(needle), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos);
   };
