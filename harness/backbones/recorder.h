@@ -35,6 +35,8 @@ class CaptureRecorder {
  public:
   // Tensors are stored in `store_dtype` when given (the paper stores fp16), else in the compute dtype.
   CaptureRecorder(const CaptureSpec& spec, Capture& out, std::optional<at::ScalarType> store_dtype = std::nullopt);
+  // The recorder keeps a reference to the spec: a temporary would dangle (it silently recorded nothing).
+  CaptureRecorder(CaptureSpec&&, Capture&, std::optional<at::ScalarType> = std::nullopt) = delete;
 
   AttentionWants wants(const std::string& block_id) const;
   bool wants_key(const std::string& key) const { return spec_.wants(key); }

@@ -8,7 +8,7 @@
 # published configs, tools/parity/parity_full.py) in the paper's dtype on CUDA: `goca-bench run` of Vanilla,
 # Baseline and GoCA on a VOC-layout fixture, whose results.json holds the measured peak device memory beside
 # `goca-bench memory`'s plan and whose profile holds images/s; (3b) the side-by-side comparison with the paper's own
-# pipeline in its dtypes (needs .paper/, below); (4) the *_cuda benchmarks. A step that would pass
+# pipeline in its dtypes (needs .paper/, below); (4) the *_cuda benchmarks; (4b) the S-CFG step benchmark. A step that would pass
 # GB_CHECK_BUDGET_S (default 540 s) from the start is skipped and says so.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -123,5 +123,13 @@ if left 60; then
   timeout $((BUDGET - $(elapsed))) "${BUILD:-$ROOT/build-cuda}/tests/goca-bench-benchmarks" --benchmark_filter='cuda' \
     --benchmark_format=json > "$OUT/bench-cuda.json" 2> "$OUT/bench-cuda.err"
   say "benchmarks exit $?"
+fi
+# 4b. One S-CFG step beside one plain CFG step at SD1.5 512² in the paper's fp16 (docs/generation.md "Speed").
+if left 60; then
+  say "S-CFG step benchmark"
+  GB_BENCH_DEVICE=cuda GB_BENCH_DTYPE=fp16 timeout $((BUDGET - $(elapsed))) \
+    "${BUILD:-$ROOT/build-cuda}/tests/goca-bench-benchmarks" --benchmark_filter='BM_Sd15(Cfg|Scfg)' \
+    --benchmark_format=json > "$OUT/bench-scfg-cuda.json" 2> "$OUT/bench-scfg-cuda.err"
+  say "S-CFG benchmark exit $?"
 fi
 say "done"

@@ -70,7 +70,8 @@ at::Tensor cfg_combine(const at::Tensor& eps, double scale) {
 
 gb::Capture capture_step(Setup& s, at::Tensor& eps) {
   gb::Capture cap;
-  CaptureRecorder rec(s.seg->required_capture(), cap);
+  const gb::CaptureSpec spec = s.seg->required_capture();  // the recorder keeps a reference: it must outlive it
+  CaptureRecorder rec(spec, cap);
   eps = s.unet->forward(s.in, &rec, false);
   cap.batch_size = 2;
   return cap;

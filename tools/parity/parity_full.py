@@ -299,7 +299,11 @@ def run_one(args, name, build, reference, method, extra=()):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--goca-bench", required=True)
+    ap.add_argument("--goca-bench", help="the goca-bench binary (required unless --build-only)")
+    ap.add_argument("--build-only", choices=["sd15", "pixart-sigma"],
+                    help="only write the full-size random-weight diffusers folder of this backbone to --out "
+                         "(scripts/gpu/check.sh); nothing is compared")
+    ap.add_argument("--out", help="with --build-only: the folder to write")
     ap.add_argument("--only", choices=["sd15", "pixart-sigma"])
     ap.add_argument("--workdir")
     ap.add_argument("--keep", action="store_true", help="keep the weights and capture files")
@@ -311,6 +315,18 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.build_only:
+        if not args.out:
+            ap.error("--build-only needs --out DIR")
+        os.makedirs(args.out, exist_ok=True)
+        if args.build_only == "sd15":
+            build_sd15(args.out)
+        else:
+            build_pixart(args.out, args.t5_layers)
+        print(f"parity-full: wrote the full-size random {args.build_only} folder to {args.out}")
+        return
+    if not args.goca_bench:
+        ap.error("--goca-bench is required (or --build-only)")
     args.goca_bench = os.path.abspath(args.goca_bench)
     tmp = None
     if not args.workdir:
