@@ -12,7 +12,6 @@
 //             ids already written; <out>/generate.json (settings, provenance, per-stage seconds, peak memory)
 // The prompt-file reader (harness/io/prompt_file.h) comes with the metrics work; the command registers once it is in
 // the tree.
-#if __has_include("harness/io/prompt_file.h")
 #include "gb_build_info.h"
 #include "harness/core/strings.h"
 #include "goca/segmentor.h"
@@ -281,4 +280,3 @@ GB_REGISTER_COMMAND(add);
 
 }  // namespace
 
-#endif  // __has_include("harness/io/prompt_file.h")

@@ -4,10 +4,7 @@
 
 #include <fmt/ranges.h>
 
-#if __has_include("harness/generation/scfg.h")
 #include "harness/generation/scfg.h"
-#define GB_HAVE_SCFG 1
-#endif
 
 namespace gb::gen {
 
@@ -20,18 +17,12 @@ at::Tensor CfgGuidance::combine(const at::Tensor& eps_uncond, const at::Tensor& 
 }
 
 std::vector<std::string> guidance_names() {
-#ifdef GB_HAVE_SCFG
   return {"cfg", "scfg"};
-#else
-  return {"cfg"};
-#endif
 }
 
 std::unique_ptr<Guidance> make_guidance(const std::string& name, const GuidanceOptions& options) {
   if (name == "cfg") return std::make_unique<CfgGuidance>(options);
-#ifdef GB_HAVE_SCFG
   if (name == "scfg") return make_scfg_guidance(options);
-#endif
   fail("unknown guidance '{}' (known: {})", name, fmt::join(guidance_names(), ", "));
 }
 

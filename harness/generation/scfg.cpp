@@ -132,7 +132,6 @@ at::Tensor scfg_combine(const at::Tensor& eps_uncond, const at::Tensor& eps_cond
 
 }  // namespace gb::gen
 
-#if __has_include("harness/generation/guidance.h")
 namespace gb::gen {
 namespace {
 
@@ -212,4 +211,3 @@ std::unique_ptr<Guidance> make_scfg_guidance(const GuidanceOptions& options) {
 }
 
 }  // namespace gb::gen
-#endif

@@ -16,6 +16,7 @@
 //      each token region, painted back onto the regions, clamped to [0.8, 3.0] and to at most 15/G, smoothed
 //      by the paper's 3x3 GaussianSmoothing (sigma 0.5, its kernel formula) after reflect padding;
 //   5. eps = eps_u + (G * rate) * (eps_c - eps_u).
+#include "harness/generation/guidance.h"
 #include <ATen/core/Tensor.h>
 
 #include "goca/segmentor.h"
@@ -71,12 +72,6 @@ at::Tensor scfg_rate(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, c
 at::Tensor scfg_combine(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, const at::Tensor& rate,
                         double guidance_scale);
 
-}  // namespace gb::gen
-
-#if __has_include("harness/generation/guidance.h")
-#include "harness/generation/guidance.h"
-
-namespace gb::gen {
 
 // `--guidance scfg`: the functions above at every step, on the capture of the CFG batch [uncond..., cond...].
 // The masks come from a method plan (baselines/method_yaml.h): --method, or the backbone's `scfg` preset
@@ -112,4 +107,3 @@ class ScfgGuidance : public Guidance {
 std::unique_ptr<Guidance> make_scfg_guidance(const GuidanceOptions& options);
 
 }  // namespace gb::gen
-#endif

@@ -250,7 +250,6 @@ TEST(SdBackbone, UnsupportedConfigValuesAreErrorsNamingFileAndField) {
   EXPECT_NE(msg.find("layers_per_block"), std::string::npos) << msg;
 }
 
-#if __has_include("harness/text/clip_tokenizer.h")
 // The folder's tokenizer/ is attached (pad token from special_tokens_map.json, max length from the text encoder).
 TEST(SdBackbone, LoadsTheFolderTokenizer) {
   auto dir = folders().base / "withtok";
@@ -271,4 +270,3 @@ TEST(SdBackbone, LoadsTheFolderTokenizer) {
   auto no_tok = open_backbone(folders().sd15, tiny_options());
   EXPECT_NE(gb::test::user_error_message([&] { no_tok->tokenizer(); }).find("tokenizer"), std::string::npos);
 }
-#endif

@@ -113,7 +113,6 @@ TEST(BackboneCli, CaptureBadInputIsOneLineExitTwo) {
   EXPECT_EQ(r.code, 2) << r.out;
 }
 
-#if __has_include("baselines/method_yaml.h")
 // --method captures exactly what the method reads (self maps as head means).
 TEST(BackboneCli, CaptureForAMethodFile) {
   auto yaml = (fx().dir / "m.yaml").string();
@@ -141,4 +140,3 @@ TEST(BackboneCli, CaptureForAMethodFile) {
   EXPECT_EQ(t.at("up-level1-repeat0-vit-block0-self-map").sizes().vec(), (std::vector<int64_t>{1, 64, 64}));
   EXPECT_TRUE(t.count("down-level0-repeat0-vit-block0-cross-special-post-value"));
 }
-#endif

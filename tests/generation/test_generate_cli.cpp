@@ -2,7 +2,6 @@
 // the CLIP tokenizer files): images do not depend on the batch size, on sharding or on --resume (up to the GEMM
 // reduction order, see expect_same); --latents with the
 // seeded noise reproduces the seeded run; bad inputs exit 2 with one line.
-#if __has_include("harness/io/prompt_file.h")  // the command exists once the prompt-file reader is in the tree
 #ifndef GB_CLI_BINARY
 #define GB_CLI_BINARY "goca-bench"
 #endif
@@ -145,4 +144,3 @@ TEST(GenerateCli, BadInputsExitTwoWithOneLine) {
 
 }  // namespace
 
-#endif  // __has_include("harness/io/prompt_file.h")
