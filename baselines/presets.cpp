@@ -4,6 +4,7 @@
 
 #include "harness/core/errors.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace gb::baselines {
@@ -167,9 +168,15 @@ Preset make(const std::string& backbone, const std::string& variant, const std::
   return Preset{backbone, variant, paper, MethodPlan{std::move(m), post, capture}, std::move(note)};
 }
 
+Preset derive(Preset p) {
+  p.derived = true;
+  return p;
+}
+
 std::vector<Preset> build() {
   using namespace layers;
   const CaptureSettings sd15{512, 100}, xl{1024, 100}, sigma{1024, 100}, flux{1024, 150};
+  const CaptureSettings alpha{512, 100}, sigma512{512, 100}, sd21{768, 100};
   const std::string sd15_ref = "up-level2-repeat1-vit-block0-cross-q";
   const std::string xl_ref = "up-level1-repeat0-vit-block0-cross-q";
   const std::string sigma_ref = "vit-block13-cross-q";
@@ -207,6 +214,47 @@ std::vector<Preset> build() {
       make("flux", "goca", "flux", flux_goca, dit_cross(range(0, 56)), flux_ref, dit_self({12, 18}), 2, flux,
            "head_method is 'average' in the paper's Flux config: single-stream blocks store no special values\n"
            "and double-stream ones store image values. Layers 0-56 (19 double-, 38 single-stream), t = 150."),
+      // ---- beyond the paper's four models (issue 16) ----
+      make("pixart-alpha", "vanilla", "alpha_vanilla", vanilla_method(), dit_cross(range(0, 27)), sigma_ref,
+           dit_self(range(10, 17)), 5, alpha,
+           "The paper's config_model_alpha_vanilla.py: all 28 blocks (Sigma's vanilla keeps 10-17) at 512². " +
+           unused_ref),
+      make("pixart-alpha", "goca", "alpha", goca_method(), dit_cross(range(0, 27)), sigma_ref,
+           dit_self(range(10, 17)), 5, alpha,
+           "The paper's config_model_alpha.py: Sigma's GoCA at 512² (the paper loaded PixArt-XL-2-512x512; the\n"
+           "1024-MS checkpoint of this kind runs at 512² with the matching micro-conditions)."),
+      derive(make("pixart-sigma-512", "vanilla", "sigma_vanilla", vanilla_method(), dit_cross(range(10, 17)),
+                  sigma_ref, dit_self(range(10, 17)), 5, sigma512,
+                  "Sigma's vanilla preset at 512², the native size of PixArt-Sigma-XL-2-512-MS. " + unused_ref)),
+      derive(make("pixart-sigma-512", "goca", "sigma", goca_method(), dit_cross(range(0, 27)), sigma_ref,
+                  dit_self(range(10, 17)), 5, sigma512,
+                  "Sigma's GoCA preset at 512², the native size of PixArt-Sigma-XL-2-512-MS (the checkpoint of the\n"
+                  "paper's generation experiment).")),
+      derive(make("sd21", "vanilla", "15_vanilla", vanilla_method(), sd15_all(), sd15_ref, sd15_self(), 2, sd21,
+                  "SD1.5's vanilla preset (the SD 2.x UNet has the same 16 blocks) at 768², SD 2.1's size. " +
+                  unused_ref)),
+      derive(make("sd21", "goca", "15", goca_method(), sd15_all(), sd15_ref, sd15_self(), 2, sd21,
+                  "SD1.5's GoCA preset (the SD 2.x UNet has the same 16 blocks) at 768², SD 2.1's size.")),
+      derive(make("sd21-base", "vanilla", "15_vanilla", vanilla_method(), sd15_all(), sd15_ref, sd15_self(), 2, sd15,
+                  "SD1.5's vanilla preset (the SD 2.x UNet has the same 16 blocks) at 512². " + unused_ref)),
+      derive(make("sd21-base", "goca", "15", goca_method(), sd15_all(), sd15_ref, sd15_self(), 2, sd15,
+                  "SD1.5's GoCA preset (the SD 2.x UNet has the same 16 blocks) at 512².")),
+      derive(make("sd35-medium", "vanilla", "flux_vanilla", vanilla_method(), dit_cross({3, 12, 20}),
+                  "vit-block12-attn-out", dit_self({3, 12, 20}), 2, flux,
+                  "Flux's vanilla blocks 8, 28, 47 of 57 at the same relative depth of 24 MMDiT blocks. " + unused_ref)),
+      derive(make("sd35-medium", "goca", "flux", goca_method(), dit_cross(range(0, 23)), "vit-block12-attn-out",
+                  dit_self({5, 8}), 2, flux,
+                  "Flux's GoCA over all 24 blocks (ref and self blocks at Flux's relative depths: 27, 12, 18 of 57).\n"
+                  "Every MMDiT block stores its image values, so the head method is GoCA's dot product, not\n"
+                  "Flux's average. t = 150 over the pipeline's 50 steps, as the paper chose Flux's.")),
+      derive(make("sd35-large", "vanilla", "flux_vanilla", vanilla_method(), dit_cross({5, 19, 31}),
+                  "vit-block18-attn-out", dit_self({5, 19, 31}), 2, flux,
+                  "Flux's vanilla blocks 8, 28, 47 of 57 at the same relative depth of 38 MMDiT blocks. " + unused_ref)),
+      derive(make("sd35-large", "goca", "flux", goca_method(), dit_cross(range(0, 37)), "vit-block18-attn-out",
+                  dit_self({8, 12}), 2, flux,
+                  "Flux's GoCA over all 38 blocks (ref and self blocks at Flux's relative depths: 27, 12, 18 of 57).\n"
+                  "Every MMDiT block stores its image values, so the head method is GoCA's dot product, not\n"
+                  "Flux's average. t = 150 over the pipeline's 50 steps, as the paper chose Flux's.")),
   };
 }
 
@@ -246,7 +294,12 @@ std::string paper_config_file(const Preset& p) {
   return "src-main/configs/config-model/config_model_" + p.paper_config + ".py";
 }
 
-std::vector<std::string> preset_backbones() { return {"sd15", "sdxl", "pixart-sigma", "flux"}; }
+std::vector<std::string> preset_backbones() {
+  std::vector<std::string> out;
+  for (const auto& p : all_presets())
+    if (std::find(out.begin(), out.end(), p.backbone) == out.end()) out.push_back(p.backbone);
+  return out;
+}
 
 const Preset& find_preset(const std::string& backbone, const std::string& variant) {
   std::string list;

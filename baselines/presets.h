@@ -22,6 +22,15 @@
 //                                            channel), affinity order 2, 512 x 512
 //   pixart-sigma   scfg       gen_sigma      goca with ref_mode full, affinity order 5, 512 x 512        blocks 10-17
 //
+// Beyond the paper's four models (issue 16; `paper_config` names the config a preset follows, `derived` says it
+// is not that config verbatim, and the note says what changed and why):
+//   pixart-alpha      vanilla/goca   alpha_vanilla / alpha (verbatim: 512², t = 100; the paper ran the
+//                                    512x512 checkpoint, this kind is the 1024-MS one, which takes 512² too)
+//   pixart-sigma-512  vanilla/goca   sigma_vanilla / sigma at 512² (the checkpoint's native size)
+//   sd21, sd21-base   vanilla/goca   15_vanilla / 15 (the SD 2.x UNet has SD1.5's block layout) at 768² / 512²
+//   sd35-medium/large vanilla/goca   flux_vanilla / flux layer choices mapped to relative depth, t = 150,
+//                                    GoCA with the dot-product head (every MMDiT block stores its values)
+//
 // A preset is a MethodPlan: the goca::MethodConfig, the post-processing chain, and the capture settings
 // (image size, timestep) the paper ran it with.
 #include "goca/method_config.h"
@@ -66,6 +75,7 @@ struct Preset {
   std::string paper_config;  // the paper's config file suffix: "15_vanilla", "xl", "fttm", ...
   MethodPlan plan;
   std::string note;          // what is special about it (written into the shipped YAML's header)
+  bool derived = false;      // follows `paper_config` with the changes the note gives (a backbone the paper lacks)
 };
 
 // Every segmentation preset, in the table's order.
@@ -74,7 +84,7 @@ const std::vector<Preset>& all_presets();
 const std::vector<Preset>& generation_presets();
 // The paper's file a preset comes from, e.g. "src-main/configs/config-model/config_model_15.py".
 std::string paper_config_file(const Preset& p);
-std::vector<std::string> preset_backbones();  // "sd15", "sdxl", "pixart-sigma", "flux"
+std::vector<std::string> preset_backbones();  // "sd15", "sdxl", "pixart-sigma", "flux", then the issue-16 ones
 // Either table. UserError listing the available ones when the pair does not exist.
 const Preset& find_preset(const std::string& backbone, const std::string& variant);
 

@@ -23,6 +23,17 @@ ClipTextConfig ClipTextConfig::bigg() {
   return c;
 }
 
+ClipTextConfig ClipTextConfig::openclip_h() {
+  ClipTextConfig c;
+  c.hidden_size = 1024;
+  c.intermediate_size = 4096;
+  c.num_hidden_layers = 23;
+  c.num_attention_heads = 16;
+  c.hidden_act = "gelu";
+  c.projection_dim = 512;
+  return c;
+}
+
 namespace {
 void read_text_fields(const nlohmann::json& j, ClipTextConfig& c, const std::string& path) {
   json_get(j, "vocab_size", c.vocab_size, path);

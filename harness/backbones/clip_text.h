@@ -25,6 +25,9 @@ struct ClipTextConfig {  // text_encoder/config.json
 
   static ClipTextConfig clip_l();   // H15 text_encoder
   static ClipTextConfig bigg();     // HXL-te text_encoder_2
+  // OpenCLIP ViT-H/14's text tower as SD 2.x ships it (CLIPTextModel, 23 of its 24 layers: the last was dropped at
+  // conversion, so last_hidden_state — after the final LayerNorm — is the "penultimate layer" conditioning).
+  static ClipTextConfig openclip_h();
   static ClipTextConfig from_json(const std::string& path);
   // The text tower of a transformers CLIPModel folder's config.json: "text_config" over CLIPTextConfig's
   // defaults (hidden 512, 8 heads, eos_token_id 49407), with the top-level "projection_dim" projection.

@@ -64,6 +64,10 @@ at::Tensor PixArtNoising::apply(const at::Tensor& z0, const at::Tensor& noise) c
 FlowMatchSchedulerConfig FlowMatchSchedulerConfig::from_json(const std::string& path) {
   auto j = read_json_file(path);
   FlowMatchSchedulerConfig c;
+  // Keys the file leaves out take FlowMatchEulerDiscreteScheduler's defaults (shift 1, no dynamic shifting; SD3.5's
+  // config sets only the shift), not FLUX.1-dev's values.
+  c.shift = 1.0;
+  c.use_dynamic_shifting = false;
   std::string cls = "FlowMatchEulerDiscreteScheduler";
   json_get(j, "_class_name", cls, path);
   json_get(j, "num_train_timesteps", c.num_train_timesteps, path);
@@ -74,7 +78,7 @@ FlowMatchSchedulerConfig FlowMatchSchedulerConfig::from_json(const std::string& 
   json_get(j, "base_image_seq_len", c.base_image_seq_len, path);
   json_get(j, "max_image_seq_len", c.max_image_seq_len, path);
   if (cls != "FlowMatchEulerDiscreteScheduler")
-    fail_file(path, "scheduler '{}' is not supported for Flux (FlowMatchEulerDiscreteScheduler)", cls);
+    fail_file(path, "scheduler '{}' is not supported for a flow-matching backbone (FlowMatchEulerDiscreteScheduler)", cls);
   for (const char* k : {"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas"})
     if (j.contains(k) && j[k].is_boolean() && j[k].get<bool>()) fail_file(path, "{} is not supported", k);
   if (j.contains("shift_terminal") && !j["shift_terminal"].is_null()) fail_file(path, "shift_terminal is not supported");

@@ -35,7 +35,8 @@ struct PixArtNoising {
 };
 PixArtNoising plan_pixart_noising(const DpmSchedulerConfig& c, int64_t paper_t, int64_t num_inference_steps = 1000);
 
-// scheduler/scheduler_config.json of FLUX.1-dev (FlowMatchEulerDiscreteScheduler).
+// scheduler/scheduler_config.json of FLUX.1-dev and SD3.5 (FlowMatchEulerDiscreteScheduler); from_json takes the
+// class defaults for absent keys, flux_dev() is FLUX.1-dev's file.
 struct FlowMatchSchedulerConfig {
   int64_t num_train_timesteps = 1000;
   double shift = 3.0;

@@ -106,13 +106,26 @@ const std::vector<std::string>& CheckpointFolder::keys(const std::string& compon
   if (it != keys_.end()) return it->second;
   std::vector<std::string> k;
   const std::string file = find_component_checkpoint(root_, component);
-  if (!file.empty()) k = SafetensorsCheckpoint::open(file).keys();
+  if (!file.empty()) {
+    auto ckpt = SafetensorsCheckpoint::open(file);
+    k = ckpt.keys();
+    auto& shapes = shapes_[component];
+    for (const auto& key : k) shapes[key] = ckpt.info(key).shape;
+  }
   return keys_.emplace(component, std::move(k)).first->second;
 }
 
 bool CheckpointFolder::has_key(const std::string& component, const std::string& key) const {
   const auto& k = keys(component);
   return std::binary_search(k.begin(), k.end(), key);
+}
+
+std::vector<int64_t> CheckpointFolder::shape(const std::string& component, const std::string& key) const {
+  keys(component);
+  auto c = shapes_.find(component);
+  if (c == shapes_.end()) return {};
+  auto it = c->second.find(key);
+  return it == c->second.end() ? std::vector<int64_t>{} : it->second;
 }
 
 }  // namespace gb::bb

@@ -65,10 +65,13 @@ class CheckpointFolder {
   // Tensor names of a component's checkpoint (plain or fp16 variant, sharded or not); empty when none.
   const std::vector<std::string>& keys(const std::string& component) const;
   bool has_key(const std::string& component, const std::string& key) const;
+  // The tensor's shape (from the header); empty when the key is absent.
+  std::vector<int64_t> shape(const std::string& component, const std::string& key) const;
 
  private:
   std::string root_;
   mutable std::map<std::string, std::vector<std::string>> keys_;
+  mutable std::map<std::string, std::map<std::string, std::vector<int64_t>>> shapes_;
 };
 
 // <root>/<component>/<name> of a checkpoint folder; UserError naming the path when it is not a file.

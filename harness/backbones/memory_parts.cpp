@@ -73,9 +73,18 @@ ComponentWeights t5_component(const std::string& name, const T5Config& cfg, at::
 // Explicit path (attention_probs + record_map), nn.cpp: q, k, v projections, the reshape copies q3/k3, baddbmm's
 // base + scores, then scores + P, then (self head mean) P + its fp32 copy + the fp32 mean.
 std::vector<MemoryTerm> explicit_attention(int64_t B, int64_t H, int64_t Nq, int64_t Nk, int64_t C, at::ScalarType dt,
-                                           bool head_mean, bool store_fp32, int64_t act_tokens) {
+                                           bool head_mean, bool store_fp32, int64_t act_tokens, bool upcast) {
   const int64_t s = esize(dt);
   const int64_t P = B * H * Nq * Nk;
+  if (upcast && dt != at::kFloat) {
+    // q, k cast to fp32 (strided copies) and reshaped (fp32 copies); scores and softmax in fp32, then the dt
+    // probabilities while the fp32 softmax is alive.
+    const int64_t proj = B * (act_tokens * C + Nq * C + 2 * Nk * C) * s + 2 * B * (Nq * C + Nk * C) * 4;
+    int64_t record = 0;
+    if (head_mean) record = P * s + P * 4 + (store_fp32 ? 0 : B * Nq * Nk * 4);
+    return {{"activations (x, q, k, v, fp32 q/k copies)", proj},
+            {"fp32 scores + softmax P (upcast attention_probs)", std::max({2 * P * 4, P * (4 + s), record})}};
+  }
   const int64_t proj = B * (act_tokens * C + Nq * C + 2 * Nk * C + Nq * C + Nk * C) * s;  // act, q, k, v, q3, k3
   const int64_t scores = 2 * P * s;  // base+scores (baddbmm), then scores+P (softmax): the same size
   int64_t record = 0;
@@ -115,7 +124,7 @@ std::vector<int64_t> shape_of(const std::map<std::string, std::vector<int64_t>>&
 std::vector<MemoryUnit> attention_units(const std::vector<std::string>& blocks, const std::vector<LayerInfo>& layers,
                                         const CaptureSpec& spec, int64_t B, at::ScalarType dt, at::ScalarType store,
                                         int64_t act_self, int64_t act_cross, const std::string& device,
-                                        bool cross_masked) {
+                                        bool cross_masked, bool upcast) {
   const auto shapes = layer_shapes(layers);
   std::vector<MemoryUnit> units;
   for (const auto& b : blocks) {
@@ -127,7 +136,8 @@ std::vector<MemoryUnit> attention_units(const std::vector<std::string>& blocks, 
       const int64_t act = self ? act_self : act_cross;
       MemoryUnit u{id, {}};
       if (spec.wants(id + "-map"))
-        u.transient = explicit_attention(B, H, Nq, Nk, C, dt, spec.self_map_head_mean && self, store == at::kFloat, act);
+        u.transient = explicit_attention(B, H, Nq, Nk, C, dt, spec.self_map_head_mean && self, store == at::kFloat, act,
+                                       upcast);
       else
         u.transient = sdpa_attention(device, B, H, Nq, Nk, C, dt, act, !self && cross_masked);
       units.push_back(std::move(u));

@@ -34,9 +34,10 @@ ComponentWeights component(const std::string& name, at::ScalarType dtype, const 
 ComponentWeights t5_component(const std::string& name, const T5Config& cfg, at::ScalarType dtype, bool int8);
 
 // Attention::operator() on the explicit path (scores and softmax materialised, the map recorded) and on fused
-// SDPA; `act_tokens` = activations of width C the caller keeps alive (block input, normed input...).
+// SDPA; `act_tokens` = activations of width C the caller keeps alive (block input, normed input...). `upcast`
+// (diffusers upcast_attention, SD 2.1 768-v): the explicit path computes q·kᵀ and the softmax in fp32.
 std::vector<MemoryTerm> explicit_attention(int64_t B, int64_t H, int64_t Nq, int64_t Nk, int64_t C, at::ScalarType dt,
-                                           bool head_mean, bool store_fp32, int64_t act_tokens);
+                                           bool head_mean, bool store_fp32, int64_t act_tokens, bool upcast = false);
 std::vector<MemoryTerm> fused_attention(int64_t B, int64_t Nq, int64_t Nk, int64_t C, at::ScalarType dt,
                                         int64_t act_tokens);
 // compat::scaled_dot_product_attention on `device` (H heads of width C/H, with or without a mask): the fused
@@ -50,7 +51,7 @@ std::vector<MemoryTerm> sdpa_attention(const std::string& device, int64_t B, int
 std::vector<MemoryUnit> attention_units(const std::vector<std::string>& blocks, const std::vector<LayerInfo>& layers,
                                         const CaptureSpec& spec, int64_t B, at::ScalarType dt, at::ScalarType store,
                                         int64_t act_self, int64_t act_cross, const std::string& device,
-                                        bool cross_masked);
+                                        bool cross_masked, bool upcast = false);
 
 // Text phases: T5 at L tokens (masked: a per-sample position bias; int8: one sequence per call) and CLIP.
 MemoryPhase t5_text_phase(const T5Config& t5, int64_t B, int64_t L, at::ScalarType dt, bool int8, bool masked);

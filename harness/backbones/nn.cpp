@@ -181,7 +181,11 @@ at::Tensor Attention::operator()(const at::Tensor& x, const at::Tensor& context,
   double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   at::Tensor o;
   if (w.map) {
-    auto p = attention_probs(qh, kh, scale, mask);
+    // The explicit route is diffusers' Attention.get_attention_scores, which upcasts when upcast_attention; the
+    // fused route (AttnProcessor2_0) ignores upcast_attention.
+    auto p = upcast && qh.scalar_type() != at::kFloat
+                 ? attention_probs(qh.to(at::kFloat), kh.to(at::kFloat), scale, mask).to(qh.scalar_type())
+                 : attention_probs(qh, kh, scale, mask);
     recorder->record_map(capture_id, p);
     o = at::matmul(p, vh);
   } else {

@@ -125,6 +125,10 @@ struct Attention {
   Linear to_q, to_k, to_v, to_out;  // to_out.0
   int64_t heads = 1, head_dim = 0;
   std::string capture_id;  // paper block id ("...-vit-block0-cross"); empty = never captured
+  // diffusers Attention(upcast_attention=True) (SD 2.1 768-v): on the explicit (map-capturing) route q·kᵀ and the
+  // softmax in fp32, the probabilities cast back to the compute dtype before they meet the values
+  // (Attention.get_attention_scores); the fused route ignores it, as AttnProcessor2_0 does.
+  bool upcast = false;
   Attention() = default;
   Attention(const WeightStore& ws, int64_t query_dim, int64_t context_dim, int64_t heads, int64_t head_dim,
             bool qkv_bias, bool out_bias, std::string capture_id = "");

@@ -2,6 +2,7 @@
 #include "harness/backbones/memory_plan.h"
 
 #include "harness/backbones/image_preprocess.h"
+#include "harness/backbones/json_config.h"
 #include "harness/backbones/recorder.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
@@ -24,13 +25,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The paper's settings: fp16 on the GPU, 1024², t = 100, the pipeline's 300 T5 tokens.
-BackboneDefaults pixart_defaults() {
+// The paper's settings: fp16 on the GPU, t = 100; the checkpoint's native resolution (1024², Sigma-512: 512²)
+// and its pipeline's T5 length (300, alpha: 120).
+BackboneDefaults pixart_defaults(PixArtVariant v) {
   BackboneDefaults d;
   d.gpu_dtype = at::kHalf;
-  d.image_size = 1024;
+  d.image_size = v == PixArtVariant::sigma_512 ? 512 : 1024;
   d.timestep = 100;
-  d.text_length = kPixArtSigmaTextLength;
+  d.text_length = pixart_text_length(v);
   return d;
 }
 
@@ -45,8 +47,30 @@ std::string pixart_prompt(const std::string& p) {
 
 }  // namespace
 
-PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const BackboneOptions& options)
-    : options_(options), device_(options.torch_device()), dtype_(options.resolve_dtype(pixart_defaults().gpu_dtype)) {
+const char* to_string(PixArtVariant v) {
+  switch (v) {
+    case PixArtVariant::sigma: return "pixart-sigma";
+    case PixArtVariant::sigma_512: return "pixart-sigma-512";
+    case PixArtVariant::alpha: return "pixart-alpha";
+  }
+  return "?";
+}
+
+int64_t pixart_text_length(PixArtVariant v) { return v == PixArtVariant::alpha ? 120 : 300; }
+
+PixArtConfig pixart_default_config(PixArtVariant v) {
+  switch (v) {
+    case PixArtVariant::sigma: return PixArtConfig::sigma_xl_2_1024();
+    case PixArtVariant::sigma_512: return PixArtConfig::sigma_xl_2_512();
+    case PixArtVariant::alpha: return PixArtConfig::alpha_xl_2_1024_ms();
+  }
+  return PixArtConfig::sigma_xl_2_1024();
+}
+
+PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const BackboneOptions& options,
+                                         PixArtVariant variant)
+    : variant_(variant), options_(options), device_(options.torch_device()),
+      dtype_(options.resolve_dtype(pixart_defaults(variant).gpu_dtype)) {
   // No t5_int8 (registry: the paper ran PixArt's T5 in fp16 with `wo` in fp32).
   auto tcfg = PixArtConfig::from_json(folder.file("transformer"));
   auto vcfg = VaeConfig::from_json(folder.file("vae"));
@@ -58,11 +82,11 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
   if (ecfg.d_model != tcfg.caption_channels)
     fail_file(folder.file("transformer"), "caption_channels {} != T5 d_model {}", tcfg.caption_channels,
               ecfg.d_model);
-  image_size_ = options.image_size.value_or(pixart_defaults().image_size);
+  image_size_ = options.image_size.value_or(pixart_defaults(variant).image_size);
   const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
   if (image_size_ <= 0 || image_size_ % (vae_scale * tcfg.patch_size) != 0)
     fail("image size {} must be a positive multiple of {}", image_size_, vae_scale * tcfg.patch_size);
-  plan_ = plan_pixart_noising(scfg, options.timestep.value_or(pixart_defaults().timestep));
+  plan_ = plan_pixart_noising(scfg, options.timestep.value_or(pixart_defaults(variant).timestep));
 
   {
     auto ws = WeightStore::open_component(folder.root(), "transformer", dtype_, device_, options.variant);
@@ -86,11 +110,13 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
   tokenizer_ = options.tokenizer;
   // The folder's T5 SentencePiece model (tokenizer/spiece.model), padded to the pipeline's 300 tokens.
   const fs::path spm = fs::path(folder.root()) / "tokenizer" / "spiece.model";
-  if (!tokenizer_ && fs::is_regular_file(spm)) tokenizer_ = text::T5Tokenizer::from_file(spm.string(), kPixArtSigmaTextLength);
+  if (!tokenizer_ && fs::is_regular_file(spm)) tokenizer_ = text::T5Tokenizer::from_file(spm.string(), pixart_text_length(variant));
   for (const auto& l : list_layers()) layer_names_.insert(l.name);
 }
 
-int64_t PixArtSigmaBackbone::text_length() const { return tokenizer_ ? tokenizer_->max_length() : kPixArtSigmaTextLength; }
+int64_t PixArtSigmaBackbone::text_length() const {
+  return tokenizer_ ? tokenizer_->max_length() : pixart_text_length(variant_);
+}
 
 std::vector<LayerInfo> PixArtSigmaBackbone::list_layers() const {
   const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
@@ -98,7 +124,7 @@ std::vector<LayerInfo> PixArtSigmaBackbone::list_layers() const {
 }
 
 const TextTokenizer& PixArtSigmaBackbone::tokenizer() const {
-  if (!tokenizer_) fail("pixart-sigma: no T5 tokenizer is attached to this backbone");
+  if (!tokenizer_) fail("{}: no T5 tokenizer is attached to this backbone", kind());
   return *tokenizer_;
 }
 
@@ -119,7 +145,7 @@ std::pair<at::Tensor, at::Tensor> PixArtSigmaBackbone::token_ids(const std::vect
 
 PixArtSigmaBackbone::Text PixArtSigmaBackbone::encode(const at::Tensor& ids, const at::Tensor& mask) {
   c10::InferenceMode guard;
-  if (!t5_) throw std::logic_error("pixart-sigma: encode after the text encoder was released");
+  if (!t5_) throw std::logic_error(kind() + ": encode after the text encoder was released");
   Text text;
   text.mask = mask.to(device_, at::kLong);
   const at::Tensor dids = ids.to(device_, at::kLong);
@@ -143,9 +169,9 @@ void PixArtSigmaBackbone::prepare_prompts(const std::vector<std::string>& prompt
     const auto [ids, mask] = token_ids(chunk);
     const Text t = encode(ids, mask);
     return PromptConditioningCache::Rows{{"t5", t.t5}, {"mask", t.mask}};
-  }, "pixart-sigma");
+  }, kind());
   if (!t5_) return;
-  log::info("pixart-sigma: encoded {} prompts ({:.1f} MiB of host memory); T5 freed (text_encoder: free)",
+  log::info("{}: encoded {} prompts ({:.1f} MiB of host memory); T5 freed (text_encoder: free)", kind(),
             text_cache_.size(), text_cache_.bytes() / 1048576.0);
   release_text_encoder();
 }
@@ -153,19 +179,19 @@ void PixArtSigmaBackbone::prepare_prompts(const std::vector<std::string>& prompt
 Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
   if (batch.prompts.size() != batch.images.size())
     fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
-  if (batch.images.empty()) fail("pixart-sigma: empty batch");
+  if (batch.images.empty()) fail("{}: empty batch", kind());
   check_capture_keys(spec, layer_names_, kind());
   auto t0 = std::chrono::steady_clock::now();
   gb::trace::Span text_span("text");
   Text text;
   if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
-    auto rows = text_cache_.gather(batch.prompts, device_, "pixart-sigma");
+    auto rows = text_cache_.gather(batch.prompts, device_, kind());
     text.t5 = rows.at("t5");
     text.mask = rows.at("mask");
   } else {
     const auto [ids, mask] = token_ids(batch.prompts);
     if (ids.size(1) != text_length())
-      fail("pixart-sigma: token ids have length {} but the captures are laid out for {}", ids.size(1), text_length());
+      fail("{}: token ids have length {} but the captures are laid out for {}", kind(), ids.size(1), text_length());
     text = encode(ids, mask);
     if (options_.text_encoder == TextEncoderResidency::free) {
       text_cache_.store(batch.prompts, {{"t5", text.t5}, {"mask", text.mask}});
@@ -181,13 +207,13 @@ Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, 
                                          const at::Tensor& mask, const std::vector<std::string>& image_ids,
                                          uint64_t seed, const CaptureSpec& spec) {
   const int64_t b = static_cast<int64_t>(images.size());
-  if (b == 0) fail("pixart-sigma: empty batch");
-  if (ids.dim() != 2 || ids.size(0) != b) fail("pixart-sigma: token ids must be [{}, T], got {}", b, shape_str(ids.sizes()));
-  if (mask.sizes() != ids.sizes()) fail("pixart-sigma: mask must match ids {}", shape_str(ids.sizes()));
+  if (b == 0) fail("{}: empty batch", kind());
+  if (ids.dim() != 2 || ids.size(0) != b) fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
+  if (mask.sizes() != ids.sizes()) fail("{}: mask must match ids {}", kind(), shape_str(ids.sizes()));
   if (ids.size(1) != text_length())
-    fail("pixart-sigma: token ids have length {} but the captures are laid out for {}", ids.size(1), text_length());
+    fail("{}: token ids have length {} but the captures are laid out for {}", kind(), ids.size(1), text_length());
   check_capture_keys(spec, layer_names_, kind());
-  if (!t5_) fail("pixart-sigma: the text encoder was freed (text_encoder: free); token-id replay needs it");
+  if (!t5_) fail("{}: the text encoder was freed (text_encoder: free); token-id replay needs it", kind());
   auto t0 = std::chrono::steady_clock::now();
   gb::trace::Span text_span("text");
   const Text text = encode(ids, mask);
@@ -202,7 +228,7 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
                                           const CaptureSpec& spec, double text_seconds) {
   c10::InferenceMode guard;
   const int64_t b = static_cast<int64_t>(images.size());
-  if (static_cast<int64_t>(image_ids.size()) != b) fail("pixart-sigma: {} images but {} image ids", b, image_ids.size());
+  if (static_cast<int64_t>(image_ids.size()) != b) fail("{}: {} images but {} image ids", kind(), b, image_ids.size());
   Capture cap;
   cap.batch_size = b;
   cap.stage_seconds["text"] = text_seconds;
@@ -222,6 +248,7 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
   in.timestep = at::full({b}, plan_.timestep, at::TensorOptions().dtype(at::kLong).device(device_));
   in.encoder_hidden_states = text.t5;
   in.encoder_attention_mask = text.mask;
+  add_micro_conditions(in, image_size_, image_size_);
   t0 = std::chrono::steady_clock::now();
   gb::trace::Span denoiser_span("denoiser");
   CaptureRecorder rec(spec, cap, options_.store_dtype);
@@ -229,17 +256,32 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
   cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
   denoiser_span.end();
   auto missing = rec.unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("pixart-sigma: '{}' was requested but not recorded", missing[0]));
+  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
 
   cap.inputs["input.latents"] = in.latents;
   cap.inputs["input.timestep"] = in.timestep;
   cap.inputs["input.encoder_hidden_states"] = in.encoder_hidden_states;
   cap.inputs["input.encoder_attention_mask"] = in.encoder_attention_mask;
+  if (in.resolution.defined()) {
+    cap.inputs["input.resolution"] = in.resolution;
+    cap.inputs["input.aspect_ratio"] = in.aspect_ratio;
+  }
   return cap;
 }
 
+void PixArtSigmaBackbone::add_micro_conditions(PixArtInputs& in, int64_t height, int64_t width) const {
+  if (!transformer_->config().use_additional_conditions) return;
+  // PixArtAlphaPipeline: torch.tensor([height, width]) and torch.tensor([float(height / width)]), repeated per
+  // sample and cast to the prompt dtype.
+  const int64_t b = in.latents.size(0);
+  const auto opt = at::TensorOptions().dtype(at::kFloat).device(device_);
+  in.resolution = at::tensor(std::vector<float>{static_cast<float>(height), static_cast<float>(width)}, opt)
+                      .to(dtype_).unsqueeze(0).expand({b, 2}).contiguous();
+  in.aspect_ratio = at::full({b, 1}, static_cast<double>(height) / static_cast<double>(width), opt).to(dtype_);
+}
+
 at::Tensor PixArtSigmaBackbone::encode_text(const at::Tensor& ids, const at::Tensor& mask) {
-  if (!t5_) fail("pixart-sigma: the text encoder was freed (text_encoder: free)");
+  if (!t5_) fail("{}: the text encoder was freed (text_encoder: free)", kind());
   return encode(ids, mask).t5;
 }
 
@@ -250,48 +292,92 @@ at::Tensor PixArtSigmaBackbone::denoise(const PixArtInputs& in, const CaptureSpe
   cap.batch_size = in.latents.size(0);
   auto out = (*transformer_)(in, spec.empty() ? nullptr : &rec, true);
   auto missing = rec.unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("pixart-sigma: '{}' was requested but not recorded", missing[0]));
+  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
   return out;
 }
 
-BackboneKind pixart_sigma_backbone_kind() {
+namespace {
+
+bool pixart_weights(const CheckpointFolder& f) {
+  return f.has_key("transformer", "adaln_single.linear.weight") &&
+         f.has_key("transformer", "caption_projection.linear_1.weight");
+}
+
+// The micro-condition embedders exist only in the 1024-MS alpha checkpoint; alpha and Sigma share everything else,
+// so a folder without them is alpha only when model_index.json says so. Sigma 512 vs 1024: sample_size (the
+// position table is computed, not stored).
+bool alpha_weights(const CheckpointFolder& f) {
+  return f.has_key("transformer", "adaln_single.emb.resolution_embedder.linear_1.weight") ||
+         f.pipeline_class() == "PixArtAlphaPipeline";
+}
+
+int64_t transformer_sample_size(const CheckpointFolder& f) {
+  return read_json_file(f.file("transformer")).value("sample_size", int64_t(128));
+}
+
+BackboneKind pixart_kind(PixArtVariant v) {
   BackboneKind k;
-  k.kind = "pixart-sigma";
-  k.description = "PixArt-Sigma XL-2 1024-MS (PixArtTransformer2DModel, T5 v1.1 XXL, DPM-Solver++ linspace at t = 100)";
-  k.detect_from_weights = [](const CheckpointFolder& f) {
-    return f.has_key("transformer", "adaln_single.linear.weight") &&
-           f.has_key("transformer", "caption_projection.linear_1.weight");
-  };
-  k.defaults = pixart_defaults();
+  k.kind = to_string(v);
+  k.defaults = pixart_defaults(v);
   k.text_encoder_modes = {TextEncoderResidency::keep, TextEncoderResidency::offload, TextEncoderResidency::free};
-  k.pipeline_classes = {"PixArtSigmaPipeline"};
-  k.load = [](const std::optional<CheckpointFolder>& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
-    return std::make_unique<PixArtSigmaBackbone>(*f, o);
+  k.load = [v](const std::optional<CheckpointFolder>& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
+    return std::make_unique<PixArtSigmaBackbone>(*f, o, v);
   };
-  k.layers = [](const BackboneOptions& o, const std::optional<std::string>& folder) {
-    PixArtConfig cfg = PixArtConfig::sigma_xl_2_1024();
+  k.layers = [v](const BackboneOptions& o, const std::optional<std::string>& folder) {
+    PixArtConfig cfg = pixart_default_config(v);
     int64_t vae_levels = 4;
     if (folder) {
       CheckpointFolder f(*folder);
       cfg = PixArtConfig::from_json(f.file("transformer"));
       vae_levels = static_cast<int64_t>(VaeConfig::from_json(f.file("vae")).block_out_channels.size());
     }
-    const int64_t latent = o.image_size.value_or(pixart_defaults().image_size) / (int64_t(1) << (vae_levels - 1));
-    return pixart_capture_layers(cfg, latent, latent, o.tokenizer ? o.tokenizer->max_length() : kPixArtSigmaTextLength);
+    const int64_t latent = o.image_size.value_or(pixart_defaults(v).image_size) / (int64_t(1) << (vae_levels - 1));
+    return pixart_capture_layers(cfg, latent, latent, o.tokenizer ? o.tokenizer->max_length() : pixart_text_length(v));
   };
-  k.memory = [](const std::optional<std::string>& folder) { return pixart_memory_model(folder); };
-  // Token-id replay: T5 ids padded with <pad> to 300; the attention mask is 0 exactly on the padding (T5
-  // tokenizers never emit <pad> for text).
-  k.token_ids.inputs = [](const CheckpointFolder& f) {
+  k.memory = [v](const std::optional<std::string>& folder) { return pixart_memory_model(v, folder); };
+  // Token-id replay: T5 ids padded with <pad> to the pipeline's length; the attention mask is 0 exactly on the
+  // padding (T5 tokenizers never emit <pad> for text).
+  k.token_ids.inputs = [v](const CheckpointFolder& f) {
     auto c = T5Config::from_json(f.file("text_encoder"));
     return std::vector<TokenIdInput>{
-        {"--token-ids", "T5 text encoder", c.vocab_size, kPixArtSigmaTextLength, c.pad_token_id, true}};
+        {"--token-ids", "T5 text encoder", c.vocab_size, pixart_text_length(v), c.pad_token_id, true}};
   };
   k.token_ids.capture = [](Backbone& b, const std::vector<at::Tensor>& images, const std::vector<at::Tensor>& ids,
                            const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec) {
     auto& px = dynamic_cast<PixArtSigmaBackbone&>(b);
     return px.capture_ids(images, ids.at(0), ids.at(0).ne(px.pad_id()).to(at::kLong), image_ids, seed, spec);
   };
+  return k;
+}
+
+}  // namespace
+
+BackboneKind pixart_sigma_backbone_kind() {
+  BackboneKind k = pixart_kind(PixArtVariant::sigma);
+  k.description = "PixArt-Sigma XL-2 1024-MS (PixArtTransformer2DModel, T5 v1.1 XXL, DPM-Solver++ linspace at t = 100)";
+  k.detect_from_weights = [](const CheckpointFolder& f) {
+    return pixart_weights(f) && !alpha_weights(f) && transformer_sample_size(f) != 64;
+  };
+  k.pipeline_classes = {"PixArtSigmaPipeline"};
+  return k;
+}
+
+BackboneKind pixart_sigma_512_backbone_kind() {
+  BackboneKind k = pixart_kind(PixArtVariant::sigma_512);
+  k.description = "PixArt-Sigma XL-2 512-MS (the paper's generation-experiment checkpoint; 512², 300 T5 tokens, t = 100)";
+  k.detect_from_weights = [](const CheckpointFolder& f) {
+    return pixart_weights(f) && !alpha_weights(f) && transformer_sample_size(f) == 64;
+  };
+  k.pipeline_classes = {"PixArtSigmaPipeline"};
+  return k;
+}
+
+BackboneKind pixart_alpha_backbone_kind() {
+  BackboneKind k = pixart_kind(PixArtVariant::alpha);
+  k.description =
+      "PixArt-alpha XL-2 1024-MS (micro-conditions resolution/aspect ratio, 120 T5 tokens, DPM-Solver++ at t = 100)";
+  k.detect_from_weights = [](const CheckpointFolder& f) { return pixart_weights(f) && alpha_weights(f); };
+  k.pipeline_classes = {"PixArtAlphaPipeline"};
   return k;
 }
 

@@ -1,7 +1,13 @@
 #pragma once
-// The PixArt-Sigma backbone (gb::Backbone): T5 text encoding with the caption mask, fp32 VAE posterior sample,
+// The PixArt backbones (gb::Backbone): T5 text encoding with the caption mask, fp32 VAE posterior sample,
 // DPM-Solver++ noising at t = 100 (linear betas), one transformer forward with the paper's captures
-// (spec backbones.md §4, §6, §7; GDF's img2img PixArtSigmaPipeline G-pix).
+// (spec backbones.md §4, §6, §7; GDF's img2img PixArtSigmaPipeline G-pix and PixArtAlphaPipeline, which run the
+// same steps). Three kinds share the class:
+//   pixart-sigma      PixArt-Sigma XL-2 1024-MS (the paper's): 300 T5 tokens, 1024².
+//   pixart-sigma-512  PixArt-Sigma XL-2 512-MS (the paper's generation experiment): 300 tokens, 512².
+//   pixart-alpha      PixArt-alpha XL-2 1024-MS: 120 tokens (PixArtAlphaPipeline max_sequence_length), 1024², and
+//                     the micro-conditions resolution = (S, S), aspect ratio 1 that PixArtAlphaPipeline passes for a
+//                     sample_size-128 transformer (GDF passes None, which that checkpoint cannot run with).
 //
 // Randomness: two draws per image in the paper's order (VAE posterior ε, then diffusion ε), each from a CPU
 // generator seeded by noise_seed(batch seed, image id), in fp32 and then cast, so a capture does not depend on
@@ -20,14 +26,20 @@
 
 namespace gb::bb {
 
-// max_sequence_length of PixArtSigmaPipeline (spec §4.4): the prompts are padded to it, with a mask.
-inline constexpr int64_t kPixArtSigmaTextLength = 300;
+enum class PixArtVariant { sigma, sigma_512, alpha };
+const char* to_string(PixArtVariant v);  // the kind name
+// max_sequence_length of PixArtSigmaPipeline (spec §4.4, 300) and PixArtAlphaPipeline (120): the prompts are
+// padded to it, with a mask.
+int64_t pixart_text_length(PixArtVariant v);
+PixArtConfig pixart_default_config(PixArtVariant v);  // the published transformer config
 
 class PixArtSigmaBackbone : public Backbone {
  public:
-  PixArtSigmaBackbone(const CheckpointFolder& folder, const BackboneOptions& options);
+  PixArtSigmaBackbone(const CheckpointFolder& folder, const BackboneOptions& options,
+                      PixArtVariant variant = PixArtVariant::sigma);
 
-  std::string kind() const override { return "pixart-sigma"; }
+  std::string kind() const override { return to_string(variant_); }
+  PixArtVariant variant() const { return variant_; }
   std::vector<LayerInfo> list_layers() const override;
   const TextTokenizer& tokenizer() const override;
   Capture capture(const BackboneBatch& batch, const CaptureSpec& spec) override;
@@ -48,6 +60,9 @@ class PixArtSigmaBackbone : public Backbone {
   // One transformer call on prepared inputs (the sampling loop, harness/generation), recording `spec` into
   // `cap`; returns the full output [B, out_channels, H, W].
   at::Tensor denoise(const PixArtInputs& in, const CaptureSpec& spec, Capture& cap) const;
+  // PixArtAlphaPipeline's micro-conditions for a [B, ·, height/8, width/8] batch: resolution (height, width) and
+  // aspect ratio height / width in the model dtype. A no-op for transformers without use_additional_conditions.
+  void add_micro_conditions(PixArtInputs& in, int64_t height, int64_t width) const;
   at::ScalarType dtype() const { return dtype_; }
   at::Device device() const { return device_; }
   const PixArtTransformer& transformer() const { return *transformer_; }
@@ -66,6 +81,7 @@ class PixArtSigmaBackbone : public Backbone {
   Capture capture_text(const std::vector<at::Tensor>& images, const Text& text,
                        const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,
                        double text_seconds);
+  PixArtVariant variant_;
   BackboneOptions options_;
   at::Device device_;
   at::ScalarType dtype_;
@@ -82,6 +98,8 @@ class PixArtSigmaBackbone : public Backbone {
 
 // Registry entry (registry.cpp) and its memory model (pixart_memory.cpp).
 BackboneKind pixart_sigma_backbone_kind();
-std::unique_ptr<MemoryModel> pixart_memory_model(const std::optional<std::string>& folder);
+BackboneKind pixart_sigma_512_backbone_kind();
+BackboneKind pixart_alpha_backbone_kind();
+std::unique_ptr<MemoryModel> pixart_memory_model(PixArtVariant variant, const std::optional<std::string>& folder);
 
 }  // namespace gb::bb

@@ -1,4 +1,4 @@
-// The memory model of the PixArt-Sigma backbone (pixart_backbone.cpp): transformer, fp32 VAE, T5 (`wo` fp32;
+// The memory model of the PixArt backbones (pixart_backbone.cpp): transformer, fp32 VAE, T5 (`wo` fp32;
 // parked or freed under text_encoder offload/free), the prompts padded to the pipeline's length with a mask.
 #include "harness/backbones/memory_parts.h"
 #include "harness/backbones/pixart_backbone.h"
@@ -9,9 +9,10 @@ namespace {
 
 class PixArtMemoryModel : public MemoryModel {
  public:
-  explicit PixArtMemoryModel(const std::optional<std::string>& folder) : folder_(folder) {
+  PixArtMemoryModel(PixArtVariant variant, const std::optional<std::string>& folder)
+      : folder_(folder), text_len_(pixart_text_length(variant)) {
     const bool f = folder.has_value();
-    pixart_ = f ? PixArtConfig::from_json(component_file(*folder, "transformer")) : PixArtConfig::sigma_xl_2_1024();
+    pixart_ = f ? PixArtConfig::from_json(component_file(*folder, "transformer")) : pixart_default_config(variant);
     vae_ = f ? VaeConfig::from_json(component_file(*folder, "vae")) : VaeConfig::sdxl();
     t5_ = f ? T5Config::from_json(component_file(*folder, "text_encoder")) : T5Config::v1_1_xxl();
   }
@@ -66,13 +67,13 @@ class PixArtMemoryModel : public MemoryModel {
   PixArtConfig pixart_;
   VaeConfig vae_;
   T5Config t5_;
-  int64_t text_len_ = kPixArtSigmaTextLength;
+  int64_t text_len_;
 };
 
 }  // namespace
 
-std::unique_ptr<MemoryModel> pixart_memory_model(const std::optional<std::string>& folder) {
-  return std::make_unique<PixArtMemoryModel>(folder);
+std::unique_ptr<MemoryModel> pixart_memory_model(PixArtVariant variant, const std::optional<std::string>& folder) {
+  return std::make_unique<PixArtMemoryModel>(variant, folder);
 }
 
 }  // namespace gb::bb

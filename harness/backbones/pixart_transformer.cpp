@@ -40,9 +40,9 @@ PixArtConfig PixArtConfig::from_json(const std::string& path) {
   if (c.activation_fn != "gelu-approximate")
     fail_file(path, "activation_fn '{}' is not supported (PixArt uses gelu-approximate)", c.activation_fn);
   if (c.norm_elementwise_affine) fail_file(path, "norm_elementwise_affine true is not supported");
-  if (c.use_additional_conditions)
-    fail_file(path, "use_additional_conditions true is not supported (PixArt-Sigma's config sets false; the paper "
-                    "passes resolution=None, which only works without them)");
+  if (c.use_additional_conditions && (c.num_attention_heads * c.attention_head_dim) % 3 != 0)
+    fail_file(path, "use_additional_conditions needs an inner dimension divisible by 3 (the size embeddings are "
+                    "inner_dim / 3 wide), got {}", c.num_attention_heads * c.attention_head_dim);
   if (c.caption_channels <= 0) fail_file(path, "caption_channels is required (PixArt projects T5 captions)");
   if (c.upcast_attention) fail_file(path, "upcast_attention true is not supported");
   return c;
@@ -73,6 +73,10 @@ PixArtTransformer::PixArtTransformer(const WeightStore& ws, PixArtConfig config)
   const int64_t p = c.patch_size;
   patch_proj_ = Conv2d(ws.sub("pos_embed.proj"), c.in_channels, C, p, p, 0, true);
   t_embedder_ = TimestepEmbedding(ws.sub("adaln_single.emb.timestep_embedder"), 256, C);
+  if (c.use_additional_conditions) {
+    resolution_embedder_ = TimestepEmbedding(ws.sub("adaln_single.emb.resolution_embedder"), 256, C / 3);
+    aspect_ratio_embedder_ = TimestepEmbedding(ws.sub("adaln_single.emb.aspect_ratio_embedder"), 256, C / 3);
+  }
   adaln_linear_ = Linear(ws.sub("adaln_single.linear"), C, 6 * C);
   caption_1_ = Linear(ws.sub("caption_projection.linear_1"), c.caption_channels, C);
   caption_2_ = Linear(ws.sub("caption_projection.linear_2"), C, C);
@@ -145,6 +149,20 @@ at::Tensor PixArtTransformer::operator()(const PixArtInputs& in, CaptureRecorder
   // adaLN-single: embedded timestep and its 6-way modulation.
   at::Tensor t_emb = t_embedder_(timestep_embedding(in.timestep.to(dev).reshape({-1}), 256, true, 0).to(dtype_));
   if (t_emb.size(0) == 1 && B > 1) t_emb = t_emb.expand({B, C});
+  if (c.use_additional_conditions) {
+    // PixArtAlphaCombinedTimestepSizeEmbeddings: sinusoid of each value (fp32), cast to the hidden dtype, embedded,
+    // resolution [B, 2·C/3] and aspect ratio [B, C/3] concatenated and added to the timestep embedding.
+    if (!in.resolution.defined() || !in.aspect_ratio.defined())
+      fail("PixArt: this transformer uses additional conditions (resolution, aspect_ratio) but none were given");
+    if (in.resolution.numel() != 2 * B || in.aspect_ratio.numel() != B)
+      fail("PixArt: resolution must be [{}, 2] and aspect_ratio [{}, 1], got {} and {}", B, B,
+           shape_str(in.resolution.sizes()), shape_str(in.aspect_ratio.sizes()));
+    auto size_emb = [&](const TimestepEmbedding& e, const at::Tensor& v) {
+      return e(timestep_embedding(v.to(dev).flatten(), 256, true, 0).to(dtype_)).reshape({B, -1});
+    };
+    t_emb = t_emb + at::cat({size_emb(resolution_embedder_, in.resolution),
+                             size_emb(aspect_ratio_embedder_, in.aspect_ratio)}, 1);
+  }
   at::Tensor tmod = adaln_linear_(at::silu(t_emb)).view({B, 6, C});
 
   at::Tensor ctx = caption_2_(at::gelu(caption_1_(in.encoder_hidden_states.to(dev).to(dtype_)), "tanh"));

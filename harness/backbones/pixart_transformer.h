@@ -1,6 +1,8 @@
 #pragma once
-// PixArtTransformer2DModel (diffusers v0.32.2 models/transformers/pixart_transformer_2d.py), the PixArt-Sigma
-// denoiser (spec backbones.md §4). Parameter names are the checkpoint keys of
+// PixArtTransformer2DModel (diffusers v0.32.2 models/transformers/pixart_transformer_2d.py), the PixArt-Sigma and
+// PixArt-alpha denoiser (spec backbones.md §4). With use_additional_conditions (PixArt-XL-2-1024-MS) the adaLN-single
+// embedding adds the micro-conditions: resolution (H, W) and aspect ratio H/W, each through the 256-channel sinusoid
+// and a TimestepEmbedding to inner_dim / 3 (PixArtAlphaCombinedTimestepSizeEmbeddings). Parameter names are the checkpoint keys of
 // `transformer/diffusion_pytorch_model.safetensors`:
 //   pos_embed.proj, adaln_single.{emb.timestep_embedder.linear_{1,2}, linear}, caption_projection.linear_{1,2},
 //   transformer_blocks.{i}.{scale_shift_table, attn1, attn2, ff}, scale_shift_table, proj_out.
@@ -40,6 +42,20 @@ struct PixArtConfig {
   bool use_additional_conditions = false;
   int64_t caption_channels = 4096;
 
+  // PixArt-alpha/PixArt-XL-2-1024-MS transformer/config.json: the Sigma graph with sample_size 128,
+  // interpolation_scale 2 (the default max(128 / 64, 1)) and use_additional_conditions (the default for 128).
+  static PixArtConfig alpha_xl_2_1024_ms() {
+    PixArtConfig c;
+    c.use_additional_conditions = true;
+    return c;
+  }
+  // PixArt-alpha/PixArt-Sigma-XL-2-512-MS: sample_size 64, interpolation_scale 1.
+  static PixArtConfig sigma_xl_2_512() {
+    PixArtConfig c;
+    c.sample_size = 64;
+    c.interpolation_scale = 1;
+    return c;
+  }
   // PixArt-alpha/PixArt-Sigma-XL-2-1024-MS transformer/config.json (spec §0 HPS, official commit edfd592 and
   // snapshot e102b35 copies: 28 layers, 16 x 72, patch 2, sample 128, caption 4096, interpolation_scale 2,
   // use_additional_conditions false).
@@ -64,6 +80,8 @@ struct PixArtInputs {
   at::Tensor timestep;                // [B] (the pipeline passes int64 100)
   at::Tensor encoder_hidden_states;   // [B, T, caption_channels] (T5 output)
   at::Tensor encoder_attention_mask;  // [B, T] {0,1}, or undefined
+  at::Tensor resolution;              // [B, 2] (height, width) in the hidden dtype; use_additional_conditions only
+  at::Tensor aspect_ratio;            // [B, 1] height / width; use_additional_conditions only
 };
 
 class PixArtTransformer {
@@ -91,6 +109,7 @@ class PixArtTransformer {
   at::ScalarType dtype_;
   Conv2d patch_proj_;
   TimestepEmbedding t_embedder_;
+  TimestepEmbedding resolution_embedder_, aspect_ratio_embedder_;  // use_additional_conditions
   Linear adaln_linear_;
   Linear caption_1_, caption_2_;
   std::vector<Block> blocks_;

@@ -3,6 +3,7 @@
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/memory_plan.h"
 #include "harness/backbones/pixart_backbone.h"
+#include "harness/backbones/sd3_backbone.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/backbones/synthetic_backbone.h"
 #include "harness/config/config.h"
@@ -19,9 +20,15 @@ namespace gb::bb {
 const std::vector<BackboneKind>& backbone_kinds() {
   static const std::vector<BackboneKind> kinds = {
       sd15_backbone_kind(),
+      sd21_backbone_kind(),
+      sd21_base_backbone_kind(),
       sdxl_backbone_kind(),
       pixart_sigma_backbone_kind(),
+      pixart_sigma_512_backbone_kind(),
+      pixart_alpha_backbone_kind(),
       flux_backbone_kind(),
+      sd35_medium_backbone_kind(),
+      sd35_large_backbone_kind(),
       synthetic_backbone_kind(),
   };
   return kinds;

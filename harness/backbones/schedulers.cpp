@@ -102,8 +102,10 @@ SchedulerConfig SchedulerConfig::from_json(const std::string& path, const std::s
   if (c.timestep_spacing != "leading" && c.timestep_spacing != "linspace" && c.timestep_spacing != "trailing")
     fail_file(path, "timestep_spacing '{}' is not supported", c.timestep_spacing);
   if (k == "PNDMScheduler" && !c.skip_prk_steps) fail_file(path, "PNDM with PRK steps is not supported");
-  if (k != "FlowMatchEulerDiscreteScheduler" && c.prediction_type != "epsilon")
-    fail_file(path, "prediction_type '{}' is not supported (epsilon)", c.prediction_type);
+  // v_prediction (SD 2.1 768-v) is read for the capture noising, where it does not enter (add_noise and
+  // scale_model_input are the same forward process); the samplers refuse it (make_sampling_scheduler).
+  if (k != "FlowMatchEulerDiscreteScheduler" && c.prediction_type != "epsilon" && c.prediction_type != "v_prediction")
+    fail_file(path, "prediction_type '{}' is not supported (epsilon, v_prediction)", c.prediction_type);
   if (k == "DPMSolverMultistepScheduler") {
     if (c.algorithm_type != "dpmsolver++") fail_file(path, "algorithm_type '{}' is not supported (dpmsolver++)", c.algorithm_type);
     if (c.solver_order != 1 && c.solver_order != 2) fail_file(path, "solver_order {} is not supported (1, 2)", c.solver_order);
@@ -135,7 +137,18 @@ at::Tensor alphas_cumprod(const SchedulerConfig& c) {
   return at::cumprod(1.0 - betas, 0);
 }
 
+namespace {
+std::vector<double> np_linspace(double start, double stop, int64_t num);  // below, with the samplers
+}  // namespace
+
 std::vector<double> scheduler_timesteps(const SchedulerConfig& c, int64_t steps) {
+  if (c.class_name == "EulerDiscreteScheduler" && c.timestep_spacing == "linspace") {
+    // np.linspace(0, N - 1, steps, dtype=float32)[::-1] (SD 2.1 as GDF loads it).
+    auto lin = np_linspace(0, static_cast<double>(c.num_train_timesteps - 1), steps);
+    std::vector<double> ts;
+    for (auto it = lin.rbegin(); it != lin.rend(); ++it) ts.push_back(static_cast<double>(static_cast<float>(*it)));
+    return ts;
+  }
   const int64_t ratio = c.num_train_timesteps / steps;
   std::vector<double> base;
   for (int64_t i = 0; i < steps; ++i) base.push_back(static_cast<double>(i * ratio + c.steps_offset));
@@ -156,8 +169,9 @@ NoisingPlan plan_noising(const SchedulerConfig& c, int64_t paper_t, int64_t step
   if (c.class_name != "PNDMScheduler" && c.class_name != "EulerDiscreteScheduler")
     fail("scheduler '{}' is not supported by the UNet backbones' capture noising (PNDMScheduler, "
          "EulerDiscreteScheduler)", c.class_name);
-  if (c.timestep_spacing != "leading")
-    fail("timestep_spacing '{}' is not supported by the capture noising (leading)", c.timestep_spacing);
+  if (c.timestep_spacing != "leading" && !(c.timestep_spacing == "linspace" && c.class_name == "EulerDiscreteScheduler"))
+    fail("timestep_spacing '{}' is not supported by the capture noising (leading; linspace with Euler)",
+         c.timestep_spacing);
   if (paper_t <= 0 || paper_t > c.num_train_timesteps) fail("timestep {} is outside 1..{}", paper_t, c.num_train_timesteps);
   auto ts = scheduler_timesteps(c, steps);
   // get_timesteps(steps, strength = t/1000): init = min(int(steps * strength), steps), t_start = steps - init.
@@ -556,6 +570,9 @@ std::vector<float> flow_match_sigmas(int64_t steps, bool dynamic, double mu, dou
 }
 
 std::unique_ptr<SamplingScheduler> make_sampling_scheduler(const SchedulerConfig& c) {
+  if (c.class_name != "FlowMatchEulerDiscreteScheduler" && c.prediction_type != "epsilon")
+    fail("scheduler {}: sampling with prediction_type '{}' is not supported (epsilon only)", c.class_name,
+         c.prediction_type);
   if (c.class_name == "PNDMScheduler") return std::make_unique<PndmSampler>(c);
   if (c.class_name == "DDIMScheduler") return std::make_unique<DdimSampler>(c);
   if (c.class_name == "EulerDiscreteScheduler") return std::make_unique<EulerSampler>(c);

@@ -2,7 +2,9 @@
 // Schedulers (diffusers 0.32.2 schedulers/):
 // 1. The one noising step the paper's extractor performs (GDF FeatureExtractor.extract, spec §2.6, §3.6, §7):
 //    set_timesteps(1000) -> get_timesteps(1000, t/1000) -> first remaining timestep -> add_noise ->
-//    scale_model_input, for PNDM (SD1.5) and Euler discrete (SDXL) — plan_noising().
+//    scale_model_input, for PNDM (SD1.5) and Euler discrete (SDXL: leading spacing; SD 2.1 as GDF loads it,
+//    EulerDiscreteScheduler built from the folder's PNDM/DDIM config: linspace) — plan_noising(). prediction_type
+//    (epsilon, v_prediction) does not enter: add_noise and scale_model_input are the same forward process for both.
 // 2. The samplers of `goca-bench generate` (SamplingScheduler): set_timesteps + step() of PNDMScheduler (PLMS with
 //    skip_prk_steps), DDIMScheduler (eta 0), EulerDiscreteScheduler (s_churn 0), DPMSolverMultistepScheduler
 //    (dpmsolver++, order 1-2, midpoint/heun) and FlowMatchEulerDiscreteScheduler (dynamic shift), each mirroring the

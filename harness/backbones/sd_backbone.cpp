@@ -22,17 +22,50 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The paper's settings: fp16 on the GPU, 512² (SD1.5) / 1024² (SDXL), t = 100, CLIP's 77 tokens.
-BackboneDefaults sd_defaults(bool sdxl) {
+// The paper's settings: fp16 on the GPU, t = 100, CLIP's 77 tokens; each model's native resolution: 512² (SD1.5,
+// SD 2.1-base), 768² (SD 2.1 768-v), 1024² (SDXL).
+BackboneDefaults sd_defaults(SdVariant v) {
   BackboneDefaults d;
   d.gpu_dtype = at::kHalf;
-  d.image_size = sdxl ? 1024 : 512;
+  d.image_size = v == SdVariant::sdxl ? 1024 : v == SdVariant::sd21 ? 768 : 512;
   d.timestep = 100;
   d.text_length = 77;
   return d;
 }
 
+bool is_sd21(SdVariant v) { return v == SdVariant::sd21 || v == SdVariant::sd21_base; }
+
 }  // namespace
+
+const char* to_string(SdVariant v) {
+  switch (v) {
+    case SdVariant::sd15: return "sd15";
+    case SdVariant::sd21: return "sd21";
+    case SdVariant::sd21_base: return "sd21-base";
+    case SdVariant::sdxl: return "sdxl";
+  }
+  return "?";
+}
+
+UNetConfig sd_default_unet(SdVariant v) {
+  switch (v) {
+    case SdVariant::sd15: return UNetConfig::sd15();
+    case SdVariant::sd21: return UNetConfig::sd21();
+    case SdVariant::sd21_base: return UNetConfig::sd21_base();
+    case SdVariant::sdxl: return UNetConfig::sdxl();
+  }
+  return UNetConfig::sd15();
+}
+
+ClipTextConfig sd_default_text_encoder(SdVariant v) {
+  return is_sd21(v) ? ClipTextConfig::openclip_h() : ClipTextConfig::clip_l();
+}
+
+SchedulerConfig sd_scheduler_config(const CheckpointFolder& folder, SdVariant v) {
+  // GDF's version '2-1': EulerDiscreteScheduler.from_pretrained(folder, subfolder="scheduler").
+  return SchedulerConfig::from_json(folder.file("scheduler", "scheduler_config.json"),
+                                    is_sd21(v) ? "EulerDiscreteScheduler" : "");
+}
 
 std::shared_ptr<const TextTokenizer> load_folder_tokenizer(const CheckpointFolder& folder, int64_t max_length) {
   fs::path dir = fs::path(folder.root()) / "tokenizer";
@@ -56,24 +89,27 @@ std::shared_ptr<const TextTokenizer> load_folder_tokenizer(const CheckpointFolde
 }
 
 StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder, const BackboneOptions& options,
-                                                 bool sdxl)
-    : sdxl_(sdxl), options_(options), device_(options.torch_device()),
-      dtype_(options.resolve_dtype(sd_defaults(sdxl).gpu_dtype)), vae_dtype_(dtype_) {
+                                                 SdVariant variant)
+    : variant_(variant), sdxl_(variant == SdVariant::sdxl), options_(options), device_(options.torch_device()),
+      dtype_(options.resolve_dtype(sd_defaults(variant).gpu_dtype)), vae_dtype_(dtype_) {
+  const bool sdxl = sdxl_;
   auto unet_cfg = UNetConfig::from_json(folder.file("unet"));
   if (unet_cfg.is_sdxl() != sdxl)
     fail_file(folder.file("unet"), "config ({}) disagrees with the weights ({})",
-              unet_cfg.is_sdxl() ? "SDXL text_time conditioning" : "no added conditioning", sdxl ? "sdxl" : "sd15");
+              unet_cfg.is_sdxl() ? "SDXL text_time conditioning" : "no added conditioning", kind());
+  if (is_sd21(variant) && !unet_cfg.use_linear_projection)
+    fail_file(folder.file("unet"), "use_linear_projection is false, but the weights are {} (linear proj_in)", kind());
   auto vae_cfg = VaeConfig::from_json(folder.file("vae"));
-  // The SDXL img2img pipeline upcasts the VAE when force_upcast; the SD1.5 one runs it in the model dtype.
+  // The SDXL img2img pipeline upcasts the VAE when force_upcast; the SD1.5/2.1 one runs it in the model dtype.
   if (sdxl && vae_cfg.force_upcast) vae_dtype_ = at::kFloat;
-  scheduler_ = SchedulerConfig::from_json(folder.file("scheduler", "scheduler_config.json"));
-  image_size_ = options.image_size.value_or(sd_defaults(sdxl).image_size);
+  scheduler_ = sd_scheduler_config(folder, variant);
+  image_size_ = options.image_size.value_or(sd_defaults(variant).image_size);
   const int64_t vae_scale = int64_t(1) << (vae_cfg.block_out_channels.size() - 1);
   if (image_size_ <= 0 || image_size_ % (vae_scale << (unet_cfg.block_out_channels.size() - 1)) != 0)
     fail("image size {} must be a positive multiple of {}", image_size_,
          vae_scale << (unet_cfg.block_out_channels.size() - 1));
   try {  // a checkpoint whose scheduler only samples (DDIM, DPM, ...) still loads; capture() then refuses
-    plan_ = plan_noising(scheduler_, options.timestep.value_or(sd_defaults(sdxl).timestep));
+    plan_ = plan_noising(scheduler_, options.timestep.value_or(sd_defaults(variant).timestep));
   } catch (const UserError& e) {
     noising_error_ = folder.file("scheduler", "scheduler_config.json") + ": " + e.what();
   }
@@ -248,22 +284,39 @@ at::Tensor StableDiffusionBackbone::denoise(const UNetInputs& in, const CaptureS
 
 namespace {
 
-std::vector<LayerInfo> config_layers(bool sdxl, const BackboneOptions& o, const std::optional<std::string>& folder) {
-  UNetConfig unet = sdxl ? UNetConfig::sdxl() : UNetConfig::sd15();
-  int64_t vae_levels = 4, text_len = sd_defaults(sdxl).text_length;
+std::vector<LayerInfo> config_layers(SdVariant v, const BackboneOptions& o, const std::optional<std::string>& folder) {
+  UNetConfig unet = sd_default_unet(v);
+  int64_t vae_levels = 4, text_len = sd_defaults(v).text_length;
   if (folder) {
     CheckpointFolder f(*folder);
     unet = UNetConfig::from_json(f.file("unet"));
     vae_levels = static_cast<int64_t>(VaeConfig::from_json(f.file("vae")).block_out_channels.size());
     text_len = ClipTextConfig::from_json(f.file("text_encoder")).max_position_embeddings;
   }
-  const int64_t size = o.image_size.value_or(sd_defaults(sdxl).image_size);
+  const int64_t size = o.image_size.value_or(sd_defaults(v).image_size);
   return unet_capture_layers(unet, size / (int64_t(1) << (vae_levels - 1)), text_len);
 }
 
 bool unet_weights(const CheckpointFolder& f) {
   return f.has_key("unet", "time_embedding.linear_1.weight") && f.has_key("unet", "conv_in.weight");
 }
+
+// SD1.5 and SD 2.x share the key names; SD 2.x's transformers project with Linear (a 2-D proj_in weight), SD1.5's
+// with a 1x1 Conv2d (4-D).
+bool linear_projection(const CheckpointFolder& f) {
+  for (const auto& k : f.keys("unet"))
+    if (k.size() > 15 && k.compare(k.size() - 15, 15, ".proj_in.weight") == 0) return f.shape("unet", k).size() == 2;
+  return false;
+}
+
+// SD 2.1 (768-v) and 2.1-base have the same weights layout; the scheduler's prediction_type tells them apart.
+bool v_prediction(const CheckpointFolder& f) {
+  if (!f.has_component("scheduler")) return false;
+  auto j = read_json_file(f.file("scheduler", "scheduler_config.json"));
+  return j.value("prediction_type", std::string("epsilon")) == "v_prediction";
+}
+
+bool sd1_family(const CheckpointFolder& f) { return unet_weights(f) && !f.has_key("unet", "add_embedding.linear_1.weight"); }
 
 }  // namespace
 
@@ -285,16 +338,17 @@ TokenReplay sd_token_replay() {
   return r;
 }
 
-BackboneKind sd_kind(bool sdxl) {
+BackboneKind sd_kind(SdVariant v) {
   BackboneKind k;
-  k.defaults = sd_defaults(sdxl);
-  k.load = [sdxl](const std::optional<CheckpointFolder>& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
-    return std::make_unique<StableDiffusionBackbone>(*f, o, sdxl);
+  k.kind = to_string(v);
+  k.defaults = sd_defaults(v);
+  k.load = [v](const std::optional<CheckpointFolder>& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
+    return std::make_unique<StableDiffusionBackbone>(*f, o, v);
   };
-  k.layers = [sdxl](const BackboneOptions& o, const std::optional<std::string>& folder) {
-    return config_layers(sdxl, o, folder);
+  k.layers = [v](const BackboneOptions& o, const std::optional<std::string>& folder) {
+    return config_layers(v, o, folder);
   };
-  k.memory = [sdxl](const std::optional<std::string>& folder) { return sd_memory_model(sdxl, folder); };
+  k.memory = [v](const std::optional<std::string>& folder) { return sd_memory_model(v, folder); };
   k.token_ids = sd_token_replay();
   return k;
 }
@@ -302,19 +356,39 @@ BackboneKind sd_kind(bool sdxl) {
 }  // namespace
 
 BackboneKind sd15_backbone_kind() {
-  BackboneKind k = sd_kind(false);
-  k.kind = "sd15";
+  BackboneKind k = sd_kind(SdVariant::sd15);
   k.description = "Stable Diffusion v1.5 (UNet2DConditionModel, CLIP-L, PNDM at t = 101)";
+  k.detect_from_weights = [](const CheckpointFolder& f) { return sd1_family(f) && !linear_projection(f); };
+  k.pipeline_classes = {"StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"};
+  return k;
+}
+
+BackboneKind sd21_backbone_kind() {
+  BackboneKind k = sd_kind(SdVariant::sd21);
+  k.description =
+      "Stable Diffusion 2.1 768-v (UNet2DConditionModel with linear projections and upcast attention, OpenCLIP-H, "
+      "v-prediction; Euler (linspace) at t = 99 as GDF's version '2-1')";
   k.detect_from_weights = [](const CheckpointFolder& f) {
-    return unet_weights(f) && !f.has_key("unet", "add_embedding.linear_1.weight");
+    return sd1_family(f) && linear_projection(f) && v_prediction(f);
+  };
+  k.pipeline_classes = {"StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"};
+  return k;
+}
+
+BackboneKind sd21_base_backbone_kind() {
+  BackboneKind k = sd_kind(SdVariant::sd21_base);
+  k.description =
+      "Stable Diffusion 2.1-base 512 (UNet2DConditionModel with linear projections, OpenCLIP-H, epsilon; "
+      "Euler (linspace) at t = 99 as GDF's version '2-1')";
+  k.detect_from_weights = [](const CheckpointFolder& f) {
+    return sd1_family(f) && linear_projection(f) && !v_prediction(f);
   };
   k.pipeline_classes = {"StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"};
   return k;
 }
 
 BackboneKind sdxl_backbone_kind() {
-  BackboneKind k = sd_kind(true);
-  k.kind = "sdxl";
+  BackboneKind k = sd_kind(SdVariant::sdxl);
   k.description = "SDXL base 1.0 (UNet2DConditionModel text_time, CLIP-L + OpenCLIP-bigG, Euler at t = 100)";
   k.detect_from_weights = [](const CheckpointFolder& f) {
     return unet_weights(f) && f.has_key("unet", "add_embedding.linear_1.weight");

@@ -1,6 +1,9 @@
 #pragma once
-// The Stable Diffusion v1.5 and SDXL backbones (gb::Backbone): CLIP text encoding, VAE posterior sample,
-// the paper's one noising step and one UNet forward with attention capture (spec §2, §3, §6, §7).
+// The Stable Diffusion v1.5, 2.1 (768-v and base) and SDXL backbones (gb::Backbone): CLIP text encoding, VAE
+// posterior sample, the paper's one noising step and one UNet forward with attention capture (spec §2, §3, §6, §7).
+// SD 2.1 runs as GDF's version '2-1' does (StableDiffusionImg2ImgPipeline with an EulerDiscreteScheduler built from
+// the folder's scheduler config): OpenCLIP-H last_hidden_state (the 23-layer checkpoint's final-LN output),
+// Euler noising at the same strength as SD1.5.
 //
 // Randomness: two draws per image, in the paper's order (VAE posterior ε, then diffusion ε), each from a CPU
 // generator seeded by noise_seed(batch seed, image id), in fp32 and then cast — so a capture does not depend
@@ -25,11 +28,15 @@ struct SdTextConditioning {
   at::Tensor text_embeds;            // SDXL pooled, projected bigG [B, 1280]
 };
 
+enum class SdVariant { sd15, sd21, sd21_base, sdxl };
+const char* to_string(SdVariant v);  // the kind: "sd15", "sd21", "sd21-base", "sdxl"
+
 class StableDiffusionBackbone : public Backbone {
  public:
-  StableDiffusionBackbone(const CheckpointFolder& folder, const BackboneOptions& options, bool sdxl);
+  StableDiffusionBackbone(const CheckpointFolder& folder, const BackboneOptions& options, SdVariant variant);
 
-  std::string kind() const override { return sdxl_ ? "sdxl" : "sd15"; }
+  std::string kind() const override { return to_string(variant_); }
+  SdVariant variant() const { return variant_; }
   std::vector<LayerInfo> list_layers() const override;
   const TextTokenizer& tokenizer() const override;
   Capture capture(const BackboneBatch& batch, const CaptureSpec& spec) override;
@@ -59,6 +66,7 @@ class StableDiffusionBackbone : public Backbone {
   at::ScalarType vae_dtype() const { return vae_dtype_; }
 
  private:
+  SdVariant variant_;
   bool sdxl_;
   BackboneOptions options_;
   at::Device device_;
@@ -80,7 +88,14 @@ std::shared_ptr<const TextTokenizer> load_folder_tokenizer(const CheckpointFolde
 
 // Registry entries (registry.cpp) and their memory model (sd_memory.cpp).
 BackboneKind sd15_backbone_kind();
+BackboneKind sd21_backbone_kind();
+BackboneKind sd21_base_backbone_kind();
 BackboneKind sdxl_backbone_kind();
-std::unique_ptr<MemoryModel> sd_memory_model(bool sdxl, const std::optional<std::string>& folder);
+std::unique_ptr<MemoryModel> sd_memory_model(SdVariant variant, const std::optional<std::string>& folder);
+// The published configs of a variant (its memory model and list-layers without a folder).
+UNetConfig sd_default_unet(SdVariant v);
+ClipTextConfig sd_default_text_encoder(SdVariant v);
+// The folder's scheduler as the variant's pipeline builds it (SD 2.1: EulerDiscreteScheduler from its config).
+SchedulerConfig sd_scheduler_config(const CheckpointFolder& folder, SdVariant v);
 
 }  // namespace gb::bb

@@ -1,4 +1,4 @@
-// The memory model of the SD1.5 and SDXL backbones (sd_backbone.cpp): UNet, VAE (SDXL: fp32 when force_upcast),
+// The memory model of the SD1.5, SD 2.1 and SDXL backbones (sd_backbone.cpp): UNet, VAE (SDXL: fp32 when force_upcast),
 // CLIP-L (+ OpenCLIP-bigG), all resident.
 #include "harness/backbones/memory_parts.h"
 #include "harness/backbones/sd_backbone.h"
@@ -10,11 +10,12 @@ namespace {
 
 class SdMemoryModel : public MemoryModel {
  public:
-  SdMemoryModel(bool sdxl, const std::optional<std::string>& folder) : sdxl_(sdxl), folder_(folder) {
-    const bool f = folder.has_value();
-    unet_ = f ? UNetConfig::from_json(component_file(*folder, "unet")) : (sdxl ? UNetConfig::sdxl() : UNetConfig::sd15());
+  SdMemoryModel(SdVariant variant, const std::optional<std::string>& folder)
+      : variant_(variant), sdxl_(variant == SdVariant::sdxl), folder_(folder) {
+    const bool f = folder.has_value(), sdxl = sdxl_;
+    unet_ = f ? UNetConfig::from_json(component_file(*folder, "unet")) : sd_default_unet(variant);
     vae_ = f ? VaeConfig::from_json(component_file(*folder, "vae")) : (sdxl ? VaeConfig::sdxl() : VaeConfig::sd15());
-    clip_ = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder")) : ClipTextConfig::clip_l();
+    clip_ = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder")) : sd_default_text_encoder(variant);
     if (sdxl) clip2_ = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder_2")) : ClipTextConfig::bigg();
     text_len_ = clip_.max_position_embeddings;
   }
@@ -48,7 +49,7 @@ class SdMemoryModel : public MemoryModel {
 
   int64_t text_length() const override { return text_len_; }
   void set_text_length(int64_t) override {
-    fail("{}: the text length is CLIP's max_position_embeddings ({})", sdxl_ ? "sdxl" : "sd15", text_len_);
+    fail("{}: the text length is CLIP's max_position_embeddings ({})", to_string(variant_), text_len_);
   }
 
   MemoryPhase text_phase(int64_t B, at::ScalarType dt, bool) const override {
@@ -63,7 +64,8 @@ class SdMemoryModel : public MemoryModel {
   // Transformer2D blocks keep their input x, the tokens and the normed tokens alive.
   std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>& layers, const CaptureSpec& spec, int64_t B,
                                          int64_t, at::ScalarType dt, at::ScalarType store) const override {
-    return mem::attention_units(unet_block_ids(unet_), layers, spec, B, dt, store, 3, 3, device(), false);
+    return mem::attention_units(unet_block_ids(unet_), layers, spec, B, dt, store, 3, 3, device(), false,
+                                unet_.upcast_attention);
   }
 
   std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {
@@ -80,6 +82,7 @@ class SdMemoryModel : public MemoryModel {
   }
 
  private:
+  SdVariant variant_;
   bool sdxl_;
   std::optional<std::string> folder_;
   UNetConfig unet_;
@@ -90,8 +93,8 @@ class SdMemoryModel : public MemoryModel {
 
 }  // namespace
 
-std::unique_ptr<MemoryModel> sd_memory_model(bool sdxl, const std::optional<std::string>& folder) {
-  return std::make_unique<SdMemoryModel>(sdxl, folder);
+std::unique_ptr<MemoryModel> sd_memory_model(SdVariant variant, const std::optional<std::string>& folder) {
+  return std::make_unique<SdMemoryModel>(variant, folder);
 }
 
 }  // namespace gb::bb

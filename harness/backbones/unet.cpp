@@ -24,6 +24,21 @@ UNetConfig UNetConfig::sdxl() {
   return c;
 }
 
+UNetConfig UNetConfig::sd21() {
+  UNetConfig c = sd21_base();
+  c.sample_size = 96;
+  c.upcast_attention = true;
+  return c;
+}
+
+UNetConfig UNetConfig::sd21_base() {
+  UNetConfig c;
+  c.cross_attention_dim = 1024;
+  c.num_attention_heads = {5, 10, 20, 20};  // config.json attention_head_dim (diffusers reads it as heads)
+  c.use_linear_projection = true;
+  return c;
+}
+
 UNetConfig UNetConfig::from_json(const std::string& path) {
   auto j = read_json_file(path);
   UNetConfig c;
@@ -89,7 +104,6 @@ UNetConfig UNetConfig::from_json(const std::string& path) {
   unsupported("time_cond_proj_dim", [](const nlohmann::json&) { return false; });
   unsupported("mid_block_only_cross_attention", [](const nlohmann::json& v) { return v == false; });
   unsupported("center_input_sample", [](const nlohmann::json& v) { return v == false; });
-  unsupported("upcast_attention", [](const nlohmann::json& v) { return v == false; });
   unsupported("num_class_embeds", [](const nlohmann::json&) { return false; });
   unsupported("time_embedding_dim", [](const nlohmann::json&) { return false; });
   unsupported("timestep_post_act", [](const nlohmann::json&) { return false; });
@@ -185,6 +199,7 @@ UNet2DConditionModel::Transformer2D UNet2DConditionModel::make_transformer(const
     blk.norm3 = LayerNorm(bw.sub("norm3"), channels, 1e-5);
     blk.attn1 = Attention(bw.sub("attn1"), channels, channels, heads, hd, false, true, id + "-self");
     blk.attn2 = Attention(bw.sub("attn2"), channels, config_.cross_attention_dim, heads, hd, false, true, id + "-cross");
+    blk.attn1.upcast = blk.attn2.upcast = config_.upcast_attention;
     blk.ff = FeedForward(bw.sub("ff"), channels, 4 * channels, channels, FeedForward::Kind::GEGLU);
     t.blocks.push_back(std::move(blk));
   }

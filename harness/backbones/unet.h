@@ -4,6 +4,7 @@
 // blocks with Transformer2DModel (conv or linear proj_in/out, transformer_layers_per_block), SDXL "text_time"
 // added embeddings. Every BasicTransformerBlock's attn1/attn2 carries its paper capture id
 // (`down-level{L}-repeat{R}-vit-block{B}-{self|cross}`, `mid-vit-block{B}-…`, `up-level{L}-repeat{R}-…`).
+// SD 2.1 is the SD1.5 layout with linear projections, 1024-wide context, 64-wide heads and (768-v) upcast attention.
 #include "harness/backbones/nn.h"
 #include "harness/core/backbone.h"
 
@@ -42,6 +43,8 @@ struct UNetConfig {  // unet/config.json
 
   static UNetConfig sd15();  // H15 unet/config.json
   static UNetConfig sdxl();  // HXL-unet
+  static UNetConfig sd21();       // stabilityai/stable-diffusion-2-1 unet/config.json (768-v, upcast_attention)
+  static UNetConfig sd21_base();  // stabilityai/stable-diffusion-2-1-base unet/config.json
   static UNetConfig from_json(const std::string& path);
   bool is_sdxl() const { return addition_embed_type == "text_time"; }
 };

@@ -22,6 +22,13 @@ VaeConfig VaeConfig::flux() {
   return c;
 }
 
+VaeConfig VaeConfig::sd3() {
+  VaeConfig c = flux();
+  c.scaling_factor = 1.5305;
+  c.shift_factor = 0.0609;
+  return c;
+}
+
 VaeConfig VaeConfig::from_json(const std::string& path) {
   auto j = read_json_file(path);
   VaeConfig c;

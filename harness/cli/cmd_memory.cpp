@@ -1,4 +1,4 @@
-// `goca-bench memory --backbone sd15|sdxl|pixart-sigma|flux [--weights DIR] (--method M.yaml | --layers KEY…)
+// `goca-bench memory --backbone KIND [--weights DIR] (--method M.yaml | --layers KEY…)
 //  [--batch-size N…] [--dtype fp32|fp16|bf16] [--store-dtype …] [--image-size N] [--text-encoder keep|offload|free]
 //  [--t5-int8 on|off] [--device cuda|cpu] [--budget-gb G] [--json]`
 // Device memory of one capture pass per batch size: exact weights and captures, modelled transients, the peak per

@@ -27,10 +27,11 @@ std::string title_of(const gb::baselines::Preset& p) {
                                  ? file.substr(main_prefix.size()) + " (spec goca-method.md section I)"
                                  : file;
   return fmt::format(
-      "{} {}: the paper's {}.\n"
+      "{} {}: {} {}.\n"
       "{}\n"
       "Written by `goca-bench methods show {}/{}`; tests/baselines checks that this file equals the preset.",
-      p.backbone, p.variant, source, p.note, p.backbone, p.variant);
+      p.backbone, p.variant, p.derived ? "a backbone the paper lacks, derived from the paper's" : "the paper's",
+      source, p.note, p.backbone, p.variant);
 }
 
 void add(CLI::App& app) {

@@ -10,6 +10,7 @@
 #include "harness/backbones/registry.h"
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/memory_parts.h"
+#include "harness/backbones/sd3_backbone.h"
 #include "harness/backbones/memory_plan.h"
 #include "harness/backbones/vae.h"
 #include "harness/core/torch_compat.h"
@@ -118,19 +119,28 @@ int64_t retained_bytes(F make) {
 struct Folders {
   fs::path base;
   std::string sd15, sdxl, pixart, flux;
+  std::map<std::string, std::string> by_kind;
   Folders() {
     base = fs::temp_directory_path() / ("gb_memplan_" + std::to_string(::getpid()));
     fs::remove_all(base);
-    sd15 = tiny::write_tiny_sd(base / "sd15", false);
-    sdxl = tiny::write_tiny_sd(base / "sdxl", true);
-    pixart = tiny::write_tiny_pixart(base / "pixart");
-    flux = tiny::write_tiny_flux(base / "flux");
+    sd15 = by_kind["sd15"] = tiny::write_tiny_sd(base / "sd15", false);
+    sdxl = by_kind["sdxl"] = tiny::write_tiny_sd(base / "sdxl", true);
+    pixart = by_kind["pixart-sigma"] = tiny::write_tiny_pixart(base / "pixart");
+    flux = by_kind["flux"] = tiny::write_tiny_flux(base / "flux");
+    by_kind["sd21"] = tiny::write_tiny_sd21(base / "sd21", true);
+    by_kind["sd21-base"] = tiny::write_tiny_sd21(base / "sd21-base", false);
+    by_kind["pixart-alpha"] = tiny::write_tiny_pixart_kind(base / "pixart-alpha", "pixart-alpha");
+    by_kind["pixart-sigma-512"] = tiny::write_tiny_pixart_kind(base / "pixart-sigma-512", "pixart-sigma-512");
+    by_kind["sd35-medium"] = tiny::write_tiny_sd3(base / "sd35-medium", false);
+    by_kind["sd35-large"] = tiny::write_tiny_sd3(base / "sd35-large", true);
   }
   ~Folders() { fs::remove_all(base); }
-  const std::string& of(const std::string& kind) const {
-    return kind == "sd15" ? sd15 : kind == "sdxl" ? sdxl : kind == "flux" ? flux : pixart;
-  }
+  const std::string& of(const std::string& kind) const { return by_kind.at(kind); }
 };
+
+bool is_pixart(const std::string& kind) { return kind.rfind("pixart", 0) == 0; }
+bool is_sd3(const std::string& kind) { return kind.rfind("sd35", 0) == 0; }
+bool is_unet(const std::string& kind) { return kind == "sd15" || kind == "sdxl" || kind.rfind("sd21", 0) == 0; }
 
 const Folders& folders() {
   static Folders f;
@@ -144,13 +154,14 @@ std::unique_ptr<gb::Backbone> open_tiny(const std::string& kind, at::ScalarType 
   o.dtype = dtype;
   o.store_dtype = store;
   if (kind == "flux") o.t5_int8 = false;
-  if (kind == "flux" || kind == "pixart-sigma")
+  if (kind == "flux" || is_pixart(kind) || is_sd3(kind))
     o.tokenizer = std::make_shared<tiny::WordTokenizer>("t5", 6, false, 40);
   else
     o.tokenizer = std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990);
   auto bb = open_backbone(folders().of(kind), o, kind);
-  if (kind == "flux")
-    dynamic_cast<FluxBackbone&>(*bb).set_clip_tokenizer(std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990));
+  auto clip = std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990);
+  if (kind == "flux") dynamic_cast<FluxBackbone&>(*bb).set_clip_tokenizer(clip);
+  if (is_sd3(kind)) dynamic_cast<Sd3Backbone&>(*bb).set_clip_tokenizer(clip);
   return bb;
 }
 
@@ -192,19 +203,24 @@ TEST_P(MemoryPlanTiny, WeightBytesPerComponent) {
   const auto& root = folders().of(kind);
   const auto plan = plan_weights(kind, root, dtype, false);
   auto store = [&](const std::string& comp, at::ScalarType dt) { return WeightStore::open_component(root, comp, dt, kCpu); };
-  const bool upcast_vae = kind == "pixart-sigma" || (kind == "sdxl" && VaeConfig::from_json(config(kind, "vae")).force_upcast);
+  const bool upcast_vae = is_pixart(kind) || (kind == "sdxl" && VaeConfig::from_json(config(kind, "vae")).force_upcast);
   EXPECT_EQ(component(plan, "vae").bytes, retained_bytes([&] {
               return std::make_shared<VaeEncoder>(VaeConfig::from_json(config(kind, "vae")),
                                                   store("vae", upcast_vae ? at::kFloat : dtype));
             }));
-  if (kind == "sd15" || kind == "sdxl") {
+  if (is_unet(kind)) {
     EXPECT_EQ(component(plan, "unet").bytes, retained_bytes([&] {
                 return std::make_shared<UNet2DConditionModel>(UNetConfig::from_json(config(kind, "unet")), store("unet", dtype));
               }));
-  } else if (kind == "pixart-sigma") {
+  } else if (is_pixart(kind)) {
     EXPECT_EQ(component(plan, "transformer").bytes, retained_bytes([&] {
                 return std::make_shared<PixArtTransformer>(store("transformer", dtype),
                                                            PixArtConfig::from_json(config(kind, "transformer")));
+              }));
+  } else if (is_sd3(kind)) {
+    EXPECT_EQ(component(plan, "transformer").bytes, retained_bytes([&] {
+                return std::make_shared<Sd3Transformer>(store("transformer", dtype),
+                                                        Sd3Config::from_json(config(kind, "transformer")));
               }));
   } else {
     EXPECT_EQ(component(plan, "transformer").bytes, retained_bytes([&] {
@@ -212,10 +228,11 @@ TEST_P(MemoryPlanTiny, WeightBytesPerComponent) {
                                                          FluxConfig::from_json(config(kind, "transformer")));
               }));
   }
-  for (const char* te : {"text_encoder", "text_encoder_2"}) {
+  for (const char* te : {"text_encoder", "text_encoder_2", "text_encoder_3"}) {
     if (!fs::is_directory(fs::path(root) / te)) continue;
-    const bool t5 = (kind == "pixart-sigma" && std::string(te) == "text_encoder") ||
-                    (kind == "flux" && std::string(te) == "text_encoder_2");
+    const bool t5 = (is_pixart(kind) && std::string(te) == "text_encoder") ||
+                    (kind == "flux" && std::string(te) == "text_encoder_2") ||
+                    (is_sd3(kind) && std::string(te) == "text_encoder_3");
     int64_t got = t5 ? retained_bytes([&] {
       return std::make_shared<T5Encoder>(store(te, dtype), T5Config::from_json(config(kind, te)));
     })
@@ -275,7 +292,9 @@ TEST_P(MemoryPlanTiny, CaptureBytesEqualAnActualCapture) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, MemoryPlanTiny,
-                         ::testing::Combine(::testing::Values("sd15", "sdxl", "pixart-sigma", "flux"),
+                         ::testing::Combine(::testing::Values("sd15", "sdxl", "pixart-sigma", "flux", "sd21", "sd21-base",
+                                                                "pixart-alpha", "pixart-sigma-512", "sd35-medium",
+                                                                "sd35-large"),
                                             ::testing::Values(at::kFloat, at::kBFloat16)),
                          [](const auto& info) {
                            std::string k = std::get<0>(info.param);
@@ -336,6 +355,24 @@ TEST(MemoryPlanFullSize, ParameterCountsMatchThePublishedOnes) {
   EXPECT_EQ(component(flux, "text_encoder_2").bytes - component(flux8, "text_encoder_2").bytes,
             24 * (per_layer_16 - per_layer_8));
   EXPECT_EQ(component(flux8, "text_encoder_2").params, component(flux, "text_encoder_2").params);
+  // The new backbones (full-size graphs: tests/backbones/golden/full_size_keys_sd21.json, goldens/dit/*_full_size.json).
+  for (const char* kind : {"sd21", "sd21-base"}) {
+    auto sd21 = plan_weights(kind, std::nullopt, at::kHalf, false);
+    EXPECT_EQ(component(sd21, "unet").params, 865910724) << kind;
+    EXPECT_EQ(component(sd21, "text_encoder").params, 340387840) << kind;  // OpenCLIP-H, 23 layers
+    EXPECT_NEAR(params(sd21, "vae"), 34.16, 0.005) << kind;
+  }
+  EXPECT_EQ(component(plan_weights("pixart-alpha", std::nullopt, at::kHalf, false), "transformer").params, 611349152);
+  EXPECT_EQ(component(plan_weights("pixart-sigma-512", std::nullopt, at::kHalf, false), "transformer").params, 610856096);
+  for (const auto& [kind, n] : {std::pair{"sd35-medium", int64_t(2469663936)}, std::pair{"sd35-large", int64_t(8146280768)}}) {
+    auto sd3 = plan_weights(kind, std::nullopt, at::kBFloat16, false);
+    EXPECT_EQ(component(sd3, "transformer").params, n) << kind;
+    EXPECT_NEAR(params(sd3, "text_encoder"), 123.65, 0.005) << kind;  // CLIP-L with its 768² projection
+    EXPECT_NEAR(params(sd3, "text_encoder_2"), 694.66, 0.005) << kind;
+    EXPECT_NEAR(params(sd3, "text_encoder_3"), 4762.31, 0.005) << kind;
+    EXPECT_NEAR(params(sd3, "vae"), 34.27, 0.005) << kind;
+    EXPECT_TRUE(component(sd3, "text_encoder_3").t5);
+  }
 }
 
 TEST(MemoryPlanFullSize, CapturesAndPhasesForGocaOnFlux) {

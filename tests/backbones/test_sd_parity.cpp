@@ -1,4 +1,5 @@
-// Numerical parity with diffusers v0.32.2 on the same tiny random weights (goldens: tools/parity/sd_goldens.py).
+// Numerical parity with diffusers v0.32.2 on the same tiny random weights (goldens: tools/parity/sd_goldens.py;
+// SD 2.1: tools/parity/sd21_goldens.py, text encoder from transformers 4.47.1).
 // fp32 on CPU; max relative error (max |a - b| / max |b|) <= 1e-4.
 #include "harness/backbones/flux_transformer.h"
 #include "harness/backbones/pixart_transformer.h"
@@ -68,7 +69,7 @@ TEST(PilResize, BitExactWithPillow) {
 
 TEST_P(SdParity, MatchesDiffusers) {
   const std::string kind = GetParam();
-  const std::string dir = kGolden + kind + "_tiny";
+  const std::string dir = kGolden + std::regex_replace(kind, std::regex("-"), "_") + "_tiny";
   auto g = gb::load_safetensors(dir + "/golden.safetensors");
   EXPECT_EQ(detect_backbone_kind(dir), kind);
   BackboneOptions o;
@@ -151,7 +152,8 @@ TEST_P(SdParity, MatchesDiffusers) {
   g_worst = 0;
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, SdParity, ::testing::Values("sd15", "sdxl"));
+INSTANTIATE_TEST_SUITE_P(Tiny, SdParity, ::testing::Values("sd15", "sdxl", "sd21", "sd21-base"),
+                         [](const auto& info) { return std::regex_replace(info.param, std::regex("-"), "_"); });
 
 // The full-size SD1.5 / SDXL UNets, the VAE encoder, the PixArt-Sigma and FLUX.1-dev transformers and the T5 v1.1 XXL
 // encoder request exactly the keys and shapes diffusers / transformers build at the published configs (hash of the
@@ -213,6 +215,23 @@ TEST(FullSizeGraphs, KeysShapesAndParamsMatchDiffusers) {
     for (const auto& [k, v] : ws.tensors()) n += v.numel();
     return n;
   };
+  // SD 2.1 (tools/parity/sd21_goldens.py): the 768-v UNet (the base one has the same graph) and OpenCLIP-H's
+  // 23-layer text tower in the CLIPTextModel layout.
+  auto want21 = read_json_file(kGolden + "full_size_keys_sd21.json");
+  want = want21;
+  {
+    auto ws = WeightStore::shape_only();
+    UNet2DConditionModel m(UNetConfig::sd21(), ws);
+    check("sd21_unet", ws);
+    auto wb = WeightStore::shape_only();
+    UNet2DConditionModel mb(UNetConfig::sd21_base(), wb);
+    check("sd21_unet", wb);
+  }
+  {
+    auto ws = WeightStore::shape_only();
+    ClipTextModel m(ClipTextConfig::openclip_h(), ws);
+    check("openclip_h_text", ws);
+  }
   EXPECT_NEAR(clip_params(ClipTextConfig::clip_l()) / 1e6, 123.06, 0.01);
   EXPECT_NEAR(clip_params(ClipTextConfig::bigg()) / 1e6, 694.66, 0.01);
 }

@@ -1,10 +1,12 @@
 #pragma once
-// Tiny random-weight PixArt-Sigma-like and Flux-like checkpoints in a temporary diffusers-layout folder, and
-// stand-in tokenizers (T5-like: words -> ids, EOS 1, pad 0; CLIP-like: BOS 998 ... EOS 999, padded with 999).
+// Tiny random-weight PixArt-like (Sigma, Sigma-512, alpha), Flux-like, SD3.5-like and SD 2.1-like checkpoints in a
+// temporary diffusers-layout folder, and stand-in tokenizers (T5-like: words -> ids, EOS 1, pad 0; CLIP-like: BOS 998 ... EOS 999, padded with 999).
 #include "tiny_sd.h"
 
 #include "harness/backbones/flux_transformer.h"
 #include "harness/backbones/pixart_transformer.h"
+#include "harness/backbones/sd3_transformer.h"
+#include "harness/io/json_io.h"
 #include "harness/backbones/t5_encoder.h"
 #include "harness/core/tokenizer.h"
 
@@ -133,6 +135,79 @@ inline std::string write_tiny_flux(const std::filesystem::path& root, uint64_t s
   write_vae(root / "vae", true, seed + 1);
   write_clip_text(root / "text_encoder", seed + 2);
   write_t5(root / "text_encoder_2", 24, seed + 3);
+  return root.string();
+}
+
+// The tiny PixArt folder as another PixArt kind: "pixart-sigma-512" (sample_size 64, interpolation 1) or
+// "pixart-alpha" (micro-conditions: inner_dim 24 so that it divides by 3, PixArtAlphaPipeline).
+inline std::string write_tiny_pixart_kind(const std::filesystem::path& root, const std::string& kind, uint64_t seed = 11) {
+  write_tiny_pixart(root, seed);
+  auto cfg = gb::read_json_file((root / "transformer" / "config.json").string());
+  if (kind == "pixart-sigma-512") {
+    cfg.merge_patch({{"sample_size", 64}, {"interpolation_scale", 1}});
+  } else if (kind == "pixart-alpha") {
+    cfg.merge_patch({{"attention_head_dim", 12}, {"cross_attention_dim", 24}, {"use_additional_conditions", true}});
+    write_json(root / "model_index.json", {{"_class_name", "PixArtAlphaPipeline"}});
+  } else {
+    throw std::invalid_argument("write_tiny_pixart_kind: " + kind);
+  }
+  write_json(root / "transformer" / "config.json", cfg);
+  auto ws = WeightStore::random_init(seed + 20, 0.15, at::kFloat, at::Device(at::kCPU));
+  PixArtTransformer m(ws, PixArtConfig::from_json((root / "transformer" / "config.json").string()));
+  save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
+  return root.string();
+}
+
+// SD3.5-like: 2 layers (Medium: dual attention in layer 0; Large: none), 2 heads x 8 with QK RMSNorm, CLIP-L/G
+// hidden 16 with projections 8, T5 d_model 32, 16-channel VAE /2 with shift: a 16² image gives 4 x 4 patches.
+inline std::string write_tiny_sd3(const std::filesystem::path& root, bool large = false, uint64_t seed = 51) {
+  namespace fs = std::filesystem;
+  fs::create_directories(root);
+  write_json(root / "model_index.json", {{"_class_name", "StableDiffusion3Pipeline"}});
+  nlohmann::json dual = nlohmann::json::array();
+  if (!large) dual.push_back(0);
+  write_json(root / "transformer" / "config.json",
+             {{"_class_name", "SD3Transformer2DModel"}, {"sample_size", 8}, {"patch_size", 2}, {"in_channels", 16},
+              {"num_layers", 2}, {"attention_head_dim", 8}, {"num_attention_heads", 2}, {"joint_attention_dim", 32},
+              {"caption_projection_dim", 16}, {"pooled_projection_dim", 16}, {"out_channels", 16},
+              {"pos_embed_max_size", 8}, {"dual_attention_layers", dual}, {"qk_norm", "rms_norm"}});
+  write_json(root / "scheduler" / "scheduler_config.json",
+             {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0}});
+  {
+    auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
+    Sd3Transformer m(ws, Sd3Config::from_json((root / "transformer" / "config.json").string()));
+    save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
+  }
+  write_vae(root / "vae", true, seed + 1);
+  auto vae = gb::read_json_file((root / "vae" / "config.json").string());
+  vae.merge_patch({{"scaling_factor", 1.5305}, {"shift_factor", 0.0609}});
+  write_json(root / "vae" / "config.json", vae);
+  for (const auto& [comp, bigg, s] : {std::tuple{"text_encoder", false, seed + 2}, std::tuple{"text_encoder_2", true, seed + 3}}) {
+    auto j = tiny_clip_json(bigg);
+    j["architectures"] = {"CLIPTextModelWithProjection"};
+    j["projection_dim"] = 8;
+    write_json(root / comp / "config.json", j);
+    auto ws = WeightStore::random_init(s, 0.1, at::kFloat, at::Device(at::kCPU));
+    ClipTextModel m(ClipTextConfig::from_json((root / comp / "config.json").string()), ws);
+    save_safetensors((root / comp / "model.safetensors").string(), ws.tensors());
+  }
+  write_t5(root / "text_encoder_3", 32, seed + 4);
+  return root.string();
+}
+
+// SD 2.1-like: the tiny SD1.5 folder with linear projections, OpenCLIP-style gelu text encoder and the 2.1
+// schedulers (768-v: DDIM with v_prediction and upcast attention; base: PNDM, epsilon).
+inline std::string write_tiny_sd21(const std::filesystem::path& root, bool v_model, uint64_t seed = 61) {
+  write_tiny_sd(root, false, seed);
+  auto u = gb::read_json_file((root / "unet" / "config.json").string());
+  u.merge_patch({{"use_linear_projection", true}, {"upcast_attention", v_model}});
+  write_json(root / "unet" / "config.json", u);
+  auto ws = WeightStore::random_init(seed + 10, 0.1, at::kFloat, at::Device(at::kCPU));
+  UNet2DConditionModel m(UNetConfig::from_json((root / "unet" / "config.json").string()), ws);
+  save_safetensors((root / "unet" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
+  auto sc = tiny_scheduler_json(false);
+  if (v_model) sc.merge_patch({{"_class_name", "DDIMScheduler"}, {"prediction_type", "v_prediction"}});
+  write_json(root / "scheduler" / "scheduler_config.json", sc);
   return root.string();
 }
 

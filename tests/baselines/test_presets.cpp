@@ -40,6 +40,11 @@ TEST(Presets, EqualThePapersConfigFiles) {
   for (const auto& p : all_presets()) {
     SCOPED_TRACE(p.backbone + "/" + p.variant);
     ASSERT_TRUE(paper.contains(p.paper_config));
+    if (p.derived) {  // a backbone the paper lacks: the config it follows, changed as its note says
+      EXPECT_NO_THROW(p.plan.method.validate("preset"));
+      EXPECT_FALSE(p.note.empty());
+      continue;
+    }
     seen.insert(p.paper_config);
     const auto& c = paper[p.paper_config];
     const auto& m = p.plan.method;

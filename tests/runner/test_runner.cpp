@@ -120,6 +120,11 @@ TEST(Experiment, PaperConfigsParseAndExpand) {
   const Experiment ab = load_experiment((dir / "ablations-sd15.yaml").string());
   EXPECT_EQ(ab.variants.at("sd15").size(), 2u + 7 + 4 + 9 + 2);
   EXPECT_NO_THROW(load_experiment((dir / "table1-sd15.yaml").string()));
+  // Every backbone x {Vanilla, GoCA} x the six datasets (issue 16).
+  const Experiment sc = load_experiment((dir / "scaling.yaml").string());
+  EXPECT_EQ(sc.datasets.size(), 6u);
+  EXPECT_EQ(sc.backbones.size(), 10u);
+  for (const auto& b : sc.backbones) EXPECT_EQ(sc.variants.at(b.name).size(), 2u) << b.name;
   EXPECT_NO_THROW(load_experiment((fs::path(GB_SOURCE_DIR) / "configs/quickstart.yaml").string()));
   fs::current_path(cwd);
 }

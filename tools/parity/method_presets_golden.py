@@ -15,7 +15,7 @@ import json
 import os
 
 NAMES = ['15', '15_vanilla', '15_baseline', 'fttm', 'xl', 'xl_vanilla', 'sigma', 'sigma_vanilla', 'flux',
-         'flux_vanilla']
+         'flux_vanilla', 'alpha', 'alpha_vanilla']
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'tests', 'baselines', 'data',
                    'paper_model_configs.json')
 

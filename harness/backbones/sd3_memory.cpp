@@ -1,0 +1,164 @@
+// The memory model of the SD3.5 backbones (sd3_backbone.cpp, sd3_transformer.cpp): transformer, VAE in the model
+// dtype, CLIP-L, CLIP-G and T5 (`wo` fp32), all resident (text_encoder: keep only); joint attention over image +
+// 77 + 256 text tokens in head groups of a bounded score chunk, as Flux's (flux_memory.cpp).
+#include "harness/backbones/memory_parts.h"
+#include "harness/backbones/sd3_backbone.h"
+#include "harness/core/errors.h"
+#include "harness/core/strings.h"
+#include "harness/core/torch_compat.h"
+
+#include <algorithm>
+
+namespace gb::bb {
+
+namespace {
+
+class Sd3MemoryModel : public MemoryModel {
+ public:
+  Sd3MemoryModel(Sd3Variant variant, const std::optional<std::string>& folder) : folder_(folder) {
+    const bool f = folder.has_value();
+    sd3_ = f ? Sd3Config::from_json(component_file(*folder, "transformer")) : sd3_default_config(variant);
+    vae_ = f ? VaeConfig::from_json(component_file(*folder, "vae")) : VaeConfig::sd3();
+    clip_l_ = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder")) : ClipTextConfig::clip_l();
+    clip_g_ = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder_2")) : ClipTextConfig::bigg();
+    if (!f) {  // SD3.5's text_encoder is CLIP-L as CLIPTextModelWithProjection
+      clip_l_.with_projection = true;
+      clip_l_.projection_dim = 768;
+    }
+    t5_ = f ? T5Config::from_json(component_file(*folder, "text_encoder_3")) : T5Config::v1_1_xxl();
+  }
+
+  std::vector<ComponentWeights> weights(at::ScalarType dtype, bool t5_int8) const override {
+    const mem::Make transformer = [&](const WeightStore& ws) { Sd3Transformer m(ws, sd3_); };
+    const mem::Make vae = [&](const WeightStore& ws) { VaeEncoder m(vae_, ws); };
+    const mem::Make clip_l = [&](const WeightStore& ws) { ClipTextModel m(clip_l_, ws); };
+    const mem::Make clip_g = [&](const WeightStore& ws) { ClipTextModel m(clip_g_, ws); };
+    if (folder_) {
+      mem::check_headers(*folder_, "transformer", dtype, transformer);
+      mem::check_headers(*folder_, "vae", dtype, vae);
+      mem::check_headers(*folder_, "text_encoder", dtype, clip_l);
+      mem::check_headers(*folder_, "text_encoder_2", dtype, clip_g);
+      mem::check_headers(*folder_, "text_encoder_3", dtype, [&](const WeightStore& ws) { T5Encoder m(ws, t5_); });
+    }
+    // Every text encoder stays resident (the backbone takes text_encoder: keep only).
+    return {mem::component("transformer", dtype, transformer, false), mem::component("vae", dtype, vae, false),
+            mem::component("text_encoder", dtype, clip_l, false),
+            mem::component("text_encoder_2", dtype, clip_g, false),
+            mem::t5_component("text_encoder_3", t5_, dtype, t5_int8)};
+  }
+
+  int64_t size_multiple() const override {
+    return (int64_t(1) << (vae_.block_out_channels.size() - 1)) * sd3_.patch_size;
+  }
+
+  // CLIP's positions (77), then the T5 length; set_text_length sets the T5 part, as a tokenizer option does
+  // (BackboneOptions::tokenizer is the T5 tokenizer of the SD3.5 kinds).
+  int64_t text_length() const override { return clip_l_.max_position_embeddings + t5_len_; }
+  void set_text_length(int64_t n) override { t5_len_ = n; }
+
+  // CLIP-L and CLIP-G run first (their penultimate states and pooled vectors are kept), then T5.
+  MemoryPhase text_phase(int64_t B, at::ScalarType dt, bool t5_int8) const override {
+    MemoryPhase p = mem::t5_text_phase(t5_, B, t5_len_, dt, t5_int8, /*masked=*/false);
+    const int64_t s = mem::esize(dt), L = clip_l_.max_position_embeddings;
+    p.transient.push_back({"CLIP-L|G penultimate states and pooled vectors",
+                           B * (L * (clip_l_.hidden_size + clip_g_.hidden_size) +
+                                clip_l_.projection_dim + clip_g_.projection_dim) * s});
+    return p;
+  }
+
+  MemoryPhase vae_phase(int64_t B, int64_t S, at::ScalarType vdt, at::ScalarType dt) const override {
+    return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_length(), sd3_.joint_attention_dim, device());
+  }
+
+  std::string unit_of_key(const std::string& key) const override {
+    for (const char* s : {"-cross-", "-self-", "-attn-out"}) {
+      auto pos = key.find(s);
+      if (pos != std::string::npos) return key.substr(0, pos);
+    }
+    return key;
+  }
+
+  std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>&, const CaptureSpec& spec, int64_t B, int64_t S,
+                                         at::ScalarType dt, at::ScalarType store) const override {
+    std::vector<MemoryUnit> units;
+    for (int64_t k = 0; k < sd3_.num_layers; ++k) units.push_back(unit(k, spec, B, S, dt, store));
+    return units;
+  }
+
+  std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {
+    const int64_t lat = S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1);
+    const int64_t T = text_length(), C = sd3_.inner_dim();
+    return {{"latents, joint text states, projected context, pooled vector",
+             B * (sd3_.in_channels * lat * lat + T * (sd3_.joint_attention_dim + C) + sd3_.pooled_projection_dim) *
+                 mem::esize(dt)}};
+  }
+
+  int64_t stored_bytes(const LayerInfo& l, const std::vector<LayerInfo>& layers, int64_t batch, at::ScalarType store,
+                       at::ScalarType dtype, int64_t bytes) const override {
+    // o.narrow(1, 0, N) of the contiguous joint output [1, S, C] is itself contiguous: at batch 1 the stored view
+    // keeps the whole [1, S, C] buffer (S = N + T tokens).
+    if (batch != 1 || store != dtype || !ends_with(l.name, "-cross-special-post-value")) return bytes;
+    for (const auto& x : layers)
+      if (x.name == "vit-block0-cross-map") bytes = (l.shape[0] + x.shape[2]) * l.shape[1] * mem::esize(store);
+    return bytes;
+  }
+
+ private:
+  // Block k (sd3_transformer.cpp attend()): activations, then either fused SDPA or the recorded maps computed in
+  // head groups of at most the transformer's chunk of scores.
+  MemoryUnit unit(int64_t k, const CaptureSpec& spec, int64_t B, int64_t S, at::ScalarType dt,
+                  at::ScalarType store) const {
+    const auto& c = sd3_;
+    const int64_t H = c.num_attention_heads, C = c.inner_dim();
+    const int64_t T = text_length();
+    const int64_t g = (S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1)) / c.patch_size;
+    const int64_t N = g * g, Sq = N + T;
+    const int64_t s = mem::esize(dt);
+    const std::string id = "vit-block" + std::to_string(k);
+    const bool want_cross = spec.wants(id + "-cross-map"), want_self = spec.wants(id + "-self-map");
+    MemoryUnit u{id, {}};
+    // Alive during attend(): x, xn0, xn (N) + ctx, cn (T) + q, k, v and their normed q, k (N and T) + the
+    // concatenated q, k, v (S).
+    const int64_t act = B * C * (3 * N + 2 * T + 5 * (N + T) + 3 * Sq) * s;
+    u.transient.push_back({"joint-block activations", act});
+    if (!want_cross && !want_self) {
+      if (gb::compat::sdpa_fused(device(), dt, H, C / H, false)) {
+        u.transient.push_back({"attention output (fused SDPA)", B * Sq * C * s});
+      } else {  // the math path keeps the [Sq, Sq] scores of every head and their softmax
+        u.transient.push_back({"attention output + scores and softmax (math SDPA)", B * Sq * C * s + 2 * B * H * Sq * Sq * s});
+      }
+      return u;
+    }
+    const bool self_mean = want_self && spec.self_map_head_mean;
+    int64_t bufs = B * Sq * C * s;  // per-chunk outputs (then their cat)
+    if (want_cross) bufs += B * H * N * T * s;
+    if (want_cross && spec.cross_map_head_mean)  // head_average_maps: stored-dtype copy, then fp32 sum + one head
+      bufs += (store == dt ? 0 : B * H * N * T * mem::esize(store)) + 2 * N * T * 4;
+    if (want_self && !self_mean) bufs += B * H * N * N * s;
+    if (self_mean) bufs += B * N * N * 4;
+    u.transient.push_back({"attend buffers (cross map, self sum/map, outputs)", bufs});
+    const int64_t per_head = B * Sq * Sq;
+    const int64_t group = std::max<int64_t>(
+        1, std::min<int64_t>(H, Sd3Transformer::kDefaultChunkElements / std::max<int64_t>(per_head, 1)));
+    const int64_t chunk = B * group * Sq * Sq;
+    int64_t step = 3 * chunk * s;  // QKᵀ, ·scale, softmax alive together
+    if (self_mean) step = std::max(step, chunk * s + (dt == at::kFloat ? 0 : B * group * N * N * 4) + B * N * N * 4);
+    u.transient.push_back({fmt::format("score chunk: {} of {} heads (QKᵀ, ·scale, softmax)", group, H), step});
+    return u;
+  }
+
+  std::optional<std::string> folder_;
+  Sd3Config sd3_;
+  VaeConfig vae_;
+  ClipTextConfig clip_l_, clip_g_;
+  T5Config t5_;
+  int64_t t5_len_ = kSd3T5Length;
+};
+
+}  // namespace
+
+std::unique_ptr<MemoryModel> sd3_memory_model(Sd3Variant variant, const std::optional<std::string>& folder) {
+  return std::make_unique<Sd3MemoryModel>(variant, folder);
+}
+
+}  // namespace gb::bb
