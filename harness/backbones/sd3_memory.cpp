@@ -3,7 +3,6 @@
 // 77 + 256 text tokens in head groups of a bounded score chunk, as Flux's (flux_memory.cpp).
 #include "harness/backbones/memory_parts.h"
 #include "harness/backbones/sd3_backbone.h"
-#include "harness/core/errors.h"
 #include "harness/core/strings.h"
 #include "harness/core/torch_compat.h"
 

@@ -437,7 +437,7 @@ namespace {
 
 struct MidFolders {
   fs::path base;
-  std::string flux, pixart;
+  std::string flux, pixart, sd3;
   MidFolders() {
     base = fs::temp_directory_path() / ("gb_memplan_mid_" + std::to_string(::getpid()));
     fs::remove_all(base);
@@ -457,6 +457,14 @@ struct MidFolders {
                       {"norm_type", "ada_norm_single"}, {"norm_elementwise_affine", false}, {"norm_eps", 1e-6},
                       {"interpolation_scale", 1}, {"use_additional_conditions", false}, {"caption_channels", 16}});
     rewrite<PixArtTransformer, PixArtConfig>(pixart);
+    sd3 = tiny::write_tiny_sd3(base / "sd3");  // 2 layers (dual attention in 0), now 4 heads x 16
+    tiny::write_json(fs::path(sd3) / "transformer" / "config.json",
+                     {{"_class_name", "SD3Transformer2DModel"}, {"sample_size", 32}, {"patch_size", 2},
+                      {"in_channels", 16}, {"num_layers", 2}, {"attention_head_dim", 16}, {"num_attention_heads", 4},
+                      {"joint_attention_dim", 32}, {"caption_projection_dim", 64}, {"pooled_projection_dim", 16},
+                      {"out_channels", 16}, {"pos_embed_max_size", 32}, {"dual_attention_layers", {0}},
+                      {"qk_norm", "rms_norm"}});
+    rewrite<Sd3Transformer, Sd3Config>(sd3);
   }
   template <typename M, typename C>
   static void rewrite(const std::string& root) {
@@ -551,6 +559,39 @@ TEST(MemoryPlanTransient, PixArtCapturedAttentionPeakOnTheCpu) {
       model(in, &rec, /*need_output=*/false);
     });
     const double r = planned_ratio("pixart-sigma", root, spec, b, dt, measured);
+    EXPECT_GT(r, 0.85);
+    EXPECT_LT(r, 1.15);
+  }
+  }
+}
+
+TEST(MemoryPlanTransient, Sd3CapturedAttentionPeakOnTheCpu) {
+  const auto& root = mid().sd3;
+  const int64_t clip = ClipTextConfig::from_json((fs::path(root) / "text_encoder" / "config.json").string())
+                           .max_position_embeddings;  // the CLIP positions come before the kText T5 tokens
+  for (auto dt : {at::kFloat, at::kBFloat16}) {
+  auto ws = WeightStore::open_component(root, "transformer", dt, kCpu);
+  Sd3Transformer model(ws, Sd3Config::from_json((fs::path(root) / "transformer" / "config.json").string()));
+  gb::CaptureSpec spec;
+  for (int k = 0; k < 2; ++k) {
+    spec.add("vit-block" + std::to_string(k) + "-cross-map");
+    spec.add("vit-block" + std::to_string(k) + "-self-map");
+  }
+  spec.self_map_head_mean = true;
+  for (int64_t b : {1, 2}) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+    auto f32 = at::TensorOptions().dtype(at::kFloat);
+    Sd3Inputs in;
+    in.latents = at::randn({b, 16, 32, 32}, gen, f32).to(dt);
+    in.timestep = at::full({b}, 338.0, f32);
+    in.encoder_hidden_states = at::randn({b, clip + kText, 32}, gen, f32).to(dt);
+    in.pooled_projections = at::randn({b, 16}, gen, f32);
+    gb::Capture cap;
+    const int64_t measured = peak_bytes([&] {
+      CaptureRecorder rec(spec, cap);
+      model(in, &rec, /*need_output=*/false);
+    });
+    const double r = planned_ratio("sd35-medium", root, spec, b, dt, measured);
     EXPECT_GT(r, 0.85);
     EXPECT_LT(r, 1.15);
   }
