@@ -14,15 +14,10 @@
 // the tree.
 #include "gb_build_info.h"
 #include "harness/core/strings.h"
-#include "goca/segmentor.h"
-#include "baselines/method_yaml.h"
-#include "baselines/presets.h"
 #include "harness/backbones/memory_check.h"
 #include "harness/backbones/registry.h"
 #include "harness/cli/backbone_flags.h"
 #include "harness/backbones/flux_backbone.h"
-#include "harness/backbones/json_config.h"
-#include "harness/backbones/vae.h"
 #include "harness/cli/registry.h"
 #include "harness/core/errors.h"
 #include "harness/core/log.h"
@@ -30,6 +25,7 @@
 #include "harness/core/torch_compat.h"
 #include "harness/generation/guidance.h"
 #include "harness/generation/sampler.h"
+#include "harness/generation/setup.h"
 #include "harness/io/image_io.h"
 #include "harness/io/prompt_file.h"
 #include "harness/io/safetensors.h"
@@ -68,20 +64,6 @@ at::ScalarType parse_dtype(const std::string& s) {
 
 std::string dtype_name(at::ScalarType t) {
   return t == at::kHalf ? "fp16" : t == at::kBFloat16 ? "bf16" : "fp32";
-}
-
-// The pipelines' default size: sample_size of the denoiser config x the VAE scale (SD1.5 64·8 = 512, PixArt-Σ-512
-// 64·8, PixArt-Σ-1024 128·8, SDXL 128·8); Flux's default_sample_size 128 x the VAE scale.
-int64_t default_image_size(const std::string& weights, const std::string& kind) {
-  gb::bb::CheckpointFolder f(weights);
-  const auto vcfg = gb::bb::VaeConfig::from_json(f.file("vae"));
-  const int64_t scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
-  if (kind == "flux") return 128 * scale;
-  const std::string comp = (kind == "sd15" || kind == "sdxl") ? "unet" : "transformer";
-  int64_t sample = 0;
-  gb::bb::json_get(gb::bb::read_json_file(f.file(comp)), "sample_size", sample, f.file(comp));
-  if (sample <= 0) gb::fail_file(f.file(comp), "no sample_size (pass --image-size)");
-  return sample * scale;
 }
 
 int64_t peak_host_bytes() {
@@ -128,18 +110,9 @@ void run(const Args& a) {
   gb::bb::BackboneOptions bo;
   bo.device = a.device;
   if (!a.dtype.empty()) bo.dtype = parse_dtype(a.dtype);
-  bo.image_size = a.image_size > 0 ? a.image_size : default_image_size(a.weights, kind);
-  if (gb::bb::backbone_kind(kind).memory) {
-    // Pre-flight, modelled as one capture pass of the CFG batch (2 x batch: unconditional and conditional) with
-    // what S-CFG captures: the denoiser step dominates; the VAE decoder mirrors the encoder the plan counts.
-    gb::bb::MemoryPlanOptions mo = gb::bb::memory_plan_options(kind, a.weights, bo);
-    if (a.guidance == "scfg" && (!a.method.empty() || kind == "sd15" || kind == "pixart-sigma")) {
-      const auto plan = a.method.empty() ? gb::baselines::find_preset(kind, "scfg").plan
-                                         : gb::baselines::load_method_plan(a.method);
-      mo.spec = gb::goca::Segmentor(plan.method).required_capture();
-    }
-    gb::bb::check_memory_fits("generate", mo, 2 * a.batch_size, gb::cli::memory_check(a.memory));
-  }
+  bo.image_size = a.image_size > 0 ? a.image_size : gb::gen::default_image_size(a.weights, kind);
+  gb::gen::check_generation_memory("generate", kind, a.weights, bo, a.guidance, a.method, a.batch_size,
+                                   gb::cli::memory_check(a.memory));
   const auto t_load = Clock::now();
   auto backbone = gb::bb::open_backbone(a.weights, bo, kind);
   gb::gen::SamplerOptions so;

@@ -49,6 +49,8 @@ class Sampler {
   const std::string& kind() const { return kind_; }
   int64_t steps() const { return steps_; }
   double guidance_scale() const { return scale_; }
+  // The scale of the next generate calls (one loaded sampler serves every scale of an experiment).
+  void set_guidance_scale(double scale) { scale_ = scale; }
   const bb::SchedulerConfig& scheduler_config() const { return scheduler_; }
   int64_t image_size() const { return image_size_; }
   // One prompt's initial latent shape [C, h, w] (Flux: unpacked 16 x h x w).

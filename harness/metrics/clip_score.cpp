@@ -254,6 +254,18 @@ at::Tensor ClipScorer::text_embeddings(const std::vector<std::string>& texts) co
   return l2_normalise(out.text_embeds).to(at::kCPU, at::kFloat);
 }
 
+std::vector<double> clip_pair_scores(const ClipScorer& scorer, const std::vector<at::Tensor>& images,
+                                     const std::vector<std::string>& texts) {
+  if (images.size() != texts.size()) fail("clip score: {} images but {} texts", images.size(), texts.size());
+  if (images.empty()) return {};
+  std::vector<at::Tensor> px;
+  px.reserve(images.size());
+  for (const auto& im : images) px.push_back(clip_preprocess(im, scorer.processor()));
+  const at::Tensor cos =
+      (scorer.image_embeddings(at::stack(px)) * scorer.text_embeddings(texts)).sum(-1).mul(100).to(at::kDouble).contiguous();
+  return std::vector<double>(cos.data_ptr<double>(), cos.data_ptr<double>() + cos.numel());
+}
+
 ClipScoreResult clip_score(const ClipScorer& scorer, const std::vector<std::string>& paths,
                            const std::vector<std::string>& texts, int64_t batch_size) {
   if (paths.size() != texts.size()) fail("clip score: {} images but {} texts", paths.size(), texts.size());
@@ -264,15 +276,13 @@ ClipScoreResult clip_score(const ClipScorer& scorer, const std::vector<std::stri
   const size_t n = paths.size();
   for (size_t begin = 0; begin < n; begin += static_cast<size_t>(batch_size)) {
     const size_t end = std::min(n, begin + static_cast<size_t>(batch_size));
-    std::vector<at::Tensor> px;
+    std::vector<at::Tensor> images;
     std::vector<std::string> tx;
     for (size_t i = begin; i < end; ++i) {
-      px.push_back(clip_preprocess(read_image_rgb(paths[i]), scorer.processor()));
+      images.push_back(read_image_rgb(paths[i]));
       tx.push_back(texts[i]);
     }
-    at::Tensor cos = (scorer.image_embeddings(at::stack(px)) * scorer.text_embeddings(tx)).sum(-1).mul(100);
-    for (int64_t i = 0; i < cos.size(0); ++i) {
-      const double v = cos[i].item<double>();
+    for (const double v : clip_pair_scores(scorer, images, tx)) {
       r.per_image.push_back(v);
       sum += v;
     }

@@ -52,6 +52,10 @@ struct ClipScoreResult {
   std::vector<double> per_image;  // 100·cos
 };
 
+// 100·cos(image embedding, text embedding) of each pair (RGB uint8 [H, W, 3] images), one forward pass per tower.
+std::vector<double> clip_pair_scores(const ClipScorer& scorer, const std::vector<at::Tensor>& images,
+                                     const std::vector<std::string>& texts);
+
 // Scores image i (RGB uint8 [H, W, 3] read from paths[i]) against texts[i], `batch_size` pairs at a time.
 ClipScoreResult clip_score(const ClipScorer& scorer, const std::vector<std::string>& image_paths,
                            const std::vector<std::string>& texts, int64_t batch_size);

@@ -241,6 +241,14 @@ std::vector<std::string> list_fid_images(const std::string& dir) {
   return out;
 }
 
+at::Tensor rgb_features(const FidInception& net, const std::vector<at::Tensor>& images) {
+  if (images.empty()) fail("FID features: no images");
+  std::vector<at::Tensor> batch;
+  batch.reserve(images.size());
+  for (const auto& im : images) batch.push_back(fid_preprocess(im));
+  return net.features(at::stack(batch).to(net.device())).to(at::kCPU);
+}
+
 at::Tensor image_features(const FidInception& net, const std::vector<std::string>& paths, int64_t batch_size,
                           const std::function<void(int64_t)>& progress) {
   if (batch_size < 1) fail("--batch-size must be positive, got {}", batch_size);
@@ -250,9 +258,8 @@ at::Tensor image_features(const FidInception& net, const std::vector<std::string
     const int64_t end = std::min(n, begin + batch_size);
     std::vector<at::Tensor> batch;
     batch.reserve(end - begin);
-    for (int64_t i = begin; i < end; ++i) batch.push_back(fid_preprocess(read_image_rgb(paths[i])));
-    at::Tensor x = at::stack(batch).to(net.device());
-    out.narrow(0, begin, end - begin).copy_(net.features(x).to(at::kCPU));
+    for (int64_t i = begin; i < end; ++i) batch.push_back(read_image_rgb(paths[i]));
+    out.narrow(0, begin, end - begin).copy_(rgb_features(net, batch));
     if (progress) progress(end);
   }
   return out;

@@ -54,6 +54,9 @@ at::Tensor fid_crop_resize(const at::Tensor& rgb_u8_hw3);
 // holds a format goca-bench cannot decode (only PNG and JPEG are read).
 std::vector<std::string> list_fid_images(const std::string& dir);
 
+// Features of in-memory RGB uint8 [H, W, 3] images (fid_preprocess each), one forward pass: [N, 2048] float32, CPU.
+at::Tensor rgb_features(const FidInception& net, const std::vector<at::Tensor>& images);
+
 // Features of the images at `paths` [N, 2048] (float32, CPU), `batch_size` images per forward pass.
 // `progress` (may be empty) is called after each batch with the number of images done.
 at::Tensor image_features(const FidInception& net, const std::vector<std::string>& paths, int64_t batch_size,
