@@ -41,6 +41,17 @@ std::string CompareReport::to_text() const {
                         fmt::format("{:+.2f}", r.new_value - r.old_value), r.status});
     s += to_markdown(t) + "\n";
   }
+  if (!generation_fid.empty()) {
+    Table t;
+    t.header = {"backbone|guidance|scale", "new FID", "old FID", "new CLIP", "old CLIP", "status"};
+    for (size_t i = 0; i < generation_fid.size(); ++i) {
+      const auto& f = generation_fid[i];
+      const auto& c = generation_clip[i];
+      t.rows.push_back({f.key, fmt::format("{:.4f}", f.new_value), fmt::format("{:.4f}", f.old_value),
+                        fmt::format("{:.4f}", c.new_value), fmt::format("{:.4f}", c.old_value), f.status});
+    }
+    s += to_markdown(t) + "\n";
+  }
   if (!speed.empty()) {
     Table t;
     t.header = {"dataset|backbone", "new s/img", "old s/img", "ratio", "status"};
@@ -120,6 +131,46 @@ CompareReport compare_results(const Results& now, const Results& old, const Comp
   }
   for (const auto& c : old.cells)
     if (!seen.count(c.key())) add_missing(c, false);
+
+  if (now.generation_info.has_value() != old.generation_info.has_value() ||
+      (now.generation_info && now.generation_info->list_hash != old.generation_info->list_hash)) {
+    rep.reasons.push_back("generation prompt lists differ");
+    rep.verdict = Verdict::NotComparable;
+    return rep;
+  }
+  std::set<std::string> gen_seen;
+  auto same_value = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+  for (const auto& c : now.generation) {
+    gen_seen.insert(c.key());
+    const GenerationCell* o = old.find_generation(c.backbone, c.guidance, c.scale);
+    CompareRow f{c.key(), c.fid, o ? o->fid : NAN, "same"};
+    CompareRow k{c.key(), c.clip_score(), o ? o->clip_score() : NAN, "same"};
+    if (!o) {
+      f.status = k.status = "missing";
+      changed = true;
+      rep.reasons.push_back(c.key() + " is only in the new run");
+    } else if (!(c.images == o->images && same_value(c.fid, o->fid) && same_value(c.clip_sum, o->clip_sum))) {
+      const double dfid = std::fabs(c.fid - o->fid), dclip = std::fabs(c.clip_score() - o->clip_score());
+      if (opt.gen_tol > 0 && c.images == o->images && dfid <= opt.gen_tol && dclip <= opt.gen_tol) {
+        f.status = k.status = "within tol";
+        tolerated = true;
+      } else {
+        f.status = k.status = "CHANGED";
+        changed = true;
+        rep.reasons.push_back(fmt::format("{}: FID {:.6g} -> {:.6g}, CLIP score {:.6g} -> {:.6g}, images {} -> {}", c.key(),
+                                          o->fid, c.fid, o->clip_score(), c.clip_score(), o->images, c.images));
+      }
+    }
+    rep.generation_fid.push_back(f);
+    rep.generation_clip.push_back(k);
+  }
+  for (const auto& c : old.generation)
+    if (!gen_seen.count(c.key())) {
+      rep.generation_fid.push_back({c.key(), NAN, c.fid, "missing"});
+      rep.generation_clip.push_back({c.key(), NAN, c.clip_score(), "missing"});
+      changed = true;
+      rep.reasons.push_back(c.key() + " is only in the old run");
+    }
 
   bool slower = false;
   if (opt.time_ratio && now.device == old.device) {

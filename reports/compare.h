@@ -4,7 +4,8 @@
 // Two runs are comparable only when their accuracy-relevant config hash, their dataset lists and their
 // protocols agree; otherwise the verdict is NotComparable, never a regression. Accuracy is exact by
 // default: every confusion matrix at every threshold must be identical. With a tolerance, the selected
-// mIoU may move by at most `miou_tol` points (percent). Speed is checked only when `time_ratio` is set and
+// mIoU may move by at most `miou_tol` points (percent). Generation cells (FID, CLIP score) must have identical
+// values, or differ by at most `gen_tol`. Speed is checked only when `time_ratio` is set and
 // both runs ran on the same device: new seconds per image > ratio × old is a regression.
 #include "reports/results.h"
 
@@ -17,6 +18,7 @@ namespace gb::reports {
 struct CompareOptions {
   double miou_tol = 0.0;              // mIoU points; 0 = exact confusion matrices
   std::optional<double> time_ratio;   // e.g. 1.25
+  double gen_tol = 0.0;               // generation cells: allowed |ΔFID| and |ΔCLIP score| (0 = identical values)
 };
 
 enum class Verdict { Same, WithinTolerance, AccuracyChanged, SpeedRegressed, NotComparable };
@@ -33,6 +35,7 @@ struct CompareReport {
   std::vector<std::string> reasons;    // why not comparable / what moved
   std::vector<CompareRow> accuracy;
   std::vector<CompareRow> speed;
+  std::vector<CompareRow> generation_fid, generation_clip;  // generation cells (backbone|guidance|scale)
   bool speed_checked = false;
   int exit_code() const;               // 0 same/within, 1 regression, 3 not comparable
   std::string to_text() const;         // the diff table

@@ -193,6 +193,26 @@ std::string report_html(const Results& r) {
   s += "</p>\n<h2>Tables</h2>\n";
   for (const auto& t : all_tables(r)) s += table_html(t);
 
+  if (!r.generation.empty()) {
+    s += "<h2>Generated samples (the first prompts of each setting)</h2>\n";
+    for (const auto& c : r.generation) {
+      s += fmt::format("<h3>{} · {} · G={} <span class='meta'>FID {} · CLIP {} · {} images</span></h3>\n<div class='ex'>",
+                       esc(c.backbone), esc(c.guidance), esc(c.scale_text()),
+                       std::isfinite(c.fid) ? fmt::format("{:.2f}", c.fid) : "–",
+                       std::isfinite(c.clip_score()) ? fmt::format("{:.2f}", c.clip_score()) : "–", c.images);
+      for (const auto& smp : c.samples)
+        s += fmt::format("<figure style='display:inline-block'><img alt='{0}' src='data:image/png;base64,{1}'/>"
+                         "<figcaption>{0}</figcaption></figure>",
+                         esc(smp.id), smp.png_base64);
+      if (c.samples.empty()) s += "<p>No samples were recorded.</p>";
+      s += "</div>\n";
+    }
+  }
+  if (r.cells.empty()) {
+    s += "<h2>Resolved configuration</h2>\n<pre>" + esc(r.config_yaml) + "</pre>\n</body></html>\n";
+    return s;
+  }
+
   s += "<h2>mIoU vs background threshold</h2>\n";
   std::vector<std::pair<std::string, std::string>> pairs;
   for (const auto& c : r.cells)

@@ -3,6 +3,7 @@
 #include "harness/core/errors.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace gb::reports {
@@ -25,6 +26,10 @@ Results merge_results(const std::vector<Results>& shards, const std::vector<std:
       if (s.datasets[d].name != first.datasets[d].name || s.datasets[d].list_hash != first.datasets[d].list_hash)
         fail_file(src, "dataset '{}' differs from {}", s.datasets[d].name, sources[0]);
     if (s.cells.size() != first.cells.size()) fail_file(src, "cell list differs from {}", sources[0]);
+    if (s.generation_info.has_value() != first.generation_info.has_value() ||
+        (s.generation_info && s.generation_info->list_hash != first.generation_info->list_hash) ||
+        s.generation.size() != first.generation.size())
+      fail_file(src, "generation settings or prompt list differ from {}", sources[0]);
   }
   if (static_cast<int64_t>(indices.size()) != n) {
     std::string missing;
@@ -47,8 +52,22 @@ Results merge_results(const std::vector<Results>& shards, const std::vector<std:
     c.layer_weight_sum.clear();
     c.head_weight_sum.clear();
   }
+  for (auto& g : out.generation) {
+    g.images = 0;
+    g.clip_sum = 0;
+    g.fid = NAN;  // needs the merged feature sums: gb::runner::merge_generation_sums
+    g.samples.clear();
+  }
   for (size_t i = 0; i < shards.size(); ++i) {
     const Results& s = shards[i];
+    for (size_t k = 0; k < s.generation.size(); ++k) {
+      const GenerationCell& sg = s.generation[k];
+      GenerationCell& og = out.generation[k];
+      if (sg.key() != og.key()) fail_file(sources[i], "generation cell {} does not match {} in {}", sg.key(), og.key(), sources[0]);
+      og.images += sg.images;
+      og.clip_sum += sg.clip_sum;
+      og.samples.insert(og.samples.end(), sg.samples.begin(), sg.samples.end());
+    }
     for (size_t k = 0; k < s.cells.size(); ++k) {
       const Cell& sc = s.cells[k];
       Cell& oc = out.cells[k];
@@ -80,6 +99,9 @@ Results merge_results(const std::vector<Results>& shards, const std::vector<std:
     if (a.index != b.index) return a.index < b.index;
     return a.variant < b.variant;
   });
+  for (auto& g : out.generation)
+    std::stable_sort(g.samples.begin(), g.samples.end(),
+                     [](const GenerationSample& a, const GenerationSample& b) { return a.index < b.index; });
   out.recompute_metrics();
   return out;
 }

@@ -5,6 +5,9 @@
 #include "harness/io/atomic_file.h"
 #include "harness/io/json_io.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -91,6 +94,20 @@ const ThresholdResult* Cell::selected() const {
 const Cell* Results::find(const std::string& d, const std::string& b, const std::string& v) const {
   for (const auto& c : cells)
     if (c.dataset == d && c.backbone == b && c.variant == v) return &c;
+  return nullptr;
+}
+
+double GenerationCell::clip_score() const {
+  return images > 0 ? std::max(clip_sum / static_cast<double>(images), 0.0) : NAN;
+}
+
+std::string GenerationCell::scale_text() const { return fmt::format("{:g}", scale); }
+
+std::string GenerationCell::key() const { return backbone + "|" + guidance + "|" + scale_text(); }
+
+const GenerationCell* Results::find_generation(const std::string& b, const std::string& g, double scale) const {
+  for (const auto& c : generation)
+    if (c.backbone == b && c.guidance == g && c.scale == scale) return &c;
   return nullptr;
 }
 
@@ -182,6 +199,33 @@ json to_json(const Results& r) {
     ex.push_back({{"dataset", e.dataset}, {"backbone", e.backbone}, {"variant", e.variant}, {"id", e.id},
                   {"index", e.index}, {"png_base64", e.png_base64}});
   j["examples"] = ex;
+  if (r.generation_info) {
+    const auto& g = *r.generation_info;
+    j["generation"] = {{"prompts", g.prompts},
+                       {"num_prompts", g.num_prompts},
+                       {"list_hash", g.list_hash},
+                       {"reference_stats", g.reference_stats},
+                       {"reference_hash", g.reference_hash},
+                       {"synthetic", g.synthetic}};
+    json gc = json::array();
+    for (const auto& c : r.generation) {
+      json samples = json::array();
+      for (const auto& smp : c.samples)
+        samples.push_back({{"id", smp.id}, {"index", smp.index}, {"png_base64", smp.png_base64}});
+      gc.push_back({{"backbone", c.backbone},
+                    {"guidance", c.guidance},
+                    {"guidance_type", c.guidance_type},
+                    {"method", c.method},
+                    {"scale", c.scale},
+                    {"images", c.images},
+                    {"clip_sum", c.clip_sum},
+                    {"clip_score", num(c.clip_score())},
+                    {"fid", num(c.fid)},
+                    {"sums_file", c.sums_file},
+                    {"samples", samples}});
+    }
+    j["generation_cells"] = gc;
+  }
   return j;
 }
 
@@ -308,6 +352,35 @@ Results results_from_json_impl(const json& j, const std::string& src) {
       e.index = opt<int64_t>(ej, "index", 0);
       e.png_base64 = opt<std::string>(ej, "png_base64", "");
       r.examples.push_back(e);
+    }
+    if (j.contains("generation")) {
+      const json& g = j.at("generation");
+      GenerationInfo gi;
+      gi.prompts = opt<std::string>(g, "prompts", "");
+      gi.num_prompts = opt<int64_t>(g, "num_prompts", 0);
+      gi.list_hash = opt<std::string>(g, "list_hash", "");
+      gi.reference_stats = opt<std::string>(g, "reference_stats", "");
+      gi.reference_hash = opt<std::string>(g, "reference_hash", "");
+      gi.synthetic = opt<bool>(g, "synthetic", false);
+      r.generation_info = gi;
+      for (const auto& cj : j.value("generation_cells", json::array())) {
+        GenerationCell c;
+        c.backbone = req<std::string>(cj, "backbone", src, "generation_cells[]");
+        c.guidance = req<std::string>(cj, "guidance", src, "generation_cells[]");
+        c.scale = req<double>(cj, "scale", src, "generation_cells[]");
+        const std::string where = "generation_cells[" + c.key() + "]";
+        c.guidance_type = opt<std::string>(cj, "guidance_type", "");
+        c.method = opt<std::string>(cj, "method", "");
+        c.images = req<int64_t>(cj, "images", src, where);
+        if (c.images < 0) fail_file(src, "{}: images must be >= 0, got {}", where, c.images);
+        c.clip_sum = req<double>(cj, "clip_sum", src, where);
+        c.fid = opt<double>(cj, "fid", NAN);
+        c.sums_file = opt<std::string>(cj, "sums_file", "");
+        for (const auto& sj : cj.value("samples", json::array()))
+          c.samples.push_back({opt<std::string>(sj, "id", ""), opt<int64_t>(sj, "index", 0),
+                               opt<std::string>(sj, "png_base64", "")});
+        r.generation.push_back(std::move(c));
+      }
     }
   } catch (const json::exception& e) {
     fail_file(src, "malformed results: {}", json_error_text(e));

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -70,6 +71,39 @@ struct Example {
   std::string png_base64;   // image | ground truth | prediction, side by side
 };
 
+// Generation experiments (a `generation:` section): one GenerationCell per (backbone, guidance, scale).
+struct GenerationSample {
+  std::string id;
+  int64_t index = 0;         // position in the prompt list (after the limit)
+  std::string png_base64;    // the generated image, downscaled to at most 128 px
+};
+
+struct GenerationCell {
+  std::string backbone;
+  std::string guidance;      // the entry's name: the table row ("CFG", "S-CFG (GoCA)")
+  std::string guidance_type; // cfg | scfg
+  std::string method;        // S-CFG's mask method file ("" = the backbone's preset or none)
+  double scale = 0;
+  int64_t images = 0;
+  double clip_sum = 0;       // Σ 100·cos(image, prompt) over the images (CLIP score = max(clip_sum / images, 0))
+  double fid = NAN;          // from the feature sums and the reference statistics (NaN: fewer than 2 images)
+  std::string sums_file;     // the FID feature sums, relative to the run folder (harness/metrics/fid_sums.h)
+  std::vector<GenerationSample> samples;  // the first prompts' images, for report.html
+
+  double clip_score() const;  // NaN without images
+  std::string key() const;    // backbone|guidance|scale
+  std::string scale_text() const;  // "7.5"
+};
+
+struct GenerationInfo {
+  std::string prompts;         // the prompt file as configured
+  int64_t num_prompts = 0;     // after the limit, before sharding
+  std::string list_hash;       // hash of the ordered (id, prompt) list
+  std::string reference_stats; // the .npz path
+  std::string reference_hash;  // hash of its mu and sigma bytes
+  bool synthetic = false;      // random-weight models: numbers are not the paper's
+};
+
 struct Results {
   int schema_version = kResultsSchemaVersion;
   std::string name;
@@ -92,6 +126,9 @@ struct Results {
   // beside peak_device_bytes.
   int64_t planned_peak_device_bytes = 0;
   std::vector<Example> examples;
+  std::optional<GenerationInfo> generation_info;  // set for generation experiments
+  std::vector<GenerationCell> generation;
+  const GenerationCell* find_generation(const std::string& backbone, const std::string& guidance, double scale) const;
 
   const Cell* find(const std::string& dataset, const std::string& backbone, const std::string& variant) const;
   const DatasetInfo* dataset(const std::string& name) const;

@@ -54,6 +54,8 @@ std::string latex_escape(const std::string& in) {
         o += ch;
     }
   }
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"↓", "$\\downarrow$"}, {"↑", "$\\uparrow$"}})
+    for (size_t pos = o.find(from); pos != std::string::npos; pos = o.find(from, pos + to.size())) o.replace(pos, from.size(), to);
   return o;
 }
 
@@ -192,8 +194,41 @@ std::vector<Table> threshold_tables(const Results& r) {
   return out;
 }
 
+Table generation_table(const Results& r) {
+  Table t;
+  t.id = "generation";
+  const bool synthetic = r.generation_info && r.generation_info->synthetic;
+  t.title = std::string("FID ↓ and CLIP score ↑ per guidance scale G") +
+            (synthetic ? " (SYNTHETIC: random-weight models, not the paper's numbers)" : "");
+  t.header = {"Backbone", "Guidance"};
+  t.label_columns = 2;
+  std::vector<double> scales;
+  std::vector<std::pair<std::string, std::string>> rows;  // (backbone, guidance) in first-seen order
+  for (const auto& c : r.generation) {
+    push_unique(scales, c.scale);
+    push_unique(rows, {c.backbone, c.guidance});
+  }
+  for (const char* metric : {"FID ↓", "CLIP ↑"})
+    for (double g : scales) t.header.push_back(fmt::format("{} G={:g}", metric, g));
+  auto value = [](double v) { return std::isfinite(v) ? fmt::format("{:.2f}", v) : std::string("–"); };
+  for (const auto& [backbone, guidance] : rows) {
+    std::vector<std::string> row = {backbone, guidance};
+    for (double g : scales) {
+      const GenerationCell* c = r.find_generation(backbone, guidance, g);
+      row.push_back(c ? value(c->fid) : "–");
+    }
+    for (double g : scales) {
+      const GenerationCell* c = r.find_generation(backbone, guidance, g);
+      row.push_back(c ? value(c->clip_score()) : "–");
+    }
+    t.rows.push_back(row);
+  }
+  return t;
+}
+
 std::vector<Table> all_tables(const Results& r) {
   std::vector<Table> out;
+  if (!r.generation.empty()) out.push_back(generation_table(r));
   Table m = main_table(r);
   if (!m.rows.empty()) out.push_back(m);
   for (auto& t : ablation_tables(r)) out.push_back(std::move(t));

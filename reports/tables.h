@@ -4,6 +4,7 @@
 //                         background threshold
 //   ablation tables:      one per ablation group and backbone: rows the ablated values, columns datasets
 //   per-class tables:     one per (dataset, backbone): rows classes, columns variants (IoU %)
+//   generation table:     rows backbone × guidance, columns FID ↓ and CLIP ↑ per guidance scale
 #include "reports/results.h"
 
 #include <string>
@@ -24,6 +25,9 @@ std::vector<Table> ablation_tables(const Results& r);
 std::vector<Table> per_class_tables(const Results& r);
 // Threshold sweep: rows variants, columns thresholds (mIoU %), one per (dataset, backbone).
 std::vector<Table> threshold_tables(const Results& r);
+// Generation experiments (the paper's S-CFG table): rows backbone × guidance, columns FID ↓ at each guidance scale,
+// then CLIP score ↑ at each scale (two decimals, "–" where missing); the title says SYNTHETIC for random weights.
+Table generation_table(const Results& r);
 std::vector<Table> all_tables(const Results& r);
 
 std::string to_markdown(const Table& t);

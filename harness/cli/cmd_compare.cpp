@@ -1,4 +1,5 @@
-// `goca-bench compare NEW OLD [--miou-tol X] [--time-ratio R]`: diff table of two runs.
+// `goca-bench compare NEW OLD [--miou-tol X] [--gen-tol X] [--time-ratio R]`: diff table of two runs
+// (segmentation cells; generation cells' FID and CLIP score).
 // Exit codes: 0 same or within tolerance, 1 accuracy changed or speed regressed, 3 not comparable
 // (config, dataset list or protocol differ), 2 bad input.
 #include "harness/cli/registry.h"
@@ -26,6 +27,7 @@ void add(CLI::App& app) {
     std::string now, old;
     double tol = 0;
     double ratio = 0;
+    double gen_tol = 0;
   };
   auto o = std::make_shared<Opts>();
   sub->add_option("NEW", o->now, "New run folder or results.json")->required();
@@ -35,11 +37,15 @@ void add(CLI::App& app) {
   sub->add_option("--time-ratio", o->ratio,
                   "Flag a speed regression when new s/img > R × old s/img (same device only; default: not checked)")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--gen-tol", o->gen_tol,
+                  "Generation runs: allowed |ΔFID| and |ΔCLIP score| (default 0: identical values)")
+      ->check(CLI::NonNegativeNumber);
   sub->callback([o] {
     const auto a = gb::reports::load_results(results_path(o->now));
     const auto b = gb::reports::load_results(results_path(o->old));
     gb::reports::CompareOptions opt;
     opt.miou_tol = o->tol;
+    opt.gen_tol = o->gen_tol;
     if (o->ratio > 0) opt.time_ratio = o->ratio;
     const auto rep = gb::reports::compare_results(a, b, opt);
     std::cout << rep.to_text();

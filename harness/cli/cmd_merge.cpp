@@ -1,7 +1,9 @@
 // `goca-bench merge SHARD... --out RUN_DIR`: sums shard results into one results.json identical (in every
-// confusion matrix) to a single-process run, then redraws the report.
+// confusion matrix; for generation runs in every FID feature sum and CLIP sum) to a single-process run, then redraws
+// the report.
 #include "harness/cli/registry.h"
 #include "harness/core/log.h"
+#include "harness/runner/generation_run.h"
 #include "reports/html.h"
 #include "reports/merge.h"
 #include "reports/results.h"
@@ -27,7 +29,8 @@ void add(CLI::App& app) {
       shards.push_back(gb::reports::load_results(f));
       sources.push_back(f);
     }
-    const auto merged = gb::reports::merge_results(shards, sources);
+    auto merged = gb::reports::merge_results(shards, sources);
+    gb::runner::merge_generation_sums(merged, shards, sources, *out);
     gb::reports::save_results(merged, (fs::path(*out) / "results.json").string());
     gb::reports::write_report(merged, *out);
     gb::log::info("merged {} shards into {}/results.json", shards.size(), *out);

@@ -1,5 +1,6 @@
 // `goca-bench run CONFIG.yaml [--set k=v]... [--shard i/n] [--resume] [--batch-size N] [--out DIR]`:
-// evaluates an experiment and writes results.json, tables/, profile.json, profile.md and report.html.
+// evaluates an experiment (segmentation, or a generation experiment: harness/runner/generation_run.h) and writes
+// results.json, tables/, profile.json, profile.md and report.html.
 #include "harness/cli/backbone_flags.h"
 #include "harness/cli/registry.h"
 #include "harness/core/log.h"
@@ -15,7 +16,7 @@
 namespace {
 
 void add(CLI::App& app) {
-  auto* sub = app.add_subcommand("run", "Run an experiment (datasets x backbones x methods) and write its reports");
+  auto* sub = app.add_subcommand("run", "Run an experiment (datasets x backbones x methods, or a generation table) and write its reports");
   struct Opts {
     std::string config;
     std::vector<std::string> sets;
@@ -28,10 +29,10 @@ void add(CLI::App& app) {
     gb::cli::MemoryCheckFlags memory;
   };
   auto o = std::make_shared<Opts>();
-  sub->add_option("CONFIG", o->config, "Experiment YAML (configs/experiments/*.yaml, configs/quickstart.yaml)")->required();
+  sub->add_option("CONFIG", o->config, "Experiment YAML (configs/experiments/*.yaml, configs/quickstart.yaml; a `generation:` section: the S-CFG table)")->required();
   sub->add_option("--set", o->sets, "Override a config key: a.b=value, datasets.0.set.root=/data/VOC2012 (repeatable)");
-  sub->add_option("--shard", o->shard, "Evaluate shard i of n (every image index with index % n == i): i/n");
-  sub->add_flag("--resume", o->resume, "Continue a killed run from its journal (no image redone or counted twice)");
+  sub->add_option("--shard", o->shard, "Evaluate shard i of n (every image / prompt index with index % n == i): i/n");
+  sub->add_flag("--resume", o->resume, "Continue a killed run from its journal (no image redone or counted twice; generation: no prompt resampled)");
   sub->add_option("--batch-size", o->batch_size, "Images per backbone forward (overrides the config; results do not change)");
   sub->add_option("--out", o->out, "Run folder (default: <output_root>/<name>[/shard-i-of-n])");
   sub->add_flag("--no-progress", o->no_progress, "No progress bar");
@@ -49,6 +50,10 @@ void add(CLI::App& app) {
     ro.progress = !o->no_progress;
     ro.memory = gb::cli::memory_check(o->memory);
     const auto results = gb::runner::run_experiment(ex, ro);
+    if (!results.generation.empty()) {
+      const auto gen = gb::reports::generation_table(results);
+      std::cout << "\n" << gen.title << "\n\n" << gb::reports::to_markdown(gen);
+    }
     const auto table = gb::reports::main_table(results);
     if (!table.rows.empty()) std::cout << "\n" << gb::reports::to_markdown(table);
     for (const auto& t : gb::reports::ablation_tables(results)) std::cout << "\n" << t.title << "\n\n" << gb::reports::to_markdown(t);

@@ -1,7 +1,14 @@
 #include "harness/runner/experiment.h"
 
 #include "harness/backbones/registry.h"
+#include "harness/backbones/schedulers.h"
 #include "harness/core/errors.h"
+#include "harness/core/strings.h"
+#include "harness/generation/guidance.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
 
 #include <filesystem>
 #include <set>
@@ -39,6 +46,75 @@ std::vector<std::string> overrides_of(const ConfigReader& r, const std::string& 
   if (!n.IsMap()) r.fail_at(key, "must be a mapping of keys to values");
   for (const auto& kv : n) out.push_back(kv.first.Scalar() + "=" + scalar_text(kv.second));
   return out;
+}
+
+// A path key of the generation section, resolved like method files; existence is checked when the run starts
+// (gb::runner::run_generation), so the paper configs load without the user's files.
+std::string path_key(const ConfigReader& r, const std::string& key, const std::string& source) {
+  const std::string p = resolve_path(r.get<std::string>(key), source);
+  if (p.empty()) r.fail_at(key, "must name a file or folder");
+  return p;
+}
+
+GenerationSpec parse_generation(const ConfigReader& g, const Experiment& ex) {
+  GenerationSpec s;
+  s.prompts = path_key(g, "prompts", ex.source);
+  s.limit = g.get_or<int64_t>("limit", -1);
+  s.steps = g.get_or<int64_t>("steps", 0);
+  if (s.steps < 0) g.fail_at("steps", "must be 0 (the backbone's default) or positive");
+  s.scheduler = g.get_or<std::string>("scheduler", "");
+  if (!s.scheduler.empty()) {
+    try {
+      gb::bb::scheduler_class_for(s.scheduler);
+    } catch (const UserError& e) {
+      g.fail_at("scheduler", e.what());
+    }
+  }
+  s.image_size = g.get_or<int64_t>("image_size", 0);
+  if (s.image_size < 0) g.fail_at("image_size", "must be 0 (the checkpoint's) or positive");
+  s.scales = g.get<std::vector<double>>("scales");
+  if (s.scales.empty()) g.fail_at("scales", "lists no guidance scale");
+  for (size_t i = 0; i < s.scales.size(); ++i) {
+    if (!(s.scales[i] > 0)) g.fail_at("scales", fmt::format("scale {} must be positive", s.scales[i]));
+    for (size_t j = 0; j < i; ++j)
+      if (s.scales[j] == s.scales[i]) g.fail_at("scales", fmt::format("scale {} is listed twice", s.scales[i]));
+  }
+  s.save_images = g.get_or<bool>("save_images", true);
+  s.synthetic = g.get_or<bool>("synthetic", false);
+  const ConfigReader m = g.child("metrics");
+  s.inception = path_key(m, "inception", ex.source);
+  s.reference_stats = path_key(m, "reference_stats", ex.source);
+  s.clip = path_key(m, "clip", ex.source);
+
+  const auto names = gb::gen::guidance_names();
+  std::set<std::string> seen;
+  const auto entries = g.children("guidance");
+  if (entries.empty()) g.fail_at("guidance", "lists no guidance (cfg, scfg)");
+  for (const auto& e : entries) {
+    const std::string name = e.get<std::string>("name");
+    if (name.empty() || !seen.insert(name).second) e.fail_at("name", "'" + name + "' is empty or listed twice");
+    const std::string type = e.get<std::string>("type");
+    if (std::find(names.begin(), names.end(), type) == names.end())
+      e.fail_at("type", "'" + type + "' is not a guidance (" + gb::join(names) + ")");
+    const std::string method = e.get_or<std::string>("method", "");
+    if (!method.empty() && type != "scfg") e.fail_at("method", "only S-CFG (type scfg) takes a mask method");
+    std::set<std::string> only;
+    for (const auto& b : e.get_or<std::vector<std::string>>("backbones", {})) only.insert(b);
+    for (const auto& b : ex.backbones) {
+      if (!only.empty() && !only.count(b.name)) continue;
+      GuidanceEntry ge;
+      ge.name = name;
+      ge.type = type;
+      if (!method.empty()) {
+        ge.method_file = resolve_path(replace_all(method, "{backbone}", b.name), ex.source);
+        if (!fs::is_regular_file(ge.method_file))
+          e.fail_at("method", "'" + ge.method_file + "' not found (for backbone '" + b.name + "')");
+        ge.method_yaml = YAML::Clone(gb::Config::load(ge.method_file).root());
+      }
+      s.guidance[b.name].push_back(ge);
+    }
+  }
+  return s;
 }
 
 }  // namespace
@@ -124,6 +200,20 @@ Experiment parse_experiment(const gb::Config& config) {
   }
 
   std::set<std::string> names;
+  if (r.has("generation")) {
+    for (const char* key : {"datasets", "methods", "ablations", "evaluation"})
+      if (r.has(key)) r.fail_at(key, "a generation experiment (`generation:`) has no datasets, methods, ablations or evaluation");
+    for (const auto& b : r.children("backbones")) {
+      BackboneEntry e = read_backbone_entry(b);
+      if (!names.insert("b:" + e.name).second) b.fail_at("name", "backbone '" + e.name + "' is listed twice");
+      b.finish();
+      ex.backbones.push_back(e);
+    }
+    if (ex.backbones.empty()) r.fail_at("backbones", "lists no backbone");
+    ex.generation = parse_generation(r.child("generation"), ex);
+    r.finish();
+    return ex;
+  }
   for (const auto& d : r.children("datasets")) {
     DatasetEntry e;
     e.name = d.get<std::string>("name");

@@ -33,6 +33,32 @@
 //       backbones: [sd15]
 //   evaluation:
 //     select: best                        # best | fixed:<threshold>
+//
+// A generation experiment (the paper's S-CFG table, configs/experiments/scfg-*.yaml) has `backbones:` and a
+// `generation:` section instead of `datasets:` and `methods:` (docs/runner.md, docs/generation.md):
+//   generation:
+//     prompts: /data/MS-COCO_val2014_30k_captions.csv   # .txt or .csv (harness/io/prompt_file.h)
+//     limit: -1                         # the first N prompts (-1: all)
+//     steps: 0                          # 0: the backbone's default (sd15 50, pixart-sigma 20)
+//     scheduler: ""                     # "": the checkpoint's
+//     image_size: 0                     # 0: the checkpoint's
+//     scales: [2.0, 3.0, 5.0, 7.5, 10.0]
+//     guidance:                         # table rows (per backbone); S-CFG's mask method per entry
+//       - name: CFG
+//         type: cfg                     # cfg | scfg
+//       - name: S-CFG (Vanilla)
+//         type: scfg
+//         method: configs/methods/{backbone}/vanilla.yaml   # {backbone} = the backbone's name; omitted: its preset
+//       - name: S-CFG (GoCA)
+//         type: scfg
+//         method: configs/methods/{backbone}/scfg.yaml
+//         backbones: [sd15]             # optional: only these backbones
+//     metrics:
+//       inception: /models/pt_inception-2015-12-05.safetensors   # tools/convert/fid_inception.py
+//       reference_stats: /data/fid_stats_coco_val2014.npz       # mu, sigma
+//       clip: /models/clip-vit-base-patch32                       # a Hugging Face CLIPModel folder
+//     save_images: true                 # <run>/images/<backbone>/<guidance>/<scale>/<id>.png
+//     synthetic: false                  # true: random-weight models; tables and report say so
 #include "harness/backbones/factory.h"
 #include "harness/config/config.h"
 
@@ -75,6 +101,27 @@ struct Variant {
   std::vector<std::string> method_overrides;  // `set` keys and axis values, as "key=value"
 };
 
+// One `generation.guidance` entry for one backbone.
+struct GuidanceEntry {
+  std::string name;                         // table row label ("CFG", "S-CFG (GoCA)")
+  std::string type;                         // cfg | scfg (gb::gen::guidance_names())
+  std::string method_file;                  // S-CFG's mask method ({backbone} replaced); "" = the backbone's preset
+  YAML::Node method_yaml;                   // the method file's mapping (config hash), null without one
+};
+
+struct GenerationSpec {
+  std::string prompts;
+  int64_t limit = -1;
+  int64_t steps = 0;
+  std::string scheduler;
+  int64_t image_size = 0;
+  std::vector<double> scales;
+  std::map<std::string, std::vector<GuidanceEntry>> guidance;  // per backbone name, in config order
+  std::string inception, reference_stats, clip;
+  bool save_images = true;
+  bool synthetic = false;
+};
+
 struct Experiment {
   std::string name;
   std::string output_root = "runs";
@@ -87,6 +134,7 @@ struct Experiment {
   std::vector<DatasetEntry> datasets;
   std::vector<BackboneEntry> backbones;
   std::map<std::string, std::vector<Variant>> variants;  // per backbone name, in config order
+  std::optional<GenerationSpec> generation;               // a generation experiment (no datasets, no methods)
   std::string resolved_yaml;                              // the whole resolved config
   std::string source;
 

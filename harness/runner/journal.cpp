@@ -108,6 +108,14 @@ void check_weights(json& obj, const std::string& file, int64_t line, const char*
 
 void Journal::validate(json& rec, const JournalSchema& s, const std::string& file, int64_t line) {
   if (!rec.is_object()) bad(file, line, "a record must be an object, got {}", rec.type_name());
+  if (s.record) {
+    if (!rec.contains("i")) bad(file, line, "missing \"i\" (the prompt index)");
+    const int64_t i = get_int(rec["i"], file, line, "\"i\"");
+    if (i < 0 || i >= s.num_images) bad(file, line, "prompt index {} out of range [0, {})", i, s.num_images);
+    if (s.wanted && !s.wanted(i)) bad(file, line, "prompt index {} does not belong to this shard", i);
+    s.record(rec, file, line);
+    return;
+  }
   static const std::set<std::string> known = {"i", "id", "skip", "v", "ex"};
   for (const auto& [k, v] : rec.items())
     if (!known.count(k)) bad(file, line, "unknown key {}", excerpt(k));

@@ -25,6 +25,9 @@ struct JournalSchema {
   std::vector<std::string> variants;           // "v" has one entry per variant; "ex" names one of them
   std::vector<size_t> thresholds;              // per variant: entries of "t"
   std::vector<int64_t> num_classes;            // per variant C: row in [0, C], column in [0, C)
+  // Generation journals (harness/runner/generation_run.h): checks a record's keys other than "i" (which is
+  // checked as above) instead of the segmentation schema; throws UserError "<file>: line <n>: ...".
+  std::function<void(nlohmann::json& record, const std::string& file, int64_t line)> record;
 };
 
 class Journal {

@@ -11,6 +11,7 @@
 #include "harness/eval/evaluator.h"
 #include "harness/io/image_io.h"
 #include "harness/runner/integration.h"
+#include "harness/runner/generation_run.h"
 #include "harness/runner/journal.h"
 #include "harness/core/strings.h"
 #include "harness/core/trace.h"
@@ -118,14 +119,6 @@ void accumulate(const json& rec, std::vector<gb::reports::Cell*>& cells) {
   }
 }
 
-std::string device_description(const std::string& device) {
-  if (device.rfind("cuda", 0) == 0) {
-    int idx = 0;
-    if (device.size() > 5) idx = std::stoi(device.substr(5));
-    return device + " " + gb::compat::cuda_device_name(idx);
-  }
-  return "cpu";
-}
 
 // Image | ground truth | prediction, nearest-resized to a common height, as an RGB buffer.
 std::string overlay_png_base64(const at::Tensor& image, const at::Tensor& label, const at::Tensor& pred) {
@@ -187,20 +180,24 @@ int64_t peak_rss_bytes() {
 
 }  // namespace
 
-gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt) {
-  const std::string device = resolve_device(ex.device);
-  const bool sharded = opt.shard_count > 1;
+std::string device_description(const std::string& device) {
+  if (device.rfind("cuda", 0) == 0) {
+    int idx = 0;
+    if (device.size() > 5) idx = std::stoi(device.substr(5));
+    return device + " " + gb::compat::cuda_device_name(idx);
+  }
+  return "cpu";
+}
+
+std::string prepare_run_dir(const Experiment& ex, const RunOptions& opt) {
   std::string run_dir = opt.run_dir.empty() ? ex.run_dir() : opt.run_dir;
-  if (sharded && opt.run_dir.empty())
+  if (opt.shard_count > 1 && opt.run_dir.empty())
     run_dir = (fs::path(run_dir) / fmt::format("shard-{}-of-{}", opt.shard_index, opt.shard_count)).string();
   fs::create_directories(run_dir);
-  gb::trace::take_events();  // this run's timeline only (profile.trace.json)
-  gb::trace::set_collecting(true);
-  if (!opt.resume) {
-    std::error_code ec;
-    fs::remove_all(fs::path(run_dir) / "journal", ec);
-  }
+  return run_dir;
+}
 
+gb::reports::Results new_results(const Experiment& ex, const RunOptions& opt, const std::string& device) {
   gb::reports::Results res;
   res.name = ex.name;
   res.created_utc = gb::reports::utc_now_iso();
@@ -212,6 +209,21 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
   res.seeds = {{"noise", static_cast<int64_t>(ex.seed)}};
   res.shard_index = opt.shard_index;
   res.shard_count = opt.shard_count;
+  return res;
+}
+
+gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt) {
+  if (ex.generation) return run_generation(ex, opt);
+  const std::string device = resolve_device(ex.device);
+  const std::string run_dir = prepare_run_dir(ex, opt);
+  gb::trace::take_events();  // this run's timeline only (profile.trace.json)
+  gb::trace::set_collecting(true);
+  if (!opt.resume) {
+    std::error_code ec;
+    fs::remove_all(fs::path(run_dir) / "journal", ec);
+  }
+
+  gb::reports::Results res = new_results(ex, opt, device);
   if (device != "cpu") gb::compat::cuda_reset_peak_memory();
 
   // Datasets first: generate synthetic data where asked, open, list, hash.

@@ -30,7 +30,15 @@ void parse_shard(const std::string& text, int64_t& index, int64_t& count);
 // disjoint, covering).
 bool in_shard(int64_t index, int64_t shard_index, int64_t shard_count);
 
-// Runs the experiment and writes every output. Returns the results written to results.json.
+// The run folder: options.run_dir, or experiment.run_dir() (+ /shard-i-of-n when sharded); created.
+std::string prepare_run_dir(const Experiment& experiment, const RunOptions& options);
+// The provenance part of a run's results (name, time, commit, versions, device, config, seed, shard).
+gb::reports::Results new_results(const Experiment& experiment, const RunOptions& options, const std::string& device);
+// "cpu" or the CUDA device with its name, as results.json records it.
+std::string device_description(const std::string& device);
+
+// Runs the experiment and writes every output (a generation experiment: harness/runner/generation_run.h).
+// Returns the results written to results.json.
 gb::reports::Results run_experiment(const Experiment& experiment, const RunOptions& options);
 
 }  // namespace gb::runner
