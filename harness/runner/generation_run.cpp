@@ -6,6 +6,7 @@
 #include "harness/core/progress.h"
 #include "harness/core/strings.h"
 #include "harness/core/torch_compat.h"
+#include "harness/core/trace.h"
 #include "harness/generation/guidance.h"
 #include "harness/generation/sampler.h"
 #include "harness/generation/setup.h"
@@ -142,6 +143,8 @@ gb::reports::Results run_generation(const Experiment& ex, const RunOptions& opt)
     std::error_code ec;
     fs::remove_all(fs::path(run_dir) / "journal", ec);
   }
+  gb::trace::take_events();  // this run's timeline only (profile.trace.json)
+  gb::trace::set_collecting(true);
   gb::reports::Results res = new_results(ex, opt, device);
   res.protocol = "generation";
   if (device != "cpu") gb::compat::cuda_reset_peak_memory();
@@ -287,8 +290,12 @@ gb::reports::Results run_generation(const Experiment& ex, const RunOptions& opt)
             noise.push_back(sampler.initial_noise(ex.seed, e.id));
           }
           at::Tensor images;
-          gb::bb::rethrow_out_of_memory([&] { images = sampler.generate(texts, at::stack(noise), *guidance); },
-                                        "generation", device, "prompts " + gb::join(ids) + " (" + cell.key() + ")");
+          gb::bb::rethrow_out_of_memory(
+              [&] {
+                gb::trace::Span span("sample", cell.key() + " " + gb::join(ids));
+                images = sampler.generate(texts, at::stack(noise), *guidance);
+              },
+              "generation", device, "prompts " + gb::join(ids) + " (" + cell.key() + ")");
           images = images.to(at::kCPU);
           std::vector<at::Tensor> rgb;
           for (size_t j = 0; j < batch.size(); ++j) {
@@ -296,10 +303,14 @@ gb::reports::Results run_generation(const Experiment& ex, const RunOptions& opt)
             if (g.save_images) gb::write_png_rgb((image_dir / (ids[j] + ".png")).string(), rgb.back());
           }
           auto t0 = Clock::now();
+          gb::trace::Span fid_span("fid", gb::join(ids));
           const at::Tensor feats = gb::metrics::rgb_features(inception, rgb);
+          fid_span.end();
           times.seconds["fid"] += since(t0);
           t0 = Clock::now();
+          gb::trace::Span clip_span("clip", gb::join(ids));
           const std::vector<double> scores = gb::metrics::clip_pair_scores(clip, rgb, texts);
+          clip_span.end();
           times.seconds["clip"] += since(t0);
           std::vector<json> records;
           for (size_t j = 0; j < batch.size(); ++j) {
@@ -341,6 +352,8 @@ gb::reports::Results run_generation(const Experiment& ex, const RunOptions& opt)
   }
   res.peak_host_bytes = peak_rss_bytes();
   if (device != "cpu") res.peak_device_bytes = gb::compat::cuda_peak_memory_bytes();
+  gb::trace::write_chrome_trace((fs::path(run_dir) / "profile.trace.json").string(), gb::trace::take_events());
+  gb::trace::set_collecting(false);
   gb::reports::save_results(res, (fs::path(run_dir) / "results.json").string());
   gb::reports::write_report(res, run_dir);
   return res;
