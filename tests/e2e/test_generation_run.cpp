@@ -2,11 +2,12 @@
 // structure-complete tiny SD1.5 (64 px, 2 steps), a random-weight FID Inception (the metrics tests' weights) and the
 // tiny random CLIPModel; 3 prompts x {CFG, S-CFG (GoCA)} x scales {2, 5}; numbers marked synthetic. Checks: the
 // paper's table layout and report; FID and CLIP score equal `goca-bench fid` / `clip-score` on the saved images;
-// shards 0/2 + 1/2 + `merge` and a killed run + `--resume` reproduce the single run's FID and CLIP score; bad
+// shards 0/2 (killed, then `--resume`d) + 1/2 + `merge` reproduce the single run's FID and CLIP score; bad
 // `generation:` sections exit 2 with one line.
 #include "e2e_util.h"
 
 #include "harness/io/safetensors.h"
+#include "harness/runner/journal.h"
 #include "harness/metrics/frechet.h"
 #include "tests/metrics/clip_test_folder.h"
 #include "tests/metrics/metric_test_weights.h"
@@ -58,8 +59,11 @@ const GenWorld& gen_world() {
   return w;
 }
 
+// The real binary from the repository root, with one OpenMP thread: on this shared 2-core machine, with `ctest -j2`
+// and other jobs running, two spinning OpenMP threads per process made these runs 6x slower (measured: the single
+// run 165 s with 2 threads vs 26 s with 1 at load average 4-5; LAPACK's geev in the Fréchet distance suffers most).
 gb::test::CliResult run_binary(const std::vector<std::string>& args) {
-  std::string cmd = "cd '" + std::string(GB_SOURCE_DIR) + "' && '" + GB_CLI_BINARY + "'";
+  std::string cmd = "cd '" + std::string(GB_SOURCE_DIR) + "' && OMP_NUM_THREADS=1 '" + GB_CLI_BINARY + "'";
   for (const auto& a : args) cmd += " '" + a + "'";
   cmd += " 2>&1";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
@@ -69,6 +73,21 @@ gb::test::CliResult run_binary(const std::vector<std::string>& args) {
   while ((n = fread(buf, 1, sizeof buf, pipe.get())) > 0) out.append(buf, n);
   const int status = pclose(pipe.release());
   return {WEXITSTATUS(status), out};
+}
+
+// `goca-bench run CONFIG <sets> --out OUT <extra>` through run_binary, its results.json.
+gb::reports::Results run_fresh(const std::vector<std::string>& sets, const fs::path& out,
+                               const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"run", kConfig};
+  args.insert(args.end(), sets.begin(), sets.end());
+  args.insert(args.end(), {"--out", out.string(), "--no-progress"});
+  args.insert(args.end(), extra.begin(), extra.end());
+  const auto r = run_binary(args);
+  if (r.code != 0) {
+    ADD_FAILURE() << "goca-bench run exited " << r.code << ":\n" << r.out;
+    return {};
+  }
+  return gb::reports::load_results((out / "results.json").string());
 }
 
 std::string read_text(const fs::path& p) {
@@ -99,7 +118,7 @@ TEST(GenerationRun, PapersTableShardsMergeAndResume) {
   const GenWorld& w = gen_world();
   const fs::path dir = w.dir / "runs";
   fs::remove_all(dir);
-  const auto single = run_config(kConfig, w.sets, dir / "single");
+  const auto single = run_fresh(w.sets, dir / "single");
   ASSERT_EQ(single.generation.size(), 4u);
   for (const auto& c : single.generation) {
     EXPECT_EQ(c.images, 3) << c.key();
@@ -128,44 +147,65 @@ TEST(GenerationRun, PapersTableShardsMergeAndResume) {
   // The run's numbers are `goca-bench fid` and `clip-score` on the images it saved.
   const fs::path images = dir / "single/images/sd15/CFG/g2";
   ASSERT_TRUE(fs::exists(images / "000002.png"));
-  auto quiet = [](const std::vector<std::string>& args) {
-    InRepoRoot here;
-    return gb::test::run_goca_bench_in_process(args, /*with_stderr=*/false);
+  auto quiet = [](std::vector<std::string> args) {
+    args.push_back("--json");
+    auto r = run_binary(args);
+    r.out = last_line(r.out);
+    return r;
   };
   auto r = quiet({"fid", "--images", images.string(), "--ref-stats", (w.dir / "ref.npz").string(), "--inception",
-                (w.dir / "inception.safetensors").string(), "--json"});
+                (w.dir / "inception.safetensors").string()});
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NEAR(nlohmann::json::parse(last_line(r.out))["fid"].get<double>(), single.generation[0].fid,
               1e-6 * single.generation[0].fid);
   r = quiet({"clip-score", "--images", images.string(), "--prompts", (w.dir / "prompts.txt").string(), "--clip",
-           (w.dir / "clip").string(), "--json"});
+           (w.dir / "clip").string()});
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NEAR(nlohmann::json::parse(last_line(r.out))["clip_score"].get<double>(), single.generation[0].clip_score(), 1e-4);
 
-  // Shards 0/2 (prompts 0, 2) and 1/2 (prompt 1), merged.
-  const auto s0 = run_config(kConfig, w.sets, dir / "shard0", {"--shard", "0/2"});
-  const auto s1 = run_config(kConfig, w.sets, dir / "shard1", {"--shard", "1/2"});
-  ASSERT_EQ(s1.generation.size(), 4u);
-  EXPECT_EQ(s0.generation[0].images, 2);
-  EXPECT_EQ(s1.generation[0].images, 1);
-  EXPECT_TRUE(std::isnan(s0.generation[0].fid));  // a shard's FID comes from the merged sums
-  EXPECT_TRUE(fs::exists(dir / "shard1" / s1.generation[3].sums_file));
-  r = cli({"merge", (dir / "shard1").string(), (dir / "shard0").string(), "--out", (dir / "merged").string()});
-  ASSERT_EQ(r.code, 0) << r.out;
-  const auto merged = gb::reports::load_results((dir / "merged/results.json").string());
-  expect_same_metrics(merged, single, "shards + merge");
-  r = run_binary({"compare", (dir / "merged").string(), (dir / "single").string(), "--gen-tol", "1e-9"});
-  EXPECT_EQ(r.code, 0) << r.out;
-
-  // Killed after 5 journalled images (the binary exits abruptly), then resumed.
+  // Shard 0/2 (prompts 0, 2) killed after 3 journalled images (the binary exits abruptly, as a kill would: setting 1
+  // done, setting 2 half done) and resumed; shard 1/2 (prompt 1); merged. The merge equals the single run only if
+  // the resumed shard's sums are exactly an uninterrupted shard's.
   std::vector<std::string> args = {"run", kConfig};
   args.insert(args.end(), w.sets.begin(), w.sets.end());
-  args.insert(args.end(), {"--out", (dir / "killed").string(), "--no-progress", "--stop-after", "5"});
+  args.insert(args.end(), {"--shard", "0/2", "--out", (dir / "shard0").string(), "--no-progress", "--stop-after", "3"});
   const auto killed = run_binary(args);
   ASSERT_EQ(killed.code, 75) << killed.out;
-  EXPECT_FALSE(fs::exists(dir / "killed/results.json"));
-  const auto resumed = run_config(kConfig, w.sets, dir / "killed", {"--resume"});
-  expect_same_metrics(resumed, single, "kill + resume");
+  EXPECT_FALSE(fs::exists(dir / "shard0/results.json"));
+  const auto s0 = run_fresh(w.sets, dir / "shard0", {"--shard", "0/2", "--resume"});
+  const auto s1 = run_fresh(w.sets, dir / "shard1", {"--shard", "1/2"});
+  ASSERT_EQ(s0.generation.size(), 4u);
+  ASSERT_EQ(s1.generation.size(), 4u);
+  for (size_t k = 0; k < 4; ++k) {
+    EXPECT_EQ(s0.generation[k].images, 2);
+    EXPECT_EQ(s1.generation[k].images, 1);
+    EXPECT_TRUE(std::isnan(s0.generation[k].fid));  // a shard's FID comes from the merged sums
+    EXPECT_TRUE(fs::exists(dir / "shard1" / s1.generation[k].sums_file));
+  }
+  EXPECT_EQ(s0.timings.at("generation|sd15").images, 8 - 3);  // the resumed part only
+  r = run_binary({"merge", (dir / "shard1").string(), (dir / "shard0").string(), "--out", (dir / "merged").string()});
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto merged = gb::reports::load_results((dir / "merged/results.json").string());
+  expect_same_metrics(merged, single, "shards (one killed and resumed) + merge");
+  r = run_binary({"compare", (dir / "merged").string(), (dir / "single").string(), "--gen-tol", "1e-9"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = cli({"report", (dir / "merged").string()});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(read_text(dir / "merged/tables/generation.md").find(fmt::format("| sd15 | CFG | {:.2f} |", single.generation[0].fid)),
+            std::string::npos);
+  // A journal line with a valid checksum but a bad record stops --resume with exit 2 naming the line.
+  fs::copy(dir / "shard1", dir / "corrupt", fs::copy_options::recursive);
+  std::ofstream(dir / "corrupt/journal/sd15/CFG/g2.jsonl", std::ios::app)
+      << gb::runner::Journal::encode_line({{"i", 1}, {"id", "000001"}, {"clip", "high"}, {"f", ""}});
+  r = [&] {
+    std::vector<std::string> a = {"run", kConfig};
+    a.insert(a.end(), w.sets.begin(), w.sets.end());
+    a.insert(a.end(), {"--shard", "1/2", "--resume", "--out", (dir / "corrupt").string(), "--no-progress"});
+    return cli(a);
+  }();
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("g2.jsonl: line 3: \"clip\" must be a finite number"), std::string::npos) << r.out;
+
   // A shard alone is not comparable with a whole run.
   r = run_binary({"compare", (dir / "shard0").string(), (dir / "single").string()});
   EXPECT_EQ(r.code, 3) << r.out;
