@@ -98,10 +98,11 @@ void FeatureSums::save(const std::string& path) const {
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
   // safetensors has no atomic writer of its own: write beside, rename.
   const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  const at::Tensor upper = at::ones({dim_, dim_}, at::TensorOptions().dtype(at::kBool)).triu();
   save_safetensors(tmp, {{"sum_hi", sum_hi_},
                          {"sum_lo", sum_lo_},
-                         {"outer_hi", outer_hi_},
-                         {"outer_lo", outer_lo_},
+                         {"outer_hi", outer_hi_.masked_select(upper)},
+                         {"outer_lo", outer_lo_.masked_select(upper)},
                          {"count", at::full({1}, count_, at::TensorOptions().dtype(at::kLong))}});
   std::filesystem::rename(tmp, path, ec);
   if (ec) fail_file(path, "cannot write the FID feature sums: {}", ec.message());
@@ -116,17 +117,18 @@ FeatureSums FeatureSums::load(const std::string& path, int64_t dim) {
   const int64_t D = sh.dim() == 1 ? sh.size(0) : -1;
   if (D < 1 || (dim > 0 && D != dim)) fail_file(path, "'sum_hi' must be [{}], got {}", dim > 0 ? dim : D, bb::shape_str(sh.sizes()));
   FeatureSums out(D);
-  auto take = [&](const char* key, at::Tensor& dst) {
+  auto take = [&](const char* key, at::IntArrayRef shape) {
     at::Tensor t = f.load(key);
-    if (t.scalar_type() != at::kDouble || t.sizes() != dst.sizes())
-      fail_file(path, "'{}' must be float64 {}, got {} {}", key, bb::shape_str(dst.sizes()), c10::toString(t.scalar_type()),
+    if (t.scalar_type() != at::kDouble || t.sizes() != shape)
+      fail_file(path, "'{}' must be float64 {}, got {} {}", key, bb::shape_str(shape), c10::toString(t.scalar_type()),
                 bb::shape_str(t.sizes()));
-    dst = t.contiguous().clone();
+    return t.contiguous().clone();
   };
-  take("sum_hi", out.sum_hi_);
-  take("sum_lo", out.sum_lo_);
-  take("outer_hi", out.outer_hi_);
-  take("outer_lo", out.outer_lo_);
+  out.sum_hi_ = take("sum_hi", {D});
+  out.sum_lo_ = take("sum_lo", {D});
+  const at::Tensor upper = at::ones({D, D}, at::TensorOptions().dtype(at::kBool)).triu();
+  out.outer_hi_.masked_scatter_(upper, take("outer_hi", {D * (D + 1) / 2}));
+  out.outer_lo_.masked_scatter_(upper, take("outer_lo", {D * (D + 1) / 2}));
   const at::Tensor c = f.load("count");
   if (c.numel() != 1 || c.scalar_type() != at::kLong || c.item<int64_t>() < 0)
     fail_file(path, "'count' must be one non-negative int64");

@@ -10,8 +10,8 @@
 // sigma = (Q - S Sᵀ / N) / (N - 1) in float64 (numpy.cov's N - 1), equal to stats_from_features() on the same
 // features to float64 rounding.
 //
-// The file form (save/load) is a safetensors file with float64 `sum_hi`, `sum_lo` [D], `outer_hi`, `outer_lo` [D, D]
-// (the upper triangle is meaningful) and int64 `count` [1].
+// The file form (save/load) is a safetensors file with float64 `sum_hi`, `sum_lo` [D], `outer_hi`, `outer_lo`
+// [D (D + 1) / 2] (the upper triangle of Q, row by row; 32 MB for D = 2048) and int64 `count` [1].
 #include "harness/metrics/frechet.h"
 
 #include <ATen/core/Tensor.h>
