@@ -194,18 +194,41 @@ std::string report_html(const Results& r) {
   for (const auto& t : all_tables(r)) s += table_html(t);
 
   if (!r.generation.empty()) {
-    s += "<h2>Generated samples (the first prompts of each setting)</h2>\n";
-    for (const auto& c : r.generation) {
-      s += fmt::format("<h3>{} · {} · G={} <span class='meta'>FID {} · CLIP {} · {} images</span></h3>\n<div class='ex'>",
-                       esc(c.backbone), esc(c.guidance), esc(c.scale_text()),
-                       std::isfinite(c.fid) ? fmt::format("{:.2f}", c.fid) : "–",
-                       std::isfinite(c.clip_score()) ? fmt::format("{:.2f}", c.clip_score()) : "–", c.images);
-      for (const auto& smp : c.samples)
-        s += fmt::format("<figure style='display:inline-block'><img alt='{0}' src='data:image/png;base64,{1}'/>"
-                         "<figcaption>{0}</figcaption></figure>",
-                         esc(smp.id), smp.png_base64);
-      if (c.samples.empty()) s += "<p>No samples were recorded.</p>";
-      s += "</div>\n";
+    // One grid per backbone: a column per setting (guidance, scale), a row per sampled prompt.
+    s += "<h2>Generated samples (the first prompts; a column per setting)</h2>\n";
+    std::vector<std::string> backbones;
+    for (const auto& c : r.generation)
+      if (std::find(backbones.begin(), backbones.end(), c.backbone) == backbones.end()) backbones.push_back(c.backbone);
+    for (const auto& b : backbones) {
+      std::vector<const GenerationCell*> cols;
+      std::vector<std::pair<int64_t, std::string>> prompts;  // (index, id), ascending
+      for (const auto& c : r.generation) {
+        if (c.backbone != b) continue;
+        cols.push_back(&c);
+        for (const auto& smp : c.samples)
+          if (std::find(prompts.begin(), prompts.end(), std::make_pair(smp.index, smp.id)) == prompts.end())
+            prompts.emplace_back(smp.index, smp.id);
+      }
+      std::sort(prompts.begin(), prompts.end());
+      s += "<h3>" + esc(b) + "</h3>\n<table class='ex'><tr><th>prompt</th>";
+      for (const auto* c : cols)
+        s += fmt::format("<th>{}<br>G={}<br><span class='meta'>FID {} · CLIP {} · {} img</span></th>", esc(c->guidance),
+                         esc(c->scale_text()), std::isfinite(c->fid) ? fmt::format("{:.2f}", c->fid) : "–",
+                         std::isfinite(c->clip_score()) ? fmt::format("{:.2f}", c->clip_score()) : "–", c->images);
+      s += "</tr>\n";
+      for (const auto& [index, id] : prompts) {
+        s += "<tr><td class='l'>" + esc(id) + "</td>";
+        for (const auto* c : cols) {
+          const GenerationSample* hit = nullptr;
+          for (const auto& smp : c->samples)
+            if (smp.index == index) hit = &smp;
+          s += hit ? fmt::format("<td><img alt='{}' src='data:image/png;base64,{}'/></td>", esc(id), hit->png_base64)
+                   : std::string("<td>–</td>");
+        }
+        s += "</tr>\n";
+      }
+      if (prompts.empty()) s += "<tr><td class='l'>No samples were recorded.</td></tr>\n";
+      s += "</table>\n";
     }
   }
   if (r.cells.empty()) {
