@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -17,6 +18,10 @@
 #ifdef GB_WITH_MATIO
 #include <dlfcn.h>
 #include <matio.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <iterator>
 
 #include <mutex>
 #endif
@@ -258,8 +263,8 @@ at::Tensor map_panoptic(const at::Tensor& segment_ids, const std::vector<std::pa
   // Distinct segment ids present in the image.
   if (n == 0) fail_file(file, "empty panoptic label");
   std::unordered_map<int64_t, int64_t> value_map;
-  for (int64_t i = 0, prev = -1; i < n; ++i)
-    if (src[i] != prev) value_map.emplace(prev = src[i], src[i]);
+  for (int64_t i = 0; i < n; ++i)
+    if (i == 0 || src[i] != src[i - 1]) value_map.emplace(src[i], src[i]);
   std::unordered_map<int64_t, bool> listed;
   for (const auto& [seg, cat] : segments) {
     const int64_t cls = coco_category_to_class(cat);
@@ -322,6 +327,84 @@ void silence_mat_libraries() {
   });
 }
 
+// libmatio trusts the sizes written in a file: a 360-byte file whose array-flags element claims 788 MB made it
+// allocate and clear 4 GB. Before libmatio sees a MAT v5 file, every element's size is checked against the
+// bytes that hold it: top-level elements against the file, the sub-elements of an uncompressed matrix against
+// the matrix, and the element count its dimensions declare against what its bytes can hold (a compressed
+// matrix's deflate stream expands at most 1032:1). v7.3 (HDF5) files are left to libmatio.
+void check_mat5_sizes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (b.size() < 128) fail_file(path, "not a MAT file ({} bytes, shorter than the 128-byte header)", b.size());
+  const bool swap = b[126] == 'M' && b[127] == 'I';
+  if (!swap && !(b[126] == 'I' && b[127] == 'M')) fail_file(path, "not a MAT file (no endian indicator in the header)");
+  auto u32 = [&](const std::string& s, size_t at) {
+    uint32_t v;
+    std::memcpy(&v, s.data() + at, 4);
+    return swap ? __builtin_bswap32(v) : v;
+  };
+  if ((swap ? (uint8_t(b[125]) << 8 | uint8_t(b[124])) : (uint8_t(b[124]) | uint8_t(b[125]) << 8)) == 0x0200) return;
+  // Checks the sub-elements of a matrix held in m[begin, end) (uncompressed bytes); `limit` bounds the
+  // element count its dimensions may declare.
+  auto check_matrix = [&](const std::string& m, size_t begin, size_t end, uint64_t limit, size_t at) {
+    size_t p = begin;
+    int index = 0;
+    while (p + 8 <= end) {
+      const uint32_t type = u32(m, p);
+      if (type >> 16) {  // small data element: 4 bytes of tag, up to 4 of data
+        p += 8;
+      } else {
+        const uint64_t n = u32(m, p + 4);
+        if (n > end - p - 8)
+          fail_file(path, "corrupt MAT file: an element of the matrix at offset {} claims {} bytes, {} remain", at, n, end - p - 8);
+        if (index == 1) {  // dimensions: int32 values
+          uint64_t count = 1;
+          for (uint64_t k = 0; k + 4 <= n; k += 4) {
+            const uint64_t d = u32(m, p + 8 + k);
+            count = (d != 0 && count > limit / d) ? limit + 1 : count * d;
+          }
+          if (count > limit)
+            fail_file(path, "corrupt MAT file: the matrix at offset {} declares more elements than its {} bytes can hold", at, end - begin);
+        }
+        p += 8 + ((n + 7) & ~uint64_t(7));
+      }
+      ++index;
+    }
+  };
+  size_t p = 128;
+  while (p + 8 <= b.size()) {
+    const uint32_t type = u32(b, p);
+    if (type >> 16) {
+      p += 8;
+      continue;
+    }
+    const uint64_t n = u32(b, p + 4);
+    if (n > b.size() - p - 8)
+      fail_file(path, "corrupt MAT file: the element at offset {} claims {} bytes, the file has {} after it", p, n, b.size() - p - 8);
+    if (type == 14) {  // miMATRIX
+      check_matrix(b, p + 8, p + 8 + n, n, p);
+    } else if (type == 15) {  // miCOMPRESSED: inflate the start (the matrix tag, flags, dimensions)
+      std::string head(4096, '\0');
+      z_stream zs{};
+      if (inflateInit(&zs) != Z_OK) fail_file(path, "cannot initialise zlib");
+      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(b.data() + p + 8));
+      zs.avail_in = static_cast<uInt>(n);
+      zs.next_out = reinterpret_cast<Bytef*>(head.data());
+      zs.avail_out = static_cast<uInt>(head.size());
+      const int rc = inflate(&zs, Z_SYNC_FLUSH);
+      head.resize(zs.total_out);
+      inflateEnd(&zs);
+      if ((rc != Z_OK && rc != Z_STREAM_END) || head.size() < 8)
+        fail_file(path, "corrupt MAT file: the compressed element at offset {} does not inflate", p);
+      if (u32(head, 0) == 14) {
+        const uint64_t inner = std::min<uint64_t>(u32(head, 4), head.size() - 8);
+        check_matrix(head, 8, 8 + inner, n * 1032 + 64, p);
+      }
+    }
+    p += 8 + n;
+  }
+}
+
 std::string matio_detail() {
   std::string m = std::move(t_matio_message);
   t_matio_message.clear();
@@ -334,6 +417,7 @@ at::Tensor read_mat_variable(const std::string& path, const std::string& variabl
 #ifdef GB_WITH_MATIO
   if (!fs::exists(path)) fail_file(path, "no such file");
   silence_mat_libraries();
+  check_mat5_sizes(path);
   t_matio_message.clear();
   mat_t* mat = Mat_Open(path.c_str(), MAT_ACC_RDONLY);
   if (!mat) fail_file(path, "not a readable MAT file{}", matio_detail());
@@ -362,8 +446,9 @@ at::Tensor read_mat_variable(const std::string& path, const std::string& variabl
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) {
         const double v = static_cast<double>(data[r + c * rows]);
-        if (v != static_cast<double>(static_cast<int64_t>(v)))
-          fail_file(path, "'{}' holds the non-integer value {} at row {}, column {}", variable, v, r, c);
+        // Integers up to 2^53 (exact in a double); NaN, infinities and larger values are refused before the cast.
+        if (!(std::fabs(v) <= 9007199254740992.0) || v != std::trunc(v))
+          fail_file(path, "'{}' holds the value {} at row {}, column {}, which is not an integer label", variable, v, r, c);
         dst[r * cols + c] = static_cast<int64_t>(v);
       }
   };

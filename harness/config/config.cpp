@@ -1,8 +1,11 @@
 #include "harness/config/config.h"
 
 #include "harness/core/errors.h"
+#include "harness/core/strings.h"
 #include "harness/io/atomic_file.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -50,6 +53,41 @@ bool is_index(const std::string& s) {
 
 // Limits on what one config document may expand to (docs/robustness.md). yaml-cpp shares aliased nodes, so a
 // few lines of nested aliases ("billion laughs") parse instantly but expand exponentially when copied.
+// yaml-cpp 0.7 never returns from a document whose root node is a ',' (after optional anchor and tag), e.g.
+// ", x" or "--- &a ,": its parser loops without consuming the token. Such text is not YAML (',' cannot start a
+// plain scalar), so it is refused before yaml-cpp sees it. Returns the 1-based line of the ',' or 0.
+size_t line_of_root_flow_entry(const std::string& t) {
+  size_t i = 0, line = 1;
+  bool at_root = true;  // the next token starts a document's root node
+  auto line_start = [&](size_t k) { return k == 0 || t[k - 1] == '\n'; };
+  while (i < t.size()) {
+    const char c = t[i];
+    if (c == '\n') {
+      ++line;
+      ++i;
+    } else if (c == ' ' || c == '\t' || c == '\r') {
+      ++i;
+    } else if (c == '#' || (c == '%' && line_start(i))) {
+      while (i < t.size() && t[i] != '\n') ++i;  // comment or directive
+    } else if (line_start(i) && (t.compare(i, 3, "---") == 0 || t.compare(i, 3, "...") == 0) &&
+               (i + 3 == t.size() || std::isspace(static_cast<unsigned char>(t[i + 3])))) {
+      at_root = true;
+      i += 3;
+    } else if (at_root && (c == '&' || c == '!')) {
+      while (i < t.size() && !std::isspace(static_cast<unsigned char>(t[i]))) ++i;  // node properties
+    } else {
+      if (at_root && c == ',') return line;
+      at_root = false;
+      // Skip to the next line that starts a document.
+      while (i < t.size() && !(line_start(i) && (t.compare(i, 3, "---") == 0 || t.compare(i, 3, "...") == 0))) {
+        if (t[i] == '\n') ++line;
+        ++i;
+      }
+    }
+  }
+  return 0;
+}
+
 constexpr size_t kMaxYamlBytes = size_t(8) << 20;  // one config file
 constexpr size_t kMaxYamlNodes = 200000;           // nodes after alias expansion, per document or --set value
 constexpr int kMaxYamlDepth = 128;                 // nesting of mappings and lists
@@ -226,6 +264,13 @@ struct ConfigLoader {
   Layer parse(const std::string& text, const std::string& file) {
     if (text.size() > kMaxYamlBytes)
       fail_file(file, "{} bytes is too large for a config file (limit {} MiB)", text.size(), kMaxYamlBytes >> 20);
+    if (const size_t bad = find_non_text_byte(text); bad != std::string::npos) {
+      const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n'));
+      fail_file(file, "line {}: byte 0x{:02x} at offset {} is not text (a config must be UTF-8 without control characters)",
+                line, static_cast<unsigned char>(text[bad]), bad);
+    }
+    if (const size_t line = line_of_root_flow_entry(text))
+      fail_file(file, "line {}: a YAML document cannot start with ','", line);
     std::vector<YAML::Node> docs;
     try {
       docs = YAML::LoadAll(text);
@@ -382,6 +427,9 @@ std::string Config::hash() const {
 }
 
 void Config::set(const std::string& assignment) {
+  if (const size_t bad = find_non_text_byte(assignment); bad != std::string::npos)
+    fail("--set: byte 0x{:02x} at offset {} of the assignment is not text (UTF-8 without control characters)",
+         static_cast<unsigned char>(assignment[bad]), bad);
   const std::string origin = "--set " + assignment;
   const size_t eq = assignment.find('=');
   if (eq == std::string::npos) fail("{}: expected key=value (e.g. --set methods.0.head_method=average)", origin);
@@ -408,6 +456,7 @@ void Config::set(const std::string& assignment) {
     parsed = YAML::Node(std::string());
     parsed.SetTag("!");
   } else {
+    if (line_of_root_flow_entry(text)) fail("{}: a YAML value cannot start with ','", origin);
     try {
       parsed = YAML::Load(text);
     } catch (const YAML::Exception& e) {

@@ -10,14 +10,11 @@
 #include <unordered_map>
 
 #include "harness/core/errors.h"
+#include "harness/core/excerpt.h"
+#include "harness/core/strings.h"
 
 namespace gb {
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 std::string_view strip_bom(std::string_view s) {
   if (s.size() >= 3 && static_cast<unsigned char>(s[0]) == 0xEF && static_cast<unsigned char>(s[1]) == 0xBB &&
@@ -34,6 +31,15 @@ std::string trim(std::string_view s) {
 }
 
 std::string default_id(size_t index) { return fmt::format("{:06d}", index); }
+
+// Ids name files (`<out>/<id>.png`): one path component, printable, not "." or "..", at most 200 bytes.
+void check_id_is_a_file_name(const std::string& id, const std::string& source, size_t line) {
+  bool printable = true;
+  for (const unsigned char c : id) printable = printable && c >= 0x20 && c != 0x7f && c != '/' && c != '\\';
+  if (!printable || id == "." || id == ".." || id.size() > 200)
+    fail_file(source, "line {}: id {} cannot be a file name (one path component of printable characters, no '/' or "
+              "'\\', not '.' or '..', at most 200 bytes)", line, excerpt(id));
+}
 
 std::vector<PromptEntry> parse_txt(std::string_view text, const std::string& source) {
   std::vector<std::string> lines;
@@ -138,8 +144,9 @@ std::vector<PromptEntry> parse_csv(std::string_view text, const std::string& sou
     }
     return -1;
   };
-  std::string columns;
-  for (const auto& f : header.fields) columns += (columns.empty() ? "" : ", ") + trim(f);
+  std::string columns;  // for the message: the first 8 column names, each excerpted
+  for (size_t c = 0; c < header.fields.size() && c < 8; ++c) columns += (c ? ", " : "") + excerpt(trim(header.fields[c]), 24);
+  if (header.fields.size() > 8) columns += fmt::format(", ... ({} columns)", header.fields.size());
   int id_kind = -1, text_kind = -1;
   const int id_col = find_column({"id", "image_id", "file_name"}, id_kind);
   const int text_col = find_column({"caption", "text", "prompt"}, text_kind);
@@ -161,9 +168,10 @@ std::vector<PromptEntry> parse_csv(std::string_view text, const std::string& sou
     std::string id = trim(rec.fields[id_col]);
     if (id_kind == 2) id = std::filesystem::path(id).stem().string();  // file_name: "<id>.<ext>"
     if (id.empty()) fail_file(source, "line {}: empty id", rec.line);
-    if (trim(rec.fields[text_col]).empty()) fail_file(source, "line {}: empty prompt for id '{}'", rec.line, id);
+    check_id_is_a_file_name(id, source, rec.line);
+    if (trim(rec.fields[text_col]).empty()) fail_file(source, "line {}: empty prompt for id {}", rec.line, excerpt(id));
     auto [it, inserted] = seen.emplace(id, rec.line);
-    if (!inserted) fail_file(source, "line {}: duplicate id '{}' (first on line {})", rec.line, id, it->second);
+    if (!inserted) fail_file(source, "line {}: duplicate id {} (first on line {})", rec.line, excerpt(id), it->second);
     out.push_back({std::move(id), rec.fields[text_col]});
   }
   return out;
@@ -172,7 +180,7 @@ std::vector<PromptEntry> parse_csv(std::string_view text, const std::string& sou
 }  // namespace
 
 std::vector<PromptEntry> parse_prompt_file(const std::string& contents, const std::string& source) {
-  const std::string ext = lower(std::filesystem::path(source).extension().string());
+  const std::string ext = to_lower(std::filesystem::path(source).extension().string());
   std::string_view text = strip_bom(contents);
   if (ext == ".txt") return parse_txt(text, source);
   if (ext == ".csv") return parse_csv(text, source);

@@ -87,7 +87,9 @@ int64_t get_int(const json& v, const std::string& file, int64_t line, const char
 
 void check_weights(json& obj, const std::string& file, int64_t line, const char* key, bool vectors) {
   if (!obj.is_object()) bad(file, line, "\"{}\" must be an object, got {}", key, obj.type_name());
-  for (auto& [name, w] : obj.items()) {
+  for (auto& item : obj.items()) {
+    const std::string& name = item.key();
+    json& w = item.value();
     auto number = [&](json& x) {
       if (x.is_null()) {
         x = std::numeric_limits<double>::quiet_NaN();  // NaN is written as null

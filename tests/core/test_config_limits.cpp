@@ -54,3 +54,40 @@ TEST(ConfigLimits, DeepNestingAndIncludeDiamondsAreRefused) {
   EXPECT_NE(inc.find("more than 256 files read through _base_"), std::string::npos) << inc;
   fs::remove_all(d);
 }
+
+TEST(ConfigLimits, BytesThatAreNotTextAreRefused) {
+  // Found by fuzz/fuzz_config: a key holding a NUL byte and invalid UTF-8 loaded, but its resolved YAML
+  // (config show) did not load back to the same config.
+  static const char kNul[] = "a: 1\n_b\x98\x14\x00_: x\n";
+  const std::string nul(kNul, sizeof kNul - 1);
+  const std::string e = gb::test::user_error_message([&] { gb::Config::from_string(nul, "bad.yaml"); });
+  EXPECT_NE(e.find("bad.yaml: line 2: byte 0x98 at offset 7 is not text"), std::string::npos) << e;
+  for (const std::string bad : {std::string("a: \xc0\xaf\n"), std::string("a: \xed\xa0\x80\n"), std::string("a: \xe2\x82\n"),
+                                std::string("a: \x01\n")}) {
+    EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string(bad, "b.yaml"); }).find("is not text"),
+              std::string::npos);
+  }
+  EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string("a: 1\n", "c.yaml", {std::string("a=\x00", 3)}); })
+                .find("--set: byte 0x00"),
+            std::string::npos);
+  // UTF-8 text, tabs and CRLF line ends load.
+  const auto c = gb::Config::from_string("a: \"caf\xc3\xa9 \xf0\x9f\x90\x88\"\r\nb:\t2\r\n", "ok.yaml");
+  EXPECT_EQ(c.root()["a"].as<std::string>(), "caf\xc3\xa9 \xf0\x9f\x90\x88");
+}
+
+TEST(ConfigLimits, RootCommaThatHangsYamlCppIsRefused) {
+  // Found by fuzz/fuzz_config (a timeout): yaml-cpp 0.7 loops forever on a document whose root is ','.
+  for (const std::string y : {std::string(", K2]\na: &a"), std::string("---\n,"), std::string("# c\n  &a !t ,"),
+                              std::string("a: 1\n---\n,")}) {
+    const std::string e = gb::test::user_error_message([&] { gb::Config::from_string(y, "comma.yaml"); });
+    EXPECT_NE(e.find("comma.yaml: line "), std::string::npos) << e;
+    EXPECT_NE(e.find("cannot start with ','"), std::string::npos) << e;
+  }
+  EXPECT_NE(gb::test::user_error_message([] { gb::Config::from_string("a: 1\n", "c.yaml", {"a=,"}); })
+                .find("cannot start with ','"),
+            std::string::npos);
+  // Commas elsewhere are fine.
+  const auto c = gb::Config::from_string("a: x,y\nb: [1, 2]\nc: |\n  ,\n", "ok.yaml", {"d=[3, 4]"});
+  EXPECT_EQ(c.root()["a"].as<std::string>(), "x,y");
+  EXPECT_EQ(c.root()["c"].as<std::string>(), ",\n");
+}

@@ -61,7 +61,7 @@ TEST(PromptFile, ErrorsNameFileAndLine) {
   expect_user_error([] { parse_prompt_file("", "empty.csv"); }, {"empty.csv", "no prompts"});
   expect_user_error([] { parse_prompt_file("image_id,text\n", "hdr.csv"); }, {"hdr.csv", "only a header"});
   expect_user_error([] { parse_prompt_file("name,text\n1,a\n", "noid.csv"); },
-                    {"noid.csv", "line 1", "no id column", "name, text"});
+                    {"noid.csv", "line 1", "no id column", "'name', 'text'"});
   expect_user_error([] { parse_prompt_file("id,words\n1,a\n", "notext.csv"); }, {"notext.csv", "no text column"});
   expect_user_error([] { parse_prompt_file("id,text\n1,a\n2,b\n1,c\n", "dup.csv"); },
                     {"dup.csv", "line 4", "duplicate id '1'", "line 2"});
@@ -71,6 +71,16 @@ TEST(PromptFile, ErrorsNameFileAndLine) {
   expect_user_error([] { parse_prompt_file("id,text\n,a\n", "noid2.csv"); }, {"noid2.csv", "line 2", "empty id"});
   expect_user_error([] { parse_prompt_file("id,text\n5,  \n", "notext2.csv"); },
                     {"notext2.csv", "line 2", "empty prompt"});
+  // Ids name the output files (<out>/<id>.png): no path separators, no "..", no control bytes.
+  expect_user_error([] { parse_prompt_file("id,text\n../x,a\n", "up.csv"); },
+                    {"up.csv", "line 2", "id '../x' cannot be a file name"});
+  expect_user_error([] { parse_prompt_file("file_name,text\nd/...jpg,a\n", "dots.csv"); },
+                    {"dots.csv", "id '..' cannot be a file name"});
+  expect_user_error([] { parse_prompt_file("id,text\n\"a\x01" "b\",a\n", "ctl.csv"); }, {"ctl.csv", "id 'a\\x01b'"});
+  expect_user_error([] { parse_prompt_file("id,text\n" + std::string(300, 'k') + ",a\n", "long.csv"); },
+                    {"long.csv", "... (300 bytes) cannot be a file name"});
+  expect_user_error([] { parse_prompt_file(std::string(5000, 'h') + ",x\n1,a\n", "wide.csv"); },
+                    {"wide.csv", "no id column", "... (5000 bytes)"});
   expect_user_error([] { parse_prompt_file("a", "p.json"); }, {"p.json", "unknown prompt file type"});
   expect_user_error([] { read_prompt_file("/nonexistent/prompts.txt"); }, {"/nonexistent/prompts.txt", "not found"});
 }

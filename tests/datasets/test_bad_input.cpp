@@ -1,5 +1,6 @@
 // Bad input: missing file, corrupt image, label/image size mismatch, id without caption, class id out of range.
 // Each is a SampleError (a UserError naming the file) under on_error: fail, or a counted, reported skip.
+#include "../test_support.h"
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -182,6 +183,44 @@ TEST(BadInput, MatFileProblems) {
     EXPECT_NE(std::string(e.what()).find("has no readable variable 'LabelMap'"), std::string::npos);
   }
   EXPECT_TRUE(at::equal(read_mat_variable(path, "Other"), l));  // row-major round trip of a column-major file
+}
+
+TEST(BadInput, MatValuesThatAreNotIntegerLabels) {
+  if (!kHaveMatio) GTEST_SKIP() << "built without libmatio";
+  // Found by fuzz/fuzz_mat: a double LabelMap holding 1.1e248 was cast to int64 (undefined behaviour).
+  const std::string e = gb::test::user_error_message(
+      [] { read_mat_variable(std::string(GB_SOURCE_DIR) + "/tests/datasets/data/mat_huge_double.mat", "LabelMap"); });
+  EXPECT_NE(e.find("which is not an integer label"), std::string::npos) << e;
+}
+
+TEST(BadInput, MatSizesBeyondTheFileAreRefusedBeforeLibmatioAllocates) {
+  if (!kHaveMatio) GTEST_SKIP() << "built without libmatio";
+  // Found by fuzz/fuzz_mat: 360 bytes whose array-flags element claims 788 MB; libmatio allocated 4 GB.
+  const std::string e = gb::test::user_error_message([] {
+    read_mat_variable(std::string(GB_SOURCE_DIR) + "/tests/datasets/data/mat_element_too_large.mat", "LabelMap");
+  });
+  EXPECT_NE(e.find("corrupt MAT file: an element of the matrix at offset 128 claims 788529160 bytes"), std::string::npos) << e;
+  // A valid file whose top-level element is cut short.
+  TempDir tmp;
+  const std::string path = tmp.str() + "/cut.mat";
+  write_mat_label(path, "LabelMap", at::arange(64, at::kLong).reshape({8, 8}));
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 16);
+  const std::string cut = gb::test::user_error_message([&] { read_mat_variable(path, "LabelMap"); });
+  EXPECT_NE(cut.find("corrupt MAT file: the element at offset 128 claims"), std::string::npos) << cut;
+}
+
+TEST(BadInput, PanopticIdMinusOneInTheFirstPixel) {
+  // Found by fuzz/fuzz_label_map: the distinct-id scan started from -1, so an image whose first pixel is -1 had no
+  // entry for it and map_panoptic threw std::out_of_range (an internal error).
+  const at::Tensor ids = at::tensor({-1, -1, 5, 5}, at::kLong).reshape({2, 2});
+  for (Protocol p : {Protocol::Paper, Protocol::Standard}) {
+    const std::string e = gb::test::user_error_message([&] { map_panoptic(ids, {{5, 1}}, p, "pan.png"); });
+    EXPECT_NE(e.find("segment id -1 (at row 0, column 0)"), std::string::npos) << e;
+  }
+  // Listed ids still map; 0 is ignore under the standard protocol.
+  const at::Tensor ok = map_panoptic(at::tensor({0, 5, 5, 7}, at::kLong).reshape({2, 2}), {{5, 1}, {7, 2}},
+                                     Protocol::Standard, "pan.png");
+  EXPECT_EQ(ok[0][1].item<int64_t>(), ok[1][0].item<int64_t>());
 }
 
 TEST(MatFiles, ReadsFilesWrittenByScipy) {
