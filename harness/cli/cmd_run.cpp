@@ -26,6 +26,7 @@ void add(CLI::App& app) {
     int64_t batch_size = 0;
     std::string out;
     bool no_progress = false;
+    bool print_run_dir = false;
     gb::cli::MemoryCheckFlags memory;
   };
   auto o = std::make_shared<Opts>();
@@ -36,6 +37,8 @@ void add(CLI::App& app) {
   sub->add_option("--batch-size", o->batch_size, "Images per backbone forward (overrides the config; results do not change)");
   sub->add_option("--out", o->out, "Run folder (default: <output_root>/<name>[/shard-i-of-n])");
   sub->add_flag("--no-progress", o->no_progress, "No progress bar");
+  sub->add_flag("--print-run-dir", o->print_run_dir,
+                "Print the run folder (with --shard: the shard's) and exit without running (for job scripts)");
   gb::cli::add_memory_check_flags(sub, o->memory);
   sub->add_option("--stop-after", o->stop_after, "Debug: exit abruptly after N journalled images (simulates a kill)")
       ->group("");
@@ -49,6 +52,10 @@ void add(CLI::App& app) {
     ro.run_dir = o->out;
     ro.progress = !o->no_progress;
     ro.memory = gb::cli::memory_check(o->memory);
+    if (o->print_run_dir) {
+      std::cout << gb::runner::resolve_run_dir(ex, ro) << "\n";
+      return;
+    }
     const auto results = gb::runner::run_experiment(ex, ro);
     if (!results.generation.empty()) {
       const auto gen = gb::reports::generation_table(results);
@@ -57,7 +64,7 @@ void add(CLI::App& app) {
     const auto table = gb::reports::main_table(results);
     if (!table.rows.empty()) std::cout << "\n" << gb::reports::to_markdown(table);
     for (const auto& t : gb::reports::ablation_tables(results)) std::cout << "\n" << t.title << "\n\n" << gb::reports::to_markdown(t);
-    gb::log::info("outputs in {}", ro.run_dir.empty() ? (ro.shard_count > 1 ? ex.run_dir() + "/shard-" + std::to_string(ro.shard_index) + "-of-" + std::to_string(ro.shard_count) : ex.run_dir()) : ro.run_dir);
+    gb::log::info("outputs in {}", gb::runner::resolve_run_dir(ex, ro));
   });
 }
 

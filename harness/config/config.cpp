@@ -78,7 +78,8 @@ size_t line_of_root_flow_entry(const std::string& t) {
     } else {
       if (at_root && c == ',') return line;
       at_root = false;
-      // Skip to the next line that starts a document.
+      // Skip to the next line that starts a document (past this character: "---," is content, not a marker).
+      ++i;
       while (i < t.size() && !(line_start(i) && (t.compare(i, 3, "---") == 0 || t.compare(i, 3, "...") == 0))) {
         if (t[i] == '\n') ++line;
         ++i;

@@ -27,7 +27,13 @@
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 #include <cmath>
@@ -189,10 +195,14 @@ std::string device_description(const std::string& device) {
   return "cpu";
 }
 
+std::string resolve_run_dir(const Experiment& ex, const RunOptions& opt) {
+  if (!opt.run_dir.empty()) return opt.run_dir;
+  if (opt.shard_count <= 1) return ex.run_dir();
+  return (fs::path(ex.run_dir()) / fmt::format("shard-{}-of-{}", opt.shard_index, opt.shard_count)).string();
+}
+
 std::string prepare_run_dir(const Experiment& ex, const RunOptions& opt) {
-  std::string run_dir = opt.run_dir.empty() ? ex.run_dir() : opt.run_dir;
-  if (opt.shard_count > 1 && opt.run_dir.empty())
-    run_dir = (fs::path(run_dir) / fmt::format("shard-{}-of-{}", opt.shard_index, opt.shard_count)).string();
+  const std::string run_dir = resolve_run_dir(ex, opt);
   fs::create_directories(run_dir);
   return run_dir;
 }
@@ -247,6 +257,18 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
       world.seed = ex.seed;
       const fs::path marker = fs::path(od.config.root) / ".goca-bench-synthetic";
       const std::string stamp = fmt::format("images={} seed={}\n", e.synthetic_images, ex.seed);
+      // Shards started together (a job array) write the dataset once: the first takes the lock and writes,
+      // the others wait and then find the marker.
+      fs::create_directories(od.config.root);
+      const std::string lock_path = (fs::path(od.config.root) / ".goca-bench-synthetic.lock").string();
+      const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (lock_fd < 0) fail_file(lock_path, "cannot create the lock file: {}", std::strerror(errno));
+      struct Unlock {
+        int fd;
+        ~Unlock() { ::close(fd); }  // closing releases the flock
+      } unlock{lock_fd};
+      while (::flock(lock_fd, LOCK_EX) != 0)
+        if (errno != EINTR) fail_file(lock_path, "cannot lock: {}", std::strerror(errno));
       bool fresh = true;
       if (fs::exists(marker)) {
         std::ifstream in(marker);

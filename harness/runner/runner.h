@@ -30,7 +30,10 @@ void parse_shard(const std::string& text, int64_t& index, int64_t& count);
 // disjoint, covering).
 bool in_shard(int64_t index, int64_t shard_index, int64_t shard_count);
 
-// The run folder: options.run_dir, or experiment.run_dir() (+ /shard-i-of-n when sharded); created.
+// The folder a run writes: options.run_dir when given, else the experiment's <output_root>/<name>, with
+// /shard-<i>-of-<n> appended when sharded (the one place of that rule; `run --print-run-dir` prints it).
+std::string resolve_run_dir(const Experiment& experiment, const RunOptions& options);
+// The same folder, created.
 std::string prepare_run_dir(const Experiment& experiment, const RunOptions& options);
 // The provenance part of a run's results (name, time, commit, versions, device, config, seed, shard).
 gb::reports::Results new_results(const Experiment& experiment, const RunOptions& options, const std::string& device);
