@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps venv configure build test bench quickstart parity-full clean fuzz test-asan
+.PHONY: all deps venv configure build test bench quickstart parity-full clean fuzz fuzz-configure test-asan test-asan-fast test-cluster ci-extra
 
 all: build
 
@@ -54,12 +54,22 @@ parity-full: build
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?=
-fuzz:
+fuzz-configure:
 	@$(MAKE) --no-print-directory venv
 	cmake -S . -B $(FUZZ_BUILD) -G "$(GENERATOR)" -DGB_PYTHON=$(abspath $(VENV))/bin/python \
-	  -DCMAKE_CXX_COMPILER=clang++ -DGB_FUZZ=ON -DGB_BUILD_TESTS=OFF -DGB_BUILD_BENCHMARKS=OFF $(CMAKE_ARGS)
+	  -DCMAKE_CXX_COMPILER=clang++ -DGB_FUZZ=ON -DGB_BUILD_TESTS=ON -DGB_BUILD_BENCHMARKS=OFF $(CMAKE_ARGS)
+
+fuzz: fuzz-configure
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz-all
 	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The fast suites under ASan + UBSan, in the fuzz build folder (clang; the instrumented libraries are shared with
+# `make fuzz`, so this costs little more than their tests). These are the suites without backbones, sampling or
+# the CLI; `make test-asan` runs every suite (a full second build).
+ASAN_FAST_SUITES := test_core test_datasets test_eval test_text test_reports test_goca test_baselines
+test-asan-fast: fuzz-configure
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(ASAN_FAST_SUITES)
+	bash -c '. tools/sanitizers/env.sh && cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS) -R "^($(shell echo $(ASAN_FAST_SUITES) | tr " " "|"))$$"'
 
 # The test suites under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder. ASAN_CTEST_ARGS
 # picks suites (e.g. make test-asan ASAN_CTEST_ARGS='-R "test_(core|runner)"'); run-time options: tools/sanitizers/env.sh.
@@ -71,6 +81,16 @@ test-asan:
 	  -DGB_BUILD_BENCHMARKS=OFF $(CMAKE_ARGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	bash -c '. tools/sanitizers/env.sh && cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) $(ASAN_CTEST_ARGS)'
+
+# The Slurm recipe (scripts/cluster/) on a real single-node Slurm started on loopback (docs/runner.md): a 3-task
+# array, one task requeued mid-run, the merge equal to a single run. Installs slurm-wlm and munge if missing (root).
+test-cluster: build
+	tests/cluster/test_slurm.sh $(BUILD)
+
+# What .ci/run adds after `make test`: every fuzz target for FUZZ_SECONDS, the fast suites under ASan + UBSan,
+# the real-Slurm test (skipped, not failed, where Slurm cannot be installed).
+ci-extra: fuzz test-asan-fast
+	tests/cluster/test_slurm.sh $(BUILD); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 77 ]
 
 clean:
 	rm -rf $(BUILD)

@@ -18,6 +18,7 @@ if(GB_SANITIZE OR GB_FUZZ)
   # vptr checks need RTTI-matched instrumentation on both sides of a call; LibTorch's classes are not.
   list(APPEND _gb_san -fno-sanitize=vptr)
   add_compile_options(${_gb_san})
+  add_compile_definitions(GB_SANITIZED=1)  # code that must differ under the sanitizers (t5_tokenizer.cpp's dlopen)
   add_link_options(-fsanitize=address,undefined)
   # -O1 keeps the sanitizers' reports exact enough and the build affordable.
   set(CMAKE_CXX_FLAGS_RELWITHDEBINFO "-O1 -g1 -DNDEBUG")

@@ -12,6 +12,7 @@ PKGS=(
   libcli11-dev nlohmann-json3-dev
   libspng-dev libturbojpeg0-dev libjpeg62-turbo-dev
   libmatio-dev libsentencepiece-dev
+  clang libclang-rt-14-dev           # make fuzz, make test-asan-fast (libFuzzer, ASan, UBSan runtimes)
 )
 want=("${PKGS[@]}")
 

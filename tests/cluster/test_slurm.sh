@@ -19,7 +19,9 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     exit 77
   fi
   say "installing slurm-wlm and munge (apt-get)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slurm-wlm munge >/dev/null ||
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends slurm-wlm munge >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends slurm-wlm munge >/dev/null; } ||
     { say "SKIPPED: apt-get install slurm-wlm munge failed"; exit 77; }
 fi
 if [ "$(id -u)" -ne 0 ]; then
