@@ -1,5 +1,7 @@
 #include "harness/config/config.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include "harness/core/errors.h"
 #include "harness/core/strings.h"
 #include "harness/io/atomic_file.h"
@@ -53,38 +55,50 @@ bool is_index(const std::string& s) {
 
 // Limits on what one config document may expand to (docs/robustness.md). yaml-cpp shares aliased nodes, so a
 // few lines of nested aliases ("billion laughs") parse instantly but expand exponentially when copied.
-// yaml-cpp 0.7 never returns from a document whose root node is a ',' (after optional anchor and tag), e.g.
-// ", x" or "--- &a ,": its parser loops without consuming the token. Such text is not YAML (',' cannot start a
-// plain scalar), so it is refused before yaml-cpp sees it. Returns the 1-based line of the ',' or 0.
-size_t line_of_root_flow_entry(const std::string& t) {
-  size_t i = 0, line = 1;
-  bool at_root = true;  // the next token starts a document's root node
-  auto line_start = [&](size_t k) { return k == 0 || t[k - 1] == '\n'; };
-  while (i < t.size()) {
-    const char c = t[i];
-    if (c == '\n') {
-      ++line;
-      ++i;
-    } else if (c == ' ' || c == '\t' || c == '\r') {
-      ++i;
-    } else if (c == '#' || (c == '%' && line_start(i))) {
-      while (i < t.size() && t[i] != '\n') ++i;  // comment or directive
-    } else if (line_start(i) && (t.compare(i, 3, "---") == 0 || t.compare(i, 3, "...") == 0) &&
-               (i + 3 == t.size() || std::isspace(static_cast<unsigned char>(t[i + 3])))) {
-      at_root = true;
-      i += 3;
-    } else if (at_root && (c == '&' || c == '!')) {
-      while (i < t.size() && !std::isspace(static_cast<unsigned char>(t[i]))) ++i;  // node properties
-    } else {
-      if (at_root && c == ',') return line;
-      at_root = false;
-      // Skip to the next line that starts a document (past this character: "---," is content, not a marker).
-      ++i;
-      while (i < t.size() && !(line_start(i) && (t.compare(i, 3, "---") == 0 || t.compare(i, 3, "...") == 0))) {
-        if (t[i] == '\n') ++line;
-        ++i;
-      }
+// yaml-cpp 0.7 never returns on some invalid text: a ',' where a document's node starts or after it ends
+// (", x", "--- &a ,", "[1, 2],", "x # c\n,"); its parser loops, emitting null nodes forever. A first pass
+// counts the parse events without building nodes: valid text yields fewer events than it has bytes (an alias
+// is one event, not its expansion), so more than that is the loop. Returns the 1-based line where it was
+// caught, or 0 when the text parses (or fails) normally.
+class EventBudget : public YAML::EventHandler {
+ public:
+  explicit EventBudget(size_t limit) : limit_(limit) {}
+  struct Exceeded {
+    YAML::Mark mark;
+  };
+  void OnDocumentStart(const YAML::Mark& m) override { count(m); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { count(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { count(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { count(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    count(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    count(m);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void count(const YAML::Mark& m) {
+    if (++n_ > limit_) throw Exceeded{m};
+  }
+  size_t limit_;
+  size_t n_ = 0;
+};
+
+size_t line_where_yaml_cpp_loops(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  EventBudget budget(text.size() + 16);
+  try {
+    while (parser.HandleNextDocument(budget)) {
     }
+  } catch (const EventBudget::Exceeded& e) {
+    return static_cast<size_t>(e.mark.line) + 1;
+  } catch (const YAML::Exception&) {
+    // A syntax error: the real parse reports it.
   }
   return 0;
 }
@@ -270,8 +284,8 @@ struct ConfigLoader {
       fail_file(file, "line {}: byte 0x{:02x} at offset {} is not text (a config must be UTF-8 without control characters)",
                 line, static_cast<unsigned char>(text[bad]), bad);
     }
-    if (const size_t line = line_of_root_flow_entry(text))
-      fail_file(file, "line {}: a YAML document cannot start with ','", line);
+    if (const size_t line = line_where_yaml_cpp_loops(text))
+      fail_file(file, "line {}: not valid YAML (a ',' outside [] or {{}} where a value starts or after it ends?)", line);
     std::vector<YAML::Node> docs;
     try {
       docs = YAML::LoadAll(text);
@@ -457,7 +471,8 @@ void Config::set(const std::string& assignment) {
     parsed = YAML::Node(std::string());
     parsed.SetTag("!");
   } else {
-    if (line_of_root_flow_entry(text)) fail("{}: a YAML value cannot start with ','", origin);
+    if (line_where_yaml_cpp_loops(text))
+      fail("{}: not valid YAML (a ',' outside [] or {{}} where a value starts or after it ends?)", origin);
     try {
       parsed = YAML::Load(text);
     } catch (const YAML::Exception& e) {

@@ -3,11 +3,13 @@
 #include <ATen/ATen.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "harness/core/errors.h"
+#include "harness/core/excerpt.h"
 
 namespace gb::metrics {
 namespace {
@@ -37,17 +39,17 @@ struct Descr {
 };
 
 Descr parse_descr(const std::string& d, const std::string& source) {
-  if (d.size() < 3) fail_file(source, "unsupported .npy dtype '{}'", d);
+  if (d.size() < 3) fail_file(source, "unsupported .npy dtype {}", excerpt(d));
   const char order = d[0];
   const std::string code = d.substr(1);
   bool big = order == '>';
-  if (order != '<' && order != '>' && order != '|' && order != '=') fail_file(source, "unsupported .npy dtype '{}'", d);
+  if (order != '<' && order != '>' && order != '|' && order != '=') fail_file(source, "unsupported .npy dtype {}", excerpt(d));
   static const std::map<std::string, std::pair<at::ScalarType, size_t>> kinds = {
       {"f2", {at::kHalf, 2}},  {"f4", {at::kFloat, 4}}, {"f8", {at::kDouble, 8}}, {"i1", {at::kChar, 1}},
       {"i2", {at::kShort, 2}}, {"i4", {at::kInt, 4}},   {"i8", {at::kLong, 8}},   {"u1", {at::kByte, 1}},
       {"b1", {at::kBool, 1}}};
   auto it = kinds.find(code);
-  if (it == kinds.end()) fail_file(source, "unsupported .npy dtype '{}' (float16/32/64, int8-64, uint8, bool)", d);
+  if (it == kinds.end()) fail_file(source, "unsupported .npy dtype {} (float16/32/64, int8-64, uint8, bool)", excerpt(d));
   return {it->second.first, it->second.second, big && it->second.second > 1};
 }
 
@@ -55,20 +57,20 @@ Descr parse_descr(const std::string& d, const std::string& source) {
 std::string header_value(const std::string& h, const std::string& key, const std::string& source) {
   const std::string k1 = "'" + key + "'";
   size_t p = h.find(k1);
-  if (p == std::string::npos) fail_file(source, ".npy header has no '{}': {}", key, h);
+  if (p == std::string::npos) fail_file(source, ".npy header has no '{}': {}", key, excerpt(h, 80));
   p = h.find(':', p + k1.size());
-  if (p == std::string::npos) fail_file(source, "malformed .npy header: {}", h);
+  if (p == std::string::npos) fail_file(source, "malformed .npy header: {}", excerpt(h, 80));
   ++p;
   while (p < h.size() && h[p] == ' ') ++p;
-  if (p >= h.size()) fail_file(source, "malformed .npy header: {}", h);
+  if (p >= h.size()) fail_file(source, "malformed .npy header: {}", excerpt(h, 80));
   if (h[p] == '\'') {
     size_t e = h.find('\'', p + 1);
-    if (e == std::string::npos) fail_file(source, "malformed .npy header: {}", h);
+    if (e == std::string::npos) fail_file(source, "malformed .npy header: {}", excerpt(h, 80));
     return h.substr(p + 1, e - p - 1);
   }
   if (h[p] == '(') {
     size_t e = h.find(')', p);
-    if (e == std::string::npos) fail_file(source, "malformed .npy header: {}", h);
+    if (e == std::string::npos) fail_file(source, "malformed .npy header: {}", excerpt(h, 80));
     return h.substr(p, e - p + 1);
   }
   size_t e = h.find_first_of(",}", p);
@@ -90,7 +92,7 @@ std::vector<int64_t> parse_shape(const std::string& s, const std::string& source
       if (used != item.size() || v < 0) throw std::invalid_argument(item);
       shape.push_back(v);
     } catch (const std::exception&) {
-      fail_file(source, "malformed .npy shape {}", s);
+      fail_file(source, "malformed .npy shape {}", excerpt(s));
     }
   }
   return shape;
@@ -140,12 +142,19 @@ at::Tensor parse_npy(const std::string& b, const std::string& source) {
   const std::string h = b.substr(header_start, header_len);
   const Descr descr = parse_descr(header_value(h, "descr", source), source);
   const std::string fortran = header_value(h, "fortran_order", source);
-  if (fortran != "False" && fortran != "True") fail_file(source, "malformed .npy header: {}", h);
+  if (fortran != "False" && fortran != "True") fail_file(source, "malformed .npy header: {}", excerpt(h, 80));
   const std::vector<int64_t> shape = parse_shape(header_value(h, "shape", source), source);
-  int64_t numel = 1;
-  for (int64_t d : shape) numel *= d;
+  // The element count, bounded by what the bytes after the header can hold (no overflow on absurd shapes).
   const size_t data_start = header_start + header_len;
-  const size_t nbytes = static_cast<size_t>(numel) * descr.size;
+  const size_t max_elements = (b.size() - data_start) / descr.size;
+  size_t numel = 1;
+  for (int64_t d : shape) {
+    if (d != 0 && numel > max_elements / static_cast<size_t>(d))
+      fail_file(source, ".npy shape {} needs more than the {} data bytes the file holds", excerpt(header_value(h, "shape", source)),
+                b.size() - data_start);
+    numel *= static_cast<size_t>(d);
+  }
+  const size_t nbytes = numel * descr.size;
   if (b.size() - data_start < nbytes)
     fail_file(source, ".npy data is {} bytes, its header says {}", b.size() - data_start, nbytes);
   std::vector<int64_t> stored(shape);
@@ -210,48 +219,58 @@ std::map<std::string, at::Tensor> read_npz(const std::string& path) {
   uint64_t cd_offset = le32(b, eocd + 16);
   if ((entries == 0xffff || cd_offset == 0xffffffffu) && eocd >= 20 && le32(b, eocd - 20) == 0x07064b50) {
     const uint64_t z64 = le64(b, eocd - 20 + 8);
-    if (z64 + 56 > b.size() || le32(b, z64) != 0x06064b50) fail_file(path, "corrupt zip64 directory");
+    if (b.size() < 56 || z64 > b.size() - 56 || le32(b, z64) != 0x06064b50) fail_file(path, "corrupt zip64 directory");
     entries = le64(b, z64 + 32);
     cd_offset = le64(b, z64 + 48);
   }
   std::map<std::string, at::Tensor> out;
   size_t p = cd_offset;
   for (uint64_t e = 0; e < entries; ++e) {
-    if (p + 46 > b.size() || le32(b, p) != 0x02014b50) fail_file(path, "corrupt zip directory");
+    if (p > b.size() || b.size() - p < 46 || le32(b, p) != 0x02014b50) fail_file(path, "corrupt zip directory");
     const uint16_t method = le16(b, p + 10);
     const uint32_t crc = le32(b, p + 16);
     uint64_t csize = le32(b, p + 20), usize = le32(b, p + 24);
     const uint16_t nlen = le16(b, p + 28), xlen = le16(b, p + 30), clen = le16(b, p + 32);
     uint64_t local = le32(b, p + 42);
-    if (p + 46 + nlen + xlen + clen > b.size()) fail_file(path, "corrupt zip directory");
-    const std::string name = b.substr(p + 46, nlen);
+    if (b.size() - p - 46 < size_t(nlen) + xlen + clen) fail_file(path, "corrupt zip directory");
+    const std::string name = excerpt(b.substr(p + 46, nlen), 60);  // as messages quote it
+    const std::string raw_name = b.substr(p + 46, nlen);
     // zip64 extra field: the 64-bit values of those fields that read 0xffffffff, in this order.
     for (size_t x = p + 46 + nlen; x + 4 <= p + 46 + nlen + xlen;) {
       const uint16_t id = le16(b, x), sz = le16(b, x + 2);
       if (id == 0x0001) {
         size_t q = x + 4;
-        if (usize == 0xffffffffu) { usize = le64(b, q); q += 8; }
-        if (csize == 0xffffffffu) { csize = le64(b, q); q += 8; }
-        if (local == 0xffffffffu) { local = le64(b, q); q += 8; }
+        const size_t end = std::min<size_t>(x + 4 + sz, p + 46 + nlen + xlen);
+        auto next64 = [&](uint64_t& v) {
+          if (v != 0xffffffffu) return;
+          if (q + 8 > end) fail_file(path, "corrupt zip64 extra field of entry {}", name);
+          v = le64(b, q);
+          q += 8;
+        };
+        next64(usize);
+        next64(csize);
+        next64(local);
       }
       x += 4 + sz;
     }
     p += 46 + nlen + xlen + clen;
-    if (local + 30 > b.size() || le32(b, local) != 0x04034b50) fail_file(path, "corrupt zip entry '{}'", name);
+    if (b.size() < 30 || local > b.size() - 30 || le32(b, local) != 0x04034b50) fail_file(path, "corrupt zip entry {}", name);
     const size_t data = local + 30 + le16(b, local + 26) + le16(b, local + 28);
-    if (data + csize > b.size()) fail_file(path, "truncated zip entry '{}'", name);
+    if (data > b.size() || csize > b.size() - data) fail_file(path, "truncated zip entry {}", name);
     std::string raw = b.substr(data, csize);
     if (method == 8) {
-      raw = inflate_raw(raw, usize, path + ":" + name);
+      // deflate expands at most 1032:1; a larger claimed size is a corrupt header, not an allocation to make.
+      if (usize > csize * 1032 + 64) fail_file(path, "zip entry {} claims {} bytes inflated from {}", name, usize, csize);
+      raw = inflate_raw(raw, usize, path + ":" + raw_name);
     } else if (method != 0) {
-      fail_file(path, "zip entry '{}' uses compression method {} (only stored and deflate are supported)", name, method);
+      fail_file(path, "zip entry {} uses compression method {} (only stored and deflate are supported)", name, method);
     }
-    if (raw.size() != usize) fail_file(path, "zip entry '{}' has the wrong size", name);
+    if (raw.size() != usize) fail_file(path, "zip entry {} has the wrong size", name);
     if (crc32(0L, reinterpret_cast<const Bytef*>(raw.data()), static_cast<uInt>(raw.size())) != crc)
-      fail_file(path, "zip entry '{}' fails its CRC check", name);
-    std::string key = name;
+      fail_file(path, "zip entry {} fails its CRC check", name);
+    std::string key = raw_name;
     if (key.size() > 4 && key.compare(key.size() - 4, 4, ".npy") == 0) key.resize(key.size() - 4);
-    out[key] = parse_npy(raw, path + ":" + name);
+    out[key] = parse_npy(raw, path + ":" + raw_name);
   }
   return out;
 }

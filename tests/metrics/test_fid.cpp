@@ -102,6 +102,37 @@ TEST(Npz, BadFilesAreUserErrors) {
   fs::remove_all(dir);
 }
 
+TEST(Npz, HeaderSizesAreCheckedBeforeAllocating) {
+  // A .npy header whose shape overflows int64 when multiplied, or needs more bytes than follow it.
+  auto npy = [](const std::string& shape) {
+    std::string h = "{'descr': '<f8', 'fortran_order': False, 'shape': " + shape + ", }";
+    h.append((64 - (10 + h.size() + 1) % 64) % 64, ' ');
+    h.push_back('\n');
+    std::string b("\x93NUMPY\x01\x00", 8);
+    b.push_back(static_cast<char>(h.size() & 0xff));
+    b.push_back(static_cast<char>(h.size() >> 8));
+    return b + h + std::string(16, '\0');
+  };
+  for (const char* shape : {"(4294967296, 4294967296, 16)", "(3, 1000000)", "(9223372036854775807, 2)"}) {
+    const std::string e = user_error([&] { parse_npy(npy(shape), "big.npy"); });
+    EXPECT_NE(e.find("big.npy: .npy shape"), std::string::npos) << e;
+    EXPECT_NE(e.find("needs more than the 16 data bytes"), std::string::npos) << e;
+  }
+  EXPECT_EQ(parse_npy(npy("(2,)"), "ok.npy").numel(), 2);
+  // A deflated zip entry that claims to inflate to 4 GB from a few bytes.
+  std::ifstream in(data("stats_b.npz"), std::ios::binary);  // np.savez_compressed
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto dir = scratch("npz_sizes");
+  const size_t cd = bytes.rfind(std::string("PK\x01\x02", 4));
+  ASSERT_NE(cd, std::string::npos);
+  ASSERT_EQ(bytes[cd + 10], 8);  // the last entry is deflated; claim 0xfffffff0 bytes uncompressed
+  for (int k = 0; k < 4; ++k) bytes[cd + 24 + k] = static_cast<char>(k ? 0xff : 0xf0);
+  const std::string claim = (dir / "claim.npz").string();
+  std::ofstream(claim, std::ios::binary) << bytes;
+  EXPECT_NE(user_error([&] { read_npz(claim); }).find("claims 4294967280 bytes inflated from"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(FidStatsFile, MissingOrMisShapedArrays) {
   std::string m = user_error([] { read_fid_stats(data("stats_no_sigma.npz")); });
   EXPECT_NE(m.find("stats_no_sigma.npz"), std::string::npos);
