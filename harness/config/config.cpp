@@ -60,6 +60,16 @@ bool is_index(const std::string& s) {
 // counts the parse events without building nodes: valid text yields fewer events than it has bytes (an alias
 // is one event, not its expansion), so more than that is the loop. Returns the 1-based line where it was
 // caught, or 0 when the text parses (or fails) normally.
+// The offset of the first byte a config may not hold: not UTF-8 text (find_non_text_byte), or a carriage
+// return without a line feed (YAML reads a lone CR as a line break, and such values did not survive
+// `config show` and a reload unchanged). npos when there is none.
+size_t find_non_config_byte(const std::string& text) {
+  const size_t bad = find_non_text_byte(text);
+  for (size_t cr = text.find('\r'); cr != std::string::npos && cr < bad; cr = text.find('\r', cr + 1))
+    if (cr + 1 == text.size() || text[cr + 1] != '\n') return cr;
+  return bad;
+}
+
 class EventBudget : public YAML::EventHandler {
  public:
   explicit EventBudget(size_t limit) : limit_(limit) {}
@@ -279,9 +289,9 @@ struct ConfigLoader {
   Layer parse(const std::string& text, const std::string& file) {
     if (text.size() > kMaxYamlBytes)
       fail_file(file, "{} bytes is too large for a config file (limit {} MiB)", text.size(), kMaxYamlBytes >> 20);
-    if (const size_t bad = find_non_text_byte(text); bad != std::string::npos) {
+    if (const size_t bad = find_non_config_byte(text); bad != std::string::npos) {
       const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n'));
-      fail_file(file, "line {}: byte 0x{:02x} at offset {} is not text (a config must be UTF-8 without control characters)",
+      fail_file(file, "line {}: byte 0x{:02x} at offset {} is not text (a config must be UTF-8 without control characters, lines ending in LF or CRLF)",
                 line, static_cast<unsigned char>(text[bad]), bad);
     }
     if (const size_t line = line_where_yaml_cpp_loops(text))
@@ -442,8 +452,8 @@ std::string Config::hash() const {
 }
 
 void Config::set(const std::string& assignment) {
-  if (const size_t bad = find_non_text_byte(assignment); bad != std::string::npos)
-    fail("--set: byte 0x{:02x} at offset {} of the assignment is not text (UTF-8 without control characters)",
+  if (const size_t bad = find_non_config_byte(assignment); bad != std::string::npos)
+    fail("--set: byte 0x{:02x} at offset {} of the assignment is not text (UTF-8 without control characters, no lone CR)",
          static_cast<unsigned char>(assignment[bad]), bad);
   const std::string origin = "--set " + assignment;
   const size_t eq = assignment.find('=');

@@ -162,7 +162,7 @@ at::Tensor parse_npy(const std::string& b, const std::string& source) {
   if (f_order) std::reverse(stored.begin(), stored.end());
   at::Tensor t = at::empty(stored, at::TensorOptions().dtype(descr.type));
   auto* dst = static_cast<uint8_t*>(t.data_ptr());
-  std::memcpy(dst, b.data() + data_start, nbytes);
+  if (nbytes) std::memcpy(dst, b.data() + data_start, nbytes);  // an empty array has no data pointer
   if (descr.big_endian)
     for (size_t i = 0; i < nbytes; i += descr.size) std::reverse(dst + i, dst + i + descr.size);
   if (f_order && stored.size() > 1) {

@@ -70,6 +70,12 @@ TEST(ConfigLimits, BytesThatAreNotTextAreRefused) {
   EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string("a: 1\n", "c.yaml", {std::string("a=\x00", 3)}); })
                 .find("--set: byte 0x00"),
             std::string::npos);
+  // Found by fuzz/fuzz_config: a --set value with lone carriage returns did not survive config show + reload.
+  EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string("a: 1\n", "c.yaml", {"z=x[1\r\r\t\r, K2b]"}); })
+                .find("--set: byte 0x0d at offset 5"),
+            std::string::npos);
+  EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string("a: 1\rb: 2\n", "mac.yaml"); }).find("mac.yaml: line 1: byte 0x0d"),
+            std::string::npos);
   // UTF-8 text, tabs and CRLF line ends load.
   const auto c = gb::Config::from_string("a: \"caf\xc3\xa9 \xf0\x9f\x90\x88\"\r\nb:\t2\r\n", "ok.yaml");
   EXPECT_EQ(c.root()["a"].as<std::string>(), "caf\xc3\xa9 \xf0\x9f\x90\x88");

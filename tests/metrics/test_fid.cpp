@@ -119,6 +119,8 @@ TEST(Npz, HeaderSizesAreCheckedBeforeAllocating) {
     EXPECT_NE(e.find("needs more than the 16 data bytes"), std::string::npos) << e;
   }
   EXPECT_EQ(parse_npy(npy("(2,)"), "ok.npy").numel(), 2);
+  // Found by fuzz/fuzz_npz: an empty array copied its 0 bytes to a null pointer (undefined behaviour).
+  EXPECT_EQ(parse_npy(npy("(0, 3)"), "empty.npy").sizes(), (std::vector<int64_t>{0, 3}));
   // A deflated zip entry that claims to inflate to 4 GB from a few bytes.
   std::ifstream in(data("stats_b.npz"), std::ios::binary);  // np.savez_compressed
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
