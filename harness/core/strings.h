@@ -35,16 +35,17 @@ inline std::string to_lower(std::string s) {
   return s;
 }
 
-// Byte offset of the first byte that makes `s` unfit as text (YAML 1.2's character set, section 5.1): invalid
-// UTF-8 (truncated or stray continuation bytes, overlong forms, surrogates, above U+10FFFF) or a C0 control
-// character other than tab, LF and CR (NUL included). std::string_view::npos when there is none.
+// Byte offset of the first byte that makes `s` unfit as text (YAML 1.2's printable set, section 5.1, without
+// its extra line breaks): invalid UTF-8 (truncated or stray continuation bytes, overlong forms, surrogates,
+// above U+10FFFF), a C0 control character other than tab, LF and CR (NUL included), DEL, a C1 control
+// character (NEL included) or U+2028/U+2029. std::string_view::npos when there is none.
 inline size_t find_non_text_byte(std::string_view s) {
   const auto* b = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
   for (size_t i = 0; i < n;) {
     const unsigned c = b[i];
     if (c < 0x80) {
-      if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return i;
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return i;
       ++i;
       continue;
     }
@@ -61,6 +62,7 @@ inline size_t find_non_text_byte(std::string_view s) {
     }
     if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
       return i;
+    if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) return i;  // C1 controls, line separators
     i += len;
   }
   return std::string_view::npos;

@@ -79,6 +79,7 @@ std::string header_value(const std::string& h, const std::string& key, const std
 
 std::vector<int64_t> parse_shape(const std::string& s, const std::string& source) {
   std::vector<int64_t> shape;
+  if (s.size() < 2 || s.front() != '(' || s.back() != ')') fail_file(source, "malformed .npy shape {}", excerpt(s));
   std::string inner = s.substr(1, s.size() - 2);
   std::stringstream ss(inner);
   std::string item;

@@ -63,7 +63,8 @@ TEST(ConfigLimits, BytesThatAreNotTextAreRefused) {
   const std::string e = gb::test::user_error_message([&] { gb::Config::from_string(nul, "bad.yaml"); });
   EXPECT_NE(e.find("bad.yaml: line 2: byte 0x98 at offset 7 is not text"), std::string::npos) << e;
   for (const std::string bad : {std::string("a: \xc0\xaf\n"), std::string("a: \xed\xa0\x80\n"), std::string("a: \xe2\x82\n"),
-                                std::string("a: \x01\n")}) {
+                                std::string("a: \x01\n"), std::string("a: b\x7f" "c\n"), std::string("a: \xc2\x85\n"),
+                                std::string("a: x\xe2\x80\xa8y\n")}) {
     EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string(bad, "b.yaml"); }).find("is not text"),
               std::string::npos);
   }

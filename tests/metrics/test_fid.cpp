@@ -121,6 +121,8 @@ TEST(Npz, HeaderSizesAreCheckedBeforeAllocating) {
   EXPECT_EQ(parse_npy(npy("(2,)"), "ok.npy").numel(), 2);
   // Found by fuzz/fuzz_npz: an empty array copied its 0 bytes to a null pointer (undefined behaviour).
   EXPECT_EQ(parse_npy(npy("(0, 3)"), "empty.npy").sizes(), (std::vector<int64_t>{0, 3}));
+  // Found by fuzz/fuzz_npz: a shape that is not a tuple threw std::out_of_range (an internal error).
+  EXPECT_NE(user_error([&] { parse_npy(npy(""), "noshape.npy"); }).find("malformed .npy shape"), std::string::npos);
   // A deflated zip entry that claims to inflate to 4 GB from a few bytes.
   std::ifstream in(data("stats_b.npz"), std::ios::binary);  // np.savez_compressed
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
