@@ -5,8 +5,9 @@
 # this build folder found (BUILD_DIR/fuzz-work/<target>/corpus). A finding (crash, sanitizer report, internal
 # error = an exception other than gb::UserError, hang > 10 s, > 4 GB) leaves its input in
 # BUILD_DIR/fuzz-work/<target>/ and the script fails; reproduce with `BUILD_DIR/fuzz/<target> <input>`.
-# FUZZ_SEED=N in the environment fixes libFuzzer's random seed (CI does: its run explores the inputs that were
-# explored before the commit; unset, every run explores new ones).
+# FUZZ_SEED=N fixes libFuzzer's random seed and FUZZ_RUNS=N caps the inputs per target (CI sets both, so its run
+# explores the same inputs as, or a prefix of, a run checked before the commit on any machine speed; unset,
+# every run explores new ones).
 set -uo pipefail
 build=${1:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}
 seconds=${2:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}
@@ -24,7 +25,7 @@ for name in "${targets[@]}"; do
   work="$build/fuzz-work/$name"
   mkdir -p "$work/corpus"
   start=$(date +%s)
-  TMPDIR="$work" "$bin" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
+  TMPDIR="$work" "$bin" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" "$src/fuzz/corpus/$name" >"$work/log" 2>&1
   rc=$?
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/log" | grep -o '[0-9]*$' || echo "?")

@@ -3,6 +3,7 @@
 #include <yaml-cpp/eventhandler.h>
 
 #include "harness/core/errors.h"
+#include "harness/core/excerpt.h"
 #include "harness/core/strings.h"
 #include "harness/io/atomic_file.h"
 
@@ -148,8 +149,14 @@ YAML::Node copy_node_impl(const YAML::Node& n, const std::string& path, const st
     case YAML::NodeType::Null:
       return YAML::Node(YAML::NodeType::Null);
     case YAML::NodeType::Scalar: {
+      // Quoted or !!str: a string; plain: resolved by the reader. Other tags have no meaning in a config (and a
+      // tagged empty value would come back as null from `config show`).
+      const std::string& tag = n.Tag();
+      const bool string = tag == "!" || tag == "tag:yaml.org,2002:str";
+      if (!string && tag != "?" && !tag.empty())
+        fail("{}: the YAML tag {} is not supported in a config (write the plain value)", here, excerpt(tag));
       YAML::Node s(n.Scalar());
-      s.SetTag(n.Tag() == "!" ? "!" : "?");
+      s.SetTag(string ? "!" : "?");
       return s;
     }
     case YAML::NodeType::Sequence: {

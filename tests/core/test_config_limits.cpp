@@ -108,3 +108,14 @@ TEST(ConfigLimits, TextOnWhichYamlCppLoopsIsRefused) {
   for (int i = 0; i < 500; ++i) many += std::string(i ? ", " : "") + "*x";
   EXPECT_EQ(gb::Config::from_string(many + "]\n", "aliases.yaml").root()["b"].size(), 500u);
 }
+
+TEST(ConfigLimits, UnknownYamlTagsAreRefused) {
+  // Found by fuzz/fuzz_config: a value with a custom tag and no content loaded as an empty string but came back
+  // as null from `config show` and a reload.
+  EXPECT_NE(gb::test::user_error_message([] { gb::Config::from_string("a: 1\nb: !3c='1\n", "tag.yaml"); })
+                .find("tag.yaml:2: the YAML tag '!3c='1' is not supported"),
+            std::string::npos);
+  const auto c = gb::Config::from_string("a: !!str 12\nb: !!str\nc: '7'\n", "ok.yaml");
+  EXPECT_EQ(gb::Config::from_string(c.to_yaml(), "again.yaml").hash(), c.hash());
+  EXPECT_EQ(c.root()["b"].as<std::string>(), "");
+}
