@@ -2,6 +2,7 @@
 
 #include "harness/core/errors.h"
 #include "harness/core/excerpt.h"
+#include "harness/core/hash.h"
 #include "harness/io/atomic_file.h"
 #include "harness/io/json_io.h"
 
@@ -403,11 +404,7 @@ Results load_results(const std::string& path) {
 }
 
 std::string stable_hash(const std::string& text) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char ch : text) {
-    h ^= ch;
-    h *= 1099511628211ULL;
-  }
+  const uint64_t h = fnv1a(text);
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;

@@ -2,6 +2,7 @@
 
 #include "harness/backbones/weights.h"
 #include "harness/core/errors.h"
+#include "harness/core/hash.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -124,15 +125,7 @@ at::Tensor preprocess_image(const at::Tensor& rgb, int64_t size) {
 }
 
 uint64_t noise_seed(uint64_t seed, const std::string& image_id) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a over the id
-  for (unsigned char c : image_id) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (h | 1);  // splitmix64 finaliser
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  return mix64(seed + kGoldenGamma * (fnv1a(image_id) | 1));
 }
 
 PreparedImages prepare_images(const std::vector<at::Tensor>& images, const std::vector<std::string>& ids,

@@ -5,23 +5,19 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+#include "harness/core/hash.h"
 
 namespace gb::bb {
 
-inline uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+inline uint64_t splitmix64(uint64_t& state) { return mix64(state += kGoldenGamma); }
 
 // FNV-1a of a string, mixed with a seed and a tag: one independent stream per (seed, image id, purpose).
 inline uint64_t stream_seed(uint64_t seed, const std::string& id, const std::string& tag) {
-  uint64_t h = 1469598103934665603ULL ^ seed;
-  for (unsigned char c : id) h = (h ^ c) * 1099511628211ULL;
-  h = (h ^ 0xFF) * 1099511628211ULL;
-  for (unsigned char c : tag) h = (h ^ c) * 1099511628211ULL;
-  uint64_t s = h;
+  uint64_t h = fnv1a(id, kFnvOffset ^ seed);
+  h = fnv1a(std::string_view("\xff", 1), h);  // a separator byte between id and tag
+  uint64_t s = fnv1a(tag, h);
   return splitmix64(s);
 }
 

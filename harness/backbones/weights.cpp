@@ -1,6 +1,7 @@
 #include "harness/backbones/weights.h"
 
 #include "harness/core/errors.h"
+#include "harness/core/hash.h"
 #include "harness/io/safetensors.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -181,8 +182,7 @@ at::Tensor WeightStore::fetch(const std::string& name, const std::vector<int64_t
       state_->memory[k] = at::empty(shape, at::TensorOptions().dtype(dtype).device(at::kMeta));
     } else {
     // Seeded per key so that the values do not depend on construction order.
-    uint64_t h = state_->seed ^ 1469598103934665603ull;
-    for (unsigned char c : k) h = (h ^ c) * 1099511628211ull;
+    const uint64_t h = fnv1a(k, state_->seed ^ kFnvOffset);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(h);
     auto t = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)) * state_->init_std;
     const bool norm_weight = name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0 &&

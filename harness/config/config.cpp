@@ -4,6 +4,7 @@
 
 #include "harness/core/errors.h"
 #include "harness/core/excerpt.h"
+#include "harness/core/hash.h"
 #include "harness/core/strings.h"
 #include "harness/io/atomic_file.h"
 
@@ -450,12 +451,7 @@ void Config::save(const std::string& path) const {
 std::string Config::hash() const {
   std::string text;
   canonical(text, root_);
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return fmt::format("{:016x}", h);
+  return fmt::format("{:016x}", fnv1a(text));
 }
 
 void Config::set(const std::string& assignment) {

@@ -1,6 +1,7 @@
 // PixArt-alpha XL-2-1024-MS and PixArt-Sigma XL-2-512-MS: the micro-conditioned transformer at parity with
 // diffusers 0.32.2 (tools/parity/pixart_alpha_goldens.py), the full-size graphs, and the three PixArt kinds'
 // detection, defaults and capture on tiny folders.
+#include "harness/core/hash.h"
 #include "dit_fixtures.h"
 #include "dit_test_util.h"
 
@@ -27,11 +28,7 @@ PixArtInputs alpha_inputs(const std::map<std::string, at::Tensor>& g) {
   return in;
 }
 
-uint64_t fnv1a64(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
+uint64_t fnv1a64(const std::string& s) { return gb::fnv1a(s); }
 
 void expect_graph(const std::string& name, const PixArtConfig& cfg) {
   auto want = read_json_file(dit_test::golden_dir("pixart_full_size.json"));

@@ -2,6 +2,7 @@
 // config (tools/parity/sd3_goldens.py: qk RMSNorm, a dual-attention layer, the context_pre_only last layer, the
 // stored position table cropped), the Flux-style captures, the flow-matching img2img noising against the real
 // scheduler, the full-size graphs, and the backbone on a tiny folder (detection, text layout, capture replay).
+#include "harness/core/hash.h"
 #include "dit_test_util.h"
 #include "tiny_dit.h"
 
@@ -24,11 +25,7 @@ Sd3Inputs inputs(const std::map<std::string, at::Tensor>& g) {
           g.at("input.pooled_projections")};
 }
 
-uint64_t fnv1a64(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
+uint64_t fnv1a64(const std::string& s) { return gb::fnv1a(s); }
 
 }  // namespace
 

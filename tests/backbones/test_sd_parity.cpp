@@ -1,6 +1,7 @@
 // Numerical parity with diffusers v0.32.2 on the same tiny random weights (goldens: tools/parity/sd_goldens.py;
 // SD 2.1: tools/parity/sd21_goldens.py, text encoder from transformers 4.47.1).
 // fp32 on CPU; max relative error (max |a - b| / max |b|) <= 1e-4.
+#include "harness/core/hash.h"
 #include "harness/backbones/flux_transformer.h"
 #include "harness/backbones/pixart_transformer.h"
 #include "harness/backbones/t5_encoder.h"
@@ -170,8 +171,7 @@ TEST(FullSizeGraphs, KeysShapesAndParamsMatchDiffusers) {
     std::sort(lines.begin(), lines.end());
     std::string text;
     for (const auto& l : lines) text += l + "\n";
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+    const uint64_t h = gb::fnv1a(text);
     EXPECT_EQ(static_cast<int64_t>(lines.size()), want[name]["count"].get<int64_t>()) << name;
     EXPECT_EQ(params, want[name]["params"].get<int64_t>()) << name;
     EXPECT_EQ(std::to_string(h), want[name]["fnv1a64"].get<std::string>())

@@ -4,6 +4,7 @@
 // then in float64, cast to float32:
 //   conv weight [o, i, kh, kw]: (2u - 1)·sqrt(6 / (i·kh·kw));  bn.weight: 1 + (2u - 1)/4;
 //   bn.bias, bn.running_mean: (2u - 1)/8;  bn.running_var: 1 + u/2.
+#include "harness/core/hash.h"
 #include "harness/backbones/weights.h"
 #include "harness/metrics/fid_inception.h"
 
@@ -17,21 +18,11 @@
 
 namespace gb::testing {
 
-inline uint64_t fnv1a64(const std::string& s) {
-  uint64_t h = 0xCBF29CE484222325ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001B3ull;
-  }
-  return h;
-}
+inline uint64_t fnv1a64(const std::string& s) { return gb::fnv1a(s, gb::kFnvStandardOffset); }
 
 // u_j in [0, 1) for key `key`.
 inline double test_uniform(uint64_t seed, int64_t j) {
-  uint64_t z = seed + static_cast<uint64_t>(j + 1) * 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
+  const uint64_t z = gb::mix64(seed + static_cast<uint64_t>(j + 1) * gb::kGoldenGamma);
   return static_cast<double>(z >> 40) / static_cast<double>(1 << 24);
 }
 
