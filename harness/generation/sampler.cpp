@@ -85,7 +85,10 @@ int64_t default_steps(const std::string& kind) {
   return 50;
 }
 
-struct Sampler::Impl {
+namespace {
+
+// The models a sampler drives (Sampler::Impl), visible to the pieces of generate_tokens below.
+struct SamplerModels {
   bb::StableDiffusionBackbone* sd = nullptr;
   bb::PixArtSigmaBackbone* pixart = nullptr;
   bb::FluxBackbone* flux = nullptr;
@@ -95,6 +98,90 @@ struct Sampler::Impl {
   int64_t latent_channels = 4, latent = 64;
   bool sdxl = false;
 };
+
+// The text conditioning of one half.
+TextBatch encode_half(const SamplerModels& m, const PromptTokens& t) {
+  TextBatch out;
+  if (m.sd) {
+    auto c = m.sd->encode_text(t.ids);
+    out.states = c.encoder_hidden_states;
+    out.pooled = c.text_embeds;
+  } else if (m.pixart) {
+    out.mask = t.mask.to(m.device, at::kLong);
+    out.states = m.pixart->encode_text(t.ids, t.mask);
+  } else {
+    auto [s, p] = m.flux->encode_text(t.ids, t.clip_ids);
+    out.states = s;
+    out.pooled = p;
+  }
+  return out;
+}
+
+// The conditioning of the batch: `cond`'s, or with CFG the unconditional half first, then `cond`'s.
+TextBatch encode_conditioning(const SamplerModels& m, const PromptTokens& cond, const PromptTokens& uncond,
+                              bool cfg_batch) {
+  TextBatch text = encode_half(m, cond);
+  if (cfg_batch) {
+    TextBatch u;
+    if (m.sdxl) {  // force_zeros_for_empty_prompt: negative_prompt_embeds = zeros_like(prompt_embeds)
+      u.states = at::zeros_like(text.states);
+      u.pooled = at::zeros_like(text.pooled);
+    } else {
+      u = encode_half(m, uncond);
+    }
+    text = TextBatch::cat(u, text);
+  }
+  return text;
+}
+
+// One denoiser call at timestep t on x_in [n, C, h, w] (already scaled by the scheduler); `tt` the timestep as the
+// scheduler's models take it; `flux_guidance` the distilled guidance value Flux embeds. Fills `cap` per `spec`.
+at::Tensor denoise_once(const SamplerModels& m, const at::Tensor& x_in, const at::Tensor& tt, double t,
+                        const TextBatch& text, const CaptureSpec& spec, Capture& cap, int64_t image_size,
+                        double flux_guidance, const std::vector<int64_t>& shape) {
+  const int64_t n = x_in.size(0);
+  const auto dev = at::TensorOptions().device(m.device);
+  if (m.sd) {
+    bb::UNetInputs in;
+    in.latents = x_in;
+    in.timestep = tt;
+    in.encoder_hidden_states = text.states;
+    if (m.sdxl) {
+      in.text_embeds = text.pooled;
+      const double s = static_cast<double>(image_size);
+      in.time_ids = at::tensor(std::vector<double>{s, s, 0, 0, s, s}, dev.dtype(at::kDouble))
+                        .to(m.dtype)
+                        .unsqueeze(0)
+                        .expand({n, 6})
+                        .contiguous();
+    }
+    return m.sd->denoise(in, spec, cap);
+  }
+  if (m.pixart) {
+    bb::PixArtInputs in;
+    in.latents = x_in;
+    in.timestep = tt;
+    in.encoder_hidden_states = text.states;
+    in.encoder_attention_mask = text.mask;
+    return m.pixart->denoise(in, spec, cap);
+  }
+  const int64_t lat = shape[1];
+  bb::FluxInputs in;
+  in.latents = bb::flux_pack_latents(x_in);
+  // timestep = t.expand(B).to(latents.dtype), fed as timestep / 1000
+  in.timestep = at::full({n}, static_cast<float>(t), dev.dtype(at::kFloat)).to(m.dtype) / 1000;
+  if (m.flux->transformer().config().guidance_embeds)
+    in.guidance = at::full({n}, flux_guidance, dev.dtype(at::kFloat));
+  in.encoder_hidden_states = text.states;
+  in.pooled_projections = text.pooled;
+  in.img_ids = bb::flux_latent_image_ids(lat / 2, shape[2] / 2, dev.dtype(at::kFloat)).to(m.dtype);
+  in.txt_ids = at::zeros({text.states.size(1), 3}, dev.dtype(m.dtype));
+  return flux_unpack(m.flux->denoise(in, spec, cap), lat, shape[2]);
+}
+
+}  // namespace
+
+struct Sampler::Impl : SamplerModels {};
 
 Sampler::Sampler(gb::Backbone& backbone, const std::string& weights, const SamplerOptions& options)
     : impl_(std::make_unique<Impl>()), kind_(backbone.kind()), scale_(options.guidance_scale) {
@@ -189,33 +276,7 @@ at::Tensor Sampler::generate_tokens(const PromptTokens& cond, const PromptTokens
 
   // ---- text ----
   auto t0 = Clock::now();
-  auto encode = [&](const PromptTokens& t) {
-    TextBatch out;
-    if (m.sd) {
-      auto c = m.sd->encode_text(t.ids);
-      out.states = c.encoder_hidden_states;
-      out.pooled = c.text_embeds;
-    } else if (m.pixart) {
-      out.mask = t.mask.to(m.device, at::kLong);
-      out.states = m.pixart->encode_text(t.ids, t.mask);
-    } else {
-      auto [s, p] = m.flux->encode_text(t.ids, t.clip_ids);
-      out.states = s;
-      out.pooled = p;
-    }
-    return out;
-  };
-  TextBatch text = encode(cond);
-  if (cfg_batch) {
-    TextBatch u;
-    if (m.sdxl) {  // force_zeros_for_empty_prompt: negative_prompt_embeds = zeros_like(prompt_embeds)
-      u.states = at::zeros_like(text.states);
-      u.pooled = at::zeros_like(text.pooled);
-    } else {
-      u = encode(uncond);
-    }
-    text = TextBatch::cat(u, text);
-  }
+  const TextBatch text = encode_conditioning(m, cond, uncond, cfg_batch);
   seconds_["text"] += bb::seconds_since(t0, m.device);
 
   GuidanceStep gstep;
@@ -243,42 +304,8 @@ at::Tensor Sampler::generate_tokens(const PromptTokens& cond, const PromptTokens
                                                : at::full({n}, static_cast<float>(t), dev.dtype(at::kFloat));
     Capture cap;
     t0 = Clock::now();
-    at::Tensor pred;
-    if (m.sd) {
-      bb::UNetInputs in;
-      in.latents = x_in;
-      in.timestep = tt;
-      in.encoder_hidden_states = text.states;
-      if (m.sdxl) {
-        in.text_embeds = text.pooled;
-        const double s = static_cast<double>(image_size_);
-        in.time_ids = at::tensor(std::vector<double>{s, s, 0, 0, s, s}, dev.dtype(at::kDouble))
-                          .to(m.dtype)
-                          .unsqueeze(0)
-                          .expand({n, 6})
-                          .contiguous();
-      }
-      pred = m.sd->denoise(in, spec, cap);
-    } else if (m.pixart) {
-      bb::PixArtInputs in;
-      in.latents = x_in;
-      in.timestep = tt;
-      in.encoder_hidden_states = text.states;
-      in.encoder_attention_mask = text.mask;
-      pred = m.pixart->denoise(in, spec, cap);
-    } else {
-      bb::FluxInputs in;
-      in.latents = bb::flux_pack_latents(x_in);
-      // timestep = t.expand(B).to(latents.dtype), fed as timestep / 1000
-      in.timestep = at::full({n}, static_cast<float>(t), dev.dtype(at::kFloat)).to(m.dtype) / 1000;
-      if (m.flux->transformer().config().guidance_embeds)
-        in.guidance = at::full({n}, cfg_batch ? 1.0 : gstep.scale, dev.dtype(at::kFloat));
-      in.encoder_hidden_states = text.states;
-      in.pooled_projections = text.pooled;
-      in.img_ids = bb::flux_latent_image_ids(lat / 2, shape[2] / 2, dev.dtype(at::kFloat)).to(m.dtype);
-      in.txt_ids = at::zeros({text.states.size(1), 3}, dev.dtype(m.dtype));
-      pred = flux_unpack(m.flux->denoise(in, spec, cap), lat, shape[2]);
-    }
+    const at::Tensor pred =
+        denoise_once(m, x_in, tt, t, text, spec, cap, image_size_, cfg_batch ? 1.0 : gstep.scale, shape);
     seconds_["denoiser"] += bb::seconds_since(t0, m.device);
     t0 = Clock::now();
     at::Tensor eps = pred;
