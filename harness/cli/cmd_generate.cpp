@@ -34,7 +34,6 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -66,16 +65,120 @@ std::string dtype_name(at::ScalarType t) {
   return t == at::kHalf ? "fp16" : t == at::kBFloat16 ? "bf16" : "fp32";
 }
 
-int64_t peak_host_bytes() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<int64_t>(ru.ru_maxrss) * 1024;
-}
-
 void write_json_atomic(const fs::path& path, const nlohmann::json& j) {
   const fs::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
   std::ofstream(tmp) << j.dump(2) << "\n";
   fs::rename(tmp, path);
+}
+
+// The prompts after --limit, and the ones shard i of n generates.
+struct Selection {
+  std::vector<gb::PromptEntry> entries, selected;
+  int64_t shard_index = 0, shard_count = 1;
+};
+
+Selection select_prompts(const Args& a) {
+  Selection sel;
+  sel.entries = gb::read_prompt_file(a.prompts);
+  if (sel.entries.empty()) gb::fail_file(a.prompts, "has no prompts");
+  if (a.limit >= 0 && static_cast<size_t>(a.limit) < sel.entries.size())
+    sel.entries.resize(static_cast<size_t>(a.limit));
+  if (!a.shard.empty()) gb::runner::parse_shard(a.shard, sel.shard_index, sel.shard_count);
+  for (int64_t i : gb::runner::shard_indices(static_cast<int64_t>(sel.entries.size()), sel.shard_index, sel.shard_count))
+    sel.selected.push_back(sel.entries[static_cast<size_t>(i)]);
+  return sel;
+}
+
+// --latents: tensor `latents` [N, C, h, w], N = the selected prompts (undefined without the flag).
+at::Tensor read_given_latents(const Args& a, size_t selected) {
+  at::Tensor given;
+  if (a.latents.empty()) return given;
+  gb::SafetensorsFile f(a.latents);
+  if (!f.contains("latents")) gb::fail_file(a.latents, "has no tensor 'latents'");
+  given = f.load("latents").to(at::kFloat);
+  if (given.dim() != 4 || given.size(0) != static_cast<int64_t>(selected))
+    gb::fail_file(a.latents, "'latents' must be [N, C, h, w] with N = {} selected prompts, got {}", selected,
+                  gb::bb::shape_str(given.sizes()));
+  return given;
+}
+
+// Positions in `selected` still to generate (--resume skips ids whose PNG exists; counted in `skipped`).
+std::vector<size_t> work_list(const Args& a, const std::vector<gb::PromptEntry>& selected, const fs::path& out,
+                              int64_t& skipped) {
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < selected.size(); ++i) {
+    if (a.resume && fs::is_regular_file(out / (selected[i].id + ".png"))) {
+      ++skipped;
+      continue;
+    }
+    todo.push_back(i);
+  }
+  if (skipped) gb::log::info("generate: --resume skips {} images already in {}", skipped, a.out);
+  return todo;
+}
+
+// Generates `todo` in batches of --batch-size and writes each image atomically as <out>/<id>.png.
+void generate_images(const Args& a, const std::vector<gb::PromptEntry>& selected, const std::vector<size_t>& todo,
+                     const at::Tensor& given, gb::gen::Sampler& sampler, gb::gen::Guidance& guidance,
+                     const std::string& device, const fs::path& out) {
+  gb::Progress progress("generate", static_cast<int64_t>(todo.size()), "img");
+  if (a.no_progress) progress.set_interactive(false);
+  for (size_t k = 0; k < todo.size(); k += static_cast<size_t>(a.batch_size)) {
+    std::vector<std::string> texts;
+    std::vector<at::Tensor> lat;
+    std::vector<const gb::PromptEntry*> items;
+    for (size_t j = k; j < std::min(todo.size(), k + static_cast<size_t>(a.batch_size)); ++j) {
+      const auto& e = selected[todo[j]];
+      items.push_back(&e);
+      texts.push_back(e.text);
+      lat.push_back(given.defined() ? given[static_cast<int64_t>(todo[j])] : sampler.initial_noise(a.seed, e.id));
+    }
+    at::Tensor images;
+    std::vector<std::string> ids;
+    for (const auto* e : items) ids.push_back(e->id);
+    gb::bb::rethrow_out_of_memory([&] { images = sampler.generate(texts, at::stack(lat), guidance); },
+                                  "generation", device, "prompts " + gb::join(ids));
+    for (size_t j = 0; j < items.size(); ++j) {
+      const fs::path final_path = out / (items[j]->id + ".png");
+      const fs::path tmp = out / ("." + items[j]->id + ".png.tmp" + std::to_string(::getpid()));
+      gb::write_png_rgb(tmp.string(), images[static_cast<int64_t>(j)]);
+      fs::rename(tmp, final_path);
+    }
+    progress.advance(static_cast<int64_t>(items.size()));
+  }
+  progress.finish();
+}
+
+// generate.json's "settings".
+nlohmann::json settings_json(const Args& a, const std::string& kind, const gb::gen::Sampler& sampler,
+                             const gb::gen::Guidance& guidance, const gb::bb::BackboneOptions& bo,
+                             const Selection& sel) {
+  nlohmann::json s;
+  s["weights"] = a.weights;
+  s["backbone"] = kind;
+  s["prompts"] = a.prompts;
+  s["guidance"] = guidance.name();
+  s["guidance_scale"] = a.scale;
+  s["steps"] = sampler.steps();
+  s["scheduler"] = sampler.scheduler_config().class_name;
+  const auto guidance_settings = guidance.settings();
+  const auto method_it = guidance_settings.find("method");
+  s["method"] = method_it == guidance_settings.end() ? nlohmann::json(nullptr) : nlohmann::json(method_it->second);
+  s["protocol"] = a.protocol;
+  s["seed"] = a.seed;
+  s["latents"] = a.latents.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.latents);
+  s["image_size"] = sampler.image_size();
+  s["dtype"] = dtype_name(bo.resolve_dtype(kind == "flux" ? at::kBFloat16 : at::kHalf));
+  s["device"] = a.device;
+  s["batch_size"] = a.batch_size;
+  s["limit"] = a.limit;
+  s["shard"] = fmt::format("{}/{}", sel.shard_index, sel.shard_count);
+  s["resume"] = a.resume;
+  if (kind == "flux")
+    s["flux_guidance"] = guidance.needs_uncond() ? "true CFG on [uncond, cond], guidance embedding 1"
+                                                 : "distilled: guidance embedding = guidance_scale, no unconditional pass";
+  for (const auto& [k, v] : guidance.settings()) s["guidance_settings"][k] = v;
+  return s;
 }
 
 void run(const Args& a) {
@@ -86,24 +189,8 @@ void run(const Args& a) {
   if (!a.scheduler.empty()) gb::bb::scheduler_class_for(a.scheduler);  // unknown name: exit 2 before loading
 
   // ---- prompts and selection ----
-  auto entries = gb::read_prompt_file(a.prompts);
-  if (entries.empty()) gb::fail_file(a.prompts, "has no prompts");
-  if (a.limit >= 0 && static_cast<size_t>(a.limit) < entries.size()) entries.resize(static_cast<size_t>(a.limit));
-  int64_t shard_index = 0, shard_count = 1;
-  if (!a.shard.empty()) gb::runner::parse_shard(a.shard, shard_index, shard_count);
-  std::vector<gb::PromptEntry> selected;
-  for (size_t i = 0; i < entries.size(); ++i)
-    if (gb::runner::in_shard(static_cast<int64_t>(i), shard_index, shard_count)) selected.push_back(entries[i]);
-
-  at::Tensor given;
-  if (!a.latents.empty()) {
-    gb::SafetensorsFile f(a.latents);
-    if (!f.contains("latents")) gb::fail_file(a.latents, "has no tensor 'latents'");
-    given = f.load("latents").to(at::kFloat);
-    if (given.dim() != 4 || given.size(0) != static_cast<int64_t>(selected.size()))
-      gb::fail_file(a.latents, "'latents' must be [N, C, h, w] with N = {} selected prompts, got {}", selected.size(),
-                    gb::bb::shape_str(given.sizes()));
-  }
+  const Selection sel = select_prompts(a);
+  const at::Tensor given = read_given_latents(a, sel.selected.size());
 
   // ---- model ----
   const std::string kind = gb::bb::detect_backbone_kind(a.weights);
@@ -130,86 +217,27 @@ void run(const Args& a) {
   const double load_seconds = std::chrono::duration<double>(Clock::now() - t_load).count();
   const auto shape = sampler.latent_shape();
   if (given.defined() && (given.size(1) != shape[0] || given.size(2) != shape[1] || given.size(3) != shape[2]))
-    gb::fail_file(a.latents, "'latents' must be [{}, {}, {}, {}] for {} at {}², got {}", selected.size(), shape[0],
+    gb::fail_file(a.latents, "'latents' must be [{}, {}, {}, {}] for {} at {}², got {}", sel.selected.size(), shape[0],
                   shape[1], shape[2], kind, sampler.image_size(), gb::bb::shape_str(given.sizes()));
 
   // ---- work list ----
   const fs::path out(a.out);
   fs::create_directories(out);
-  std::vector<size_t> todo;  // positions in `selected`
   int64_t skipped = 0;
-  for (size_t i = 0; i < selected.size(); ++i) {
-    if (a.resume && fs::is_regular_file(out / (selected[i].id + ".png"))) {
-      ++skipped;
-      continue;
-    }
-    todo.push_back(i);
-  }
-  if (skipped) gb::log::info("generate: --resume skips {} images already in {}", skipped, a.out);
-
-  gb::Progress progress("generate", static_cast<int64_t>(todo.size()), "img");
-  if (a.no_progress) progress.set_interactive(false);
+  const std::vector<size_t> todo = work_list(a, sel.selected, out, skipped);
   if (backbone && bo.device.rfind("cuda", 0) == 0) gb::compat::cuda_reset_peak_memory();
   const auto t_gen = Clock::now();
-  for (size_t k = 0; k < todo.size(); k += static_cast<size_t>(a.batch_size)) {
-    std::vector<std::string> texts;
-    std::vector<at::Tensor> lat;
-    std::vector<const gb::PromptEntry*> items;
-    for (size_t j = k; j < std::min(todo.size(), k + static_cast<size_t>(a.batch_size)); ++j) {
-      const auto& e = selected[todo[j]];
-      items.push_back(&e);
-      texts.push_back(e.text);
-      lat.push_back(given.defined() ? given[static_cast<int64_t>(todo[j])] : sampler.initial_noise(a.seed, e.id));
-    }
-    at::Tensor images;
-    std::vector<std::string> ids;
-    for (const auto* e : items) ids.push_back(e->id);
-    gb::bb::rethrow_out_of_memory([&] { images = sampler.generate(texts, at::stack(lat), *guidance); },
-                                  "generation", bo.device, "prompts " + gb::join(ids));
-    for (size_t j = 0; j < items.size(); ++j) {
-      const fs::path final_path = out / (items[j]->id + ".png");
-      const fs::path tmp = out / ("." + items[j]->id + ".png.tmp" + std::to_string(::getpid()));
-      gb::write_png_rgb(tmp.string(), images[static_cast<int64_t>(j)]);
-      fs::rename(tmp, final_path);
-    }
-    progress.advance(static_cast<int64_t>(items.size()));
-  }
-  progress.finish();
+  generate_images(a, sel.selected, todo, given, sampler, *guidance, bo.device, out);
   const double gen_seconds = std::chrono::duration<double>(Clock::now() - t_gen).count();
 
   nlohmann::json j;
   j["command"] = "generate";
-  nlohmann::json s;
-  s["weights"] = a.weights;
-  s["backbone"] = kind;
-  s["prompts"] = a.prompts;
-  s["guidance"] = guidance->name();
-  s["guidance_scale"] = a.scale;
-  s["steps"] = sampler.steps();
-  s["scheduler"] = sampler.scheduler_config().class_name;
-  const auto guidance_settings = guidance->settings();
-  const auto method_it = guidance_settings.find("method");
-  s["method"] = method_it == guidance_settings.end() ? nlohmann::json(nullptr) : nlohmann::json(method_it->second);
-  s["protocol"] = a.protocol;
-  s["seed"] = a.seed;
-  s["latents"] = a.latents.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.latents);
-  s["image_size"] = sampler.image_size();
-  s["dtype"] = dtype_name(bo.resolve_dtype(kind == "flux" ? at::kBFloat16 : at::kHalf));
-  s["device"] = a.device;
-  s["batch_size"] = a.batch_size;
-  s["limit"] = a.limit;
-  s["shard"] = fmt::format("{}/{}", shard_index, shard_count);
-  s["resume"] = a.resume;
-  if (kind == "flux")
-    s["flux_guidance"] = guidance->needs_uncond() ? "true CFG on [uncond, cond], guidance embedding 1"
-                                                  : "distilled: guidance embedding = guidance_scale, no unconditional pass";
-  for (const auto& [k, v] : guidance->settings()) s["guidance_settings"][k] = v;
-  j["settings"] = s;
+  j["settings"] = settings_json(a, kind, sampler, *guidance, bo, sel);
   j["provenance"] = {{"goca_bench", GB_VERSION},
                      {"git_commit", GB_GIT_COMMIT},
                      {"libtorch", gb::compat::torch_version()},
                      {"reference", "diffusers 0.32.2 pipelines (StableDiffusion, StableDiffusionXL, PixArtSigma, Flux)"}};
-  j["counts"] = {{"prompts", entries.size()}, {"selected", selected.size()}, {"skipped_existing", skipped},
+  j["counts"] = {{"prompts", sel.entries.size()}, {"selected", sel.selected.size()}, {"skipped_existing", skipped},
                  {"generated", todo.size()}};
   nlohmann::json st = sampler.stage_seconds();
   st["load"] = load_seconds;
@@ -217,7 +245,7 @@ void run(const Args& a) {
   st["total"] = std::chrono::duration<double>(Clock::now() - t_start).count();
   j["stage_seconds"] = st;
   j["images_per_second"] = gen_seconds > 0 ? static_cast<double>(todo.size()) / gen_seconds : 0.0;
-  j["peak_host_bytes"] = peak_host_bytes();
+  j["peak_host_bytes"] = gb::runner::peak_rss_bytes();
   j["peak_device_bytes"] = bo.device.rfind("cuda", 0) == 0 ? gb::compat::cuda_peak_memory_bytes() : 0;
   write_json_atomic(out / "generate.json", j);
   gb::log::info("generate: {} images in {} ({} skipped)", todo.size(), a.out, skipped);

@@ -177,11 +177,10 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   return parse_experiment(gb::Config::load(path, overrides));
 }
 
-Experiment parse_experiment(const gb::Config& config) {
-  Experiment ex;
-  ex.source = config.source();
-  ex.resolved_yaml = config.to_yaml();
-  ConfigReader r(config);
+namespace {
+
+// name, output_root, seed, batch_size, workers, device, examples, evaluation.select.
+void read_run_settings(const ConfigReader& r, Experiment& ex) {
   ex.name = r.get<std::string>("name");
   if (ex.name.empty() || ex.name.find('/') != std::string::npos) r.fail_at("name", "must be a non-empty folder name");
   ex.output_root = r.get_or<std::string>("output_root", "runs");
@@ -198,22 +197,21 @@ Experiment parse_experiment(const gb::Config& config) {
     ex.select = ev->get_or<std::string>("select", "best");
     ev->finish();
   }
+}
 
-  std::set<std::string> names;
-  if (r.has("generation")) {
-    for (const char* key : {"datasets", "methods", "ablations", "evaluation"})
-      if (r.has(key)) r.fail_at(key, "a generation experiment (`generation:`) has no datasets, methods, ablations or evaluation");
-    for (const auto& b : r.children("backbones")) {
-      BackboneEntry e = read_backbone_entry(b);
-      if (!names.insert("b:" + e.name).second) b.fail_at("name", "backbone '" + e.name + "' is listed twice");
-      b.finish();
-      ex.backbones.push_back(e);
-    }
-    if (ex.backbones.empty()) r.fail_at("backbones", "lists no backbone");
-    ex.generation = parse_generation(r.child("generation"), ex);
-    r.finish();
-    return ex;
+// `backbones:` (at least one; names unique among `names`, which holds "b:<name>" entries).
+void read_backbones(const ConfigReader& r, std::set<std::string>& names, Experiment& ex) {
+  for (const auto& b : r.children("backbones")) {
+    BackboneEntry e = read_backbone_entry(b);
+    if (!names.insert("b:" + e.name).second) b.fail_at("name", "backbone '" + e.name + "' is listed twice");
+    b.finish();
+    ex.backbones.push_back(e);
   }
+  if (ex.backbones.empty()) r.fail_at("backbones", "lists no backbone");
+}
+
+// `datasets:` (at least one, names unique).
+void read_datasets(const ConfigReader& r, std::set<std::string>& names, Experiment& ex) {
   for (const auto& d : r.children("datasets")) {
     DatasetEntry e;
     e.name = d.get<std::string>("name");
@@ -225,20 +223,16 @@ Experiment parse_experiment(const gb::Config& config) {
     ex.datasets.push_back(e);
   }
   if (ex.datasets.empty()) r.fail_at("datasets", "lists no dataset");
+}
 
-  for (const auto& b : r.children("backbones")) {
-    BackboneEntry e = read_backbone_entry(b);
-    if (!names.insert("b:" + e.name).second) b.fail_at("name", "backbone '" + e.name + "' is listed twice");
-    b.finish();
-    ex.backbones.push_back(e);
-  }
-  if (ex.backbones.empty()) r.fail_at("backbones", "lists no backbone");
+// One `methods:` entry as written.
+struct MethodEntry {
+  std::string name, type, file;
+  std::vector<std::string> set;
+  std::set<std::string> only;  // `backbones:` it is limited to (empty: all)
+};
 
-  struct MethodEntry {
-    std::string name, type, file;
-    std::vector<std::string> set;
-    std::set<std::string> only;
-  };
+std::vector<MethodEntry> read_methods(const ConfigReader& r, std::set<std::string>& names) {
   std::vector<MethodEntry> methods;
   for (const auto& m : r.children("methods")) {
     MethodEntry e;
@@ -252,20 +246,25 @@ Experiment parse_experiment(const gb::Config& config) {
     methods.push_back(e);
   }
   if (methods.empty()) r.fail_at("methods", "lists no method");
+  return methods;
+}
 
-  auto load_method = [&](const MethodEntry& m, const BackboneEntry& b, const std::map<std::string, std::string>& axes,
-                         Variant& v) {
-    const std::string file = resolve_path(replace_all(m.file, "{backbone}", b.name), ex.source);
-    if (!fs::exists(file))
-      fail_file(config.where("methods"), "method '{}': file '{}' not found (for backbone '{}')", m.name, file, b.name);
-    std::vector<std::string> sets = m.set;
-    for (const auto& [k, val] : axes) sets.push_back(k + "=" + val);
-    const gb::Config mc = gb::Config::load(file, sets);
-    v.method_yaml = YAML::Clone(mc.root());
-    v.method_file = file;
-    v.method_overrides = sets;
-  };
+// Resolves a variant's method file ({backbone} replaced) and loads it with the entry's `set` and the axis values.
+void load_method(const gb::Config& config, const Experiment& ex, const MethodEntry& m, const BackboneEntry& b,
+                 const std::map<std::string, std::string>& axes, Variant& v) {
+  const std::string file = resolve_path(replace_all(m.file, "{backbone}", b.name), ex.source);
+  if (!fs::exists(file))
+    fail_file(config.where("methods"), "method '{}': file '{}' not found (for backbone '{}')", m.name, file, b.name);
+  std::vector<std::string> sets = m.set;
+  for (const auto& [k, val] : axes) sets.push_back(k + "=" + val);
+  const gb::Config mc = gb::Config::load(file, sets);
+  v.method_yaml = YAML::Clone(mc.root());
+  v.method_file = file;
+  v.method_overrides = sets;
+}
 
+// The main-table variants: each method on each backbone it is not limited away from.
+void expand_methods(const gb::Config& config, const std::vector<MethodEntry>& methods, Experiment& ex) {
   for (const auto& b : ex.backbones) {
     auto& list = ex.variants[b.name];
     for (const auto& m : methods) {
@@ -274,54 +273,86 @@ Experiment parse_experiment(const gb::Config& config) {
       v.name = m.name;
       v.method = m.name;
       v.type = m.type;
-      load_method(m, b, {}, v);
+      load_method(config, ex, m, b, {}, v);
       list.push_back(v);
     }
   }
-  if (r.has("ablations")) {
-    for (const auto& a : r.children("ablations")) {
-      const std::string group = a.get<std::string>("name");
-      const std::string base = a.get<std::string>("base");
-      const MethodEntry* bm = nullptr;
-      for (const auto& m : methods)
-        if (m.name == base) bm = &m;
-      if (!bm) a.fail_at("base", "'" + base + "' is not one of the methods");
-      std::set<std::string> only;
-      for (const auto& bname : a.get_or<std::vector<std::string>>("backbones", {})) only.insert(bname);
-      const YAML::Node& grid = a.node("grid");
-      if (!grid.IsMap() || grid.size() == 0) a.fail_at("grid", "must map method keys to lists of values");
-      std::vector<std::pair<std::string, std::vector<std::string>>> axes;
-      for (const auto& kv : grid) {
-        std::vector<std::string> values;
-        if (kv.second.IsSequence()) {
-          for (const auto& x : kv.second) values.push_back(scalar_text(x));
-        } else {
-          values.push_back(scalar_text(kv.second));
-        }
-        if (values.empty()) a.fail_at("grid", "axis '" + kv.first.Scalar() + "' has no values");
-        axes.emplace_back(kv.first.Scalar(), values);
-      }
-      a.finish();
-      for (const auto& b : ex.backbones) {
-        if (!only.empty() && !only.count(b.name)) continue;
-        if (!bm->only.empty() && !bm->only.count(b.name)) continue;
-        for (const auto& point : grid_product(axes)) {
-          Variant v;
-          std::string suffix;
-          for (const auto& [k, val] : axes) suffix += (suffix.empty() ? "" : ",") + k + "=" + point.at(k);
-          v.name = base + "/" + suffix;
-          v.method = base;
-          v.type = "ablation";
-          v.group = group;
-          v.axes = point;
-          load_method(*bm, b, point, v);
-          for (const auto& existing : ex.variants[b.name])
-            if (existing.name == v.name) fail_file(config.where("ablations"), "variant '{}' appears twice", v.name);
-          ex.variants[b.name].push_back(v);
-        }
-      }
+}
+
+// An ablation's `grid:` as (key, values) axes in file order (a scalar is a one-value axis).
+std::vector<std::pair<std::string, std::vector<std::string>>> read_grid(const ConfigReader& a) {
+  const YAML::Node& grid = a.node("grid");
+  if (!grid.IsMap() || grid.size() == 0) a.fail_at("grid", "must map method keys to lists of values");
+  std::vector<std::pair<std::string, std::vector<std::string>>> axes;
+  for (const auto& kv : grid) {
+    std::vector<std::string> values;
+    if (kv.second.IsSequence()) {
+      for (const auto& x : kv.second) values.push_back(scalar_text(x));
+    } else {
+      values.push_back(scalar_text(kv.second));
+    }
+    if (values.empty()) a.fail_at("grid", "axis '" + kv.first.Scalar() + "' has no values");
+    axes.emplace_back(kv.first.Scalar(), values);
+  }
+  return axes;
+}
+
+// One `ablations:` entry: its base method once per grid point on each backbone both allow.
+void expand_ablation(const gb::Config& config, const ConfigReader& a, const std::vector<MethodEntry>& methods,
+                     Experiment& ex) {
+  const std::string group = a.get<std::string>("name");
+  const std::string base = a.get<std::string>("base");
+  const MethodEntry* bm = nullptr;
+  for (const auto& m : methods)
+    if (m.name == base) bm = &m;
+  if (!bm) a.fail_at("base", "'" + base + "' is not one of the methods");
+  std::set<std::string> only;
+  for (const auto& bname : a.get_or<std::vector<std::string>>("backbones", {})) only.insert(bname);
+  const auto axes = read_grid(a);
+  a.finish();
+  for (const auto& b : ex.backbones) {
+    if (!only.empty() && !only.count(b.name)) continue;
+    if (!bm->only.empty() && !bm->only.count(b.name)) continue;
+    for (const auto& point : grid_product(axes)) {
+      Variant v;
+      std::string suffix;
+      for (const auto& [k, val] : axes) suffix += (suffix.empty() ? "" : ",") + k + "=" + point.at(k);
+      v.name = base + "/" + suffix;
+      v.method = base;
+      v.type = "ablation";
+      v.group = group;
+      v.axes = point;
+      load_method(config, ex, *bm, b, point, v);
+      for (const auto& existing : ex.variants[b.name])
+        if (existing.name == v.name) fail_file(config.where("ablations"), "variant '{}' appears twice", v.name);
+      ex.variants[b.name].push_back(v);
     }
   }
+}
+
+}  // namespace
+
+Experiment parse_experiment(const gb::Config& config) {
+  Experiment ex;
+  ex.source = config.source();
+  ex.resolved_yaml = config.to_yaml();
+  ConfigReader r(config);
+  read_run_settings(r, ex);
+  std::set<std::string> names;
+  if (r.has("generation")) {
+    for (const char* key : {"datasets", "methods", "ablations", "evaluation"})
+      if (r.has(key)) r.fail_at(key, "a generation experiment (`generation:`) has no datasets, methods, ablations or evaluation");
+    read_backbones(r, names, ex);
+    ex.generation = parse_generation(r.child("generation"), ex);
+    r.finish();
+    return ex;
+  }
+  read_datasets(r, names, ex);
+  read_backbones(r, names, ex);
+  const std::vector<MethodEntry> methods = read_methods(r, names);
+  expand_methods(config, methods, ex);
+  if (r.has("ablations"))
+    for (const auto& a : r.children("ablations")) expand_ablation(config, a, methods, ex);
   r.finish();
   return ex;
 }

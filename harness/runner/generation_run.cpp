@@ -18,13 +18,12 @@
 #include "harness/metrics/frechet.h"
 #include "harness/runner/integration.h"
 #include "harness/runner/journal.h"
+#include "harness/runner/run_support.h"
 #include "reports/html.h"
 #include "reports/png_memory.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
-
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cmath>
@@ -37,13 +36,10 @@ namespace gb::runner {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr int64_t kThumbnail = 128;
-
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // A folder/file name for a label: letters, digits, '-', '_', '.'; everything else '_'.
 std::string slug(const std::string& s) {
@@ -107,12 +103,6 @@ void check_record(json& rec, const std::string& file, int64_t line) {
   if (rec.contains("png") && !rec["png"].is_string()) fail_file(file, "line {}: \"png\" must be a string", line);
 }
 
-int64_t peak_rss_bytes() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<int64_t>(ru.ru_maxrss) * 1024;
-}
-
 double fid_of(const gb::metrics::FeatureSums& sums, const gb::metrics::FidStats& ref, const std::string& what) {
   if (sums.count() < 2) {
     log::warn("{}: {} image(s), FID needs at least 2 (left empty)", what, sums.count());
@@ -135,21 +125,18 @@ std::string reference_hash(const gb::metrics::FidStats& ref) {
 
 }  // namespace
 
-gb::reports::Results run_generation(const Experiment& ex, const RunOptions& opt) {
-  const GenerationSpec& g = *ex.generation;
-  const std::string device = resolve_device(ex.device);
-  const std::string run_dir = prepare_run_dir(ex, opt);
-  if (!opt.resume) {
-    std::error_code ec;
-    fs::remove_all(fs::path(run_dir) / "journal", ec);
-  }
-  gb::trace::take_events();  // this run's timeline only (profile.trace.json)
-  gb::trace::set_collecting(true);
-  gb::reports::Results res = new_results(ex, opt, device);
-  res.protocol = "generation";
-  if (device != "cpu") gb::compat::cuda_reset_peak_memory();
+namespace {
 
-  // Cheap checks first: every input file, the prompts, the reference statistics.
+// The prompt list of a generation experiment after the limit, and the part this shard samples.
+struct PromptList {
+  std::vector<gb::PromptEntry> entries;
+  std::vector<size_t> mine;  // indices of this shard, ascending
+  std::string list_hash;     // of "id<TAB>text" lines
+};
+
+// Cheap checks first: every input file and the prompts (UserError naming the file).
+PromptList read_prompts(const Experiment& ex, const RunOptions& opt) {
+  const GenerationSpec& g = *ex.generation;
   for (const auto& [key, path, folder] : {std::tuple<const char*, std::string, bool>{"prompts", g.prompts, false},
                                           {"metrics.inception", g.inception, false},
                                           {"metrics.reference_stats", g.reference_stats, false},
@@ -158,41 +145,36 @@ gb::reports::Results run_generation(const Experiment& ex, const RunOptions& opt)
     if (folder ? !fs::is_directory(path, ec) : !fs::is_regular_file(path, ec))
       fail_file(path, "{} not found (generation.{} of {})", folder ? "folder" : "file", key, ex.source);
   }
-  auto entries = gb::read_prompt_file(g.prompts);
-  if (entries.empty()) fail_file(g.prompts, "has no prompts");
-  if (g.limit >= 0 && static_cast<size_t>(g.limit) < entries.size()) entries.resize(static_cast<size_t>(g.limit));
+  PromptList pl;
+  pl.entries = gb::read_prompt_file(g.prompts);
+  if (pl.entries.empty()) fail_file(g.prompts, "has no prompts");
+  if (g.limit >= 0 && static_cast<size_t>(g.limit) < pl.entries.size()) pl.entries.resize(static_cast<size_t>(g.limit));
   std::string list;
-  for (const auto& e : entries) list += e.id + "\t" + e.text + "\n";
-  std::vector<size_t> mine;
-  for (size_t i = 0; i < entries.size(); ++i)
-    if (in_shard(static_cast<int64_t>(i), opt.shard_index, opt.shard_count)) mine.push_back(i);
-  const gb::metrics::FidStats ref = read_reference(g.reference_stats);
+  for (const auto& e : pl.entries) list += e.id + "\t" + e.text + "\n";
+  pl.list_hash = gb::reports::stable_hash(list);
+  for (int64_t i : shard_indices(static_cast<int64_t>(pl.entries.size()), opt.shard_index, opt.shard_count))
+    pl.mine.push_back(static_cast<size_t>(i));
+  return pl;
+}
 
-  gb::reports::GenerationInfo info;
-  info.prompts = g.prompts;
-  info.num_prompts = static_cast<int64_t>(entries.size());
-  info.list_hash = gb::reports::stable_hash(list);
-  info.reference_stats = g.reference_stats;
-  info.reference_hash = reference_hash(ref);
-  info.synthetic = g.synthetic;
-  res.generation_info = info;
-
-  json hash_doc;
-  hash_doc["seed"] = ex.seed;
-  hash_doc["generation"] = {{"prompts", info.list_hash}, {"steps", g.steps},        {"scheduler", g.scheduler},
-                            {"image_size", g.image_size}, {"scales", g.scales},   {"reference", info.reference_hash}};
+std::string generation_config_hash(const Experiment& ex, const gb::reports::GenerationInfo& info) {
+  const GenerationSpec& g = *ex.generation;
+  json doc;
+  doc["seed"] = ex.seed;
+  doc["generation"] = {{"prompts", info.list_hash}, {"steps", g.steps},        {"scheduler", g.scheduler},
+                       {"image_size", g.image_size}, {"scales", g.scales},   {"reference", info.reference_hash}};
   for (const auto& b : ex.backbones) {
-    json options = yaml_to_json(b.options_yaml);
-    if (options.is_object())
-      for (auto it = options.begin(); it != options.end();)
-        it = option_affects_results(it.key()) ? std::next(it) : options.erase(it);
-    hash_doc["backbones"].push_back({{"name", b.name}, {"kind", b.kind}, {"dtype", b.dtype}, {"options", options}});
+    doc["backbones"].push_back(backbone_hash_entry(b));
     for (const auto& ge : g.guidance.at(b.name))
-      hash_doc["guidance"][b.name].push_back({{"name", ge.name}, {"type", ge.type}, {"method", yaml_to_json(ge.method_yaml)}});
+      doc["guidance"][b.name].push_back({{"name", ge.name}, {"type", ge.type}, {"method", yaml_to_json(ge.method_yaml)}});
   }
-  res.config_hash = gb::reports::stable_hash(hash_doc.dump());
+  return gb::reports::stable_hash(doc.dump());
+}
 
-  // Backbone options and the memory pre-flight of every pass before anything loads.
+// Backbone options of every backbone, after the memory pre-flight of each of its passes (before anything loads).
+std::map<std::string, gb::bb::BackboneOptions> checked_backbone_options(const Experiment& ex, const RunOptions& opt,
+                                                                        const std::string& device) {
+  const GenerationSpec& g = *ex.generation;
   std::map<std::string, gb::bb::BackboneOptions> options;
   for (const auto& b : ex.backbones) {
     gb::bb::BackboneOptions bo = b.options;
@@ -204,6 +186,209 @@ gb::reports::Results run_generation(const Experiment& ex, const RunOptions& opt)
                                        ge.method_file, ex.batch_size, opt.memory);
     options[b.name] = bo;
   }
+  return options;
+}
+
+// What every setting of the run shares.
+struct GenerationContext {
+  const Experiment& ex;
+  const RunOptions& opt;
+  const std::string& device;
+  const std::string& run_dir;
+  const PromptList& prompts;
+  const gb::metrics::FidStats& ref;
+  const gb::metrics::FidInception& inception;
+  const gb::metrics::ClipScorer& clip;
+  const JournalSchema& schema;
+  StopAfter& stop_after;
+};
+
+// One setting (backbone, guidance, scale): the journal replayed, the shard's other prompts sampled in batches,
+// their FID features summed and CLIP scores added, the sums saved and (unsharded) the FID computed.
+class GenerationSetting {
+ public:
+  GenerationSetting(const GenerationContext& c, const BackboneEntry& b, gb::Backbone& backbone,
+                    gb::gen::Sampler& sampler, const GuidanceEntry& ge, double scale, const std::string& config_hash,
+                    gb::reports::StageTimes& times)
+      : c_(c), sampler_(sampler), times_(times), where_(setting_slug(b.name, ge.name, scale)),
+        sums_(gb::metrics::kFidFeatureDim) {
+    cell_.backbone = b.name;
+    cell_.guidance = ge.name;
+    cell_.guidance_type = ge.type;
+    cell_.method = ge.method_file;
+    cell_.scale = scale;
+    cell_.sums_file = "fid-sums/" + where_ + ".safetensors";
+    sampler.set_guidance_scale(scale);
+    gb::gen::GuidanceOptions go;
+    go.backbone = b.kind;
+    go.scale = scale;
+    go.method_path = ge.method_file;
+    go.model = &backbone;
+    guidance_ = gb::gen::make_guidance(ge.type, go);
+    const json header = {{"config_hash", config_hash},
+                         {"setting", cell_.key()},
+                         {"shard", fmt::format("{}/{}", c.opt.shard_index, c.opt.shard_count)}};
+    journal_ = std::make_unique<Journal>((fs::path(c.run_dir) / "journal" / (where_ + ".jsonl")).string(), header,
+                                         !c.opt.resume, c.schema);
+  }
+
+  gb::reports::GenerationCell run() {
+    const std::vector<size_t> todo = replay_journal();
+    image_dir_ = fs::path(c_.run_dir) / "images" / where_;
+    if (c_.ex.generation->save_images) fs::create_directories(image_dir_);
+    if (c_.opt.progress && !todo.empty())
+      progress_ = std::make_unique<gb::Progress>(cell_.key(), static_cast<int64_t>(todo.size()), "img");
+    const size_t B = static_cast<size_t>(c_.ex.batch_size);
+    for (size_t k = 0; k < todo.size(); k += B)
+      sample_batch(std::vector<size_t>(todo.begin() + static_cast<std::ptrdiff_t>(k),
+                                       todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + B))));
+    if (progress_) progress_->finish();
+    std::sort(cell_.samples.begin(), cell_.samples.end(), [](const auto& x, const auto& y) { return x.index < y.index; });
+    auto t0 = Clock::now();
+    sums_.save((fs::path(c_.run_dir) / cell_.sums_file).string());
+    times_.seconds["fid_sums"] += seconds_since(t0);
+    if (c_.opt.shard_count == 1) {  // a shard's FID of its part is not the run's: `merge` computes it from the sums
+      t0 = Clock::now();
+      cell_.fid = fid_of(sums_, c_.ref, cell_.key());
+      times_.seconds["frechet"] += seconds_since(t0);
+    }
+    return std::move(cell_);
+  }
+
+ private:
+  // Adds one record (replayed or fresh) to the sums and the cell.
+  void take(const json& rec) {
+    const auto t_sum = Clock::now();
+    sums_.add(features_from_base64(rec.at("f").get<std::string>()));
+    times_.seconds["fid_sums"] += seconds_since(t_sum);
+    cell_.clip_sum += rec.at("clip").get<double>();
+    cell_.images += 1;
+    if (rec.contains("png"))
+      cell_.samples.push_back({rec.at("id").get<std::string>(), rec.at("i").get<int64_t>(), rec.at("png").get<std::string>()});
+  }
+
+  // Takes the journal's records; returns the shard's prompts still to sample.
+  std::vector<size_t> replay_journal() {
+    std::set<int64_t> done;
+    for (const auto& rec : journal_->replayed()) {
+      take(rec);
+      done.insert(rec.at("i").get<int64_t>());
+    }
+    std::vector<size_t> todo;
+    for (size_t i : c_.prompts.mine)
+      if (!done.count(static_cast<int64_t>(i))) todo.push_back(i);
+    if (!done.empty()) log::info("{}: --resume replays {} journalled images", cell_.key(), done.size());
+    return todo;
+  }
+
+  // Samples one batch of prompts, scores it, journals it (durably) and takes it.
+  void sample_batch(const std::vector<size_t>& batch) {
+    std::vector<std::string> texts, ids;
+    std::vector<at::Tensor> noise;
+    for (size_t i : batch) {
+      const auto& e = c_.prompts.entries[i];
+      texts.push_back(e.text);
+      ids.push_back(e.id);
+      noise.push_back(sampler_.initial_noise(c_.ex.seed, e.id));
+    }
+    at::Tensor images;
+    gb::bb::rethrow_out_of_memory(
+        [&] {
+          gb::trace::Span span("sample", cell_.key() + " " + gb::join(ids));
+          images = sampler_.generate(texts, at::stack(noise), *guidance_);
+        },
+        "generation", c_.device, "prompts " + gb::join(ids) + " (" + cell_.key() + ")");
+    images = images.to(at::kCPU);
+    std::vector<at::Tensor> rgb;
+    for (size_t j = 0; j < batch.size(); ++j) {
+      rgb.push_back(images[static_cast<int64_t>(j)]);
+      if (c_.ex.generation->save_images) gb::write_png_rgb((image_dir_ / (ids[j] + ".png")).string(), rgb.back());
+    }
+    auto t0 = Clock::now();
+    gb::trace::Span fid_span("fid", gb::join(ids));
+    const at::Tensor feats = gb::metrics::rgb_features(c_.inception, rgb);
+    fid_span.end();
+    times_.seconds["fid"] += seconds_since(t0);
+    t0 = Clock::now();
+    gb::trace::Span clip_span("clip", gb::join(ids));
+    const std::vector<double> scores = gb::metrics::clip_pair_scores(c_.clip, rgb, texts);
+    clip_span.end();
+    times_.seconds["clip"] += seconds_since(t0);
+    std::vector<json> records;
+    for (size_t j = 0; j < batch.size(); ++j) {
+      json rec = {{"i", static_cast<int64_t>(batch[j])},
+                  {"id", ids[j]},
+                  {"clip", scores[j]},
+                  {"f", features_base64(feats[static_cast<int64_t>(j)])}};
+      if (static_cast<int64_t>(batch[j]) < c_.ex.examples) rec["png"] = thumbnail_base64(rgb[j]);
+      records.push_back(std::move(rec));
+    }
+    journal_->append(records);
+    for (const auto& rec : records) take(rec);
+    times_.images += static_cast<int64_t>(records.size());
+    if (progress_) progress_->advance(static_cast<int64_t>(records.size()));
+    c_.stop_after.journalled(static_cast<int64_t>(records.size()));
+  }
+
+  const GenerationContext& c_;
+  gb::gen::Sampler& sampler_;
+  gb::reports::StageTimes& times_;
+  const std::string where_;
+  gb::reports::GenerationCell cell_;
+  std::unique_ptr<gb::gen::Guidance> guidance_;
+  std::unique_ptr<Journal> journal_;
+  gb::metrics::FeatureSums sums_;
+  fs::path image_dir_;
+  std::unique_ptr<gb::Progress> progress_;
+};
+
+// Every setting of one backbone (loaded once, one sampler).
+void run_backbone(const GenerationContext& c, const BackboneEntry& b, const gb::bb::BackboneOptions& bo,
+                  gb::reports::Results& res) {
+  const GenerationSpec& g = *c.ex.generation;
+  const auto t_load = Clock::now();
+  std::unique_ptr<gb::Backbone> backbone;
+  try {
+    backbone = gb::bb::open_backbone(b.weights, bo, b.kind);
+  } catch (const UserError& e) {
+    fail("backbone '{}': {}", b.name, e.what());
+  }
+  gb::gen::SamplerOptions so;
+  so.steps = g.steps;
+  so.scheduler = g.scheduler;
+  gb::gen::Sampler sampler(*backbone, b.weights, so);
+  gb::reports::StageTimes& times = res.timings["generation|" + b.name];
+  times.seconds["load"] += seconds_since(t_load);
+  const auto wall0 = Clock::now();
+  for (const auto& ge : g.guidance.at(b.name))
+    for (const double scale : g.scales)
+      res.generation.push_back(
+          GenerationSetting(c, b, *backbone, sampler, ge, scale, res.config_hash, times).run());
+  for (const auto& [stage, s] : sampler.stage_seconds()) times.seconds[stage] += s;
+  times.wall_seconds += seconds_since(wall0);
+}
+
+}  // namespace
+
+gb::reports::Results run_generation(const Experiment& ex, const RunOptions& opt) {
+  const GenerationSpec& g = *ex.generation;
+  const std::string device = resolve_device(ex.device);
+  const std::string run_dir = start_run(ex, opt, device);
+  gb::reports::Results res = new_results(ex, opt, device);
+  res.protocol = "generation";
+
+  const PromptList prompts = read_prompts(ex, opt);
+  const gb::metrics::FidStats ref = read_reference(g.reference_stats);
+  gb::reports::GenerationInfo info;
+  info.prompts = g.prompts;
+  info.num_prompts = static_cast<int64_t>(prompts.entries.size());
+  info.list_hash = prompts.list_hash;
+  info.reference_stats = g.reference_stats;
+  info.reference_hash = reference_hash(ref);
+  info.synthetic = g.synthetic;
+  res.generation_info = info;
+  res.config_hash = generation_config_hash(ex, info);
+  const auto options = checked_backbone_options(ex, opt, device);
 
   c10::InferenceMode inference;
   const at::Device metrics_device = device == "cpu" ? at::Device(at::kCPU) : at::Device(device);
@@ -211,151 +396,14 @@ gb::reports::Results run_generation(const Experiment& ex, const RunOptions& opt)
   const gb::metrics::ClipScorer clip(g.clip, metrics_device);
 
   JournalSchema schema;
-  schema.num_images = static_cast<int64_t>(entries.size());
+  schema.num_images = static_cast<int64_t>(prompts.entries.size());
   schema.wanted = [&](int64_t i) { return in_shard(i, opt.shard_index, opt.shard_count); };
   schema.record = check_record;
 
-  int64_t journalled_this_process = 0;
-  for (const auto& b : ex.backbones) {
-    const auto& bo = options.at(b.name);
-    const auto t_load = Clock::now();
-    std::unique_ptr<gb::Backbone> backbone;
-    try {
-      backbone = gb::bb::open_backbone(b.weights, bo, b.kind);
-    } catch (const UserError& e) {
-      fail("backbone '{}': {}", b.name, e.what());
-    }
-    gb::gen::SamplerOptions so;
-    so.steps = g.steps;
-    so.scheduler = g.scheduler;
-    gb::gen::Sampler sampler(*backbone, b.weights, so);
-    gb::reports::StageTimes& times = res.timings["generation|" + b.name];
-    times.seconds["load"] += since(t_load);
-    const auto wall0 = Clock::now();
-    for (const auto& ge : g.guidance.at(b.name)) {
-      for (const double scale : g.scales) {
-        gb::reports::GenerationCell cell;
-        cell.backbone = b.name;
-        cell.guidance = ge.name;
-        cell.guidance_type = ge.type;
-        cell.method = ge.method_file;
-        cell.scale = scale;
-        const std::string where = setting_slug(b.name, ge.name, scale);
-        cell.sums_file = "fid-sums/" + where + ".safetensors";
-        sampler.set_guidance_scale(scale);
-        gb::gen::GuidanceOptions go;
-        go.backbone = b.kind;
-        go.scale = scale;
-        go.method_path = ge.method_file;
-        go.model = backbone.get();
-        auto guidance = gb::gen::make_guidance(ge.type, go);
-
-        const json header = {{"config_hash", res.config_hash},
-                             {"setting", cell.key()},
-                             {"shard", fmt::format("{}/{}", opt.shard_index, opt.shard_count)}};
-        Journal journal((fs::path(run_dir) / "journal" / (where + ".jsonl")).string(), header, !opt.resume, schema);
-        gb::metrics::FeatureSums sums(gb::metrics::kFidFeatureDim);
-        std::set<int64_t> done;
-        auto take = [&](const json& rec) {
-          const auto t_sum = Clock::now();
-          sums.add(features_from_base64(rec.at("f").get<std::string>()));
-          times.seconds["fid_sums"] += since(t_sum);
-          cell.clip_sum += rec.at("clip").get<double>();
-          cell.images += 1;
-          if (rec.contains("png"))
-            cell.samples.push_back({rec.at("id").get<std::string>(), rec.at("i").get<int64_t>(), rec.at("png").get<std::string>()});
-        };
-        for (const auto& rec : journal.replayed()) {
-          take(rec);
-          done.insert(rec.at("i").get<int64_t>());
-        }
-        std::vector<size_t> todo;
-        for (size_t i : mine)
-          if (!done.count(static_cast<int64_t>(i))) todo.push_back(i);
-        if (!done.empty()) log::info("{}: --resume replays {} journalled images", cell.key(), done.size());
-
-        const fs::path image_dir = fs::path(run_dir) / "images" / where;
-        if (g.save_images) fs::create_directories(image_dir);
-        std::unique_ptr<gb::Progress> progress;
-        if (opt.progress && !todo.empty()) progress = std::make_unique<gb::Progress>(cell.key(), static_cast<int64_t>(todo.size()), "img");
-        for (size_t k = 0; k < todo.size(); k += static_cast<size_t>(ex.batch_size)) {
-          std::vector<std::string> texts, ids;
-          std::vector<at::Tensor> noise;
-          std::vector<size_t> batch;
-          for (size_t j = k; j < std::min(todo.size(), k + static_cast<size_t>(ex.batch_size)); ++j) {
-            const auto& e = entries[todo[j]];
-            batch.push_back(todo[j]);
-            texts.push_back(e.text);
-            ids.push_back(e.id);
-            noise.push_back(sampler.initial_noise(ex.seed, e.id));
-          }
-          at::Tensor images;
-          gb::bb::rethrow_out_of_memory(
-              [&] {
-                gb::trace::Span span("sample", cell.key() + " " + gb::join(ids));
-                images = sampler.generate(texts, at::stack(noise), *guidance);
-              },
-              "generation", device, "prompts " + gb::join(ids) + " (" + cell.key() + ")");
-          images = images.to(at::kCPU);
-          std::vector<at::Tensor> rgb;
-          for (size_t j = 0; j < batch.size(); ++j) {
-            rgb.push_back(images[static_cast<int64_t>(j)]);
-            if (g.save_images) gb::write_png_rgb((image_dir / (ids[j] + ".png")).string(), rgb.back());
-          }
-          auto t0 = Clock::now();
-          gb::trace::Span fid_span("fid", gb::join(ids));
-          const at::Tensor feats = gb::metrics::rgb_features(inception, rgb);
-          fid_span.end();
-          times.seconds["fid"] += since(t0);
-          t0 = Clock::now();
-          gb::trace::Span clip_span("clip", gb::join(ids));
-          const std::vector<double> scores = gb::metrics::clip_pair_scores(clip, rgb, texts);
-          clip_span.end();
-          times.seconds["clip"] += since(t0);
-          std::vector<json> records;
-          for (size_t j = 0; j < batch.size(); ++j) {
-            json rec = {{"i", static_cast<int64_t>(batch[j])},
-                        {"id", ids[j]},
-                        {"clip", scores[j]},
-                        {"f", features_base64(feats[static_cast<int64_t>(j)])}};
-            if (static_cast<int64_t>(batch[j]) < ex.examples) rec["png"] = thumbnail_base64(rgb[j]);
-            records.push_back(std::move(rec));
-          }
-          journal.append(records);
-          for (const auto& rec : records) take(rec);
-          times.images += static_cast<int64_t>(records.size());
-          if (progress) progress->advance(static_cast<int64_t>(records.size()));
-          journalled_this_process += static_cast<int64_t>(records.size());
-          if (opt.stop_after >= 0 && journalled_this_process >= opt.stop_after) {
-            log::warn("--stop-after {}: stopping abruptly after {} journalled images", opt.stop_after,
-                      journalled_this_process);
-            std::fflush(stderr);
-            std::_Exit(75);
-          }
-        }
-        if (progress) progress->finish();
-        std::sort(cell.samples.begin(), cell.samples.end(),
-                  [](const auto& x, const auto& y) { return x.index < y.index; });
-        auto t0 = Clock::now();
-        sums.save((fs::path(run_dir) / cell.sums_file).string());
-        times.seconds["fid_sums"] += since(t0);
-        if (opt.shard_count == 1) {  // a shard's FID of its part is not the run's: `merge` computes it from the sums
-          t0 = Clock::now();
-          cell.fid = fid_of(sums, ref, cell.key());
-          times.seconds["frechet"] += since(t0);
-        }
-        res.generation.push_back(std::move(cell));
-      }
-    }
-    for (const auto& [stage, s] : sampler.stage_seconds()) times.seconds[stage] += s;
-    times.wall_seconds += since(wall0);
-  }
-  res.peak_host_bytes = peak_rss_bytes();
-  if (device != "cpu") res.peak_device_bytes = gb::compat::cuda_peak_memory_bytes();
-  gb::trace::write_chrome_trace((fs::path(run_dir) / "profile.trace.json").string(), gb::trace::take_events());
-  gb::trace::set_collecting(false);
-  gb::reports::save_results(res, (fs::path(run_dir) / "results.json").string());
-  gb::reports::write_report(res, run_dir);
+  StopAfter stop_after(opt.stop_after);
+  const GenerationContext context{ex, opt, device, run_dir, prompts, ref, inception, clip, schema, stop_after};
+  for (const auto& b : ex.backbones) run_backbone(context, b, options.at(b.name), res);
+  write_run_outputs(res, device, run_dir);
   return res;
 }
 

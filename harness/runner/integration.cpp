@@ -91,4 +91,12 @@ bool wants_prompt_preencoding(const BackboneEntry& e) {
 
 bool option_affects_results(const std::string& key) { return key != "tokenizer" && key != "text_encoder"; }
 
+nlohmann::json backbone_hash_entry(const BackboneEntry& b) {
+  nlohmann::json options = yaml_to_json(b.options_yaml);
+  if (options.is_object())  // a tokenizer path or where the text encoder lives does not change results
+    for (auto it = options.begin(); it != options.end();)
+      it = option_affects_results(it.key()) ? std::next(it) : options.erase(it);
+  return {{"name", b.name}, {"kind", b.kind}, {"dtype", b.dtype}, {"options", options}};
+}
+
 }  // namespace gb::runner

@@ -49,6 +49,8 @@ gb::CaptureSpec required_capture(const std::vector<Variant>& variants);
 bool wants_prompt_preencoding(const BackboneEntry& entry);
 // Options that change where tensors live, never a result: left out of the config hash.
 bool option_affects_results(const std::string& key);
+// What the config hash records of a backbone entry: name, kind, dtype and the options that affect results.
+nlohmann::json backbone_hash_entry(const BackboneEntry& entry);
 
 // The dataset config of an experiment entry: `config` (a dataset YAML) with `set` overrides, or only `set`
 // keys (then `dataset:` and `protocol:` choose the protocol's defaults). Keys as in datasets/dataset_config.h:

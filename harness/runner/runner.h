@@ -6,6 +6,7 @@
 // <output_root>/<name>/ (results.json, tables/, profile.*, report.html; shards: shard-<i>-of-<n>/).
 #include "harness/backbones/memory_check.h"
 #include "harness/runner/experiment.h"
+#include "harness/runner/run_support.h"  // parse_shard, in_shard
 #include "reports/results.h"
 
 #include <cstdint>
@@ -23,13 +24,6 @@ struct RunOptions {
   gb::bb::MemoryCheck memory;   // the pre-flight of every backbone before the first load
 };
 
-// Parses "i/n" (0 <= i < n). UserError otherwise.
-void parse_shard(const std::string& text, int64_t& index, int64_t& count);
-
-// The images of `total` that shard i of n evaluates: every index with index % n == i (deterministic,
-// disjoint, covering).
-bool in_shard(int64_t index, int64_t shard_index, int64_t shard_count);
-
 // The folder a run writes: options.run_dir when given, else the experiment's <output_root>/<name>, with
 // /shard-<i>-of-<n> appended when sharded (the one place of that rule; `run --print-run-dir` prints it).
 std::string resolve_run_dir(const Experiment& experiment, const RunOptions& options);
@@ -37,6 +31,12 @@ std::string resolve_run_dir(const Experiment& experiment, const RunOptions& opti
 std::string prepare_run_dir(const Experiment& experiment, const RunOptions& options);
 // The provenance part of a run's results (name, time, commit, versions, device, config, seed, shard).
 gb::reports::Results new_results(const Experiment& experiment, const RunOptions& options, const std::string& device);
+// The start every run kind shares: the run folder created (its journal removed unless resuming), this run's
+// trace collection started, the CUDA peak-memory counter reset. Returns the run folder.
+std::string start_run(const Experiment& experiment, const RunOptions& options, const std::string& device);
+// The end every run kind shares: peak host and device memory recorded, profile.trace.json, results.json and the
+// report written.
+void write_run_outputs(gb::reports::Results& results, const std::string& device, const std::string& run_dir);
 // "cpu" or the CUDA device with its name, as results.json records it.
 std::string device_description(const std::string& device);
 
