@@ -513,6 +513,71 @@ std::vector<std::pair<int64_t, int64_t>> read_segments(const nlohmann::json& ann
   return segs;
 }
 
+// --limit: the first `limit` items (all when limit <= 0).
+template <typename T>
+void apply_limit(const DatasetConfig& c, std::vector<T>& v) {
+  if (c.limit > 0 && static_cast<int64_t>(v.size()) > c.limit) v.resize(static_cast<size_t>(c.limit));
+}
+
+// VOC, Context: ids from the split file (reversed under the paper protocol), <id>.jpg, label <id><suffix>.
+std::vector<SampleEntry> entries_from_split(const DatasetConfig& c, const std::string& images_dir,
+                                            const std::string& label_dir, const std::string& suffix) {
+  std::vector<SampleEntry> entries;
+  auto ids = read_split(resolve_split_file(c));
+  if (c.reverse_split) std::reverse(ids.begin(), ids.end());
+  apply_limit(c, ids);
+  for (const auto& id : ids) {
+    SampleEntry e;
+    e.id = id + ".jpg";
+    e.image_path = (fs::path(images_dir) / e.id).string();
+    e.label_path = (fs::path(label_dir) / (id + suffix)).string();
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+// COCO-Object, Cityscapes, ADE20K, COCO-Stuff: sorted glob of the images (Cityscapes: one city folder level).
+std::vector<SampleEntry> entries_from_listing(const DatasetConfig& c, const std::string& images_dir,
+                                              const std::string& label_dir, const std::string& suffix) {
+  std::vector<SampleEntry> entries;
+  std::vector<std::string> images;
+  if (c.kind == DatasetKind::Cityscapes) {
+    std::vector<std::string> cities;
+    std::error_code ec;
+    for (fs::directory_iterator it(images_dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (!name.empty() && name[0] != '.' && it->is_directory(ec)) cities.push_back(it->path().string());
+    }
+    for (const auto& city : cities) {
+      auto files = list_files(city, "");
+      images.insert(images.end(), files.begin(), files.end());
+    }
+  } else {
+    // COCO-Object `*jpg`, COCO-Stuff `*.jpg` (its labels may sit in the same folder).
+    images = list_files(images_dir, c.kind == DatasetKind::CocoObject  ? "jpg"
+                                    : c.kind == DatasetKind::CocoStuff ? ".jpg"
+                                                                       : "");
+  }
+  std::sort(images.begin(), images.end());  // Python sorted(): code point order of the full paths
+  apply_limit(c, images);
+  for (const auto& path : images) {
+    SampleEntry e;
+    e.id = fs::path(path).filename().string();
+    e.image_path = path;
+    if (c.kind == DatasetKind::Cityscapes) {
+      const std::string tail = "_leftImg8bit" + fs::path(path).extension().string();
+      const std::string prefix = ends_with(e.id, tail) ? e.id.substr(0, e.id.size() - tail.size()) : stem_of(e.id);
+      const std::string city = fs::path(path).parent_path().filename().string();
+      e.label_path = (fs::path(label_dir) / city / (prefix + suffix)).string();
+    } else {
+      e.label_path = (fs::path(label_dir) / (stem_of(e.id) + suffix)).string();
+    }
+    entries.push_back(std::move(e));
+  }
+  if (entries.empty()) fail_file(images_dir, "no images found");
+  return entries;
+}
+
 }  // namespace
 
 std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const CaptionFile* captions) {
@@ -536,61 +601,8 @@ std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const Captio
                                              : "");
   if (!fs::is_directory(label_dir)) fail_file(label_dir, "label folder does not exist");
 
-  auto limit = [&](auto& v) {
-    if (c.limit > 0 && static_cast<int64_t>(v.size()) > c.limit) v.resize(static_cast<size_t>(c.limit));
-  };
-
-  std::vector<SampleEntry> entries;
-  if (!c.split.empty()) {
-    // VOC, Context: ids from the split file (reversed under the paper protocol), <id>.jpg, label <id><suffix>.
-    auto ids = read_split(resolve_split_file(c));
-    if (c.reverse_split) std::reverse(ids.begin(), ids.end());
-    limit(ids);
-    for (const auto& id : ids) {
-      SampleEntry e;
-      e.id = id + ".jpg";
-      e.image_path = (fs::path(images_dir) / e.id).string();
-      e.label_path = (fs::path(label_dir) / (id + suffix)).string();
-      entries.push_back(std::move(e));
-    }
-  } else {
-    // COCO-Object, Cityscapes, ADE20K, COCO-Stuff: sorted glob of the images (Cityscapes: one city folder level).
-    std::vector<std::string> images;
-    if (c.kind == DatasetKind::Cityscapes) {
-      std::vector<std::string> cities;
-      std::error_code ec;
-      for (fs::directory_iterator it(images_dir, ec), end; !ec && it != end; it.increment(ec)) {
-        const std::string name = it->path().filename().string();
-        if (!name.empty() && name[0] != '.' && it->is_directory(ec)) cities.push_back(it->path().string());
-      }
-      for (const auto& city : cities) {
-        auto files = list_files(city, "");
-        images.insert(images.end(), files.begin(), files.end());
-      }
-    } else {
-      // COCO-Object `*jpg`, COCO-Stuff `*.jpg` (its labels may sit in the same folder).
-      images = list_files(images_dir, c.kind == DatasetKind::CocoObject  ? "jpg"
-                                      : c.kind == DatasetKind::CocoStuff ? ".jpg"
-                                                                         : "");
-    }
-    std::sort(images.begin(), images.end());  // Python sorted(): code point order of the full paths
-    limit(images);
-    for (const auto& path : images) {
-      SampleEntry e;
-      e.id = fs::path(path).filename().string();
-      e.image_path = path;
-      if (c.kind == DatasetKind::Cityscapes) {
-        const std::string tail = "_leftImg8bit" + fs::path(path).extension().string();
-        const std::string prefix = ends_with(e.id, tail) ? e.id.substr(0, e.id.size() - tail.size()) : stem_of(e.id);
-        const std::string city = fs::path(path).parent_path().filename().string();
-        e.label_path = (fs::path(label_dir) / city / (prefix + suffix)).string();
-      } else {
-        e.label_path = (fs::path(label_dir) / (stem_of(e.id) + suffix)).string();
-      }
-      entries.push_back(std::move(e));
-    }
-    if (entries.empty()) fail_file(images_dir, "no images found");
-  }
+  std::vector<SampleEntry> entries = c.split.empty() ? entries_from_listing(c, images_dir, label_dir, suffix)
+                                                     : entries_from_split(c, images_dir, label_dir, suffix);
 
   // Paper, Context: ids without a label file are dropped after the limit (PascalContextDataset.__init__).
   if (c.kind == DatasetKind::Context && paper) {

@@ -65,13 +65,20 @@ std::string CompareReport::to_text() const {
   return s;
 }
 
-CompareReport compare_results(const Results& now, const Results& old, const CompareOptions& opt) {
-  CompareReport rep;
-  // Comparability first.
+namespace {
+
+// What the comparisons found besides the report's rows.
+struct Findings {
+  bool changed = false, tolerated = false, slower = false;
+};
+
+// Why two runs cannot be compared (config, protocol, datasets and their image lists, shards); empty if they can.
+std::vector<std::string> comparability_reasons(const Results& now, const Results& old) {
+  std::vector<std::string> reasons;
   if (now.config_hash != old.config_hash)
-    rep.reasons.push_back(fmt::format("config differs (hash {} vs {})", now.config_hash, old.config_hash));
+    reasons.push_back(fmt::format("config differs (hash {} vs {})", now.config_hash, old.config_hash));
   if (now.protocol != old.protocol)
-    rep.reasons.push_back(fmt::format("protocol differs ({} vs {})", now.protocol, old.protocol));
+    reasons.push_back(fmt::format("protocol differs ({} vs {})", now.protocol, old.protocol));
   std::set<std::string> names;
   for (const auto& d : now.datasets) names.insert(d.name);
   for (const auto& d : old.datasets) names.insert(d.name);
@@ -79,26 +86,27 @@ CompareReport compare_results(const Results& now, const Results& old, const Comp
     const DatasetInfo* a = now.dataset(n);
     const DatasetInfo* b = old.dataset(n);
     if (!a || !b) {
-      rep.reasons.push_back(fmt::format("dataset '{}' is only in the {} run", n, a ? "new" : "old"));
+      reasons.push_back(fmt::format("dataset '{}' is only in the {} run", n, a ? "new" : "old"));
     } else if (a->list_hash != b->list_hash || a->num_images != b->num_images) {
-      rep.reasons.push_back(fmt::format("dataset '{}': image lists differ ({} images, hash {} vs {} images, hash {})",
-                                        n, a->num_images, a->list_hash, b->num_images, b->list_hash));
+      reasons.push_back(fmt::format("dataset '{}': image lists differ ({} images, hash {} vs {} images, hash {})",
+                                    n, a->num_images, a->list_hash, b->num_images, b->list_hash));
     } else if (a->protocol != b->protocol) {
-      rep.reasons.push_back(fmt::format("dataset '{}': protocol differs ({} vs {})", n, a->protocol, b->protocol));
+      reasons.push_back(fmt::format("dataset '{}': protocol differs ({} vs {})", n, a->protocol, b->protocol));
     }
   }
   if (now.shard_count != 1 || old.shard_count != 1)
-    rep.reasons.push_back("a shard's partial results are not a whole run (merge the shards first)");
-  if (!rep.reasons.empty()) {
-    rep.verdict = Verdict::NotComparable;
-    return rep;
-  }
-  bool changed = false, tolerated = false;
+    reasons.push_back("a shard's partial results are not a whole run (merge the shards first)");
+  return reasons;
+}
+
+// The segmentation cells: identical confusion matrices, within --miou-tol, changed or missing.
+void compare_cells(const Results& now, const Results& old, const CompareOptions& opt, CompareReport& rep,
+                   Findings& found) {
   std::set<std::string> seen;
   auto add_missing = [&](const Cell& c, bool in_new) {
     rep.accuracy.push_back({c.key(), in_new && c.selected() ? 100 * c.selected()->metrics.miou : NAN,
                             !in_new && c.selected() ? 100 * c.selected()->metrics.miou : NAN, "missing"});
-    changed = true;
+    found.changed = true;
     rep.reasons.push_back(c.key() + " is only in the " + (in_new ? "new" : "old") + " run");
   };
   for (const auto& c : now.cells) {
@@ -118,10 +126,10 @@ CompareReport compare_results(const Results& now, const Results& old, const Comp
       const double delta = std::fabs(row.new_value - row.old_value);
       if (opt.miou_tol > 0 && delta <= opt.miou_tol) {
         row.status = "within tol";
-        tolerated = true;
+        found.tolerated = true;
       } else {
         row.status = "CHANGED";
-        changed = true;
+        found.changed = true;
         rep.reasons.push_back(fmt::format("{}: mIoU {:.4f} -> {:.4f} ({})", c.key(), row.old_value, row.new_value,
                                           opt.miou_tol > 0 ? fmt::format("beyond {:g} points", opt.miou_tol)
                                                            : std::string("confusion matrices differ")));
@@ -131,13 +139,11 @@ CompareReport compare_results(const Results& now, const Results& old, const Comp
   }
   for (const auto& c : old.cells)
     if (!seen.count(c.key())) add_missing(c, false);
+}
 
-  if (now.generation_info.has_value() != old.generation_info.has_value() ||
-      (now.generation_info && now.generation_info->list_hash != old.generation_info->list_hash)) {
-    rep.reasons.push_back("generation prompt lists differ");
-    rep.verdict = Verdict::NotComparable;
-    return rep;
-  }
+// The generation cells: FID and CLIP score identical, within --gen-tol, changed or missing.
+void compare_generation(const Results& now, const Results& old, const CompareOptions& opt, CompareReport& rep,
+                        Findings& found) {
   std::set<std::string> gen_seen;
   auto same_value = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
   for (const auto& c : now.generation) {
@@ -147,16 +153,16 @@ CompareReport compare_results(const Results& now, const Results& old, const Comp
     CompareRow k{c.key(), c.clip_score(), o ? o->clip_score() : NAN, "same"};
     if (!o) {
       f.status = k.status = "missing";
-      changed = true;
+      found.changed = true;
       rep.reasons.push_back(c.key() + " is only in the new run");
     } else if (!(c.images == o->images && same_value(c.fid, o->fid) && same_value(c.clip_sum, o->clip_sum))) {
       const double dfid = std::fabs(c.fid - o->fid), dclip = std::fabs(c.clip_score() - o->clip_score());
       if (opt.gen_tol > 0 && c.images == o->images && dfid <= opt.gen_tol && dclip <= opt.gen_tol) {
         f.status = k.status = "within tol";
-        tolerated = true;
+        found.tolerated = true;
       } else {
         f.status = k.status = "CHANGED";
-        changed = true;
+        found.changed = true;
         rep.reasons.push_back(fmt::format("{}: FID {:.6g} -> {:.6g}, CLIP score {:.6g} -> {:.6g}, images {} -> {}", c.key(),
                                           o->fid, c.fid, o->clip_score(), c.clip_score(), o->images, c.images));
       }
@@ -168,11 +174,14 @@ CompareReport compare_results(const Results& now, const Results& old, const Comp
     if (!gen_seen.count(c.key())) {
       rep.generation_fid.push_back({c.key(), NAN, c.fid, "missing"});
       rep.generation_clip.push_back({c.key(), NAN, c.clip_score(), "missing"});
-      changed = true;
+      found.changed = true;
       rep.reasons.push_back(c.key() + " is only in the old run");
     }
+}
 
-  bool slower = false;
+// Seconds per image per timing key, on the same device only (--time-ratio).
+void compare_speed(const Results& now, const Results& old, const CompareOptions& opt, CompareReport& rep,
+                   Findings& found) {
   if (opt.time_ratio && now.device == old.device) {
     rep.speed_checked = true;
     for (const auto& [k, t] : now.timings) {
@@ -183,7 +192,7 @@ CompareReport compare_results(const Results& now, const Results& old, const Comp
       CompareRow row{k, a, b, "ok"};
       if (b > 0 && a > *opt.time_ratio * b) {
         row.status = "SLOWER";
-        slower = true;
+        found.slower = true;
         rep.reasons.push_back(fmt::format("{}: {:.4f} s/img vs {:.4f} s/img (ratio {:.2f} > {:g})", k, a, b, a / b,
                                           *opt.time_ratio));
       }
@@ -192,11 +201,33 @@ CompareReport compare_results(const Results& now, const Results& old, const Comp
   } else if (opt.time_ratio) {
     rep.reasons.push_back(fmt::format("speed not compared: devices differ ('{}' vs '{}')", now.device, old.device));
   }
-  if (changed)
+}
+
+}  // namespace
+
+CompareReport compare_results(const Results& now, const Results& old, const CompareOptions& opt) {
+  CompareReport rep;
+  // Comparability first.
+  rep.reasons = comparability_reasons(now, old);
+  if (!rep.reasons.empty()) {
+    rep.verdict = Verdict::NotComparable;
+    return rep;
+  }
+  Findings found;
+  compare_cells(now, old, opt, rep, found);
+  if (now.generation_info.has_value() != old.generation_info.has_value() ||
+      (now.generation_info && now.generation_info->list_hash != old.generation_info->list_hash)) {
+    rep.reasons.push_back("generation prompt lists differ");
+    rep.verdict = Verdict::NotComparable;
+    return rep;
+  }
+  compare_generation(now, old, opt, rep, found);
+  compare_speed(now, old, opt, rep, found);
+  if (found.changed)
     rep.verdict = Verdict::AccuracyChanged;
-  else if (slower)
+  else if (found.slower)
     rep.verdict = Verdict::SpeedRegressed;
-  else if (tolerated)
+  else if (found.tolerated)
     rep.verdict = Verdict::WithinTolerance;
   else
     rep.verdict = Verdict::Same;

@@ -180,63 +180,52 @@ std::string table_html(const Table& t) {
 
 }  // namespace
 
-std::string report_html(const Results& r) {
-  std::string s =
-      "<!DOCTYPE html><html><head><meta charset='utf-8'><title>goca-bench: " + esc(r.name) +
-      "</title><style>body{font-family:sans-serif;max-width:1100px;margin:20px auto;padding:0 10px}"
-      "table{border-collapse:collapse;margin:8px 0 18px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;"
-      "font-size:13px}td.l{text-align:left}th{background:#f2f2f2}.ex img{image-rendering:pixelated;margin:4px;"
-      "border:1px solid #999}.meta{color:#555;font-size:13px}</style></head><body>\n";
-  s += "<h1>Run " + esc(r.name) + "</h1>\n<p class='meta'>";
-  s += fmt::format("created {} · git {} · goca-bench {} · device {} · protocol {} · config {}", esc(r.created_utc),
-                   esc(r.git_commit), esc(r.goca_bench_version), esc(r.device), esc(r.protocol), esc(r.config_hash));
-  s += "</p>\n<h2>Tables</h2>\n";
-  for (const auto& t : all_tables(r)) s += table_html(t);
+namespace {
 
-  if (!r.generation.empty()) {
-    // One grid per backbone: a column per setting (guidance, scale), a row per sampled prompt.
-    s += "<h2>Generated samples (the first prompts; a column per setting)</h2>\n";
-    std::vector<std::string> backbones;
-    for (const auto& c : r.generation)
-      if (std::find(backbones.begin(), backbones.end(), c.backbone) == backbones.end()) backbones.push_back(c.backbone);
-    for (const auto& b : backbones) {
-      std::vector<const GenerationCell*> cols;
-      std::vector<std::pair<int64_t, std::string>> prompts;  // (index, id), ascending
-      for (const auto& c : r.generation) {
-        if (c.backbone != b) continue;
-        cols.push_back(&c);
-        for (const auto& smp : c.samples)
-          if (std::find(prompts.begin(), prompts.end(), std::make_pair(smp.index, smp.id)) == prompts.end())
-            prompts.emplace_back(smp.index, smp.id);
-      }
-      std::sort(prompts.begin(), prompts.end());
-      s += "<h3>" + esc(b) + "</h3>\n<table class='ex'><tr><th>prompt</th>";
-      for (const auto* c : cols)
-        s += fmt::format("<th>{}<br>G={}<br><span class='meta'>FID {} · CLIP {} · {} img</span></th>", esc(c->guidance),
-                         esc(c->scale_text()), std::isfinite(c->fid) ? fmt::format("{:.2f}", c->fid) : "–",
-                         std::isfinite(c->clip_score()) ? fmt::format("{:.2f}", c->clip_score()) : "–", c->images);
-      s += "</tr>\n";
-      for (const auto& [index, id] : prompts) {
-        s += "<tr><td class='l'>" + esc(id) + "</td>";
-        for (const auto* c : cols) {
-          const GenerationSample* hit = nullptr;
-          for (const auto& smp : c->samples)
-            if (smp.index == index) hit = &smp;
-          s += hit ? fmt::format("<td><img alt='{}' src='data:image/png;base64,{}'/></td>", esc(id), hit->png_base64)
-                   : std::string("<td>–</td>");
-        }
-        s += "</tr>\n";
-      }
-      if (prompts.empty()) s += "<tr><td class='l'>No samples were recorded.</td></tr>\n";
-      s += "</table>\n";
+// One grid per backbone: a column per setting (guidance, scale), a row per sampled prompt.
+std::string generation_samples_html(const Results& r) {
+  std::string s = "<h2>Generated samples (the first prompts; a column per setting)</h2>\n";
+  std::vector<std::string> backbones;
+  for (const auto& c : r.generation)
+    if (std::find(backbones.begin(), backbones.end(), c.backbone) == backbones.end()) backbones.push_back(c.backbone);
+  for (const auto& b : backbones) {
+    std::vector<const GenerationCell*> cols;
+    std::vector<std::pair<int64_t, std::string>> prompts;  // (index, id), ascending
+    for (const auto& c : r.generation) {
+      if (c.backbone != b) continue;
+      cols.push_back(&c);
+      for (const auto& smp : c.samples)
+        if (std::find(prompts.begin(), prompts.end(), std::make_pair(smp.index, smp.id)) == prompts.end())
+          prompts.emplace_back(smp.index, smp.id);
     }
+    std::sort(prompts.begin(), prompts.end());
+    s += "<h3>" + esc(b) + "</h3>\n<table class='ex'><tr><th>prompt</th>";
+    for (const auto* c : cols)
+      s += fmt::format("<th>{}<br>G={}<br><span class='meta'>FID {} · CLIP {} · {} img</span></th>", esc(c->guidance),
+                       esc(c->scale_text()), std::isfinite(c->fid) ? fmt::format("{:.2f}", c->fid) : "–",
+                       std::isfinite(c->clip_score()) ? fmt::format("{:.2f}", c->clip_score()) : "–", c->images);
+    s += "</tr>\n";
+    for (const auto& [index, id] : prompts) {
+      s += "<tr><td class='l'>" + esc(id) + "</td>";
+      for (const auto* c : cols) {
+        const GenerationSample* hit = nullptr;
+        for (const auto& smp : c->samples)
+          if (smp.index == index) hit = &smp;
+        s += hit ? fmt::format("<td><img alt='{}' src='data:image/png;base64,{}'/></td>", esc(id), hit->png_base64)
+                 : std::string("<td>–</td>");
+      }
+      s += "</tr>\n";
+    }
+    if (prompts.empty()) s += "<tr><td class='l'>No samples were recorded.</td></tr>\n";
+    s += "</table>\n";
   }
-  if (r.cells.empty()) {
-    s += "<h2>Resolved configuration</h2>\n<pre>" + esc(r.config_yaml) + "</pre>\n</body></html>\n";
-    return s;
-  }
+  return s;
+}
 
-  s += "<h2>mIoU vs background threshold</h2>\n";
+// mIoU against the background threshold, a line per variant, a chart per (dataset, backbone); then the per-class
+// IoU at the selected threshold of the main-table variants.
+std::string threshold_and_class_charts(const Results& r) {
+  std::string s = "<h2>mIoU vs background threshold</h2>\n";
   std::vector<std::pair<std::string, std::string>> pairs;
   for (const auto& c : r.cells)
     if (std::find(pairs.begin(), pairs.end(), std::make_pair(c.dataset, c.backbone)) == pairs.end())
@@ -271,8 +260,12 @@ std::string report_html(const Results& r) {
       cats.push_back(di && k < di->class_names.size() ? di->class_names[k] : std::to_string(k));
     s += svg_bar_chart(ds + " / " + bb, cats, series, "IoU (%)") + "\n";
   }
+  return s;
+}
 
-  s += "<h2>Layer weights (mean over images)</h2>\n";
+// The diagnostics: mean layer weights (a bar chart per cell) and mean head weights (a heatmap per cell).
+std::string weight_charts(const Results& r) {
+  std::string s = "<h2>Layer weights (mean over images)</h2>\n";
   bool any_layer = false;
   for (const auto& c : r.cells) {
     if (c.layer_weight_sum.empty() || c.images == 0) continue;
@@ -303,7 +296,30 @@ std::string report_html(const Results& r) {
     s += svg_heatmap(c.key(), rows, vals, "head") + "\n";
   }
   if (!any_head) s += "<p>No head weights were recorded.</p>\n";
+  return s;
+}
 
+}  // namespace
+
+std::string report_html(const Results& r) {
+  std::string s =
+      "<!DOCTYPE html><html><head><meta charset='utf-8'><title>goca-bench: " + esc(r.name) +
+      "</title><style>body{font-family:sans-serif;max-width:1100px;margin:20px auto;padding:0 10px}"
+      "table{border-collapse:collapse;margin:8px 0 18px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;"
+      "font-size:13px}td.l{text-align:left}th{background:#f2f2f2}.ex img{image-rendering:pixelated;margin:4px;"
+      "border:1px solid #999}.meta{color:#555;font-size:13px}</style></head><body>\n";
+  s += "<h1>Run " + esc(r.name) + "</h1>\n<p class='meta'>";
+  s += fmt::format("created {} · git {} · goca-bench {} · device {} · protocol {} · config {}", esc(r.created_utc),
+                   esc(r.git_commit), esc(r.goca_bench_version), esc(r.device), esc(r.protocol), esc(r.config_hash));
+  s += "</p>\n<h2>Tables</h2>\n";
+  for (const auto& t : all_tables(r)) s += table_html(t);
+  if (!r.generation.empty()) s += generation_samples_html(r);
+  if (r.cells.empty()) {
+    s += "<h2>Resolved configuration</h2>\n<pre>" + esc(r.config_yaml) + "</pre>\n</body></html>\n";
+    return s;
+  }
+  s += threshold_and_class_charts(r);
+  s += weight_charts(r);
   s += "<h2>Examples (image · ground truth · prediction)</h2>\n<div class='ex'>\n";
   for (const auto& e : r.examples)
     s += fmt::format("<figure><img alt='{0}' src='data:image/png;base64,{1}'/><figcaption>{2} / {3} / {4} · {0}</figcaption></figure>\n",

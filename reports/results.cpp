@@ -243,14 +243,9 @@ Results results_from_json(const json& j, const std::string& src) {
 }
 
 namespace {
-Results results_from_json_impl(const json& j, const std::string& src) {
-  Results r;
-  if (!j.is_object() || opt<std::string>(j, "schema", "") != "goca-bench/results")
-    fail_file(src, "not a goca-bench results file (missing \"schema\": \"goca-bench/results\")");
-  r.schema_version = req<int>(j, "schema_version", src, "");
-  if (r.schema_version != kResultsSchemaVersion)
-    fail_file(src, "results schema version {} is not supported (this build reads {})", r.schema_version,
-              kResultsSchemaVersion);
+
+// "run": provenance, shard and memory peaks (every key optional).
+void read_run_info(const json& j, Results& r) {
   const json& run = j.contains("run") ? j.at("run") : json::object();
   r.name = opt<std::string>(run, "name", "");
   r.created_utc = opt<std::string>(run, "created_utc", "");
@@ -269,126 +264,156 @@ Results results_from_json_impl(const json& j, const std::string& src) {
   r.peak_device_bytes = opt<int64_t>(run, "peak_device_bytes", 0);
   r.planned_peak_device_bytes = opt<int64_t>(run, "planned_peak_device_bytes", 0);
   r.config_yaml = opt<std::string>(run, "config_yaml", "");
+}
+
+DatasetInfo read_dataset_info(const json& d, const std::string& src) {
+  DatasetInfo di;
+  di.name = req<std::string>(d, "name", src, "datasets[]");
+  di.kind = opt<std::string>(d, "kind", "");
+  di.protocol = opt<std::string>(d, "protocol", "paper");
+  di.num_classes = req<int64_t>(d, "num_classes", src, "datasets[" + di.name + "]");
+  if (di.num_classes < 1 || di.num_classes > kMaxClasses)
+    fail_file(src, "datasets[{}].num_classes: {} is not in [1, {}]", di.name, di.num_classes, kMaxClasses);
+  di.class_names = opt<std::vector<std::string>>(d, "class_names", {});
+  di.num_images = opt<int64_t>(d, "num_images", 0);
+  di.list_hash = opt<std::string>(d, "list_hash", "");
+  return di;
+}
+
+// One threshold of a cell: its (C + 1) x C confusion matrix of pixel counts.
+ThresholdResult read_threshold(const json& tj, int64_t C, const std::string& src, const std::string& where) {
+  ThresholdResult t;
+  t.threshold = req<double>(tj, "threshold", src, where);
+  const json rows = req<json>(tj, "confusion", src, where);
+  if (!rows.is_array() || static_cast<int64_t>(rows.size()) != C + 1)
+    fail_file(src, "{}: confusion matrix must have {} rows (classes + out-of-range row)", where, C + 1);
+  for (int64_t row = 0; row <= C; ++row) {  // the shape first: no allocation the file does not back
+    const json& rj = rows[static_cast<size_t>(row)];
+    if (!rj.is_array() || static_cast<int64_t>(rj.size()) != C)
+      fail_file(src, "{}: confusion row {} must have {} columns", where, row, C);
+  }
+  t.confusion = ConfusionMatrix(C);
+  for (int64_t row = 0; row <= C; ++row) {
+    const json& rj = rows[static_cast<size_t>(row)];
+    for (int64_t col = 0; col < C; ++col) {
+      const json& v = rj[static_cast<size_t>(col)];
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxCount)
+        fail_file(src, "{}: confusion row {} column {} must be a pixel count (an integer in [0, 2^48]), got {}", where, row,
+                  col, excerpt(v.dump()));
+      t.confusion.at(row, col) = v.get<int64_t>();
+    }
+  }
+  return t;
+}
+
+// One cell; its dataset must already be in r.datasets (the class count of its matrices).
+Cell read_cell(const json& cj, const Results& r, const std::string& src) {
+  Cell c;
+  c.dataset = req<std::string>(cj, "dataset", src, "cells[]");
+  c.backbone = req<std::string>(cj, "backbone", src, "cells[]");
+  c.variant = req<std::string>(cj, "variant", src, "cells[]");
+  const std::string where = "cells[" + c.key() + "]";
+  c.method = opt<std::string>(cj, "method", c.variant);
+  c.type = opt<std::string>(cj, "type", "");
+  c.group = opt<std::string>(cj, "group", "");
+  c.axes = opt<std::map<std::string, std::string>>(cj, "axes", {});
+  c.method_config = cj.value("method_config", json::object());
+  c.background = opt<std::string>(cj, "background", "");
+  if (cj.contains("select")) {
+    c.select_rule = opt<std::string>(cj.at("select"), "rule", "best");
+    c.fixed_threshold = opt<double>(cj.at("select"), "fixed_threshold", 0.0);
+  } else {
+    c.select_rule = "best";
+  }
+  c.images = opt<int64_t>(cj, "images", 0);
+  const DatasetInfo* di = r.dataset(c.dataset);
+  if (!di) fail_file(src, "{}: dataset '{}' is not listed under \"datasets\"", where, c.dataset);
+  for (const auto& tj : req<json>(cj, "thresholds", src, where))
+    c.thresholds.push_back(read_threshold(tj, di->num_classes, src, where));
+  if (cj.contains("diagnostics")) {
+    c.layer_weight_sum = opt<std::map<std::string, double>>(cj.at("diagnostics"), "layer_weight_sum", {});
+    c.head_weight_sum = opt<std::map<std::string, std::vector<double>>>(cj.at("diagnostics"), "head_weight_sum", {});
+  }
+  return c;
+}
+
+// "timings" and "examples".
+void read_timings_and_examples(const json& j, Results& r) {
+  const json timings = j.value("timings", json::object());
+  for (const auto& [k, tj] : timings.items()) {
+    StageTimes t;
+    t.seconds = opt<std::map<std::string, double>>(tj, "stage_seconds", {});
+    t.wall_seconds = opt<double>(tj, "wall_seconds", 0.0);
+    t.images = opt<int64_t>(tj, "images", 0);
+    r.timings[k] = t;
+  }
+  for (const auto& ej : j.value("examples", json::array())) {
+    Example e;
+    e.dataset = opt<std::string>(ej, "dataset", "");
+    e.backbone = opt<std::string>(ej, "backbone", "");
+    e.variant = opt<std::string>(ej, "variant", "");
+    e.id = opt<std::string>(ej, "id", "");
+    e.index = opt<int64_t>(ej, "index", 0);
+    e.png_base64 = opt<std::string>(ej, "png_base64", "");
+    r.examples.push_back(e);
+  }
+}
+
+GenerationCell read_generation_cell(const json& cj, const std::string& src) {
+  GenerationCell c;
+  c.backbone = req<std::string>(cj, "backbone", src, "generation_cells[]");
+  c.guidance = req<std::string>(cj, "guidance", src, "generation_cells[]");
+  c.scale = req<double>(cj, "scale", src, "generation_cells[]");
+  const std::string where = "generation_cells[" + c.key() + "]";
+  c.guidance_type = opt<std::string>(cj, "guidance_type", "");
+  c.method = opt<std::string>(cj, "method", "");
+  c.images = req<int64_t>(cj, "images", src, where);
+  if (c.images < 0) fail_file(src, "{}: images must be >= 0, got {}", where, c.images);
+  c.clip_sum = req<double>(cj, "clip_sum", src, where);
+  c.fid = opt<double>(cj, "fid", NAN);
+  c.sums_file = opt<std::string>(cj, "sums_file", "");
+  for (const auto& sj : cj.value("samples", json::array()))
+    c.samples.push_back({opt<std::string>(sj, "id", ""), opt<int64_t>(sj, "index", 0),
+                         opt<std::string>(sj, "png_base64", "")});
+  return c;
+}
+
+// "generation" and "generation_cells" (generation experiments).
+void read_generation(const json& j, Results& r, const std::string& src) {
+  if (!j.contains("generation")) return;
+  const json& g = j.at("generation");
+  GenerationInfo gi;
+  gi.prompts = opt<std::string>(g, "prompts", "");
+  gi.num_prompts = opt<int64_t>(g, "num_prompts", 0);
+  gi.list_hash = opt<std::string>(g, "list_hash", "");
+  gi.reference_stats = opt<std::string>(g, "reference_stats", "");
+  gi.reference_hash = opt<std::string>(g, "reference_hash", "");
+  gi.synthetic = opt<bool>(g, "synthetic", false);
+  r.generation_info = gi;
+  for (const auto& cj : j.value("generation_cells", json::array())) r.generation.push_back(read_generation_cell(cj, src));
+}
+
+Results results_from_json_impl(const json& j, const std::string& src) {
+  Results r;
+  if (!j.is_object() || opt<std::string>(j, "schema", "") != "goca-bench/results")
+    fail_file(src, "not a goca-bench results file (missing \"schema\": \"goca-bench/results\")");
+  r.schema_version = req<int>(j, "schema_version", src, "");
+  if (r.schema_version != kResultsSchemaVersion)
+    fail_file(src, "results schema version {} is not supported (this build reads {})", r.schema_version,
+              kResultsSchemaVersion);
+  read_run_info(j, r);
   try {
-    for (const auto& d : j.value("datasets", json::array())) {
-      DatasetInfo di;
-      di.name = req<std::string>(d, "name", src, "datasets[]");
-      di.kind = opt<std::string>(d, "kind", "");
-      di.protocol = opt<std::string>(d, "protocol", "paper");
-      di.num_classes = req<int64_t>(d, "num_classes", src, "datasets[" + di.name + "]");
-      if (di.num_classes < 1 || di.num_classes > kMaxClasses)
-        fail_file(src, "datasets[{}].num_classes: {} is not in [1, {}]", di.name, di.num_classes, kMaxClasses);
-      di.class_names = opt<std::vector<std::string>>(d, "class_names", {});
-      di.num_images = opt<int64_t>(d, "num_images", 0);
-      di.list_hash = opt<std::string>(d, "list_hash", "");
-      r.datasets.push_back(di);
-    }
-    for (const auto& cj : j.value("cells", json::array())) {
-      Cell c;
-      c.dataset = req<std::string>(cj, "dataset", src, "cells[]");
-      c.backbone = req<std::string>(cj, "backbone", src, "cells[]");
-      c.variant = req<std::string>(cj, "variant", src, "cells[]");
-      const std::string where = "cells[" + c.key() + "]";
-      c.method = opt<std::string>(cj, "method", c.variant);
-      c.type = opt<std::string>(cj, "type", "");
-      c.group = opt<std::string>(cj, "group", "");
-      c.axes = opt<std::map<std::string, std::string>>(cj, "axes", {});
-      c.method_config = cj.value("method_config", json::object());
-      c.background = opt<std::string>(cj, "background", "");
-      if (cj.contains("select")) {
-        c.select_rule = opt<std::string>(cj.at("select"), "rule", "best");
-        c.fixed_threshold = opt<double>(cj.at("select"), "fixed_threshold", 0.0);
-      } else {
-        c.select_rule = "best";
-      }
-      c.images = opt<int64_t>(cj, "images", 0);
-      const DatasetInfo* di = r.dataset(c.dataset);
-      if (!di) fail_file(src, "{}: dataset '{}' is not listed under \"datasets\"", where, c.dataset);
-      const int64_t C = di->num_classes;
-      for (const auto& tj : req<json>(cj, "thresholds", src, where)) {
-        ThresholdResult t;
-        t.threshold = req<double>(tj, "threshold", src, where);
-        const json rows = req<json>(tj, "confusion", src, where);
-        if (!rows.is_array() || static_cast<int64_t>(rows.size()) != C + 1)
-          fail_file(src, "{}: confusion matrix must have {} rows (classes + out-of-range row)", where, C + 1);
-        for (int64_t row = 0; row <= C; ++row) {  // the shape first: no allocation the file does not back
-          const json& rj = rows[static_cast<size_t>(row)];
-          if (!rj.is_array() || static_cast<int64_t>(rj.size()) != C)
-            fail_file(src, "{}: confusion row {} must have {} columns", where, row, C);
-        }
-        t.confusion = ConfusionMatrix(C);
-        for (int64_t row = 0; row <= C; ++row) {
-          const json& rj = rows[static_cast<size_t>(row)];
-          for (int64_t col = 0; col < C; ++col) {
-            const json& v = rj[static_cast<size_t>(col)];
-            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxCount)
-              fail_file(src, "{}: confusion row {} column {} must be a pixel count (an integer in [0, 2^48]), got {}", where, row,
-                        col, excerpt(v.dump()));
-            t.confusion.at(row, col) = v.get<int64_t>();
-          }
-        }
-        c.thresholds.push_back(std::move(t));
-      }
-      if (cj.contains("diagnostics")) {
-        c.layer_weight_sum = opt<std::map<std::string, double>>(cj.at("diagnostics"), "layer_weight_sum", {});
-        c.head_weight_sum =
-            opt<std::map<std::string, std::vector<double>>>(cj.at("diagnostics"), "head_weight_sum", {});
-      }
-      r.cells.push_back(std::move(c));
-    }
-    const json timings = j.value("timings", json::object());
-    for (const auto& [k, tj] : timings.items()) {
-      StageTimes t;
-      t.seconds = opt<std::map<std::string, double>>(tj, "stage_seconds", {});
-      t.wall_seconds = opt<double>(tj, "wall_seconds", 0.0);
-      t.images = opt<int64_t>(tj, "images", 0);
-      r.timings[k] = t;
-    }
-    for (const auto& ej : j.value("examples", json::array())) {
-      Example e;
-      e.dataset = opt<std::string>(ej, "dataset", "");
-      e.backbone = opt<std::string>(ej, "backbone", "");
-      e.variant = opt<std::string>(ej, "variant", "");
-      e.id = opt<std::string>(ej, "id", "");
-      e.index = opt<int64_t>(ej, "index", 0);
-      e.png_base64 = opt<std::string>(ej, "png_base64", "");
-      r.examples.push_back(e);
-    }
-    if (j.contains("generation")) {
-      const json& g = j.at("generation");
-      GenerationInfo gi;
-      gi.prompts = opt<std::string>(g, "prompts", "");
-      gi.num_prompts = opt<int64_t>(g, "num_prompts", 0);
-      gi.list_hash = opt<std::string>(g, "list_hash", "");
-      gi.reference_stats = opt<std::string>(g, "reference_stats", "");
-      gi.reference_hash = opt<std::string>(g, "reference_hash", "");
-      gi.synthetic = opt<bool>(g, "synthetic", false);
-      r.generation_info = gi;
-      for (const auto& cj : j.value("generation_cells", json::array())) {
-        GenerationCell c;
-        c.backbone = req<std::string>(cj, "backbone", src, "generation_cells[]");
-        c.guidance = req<std::string>(cj, "guidance", src, "generation_cells[]");
-        c.scale = req<double>(cj, "scale", src, "generation_cells[]");
-        const std::string where = "generation_cells[" + c.key() + "]";
-        c.guidance_type = opt<std::string>(cj, "guidance_type", "");
-        c.method = opt<std::string>(cj, "method", "");
-        c.images = req<int64_t>(cj, "images", src, where);
-        if (c.images < 0) fail_file(src, "{}: images must be >= 0, got {}", where, c.images);
-        c.clip_sum = req<double>(cj, "clip_sum", src, where);
-        c.fid = opt<double>(cj, "fid", NAN);
-        c.sums_file = opt<std::string>(cj, "sums_file", "");
-        for (const auto& sj : cj.value("samples", json::array()))
-          c.samples.push_back({opt<std::string>(sj, "id", ""), opt<int64_t>(sj, "index", 0),
-                               opt<std::string>(sj, "png_base64", "")});
-        r.generation.push_back(std::move(c));
-      }
-    }
+    for (const auto& d : j.value("datasets", json::array())) r.datasets.push_back(read_dataset_info(d, src));
+    for (const auto& cj : j.value("cells", json::array())) r.cells.push_back(read_cell(cj, r, src));
+    read_timings_and_examples(j, r);
+    read_generation(j, r, src);
   } catch (const json::exception& e) {
     fail_file(src, "malformed results: {}", json_error_text(e));
   }
   r.recompute_metrics();
   return r;
 }
+
 }  // namespace
 
 void save_results(const Results& r, const std::string& path) {

@@ -122,172 +122,226 @@ std::vector<gb::LayerInfo> synthetic_layers(const SyntheticBackboneConfig& confi
   return out;
 }
 
-gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::string& prompt,
-                                             const gb::CaptureSpec& spec) const {
-  const auto& C = config_;
-  const uint64_t seed = C.seed;
-  const int64_t H = C.heads, d = C.head_dim;
-  // Dataset ids are image file names ("synth_000003.jpg"); the scene is keyed by the stem.
-  const std::string stem = id.size() > 4 && id.compare(id.size() - 4, 4, ".jpg") == 0 ? id.substr(0, id.size() - 4) : id;
-  const Scene scene = make_scene(stem, C.world);
-  const std::vector<gb::TextToken> tokens = tokenizer_->encode(prompt);
-  const int64_t T = static_cast<int64_t>(tokens.size());
+namespace {
 
-  // Token roles: 0 = start token, 1 = entity token with a concept, 2 = filler / end / padding.
-  std::vector<int64_t> concepts = scene.concepts();
-  std::vector<int> role(static_cast<size_t>(T), 2);
-  std::vector<int64_t> token_concept(static_cast<size_t>(T), -1);
+// What one image brings to every layer: the scene's concepts (plus those only the prompt names), the prompt's
+// token roles, per-token biases and value vectors.
+struct ImageTokens {
+  std::vector<int64_t> concepts;
+  std::vector<int> role;                // 0 = start token, 1 = entity token with a concept, 2 = filler / end / padding
+  std::vector<int64_t> token_concept;   // concept of an entity token, else -1
+  std::vector<int64_t> token_ci;        // index into concepts, else -1
+  std::vector<float> bias;              // per-token imbalance
+  at::Tensor u;                         // [T, d] values: concept embeddings + token noise
+  int64_t T = 0, NC = 0;
+};
+
+ImageTokens image_tokens(const SyntheticBackboneConfig& C, const std::string& id, const Scene& scene,
+                         const std::vector<gb::TextToken>& tokens) {
+  const uint64_t seed = C.seed;
+  const int64_t d = C.head_dim;
+  ImageTokens im;
+  im.T = static_cast<int64_t>(tokens.size());
+  const int64_t T = im.T;
+  im.concepts = scene.concepts();
+  auto& concepts = im.concepts;
+  im.role.assign(static_cast<size_t>(T), 2);
+  im.token_concept.assign(static_cast<size_t>(T), -1);
   for (int64_t t = 0; t < T; ++t) {
     const auto& tok = tokens[static_cast<size_t>(t)];
     if (t == 0 && tok.special) {
-      role[0] = 0;
+      im.role[0] = 0;
       continue;
     }
     if (tok.special) continue;
     const int64_t c = synthetic_concept_of_word(tok.text);
     if (c < 0) continue;
-    role[static_cast<size_t>(t)] = 1;
-    token_concept[static_cast<size_t>(t)] = c;
+    im.role[static_cast<size_t>(t)] = 1;
+    im.token_concept[static_cast<size_t>(t)] = c;
     if (std::find(concepts.begin(), concepts.end(), c) == concepts.end()) concepts.push_back(c);
   }
-  const int64_t NC = static_cast<int64_t>(concepts.size());
-  std::vector<int64_t> token_ci(static_cast<size_t>(T), -1);  // index into concepts
+  im.NC = static_cast<int64_t>(concepts.size());
+  im.token_ci.assign(static_cast<size_t>(T), -1);
   for (int64_t t = 0; t < T; ++t)
-    if (token_concept[static_cast<size_t>(t)] >= 0)
-      token_ci[static_cast<size_t>(t)] = std::find(concepts.begin(), concepts.end(), token_concept[static_cast<size_t>(t)]) - concepts.begin();
+    if (im.token_concept[static_cast<size_t>(t)] >= 0)
+      im.token_ci[static_cast<size_t>(t)] =
+          std::find(concepts.begin(), concepts.end(), im.token_concept[static_cast<size_t>(t)]) - concepts.begin();
 
-  // Per-token biases (per-token imbalance) and value vectors (concept embeddings + token noise).
   Rng tok_rng(seed, id, "tokens");
-  std::vector<float> bias(static_cast<size_t>(T));
-  for (auto& b : bias) b = static_cast<float>(tok_rng.uniform(C.token_bias_low, C.token_bias_high));
-  at::Tensor u = at::zeros({T, d}, at::kFloat);
+  im.bias.resize(static_cast<size_t>(T));
+  for (auto& b : im.bias) b = static_cast<float>(tok_rng.uniform(C.token_bias_low, C.token_bias_high));
+  im.u = at::zeros({T, d}, at::kFloat);
   const at::Tensor e_sos = concept_embedding(seed, -1, d, "value") * 2.0;
   for (int64_t t = 0; t < T; ++t) {
     at::Tensor noise = normal_tensor(tok_rng, {d});
-    if (role[static_cast<size_t>(t)] == 0) u[t] = e_sos;
-    else if (role[static_cast<size_t>(t)] == 1) u[t] = concept_embedding(seed, token_concept[static_cast<size_t>(t)], d, "value") + 0.3 * noise;
-    else u[t] = 0.5 * noise;
+    if (im.role[static_cast<size_t>(t)] == 0) im.u[t] = e_sos;
+    else if (im.role[static_cast<size_t>(t)] == 1) im.u[t] = concept_embedding(seed, im.token_concept[static_cast<size_t>(t)], d, "value") + 0.3 * noise;
+    else im.u[t] = 0.5 * noise;
   }
+  return im;
+}
+
+// A distractor is what an unreliable layer or head "sees" instead of a concept: an object-like blob at a
+// wrong place (soft-edged ellipse), so noise is confusable with real objects rather than flat. [NC, s, s]
+at::Tensor distractors(const SyntheticBackboneConfig& C, const std::string& id, int64_t NC, const std::string& tag,
+                       int64_t side) {
+  Rng rng(C.seed, id, tag);
+  std::vector<at::Tensor> fields;
+  const at::Tensor coords = (at::arange(side, at::kFloat) + 0.5) / static_cast<double>(side);
+  const at::Tensor yy = coords.view({side, 1}), xx = coords.view({1, side});
+  for (int64_t c = 0; c < NC; ++c) {
+    const double cy = rng.uniform(0.15, 0.85), cx = rng.uniform(0.15, 0.85);
+    const double ry = rng.uniform(0.1, 0.3), rx = rng.uniform(0.1, 0.3);
+    const at::Tensor d2 = ((yy - cy) / ry).pow(2) + ((xx - cx) / rx).pow(2);
+    fields.push_back(at::sigmoid(C.distractor_sharpness * (1.0 - d2.sqrt())));
+  }
+  return at::stack(fields, 0);
+}
+
+// The heads of one layer: reliabilities permuted per layer (a property of the model: fixed across images), and
+// each head's view of the concepts [NC, P].
+struct LayerHeads {
+  std::vector<at::Tensor> masks;
+  std::vector<double> r;
+};
+
+LayerHeads layer_heads(const SyntheticBackboneConfig& C, const std::string& id, int64_t NC, const SyntheticLayer& L,
+                       const at::Tensor& layer_mask) {
+  const int64_t H = C.heads, s = L.side, P = s * s;
+  std::vector<int64_t> perm(static_cast<size_t>(H));
+  std::iota(perm.begin(), perm.end(), 0);
+  Rng perm_rng(C.seed, L.block, "heads");
+  for (int64_t i = H - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(perm_rng.below(i + 1))]);
+  LayerHeads heads;
+  heads.r.resize(static_cast<size_t>(H));
+  for (int64_t h = 0; h < H; ++h) {
+    heads.r[static_cast<size_t>(h)] = C.head_reliability[static_cast<size_t>(perm[static_cast<size_t>(h)])];
+    const double rh = heads.r[static_cast<size_t>(h)];
+    heads.masks.push_back(
+        (rh * layer_mask + (1.0 - rh) * distractors(C, id, NC, L.block + ":head" + std::to_string(h), s)).reshape({NC, P}));
+  }
+  return heads;
+}
+
+// The capture keys of one synthetic layer.
+struct LayerKeys {
+  std::string map, value, post, weight, q, self;
+};
+
+// The cross-attention captures of one layer (maps, values, post-values, output weight) that `spec` wants.
+void cross_captures(const SyntheticBackboneConfig& C, const std::string& id, const ImageTokens& im,
+                    const SyntheticLayer& L, const LayerHeads& heads, const LayerKeys& k, const gb::CaptureSpec& spec,
+                    gb::TensorMap& out) {
+  const int64_t H = C.heads, d = C.head_dim, T = im.T, s = L.side, P = s * s;
+  Rng sos_rng(C.seed, id, "sos");  // one per-pixel start-token field per image, evaluated at each side
+  const at::Tensor nu = field_tensor(sos_rng, 3, s).reshape({P});
+  std::vector<at::Tensor> maps, values, posts;
+  Rng vrng(C.seed, id, L.block + ":values");
+  for (int64_t h = 0; h < H; ++h) {
+    at::Tensor logits = at::full({P, T}, C.filler_logit, at::kFloat);
+    for (int64_t t = 0; t < T; ++t) {
+      if (im.role[static_cast<size_t>(t)] == 0) {
+        logits.select(1, t).copy_(C.sos_logit + C.sos_pixel_amplitude * nu);
+      } else if (im.role[static_cast<size_t>(t)] == 1) {
+        logits.select(1, t).copy_(im.bias[static_cast<size_t>(t)] + C.content_gain * heads.masks[static_cast<size_t>(h)][im.token_ci[static_cast<size_t>(t)]]);
+      }
+    }
+    at::Tensor A = at::softmax(logits, 1);  // [P, T]
+    const double rh = heads.r[static_cast<size_t>(h)];
+    at::Tensor V = im.u + C.value_noise * (1.0 - rh) * normal_tensor(vrng, {T, d});  // [T, d]
+    maps.push_back(A);
+    values.push_back(V);
+    posts.push_back(at::matmul(A, V));  // [P, d]
+  }
+  if (spec.wants(k.map))
+    out[k.map] = spec.cross_map_head_mean ? gb::head_average_maps(at::stack(maps, 0).unsqueeze(0), at::kFloat)[0]
+                                          : at::stack(maps, 0);
+  if (spec.wants(k.value)) out[k.value] = at::stack(values, 0);
+  if (spec.wants(k.post)) out[k.post] = at::cat(posts, 1);
+  if (spec.wants(k.weight)) {
+    at::Tensor W = at::zeros({d, H * d}, at::kFloat);
+    for (int64_t h = 0; h < H; ++h)
+      W.narrow(1, h * d, d).copy_(at::eye(d, at::kFloat) * (0.3 + 1.5 * heads.r[static_cast<size_t>(h)]));
+    out[k.weight] = W;
+  }
+}
+
+// The reference-layer query features of one layer [ref_channels, s, s]: foreground in channel 0, concept
+// embeddings in the others. M: the concept masks [NC, s, s].
+at::Tensor query_features(const SyntheticBackboneConfig& C, const std::string& id, const ImageTokens& im,
+                          const SyntheticLayer& L, const at::Tensor& M) {
+  const int64_t s = L.side, P = s * s, NC = im.NC;
+  Rng qrng(C.seed, id, L.block + ":q");
+  at::Tensor fg = at::zeros({s, s}, at::kFloat);
+  for (int64_t c = 0; c < NC; ++c)
+    if (im.concepts[static_cast<size_t>(c)] < kBackgroundConcept) fg += M[c];
+  at::Tensor F = at::zeros({C.ref_channels, s, s}, at::kFloat);
+  F[0] = 4.0 * (fg.clamp(0, 1) - 0.5) + 0.1 * normal_tensor(qrng, {s, s});
+  if (C.ref_channels > 1) {
+    at::Tensor E = at::zeros({C.ref_channels - 1, NC}, at::kFloat);
+    for (int64_t c = 0; c < NC; ++c) E.select(1, c).copy_(concept_embedding(C.seed, im.concepts[static_cast<size_t>(c)], C.ref_channels - 1, "ref"));
+    F.narrow(0, 1, C.ref_channels - 1)
+        .copy_(at::matmul(E, M.reshape({NC, P})).reshape({C.ref_channels - 1, s, s}) +
+               0.1 * normal_tensor(qrng, {C.ref_channels - 1, s, s}));
+  }
+  return F;
+}
+
+// The self-attention maps of one layer [H, P, P] (or the head mean [1, P, P]).
+at::Tensor self_maps(const SyntheticBackboneConfig& C, const std::string& id, int64_t NC, const SyntheticLayer& L,
+                     const at::Tensor& M, bool head_mean) {
+  const int64_t s = L.side, P = s * s;
+  // Locality: squared distance between grid cells in units of the side.
+  at::Tensor coords = at::arange(s, at::kFloat) / static_cast<double>(s);
+  at::Tensor yy = coords.view({s, 1}).expand({s, s}).reshape({P});
+  at::Tensor xx = coords.view({1, s}).expand({s, s}).reshape({P});
+  at::Tensor dist2 = (yy.view({P, 1}) - yy.view({1, P})).pow(2) + (xx.view({P, 1}) - xx.view({1, P})).pow(2);
+  const at::Tensor locality = dist2 / (2.0 * C.self_sigma * C.self_sigma);
+  std::vector<at::Tensor> selfs;
+  for (int64_t h = 0; h < C.heads; ++h) {
+    // Self attention groups by appearance as well as semantics: coherence rises with the layer's
+    // reliability but never vanishes (self_floor), so high-resolution layers still propagate usefully.
+    const double qs = C.self_floor + (1.0 - C.self_floor) * L.reliability;
+    const at::Tensor m = (qs * M + (1.0 - qs) * distractors(C, id, NC, L.block + ":self" + std::to_string(h), s)).reshape({NC, P});
+    at::Tensor coh = at::matmul(m.t(), m);  // [P, P]
+    selfs.push_back(at::softmax(C.self_beta * coh - locality, 1));
+  }
+  at::Tensor S = at::stack(selfs, 0);
+  return head_mean ? S.mean(0, /*keepdim=*/true) : S;
+}
+
+}  // namespace
+
+gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::string& prompt,
+                                             const gb::CaptureSpec& spec) const {
+  const auto& C = config_;
+  // Dataset ids are image file names ("synth_000003.jpg"); the scene is keyed by the stem.
+  const std::string stem = id.size() > 4 && id.compare(id.size() - 4, 4, ".jpg") == 0 ? id.substr(0, id.size() - 4) : id;
+  const Scene scene = make_scene(stem, C.world);
+  const ImageTokens im = image_tokens(C, id, scene, tokenizer_->encode(prompt));
 
   std::map<int64_t, at::Tensor> masks_by_side;  // [NC, s, s]
   auto masks = [&](int64_t side) -> const at::Tensor& {
     auto it = masks_by_side.find(side);
-    if (it == masks_by_side.end()) it = masks_by_side.emplace(side, concept_masks(scene, concepts, side)).first;
+    if (it == masks_by_side.end()) it = masks_by_side.emplace(side, concept_masks(scene, im.concepts, side)).first;
     return it->second;
-  };
-  // A distractor is what an unreliable layer or head "sees" instead of a concept: an object-like blob at a
-  // wrong place (soft-edged ellipse), so noise is confusable with real objects rather than flat.
-  auto distractors = [&](const std::string& tag, int64_t side) {
-    Rng rng(seed, id, tag);
-    std::vector<at::Tensor> fields;
-    const at::Tensor coords = (at::arange(side, at::kFloat) + 0.5) / static_cast<double>(side);
-    const at::Tensor yy = coords.view({side, 1}), xx = coords.view({1, side});
-    for (int64_t c = 0; c < NC; ++c) {
-      const double cy = rng.uniform(0.15, 0.85), cx = rng.uniform(0.15, 0.85);
-      const double ry = rng.uniform(0.1, 0.3), rx = rng.uniform(0.1, 0.3);
-      const at::Tensor d2 = ((yy - cy) / ry).pow(2) + ((xx - cx) / rx).pow(2);
-      fields.push_back(at::sigmoid(C.distractor_sharpness * (1.0 - d2.sqrt())));
-    }
-    return at::stack(fields, 0);  // [NC, s, s]
   };
 
   gb::TensorMap out;
   for (const auto& L : C.layers) {
     const std::string self_block = L.block.substr(0, L.block.size() - 5) + "self";
-    const std::string k_map = L.block + "-map", k_val = L.block + "-special-value",
-                      k_post = L.block + "-special-post-value", k_w = L.block + "-special-weight",
-                      k_q = L.block + "-q", k_self = self_block + "-map";
-    const bool want_cross = spec.wants(k_map) || spec.wants(k_val) || spec.wants(k_post) || spec.wants(k_w);
-    const bool want_self = spec.wants(k_self);
-    if (!want_cross && !want_self && !spec.wants(k_q)) continue;
-    const int64_t s = L.side, P = s * s;
+    const LayerKeys k{L.block + "-map", L.block + "-special-value", L.block + "-special-post-value",
+                      L.block + "-special-weight", L.block + "-q", self_block + "-map"};
+    const bool want_cross = spec.wants(k.map) || spec.wants(k.value) || spec.wants(k.post) || spec.wants(k.weight);
+    const bool want_self = spec.wants(k.self);
+    if (!want_cross && !want_self && !spec.wants(k.q)) continue;
     const double q = L.reliability;
-    const at::Tensor M = masks(s);
-    const at::Tensor layer_mask = q * M + (1.0 - q) * distractors(L.block + ":layer", s);  // [NC, s, s]
-
-    // Heads: reliabilities permuted per layer (a property of the model: fixed across images).
-    std::vector<int64_t> perm(static_cast<size_t>(H));
-    std::iota(perm.begin(), perm.end(), 0);
-    Rng perm_rng(seed, L.block, "heads");
-    for (int64_t i = H - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(perm_rng.below(i + 1))]);
-    std::vector<at::Tensor> head_masks;  // [NC, P] each
-    std::vector<double> r(static_cast<size_t>(H));
-    for (int64_t h = 0; h < H; ++h) {
-      r[static_cast<size_t>(h)] = C.head_reliability[static_cast<size_t>(perm[static_cast<size_t>(h)])];
-      const double rh = r[static_cast<size_t>(h)];
-      head_masks.push_back((rh * layer_mask + (1.0 - rh) * distractors(L.block + ":head" + std::to_string(h), s)).reshape({NC, P}));
-    }
-
-    if (want_cross) {
-      Rng sos_rng(seed, id, "sos");  // one per-pixel start-token field per image, evaluated at each side
-      const at::Tensor nu = field_tensor(sos_rng, 3, s).reshape({P});
-      std::vector<at::Tensor> maps, values, posts;
-      Rng vrng(seed, id, L.block + ":values");
-      for (int64_t h = 0; h < H; ++h) {
-        at::Tensor logits = at::full({P, T}, C.filler_logit, at::kFloat);
-        for (int64_t t = 0; t < T; ++t) {
-          if (role[static_cast<size_t>(t)] == 0) {
-            logits.select(1, t).copy_(C.sos_logit + C.sos_pixel_amplitude * nu);
-          } else if (role[static_cast<size_t>(t)] == 1) {
-            logits.select(1, t).copy_(bias[static_cast<size_t>(t)] + C.content_gain * head_masks[static_cast<size_t>(h)][token_ci[static_cast<size_t>(t)]]);
-          }
-        }
-        at::Tensor A = at::softmax(logits, 1);  // [P, T]
-        const double rh = r[static_cast<size_t>(h)];
-        at::Tensor V = u + C.value_noise * (1.0 - rh) * normal_tensor(vrng, {T, d});  // [T, d]
-        maps.push_back(A);
-        values.push_back(V);
-        posts.push_back(at::matmul(A, V));  // [P, d]
-      }
-      if (spec.wants(k_map))
-        out[k_map] = spec.cross_map_head_mean ? gb::head_average_maps(at::stack(maps, 0).unsqueeze(0), at::kFloat)[0]
-                                              : at::stack(maps, 0);
-      if (spec.wants(k_val)) out[k_val] = at::stack(values, 0);
-      if (spec.wants(k_post)) out[k_post] = at::cat(posts, 1);
-      if (spec.wants(k_w)) {
-        at::Tensor W = at::zeros({d, H * d}, at::kFloat);
-        for (int64_t h = 0; h < H; ++h)
-          W.narrow(1, h * d, d).copy_(at::eye(d, at::kFloat) * (0.3 + 1.5 * r[static_cast<size_t>(h)]));
-        out[k_w] = W;
-      }
-    }
-
-    if (spec.wants(k_q)) {
-      Rng qrng(seed, id, L.block + ":q");
-      at::Tensor fg = at::zeros({s, s}, at::kFloat);
-      for (int64_t c = 0; c < NC; ++c)
-        if (concepts[static_cast<size_t>(c)] < kBackgroundConcept) fg += M[c];
-      at::Tensor F = at::zeros({C.ref_channels, s, s}, at::kFloat);
-      F[0] = 4.0 * (fg.clamp(0, 1) - 0.5) + 0.1 * normal_tensor(qrng, {s, s});
-      if (C.ref_channels > 1) {
-        at::Tensor E = at::zeros({C.ref_channels - 1, NC}, at::kFloat);
-        for (int64_t c = 0; c < NC; ++c) E.select(1, c).copy_(concept_embedding(seed, concepts[static_cast<size_t>(c)], C.ref_channels - 1, "ref"));
-        F.narrow(0, 1, C.ref_channels - 1)
-            .copy_(at::matmul(E, M.reshape({NC, P})).reshape({C.ref_channels - 1, s, s}) +
-                   0.1 * normal_tensor(qrng, {C.ref_channels - 1, s, s}));
-      }
-      out[k_q] = F;
-    }
-
-    if (want_self) {
-      // Locality: squared distance between grid cells in units of the side.
-      at::Tensor coords = at::arange(s, at::kFloat) / static_cast<double>(s);
-      at::Tensor yy = coords.view({s, 1}).expand({s, s}).reshape({P});
-      at::Tensor xx = coords.view({1, s}).expand({s, s}).reshape({P});
-      at::Tensor dist2 = (yy.view({P, 1}) - yy.view({1, P})).pow(2) + (xx.view({P, 1}) - xx.view({1, P})).pow(2);
-      const at::Tensor locality = dist2 / (2.0 * C.self_sigma * C.self_sigma);
-      std::vector<at::Tensor> selfs;
-      for (int64_t h = 0; h < H; ++h) {
-        // Self attention groups by appearance as well as semantics: coherence rises with the layer's
-        // reliability but never vanishes (self_floor), so high-resolution layers still propagate usefully.
-        const double qs = C.self_floor + (1.0 - C.self_floor) * q;
-        const at::Tensor m = (qs * M + (1.0 - qs) * distractors(L.block + ":self" + std::to_string(h), s)).reshape({NC, P});
-        at::Tensor coh = at::matmul(m.t(), m);                    // [P, P]
-        selfs.push_back(at::softmax(C.self_beta * coh - locality, 1));
-      }
-      at::Tensor S = at::stack(selfs, 0);
-      out[k_self] = spec.self_map_head_mean ? S.mean(0, /*keepdim=*/true) : S;
-    }
+    const at::Tensor M = masks(L.side);
+    const at::Tensor layer_mask = q * M + (1.0 - q) * distractors(C, id, im.NC, L.block + ":layer", L.side);  // [NC, s, s]
+    const LayerHeads heads = layer_heads(C, id, im.NC, L, layer_mask);
+    if (want_cross) cross_captures(C, id, im, L, heads, k, spec, out);
+    if (spec.wants(k.q)) out[k.q] = query_features(C, id, im, L, M);
+    if (want_self) out[k.self] = self_maps(C, id, im.NC, L, M, spec.self_map_head_mean);
   }
   for (const auto& key : spec.keys)
     if (!out.count(key)) fail("synthetic backbone: cannot capture '{}' (see `goca-bench list-layers`)", key);

@@ -87,6 +87,83 @@ StDType st_dtype_of(const at::Tensor& t) {
   fail("safetensors: unsupported tensor dtype {}", std::string(c10::toString(t.scalar_type())));
 }
 
+namespace {
+
+// One tensor entry of the header: dtype, shape and byte range checked against each other and the data size.
+StTensorInfo parse_tensor_entry(const std::string& path, const std::string& name, const nlohmann::json& v,
+                                uint64_t data_size) {
+  if (!v.is_object()) fail_file(path, "tensor '{}': entry is not an object", name);
+  for (const char* field : {"dtype", "shape", "data_offsets"}) {
+    if (!v.contains(field)) fail_file(path, "tensor '{}': missing '{}'", name, field);
+  }
+  StTensorInfo info;
+  info.name = name;
+  const auto& dt = v["dtype"];
+  if (!dt.is_string()) fail_file(path, "tensor '{}': dtype is not a string", name);
+  if (!parse_dtype(dt.get<std::string>(), &info.dtype)) {
+    fail_file(path, "tensor '{}': unknown or unsupported dtype '{}' (supported: F16 BF16 F32 F64 I64 I32 I16 I8 U8 BOOL)",
+              name, dt.get<std::string>());
+  }
+  const auto& shape = v["shape"];
+  if (!shape.is_array()) fail_file(path, "tensor '{}': shape is not a list", name);
+  uint64_t numel = 1;
+  for (const auto& d : shape) {
+    if (!d.is_number_unsigned()) fail_file(path, "tensor '{}': shape {} has a non-integer or negative entry", name, shape.dump());
+    uint64_t dim = d.get<uint64_t>();
+    if (dim > static_cast<uint64_t>(INT64_MAX) || !checked_mul(numel, dim, &numel)) {
+      fail_file(path, "tensor '{}': shape {} overflows", name, shape.dump());
+    }
+    info.shape.push_back(static_cast<int64_t>(dim));
+  }
+  const auto& off = v["data_offsets"];
+  if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
+    fail_file(path, "tensor '{}': data_offsets must be two non-negative integers, found {}", name, off.dump());
+  }
+  info.begin = off[0].get<uint64_t>();
+  info.end = off[1].get<uint64_t>();
+  if (info.end < info.begin) {
+    fail_file(path, "tensor '{}': data_offsets [{}, {}] end before they begin", name, info.begin, info.end);
+  }
+  if (info.end > data_size) {
+    fail_file(path, "tensor '{}': data_offsets [{}, {}] run past the end of the data ({} bytes; file truncated?)",
+              name, info.begin, info.end, data_size);
+  }
+  uint64_t nbytes = 0;
+  if (!checked_mul(numel, element_size(info.dtype), &nbytes) || nbytes != info.end - info.begin) {
+    fail_file(path, "tensor '{}': {} bytes for shape {} of {} (expected {} x {} bytes)", name,
+              info.end - info.begin, shape.dump(), to_string(info.dtype), numel, element_size(info.dtype));
+  }
+  return info;
+}
+
+// The byte ranges must tile the data buffer exactly: sorted by offset, each starts where the previous one ended,
+// and the last one ends at the end of the file (as the reference implementation requires).
+void check_tiling(const std::string& path, std::vector<const StTensorInfo*> by_offset, uint64_t data_size) {
+  std::sort(by_offset.begin(), by_offset.end(), [](const StTensorInfo* a, const StTensorInfo* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  uint64_t cursor = 0;
+  const StTensorInfo* prev = nullptr;
+  for (const StTensorInfo* t : by_offset) {
+    if (t->begin < cursor) {
+      fail_file(path, "tensors '{}' and '{}' overlap (bytes [{}, {}) and [{}, {}))", prev->name, t->name,
+                prev->begin, prev->end, t->begin, t->end);
+    }
+    if (t->begin > cursor) {
+      fail_file(path, "tensor '{}': data starts at byte {} but the previous tensor ends at {} (gap in the data)",
+                t->name, t->begin, cursor);
+    }
+    cursor = t->end;
+    prev = t;
+  }
+  if (cursor != data_size) {
+    fail_file(path, "the tensors cover {} bytes of data but the file holds {} (trailing bytes or bad offsets)",
+              cursor, data_size);
+  }
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------------------
 // SafetensorsFile
 
@@ -149,74 +226,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         }
         continue;
       }
-      if (!v.is_object()) fail_file(path, "tensor '{}': entry is not an object", name);
-      for (const char* field : {"dtype", "shape", "data_offsets"}) {
-        if (!v.contains(field)) fail_file(path, "tensor '{}': missing '{}'", name, field);
-      }
-      StTensorInfo info;
-      info.name = name;
-      const auto& dt = v["dtype"];
-      if (!dt.is_string()) fail_file(path, "tensor '{}': dtype is not a string", name);
-      if (!parse_dtype(dt.get<std::string>(), &info.dtype)) {
-        fail_file(path, "tensor '{}': unknown or unsupported dtype '{}' (supported: F16 BF16 F32 F64 I64 I32 I16 I8 U8 BOOL)",
-                  name, dt.get<std::string>());
-      }
-      const auto& shape = v["shape"];
-      if (!shape.is_array()) fail_file(path, "tensor '{}': shape is not a list", name);
-      uint64_t numel = 1;
-      for (const auto& d : shape) {
-        if (!d.is_number_unsigned()) fail_file(path, "tensor '{}': shape {} has a non-integer or negative entry", name, shape.dump());
-        uint64_t dim = d.get<uint64_t>();
-        if (dim > static_cast<uint64_t>(INT64_MAX) || !checked_mul(numel, dim, &numel)) {
-          fail_file(path, "tensor '{}': shape {} overflows", name, shape.dump());
-        }
-        info.shape.push_back(static_cast<int64_t>(dim));
-      }
-      const auto& off = v["data_offsets"];
-      if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
-        fail_file(path, "tensor '{}': data_offsets must be two non-negative integers, found {}", name, off.dump());
-      }
-      info.begin = off[0].get<uint64_t>();
-      info.end = off[1].get<uint64_t>();
-      if (info.end < info.begin) {
-        fail_file(path, "tensor '{}': data_offsets [{}, {}] end before they begin", name, info.begin, info.end);
-      }
-      if (info.end > data_size) {
-        fail_file(path, "tensor '{}': data_offsets [{}, {}] run past the end of the data ({} bytes; file truncated?)",
-                  name, info.begin, info.end, data_size);
-      }
-      uint64_t nbytes = 0;
-      if (!checked_mul(numel, element_size(info.dtype), &nbytes) || nbytes != info.end - info.begin) {
-        fail_file(path, "tensor '{}': {} bytes for shape {} of {} (expected {} x {} bytes)", name,
-                  info.end - info.begin, shape.dump(), to_string(info.dtype), numel, element_size(info.dtype));
-      }
+      StTensorInfo info = parse_tensor_entry(path, name, v, data_size);
       auto [pos, inserted] = infos_.emplace(name, std::move(info));
       if (!inserted) fail_file(path, "tensor '{}' appears twice", name);
       by_offset.push_back(&pos->second);
     }
-    // The byte ranges must tile the data buffer exactly: sorted by offset, each starts where the previous
-    // one ended, and the last one ends at the end of the file (as the reference implementation requires).
-    std::sort(by_offset.begin(), by_offset.end(), [](const StTensorInfo* a, const StTensorInfo* b) {
-      return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-    });
-    uint64_t cursor = 0;
-    const StTensorInfo* prev = nullptr;
-    for (const StTensorInfo* t : by_offset) {
-      if (t->begin < cursor) {
-        fail_file(path, "tensors '{}' and '{}' overlap (bytes [{}, {}) and [{}, {}))", prev->name, t->name,
-                  prev->begin, prev->end, t->begin, t->end);
-      }
-      if (t->begin > cursor) {
-        fail_file(path, "tensor '{}': data starts at byte {} but the previous tensor ends at {} (gap in the data)",
-                  t->name, t->begin, cursor);
-      }
-      cursor = t->end;
-      prev = t;
-    }
-    if (cursor != data_size) {
-      fail_file(path, "the tensors cover {} bytes of data but the file holds {} (trailing bytes or bad offsets)",
-                cursor, data_size);
-    }
+    check_tiling(path, by_offset, data_size);
   } catch (...) {
     ::munmap(map_, map_size_);
     map_ = nullptr;
