@@ -6,6 +6,7 @@
 #include "harness/backbones/recorder.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
+#include "harness/text/joint_tokenizer.h"
 #include "harness/text/t5_tokenizer.h"
 
 #include <c10/core/InferenceMode.h>
@@ -75,24 +76,6 @@ at::Tensor Sd3Noising::apply(const at::Tensor& z, const at::Tensor& noise) const
 }
 
 namespace {
-
-// CLIP tokens, then T5 tokens: the joint text sequence the transformer attends to.
-class JointTokenizer : public TextTokenizer {
- public:
-  JointTokenizer(std::shared_ptr<const TextTokenizer> clip, std::shared_ptr<const TextTokenizer> t5)
-      : clip_(std::move(clip)), t5_(std::move(t5)) {}
-  std::string name() const override { return "clip+t5"; }
-  int64_t max_length() const override { return clip_->max_length() + t5_->max_length(); }
-  std::vector<TextToken> encode(const std::string& text) const override {
-    auto out = clip_->encode(text);
-    auto t5 = t5_->encode(text);
-    out.insert(out.end(), t5.begin(), t5.end());
-    return out;
-  }
-
- private:
-  std::shared_ptr<const TextTokenizer> clip_, t5_;
-};
 
 at::Tensor token_ids(const TextTokenizer& tok, const std::vector<std::string>& prompts) {
   std::vector<at::Tensor> rows;
@@ -164,8 +147,11 @@ void Sd3Backbone::set_clip_tokenizer(std::shared_ptr<const TextTokenizer> t) {
 }
 
 void Sd3Backbone::rebuild_tokenizer() {
-  tokenizer_ = clip_tokenizer_ && t5_tokenizer_ ? std::make_shared<JointTokenizer>(clip_tokenizer_, t5_tokenizer_)
-                                                : nullptr;
+  // CLIP tokens, then T5 tokens: the joint text sequence the transformer attends to.
+  tokenizer_ = clip_tokenizer_ && t5_tokenizer_
+                   ? std::make_shared<text::JointTokenizer>(
+                         std::vector<std::shared_ptr<const TextTokenizer>>{clip_tokenizer_, t5_tokenizer_})
+                   : nullptr;
 }
 
 int64_t Sd3Backbone::text_length() const {

@@ -1,6 +1,7 @@
 #include "harness/text/prompt_builder.h"
 
 #include "harness/core/errors.h"
+#include "harness/text/joint_tokenizer.h"
 #include "harness/text/pyset.h"
 #include "harness/text/unicode.h"
 
@@ -205,17 +206,18 @@ int64_t PromptBuilder::first_hit(const std::string& member, const std::vector<in
   return -1;
 }
 
-PromptResult PromptBuilder::build(const std::string& raw_caption, const std::vector<int64_t>& gt) const {
-  const bool paper = options_.protocol == PromptProtocol::paper;
-  PromptResult r;
-  // 1. cleanup
-  std::string caption = raw_caption;
-  if (caption.empty()) fail("empty caption");
-  if (caption.back() == '.') caption.pop_back();
-  if (options_.add_background_token) caption += ", background";
-  caption = py_lower(caption);
+int64_t PromptBuilder::entity_class(const Entity& e, const std::vector<int64_t>& gt) const {
+  const auto members = e.is_closure ? split_comma_space(e.prompt) : std::vector<std::string>{e.prompt};
+  for (const auto& m : members) {
+    const int64_t c = first_hit(m, gt);
+    if (c >= 0) return c;
+  }
+  return -1;
+}
 
-  // 2. entity split
+// Steps 2 and 3: the entity split (paper regex + buffer, or the bracket parser) and closure splitting.
+void PromptBuilder::split_entities(const std::string& caption, const std::vector<int64_t>& gt, PromptResult& r) const {
+  const bool paper = options_.protocol == PromptProtocol::paper;
   std::vector<std::string> entities_raw;
   if (paper) {
     entities_raw = paper_split(caption, &r.quirks.q5_lost_entities);
@@ -224,8 +226,6 @@ PromptResult PromptBuilder::build(const std::string& raw_caption, const std::vec
     entities_raw = bracket_split(caption);
   }
   entities_raw = dedupe(entities_raw);
-
-  // 3. closure splitting
   std::vector<std::string> split;
   for (const auto& e : entities_raw) {
     if (e.find('(') == std::string::npos) {
@@ -250,52 +250,57 @@ PromptResult PromptBuilder::build(const std::string& raw_caption, const std::vec
     ent.is_closure = e.find('(') != std::string::npos;
     r.entities.push_back(ent);
   }
-  auto entity_class = [&](const Entity& e) -> int64_t {
-    const auto members = e.is_closure ? split_comma_space(e.prompt) : std::vector<std::string>{e.prompt};
-    for (const auto& m : members) {
-      const int64_t c = first_hit(m, gt);
-      if (c >= 0) return c;
-    }
-    return -1;
-  };
+}
 
-  // 4. missing classes
-  if (options_.add_missing_class) {
-    PySet included;
-    for (const auto& e : r.entities) {
-      const int64_t c = entity_class(e);
-      if (c >= 0) included.add(c);
-    }
-    std::vector<int64_t> missing = PySet::from_list(gt).difference(included).items();
-    std::vector<int64_t> sorted = missing;
-    std::sort(sorted.begin(), sorted.end());
-    r.quirks.q12_order_differs = missing != sorted;
-    if (!paper) missing = sorted;
-    for (int64_t c : missing) {
-      if (c < 0 || c >= static_cast<int64_t>(synonyms_.size()) || synonyms_[c].empty()) {
-        fail("ground-truth class {} has no name to add to the prompt as a missing class", c);
-      }
-      Entity ent;
-      ent.prompt = synonyms_[c][0];
-      r.entities.push_back(ent);
-    }
+// Step 4: GT classes no entity hits, appended by their first synonym (CPython set order under paper, Q12).
+void PromptBuilder::add_missing_classes(const std::vector<int64_t>& gt, PromptResult& r) const {
+  PySet included;
+  for (const auto& e : r.entities) {
+    const int64_t c = entity_class(e, gt);
+    if (c >= 0) included.add(c);
   }
-  for (size_t i = 0; i < r.entities.size(); ++i) r.caption += (i ? ", " : "") + r.entities[i].prompt;
-
-  // 5. alignment; objects keep the order of their first aligned entity
-  std::vector<int64_t> object_order;
-  for (auto& e : r.entities) {
-    e.aligned_class = entity_class(e);
-    if (e.aligned_class >= 0 &&
-        std::find(object_order.begin(), object_order.end(), e.aligned_class) == object_order.end()) {
-      object_order.push_back(e.aligned_class);
+  std::vector<int64_t> missing = PySet::from_list(gt).difference(included).items();
+  std::vector<int64_t> sorted = missing;
+  std::sort(sorted.begin(), sorted.end());
+  r.quirks.q12_order_differs = missing != sorted;
+  if (options_.protocol != PromptProtocol::paper) missing = sorted;
+  for (int64_t c : missing) {
+    if (c < 0 || c >= static_cast<int64_t>(synonyms_.size()) || synonyms_[c].empty()) {
+      fail("ground-truth class {} has no name to add to the prompt as a missing class", c);
     }
+    Entity ent;
+    ent.prompt = synonyms_[c][0];
+    r.entities.push_back(ent);
   }
+}
 
-  // 6. tokens
-  r.tokens = tokenizer_.encode(r.caption);
+namespace {
 
-  // 7. character spans (code points)
+// Where each part of the token list starts, and its global token. A joint tokenizer (SD3.5: CLIP then T5 on one key
+// axis) gives its parts' lists one after the other; another tokenizer is one part.
+struct TokenPart {
+  int64_t begin;
+  std::string global;
+};
+
+std::vector<TokenPart> token_parts(const TextTokenizer& tokenizer) {
+  auto global_of = [](const std::string& name) { return std::string(name == "t5" ? "<eos>" : "<sos>"); };
+  std::vector<TokenPart> parts;
+  if (const auto* joint = dynamic_cast<const JointTokenizer*>(&tokenizer)) {
+    int64_t begin = 0;
+    for (const auto& p : joint->parts()) {
+      parts.push_back({begin, global_of(p->name())});
+      begin += p->max_length();
+    }
+  } else {
+    parts.push_back({0, global_of(tokenizer.name())});
+  }
+  return parts;
+}
+
+// Step 7: entity spans in code points (first occurrence under paper, Q4; own position under standard), then every
+// token's entity (-1: none) by the paper's cursor; fills r.global_token_ids and the Q4 span count.
+std::vector<int64_t> token_entities(PromptResult& r, const std::vector<TokenPart>& parts, bool paper) {
   const std::u32string cap = utf8_to_u32(r.caption);
   int64_t seq = 0;
   for (auto& e : r.entities) {
@@ -309,10 +314,17 @@ PromptResult PromptBuilder::build(const std::string& raw_caption, const std::vec
   const int64_t n_tok = static_cast<int64_t>(r.tokens.size());
   std::vector<int64_t> token_entity(n_tok, -1);
   int64_t cursor = 0;
-  const std::string global = tokenizer_.name() == "t5" ? "<eos>" : "<sos>";
+  size_t part = 0;
   for (int64_t t = 0; t < n_tok; ++t) {
+    if (part + 1 < parts.size() && t == parts[part + 1].begin) {
+      ++part;
+      // The paper's captioner scans a joint list (its Hunyuan BERT|T5 axis) with one cursor, which is back at 0
+      // only when the first part reached the caption's end (not so when it was truncated); standard: every part
+      // starts at the caption's start.
+      if (!paper) cursor = 0;
+    }
     const TextToken& tok = r.tokens[t];
-    if (tok.text == global) r.global_token_ids.push_back(t);
+    if (tok.text == parts[part].global) r.global_token_ids.push_back(t);
     if (!tok.special) {
       const std::u32string tu = utf8_to_u32(tok.text);
       const int64_t start = cursor + py_find(cap, cursor, tu);
@@ -329,12 +341,16 @@ PromptResult PromptBuilder::build(const std::string& raw_caption, const std::vec
     }
     if (cursor == static_cast<int64_t>(cap.size())) cursor = 0;
   }
+  return token_entity;
+}
 
-  // 8. outputs
+// Step 8: objects in alignment order, background objects in order of first token, the rescaling set.
+void group_tokens(PromptResult& r, const std::vector<int64_t>& token_entity, const std::vector<int64_t>& object_order,
+                  bool paper) {
   std::vector<std::vector<int64_t>> object_tokens(object_order.size());
   std::vector<int64_t> bg_entities;
   std::vector<std::vector<int64_t>> bg_tokens;
-  for (int64_t t = 0; t < n_tok; ++t) {
+  for (int64_t t = 0; t < static_cast<int64_t>(token_entity.size()); ++t) {
     const int64_t k = token_entity[t];
     if (k < 0) continue;
     r.groups.rescaling_token_ids.push_back(t);
@@ -361,6 +377,35 @@ PromptResult PromptBuilder::build(const std::string& raw_caption, const std::vec
     r.groups.objects.push_back({object_order[i], object_tokens[i]});
   }
   r.groups.background_objects = bg_tokens;
+}
+
+}  // namespace
+
+PromptResult PromptBuilder::build(const std::string& raw_caption, const std::vector<int64_t>& gt) const {
+  const bool paper = options_.protocol == PromptProtocol::paper;
+  PromptResult r;
+  // 1. cleanup
+  std::string caption = raw_caption;
+  if (caption.empty()) fail("empty caption");
+  if (caption.back() == '.') caption.pop_back();
+  if (options_.add_background_token) caption += ", background";
+  caption = py_lower(caption);
+  // 2, 3. entities; 4. missing classes
+  split_entities(caption, gt, r);
+  if (options_.add_missing_class) add_missing_classes(gt, r);
+  for (size_t i = 0; i < r.entities.size(); ++i) r.caption += (i ? ", " : "") + r.entities[i].prompt;
+  // 5. alignment; objects keep the order of their first aligned entity
+  std::vector<int64_t> object_order;
+  for (auto& e : r.entities) {
+    e.aligned_class = entity_class(e, gt);
+    if (e.aligned_class >= 0 &&
+        std::find(object_order.begin(), object_order.end(), e.aligned_class) == object_order.end()) {
+      object_order.push_back(e.aligned_class);
+    }
+  }
+  // 6. tokens (a joint tokenizer's parts one after the other), 7. spans and token entities, 8. outputs
+  r.tokens = tokenizer_.encode(r.caption);
+  group_tokens(r, token_entities(r, token_parts(tokenizer_), paper), object_order, paper);
   return r;
 }
 

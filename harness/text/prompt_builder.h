@@ -51,7 +51,8 @@ struct PromptResult {
   std::vector<TextToken> tokens;       // padded, as the tokenizer gave them
   std::vector<Entity> entities;
   TokenGroups groups;
-  std::vector<int64_t> global_token_ids;  // <sos> (CLIP) or <eos> (T5) positions; unused by the method
+  std::vector<int64_t> global_token_ids;  // <sos> (CLIP) or <eos> (T5) positions, every part's for a joint
+                                          // tokenizer (joint_tokenizer.h); unused by the method
   QuirkHits quirks;
 };
 
@@ -73,6 +74,9 @@ class PromptBuilder {
 
  private:
   int64_t first_hit(const std::string& member, const std::vector<int64_t>& gt) const;
+  int64_t entity_class(const Entity& e, const std::vector<int64_t>& gt) const;  // first hitting member's class
+  void split_entities(const std::string& caption, const std::vector<int64_t>& gt, PromptResult& r) const;
+  void add_missing_classes(const std::vector<int64_t>& gt, PromptResult& r) const;
 
   std::vector<std::vector<std::string>> synonyms_;
   const TextTokenizer& tokenizer_;

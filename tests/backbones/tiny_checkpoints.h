@@ -12,6 +12,8 @@
 //   sdxl          3 levels, transformer depth 1/2/10, 70 cross blocks        channels 8/16/32, 2/2/4 heads
 //   pixart-sigma  28 transformer blocks, patch 2                             2 heads x 8
 //   flux          19 double-stream + 38 single-stream blocks                 2 heads x 16, rope axes 4/6/6
+//   sd35-medium   24 MMDiT blocks (0-12 with image-only attention)           2 heads x 8
+//   sd35-large    38 MMDiT blocks                                           2 heads x 8
 //
 // The smallest image keeping every captured layer of SD1.5 is 64 (latent 8: the UNet's 3 downsamplings reach 1x1);
 // the tests use kTinyImageSize = 64 for all four (the paper's 512/1024 are too slow for CI on 2 CPU cores).
@@ -184,12 +186,57 @@ inline std::string write_structural_flux(const std::filesystem::path& root, uint
   return root.string();
 }
 
-// The checkpoint of `kind` (sd15, sdxl, pixart-sigma, flux) under `root`.
+// Stable Diffusion 3.5 Medium (24 blocks, image-only attention in blocks 0-12) or Large (38 blocks), QK RMSNorm,
+// 2 heads x 8; CLIP-L and CLIP-G with projections (real CLIP tokenizer files in tokenizer/ and tokenizer_2/), T5 as
+// text_encoder_3 with tokenizer_3/spiece.model; 16-channel VAE with shift, no quant convs (the published layout).
+inline std::string write_structural_sd35(const std::filesystem::path& root, bool large, uint64_t seed = 141) {
+  namespace fs = std::filesystem;
+  fs::create_directories(root);
+  write_json(root / "model_index.json", {{"_class_name", "StableDiffusion3Pipeline"}});
+  nlohmann::json dual = nlohmann::json::array();
+  if (!large)
+    for (int i = 0; i <= 12; ++i) dual.push_back(i);
+  write_json(root / "transformer" / "config.json",
+             {{"_class_name", "SD3Transformer2DModel"}, {"sample_size", 128}, {"patch_size", 2}, {"in_channels", 16},
+              {"num_layers", large ? 38 : 24}, {"attention_head_dim", 8}, {"num_attention_heads", 2},
+              {"joint_attention_dim", 32}, {"caption_projection_dim", 16}, {"pooled_projection_dim", 32},
+              {"out_channels", 16}, {"pos_embed_max_size", 8}, {"dual_attention_layers", dual},
+              {"qk_norm", "rms_norm"}});
+  write_json(root / "scheduler" / "scheduler_config.json",
+             {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0}});
+  {
+    auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
+    Sd3Transformer m(ws, Sd3Config::from_json((root / "transformer" / "config.json").string()));
+    save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
+  }
+  write_structural_vae(root / "vae", structural_vae_json(16, 1.5305, 0.0609, false), seed + 1);
+  for (const auto& [comp, bigg, s] :
+       {std::tuple{"text_encoder", false, seed + 2}, std::tuple{"text_encoder_2", true, seed + 3}}) {
+    auto j = tiny_clip_json(bigg);
+    j["architectures"] = {"CLIPTextModelWithProjection"};
+    j["projection_dim"] = 16;
+    j["vocab_size"] = kClipVocab;
+    j["max_position_embeddings"] = kClipPositions;
+    write_json(root / comp / "config.json", j);
+    auto ws = WeightStore::random_init(s, 0.1, at::kFloat, at::Device(at::kCPU));
+    ClipTextModel m(ClipTextConfig::from_json((root / comp / "config.json").string()), ws);
+    save_safetensors((root / comp / "model.safetensors").string(), ws.tensors());
+  }
+  write_t5(root / "text_encoder_3", 32, seed + 4, kTinyT5Vocab);
+  install_clip_vocab_merges(root, "tokenizer");
+  install_clip_vocab_merges(root, "tokenizer_2");
+  install_t5_spiece(root, "tokenizer_3");
+  return root.string();
+}
+
+// The checkpoint of `kind` (sd15, sdxl, pixart-sigma, flux, sd35-medium, sd35-large) under `root`.
 inline std::string write_structural_checkpoint(const std::string& kind, const std::filesystem::path& root) {
   if (kind == "sd15") return write_structural_sd15(root);
   if (kind == "sdxl") return write_structural_sdxl(root);
   if (kind == "pixart-sigma") return write_structural_pixart(root);
   if (kind == "flux") return write_structural_flux(root);
+  if (kind == "sd35-medium") return write_structural_sd35(root, false);
+  if (kind == "sd35-large") return write_structural_sd35(root, true);
   throw std::invalid_argument("no structural tiny checkpoint for backbone kind '" + kind + "'");
 }
 

@@ -25,8 +25,6 @@ ALLOWED = {
         150, "numeric kernel: the lattice construction of Adams et al. (scale, nearest remainder-0 point, rank, "
         "barycentric weights, vertex hash, blur neighbours) as one pass over the points in the paper's step order, "
         "where each step's exact rounding and accumulation order is a result (baselines/permutohedral.h)"),
-    # Being changed for SD3.5 by another branch at the time of the split; to be split once that has landed.
-    "harness/text/prompt_builder.cpp:gb::text::PromptBuilder::build": (158, "not split yet (SD3.5 work in this file)"),
 }
 
 
