@@ -6,6 +6,9 @@
 #include "harness/backbones/recorder.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
+#include "harness/core/log.h"
+#include "harness/core/torch_compat.h"
+#include "harness/core/trace.h"
 #include "harness/text/joint_tokenizer.h"
 #include "harness/text/t5_tokenizer.h"
 
@@ -92,7 +95,7 @@ at::Tensor token_ids(const TextTokenizer& tok, const std::vector<std::string>& p
 Sd3Backbone::Sd3Backbone(const CheckpointFolder& folder, const BackboneOptions& options, Sd3Variant variant)
     : variant_(variant), options_(options), device_(options.torch_device()),
       dtype_(options.resolve_dtype(sd3_defaults().gpu_dtype)) {
-  // text_encoder: keep only and no t5_int8 (registry schema, check_options).
+  // text_encoder: keep, offload (T5 parked in host memory) or free; no t5_int8 (registry schema, check_options).
   auto tcfg = Sd3Config::from_json(folder.file("transformer"));
   auto vcfg = VaeConfig::from_json(folder.file("vae"));
   auto lcfg = ClipTextConfig::from_json(folder.file("text_encoder"));
@@ -130,7 +133,17 @@ Sd3Backbone::Sd3Backbone(const CheckpointFolder& folder, const BackboneOptions& 
   vae_ = load("vae", [&](const WeightStore& ws) { return std::make_unique<VaeEncoder>(vcfg, ws); });
   clip_l_ = load("text_encoder", [&](const WeightStore& ws) { return std::make_unique<ClipTextModel>(lcfg, ws); });
   clip_g_ = load("text_encoder_2", [&](const WeightStore& ws) { return std::make_unique<ClipTextModel>(gcfg, ws); });
-  t5_ = load("text_encoder_3", [&](const WeightStore& ws) { return std::make_unique<T5Encoder>(ws, ecfg); });
+  clip_positions_ = lcfg.max_position_embeddings;
+  clip_eos_ = lcfg.vocab_size - 1;
+  {  // text_encoder: offload parks T5 (the largest encoder by far) in (pinned) host memory; it visits the device
+     // for each encode. CLIP-L and CLIP-G stay on the device, as Flux's CLIP.
+    const bool offload = options.text_encoder == TextEncoderResidency::offload;
+    auto ws = WeightStore::open_component(folder.root(), "text_encoder_3", dtype_,
+                                          offload ? at::Device(at::kCPU) : device_, options.variant);
+    t5_ = std::make_unique<T5Encoder>(ws, ecfg);
+    ws.finish();
+    if (offload && device_.is_cuda()) t5_ = std::make_unique<T5Encoder>(t5_->to(at::kCPU, /*pin=*/true));
+  }
 
   t5_tokenizer_ = options.tokenizer;
   const fs::path root(folder.root());
@@ -155,7 +168,7 @@ void Sd3Backbone::rebuild_tokenizer() {
 }
 
 int64_t Sd3Backbone::text_length() const {
-  return (clip_tokenizer_ ? clip_tokenizer_->max_length() : clip_l_->config().max_position_embeddings) +
+  return (clip_tokenizer_ ? clip_tokenizer_->max_length() : clip_positions_) +
          (t5_tokenizer_ ? t5_tokenizer_->max_length() : kSd3T5Length);
 }
 
@@ -174,15 +187,22 @@ const TextTokenizer& Sd3Backbone::tokenizer() const {
 
 Sd3Backbone::Text Sd3Backbone::encode(const at::Tensor& clip_ids_in, const at::Tensor& t5_ids) const {
   c10::InferenceMode guard;
+  if (!t5_) fail("{}: the text encoders were freed (text_encoder: free)", kind());
   const at::Tensor ids = clip_ids_in.to(device_, at::kLong);
   // tokenizer_2 pads with "!" (0) where tokenizer pads with EOS (the last vocabulary id); the BPE is the same.
-  const int64_t eos = clip_l_->config().vocab_size - 1;
-  auto after_first_eos = ids.eq(eos).to(at::kInt).cumsum(1).gt(0);
+  auto after_first_eos = ids.eq(clip_eos_).to(at::kInt).cumsum(1).gt(0);
   auto first_eos = after_first_eos.to(at::kInt).cumsum(1).eq(1) & after_first_eos;
   auto ids2 = ids.masked_fill(after_first_eos & first_eos.logical_not(), 0);
   auto l = clip_l_->forward(ids, true);
   auto g = clip_g_->forward(ids2, true);
-  at::Tensor t5 = (*t5_)(t5_ids.to(device_, at::kLong)).to(dtype_);  // no attention mask, as the pipeline
+  const at::Tensor tids = t5_ids.to(device_, at::kLong);
+  at::Tensor t5;  // no attention mask, as the pipeline
+  if (t5_->device() != device_) {  // offloaded: a device copy for this encode only
+    const T5Encoder on_device = t5_->to(device_);
+    t5 = on_device(tids).to(dtype_);
+  } else {
+    t5 = (*t5_)(tids).to(dtype_);
+  }
   at::Tensor clip = at::cat({l.penultimate, g.penultimate}, -1).to(dtype_);
   clip = at::constant_pad_nd(clip, {0, t5.size(-1) - clip.size(-1)});
   Text text;
@@ -191,12 +211,54 @@ Sd3Backbone::Text Sd3Backbone::encode(const at::Tensor& clip_ids_in, const at::T
   return text;
 }
 
+void Sd3Backbone::release_text_encoders() {
+  t5_.reset();
+  clip_l_.reset();
+  clip_g_.reset();
+  if (device_.is_cuda()) compat::cuda_empty_cache();
+}
+
+void Sd3Backbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
+  if (options_.text_encoder != TextEncoderResidency::free) return;
+  if (t5_) tokenizer();  // the error when a tokenizer is missing
+  text_cache_.fill(prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& chunk) {
+    const Text t = encode(token_ids(*clip_tokenizer_, chunk), token_ids(*t5_tokenizer_, chunk));
+    return PromptConditioningCache::Rows{{"states", t.states}, {"pooled", t.pooled}};
+  }, kind());
+  if (!t5_) return;
+  log::info("{}: encoded {} prompts ({:.1f} MiB of host memory); text encoders freed (text_encoder: free)", kind(),
+            text_cache_.size(), text_cache_.bytes() / 1048576.0);
+  release_text_encoders();
+}
+
+Sd3Backbone::Text Sd3Backbone::encode_prompts(const std::vector<std::string>& prompts) {
+  Text text;
+  if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier call)
+    auto rows = text_cache_.gather(prompts, device_, kind());
+    text.states = rows.at("states");
+    text.pooled = rows.at("pooled");
+    return text;
+  }
+  tokenizer();  // the error when a tokenizer is missing
+  text = encode(token_ids(*clip_tokenizer_, prompts), token_ids(*t5_tokenizer_, prompts));
+  if (options_.text_encoder == TextEncoderResidency::free) {
+    text_cache_.store(prompts, {{"states", text.states}, {"pooled", text.pooled}});
+    release_text_encoders();
+  }
+  return text;
+}
+
 Capture Sd3Backbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
   if (batch.prompts.size() != batch.images.size())
     fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
-  tokenizer();  // the error when a tokenizer is missing
-  return capture_ids(batch.images, token_ids(*clip_tokenizer_, batch.prompts), token_ids(*t5_tokenizer_, batch.prompts),
-                     batch.ids, batch.seed, spec);
+  if (batch.images.empty()) fail("{}: empty batch", kind());
+  check_capture_keys(spec, layer_names_, kind());
+  auto t0 = std::chrono::steady_clock::now();
+  gb::trace::Span text_span("text");
+  const Text text = encode_prompts(batch.prompts);
+  const double text_s = seconds_since(t0, device_);
+  text_span.end();
+  return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
 }
 
 Capture Sd3Backbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& clip_ids,
@@ -212,8 +274,10 @@ Capture Sd3Backbone::capture_ids(const std::vector<at::Tensor>& images, const at
     fail("{}: {} CLIP + {} T5 ids, but the captures are laid out for {} text tokens", kind(), clip_ids.size(1),
          t5_ids.size(1), text_length());
   check_capture_keys(spec, layer_names_, kind());
+  if (!t5_) fail("{}: the text encoders were freed (text_encoder: free); token-id replay needs them", kind());
   auto t0 = std::chrono::steady_clock::now();
   const Text text = encode(clip_ids, t5_ids);
+  if (options_.text_encoder == TextEncoderResidency::free) release_text_encoders();
   return capture_text(images, text, image_ids, seed, spec, seconds_since(t0, device_));
 }
 
@@ -262,6 +326,7 @@ BackboneKind sd3_kind(Sd3Variant v) {
   BackboneKind k;
   k.kind = to_string(v);
   k.defaults = sd3_defaults();
+  k.text_encoder_modes = {TextEncoderResidency::keep, TextEncoderResidency::offload, TextEncoderResidency::free};
   k.pipeline_classes = {"StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline"};
   k.load = [v](const std::optional<CheckpointFolder>& f, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
     return std::make_unique<Sd3Backbone>(*f, o, v);

@@ -18,6 +18,7 @@
 #include "harness/backbones/registry.h"
 #include "harness/backbones/sd3_transformer.h"
 #include "harness/backbones/t5_encoder.h"
+#include "harness/backbones/text_cache.h"
 #include "harness/backbones/vae.h"
 
 #include <memory>
@@ -60,11 +61,21 @@ class Sd3Backbone : public Backbone {
   // The same pass from token ids: CLIP-L ids [B, 77] (tokenizer_2's are derived from them) and T5 ids [B, 256].
   Capture capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& clip_ids, const at::Tensor& t5_ids,
                       const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec);
+  // text_encoder: free — encodes the prompts not cached yet (`batch_size` at a time), keeps their joint states and
+  // pooled vectors in host memory and frees CLIP-L, CLIP-G and T5. A no-op in the other modes.
+  void prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) override;
+  bool text_encoders_loaded() const { return t5_ != nullptr; }
+  const PromptConditioningCache& text_cache() const { return text_cache_; }
 
   struct Text {
     at::Tensor states, pooled;  // [B, 77 + T, joint_attention_dim], [B, 2048], model dtype, on the device
   };
+  // From ids (text_encoder: keep or offload, or free before the encoders are released); under offload T5 visits
+  // the device for this call only.
   Text encode(const at::Tensor& clip_ids, const at::Tensor& t5_ids) const;
+  // The prompts' conditioning: encoded, or under text_encoder: free from the host cache once the encoders are gone
+  // (the first call of a free backbone without prepare_prompts encodes, caches, then frees).
+  Text encode_prompts(const std::vector<std::string>& prompts);
 
   const Sd3Transformer& transformer() const { return *transformer_; }
   const VaeEncoder& vae() const { return *vae_; }
@@ -75,6 +86,7 @@ class Sd3Backbone : public Backbone {
 
  private:
   void rebuild_tokenizer();
+  void release_text_encoders();
   Capture capture_text(const std::vector<at::Tensor>& images, const Text& text,
                        const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,
                        double text_seconds);
@@ -88,8 +100,11 @@ class Sd3Backbone : public Backbone {
   std::unique_ptr<ClipTextModel> clip_l_, clip_g_;
   std::unique_ptr<T5Encoder> t5_;
   Sd3Noising plan_;
+  int64_t clip_positions_ = kSd3ClipLength;  // CLIP-L's max_position_embeddings
+  int64_t clip_eos_ = 0;                     // CLIP-L's EOS id (its last vocabulary id)
   std::shared_ptr<const TextTokenizer> clip_tokenizer_, t5_tokenizer_, tokenizer_;
   std::set<std::string> layer_names_;
+  PromptConditioningCache text_cache_;
 };
 
 // Registry entries (registry.cpp) and their memory model (sd3_memory.cpp).

@@ -1,6 +1,7 @@
 // The memory model of the SD3.5 backbones (sd3_backbone.cpp, sd3_transformer.cpp): transformer, VAE in the model
-// dtype, CLIP-L, CLIP-G and T5 (`wo` fp32), all resident (text_encoder: keep only); joint attention over image +
-// 77 + 256 text tokens in head groups of a bounded score chunk, as Flux's (flux_memory.cpp).
+// dtype, CLIP-L, CLIP-G and T5 (`wo` fp32; T5 parked in host memory under text_encoder: offload, all three freed
+// under free); joint attention over image + 77 + 256 text tokens in head groups of a bounded score chunk, as Flux's
+// (flux_memory.cpp).
 #include "harness/backbones/memory_parts.h"
 #include "harness/backbones/sd3_backbone.h"
 #include "harness/core/strings.h"
@@ -39,10 +40,10 @@ class Sd3MemoryModel : public MemoryModel {
       mem::check_headers(*folder_, "text_encoder_2", dtype, clip_g);
       mem::check_headers(*folder_, "text_encoder_3", dtype, [&](const WeightStore& ws) { T5Encoder m(ws, t5_); });
     }
-    // Every text encoder stays resident (the backbone takes text_encoder: keep only).
+    // CLIP-L and CLIP-G are freed with T5 under `free` and stay on the device under `offload` (T5 is parked).
     return {mem::component("transformer", dtype, transformer, false), mem::component("vae", dtype, vae, false),
-            mem::component("text_encoder", dtype, clip_l, false),
-            mem::component("text_encoder_2", dtype, clip_g, false),
+            mem::component("text_encoder", dtype, clip_l, true),
+            mem::component("text_encoder_2", dtype, clip_g, true),
             mem::t5_component("text_encoder_3", t5_, dtype, t5_int8)};
   }
 

@@ -19,8 +19,8 @@ void add_backbone_flags(CLI::App* sub, BackboneFlags& f, unsigned which, const s
   if (which & kVariant) sub->add_option("--variant", f.variant, "Weight variant, e.g. fp16");
   if (which & kTextEncoder)
     sub->add_option("--text-encoder", f.text_encoder,
-                    "keep | offload | free: where T5 lives once the prompts are encoded (pixart-sigma, flux; free "
-                    "drops it before the VAE and the transformer run)");
+                    "keep | offload | free: where T5 lives once the prompts are encoded (the PixArt kinds, flux, "
+                    "sd35-*; free drops the text encoders before the VAE and the transformer run)");
   if (which & kT5Int8)
     sub->add_option("--t5-int8", f.t5_int8, "on | off: Flux's T5 in LLM.int8 as the paper (default on for 16-bit compute)");
 }

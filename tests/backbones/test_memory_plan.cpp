@@ -148,11 +148,13 @@ const Folders& folders() {
 }
 
 std::unique_ptr<gb::Backbone> open_tiny(const std::string& kind, at::ScalarType dtype,
-                                        std::optional<at::ScalarType> store = std::nullopt) {
+                                        std::optional<at::ScalarType> store = std::nullopt,
+                                        TextEncoderResidency text_encoder = TextEncoderResidency::keep) {
   BackboneOptions o;
   o.image_size = 16;
   o.dtype = dtype;
   o.store_dtype = store;
+  o.text_encoder = text_encoder;
   if (kind == "flux") o.t5_int8 = false;
   if (kind == "flux" || is_pixart(kind) || is_sd3(kind))
     o.tokenizer = std::make_shared<tiny::WordTokenizer>("t5", 6, false, 40);
@@ -305,6 +307,42 @@ INSTANTIATE_TEST_SUITE_P(Tiny, MemoryPlanTiny,
 
 // With a folder the component graphs are checked against the checkpoint headers (no data read): a config that
 // disagrees with the weights is the loader's UserError naming the file.
+// text_encoder: free on SD3.5 — once the prompts are encoded, the load keeps exactly the weights the plan's VAE and
+// denoiser phases hold (CLIP-L, CLIP-G and T5 destroyed), besides the host cache of the prompts' conditioning.
+TEST(MemoryPlanResidency, Sd35FreedEncodersLeaveTheDenoiserPhaseWeights) {
+  for (const std::string kind : {"sd35-medium", "sd35-large"}) {
+    for (auto dtype : {at::kFloat, at::kBFloat16}) {
+      int64_t cache = 0;
+      const int64_t kept = retained_bytes([&] {
+        auto bb = open_tiny(kind, dtype, std::nullopt, TextEncoderResidency::free);
+        auto& sd3 = dynamic_cast<Sd3Backbone&>(*bb);
+        sd3.prepare_prompts({"cat", "a red car"}, 2);
+        EXPECT_FALSE(sd3.text_encoders_loaded());
+        cache = sd3.text_cache().bytes();
+        return bb;
+      });
+      MemoryPlanOptions o;
+      o.kind = kind;
+      o.folder = folders().of(kind);
+      o.device = "cpu";
+      o.dtype = dtype;
+      o.image_size = 16;
+      for (auto mode : {TextEncoderResidency::keep, TextEncoderResidency::offload, TextEncoderResidency::free}) {
+        o.text_encoder = mode;
+        const auto plan = plan_memory(o, 1);
+        const int64_t all = plan.weight_bytes();
+        const int64_t t5 = component(plan.weights, "text_encoder_3").bytes;
+        const int64_t clips = component(plan.weights, "text_encoder").bytes + component(plan.weights, "text_encoder_2").bytes;
+        EXPECT_EQ(plan.phases[0].weights, all);  // every mode encodes with the encoders on the device
+        const int64_t want = mode == TextEncoderResidency::keep ? all : mode == TextEncoderResidency::offload ? all - t5
+                                                                                                              : all - t5 - clips;
+        EXPECT_EQ(plan.phases[2].weights, want) << kind;
+        if (mode == TextEncoderResidency::free) EXPECT_EQ(kept - cache, plan.phases[2].weights) << kind;
+      }
+    }
+  }
+}
+
 TEST(MemoryPlanFolder, ConfigDisagreeingWithTheWeightsIsAUserError) {
   const fs::path copy = fs::temp_directory_path() / ("gb_memplan_bad_" + std::to_string(::getpid()));
   fs::remove_all(copy);
