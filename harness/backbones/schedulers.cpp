@@ -305,6 +305,7 @@ int64_t begin_index(const std::vector<double>& ts) {
 class PndmSampler : public SamplingScheduler {
  public:
   explicit PndmSampler(SchedulerConfig c) : SamplingScheduler(std::move(c)) {
+    v_ = config_.prediction_type == "v_prediction";
     ac_ = alphas_cumprod(config_);
     final_ = config_.set_alpha_to_one ? f32(1.0) : ac_[0];
   }
@@ -355,6 +356,8 @@ class PndmSampler : public SamplingScheduler {
     at::Tensor a_prev = prev_timestep >= 0 ? ac_[prev_timestep] : final_;
     at::Tensor b_t = 1 - a_t;
     at::Tensor b_prev = 1 - a_prev;
+    // v_prediction: ε = √ᾱ_t v + √(1 − ᾱ_t) x_t on the combined PLMS output and the sample this step uses.
+    if (v_) model_output = a_t.pow(0.5) * model_output + b_t.pow(0.5) * sample;
     at::Tensor sample_coeff = (a_prev / a_t).pow(0.5);
     at::Tensor denom = a_t * b_prev.pow(0.5) + (a_t * b_t * a_prev).pow(0.5);
     at::Tensor prev = sample_coeff * sample - (a_prev - a_t) * model_output / denom;
@@ -367,11 +370,13 @@ class PndmSampler : public SamplingScheduler {
   at::Tensor ac_, final_, cur_sample_;
   std::vector<at::Tensor> ets_;
   int64_t counter_ = 0, n_ = 1;
+  bool v_ = false;
 };
 
 class DdimSampler : public SamplingScheduler {
  public:
   explicit DdimSampler(SchedulerConfig c) : SamplingScheduler(std::move(c)) {
+    v_ = config_.prediction_type == "v_prediction";
     ac_ = alphas_cumprod(config_);
     final_ = config_.set_alpha_to_one ? f32(1.0) : ac_[0];
   }
@@ -389,12 +394,18 @@ class DdimSampler : public SamplingScheduler {
     at::Tensor a_t = ac_[timestep];
     at::Tensor a_prev = prev_timestep >= 0 ? ac_[prev_timestep] : final_;
     at::Tensor b_t = 1 - a_t;
-    at::Tensor x0 = (sample - b_t.pow(0.5) * model_output) / a_t.pow(0.5);
+    at::Tensor x0, eps = model_output;
+    if (v_) {
+      x0 = a_t.pow(0.5) * sample - b_t.pow(0.5) * model_output;
+      eps = a_t.pow(0.5) * model_output + b_t.pow(0.5) * sample;
+    } else {
+      x0 = (sample - b_t.pow(0.5) * model_output) / a_t.pow(0.5);
+    }
     if (config_.clip_sample) x0 = x0.clamp(-config_.clip_sample_range, config_.clip_sample_range);
     at::Tensor b_prev = 1 - a_prev;
     at::Tensor variance = (b_prev / b_t) * (1 - a_t / a_prev);
     at::Tensor std_dev_t = 0.0 * variance.pow(0.5);
-    at::Tensor direction = (1 - a_prev - std_dev_t.pow(2)).pow(0.5) * model_output;
+    at::Tensor direction = (1 - a_prev - std_dev_t.pow(2)).pow(0.5) * eps;
     ++step_index_;
     return a_prev.pow(0.5) * x0 + direction;
   }
@@ -402,6 +413,7 @@ class DdimSampler : public SamplingScheduler {
  private:
   at::Tensor ac_, final_;
   int64_t n_ = 1;
+  bool v_ = false;
 };
 
 class EulerSampler : public SamplingScheduler {
@@ -432,7 +444,10 @@ class EulerSampler : public SamplingScheduler {
     at::Tensor sample = sample_in.to(at::kFloat);
     at::Tensor sigma = f32(sigmas_.at(static_cast<size_t>(step_index_)));
     at::Tensor sigma_hat = sigma * (0.0 + 1);  // s_churn = 0: gamma = 0
-    at::Tensor x0 = sample - sigma_hat * model_output;
+    // v_prediction: denoised = model_output · c_out + input · c_skip.
+    at::Tensor x0 = config_.prediction_type == "v_prediction"
+                        ? model_output * (-sigma / (sigma.pow(2) + 1).pow(0.5)) + (sample / (sigma.pow(2) + 1))
+                        : sample - sigma_hat * model_output;
     at::Tensor derivative = (sample - x0) / sigma_hat;
     at::Tensor dt = f32(sigmas_.at(static_cast<size_t>(step_index_ + 1))) - sigma_hat;
     at::Tensor prev = sample + derivative * dt;
@@ -474,9 +489,11 @@ class DpmSampler : public SamplingScheduler {
     const bool lower_order_final = i == n - 1 && (config_.euler_at_final || (config_.lower_order_final && n < 15) ||
                                                   config_.final_sigmas_type == "zero");
     const bool lower_order_second = i == n - 2 && config_.lower_order_final && n < 15;
-    // convert_model_output (dpmsolver++, epsilon): x0 = (sample - σ_t ε) / α_t, on the un-upcast sample.
+    // convert_model_output (dpmsolver++): epsilon x0 = (sample - σ_t ε) / α_t, v_prediction x0 = α_t sample - σ_t v,
+    // on the un-upcast sample.
     auto [alpha_s0, sigma_s0] = alpha_sigma(i);
-    at::Tensor m = (sample_in - sigma_s0 * model_output_in) / alpha_s0;
+    at::Tensor m = config_.prediction_type == "v_prediction" ? alpha_s0 * sample_in - sigma_s0 * model_output_in
+                                                              : (sample_in - sigma_s0 * model_output_in) / alpha_s0;
     for (size_t k = 0; k + 1 < outputs_.size(); ++k) outputs_[k] = outputs_[k + 1];
     outputs_.back() = m;
     at::Tensor sample = sample_in.to(at::kFloat);
@@ -525,7 +542,11 @@ class FlowMatchSampler : public SamplingScheduler {
   explicit FlowMatchSampler(SchedulerConfig c) : SamplingScheduler(std::move(c)) {}
   void set_timesteps(int64_t n, double mu) override {
     if (n < 1) fail("FlowMatch: {} steps", n);
-    sigmas_ = flow_match_sigmas(n, config_.use_dynamic_shifting, mu, config_.shift);
+    set_sigmas(flow_match_sigmas(n, config_.use_dynamic_shifting, mu, config_.shift));
+  }
+  void set_sigmas(std::vector<float> sigmas) override {
+    if (sigmas.empty()) fail("FlowMatch: no sigmas");
+    sigmas_ = std::move(sigmas);
     timesteps_.clear();
     for (float s : sigmas_) timesteps_.push_back(static_cast<double>(s * static_cast<float>(config_.num_train_timesteps)));
     sigmas_.push_back(0.0f);
@@ -545,6 +566,30 @@ class FlowMatchSampler : public SamplingScheduler {
 }  // namespace
 
 at::Tensor SamplingScheduler::init_noise_sigma() const { return f32(1.0); }
+
+void SamplingScheduler::set_sigmas(std::vector<float>) {
+  throw std::logic_error(config_.class_name + " takes no sigmas (flow matching only)");
+}
+
+std::vector<float> flow_match_default_sigmas(int64_t steps, int64_t num_train_timesteps, double shift) {
+  if (steps < 1) fail("FlowMatch: {} steps", steps);
+  const int64_t n = num_train_timesteps;
+  const float shift_f = static_cast<float>(shift);
+  // __init__: sigmas = shift·s / (1 + (shift − 1)·s) on s = linspace(1, N, N)[::-1] / N, all float32.
+  auto train_sigma = [&](int64_t t) {
+    const float s = static_cast<float>(t) / static_cast<float>(n);
+    return shift_f * s / (1.0f + (shift_f - 1.0f) * s);
+  };
+  const double sigma_max = train_sigma(n), sigma_min = train_sigma(1);
+  // set_timesteps: np.linspace(σmax·N, σmin·N, steps) / N, shifted again in float64, stored as float32.
+  std::vector<float> out;
+  const auto lin = np_linspace(sigma_max * static_cast<double>(n), sigma_min * static_cast<double>(n), steps);
+  for (double t : lin) {
+    const double s = t / static_cast<double>(n);
+    out.push_back(static_cast<float>(shift * s / (1.0 + (shift - 1.0) * s)));
+  }
+  return out;
+}
 
 double flow_match_mu(int64_t image_seq_len, const SchedulerConfig& c) {
   const double m = (c.max_shift - c.base_shift) / static_cast<double>(c.max_image_seq_len - c.base_image_seq_len);
@@ -570,9 +615,6 @@ std::vector<float> flow_match_sigmas(int64_t steps, bool dynamic, double mu, dou
 }
 
 std::unique_ptr<SamplingScheduler> make_sampling_scheduler(const SchedulerConfig& c) {
-  if (c.class_name != "FlowMatchEulerDiscreteScheduler" && c.prediction_type != "epsilon")
-    fail("scheduler {}: sampling with prediction_type '{}' is not supported (epsilon only)", c.class_name,
-         c.prediction_type);
   if (c.class_name == "PNDMScheduler") return std::make_unique<PndmSampler>(c);
   if (c.class_name == "DDIMScheduler") return std::make_unique<DdimSampler>(c);
   if (c.class_name == "EulerDiscreteScheduler") return std::make_unique<EulerSampler>(c);

@@ -7,8 +7,9 @@
 //    (epsilon, v_prediction) does not enter: add_noise and scale_model_input are the same forward process for both.
 // 2. The samplers of `goca-bench generate` (SamplingScheduler): set_timesteps + step() of PNDMScheduler (PLMS with
 //    skip_prk_steps), DDIMScheduler (eta 0), EulerDiscreteScheduler (s_churn 0), DPMSolverMultistepScheduler
-//    (dpmsolver++, order 1-2, midpoint/heun) and FlowMatchEulerDiscreteScheduler (dynamic shift), each mirroring the
-//    reference's arithmetic (fp32 0-dim coefficients, the same upcasts) so that a step is bit-compatible.
+//    (dpmsolver++, order 1-2, midpoint/heun) and FlowMatchEulerDiscreteScheduler (dynamic or fixed shift), each
+//    mirroring the reference's arithmetic (fp32 0-dim coefficients, the same upcasts) so that a step is
+//    bit-compatible. The discrete ones honour prediction_type (epsilon, v_prediction) in step() as diffusers does.
 #include <ATen/core/Tensor.h>
 
 #include <memory>
@@ -90,6 +91,9 @@ class SamplingScheduler {
   // `mu`: the resolution shift of FlowMatch with use_dynamic_shifting (FluxPipeline's calculate_shift); ignored
   // by the others. FlowMatch takes the pipeline's sigmas = linspace(1, 1/N, N).
   virtual void set_timesteps(int64_t num_inference_steps, double mu = 0) = 0;
+  // set_timesteps(sigmas=...) with the final (already shifted) sigmas, as SD3's sampler gets them from
+  // flow_match_default_sigmas; flow matching only (std::logic_error otherwise).
+  virtual void set_sigmas(std::vector<float> sigmas);
   const std::vector<double>& timesteps() const { return timesteps_; }
   bool integer_timesteps() const { return integer_timesteps_; }  // int64 (PNDM, DDIM, DPM) or fp32 (Euler, flow)
   // Initial-noise scale as an fp32 0-dim tensor (1 for all but Euler).
@@ -118,5 +122,8 @@ double flow_match_mu(int64_t image_seq_len, const SchedulerConfig& c);
 // The flow-matching sigmas of N steps (without the appended 0): linspace(1, 1/N, N) as float32, then
 // time_shift(mu) = e^mu / (e^mu + 1/σ - 1) (dynamic) or shift·σ / (1 + (shift - 1) σ), in float32.
 std::vector<float> flow_match_sigmas(int64_t steps, bool dynamic, double mu, double shift);
+// FlowMatchEulerDiscreteScheduler.set_timesteps(N) without sigmas and with a fixed shift (the SD3 pipelines):
+// np.linspace between the shifted training sigmas' ends (as timesteps), / N_train, shifted again, as float32.
+std::vector<float> flow_match_default_sigmas(int64_t steps, int64_t num_train_timesteps, double shift);
 
 }  // namespace gb::bb

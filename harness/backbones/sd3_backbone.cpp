@@ -4,6 +4,7 @@
 #include "harness/backbones/json_config.h"
 #include "harness/backbones/memory_plan.h"
 #include "harness/backbones/recorder.h"
+#include "harness/backbones/schedulers.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
 #include "harness/core/log.h"
@@ -47,21 +48,8 @@ Sd3Noising plan_sd3_noising(const FlowMatchSchedulerConfig& c, int64_t paper_t, 
   if (steps < 1) fail("SD3: num_inference_steps must be positive");
   if (c.use_dynamic_shifting) fail("SD3: use_dynamic_shifting is not supported (SD3.5 uses a fixed shift)");
   const int64_t n = c.num_train_timesteps;
-  const float shift = static_cast<float>(c.shift);
-  // __init__: sigmas = shift·s / (1 + (shift − 1)·s) on s = linspace(1, N, N)[::-1] / N, all float32.
-  auto train_sigma = [&](int64_t t) {
-    const float s = static_cast<float>(t) / static_cast<float>(n);
-    return shift * s / (1.0f + (shift - 1.0f) * s);
-  };
-  const double sigma_max = train_sigma(n), sigma_min = train_sigma(1);
-  // set_timesteps: np.linspace(σmax·N, σmin·N, steps) / N, shifted again in float64, stored as float32.
   Sd3Noising p;
-  const double a = sigma_max * static_cast<double>(n), b = sigma_min * static_cast<double>(n);
-  for (int64_t i = 0; i < steps; ++i) {
-    const double t = steps == 1 ? a : (i == steps - 1 ? b : a + (b - a) / static_cast<double>(steps - 1) * static_cast<double>(i));
-    const double s = t / static_cast<double>(n);
-    p.sigmas.push_back(static_cast<float>(c.shift * s / (1.0 + (c.shift - 1.0) * s)));
-  }
+  p.sigmas = flow_match_default_sigmas(steps, n, c.shift);
   // StableDiffusion3Img2ImgPipeline.get_timesteps.
   const double strength = static_cast<double>(paper_t) / 1000.0;
   const double init = std::min(static_cast<double>(steps) * strength, static_cast<double>(steps));
@@ -80,7 +68,7 @@ at::Tensor Sd3Noising::apply(const at::Tensor& z, const at::Tensor& noise) const
 
 namespace {
 
-at::Tensor token_ids(const TextTokenizer& tok, const std::vector<std::string>& prompts) {
+at::Tensor prompt_ids(const TextTokenizer& tok, const std::vector<std::string>& prompts) {
   std::vector<at::Tensor> rows;
   for (const auto& p : prompts) {
     std::vector<int64_t> ids;
@@ -211,6 +199,22 @@ Sd3Backbone::Text Sd3Backbone::encode(const at::Tensor& clip_ids_in, const at::T
   return text;
 }
 
+std::pair<at::Tensor, at::Tensor> Sd3Backbone::token_ids(const std::vector<std::string>& prompts) const {
+  tokenizer();  // the error when a tokenizer is missing
+  return {prompt_ids(*clip_tokenizer_, prompts), prompt_ids(*t5_tokenizer_, prompts)};
+}
+
+at::Tensor Sd3Backbone::denoise(const Sd3Inputs& in, const CaptureSpec& spec, Capture& cap) const {
+  c10::InferenceMode guard;
+  check_capture_keys(spec, layer_names_, kind());
+  CaptureRecorder rec(spec, cap, options_.store_dtype);
+  cap.batch_size = in.latents.size(0);
+  auto out = (*transformer_)(in, spec.empty() ? nullptr : &rec, true);
+  auto missing = rec.unrecorded();
+  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
+  return out;
+}
+
 void Sd3Backbone::release_text_encoders() {
   t5_.reset();
   clip_l_.reset();
@@ -222,7 +226,7 @@ void Sd3Backbone::prepare_prompts(const std::vector<std::string>& prompts, int64
   if (options_.text_encoder != TextEncoderResidency::free) return;
   if (t5_) tokenizer();  // the error when a tokenizer is missing
   text_cache_.fill(prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& chunk) {
-    const Text t = encode(token_ids(*clip_tokenizer_, chunk), token_ids(*t5_tokenizer_, chunk));
+    const Text t = encode(prompt_ids(*clip_tokenizer_, chunk), prompt_ids(*t5_tokenizer_, chunk));
     return PromptConditioningCache::Rows{{"states", t.states}, {"pooled", t.pooled}};
   }, kind());
   if (!t5_) return;
@@ -240,7 +244,7 @@ Sd3Backbone::Text Sd3Backbone::encode_prompts(const std::vector<std::string>& pr
     return text;
   }
   tokenizer();  // the error when a tokenizer is missing
-  text = encode(token_ids(*clip_tokenizer_, prompts), token_ids(*t5_tokenizer_, prompts));
+  text = encode(prompt_ids(*clip_tokenizer_, prompts), prompt_ids(*t5_tokenizer_, prompts));
   if (options_.text_encoder == TextEncoderResidency::free) {
     text_cache_.store(prompts, {{"states", text.states}, {"pooled", text.pooled}});
     release_text_encoders();

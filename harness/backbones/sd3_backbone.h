@@ -76,6 +76,12 @@ class Sd3Backbone : public Backbone {
   // The prompts' conditioning: encoded, or under text_encoder: free from the host cache once the encoders are gone
   // (the first call of a free backbone without prepare_prompts encodes, caches, then frees).
   Text encode_prompts(const std::vector<std::string>& prompts);
+  // CLIP-L ids [B, 77] (the joint tokenizer's CLIP part) and T5 ids [B, 256] of prompts, as the pipeline tokenizes them.
+  std::pair<at::Tensor, at::Tensor> token_ids(const std::vector<std::string>& prompts) const;
+  // One transformer call on prepared inputs (the sampling loop, harness/generation), recording `spec` into `cap`;
+  // returns the prediction [B, out_channels, H, W].
+  at::Tensor denoise(const Sd3Inputs& in, const CaptureSpec& spec, Capture& cap) const;
+  at::Device device() const { return device_; }
 
   const Sd3Transformer& transformer() const { return *transformer_; }
   const VaeEncoder& vae() const { return *vae_; }

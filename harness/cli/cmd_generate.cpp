@@ -2,7 +2,8 @@
 //  [--steps N] [--scheduler NAME] [--method M.yaml] [--seed S] [--latents FILE.safetensors] [--image-size N]
 //  [--dtype fp32|fp16|bf16] [--device cpu|cuda] [--batch-size B] [--limit N] [--shard i/n] [--resume]`
 // Text-to-image generation with classifier-free guidance (or S-CFG) on a diffusers-layout checkpoint folder
-// (sd15, sdxl, pixart-sigma, flux), as the paper's generation experiment (docs/generation.md):
+// (sd15, sd21, sd21-base, sdxl, pixart-sigma, pixart-sigma-512, pixart-alpha, flux, sd35-medium, sd35-large), as the
+// paper's generation experiment (docs/generation.md):
 //   prompts   .txt (one per line, ids 000000, 000001, … in line order) or .csv with a header (harness/io/prompt_file.h)
 //   selection the first --limit prompts, then shard i of n: every prompt index with index % n == i
 //   noise     per prompt: CPU generator seeded by noise_seed(--seed, id) -> [C, h, w] float32 (independent of
@@ -168,7 +169,7 @@ nlohmann::json settings_json(const Args& a, const std::string& kind, const gb::g
   s["seed"] = a.seed;
   s["latents"] = a.latents.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.latents);
   s["image_size"] = sampler.image_size();
-  s["dtype"] = dtype_name(bo.resolve_dtype(kind == "flux" ? at::kBFloat16 : at::kHalf));
+  s["dtype"] = dtype_name(bo.resolve_dtype(gb::bb::backbone_kind(kind).defaults.gpu_dtype));
   s["device"] = a.device;
   s["batch_size"] = a.batch_size;
   s["limit"] = a.limit;
@@ -236,7 +237,8 @@ void run(const Args& a) {
   j["provenance"] = {{"goca_bench", GB_VERSION},
                      {"git_commit", GB_GIT_COMMIT},
                      {"libtorch", gb::compat::torch_version()},
-                     {"reference", "diffusers 0.32.2 pipelines (StableDiffusion, StableDiffusionXL, PixArtSigma, Flux)"}};
+                     {"reference", "diffusers 0.32.2 pipelines (StableDiffusion, StableDiffusionXL, PixArtSigma, PixArtAlpha, Flux, "
+                                   "StableDiffusion3)"}};
   j["counts"] = {{"prompts", sel.entries.size()}, {"selected", sel.selected.size()}, {"skipped_existing", skipped},
                  {"generated", todo.size()}};
   nlohmann::json st = sampler.stage_seconds();
@@ -254,7 +256,7 @@ void run(const Args& a) {
 void add(CLI::App& app) {
   auto* sub = app.add_subcommand("generate", "Text-to-image generation with CFG or S-CFG (the paper's generation experiment)");
   auto a = std::make_shared<Args>();
-  sub->add_option("--weights", a->weights, "Checkpoint folder (diffusers layout: sd15, sdxl, pixart-sigma, flux)")->required();
+  sub->add_option("--weights", a->weights, "Checkpoint folder (diffusers layout: sd15, sd21, sd21-base, sdxl, pixart-sigma, pixart-sigma-512, pixart-alpha, flux, sd35-medium, sd35-large)")->required();
   sub->add_option("--prompts", a->prompts, "Prompt file: .txt (one per line, ids 000000…) or .csv with a header")->required();
   sub->add_option("--out", a->out, "Output folder: <id>.png and generate.json")->required();
   sub->add_option("--guidance", a->guidance, "cfg (classifier-free guidance) or scfg (S-CFG with GoCA masks)");

@@ -4,6 +4,7 @@
 #include "harness/backbones/flux_backbone.h"
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/pixart_backbone.h"
+#include "harness/backbones/sd3_backbone.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/backbones/weights.h"
 #include "harness/core/errors.h"
@@ -25,14 +26,15 @@ at::Tensor flux_unpack(const at::Tensor& packed, int64_t h, int64_t w) {
   return packed.view({b, h / 2, w / 2, c / 4, 2, 2}).permute({0, 3, 1, 4, 2, 5}).reshape({b, c / 4, h, w});
 }
 
-// Tokens before the padding of each row: T5 rows end in </s> = 1, CLIP rows in the EOS id the row is padded with.
+// Tokens before the padding of each row: T5 rows end in </s> = 1, CLIP rows in their EOS, the largest id of the
+// vocabulary (the row's maximum; SD1.5/SDXL pad with it, SD 2.x with "!" = 0).
 std::vector<int64_t> real_token_counts(const at::Tensor& ids_in, bool t5) {
   auto ids = ids_in.to(at::kCPU, at::kLong).contiguous();
   std::vector<int64_t> out;
   for (int64_t r = 0; r < ids.size(0); ++r) {
     const int64_t* p = ids[r].data_ptr<int64_t>();
     const int64_t n = ids.size(1);
-    const int64_t eos = t5 ? 1 : p[n - 1];
+    const int64_t eos = t5 ? 1 : *std::max_element(p, p + n);
     int64_t k = 0;
     while (k < n && p[k] != eos) ++k;
     out.push_back(std::min(k + 1, n));
@@ -80,8 +82,8 @@ struct TextBatch {
 }  // namespace
 
 int64_t default_steps(const std::string& kind) {
-  if (kind == "pixart-sigma") return 20;
-  if (kind == "flux") return 28;
+  if (kind.rfind("pixart", 0) == 0) return 20;  // PixArtSigmaPipeline, PixArtAlphaPipeline
+  if (kind == "flux" || kind.rfind("sd35", 0) == 0) return 28;  // FluxPipeline, StableDiffusion3Pipeline
   return 50;
 }
 
@@ -92,6 +94,8 @@ struct SamplerModels {
   bb::StableDiffusionBackbone* sd = nullptr;
   bb::PixArtSigmaBackbone* pixart = nullptr;
   bb::FluxBackbone* flux = nullptr;
+  bb::Sd3Backbone* sd3 = nullptr;
+  double sd3_shift = 3.0;  // the scheduler's fixed shift (sd35-*)
   std::unique_ptr<bb::VaeDecoder> vae;
   at::Device device{at::kCPU};
   at::ScalarType dtype = at::kFloat, vae_dtype = at::kFloat;
@@ -109,6 +113,10 @@ TextBatch encode_half(const SamplerModels& m, const PromptTokens& t) {
   } else if (m.pixart) {
     out.mask = t.mask.to(m.device, at::kLong);
     out.states = m.pixart->encode_text(t.ids, t.mask);
+  } else if (m.sd3) {  // StableDiffusion3Pipeline.encode_prompt, the negative prompt "" included
+    auto c = m.sd3->encode(t.clip_ids, t.ids);
+    out.states = c.states;
+    out.pooled = c.pooled;
   } else {
     auto [s, p] = m.flux->encode_text(t.ids, t.clip_ids);
     out.states = s;
@@ -163,7 +171,17 @@ at::Tensor denoise_once(const SamplerModels& m, const at::Tensor& x_in, const at
     in.timestep = tt;
     in.encoder_hidden_states = text.states;
     in.encoder_attention_mask = text.mask;
+    // PixArtAlphaPipeline's resolution / aspect-ratio micro-conditions (sample_size-128 transformers only).
+    m.pixart->add_micro_conditions(in, image_size, image_size);
     return m.pixart->denoise(in, spec, cap);
+  }
+  if (m.sd3) {
+    bb::Sd3Inputs in;
+    in.latents = x_in;
+    in.timestep = tt;  // t.expand(B): the scheduler's float32 σ·1000
+    in.encoder_hidden_states = text.states;
+    in.pooled_projections = text.pooled;
+    return m.sd3->denoise(in, spec, cap);
   }
   const int64_t lat = shape[1];
   bb::FluxInputs in;
@@ -192,30 +210,38 @@ Sampler::Sampler(gb::Backbone& backbone, const std::string& weights, const Sampl
       sched_path, options.scheduler.empty() ? std::string() : bb::scheduler_class_for(options.scheduler));
   steps_ = options.steps > 0 ? options.steps : default_steps(kind_);
   auto vcfg = bb::VaeConfig::from_json(folder.file("vae"));
-  if (kind_ == "sd15" || kind_ == "sdxl") {
-    m.sd = dynamic_cast<bb::StableDiffusionBackbone*>(&backbone);
+  // sd15, sd21, sd21-base, sdxl (StableDiffusionPipeline / XL); pixart-sigma, pixart-sigma-512, pixart-alpha
+  // (PixArtSigmaPipeline / PixArtAlphaPipeline); flux (FluxPipeline); sd35-medium, sd35-large
+  // (StableDiffusion3Pipeline). The kinds share their backbone classes.
+  if ((m.sd = dynamic_cast<bb::StableDiffusionBackbone*>(&backbone))) {
     m.sdxl = kind_ == "sdxl";
     m.dtype = m.sd->dtype();
     image_size_ = m.sd->image_size();
     // StableDiffusionXLPipeline upcasts the VAE for decoding when it is fp16 and force_upcast.
     m.vae_dtype = (m.sdxl && m.dtype == at::kHalf && vcfg.force_upcast) ? at::kFloat : m.dtype;
-  } else if (kind_ == "pixart-sigma") {
-    m.pixart = dynamic_cast<bb::PixArtSigmaBackbone*>(&backbone);
+  } else if ((m.pixart = dynamic_cast<bb::PixArtSigmaBackbone*>(&backbone))) {
     m.dtype = m.vae_dtype = m.pixart->dtype();
     image_size_ = m.pixart->image_size();
-  } else if (kind_ == "flux") {
-    m.flux = dynamic_cast<bb::FluxBackbone*>(&backbone);
-    m.dtype = m.vae_dtype = m.flux->dtype();
-    image_size_ = m.flux->image_size();
+  } else if ((m.flux = dynamic_cast<bb::FluxBackbone*>(&backbone)) ||
+             (m.sd3 = dynamic_cast<bb::Sd3Backbone*>(&backbone))) {
+    m.dtype = m.vae_dtype = m.flux ? m.flux->dtype() : m.sd3->dtype();  // both pipelines decode in their dtype
+    image_size_ = m.flux ? m.flux->image_size() : m.sd3->image_size();
     if (scheduler_.class_name != "FlowMatchEulerDiscreteScheduler")
-      fail("flux: scheduler '{}' cannot drive a flow-matching model (flow-euler)", scheduler_.class_name);
+      fail("{}: scheduler '{}' cannot drive a flow-matching model (flow-euler)", kind_, scheduler_.class_name);
+    if (m.sd3) {
+      if (scheduler_.use_dynamic_shifting)
+        fail_file(sched_path, "{}: use_dynamic_shifting is not supported (SD3.5 uses a fixed shift)", kind_);
+      m.sd3_shift = scheduler_.shift;
+    }
   } else {
-    fail("generate: backbone '{}' cannot generate (sd15, sdxl, pixart-sigma, flux)", kind_);
+    fail("generate: backbone '{}' cannot generate (sd15, sd21, sd21-base, sdxl, pixart-sigma, pixart-sigma-512, "
+         "pixart-alpha, flux, sd35-medium, sd35-large)",
+         kind_);
   }
-  if (!m.sd && !m.pixart && !m.flux) throw std::logic_error("generate: backbone kind/class mismatch");
-  if (kind_ != "flux" && scheduler_.class_name == "FlowMatchEulerDiscreteScheduler")
-    fail("{}: flow-euler is for flow-matching models (flux)", kind_);
-  m.device = m.sd ? m.sd->device() : m.pixart ? m.pixart->device() : m.flux->device();
+  const bool flow = m.flux || m.sd3;
+  if (!flow && scheduler_.class_name == "FlowMatchEulerDiscreteScheduler")
+    fail("{}: flow-euler is for flow-matching models (flux, sd35-*)", kind_);
+  m.device = m.sd ? m.sd->device() : m.pixart ? m.pixart->device() : m.flux ? m.flux->device() : m.sd3->device();
   m.latent_channels = vcfg.latent_channels;
   m.latent = image_size_ / (int64_t(1) << (vcfg.block_out_channels.size() - 1));
   auto ws = bb::WeightStore::open_component(folder.root(), "vae", m.vae_dtype, m.device);
@@ -244,6 +270,10 @@ PromptTokens Sampler::tokenize(const std::vector<std::string>& prompts) const {
     auto [ids, mask] = m.pixart->token_ids(prompts);
     t.ids = ids;
     t.mask = mask;
+  } else if (m.sd3) {
+    auto [clip, t5] = m.sd3->token_ids(prompts);
+    t.ids = t5;
+    t.clip_ids = clip;
   } else {
     t.ids = ids_of(m.flux->tokenizer(), prompts);
     if (!m.flux->clip_tokenizer()) fail("flux: no CLIP tokenizer (tokenizer/vocab.json + merges.txt) for the pooled vector");
@@ -272,6 +302,7 @@ at::Tensor Sampler::generate_tokens(const PromptTokens& cond, const PromptTokens
   const bool cfg_batch = guidance.needs_uncond();
   if (cfg_batch && !uncond.ids.defined() && !m.sdxl) fail("{}: the unconditional tokens are missing", kind_);
   const bool t5 = !m.sd;
+  const bool flow = m.flux || m.sd3;
   const auto dev = at::TensorOptions().device(m.device);
 
   // ---- text ----
@@ -290,9 +321,12 @@ at::Tensor Sampler::generate_tokens(const PromptTokens& cond, const PromptTokens
   // ---- scheduler ----
   auto sched = bb::make_sampling_scheduler(scheduler_);
   const int64_t lat = shape[1];
-  sched->set_timesteps(steps_, kind_ == "flux" ? bb::flow_match_mu((lat / 2) * (shape[2] / 2), scheduler_) : 0.0);
+  if (m.sd3)  // StableDiffusion3Pipeline passes no sigmas: the scheduler's own spacing, fixed shift
+    sched->set_sigmas(bb::flow_match_default_sigmas(steps_, scheduler_.num_train_timesteps, m.sd3_shift));
+  else
+    sched->set_timesteps(steps_, m.flux ? bb::flow_match_mu((lat / 2) * (shape[2] / 2), scheduler_) : 0.0);
   at::Tensor x = latents.to(m.device, m.dtype);
-  if (kind_ != "flux") x = x * sched->init_noise_sigma().to(m.device);
+  if (!flow) x = x * sched->init_noise_sigma().to(m.device);
 
   const auto& ts = sched->timesteps();
   for (size_t i = 0; i < ts.size(); ++i) {

@@ -1,13 +1,17 @@
 #pragma once
-// Text-to-image sampling with classifier-free guidance on the native backbones (sd15, sdxl, pixart-sigma, flux),
-// step for step as diffusers 0.32.2's StableDiffusionPipeline, StableDiffusionXLPipeline, PixArtSigmaPipeline and
-// FluxPipeline do it (docs/generation.md):
+// Text-to-image sampling with classifier-free guidance on the native backbones (sd15, sd21, sd21-base, sdxl,
+// pixart-sigma, pixart-sigma-512, pixart-alpha, flux, sd35-medium, sd35-large), step for step as diffusers 0.32.2's
+// StableDiffusionPipeline, StableDiffusionXLPipeline, PixArtSigmaPipeline, PixArtAlphaPipeline, FluxPipeline and
+// StableDiffusion3Pipeline do it (docs/generation.md):
 //   text:     the prompts and the empty prompt "" through the backbone's text encoders (SDXL: zeros for the
-//             unconditional half, force_zeros_for_empty_prompt);
+//             unconditional half, force_zeros_for_empty_prompt; SD3.5: CLIP-L|G then T5 states and the pooled
+//             projections of both halves);
 //   latents:  the given initial latents [B, C, h, w] (float32 noise) cast to the model dtype, times the
-//             scheduler's init_noise_sigma (not for Flux, whose pipeline packs them as they are);
+//             scheduler's init_noise_sigma (not for the flow-matching pipelines, which take them as they are);
 //   steps:    the CFG batch [uncond, cond] through the denoiser (recording the guidance's capture spec), the
-//             guidance's combine, scheduler.step;
+//             guidance's combine, scheduler.step (which honours the scheduler's prediction_type: SD 2.1 768-v is
+//             v_prediction); PixArt-alpha with its resolution / aspect-ratio micro-conditions; SD3.5 over the
+//             flow-matching scheduler's own sigmas with its fixed shift;
 //   decode:   latents / scaling_factor (+ shift_factor) through the VAE decoder (SDXL: fp32 when force_upcast and
 //             fp16), VaeImageProcessor post-processing to uint8.
 // Flux with plain cfg is guidance-distilled: one pass on the conditional batch with the guidance embedding = G.
@@ -27,21 +31,21 @@ namespace gb::gen {
 
 // Token ids of one half of the CFG batch, as the pipeline's tokenizers produce them.
 struct PromptTokens {
-  at::Tensor ids;       // [B, T] ids of the cross-attended encoder (CLIP tokenizer-1 for sd15/sdxl, T5 otherwise)
-  at::Tensor mask;      // [B, T] T5 attention mask (pixart-sigma), else undefined
-  at::Tensor clip_ids;  // [B, 77] CLIP ids of Flux's pooled vector, else undefined
+  at::Tensor ids;       // [B, T] ids of the cross-attended encoder (CLIP tokenizer-1 for SD, T5 otherwise)
+  at::Tensor mask;      // [B, T] T5 attention mask (PixArt), else undefined
+  at::Tensor clip_ids;  // [B, 77] CLIP ids of Flux's pooled vector and of SD3.5's CLIP-L (CLIP-G's derived), else undefined
   std::vector<std::string> texts;
 };
 
 struct SamplerOptions {
-  int64_t steps = 0;          // 0: the paper's / pipeline's default (sd15 50, sdxl 50, pixart-sigma 20, flux 28)
+  int64_t steps = 0;          // 0: the paper's / pipeline's default (SD 50, PixArt 20, flux and sd35-* 28)
   std::string scheduler;      // "" = the checkpoint's scheduler/scheduler_config.json class
   double guidance_scale = 2.0;
 };
 
 class Sampler {
  public:
-  // `backbone` is a loaded sd15/sdxl/pixart-sigma/flux backbone of the folder `weights`; the VAE decoder and the
+  // `backbone` is a loaded backbone of one of the kinds above, of the folder `weights`; the VAE decoder and the
   // scheduler config are read from the folder.
   Sampler(gb::Backbone& backbone, const std::string& weights, const SamplerOptions& options);
   ~Sampler();
@@ -82,7 +86,8 @@ class Sampler {
   std::map<std::string, double> seconds_;
 };
 
-// The pipelines' default number of steps for a backbone kind (the paper's: sd15 50, pixart-sigma 20).
+// The pipelines' default number of steps for a backbone kind (the paper's: sd15 50, pixart-sigma 20; SD 2.x 50,
+// PixArt 20, Flux and SD3.5 28).
 int64_t default_steps(const std::string& kind);
 
 }  // namespace gb::gen

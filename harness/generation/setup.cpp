@@ -16,7 +16,7 @@ int64_t default_image_size(const std::string& weights, const std::string& kind) 
   const auto vcfg = bb::VaeConfig::from_json(f.file("vae"));
   const int64_t scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
   if (kind == "flux") return 128 * scale;
-  const std::string comp = (kind == "sd15" || kind == "sdxl") ? "unet" : "transformer";
+  const std::string comp = f.has_component("unet") ? "unet" : "transformer";
   int64_t sample = 0;
   bb::json_get(bb::read_json_file(f.file(comp)), "sample_size", sample, f.file(comp));
   if (sample <= 0) fail_file(f.file(comp), "no sample_size (pass --image-size)");

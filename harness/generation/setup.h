@@ -10,8 +10,9 @@
 
 namespace gb::gen {
 
-// The pipelines' default size: sample_size of the denoiser config x the VAE scale (SD1.5 64·8 = 512, PixArt-Σ-512
-// 64·8, PixArt-Σ-1024 128·8, SDXL 128·8); Flux's default_sample_size 128 x the VAE scale.
+// The pipelines' default size: sample_size of the denoiser config (unet/ or transformer/) x the VAE scale (SD1.5 and
+// SD 2.1-base 64·8 = 512, SD 2.1 96·8 = 768, PixArt-Σ-512 64·8, PixArt-Σ-1024, PixArt-α and SD3.5 128·8, SDXL 128·8);
+// Flux's default_sample_size 128 x the VAE scale.
 int64_t default_image_size(const std::string& weights, const std::string& kind);
 
 // Pre-flight of one generation pass, modelled as one capture pass of the CFG batch (2 x batch: unconditional and

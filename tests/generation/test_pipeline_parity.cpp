@@ -1,9 +1,12 @@
 // CFG generation on tiny random-weight checkpoints vs diffusers 0.32.2's pipelines (goldens:
 // tools/parity/generation_goldens.py): StableDiffusionPipeline (PNDM, and DDIM / Euler / DPM-Solver++ through a
 // scheduler override), StableDiffusionXLPipeline (Euler, zero negative embeddings), PixArtSigmaPipeline
-// (DPM-Solver++ 2M, learned sigma dropped) and FluxPipeline (flow matching, distilled guidance embedding), fp32 on
-// the CPU from the same token ids and initial latents: images within 1 level on >= 99.9 % of the values, final
-// latents within 1e-4 relative.
+// (DPM-Solver++ 2M, learned sigma dropped) and FluxPipeline (flow matching, distilled guidance embedding); and
+// (tools/parity/generation_new_kinds_goldens.py) SD 2.1 768-v (v_prediction through DDIM, PNDM, Euler and
+// DPM-Solver++), SD 2.1-base, PixArtAlphaPipeline (micro-conditions), PixArt-Sigma 512 and StableDiffusion3Pipeline
+// (fixed-shift flow matching, pooled projections, the negative prompt's CLIP|T5 states). fp32 on the CPU from the
+// same token ids and initial latents: images within 1 level on >= 99.9 % of the values, final latents within 1e-4
+// relative.
 #include "harness/backbones/registry.h"
 #include "harness/generation/guidance.h"
 #include "harness/generation/sampler.h"
@@ -57,7 +60,7 @@ void check(Loaded& l, const std::string& prefix, const std::string& scheduler) {
   so.scheduler = scheduler;
   Sampler s(*l.backbone, l.root, so);
   PromptTokens cond{l.gold.at("ids"), opt(l.gold, "mask"), opt(l.gold, "clip_ids"), {}};
-  PromptTokens uncond{opt(l.gold, "uncond_ids"), opt(l.gold, "uncond_mask"), {}, {}};
+  PromptTokens uncond{opt(l.gold, "uncond_ids"), opt(l.gold, "uncond_mask"), opt(l.gold, "uncond_clip_ids"), {}};
   GuidanceOptions go;
   go.backbone = l.backbone->kind();
   go.scale = so.guidance_scale;
@@ -97,6 +100,39 @@ TEST(PipelineParity, PixArtDpmSolver) {
 
 TEST(PipelineParity, FluxFlowMatchDistilledGuidance) {
   auto l = load("flux_tiny");
+  check(l, "", "");
+}
+
+TEST(PipelineParity, Sd21VPredictionAllSchedulers) {
+  auto l = load("sd21_tiny");
+  ASSERT_EQ(l.backbone->kind(), "sd21");
+  check(l, "", "");  // DDIM, the published scheduler
+  check(l, "pndm.", "pndm");
+  check(l, "euler.", "euler");
+  check(l, "dpm.", "dpm++2m");
+}
+
+TEST(PipelineParity, Sd21Base) {
+  auto l = load("sd21base_tiny");
+  ASSERT_EQ(l.backbone->kind(), "sd21-base");
+  check(l, "", "");
+}
+
+TEST(PipelineParity, PixArtAlphaMicroConditions) {
+  auto l = load("pixart_alpha_tiny");
+  ASSERT_EQ(l.backbone->kind(), "pixart-alpha");
+  check(l, "", "");
+}
+
+TEST(PipelineParity, PixArtSigma512) {
+  auto l = load("pixart_sigma_512_tiny");
+  ASSERT_EQ(l.backbone->kind(), "pixart-sigma-512");
+  check(l, "", "");
+}
+
+TEST(PipelineParity, Sd35FlowMatchWithPooledProjections) {
+  auto l = load("sd35_tiny");
+  ASSERT_EQ(l.backbone->kind(), "sd35-medium");
   check(l, "", "");
 }
 
