@@ -136,16 +136,18 @@ namespace gb::gen {
 namespace {
 
 baselines::MethodPlan scfg_plan(const GuidanceOptions& o, std::string& source) {
-  if (o.backbone == "flux")
-    fail("--guidance scfg is not available for flux (the paper ran S-CFG on SD1.5 and PixArt-Sigma only)");
+  if (o.backbone == "flux" || o.backbone.rfind("sd35", 0) == 0)
+    fail("--guidance scfg is not available for {} (the paper ran S-CFG on SD1.5 and PixArt-Sigma only)", o.backbone);
   if (!o.protocol.empty() && o.protocol != "paper")
     fail("--guidance scfg implements protocol 'paper' only (got '{}')", o.protocol);
   baselines::MethodPlan plan;
   if (o.method_path.empty()) {
-    if (o.backbone != "sd15" && o.backbone != "pixart-sigma")
-      fail("--guidance scfg on {} needs --method (S-CFG presets exist for sd15 and pixart-sigma)", o.backbone);
-    plan = baselines::find_preset(o.backbone, "scfg").plan;
-    source = "preset " + o.backbone + "/scfg (configs/methods/" + o.backbone + "/scfg.yaml)";
+    const std::string preset = scfg_preset_backbone(o.backbone);
+    if (preset.empty())
+      fail("--guidance scfg on {} needs --method (S-CFG presets exist for sd15, pixart-sigma and pixart-sigma-512)",
+           o.backbone);
+    plan = baselines::find_preset(preset, "scfg").plan;
+    source = "preset " + preset + "/scfg (configs/methods/" + preset + "/scfg.yaml)";
   } else {
     plan = baselines::load_method_plan(o.method_path);
     source = o.method_path;
@@ -162,7 +164,7 @@ ScfgGuidance::ScfgGuidance(const GuidanceOptions& o)
     : method_source_(),
       segmentor_(scfg_plan(o, method_source_).method),
       backbone_(o.backbone),
-      eos_replaces_start_(o.backbone == "pixart-sigma") {
+      eos_replaces_start_(o.backbone.rfind("pixart", 0) == 0) {  // utils_sigma: the T5 (PixArt) kinds
   if (o.model == nullptr) throw std::logic_error("ScfgGuidance: GuidanceOptions::model is null");
   tokenizer_ = &o.model->tokenizer();
   validate_scfg_method(segmentor_.config(), method_source_);
@@ -204,6 +206,12 @@ std::map<std::string, std::string> ScfgGuidance::settings() const {
           {"self_layers", std::to_string(m.self_layers.size())},
           {"propagation_order", std::to_string(m.propagation_order)},
           {"output_size", std::to_string(m.output_size)}};
+}
+
+std::string scfg_preset_backbone(const std::string& kind) {
+  if (kind == "sd15") return "sd15";
+  if (kind == "pixart-sigma" || kind == "pixart-sigma-512") return "pixart-sigma";
+  return "";
 }
 
 std::unique_ptr<Guidance> make_scfg_guidance(const GuidanceOptions& options) {

@@ -75,8 +75,9 @@ at::Tensor scfg_combine(const at::Tensor& eps_uncond, const at::Tensor& eps_cond
 
 // `--guidance scfg`: the functions above at every step, on the capture of the CFG batch [uncond..., cond...].
 // The masks come from a method plan (baselines/method_yaml.h): --method, or the backbone's `scfg` preset
-// (configs/methods/{sd15,pixart-sigma}/scfg.yaml). sd15 and sdxl follow utils_15 (sdxl only with --method: the
-// paper has no SDXL generation config), pixart-sigma utils_sigma; flux is refused. The token roles come from the
+// (configs/methods/{sd15,pixart-sigma}/scfg.yaml; pixart-sigma-512, the paper's generation checkpoint, takes
+// pixart-sigma's, which is the paper's config_model_sigma.py). The UNet kinds follow utils_15 (all but sd15 only with
+// --method: the paper has no generation config for them), the PixArt kinds utils_sigma; flux and sd35-* are refused. The token roles come from the
 // backbone's tokenizer on the conditional prompt's text as given (the paper tokenizes the raw prompt).
 class ScfgGuidance : public Guidance {
  public:
@@ -105,5 +106,7 @@ class ScfgGuidance : public Guidance {
 };
 
 std::unique_ptr<Guidance> make_scfg_guidance(const GuidanceOptions& options);
+// The backbone whose built-in `scfg` preset a kind uses without --method ("sd15", "pixart-sigma"), "" for none.
+std::string scfg_preset_backbone(const std::string& kind);
 
 }  // namespace gb::gen

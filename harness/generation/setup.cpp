@@ -8,6 +8,7 @@
 #include "harness/backbones/registry.h"
 #include "harness/backbones/vae.h"
 #include "harness/core/errors.h"
+#include "harness/generation/scfg.h"
 
 namespace gb::gen {
 
@@ -28,8 +29,9 @@ void check_generation_memory(const std::string& what, const std::string& kind, c
                              int64_t batch, const bb::MemoryCheck& check) {
   if (!bb::backbone_kind(kind).memory) return;
   bb::MemoryPlanOptions mo = bb::memory_plan_options(kind, weights, options);
-  if (guidance == "scfg" && (!method.empty() || kind == "sd15" || kind == "pixart-sigma")) {
-    const auto plan = method.empty() ? baselines::find_preset(kind, "scfg").plan : baselines::load_method_plan(method);
+  if (guidance == "scfg" && (!method.empty() || !scfg_preset_backbone(kind).empty())) {
+    const auto plan = method.empty() ? baselines::find_preset(scfg_preset_backbone(kind), "scfg").plan
+                                     : baselines::load_method_plan(method);
     mo.spec = goca::Segmentor(plan.method).required_capture();
   }
   bb::check_memory_fits(what, mo, 2 * batch, check);

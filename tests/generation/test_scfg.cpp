@@ -236,3 +236,16 @@ TEST(ScfgPresets, EqualThePapersGenerationConfigs) {
 }
 
 }  // namespace
+
+// Which built-in preset a kind takes without --method: PixArt-Sigma 512-MS (the paper's generation checkpoint, its own
+// kind) takes pixart-sigma's, which is the paper's config_model_sigma.py; the kinds without a paper config have none.
+TEST(ScfgPresets, PresetPerKind) {
+  EXPECT_EQ(gb::gen::scfg_preset_backbone("sd15"), "sd15");
+  EXPECT_EQ(gb::gen::scfg_preset_backbone("pixart-sigma"), "pixart-sigma");
+  EXPECT_EQ(gb::gen::scfg_preset_backbone("pixart-sigma-512"), "pixart-sigma");
+  for (const char* kind : {"sdxl", "sd21", "sd21-base", "pixart-alpha", "flux", "sd35-medium"})
+    EXPECT_EQ(gb::gen::scfg_preset_backbone(kind), "") << kind;
+  gb::gen::GuidanceOptions o;
+  o.backbone = "sd35-large";
+  EXPECT_THROW(gb::gen::make_scfg_guidance(o), gb::UserError);  // not a paper S-CFG backbone, with or without --method
+}
