@@ -261,7 +261,7 @@ void add(CLI::App& app) {
   sub->add_option("--out", a->out, "Output folder: <id>.png and generate.json")->required();
   sub->add_option("--guidance", a->guidance, "cfg (classifier-free guidance) or scfg (S-CFG with GoCA masks)");
   sub->add_option("--guidance-scale", a->scale, "Guidance scale G (default 2.0, the paper's; flux cfg: its guidance embedding)");
-  sub->add_option("--steps", a->steps, "Denoising steps (default: sd15/sdxl 50, pixart-sigma 20, flux 28)");
+  sub->add_option("--steps", a->steps, "Denoising steps (default: the SD kinds 50, the PixArt kinds 20, flux and sd35-* 28)");
   sub->add_option("--scheduler", a->scheduler, "pndm, ddim, euler, dpm++2m, flow-euler (default: the checkpoint's)");
   sub->add_option("--method", a->method, "GoCA method YAML for S-CFG's masks (default configs/methods/<backbone>/scfg.yaml)");
   sub->add_option("--seed", a->seed, "Noise seed; each prompt's noise is seeded by (seed, id) (default 42)");

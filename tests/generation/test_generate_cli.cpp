@@ -1,14 +1,17 @@
 // `goca-bench generate` on a tiny SD1.5 folder (the parity checkpoint with a real-vocabulary CLIP text encoder and
 // the CLIP tokenizer files): images do not depend on the batch size, on sharding or on --resume (up to the GEMM
 // reduction order, see expect_same); --latents with the
-// seeded noise reproduces the seeded run; bad inputs exit 2 with one line.
+// seeded noise reproduces the seeded run; bad inputs exit 2 with one line. SD3.5 from a prompt file on a
+// structure-complete tiny folder (its CLIP and T5 tokenizers, the negative prompt "" through both).
 #ifndef GB_CLI_BINARY
 #define GB_CLI_BINARY "goca-bench"
 #endif
+#include "../backbones/tiny_checkpoints.h"
 #include "../backbones/tiny_dit.h"
 #include "../backbones/tiny_tokenizer_files.h"
 #include "../cli/cli_test_util.h"
 #include "harness/backbones/image_preprocess.h"
+#include "harness/generation/sampler.h"
 #include "harness/io/image_io.h"
 #include "harness/io/safetensors.h"
 
@@ -142,5 +145,28 @@ TEST(GenerateCli, BadInputsExitTwoWithOneLine) {
   }
 }
 
-}  // namespace
+// SD3.5 Medium's structure with real tokenizer files: prompts tokenized by CLIP and T5, the negative prompt "" as
+// StableDiffusion3Pipeline encodes it, the pipeline's defaults (FlowMatch Euler, 28 steps) and the kind's dtype.
+TEST(GenerateCli, Sd35FromAPromptFile) {
+  const auto& f = fx();
+  const std::string weights = gb::bb::tiny::write_structural_sd35(f.dir / "sd35", /*large=*/false);
+  auto r = gb::test::run_goca_bench_in_process("generate --weights " + weights + " --prompts " + f.prompts + " --out " +
+                                               (f.dir / "sd35-out").string() +
+                                               " --image-size 64 --limit 2 --batch-size 2 --steps 3 --no-progress");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto a = gb::read_image_rgb((f.dir / "sd35-out" / "000000.png").string());
+  const auto b = gb::read_image_rgb((f.dir / "sd35-out" / "000001.png").string());
+  ASSERT_EQ(a.sizes(), (std::vector<int64_t>{64, 64, 3}));
+  EXPECT_FALSE(at::equal(a, b));
+  EXPECT_GT(a.to(at::kFloat).std().item<double>(), 1.0);
+  nlohmann::json j;
+  std::ifstream(f.dir / "sd35-out" / "generate.json") >> j;
+  EXPECT_EQ(j["settings"]["backbone"], "sd35-medium");
+  EXPECT_EQ(j["settings"]["steps"], 3);
+  EXPECT_EQ(gb::gen::default_steps("sd35-medium"), 28);  // StableDiffusion3Pipeline's num_inference_steps
+  EXPECT_EQ(j["settings"]["scheduler"], "FlowMatchEulerDiscreteScheduler");
+  EXPECT_EQ(j["settings"]["dtype"], "fp32");  // on the CPU; bf16 is the kind's CUDA default
+  EXPECT_EQ(j["counts"]["generated"], 2);
+}
 
+}  // namespace
