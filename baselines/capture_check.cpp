@@ -15,10 +15,6 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
-// "...-cross-map" -> "...-cross-<name>".
-std::string sibling(const std::string& map_key, const std::string& name) {
-  return map_key.substr(0, map_key.size() - 3) + name;
-}
 
 bool is_square(int64_t n) {
   const auto s = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
@@ -84,10 +80,10 @@ std::vector<std::string> keys_to_load(const goca::MethodConfig& m, const Capture
   };
   for (const auto& l : m.layers) {
     add(l);
-    if (m.head_method != goca::HeadMethod::Average && present.count(sibling(l, "special-value"))) {
-      add(sibling(l, "special-value"));
-      add(sibling(l, "special-post-value"));
-      add(sibling(l, "special-weight"));
+    if (m.head_method != goca::HeadMethod::Average && present.count(gb::sibling_key(l, gb::CaptureTensor::special_value))) {
+      add(gb::sibling_key(l, gb::CaptureTensor::special_value));
+      add(gb::sibling_key(l, gb::CaptureTensor::special_post_value));
+      add(gb::sibling_key(l, gb::CaptureTensor::special_weight));
     }
     if (m.layer_method != goca::LayerMethod::Vanilla) add(gb::self_key_for_cross(l));
   }
@@ -112,7 +108,7 @@ int64_t check_capture(const CaptureMeta& capture, const goca::MethodConfig& m, c
       c.bad(key, "has " + std::to_string(a.shape[2]) + " tokens (shape " + shape_str(a.shape) + "), but " + t_key +
                      " has " + std::to_string(T));
     }
-    const std::string vk = sibling(key, "special-value");
+    const std::string vk = gb::sibling_key(key, gb::CaptureTensor::special_value);
     if (m.head_method != goca::HeadMethod::Average && capture.count(vk)) {
       const std::string why = std::string("head method '") + goca::to_string(m.head_method) + "'";
       const TensorMeta& v = c.need_rank(vk, 3, "[H, T, d]", why);
@@ -123,7 +119,7 @@ int64_t check_capture(const CaptureMeta& capture, const goca::MethodConfig& m, c
         c.bad(vk, "has " + std::to_string(v.shape[1]) + " tokens (shape " + shape_str(v.shape) + "), but " + key +
                       " has " + std::to_string(a.shape[2]));
       const int64_t hd = H * v.shape[2];
-      const std::string zk = sibling(key, "special-post-value");
+      const std::string zk = gb::sibling_key(key, gb::CaptureTensor::special_post_value);
       const TensorMeta& z = c.need_rank(zk, 2, "[P, H*d]", why + " (present with " + vk + ")");
       if (z.shape[0] != P)
         c.bad(zk, "has " + std::to_string(z.shape[0]) + " pixels (shape " + shape_str(z.shape) + "), but " + key +
@@ -131,7 +127,7 @@ int64_t check_capture(const CaptureMeta& capture, const goca::MethodConfig& m, c
       if (z.shape[1] != hd)
         c.bad(zk, "has width " + std::to_string(z.shape[1]) + " (shape " + shape_str(z.shape) + "), expected H*d = " +
                       std::to_string(H) + "*" + std::to_string(v.shape[2]) + " from " + key + " and " + vk);
-      const std::string wk = sibling(key, "special-weight");
+      const std::string wk = gb::sibling_key(key, gb::CaptureTensor::special_weight);
       const TensorMeta& w = c.need_rank(wk, 2, "[Dout, H*d]", why + " (present with " + vk + ")");
       if (w.shape[1] != hd)
         c.bad(wk, "has shape " + shape_str(w.shape) + ", expected [Dout, " + std::to_string(hd) + "] (H*d = " +

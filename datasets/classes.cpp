@@ -644,7 +644,7 @@ ClassTable make_table(DatasetKind kind, Protocol protocol) {
   ClassTable t;
   t.kind = kind;
   t.protocol = protocol;
-  const bool paper = protocol == Protocol::Paper;
+  const bool paper = protocol == Protocol::paper;
   t.ignore_index = paper ? kNoIgnore : kIgnoreIndex;
   auto add = [&](std::string name, std::vector<std::string> syn) { t.classes.push_back({std::move(name), std::move(syn)}); };
   switch (kind) {
@@ -707,8 +707,6 @@ const char* to_string(DatasetKind kind) {
   return "?";
 }
 
-const char* to_string(Protocol protocol) { return protocol == Protocol::Paper ? "paper" : "standard"; }
-
 const std::vector<DatasetKind>& all_dataset_kinds() {
   static const std::vector<DatasetKind> all = {DatasetKind::Voc, DatasetKind::Context, DatasetKind::CocoObject,
                                                DatasetKind::Cityscapes, DatasetKind::Ade20k, DatasetKind::CocoStuff};
@@ -719,12 +717,6 @@ DatasetKind parse_dataset_kind(const std::string& name) {
   for (DatasetKind k : all_dataset_kinds())
     if (name == to_string(k)) return k;
   fail("unknown dataset '{}' (choices: voc, context, coco-object, cityscapes, ade20k, coco-stuff)", name);
-}
-
-Protocol parse_protocol(const std::string& name) {
-  if (name == "paper") return Protocol::Paper;
-  if (name == "standard") return Protocol::Standard;
-  fail("unknown protocol '{}' (choices: paper, standard)", name);
 }
 
 const ClassInfo& ClassTable::at(int64_t id) const {
@@ -751,7 +743,7 @@ const ClassTable& class_table(DatasetKind kind, Protocol protocol) {
   static const std::map<std::pair<int, int>, ClassTable> tables = [] {
     std::map<std::pair<int, int>, ClassTable> m;
     for (DatasetKind k : all_dataset_kinds())
-      for (Protocol p : {Protocol::Paper, Protocol::Standard})
+      for (Protocol p : {Protocol::paper, Protocol::standard})
         m.emplace(std::make_pair(static_cast<int>(k), static_cast<int>(p)), make_table(k, p));
     return m;
   }();

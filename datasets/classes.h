@@ -9,6 +9,7 @@
 // the unsupervised-segmentation protocol (PiCIE/STEGO: fine_to_coarse, no background, unlabeled ignored). Context-59 uses mmseg's class
 // order (sorted raw ids = alphabetical names), which differs from the paper's ctx59 order.
 // See docs/protocols.md for every difference.
+#include "harness/core/protocol.h"
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,14 +17,14 @@
 namespace gb::datasets {
 
 enum class DatasetKind { Voc, Context, CocoObject, Cityscapes, Ade20k, CocoStuff };
-enum class Protocol { Paper, Standard };
+using gb::Protocol;  // harness/core/protocol.h
+using gb::parse_protocol;
+using gb::to_string;
 
 // "voc", "context", "coco-object", "cityscapes", "ade20k", "coco-stuff".
 const char* to_string(DatasetKind kind);
-const char* to_string(Protocol protocol);  // "paper", "standard"
 // Parses the names above (UserError listing the choices otherwise).
 DatasetKind parse_dataset_kind(const std::string& name);
-Protocol parse_protocol(const std::string& name);
 const std::vector<DatasetKind>& all_dataset_kinds();
 
 inline constexpr int64_t kIgnoreIndex = 255;  // standard protocol's ignore label
@@ -36,7 +37,7 @@ struct ClassInfo {
 
 struct ClassTable {
   DatasetKind kind = DatasetKind::Voc;
-  Protocol protocol = Protocol::Paper;
+  Protocol protocol = Protocol::paper;
   std::vector<ClassInfo> classes;     // index = class id; size() == num_classes()
   int64_t ignore_index = kNoIgnore;   // kIgnoreIndex under standard
   bool background_is_class0 = true;   // class 0 is background (paper: all; standard: VOC, COCO-Object)

@@ -169,7 +169,7 @@ at::Tensor apply_lut(const at::Tensor& raw, const std::vector<int64_t>& lut, con
 // ---- label decoding ---------------------------------------------------------------------------------------
 
 at::Tensor map_label(const DatasetConfig& c, LabelSource source, const at::Tensor& raw, const std::string& file) {
-  const bool paper = c.protocol == Protocol::Paper;
+  const bool paper = c.protocol == Protocol::paper;
   std::vector<int64_t> lut;
   std::string allowed;
   switch (c.kind) {
@@ -270,7 +270,7 @@ at::Tensor map_panoptic(const at::Tensor& segment_ids, const std::vector<std::pa
     const int64_t cls = coco_category_to_class(cat);
     if (cls < 0) fail_file(file, "segment {} has category_id {}, which is not a COCO panoptic category", seg, cat);
     listed[seg] = true;
-    if (protocol == Protocol::Paper) {
+    if (protocol == Protocol::paper) {
       // label[label == seg] = cls, in place and in order: a pixel already rewritten to a class id equal to a later
       // segment id is rewritten again (Q14).
       for (auto& [orig, cur] : value_map)
@@ -282,7 +282,7 @@ at::Tensor map_panoptic(const at::Tensor& segment_ids, const std::vector<std::pa
   }
   // Final value per distinct id; -3 marks ids that are bad input (standard: unlisted; paper: not a class id).
   for (auto& [orig, cur] : value_map) {
-    if (protocol == Protocol::Standard) {
+    if (protocol == Protocol::standard) {
       if (orig == 0) cur = kIgnoreIndex;
       else if (!listed.count(orig)) cur = -3;
     } else if (cur < 0 || cur > 80) {
@@ -300,7 +300,7 @@ at::Tensor map_panoptic(const at::Tensor& segment_ids, const std::vector<std::pa
     }
     if (last_m == -3)
       fail_file(file, "segment id {} (at row {}, column {}) is not listed in the image's segments_info{}", v, i / w,
-                i % w, protocol == Protocol::Paper ? " and is not a class id [0, 80]" : "");
+                i % w, protocol == Protocol::paper ? " and is not a class id [0, 80]" : "");
     dst[i] = last_m;
   }
   return out;
@@ -591,7 +591,7 @@ std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const Captio
   if (!label_source_applies(c.kind, c.label_source))
     fail("label source '{}' does not apply to {}", to_string(c.label_source), c.name());
   ds->source_ = resolve_label_source(c);
-  const bool paper = c.protocol == Protocol::Paper;
+  const bool paper = c.protocol == Protocol::paper;
   const std::string images_dir = resolve_images_dir(c);
   const std::string label_dir = resolve_label_dir(c);
   const std::string suffix = c.label_suffix.empty() ? default_suffix(ds->source_) : c.label_suffix;
@@ -755,7 +755,7 @@ Sample Dataset::load_or_throw(size_t i) const {
       auto it = impl_->panoptic.find(file_name);
       if (it != impl_->panoptic.end()) {
         segs = &it->second;
-      } else if (c.protocol == Protocol::Paper && impl_->has_panoptic_last) {
+      } else if (c.protocol == Protocol::paper && impl_->has_panoptic_last) {
         segs = &impl_->panoptic_last;
         report_.note(kNoteCocoAnnotationReused,
                      {e.id, e.label_path, "not in " + impl_->panoptic_json + "; the last annotation's segments are used",
@@ -777,7 +777,7 @@ Sample Dataset::load_or_throw(size_t i) const {
   });
 
   const LabelStats stats = label_stats(s.label);
-  const bool paper = c.protocol == Protocol::Paper;
+  const bool paper = c.protocol == Protocol::paper;
   if (paper && c.kind == DatasetKind::Ade20k && !stats.pixels.count(0))
     raise(IssueKind::PaperQuirk,
           e.label_path +

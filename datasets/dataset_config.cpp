@@ -57,7 +57,7 @@ DatasetConfig default_dataset_config(DatasetKind kind, Protocol protocol) {
   DatasetConfig c;
   c.kind = kind;
   c.protocol = protocol;
-  const bool paper = protocol == Protocol::Paper;
+  const bool paper = protocol == Protocol::paper;
   const ClassTable& t = class_table(kind, protocol);
   c.num_classes = t.num_classes();
   c.ignore_index = t.ignore_index;

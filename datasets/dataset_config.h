@@ -57,7 +57,7 @@ const char* to_string(OnError on_error);
 
 struct DatasetConfig {
   DatasetKind kind = DatasetKind::Voc;
-  Protocol protocol = Protocol::Paper;
+  Protocol protocol = Protocol::paper;
   std::string root;
   std::string images;           // "" = layout default
   std::string split;            // relative to root (or absolute); "" = sorted listing

@@ -13,7 +13,7 @@ DatasetConfig read_dataset_config(const ConfigReader& r) {
   for (DatasetKind k : all_dataset_kinds()) kinds.emplace_back(to_string(k), k);
   const DatasetKind kind = r.get_enum<DatasetKind>("dataset", kinds);
   const Protocol protocol =
-      r.get_enum_or<Protocol>("protocol", {{"paper", Protocol::Paper}, {"standard", Protocol::Standard}}, Protocol::Paper);
+      r.get_enum_or<Protocol>("protocol", {{"paper", Protocol::paper}, {"standard", Protocol::standard}}, Protocol::paper);
   DatasetConfig c = default_dataset_config(kind, protocol);
   c.root = r.get_or<std::string>("root", c.root);
   c.images = r.get_or<std::string>("images", c.images);
@@ -39,11 +39,11 @@ DatasetConfig read_dataset_config(const ConfigReader& r) {
                                  std::to_string(t.num_classes()) + " classes");
   c.ignore_index = r.get_or<int64_t>("ignore_index", c.ignore_index);
   if (c.ignore_index != t.ignore_index)
-    r.fail_at("ignore_index", protocol == Protocol::Paper ? "the paper protocol has no ignore index (-1)"
+    r.fail_at("ignore_index", protocol == Protocol::paper ? "the paper protocol has no ignore index (-1)"
                                                           : "the standard protocol ignores 255");
   const bool void_bg = r.get_enum_or<bool>("void", {{"background", true}, {"ignore", false}}, c.void_to_background);
   if (void_bg != c.void_to_background)
-    r.fail_at("void", protocol == Protocol::Paper ? "the paper protocol maps void to background"
+    r.fail_at("void", protocol == Protocol::paper ? "the paper protocol maps void to background"
                                                   : "the standard protocol ignores void (255)");
   if (r.has("gt_classes")) {
     if (kind != DatasetKind::Voc) r.fail_at("gt_classes", "only VOC takes GT classes from Annotations/*.xml");

@@ -339,7 +339,7 @@ Fixture write_fixture(DatasetKind kind, const std::string& dir, const FixtureOpt
   f.kind = kind;
   const fs::path base(dir);
   CaptionList caps;
-  const ClassTable& paper = class_table(kind, Protocol::Paper);
+  const ClassTable& paper = class_table(kind, Protocol::paper);
   switch (kind) {
     case DatasetKind::Voc:
       write_voc(base, o, paper, f, caps);

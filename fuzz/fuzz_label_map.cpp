@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace gb::datasets;
   if (size < 4) return 0;
   const auto kind = static_cast<DatasetKind>(data[0] % 5);
-  const auto protocol = (data[1] & 1) ? Protocol::Standard : Protocol::Paper;
+  const auto protocol = (data[1] & 1) ? Protocol::standard : Protocol::paper;
   const auto source = static_cast<LabelSource>((data[1] >> 1) % 6);
   const int64_t w = 1 + data[2] % 16;
   const int64_t n_segments = data[3] % 8;

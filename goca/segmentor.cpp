@@ -17,15 +17,6 @@ std::string shp(const at::Tensor& t) {
   return s + "]";
 }
 
-std::string replace_once(std::string s, const std::string& from, const std::string& to) {
-  auto pos = s.rfind(from);
-  if (pos != std::string::npos) s.replace(pos, from.size(), to);
-  return s;
-}
-// "...-cross-map" -> "...-cross-special-value" etc. (the paper's l.replace('map', ...)).
-std::string sibling(const std::string& map_key, const std::string& name) {
-  return map_key.substr(0, map_key.size() - 3) + name;
-}
 
 const at::Tensor& get(const gb::TensorMap& sample, const std::string& key, const char* why) {
   auto it = sample.find(key);
@@ -64,9 +55,9 @@ gb::CaptureSpec Segmentor::required_capture() const {
   for (const auto& l : config_.layers) {
     spec.add(l);
     if (config_.head_method != HeadMethod::Average) {
-      spec.add(sibling(l, "special-value"));
-      spec.add(sibling(l, "special-post-value"));
-      spec.add(sibling(l, "special-weight"));
+      spec.add(gb::sibling_key(l, gb::CaptureTensor::special_value));
+      spec.add(gb::sibling_key(l, gb::CaptureTensor::special_post_value));
+      spec.add(gb::sibling_key(l, gb::CaptureTensor::special_weight));
     }
     if (config_.layer_method != LayerMethod::Vanilla) spec.add(gb::self_key_for_cross(l));
   }
@@ -94,13 +85,13 @@ Aggregation Segmentor::aggregate(const gb::TensorMap& sample) const {
     else if (A.size(2) != T)
       fail("capture tensor '{}' has {} tokens, but '{}' has {}", key, A.size(2), cfg.layers.front(), T);
     const int64_t H = A.size(0), P = A.size(1);
-    const std::string value_key = sibling(key, "special-value");
+    const std::string value_key = gb::sibling_key(key, gb::CaptureTensor::special_value);
     at::Tensor w;
     if (cfg.head_method == HeadMethod::Average || sample.count(value_key) == 0) {
       w = average_head_weights(P, H, A.options());  // force-average when the special value is missing
     } else {
       const auto& V = get(sample, value_key, "head weights");
-      const std::string zk = sibling(key, "special-post-value"), wk = sibling(key, "special-weight");
+      const std::string zk = gb::sibling_key(key, gb::CaptureTensor::special_post_value), wk = gb::sibling_key(key, gb::CaptureTensor::special_weight);
       const auto& Z = get(sample, zk, "head weights");
       const auto& W = get(sample, wk, "head weights");
       expect_rank(V, 3, value_key, "[H, T, d]");

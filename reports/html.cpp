@@ -252,7 +252,7 @@ std::string threshold_and_class_charts(const Results& r) {
     for (const auto& c : r.cells) {
       if (c.dataset != ds || c.backbone != bb || !c.group.empty() || !c.selected()) continue;
       Series se{c.variant, {}, {}};
-      for (double v : c.selected()->metrics.per_class_iou) se.y.push_back(100 * v);
+      for (double v : c.selected()->metrics.iou) se.y.push_back(100 * v);
       series.push_back(se);
     }
     if (series.empty()) continue;

@@ -5,18 +5,14 @@
 // pixel whose ground truth lies outside [0, C) (255 boundaries, out-of-range ids): the paper's protocol
 // counts those pixels as false positives of the predicted class, the standard (mmseg) protocol ignores them.
 // Matrices are additive across images, batches and shards.
+#include "harness/core/protocol.h"
+#include "harness/eval/confusion.h"
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace gb::reports {
 
-enum class Reduction {
-  Paper,     // no ignore; IoU_c = I/(1e-8 + U) with absent classes scoring 0; mean over all C classes
-  Standard,  // out-of-range rows dropped; classes with U = 0 are NaN and skipped (nanmean)
-};
-Reduction parse_reduction(const std::string& name);  // "paper" | "standard"
-std::string to_string(Reduction r);
 
 struct ConfusionMatrix {
   int64_t num_classes = 0;
@@ -30,15 +26,11 @@ struct ConfusionMatrix {
   int64_t total() const;
 };
 
-struct Metrics {
-  double miou = 0;                 // fractions in [0, 1]
-  double aacc = 0;
-  double macc = 0;
-  double fwiou = 0;
-  std::vector<double> per_class_iou;  // NaN for classes the standard reduction skips
-  std::vector<double> per_class_acc;
-};
+// One Metrics type: harness/eval's (per-class iou/acc, mIoU, aAcc, mAcc, fwIoU and the counts behind them).
+using Metrics = gb::eval::Metrics;
 
-Metrics compute_metrics(const ConfusionMatrix& cm, Reduction reduction);
+// paper: no ignore; IoU_c = I/(1e-8 + U) with absent classes scoring 0; mean over all C classes.
+// standard: out-of-range rows dropped; classes with U = 0 are NaN and skipped (nanmean).
+Metrics compute_metrics(const ConfusionMatrix& cm, gb::Protocol protocol);
 
 }  // namespace gb::reports

@@ -33,8 +33,8 @@ json metrics_json(const Metrics& m) {
   j["macc"] = num(m.macc);
   j["fwiou"] = num(m.fwiou);
   json iou = json::array(), acc = json::array();
-  for (double v : m.per_class_iou) iou.push_back(num(v));
-  for (double v : m.per_class_acc) acc.push_back(num(v));
+  for (double v : m.iou) iou.push_back(num(v));
+  for (double v : m.acc) acc.push_back(num(v));
   j["per_class_iou"] = iou;
   j["per_class_acc"] = acc;
   return j;
@@ -118,15 +118,15 @@ const DatasetInfo* Results::dataset(const std::string& n) const {
   return nullptr;
 }
 
-Reduction Results::reduction_of(const std::string& ds) const {
+gb::Protocol Results::protocol_of(const std::string& ds) const {
   const DatasetInfo* d = dataset(ds);
-  if (d && d->protocol == "standard") return Reduction::Standard;
-  return Reduction::Paper;
+  if (d && d->protocol == "standard") return gb::Protocol::standard;
+  return gb::Protocol::paper;
 }
 
 void Results::recompute_metrics() {
   for (auto& c : cells) {
-    const Reduction red = reduction_of(c.dataset);
+    const gb::Protocol red = protocol_of(c.dataset);
     for (auto& t : c.thresholds) t.metrics = compute_metrics(t.confusion, red);
   }
 }

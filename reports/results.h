@@ -132,7 +132,7 @@ struct Results {
 
   const Cell* find(const std::string& dataset, const std::string& backbone, const std::string& variant) const;
   const DatasetInfo* dataset(const std::string& name) const;
-  Reduction reduction_of(const std::string& dataset) const;
+  gb::Protocol protocol_of(const std::string& dataset) const;
   void recompute_metrics();
 };
 

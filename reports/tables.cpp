@@ -151,7 +151,7 @@ std::vector<Table> per_class_tables(const Results& r) {
       std::string name = di && k < static_cast<int64_t>(di->class_names.size()) ? di->class_names[k]
                                                                                 : std::to_string(k);
       std::vector<std::string> row = {name};
-      for (const Cell* c : cols) row.push_back(percent(c->selected()->metrics.per_class_iou[k]));
+      for (const Cell* c : cols) row.push_back(percent(c->selected()->metrics.iou[k]));
       t.rows.push_back(row);
     }
     std::vector<std::string> mean = {"mean"};

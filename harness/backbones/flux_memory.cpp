@@ -104,7 +104,8 @@ class FluxMemoryModel : public MemoryModel {
     const int64_t mlp = static_cast<int64_t>(C * f.mlp_ratio);
     const std::string id = "vit-block" + std::to_string(k);
     const bool dbl = k < f.num_layers;
-    const bool want_cross = spec.wants(id + "-cross-map"), want_self = spec.wants(id + "-self-map");
+    const bool want_cross = spec.wants(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::map)),
+               want_self = spec.wants(capture_key(attention_block(id, AttentionKind::self), CaptureTensor::map));
     MemoryUnit u{id, {}};
     // Block activations alive during attend(): double: x, xn, v (N) + ctx, cn, eq, ek, ev (T) + q, k, [ev|v] (S);
     // single: s, sn, q, k, v (S) + the MLP branch [S, mlp].

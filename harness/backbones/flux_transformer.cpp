@@ -148,11 +148,14 @@ at::Tensor clip16(const at::Tensor& x) { return x.scalar_type() == at::kHalf ? x
 
 bool FluxTransformer::wants_block(CaptureRecorder* rec, const std::string& id, bool is_double) const {
   if (!rec) return false;
-  for (const char* s : {"-cross-map", "-self-map", "-attn-out"})
-    if (rec->wants_key(id + s)) return true;
+  const std::string cross = attention_block(id, AttentionKind::cross);
+  if (rec->wants_key(capture_key(cross, CaptureTensor::map)) ||
+      rec->wants_key(capture_key(attention_block(id, AttentionKind::self), CaptureTensor::map)) ||
+      rec->wants_key(attention_output_key(id)))
+    return true;
   if (is_double)
-    for (const char* s : {"-cross-special-value", "-cross-special-post-value", "-cross-special-weight"})
-      if (rec->wants_key(id + s)) return true;
+    for (auto t : {CaptureTensor::special_value, CaptureTensor::special_post_value, CaptureTensor::special_weight})
+      if (rec->wants_key(capture_key(cross, t))) return true;
   return false;
 }
 
@@ -160,8 +163,10 @@ at::Tensor FluxTransformer::attend(const at::Tensor& q, const at::Tensor& k, con
                                    const std::string& id, CaptureRecorder* rec) const {
   const int64_t B = q.size(0), H = q.size(1), S = q.size(2), d = q.size(3), N = S - T;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  const bool want_cross = rec && rec->wants_key(id + "-cross-map");
-  const bool want_self = rec && rec->wants_key(id + "-self-map");
+  const std::string cross_key = capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::map);
+  const std::string self_key = capture_key(attention_block(id, AttentionKind::self), CaptureTensor::map);
+  const bool want_cross = rec && rec->wants_key(cross_key);
+  const bool want_self = rec && rec->wants_key(self_key);
   at::Tensor o;
   if (!want_cross && !want_self) {
     o = compat::scaled_dot_product_attention(q, k, v, std::nullopt, scale);
@@ -188,11 +193,11 @@ at::Tensor FluxTransformer::attend(const at::Tensor& q, const at::Tensor& k, con
       outs.push_back(at::matmul(p, vs));
     }
     o = outs.size() == 1 ? outs[0] : at::cat(outs, 1);
-    if (want_cross) rec->record_map(id + "-cross", cross);  // per head, or their fp32 head average
+    if (want_cross) rec->record_map(attention_block(id, AttentionKind::cross), cross);  // per head, or their fp32 head average
     if (want_self) {
       // The head mean goes from fp32 straight to the stored dtype (as record_map does), one rounding only.
       const at::ScalarType dt = rec->store_dtype().value_or(q.scalar_type());
-      rec->record(id + "-self-map", self_mean ? (self_sum / static_cast<double>(H)).unsqueeze(1).to(dt) : self_full);
+      rec->record(self_key, self_mean ? (self_sum / static_cast<double>(H)).unsqueeze(1).to(dt) : self_full);
     }
   }
   return o.transpose(1, 2).reshape({B, S, H * d}).to(q.scalar_type());
@@ -248,7 +253,7 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
     at::Tensor cn = layer_norm(ctx) * (1 + mc[1].unsqueeze(1)) + mc[0].unsqueeze(1);
     const Attn& a = d.attn;
     at::Tensor q = a.norm_q(heads(a.to_q(xn), H)), k = a.norm_k(heads(a.to_k(xn), H)), v = heads(a.to_v(xn), H);
-    if (rec) rec->record(id + "-cross-special-value", v);
+    if (rec) rec->record(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_value), v);
     at::Tensor eq = a.norm_added_q(heads(a.add_q(cn), H)), ek = a.norm_added_k(heads(a.add_k(cn), H));
     at::Tensor ev = heads(a.add_v(cn), H);
     q = flux_apply_rope(at::cat({eq, q}, 2), cos, sin);
@@ -256,12 +261,13 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
     at::Tensor o = attend(q, k, at::cat({ev, v}, 2), T, id, rec);
     at::Tensor o_img = o.narrow(1, T, N);
     if (rec) {
-      rec->record(id + "-cross-special-post-value", o_img);
-      rec->record_weight(id + "-cross-special-weight", a.to_out.weight, B);
+      rec->record(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_post_value), o_img);
+      rec->record_weight(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_weight),
+                         a.to_out.weight, B);
     }
     at::Tensor attn_x = a.to_out(o_img);
     at::Tensor attn_c = a.to_add_out(o.narrow(1, 0, T));
-    if (rec && rec->wants_key(id + "-attn-out")) rec->record_tokens_as_grid(id + "-attn-out", attn_x);
+    if (rec && rec->wants_key(attention_output_key(id))) rec->record_tokens_as_grid(attention_output_key(id), attn_x);
 
     x = x + m[2].unsqueeze(1) * attn_x;
     at::Tensor h = layer_norm(x) * (1 + m[4].unsqueeze(1)) + m[3].unsqueeze(1);
@@ -299,14 +305,14 @@ std::vector<LayerInfo> flux_capture_layers(const FluxConfig& c, int64_t N, int64
   const auto r = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(N))));
   std::vector<LayerInfo> out;
   for (int64_t k = 0; k < c.total_blocks(); ++k) {
-    std::string id = "vit-block" + std::to_string(k);
-    out.push_back({id + "-cross-map", {H, N, T}});
-    out.push_back({id + "-self-map", {H, N, N}});
-    if (r * r == N) out.push_back({id + "-attn-out", {C, r, r}});
+    const std::string id = "vit-block" + std::to_string(k), cross = attention_block(id, AttentionKind::cross);
+    out.push_back({capture_key(cross, CaptureTensor::map), {H, N, T}});
+    out.push_back({capture_key(attention_block(id, AttentionKind::self), CaptureTensor::map), {H, N, N}});
+    if (r * r == N) out.push_back({attention_output_key(id), {C, r, r}});
     if (k < c.num_layers) {
-      out.push_back({id + "-cross-special-value", {H, N, d}});
-      out.push_back({id + "-cross-special-post-value", {N, C}});
-      out.push_back({id + "-cross-special-weight", {C, C}});
+      out.push_back({capture_key(cross, CaptureTensor::special_value), {H, N, d}});
+      out.push_back({capture_key(cross, CaptureTensor::special_post_value), {N, C}});
+      out.push_back({capture_key(cross, CaptureTensor::special_weight), {C, C}});
     }
   }
   return out;

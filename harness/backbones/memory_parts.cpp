@@ -129,13 +129,13 @@ std::vector<MemoryUnit> attention_units(const std::vector<std::string>& blocks, 
   std::vector<MemoryUnit> units;
   for (const auto& b : blocks) {
     for (const bool self : {true, false}) {
-      const std::string id = b + (self ? "-self" : "-cross");
-      auto m = shape_of(shapes, id + "-map");                 // [H, Nq, Nk]
-      auto v = shape_of(shapes, id + "-special-post-value");  // [Nq, C]
+      const std::string id = attention_block(b, self ? AttentionKind::self : AttentionKind::cross);
+      auto m = shape_of(shapes, capture_key(id, CaptureTensor::map));                 // [H, Nq, Nk]
+      auto v = shape_of(shapes, capture_key(id, CaptureTensor::special_post_value));  // [Nq, C]
       const int64_t H = m[0], Nq = m[1], Nk = m[2], C = v[1];
       const int64_t act = self ? act_self : act_cross;
       MemoryUnit u{id, {}};
-      if (spec.wants(id + "-map"))
+      if (spec.wants(capture_key(id, CaptureTensor::map)))
         u.transient = explicit_attention(B, H, Nq, Nk, C, dt, spec.self_map_head_mean && self, store == at::kFloat, act,
                                        upcast);
       else

@@ -175,9 +175,9 @@ at::Tensor Attention::operator()(const at::Tensor& x, const at::Tensor& context,
   auto v = to_v(ctx);
   AttentionWants w;
   if (recorder && !capture_id.empty()) w = recorder->wants(capture_id);
-  if (w.q) recorder->record_tokens_as_grid(capture_id + "-q", q);
+  if (w.q) recorder->record_tokens_as_grid(capture_key(capture_id, CaptureTensor::q), q);
   auto qh = split_heads(q, heads), kh = split_heads(k, heads), vh = split_heads(v, heads);
-  if (w.special_value) recorder->record(capture_id + "-special-value", vh);
+  if (w.special_value) recorder->record(capture_key(capture_id, CaptureTensor::special_value), vh);
   double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   at::Tensor o;
   if (w.map) {
@@ -193,8 +193,8 @@ at::Tensor Attention::operator()(const at::Tensor& x, const at::Tensor& context,
                                              mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, scale);
   }
   auto merged = merge_heads(o);
-  if (w.post_value) recorder->record(capture_id + "-special-post-value", merged);
-  if (w.weight) recorder->record_weight(capture_id + "-special-weight", to_out.weight, x.size(0));
+  if (w.post_value) recorder->record(capture_key(capture_id, CaptureTensor::special_post_value), merged);
+  if (w.weight) recorder->record_weight(capture_key(capture_id, CaptureTensor::special_weight), to_out.weight, x.size(0));
   return to_out(merged);
 }
 

@@ -89,9 +89,9 @@ PixArtTransformer::PixArtTransformer(const WeightStore& ws, PixArtConfig config)
     blk.norm1 = LayerNorm(b.sub("norm1"), C, c.norm_eps, /*affine=*/false);
     blk.norm2 = LayerNorm(b.sub("norm2"), C, c.norm_eps, /*affine=*/false);
     blk.attn1 = Attention(b.sub("attn1"), C, C, c.num_attention_heads, c.attention_head_dim, c.attention_bias, true,
-                          id + "-self");
+                          attention_block(id, AttentionKind::self));
     blk.attn2 = Attention(b.sub("attn2"), C, c.cross_attention_dim, c.num_attention_heads, c.attention_head_dim,
-                          c.attention_bias, true, id + "-cross");
+                          c.attention_bias, true, attention_block(id, AttentionKind::cross));
     blk.ff = FeedForward(b.sub("ff"), C, 4 * C, C, FeedForward::Kind::GELUTanh, true);
   }
   scale_shift_table_ = ws.get("scale_shift_table", {2, C});
@@ -128,7 +128,8 @@ at::Tensor PixArtTransformer::operator()(const PixArtInputs& in, CaptureRecorder
     last = -1;
     for (int64_t i = 0; i < c.num_layers; ++i) {
       std::string id = "vit-block" + std::to_string(i);
-      if (rec && (rec->wants(id + "-self").any() || rec->wants(id + "-cross").any())) last = i;
+      if (rec && (rec->wants(attention_block(id, AttentionKind::self)).any() ||
+                  rec->wants(attention_block(id, AttentionKind::cross)).any())) last = i;
     }
     if (last < 0) return {};
   }
@@ -193,14 +194,14 @@ std::vector<LayerInfo> pixart_capture_layers(const PixArtConfig& c, int64_t late
   const int64_t gh = latent_h / c.patch_size, gw = latent_w / c.patch_size, N = gh * gw;
   std::vector<LayerInfo> out;
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    for (const char* kind : {"cross", "self"}) {
-      std::string id = "vit-block" + std::to_string(i) + "-" + kind;
-      int64_t nk = std::string(kind) == "cross" ? text_len : N;
-      out.push_back({id + "-map", {H, N, nk}});
-      if (gh == gw) out.push_back({id + "-q", {C, gh, gw}});
-      out.push_back({id + "-special-value", {H, nk, d}});
-      out.push_back({id + "-special-post-value", {N, C}});
-      out.push_back({id + "-special-weight", {C, C}});
+    for (auto kind : {AttentionKind::cross, AttentionKind::self}) {
+      const std::string id = attention_block("vit-block" + std::to_string(i), kind);
+      const int64_t nk = kind == AttentionKind::cross ? text_len : N;
+      out.push_back({capture_key(id, CaptureTensor::map), {H, N, nk}});
+      if (gh == gw) out.push_back({capture_key(id, CaptureTensor::q), {C, gh, gw}});
+      out.push_back({capture_key(id, CaptureTensor::special_value), {H, nk, d}});
+      out.push_back({capture_key(id, CaptureTensor::special_post_value), {N, C}});
+      out.push_back({capture_key(id, CaptureTensor::special_weight), {C, C}});
     }
   }
   return out;

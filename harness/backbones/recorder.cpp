@@ -17,21 +17,17 @@ void check_capture_keys(const CaptureSpec& spec, const std::set<std::string>& kn
   fail("{}: unknown capture keys: {} (see `goca-bench list-layers --backbone {}`)", kind, list, kind);
 }
 
-bool is_self_block(const std::string& block_id) {
-  return block_id.size() >= 5 && block_id.compare(block_id.size() - 5, 5, "-self") == 0;
-}
-
 CaptureRecorder::CaptureRecorder(const CaptureSpec& spec, Capture& out, std::optional<at::ScalarType> store_dtype)
     : spec_(spec), out_(out), store_dtype_(store_dtype) {}
 
 AttentionWants CaptureRecorder::wants(const std::string& block_id) const {
   AttentionWants w;
   if (spec_.empty() || block_id.empty()) return w;
-  w.map = spec_.wants(block_id + "-map");
-  w.q = spec_.wants(block_id + "-q");
-  w.special_value = spec_.wants(block_id + "-special-value");
-  w.post_value = spec_.wants(block_id + "-special-post-value");
-  w.weight = spec_.wants(block_id + "-special-weight");
+  w.map = spec_.wants(capture_key(block_id, CaptureTensor::map));
+  w.q = spec_.wants(capture_key(block_id, CaptureTensor::q));
+  w.special_value = spec_.wants(capture_key(block_id, CaptureTensor::special_value));
+  w.post_value = spec_.wants(capture_key(block_id, CaptureTensor::special_post_value));
+  w.weight = spec_.wants(capture_key(block_id, CaptureTensor::special_weight));
   return w;
 }
 
@@ -43,7 +39,7 @@ void CaptureRecorder::record(const std::string& key, const at::Tensor& t) {
 }
 
 void CaptureRecorder::record_map(const std::string& block_id, const at::Tensor& probs) {
-  std::string key = block_id + "-map";
+  const std::string key = capture_key(block_id, CaptureTensor::map);
   if (!spec_.wants(key)) return;
   if (spec_.self_map_head_mean && is_self_block(block_id)) {
     at::Tensor m = probs.to(at::kFloat).mean(1, /*keepdim=*/true);

@@ -65,7 +65,6 @@ class CaptureRecorder {
   std::optional<at::ScalarType> store_dtype_;
 };
 
-bool is_self_block(const std::string& block_id);  // ends with "-self"
 // UserError listing every key of `spec` that `kind`'s list-layers does not have (`known`), with the hint.
 void check_capture_keys(const CaptureSpec& spec, const std::set<std::string>& known, const std::string& kind);
 

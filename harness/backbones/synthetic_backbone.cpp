@@ -44,12 +44,23 @@ at::Tensor concept_embedding(uint64_t seed, int64_t concept, int64_t dim, const 
   return normal_tensor(rng, {dim});
 }
 
+// The capture keys of one synthetic layer (a cross-attention block) and of its self-attention sibling.
+struct LayerKeys {
+  std::string map, value, post, weight, q, self;
+};
+
+LayerKeys layer_keys(const SyntheticLayer& l) {
+  return {capture_key(l.block, CaptureTensor::map),          capture_key(l.block, CaptureTensor::special_value),
+          capture_key(l.block, CaptureTensor::special_post_value), capture_key(l.block, CaptureTensor::special_weight),
+          capture_key(l.block, CaptureTensor::q),            capture_key(self_block_for_cross(l.block), CaptureTensor::map)};
+}
+
 }  // namespace
 
 int64_t synthetic_concept_of_word(const std::string& word_in) {
   static const std::map<std::string, int64_t> table = [] {
     std::map<std::string, int64_t> t;
-    const auto& voc = gb::datasets::class_table(gb::datasets::DatasetKind::Voc, gb::datasets::Protocol::Paper);
+    const auto& voc = gb::datasets::class_table(gb::datasets::DatasetKind::Voc, gb::datasets::Protocol::paper);
     for (int64_t c = 1; c < voc.num_classes(); ++c)
       for (const auto& s : voc.classes[static_cast<size_t>(c)].synonyms) t.emplace(s, c);
     for (size_t i = 0; i < stuff_kinds().size(); ++i) t[stuff_kinds()[i].word] = kStuffBase + static_cast<int64_t>(i);
@@ -111,13 +122,13 @@ std::vector<gb::LayerInfo> synthetic_layers(const SyntheticBackboneConfig& confi
   const int64_t H = config.heads, d = config.head_dim, T = text_length;
   for (const auto& l : config.layers) {
     const int64_t P = l.side * l.side;
-    const std::string self = l.block.substr(0, l.block.size() - 5) + "self";
-    out.push_back({l.block + "-map", {H, P, T}});
-    out.push_back({l.block + "-special-value", {H, T, d}});
-    out.push_back({l.block + "-special-post-value", {P, H * d}});
-    out.push_back({l.block + "-special-weight", {d, H * d}});
-    out.push_back({l.block + "-q", {config.ref_channels, l.side, l.side}});
-    out.push_back({self + "-map", {H, P, P}});
+    const LayerKeys k = layer_keys(l);
+    out.push_back({k.map, {H, P, T}});
+    out.push_back({k.value, {H, T, d}});
+    out.push_back({k.post, {P, H * d}});
+    out.push_back({k.weight, {d, H * d}});
+    out.push_back({k.q, {config.ref_channels, l.side, l.side}});
+    out.push_back({k.self, {H, P, P}});
   }
   return out;
 }
@@ -223,10 +234,6 @@ LayerHeads layer_heads(const SyntheticBackboneConfig& C, const std::string& id, 
   return heads;
 }
 
-// The capture keys of one synthetic layer.
-struct LayerKeys {
-  std::string map, value, post, weight, q, self;
-};
 
 // The cross-attention captures of one layer (maps, values, post-values, output weight) that `spec` wants.
 void cross_captures(const SyntheticBackboneConfig& C, const std::string& id, const ImageTokens& im,
@@ -329,9 +336,7 @@ gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::s
 
   gb::TensorMap out;
   for (const auto& L : C.layers) {
-    const std::string self_block = L.block.substr(0, L.block.size() - 5) + "self";
-    const LayerKeys k{L.block + "-map", L.block + "-special-value", L.block + "-special-post-value",
-                      L.block + "-special-weight", L.block + "-q", self_block + "-map"};
+    const LayerKeys k = layer_keys(L);
     const bool want_cross = spec.wants(k.map) || spec.wants(k.value) || spec.wants(k.post) || spec.wants(k.weight);
     const bool want_self = spec.wants(k.self);
     if (!want_cross && !want_self && !spec.wants(k.q)) continue;

@@ -162,15 +162,14 @@ std::vector<LayerInfo> unet_capture_layers(const UNetConfig& config, int64_t lat
   std::vector<LayerInfo> out;
   for_each_transformer_block(config, [&](const std::string& id, int64_t div, int64_t c, int64_t h) {
     const int64_t r = latent_size / div, p = r * r, d = c / h;
-    for (const char* kind : {"self", "cross"}) {
-      const bool cross = kind[0] == 'c';
-      const int64_t nk = cross ? text_len : p;
-      std::string b = id + "-" + kind;
-      out.push_back({b + "-map", {h, p, nk}});
-      out.push_back({b + "-q", {c, r, r}});
-      out.push_back({b + "-special-value", {h, nk, d}});
-      out.push_back({b + "-special-post-value", {p, c}});
-      out.push_back({b + "-special-weight", {c, c}});
+    for (auto kind : {AttentionKind::self, AttentionKind::cross}) {
+      const int64_t nk = kind == AttentionKind::cross ? text_len : p;
+      const std::string b = attention_block(id, kind);
+      out.push_back({capture_key(b, CaptureTensor::map), {h, p, nk}});
+      out.push_back({capture_key(b, CaptureTensor::q), {c, r, r}});
+      out.push_back({capture_key(b, CaptureTensor::special_value), {h, nk, d}});
+      out.push_back({capture_key(b, CaptureTensor::special_post_value), {p, c}});
+      out.push_back({capture_key(b, CaptureTensor::special_weight), {c, c}});
     }
   });
   return out;
@@ -197,8 +196,8 @@ UNet2DConditionModel::Transformer2D UNet2DConditionModel::make_transformer(const
     blk.norm1 = LayerNorm(bw.sub("norm1"), channels, 1e-5);
     blk.norm2 = LayerNorm(bw.sub("norm2"), channels, 1e-5);
     blk.norm3 = LayerNorm(bw.sub("norm3"), channels, 1e-5);
-    blk.attn1 = Attention(bw.sub("attn1"), channels, channels, heads, hd, false, true, id + "-self");
-    blk.attn2 = Attention(bw.sub("attn2"), channels, config_.cross_attention_dim, heads, hd, false, true, id + "-cross");
+    blk.attn1 = Attention(bw.sub("attn1"), channels, channels, heads, hd, false, true, attention_block(id, AttentionKind::self));
+    blk.attn2 = Attention(bw.sub("attn2"), channels, config_.cross_attention_dim, heads, hd, false, true, attention_block(id, AttentionKind::cross));
     blk.attn1.upcast = blk.attn2.upcast = config_.upcast_attention;
     blk.ff = FeedForward(bw.sub("ff"), channels, 4 * channels, channels, FeedForward::Kind::GEGLU);
     t.blocks.push_back(std::move(blk));

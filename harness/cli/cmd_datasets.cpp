@@ -56,7 +56,7 @@ DatasetConfig config_from(const SourceFlags& f) {
     if (f.dataset.empty()) gb::fail("give --dataset (voc, context, coco-object, cityscapes, ade20k, coco-stuff) or --config");
     if (!f.overrides.empty()) gb::fail("--set needs --config");
     c = default_dataset_config(parse_dataset_kind(f.dataset),
-                               f.protocol.empty() ? Protocol::Paper : parse_protocol(f.protocol));
+                               f.protocol.empty() ? Protocol::paper : parse_protocol(f.protocol));
   }
   if (!f.root.empty()) c.root = f.root;
   if (!f.images.empty()) c.images = f.images;
@@ -154,7 +154,7 @@ void add_verify(CLI::App* parent) {
     std::cout << "limit: " << (c.limit > 0 ? std::to_string(c.limit) : std::string("none")) << "\n";
     const size_t listed = ds->size() + ds->report().skipped_count();  // skipped so far = ids without captions
     std::cout << "samples listed: " << listed << "\n";
-    if (c.protocol == Protocol::Paper) {
+    if (c.protocol == Protocol::paper) {
       // Sample counts of the paper's evaluation (spec §H; Context: the 964 captioned train ids).
       static const std::map<DatasetKind, int> paper_counts = {{DatasetKind::Voc, 1464},
                                                               {DatasetKind::Context, 964},

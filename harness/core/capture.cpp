@@ -1,6 +1,7 @@
 #include "harness/core/capture.h"
 
 #include "harness/core/errors.h"
+#include "harness/core/strings.h"
 
 #include <ATen/ATen.h>
 
@@ -87,12 +88,57 @@ Capture Capture::from_samples(const std::vector<TensorMap>& samples) {
   return c;
 }
 
-std::string self_key_for_cross(const std::string& cross_map_key) {
-  auto pos = cross_map_key.rfind("-cross-map");
-  if (pos == std::string::npos || pos + 10 != cross_map_key.size()) {
-    fail("'{}' is not a cross-map key (expected '<block>-cross-map')", cross_map_key);
+const char* to_string(CaptureTensor tensor) {
+  switch (tensor) {
+    case CaptureTensor::map: return "map";
+    case CaptureTensor::q: return "q";
+    case CaptureTensor::special_value: return "special-value";
+    case CaptureTensor::special_post_value: return "special-post-value";
+    case CaptureTensor::special_weight: return "special-weight";
   }
-  return cross_map_key.substr(0, pos) + "-self-map";
+  return "?";
+}
+
+std::string attention_block(const std::string& location, AttentionKind kind) {
+  return location + (kind == AttentionKind::self ? "-self" : "-cross");
+}
+
+bool is_self_block(const std::string& block) { return ends_with(block, "-self"); }
+
+std::string capture_key(const std::string& block, CaptureTensor tensor) { return block + "-" + to_string(tensor); }
+
+std::string attention_output_key(const std::string& location) { return location + "-attn-out"; }
+
+std::optional<CaptureKeyParts> parse_capture_key(const std::string& key) {
+  // Longest tensor names first: "-special-post-value" also ends in "-value".
+  for (auto t : {CaptureTensor::special_post_value, CaptureTensor::special_value, CaptureTensor::special_weight,
+                 CaptureTensor::map, CaptureTensor::q}) {
+    const std::string suffix = std::string("-") + to_string(t);
+    if (ends_with(key, suffix) && key.size() > suffix.size())
+      return CaptureKeyParts{key.substr(0, key.size() - suffix.size()), t};
+  }
+  return std::nullopt;
+}
+
+std::string sibling_key(const std::string& key, CaptureTensor tensor) {
+  if (auto parts = parse_capture_key(key)) return capture_key(parts->block, tensor);
+  fail("'{}' is not a capture key '<block>-<tensor>' (tensor: map, q, special-value, special-post-value, "
+       "special-weight)", key);
+}
+
+std::string self_block_for_cross(const std::string& cross_block) {
+  const std::string suffix = attention_block("", AttentionKind::cross);
+  if (!ends_with(cross_block, suffix) || cross_block.size() == suffix.size())
+    fail("'{}' is not a cross-attention block (expected '<location>-cross')", cross_block);
+  return attention_block(cross_block.substr(0, cross_block.size() - suffix.size()), AttentionKind::self);
+}
+
+std::string self_key_for_cross(const std::string& cross_map_key) {
+  const auto parts = parse_capture_key(cross_map_key);
+  if (!parts || parts->tensor != CaptureTensor::map || !ends_with(parts->block, "-cross"))
+    fail("'{}' is not a cross-map key (expected '<block>-cross-map')", cross_map_key);
+  return capture_key(attention_block(parts->block.substr(0, parts->block.size() - 6), AttentionKind::self),
+                     CaptureTensor::map);
 }
 
 std::string block_of(const std::string& key) {

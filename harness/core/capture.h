@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -62,7 +63,27 @@ struct Capture {
   static Capture from_samples(const std::vector<TensorMap>& samples);
 };
 
-// Helpers on the key grammar.
+// ---- The key grammar: the one builder and parser of capture keys (no string surgery elsewhere). ----
+enum class AttentionKind { self, cross };
+enum class CaptureTensor { map, q, special_value, special_post_value, special_weight };
+const char* to_string(CaptureTensor tensor);  // "map", "q", "special-value", "special-post-value", "special-weight"
+// An attention block: "<location>-self" / "<location>-cross" (location: "up-level2-repeat1-vit-block0", "vit-block13").
+std::string attention_block(const std::string& location, AttentionKind kind);
+bool is_self_block(const std::string& block);  // ends with "-self"
+// "<block>-<tensor>", e.g. "vit-block13-cross-map".
+std::string capture_key(const std::string& block, CaptureTensor tensor);
+// Flux's reference feature: "<location>-attn-out".
+std::string attention_output_key(const std::string& location);
+// "<block>-<tensor>" taken apart; nullopt for keys outside that grammar (Flux's "-attn-out").
+struct CaptureKeyParts {
+  std::string block;
+  CaptureTensor tensor;
+};
+std::optional<CaptureKeyParts> parse_capture_key(const std::string& key);
+// The same block's other tensor ("...-cross-map" -> "...-cross-special-value", the paper's l.replace('map', ...));
+// UserError when `key` is not "<block>-<tensor>".
+std::string sibling_key(const std::string& key, CaptureTensor tensor);
+std::string self_block_for_cross(const std::string& cross_block);   // "...-cross" -> "...-self"
 std::string self_key_for_cross(const std::string& cross_map_key);  // "...-cross-map" -> "...-self-map"
 std::string block_of(const std::string& key);                       // "...-cross-map" -> "...-cross"
 

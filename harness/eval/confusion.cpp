@@ -11,14 +11,6 @@
 
 namespace gb::eval {
 
-Protocol parse_protocol(const std::string& s) {
-  if (s == "paper") return Protocol::paper;
-  if (s == "standard") return Protocol::standard;
-  fail("unknown protocol '{}' (expected paper or standard)", s);
-}
-
-std::string to_string(Protocol p) { return p == Protocol::paper ? "paper" : "standard"; }
-
 ConfusionMatrix::ConfusionMatrix(int64_t num_classes) : num_classes_(num_classes) {
   if (num_classes <= 0) fail("number of classes must be positive, got {}", num_classes);
   counts_ = at::zeros({(num_classes + 1) * num_classes}, at::kLong);

@@ -8,6 +8,7 @@
 // From this matrix the paper's per-image union counting |{pred=c} ∪ {y=c}| is exactly
 //   U_c = row_c + col_c - M[c][c]        (col_c includes row C: an out-of-range label predicted as c is an FP of c)
 //   I_c = M[c][c].
+#include "harness/core/protocol.h"
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -16,9 +17,9 @@
 
 namespace gb::eval {
 
-enum class Protocol { paper, standard };
-Protocol parse_protocol(const std::string& s);  // "paper" | "standard"; UserError otherwise
-std::string to_string(Protocol p);
+using gb::Protocol;  // harness/core/protocol.h
+using gb::parse_protocol;
+using gb::to_string;
 
 class ConfusionMatrix {
  public:

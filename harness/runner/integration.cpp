@@ -24,14 +24,13 @@ std::unique_ptr<gb::text::PromptBuilder> make_prompt_builder(const gb::datasets:
   gb::text::PromptOptions o;
   o.add_background_token = dataset.add_background_token;
   o.add_missing_class = dataset.add_missing_class;
-  o.protocol = dataset.protocol == gb::datasets::Protocol::Paper ? gb::text::PromptProtocol::paper
-                                                                 : gb::text::PromptProtocol::standard;
+  o.protocol = dataset.protocol;
   return std::make_unique<gb::text::PromptBuilder>(classes.synonym_lists(), tokenizer, o);
 }
 
 PreparedPrompt build_prompt(const gb::text::PromptBuilder& builder, const gb::datasets::Sample& sample,
                             const std::string& caption, const gb::datasets::DatasetConfig& dataset) {
-  const std::vector<int64_t> gt = dataset.protocol == gb::datasets::Protocol::Paper
+  const std::vector<int64_t> gt = dataset.protocol == gb::datasets::Protocol::paper
                                       ? gb::text::py_set_order(sample.gt_first_seen)
                                       : sample.gt_classes;
   gb::text::PromptResult r = builder.build(caption, gt);

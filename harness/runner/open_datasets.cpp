@@ -54,8 +54,7 @@ void ensure_synthetic_dataset(const DatasetEntry& e, const gb::datasets::Dataset
 gb::eval::EvalConfig eval_config(const gb::datasets::DatasetConfig& config, int64_t num_classes,
                                  const std::string& select) {
   gb::eval::EvalConfig ev;
-  ev.protocol = config.protocol == gb::datasets::Protocol::Paper ? gb::eval::Protocol::paper
-                                                                 : gb::eval::Protocol::standard;
+  ev.protocol = config.protocol;
   ev.num_classes = num_classes;
   ev.ignore_index = config.ignore_index < 0 ? 255 : config.ignore_index;
   ev.method = gb::eval::parse_background_method(config.background_method);

@@ -8,6 +8,7 @@
 //      sequence; classes left without tokens are dropped and reported);
 //   Q12 (paper) missing classes are appended in CPython set iteration order (standard: ascending id);
 //   class id 0 is falsy in the paper and its tokens go to the background objects (standard: an object).
+#include "harness/core/protocol.h"
 #include "harness/core/token_groups.h"
 #include "harness/core/tokenizer.h"
 
@@ -17,7 +18,7 @@
 
 namespace gb::text {
 
-enum class PromptProtocol { paper, standard };
+using PromptProtocol = gb::Protocol;  // harness/core/protocol.h
 PromptProtocol parse_prompt_protocol(const std::string& s);
 
 struct PromptOptions {

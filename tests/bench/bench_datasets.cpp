@@ -19,7 +19,7 @@ void BM_DatasetLoad(benchmark::State& state) {
   o.width = 500;
   o.height = 375;
   Fixture fx = write_fixture(kind, dir.string(), o);
-  auto c = default_dataset_config(kind, Protocol::Paper);
+  auto c = default_dataset_config(kind, Protocol::paper);
   c.root = fx.root;
   c.images = fx.images;
   if (kind == DatasetKind::Context && !kFixtureWritesMat) c.label_source = LabelSource::Png;

@@ -58,19 +58,19 @@ void expect_bad(const DatasetConfig& base, size_t bad, IssueKind kind, const std
 TEST(BadInput, MissingImage) {
   Case k;
   fs::remove(k.image("2008_000008"));  // paper order index 1
-  expect_bad(config_for(k.fx, Protocol::Paper), 1, IssueKind::MissingFile, "2008_000008.jpg: image file missing");
+  expect_bad(config_for(k.fx, Protocol::paper), 1, IssueKind::MissingFile, "2008_000008.jpg: image file missing");
 }
 
 TEST(BadInput, MissingLabel) {
   Case k;
   fs::remove(k.label("2009_000123"));
-  expect_bad(config_for(k.fx, Protocol::Paper), 0, IssueKind::MissingFile, "2009_000123.png: label file missing");
+  expect_bad(config_for(k.fx, Protocol::paper), 0, IssueKind::MissingFile, "2009_000123.png: label file missing");
 }
 
 TEST(BadInput, MissingXml) {
   Case k;
   fs::remove(k.fx.root + "/Annotations/2007_000039.xml");
-  expect_bad(config_for(k.fx, Protocol::Paper), 2, IssueKind::MissingFile, "2007_000039.xml: annotation file missing");
+  expect_bad(config_for(k.fx, Protocol::paper), 2, IssueKind::MissingFile, "2007_000039.xml: annotation file missing");
 }
 
 TEST(BadInput, CorruptImage) {
@@ -79,7 +79,7 @@ TEST(BadInput, CorruptImage) {
     std::ofstream out(k.image("2007_000032"), std::ios::binary | std::ios::trunc);
     out << "\xff\xd8\xff\xe0 this is not a jpeg";
   }
-  expect_bad(config_for(k.fx, Protocol::Paper), 3, IssueKind::Unreadable, "2007_000032.jpg");
+  expect_bad(config_for(k.fx, Protocol::paper), 3, IssueKind::Unreadable, "2007_000032.jpg");
 }
 
 TEST(BadInput, CorruptLabel) {
@@ -88,13 +88,13 @@ TEST(BadInput, CorruptLabel) {
     std::ofstream out(k.label("2007_000032"), std::ios::binary | std::ios::trunc);
     out << "\x89PNG\r\n\x1a\n truncated";
   }
-  expect_bad(config_for(k.fx, Protocol::Paper), 3, IssueKind::Unreadable, "2007_000032.png");
+  expect_bad(config_for(k.fx, Protocol::paper), 3, IssueKind::Unreadable, "2007_000032.png");
 }
 
 TEST(BadInput, SizeMismatch) {
   Case k;
   gb::write_png_palette(k.label("2007_000039"), at::zeros({14, 21}, at::kByte));
-  expect_bad(config_for(k.fx, Protocol::Paper), 2, IssueKind::SizeMismatch,
+  expect_bad(config_for(k.fx, Protocol::paper), 2, IssueKind::SizeMismatch,
              "2007_000039.png: label is 21x14 (WxH) but image");
 }
 
@@ -103,10 +103,10 @@ TEST(BadInput, ClassIdOutOfRangeUnderStandard) {
   at::Tensor l = at::zeros({14, 20}, at::kByte);
   l.index_put_({5, 7}, 37);
   gb::write_png_palette(k.label("2009_000123"), l);
-  auto c = config_for(k.fx, Protocol::Standard);
+  auto c = config_for(k.fx, Protocol::standard);
   expect_bad(c, 0, IssueKind::OutOfRange, "label value 37 at row 5, column 7 is outside [0, 20] and 255");
   // The paper protocol maps it to background (label[label > 20] = 0).
-  auto p = Dataset::open(config_for(k.fx, Protocol::Paper));
+  auto p = Dataset::open(config_for(k.fx, Protocol::paper));
   EXPECT_EQ(p->load(0)->label[5][7].item<int64_t>(), 0);
 }
 
@@ -115,7 +115,7 @@ TEST(BadInput, IdWithoutCaption) {
   auto caps = CaptionFile::parse(R"({"2009_000123.jpg": {"caption": "tv"}, "2008_000008.jpg": {"caption": "plane"},
                                      "2007_000032.jpg": {"caption": "person"}})",
                                  "caps.json");
-  auto c = config_for(k.fx, Protocol::Paper);
+  auto c = config_for(k.fx, Protocol::paper);
   try {
     Dataset::open(c, &caps);
     FAIL();
@@ -135,13 +135,13 @@ TEST(BadInput, IdWithoutCaption) {
 
 TEST(BadInput, LayoutProblemsAreUserErrors) {
   Case k;
-  auto c = config_for(k.fx, Protocol::Paper);
+  auto c = config_for(k.fx, Protocol::paper);
   c.root = k.fx.root + "/nope";
   EXPECT_THROW(Dataset::open(c), gb::UserError);
-  c = config_for(k.fx, Protocol::Paper);
+  c = config_for(k.fx, Protocol::paper);
   c.root.clear();
   EXPECT_THROW(Dataset::open(c), gb::UserError);
-  c = config_for(k.fx, Protocol::Paper);
+  c = config_for(k.fx, Protocol::paper);
   c.split = "ImageSets/Segmentation/missing.txt";
   try {
     Dataset::open(c);
@@ -151,7 +151,7 @@ TEST(BadInput, LayoutProblemsAreUserErrors) {
   }
   TempDir ctx;
   Fixture cf = write_fixture(DatasetKind::Context, ctx.str());
-  auto cc = default_dataset_config(DatasetKind::Context, Protocol::Paper);
+  auto cc = default_dataset_config(DatasetKind::Context, Protocol::paper);
   cc.root = cf.root;  // no --images: pascal-context has no JPEGImages
   try {
     Dataset::open(cc);
@@ -213,13 +213,13 @@ TEST(BadInput, PanopticIdMinusOneInTheFirstPixel) {
   // Found by fuzz/fuzz_label_map: the distinct-id scan started from -1, so an image whose first pixel is -1 had no
   // entry for it and map_panoptic threw std::out_of_range (an internal error).
   const at::Tensor ids = at::tensor({-1, -1, 5, 5}, at::kLong).reshape({2, 2});
-  for (Protocol p : {Protocol::Paper, Protocol::Standard}) {
+  for (Protocol p : {Protocol::paper, Protocol::standard}) {
     const std::string e = gb::test::user_error_message([&] { map_panoptic(ids, {{5, 1}}, p, "pan.png"); });
     EXPECT_NE(e.find("segment id -1 (at row 0, column 0)"), std::string::npos) << e;
   }
   // Listed ids still map; 0 is ignore under the standard protocol.
   const at::Tensor ok = map_panoptic(at::tensor({0, 5, 5, 7}, at::kLong).reshape({2, 2}), {{5, 1}, {7, 2}},
-                                     Protocol::Standard, "pan.png");
+                                     Protocol::standard, "pan.png");
   EXPECT_EQ(ok[0][1].item<int64_t>(), ok[1][0].item<int64_t>());
 }
 
@@ -232,7 +232,7 @@ TEST(MatFiles, ReadsFilesWrittenByScipy) {
     EXPECT_TRUE(at::equal(got, expected)) << name << "\n" << got;
   }
   // Through the paper's raw -> 60 mapping.
-  DatasetConfig c = default_dataset_config(DatasetKind::Context, Protocol::Paper);
+  DatasetConfig c = default_dataset_config(DatasetKind::Context, Protocol::paper);
   const at::Tensor mapped = map_label(c, LabelSource::Mat, expected, "x.mat");
   EXPECT_TRUE(at::equal(mapped[0], at::tensor({0, 1, 2, 3, 4}, at::kLong)));
   EXPECT_TRUE(at::equal(mapped[1], at::tensor({5, 6, 0, 0, 0}, at::kLong)));

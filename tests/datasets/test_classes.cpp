@@ -27,8 +27,8 @@ const nlohmann::json& golden() {
 
 TEST(Classes, NamesRoundTrip) {
   for (DatasetKind k : all_dataset_kinds()) EXPECT_EQ(parse_dataset_kind(to_string(k)), k);
-  EXPECT_EQ(parse_protocol("paper"), Protocol::Paper);
-  EXPECT_EQ(parse_protocol("standard"), Protocol::Standard);
+  EXPECT_EQ(parse_protocol("paper"), Protocol::paper);
+  EXPECT_EQ(parse_protocol("standard"), Protocol::standard);
   EXPECT_THROW(parse_dataset_kind("pascal-voc"), gb::UserError);
   EXPECT_THROW(parse_protocol("mmseg"), gb::UserError);
 }
@@ -38,8 +38,8 @@ TEST(Classes, CountsAndIgnore) {
       {DatasetKind::Voc, {21, 21}},        {DatasetKind::Context, {60, 59}}, {DatasetKind::CocoObject, {81, 81}},
       {DatasetKind::Cityscapes, {20, 19}}, {DatasetKind::Ade20k, {151, 150}}, {DatasetKind::CocoStuff, {28, 27}}};
   for (const auto& [k, counts] : expected) {
-    const auto& p = class_table(k, Protocol::Paper);
-    const auto& s = class_table(k, Protocol::Standard);
+    const auto& p = class_table(k, Protocol::paper);
+    const auto& s = class_table(k, Protocol::standard);
     EXPECT_EQ(p.num_classes(), counts.first) << to_string(k);
     EXPECT_EQ(s.num_classes(), counts.second) << to_string(k);
     EXPECT_EQ(p.ignore_index, kNoIgnore);
@@ -47,7 +47,7 @@ TEST(Classes, CountsAndIgnore) {
     EXPECT_TRUE(p.background_is_class0);
     EXPECT_TRUE(p.classes[0].synonyms.empty());
   }
-  EXPECT_THROW(class_table(DatasetKind::Voc, Protocol::Paper).at(21), gb::UserError);
+  EXPECT_THROW(class_table(DatasetKind::Voc, Protocol::paper).at(21), gb::UserError);
 }
 
 TEST(Classes, PaperSynonymsMatchCaptionDatasetPy) {
@@ -59,29 +59,29 @@ TEST(Classes, PaperSynonymsMatchCaptionDatasetPy) {
                                                                  {DatasetKind::CocoStuff, "coco-stuff"}};
   for (const auto& [k, key] : keys) {
     const auto expected = golden()[key]["synonyms"].get<std::vector<std::vector<std::string>>>();
-    EXPECT_EQ(class_table(k, Protocol::Paper).synonym_lists(), expected) << key;
+    EXPECT_EQ(class_table(k, Protocol::paper).synonym_lists(), expected) << key;
   }
   // The typos the captioner matches against (quirk Q13) are kept.
-  const auto& ade = class_table(DatasetKind::Ade20k, Protocol::Paper);
+  const auto& ade = class_table(DatasetKind::Ade20k, Protocol::paper);
   EXPECT_EQ(ade.classes[2].synonyms, (std::vector<std::string>{"building", "buildingsedifice"}));
   EXPECT_EQ(ade.classes[26].synonyms, (std::vector<std::string>{"house", "hourses"}));
 }
 
 TEST(Classes, StandardTablesShiftOrReorder) {
-  const auto& ap = class_table(DatasetKind::Ade20k, Protocol::Paper);
-  const auto& as = class_table(DatasetKind::Ade20k, Protocol::Standard);
+  const auto& ap = class_table(DatasetKind::Ade20k, Protocol::paper);
+  const auto& as = class_table(DatasetKind::Ade20k, Protocol::standard);
   for (int64_t c = 0; c < 150; ++c) EXPECT_EQ(as.classes[c].synonyms, ap.classes[c + 1].synonyms);
-  const auto& cp = class_table(DatasetKind::Cityscapes, Protocol::Paper);
-  const auto& cs = class_table(DatasetKind::Cityscapes, Protocol::Standard);
+  const auto& cp = class_table(DatasetKind::Cityscapes, Protocol::paper);
+  const auto& cs = class_table(DatasetKind::Cityscapes, Protocol::standard);
   for (int64_t c = 0; c < 19; ++c) EXPECT_EQ(cs.classes[c].name, cp.classes[c + 1].name);
   // mmseg PascalContextDataset59 order: alphabetical.
-  const auto& xs = class_table(DatasetKind::Context, Protocol::Standard);
+  const auto& xs = class_table(DatasetKind::Context, Protocol::standard);
   EXPECT_EQ(xs.classes[0].name, "aeroplane");
   EXPECT_EQ(xs.classes[1].name, "bag");
   EXPECT_EQ(xs.classes[58].name, "wood");
   for (size_t i = 1; i < xs.classes.size(); ++i) EXPECT_LT(xs.classes[i - 1].name, xs.classes[i].name);
-  EXPECT_EQ(class_table(DatasetKind::Voc, Protocol::Standard).names(),
-            class_table(DatasetKind::Voc, Protocol::Paper).names());
+  EXPECT_EQ(class_table(DatasetKind::Voc, Protocol::standard).names(),
+            class_table(DatasetKind::Voc, Protocol::paper).names());
 }
 
 TEST(Classes, VocXmlNames) {
@@ -152,7 +152,7 @@ TEST(Classes, CocoStuffFineToCoarseIsThePapersPickle) {
   EXPECT_EQ(coco_stuff_fine_to_coarse(182), -1);
   // The standard table's names are the pickle's coarse names, in coarse-index order: person (fine 0) is
   // person-things, sky-other (fine 156) sky-stuff.
-  const auto& s = class_table(DatasetKind::CocoStuff, Protocol::Standard);
+  const auto& s = class_table(DatasetKind::CocoStuff, Protocol::standard);
   std::set<std::string> coarse_names;
   for (const auto& [fine, coarse] : g["fine_name_to_coarse_name"].items()) coarse_names.insert(coarse.get<std::string>());
   const auto names_s = s.names();
@@ -162,7 +162,7 @@ TEST(Classes, CocoStuffFineToCoarseIsThePapersPickle) {
   EXPECT_EQ(s.classes[coco_stuff_fine_to_coarse(120)].name, "food-stuff");
   EXPECT_FALSE(s.background_is_class0);
   // Standard class c carries the synonyms of paper class c + 1; paper display names follow dataset.py.
-  const auto& p = class_table(DatasetKind::CocoStuff, Protocol::Paper);
+  const auto& p = class_table(DatasetKind::CocoStuff, Protocol::paper);
   const auto names = g["dataset_py_names"].get<std::vector<std::vector<std::string>>>();
   for (int64_t c = 0; c < kCocoStuffCoarse; ++c) {
     EXPECT_EQ(s.classes[c].synonyms, p.classes[c + 1].synonyms);

@@ -47,11 +47,11 @@ TEST(DatasetConfig, ShippedFilesMatchTheProtocolDefaults) {
   for (DatasetKind k : all_dataset_kinds()) {
     const std::string name = to_string(k);
     const DatasetConfig paper = load_dataset_config(config_dir() + name + ".yaml");
-    expect_same(paper, default_dataset_config(k, Protocol::Paper), name);
+    expect_same(paper, default_dataset_config(k, Protocol::paper), name);
     EXPECT_FALSE(paper.root.empty());
     EXPECT_FALSE(paper.captions.empty());
     const DatasetConfig standard = load_dataset_config(config_dir() + name + "-standard.yaml");
-    DatasetConfig expected = default_dataset_config(k, Protocol::Standard);
+    DatasetConfig expected = default_dataset_config(k, Protocol::standard);
     if (k == DatasetKind::Context) expected.label_source = LabelSource::Png;  // mmseg's converted PNGs
     expect_same(standard, expected, name + "-standard");
   }
@@ -76,7 +76,7 @@ TEST(DatasetConfig, MinimalFileTakesDefaults) {
   gb::ConfigReader r(cfg);
   auto c = read_dataset_config(r);
   r.finish();
-  expect_same(c, default_dataset_config(DatasetKind::Ade20k, Protocol::Standard), "minimal");
+  expect_same(c, default_dataset_config(DatasetKind::Ade20k, Protocol::standard), "minimal");
   EXPECT_EQ(c.root, "/x");
 }
 

@@ -27,7 +27,7 @@ TEST(PaperParity, LabelsAndGtClassesMatchThePapersLoaders) {
       FixtureOptions o;
       o.paper_quirks = std::string(variant) == "quirks";
       Fixture fx = write_fixture(k, tmp.str(), o);
-      auto ds = Dataset::open(config_for(fx, Protocol::Paper));
+      auto ds = Dataset::open(config_for(fx, Protocol::paper));
       ASSERT_EQ(ds->size(), rows.size()) << variant << " " << to_string(k);
       for (size_t i = 0; i < ds->size(); ++i) {
         const auto& row = rows[i];

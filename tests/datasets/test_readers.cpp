@@ -21,7 +21,7 @@ using V = std::vector<int64_t>;
 TEST(VocReader, PaperOrderMappingAndXmlClasses) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::Voc, tmp.str());
-  auto ds = Dataset::open(config_for(fx, Protocol::Paper));
+  auto ds = Dataset::open(config_for(fx, Protocol::paper));
   EXPECT_EQ(ids_of(*ds), fx.paper_ids);  // train.txt reversed
   EXPECT_EQ(ds->id(0), "2009_000123.jpg");
   EXPECT_EQ(ds->classes().num_classes(), 21);
@@ -47,7 +47,7 @@ TEST(VocReader, PaperOrderMappingAndXmlClasses) {
 TEST(VocReader, StandardSplitIgnoreAndLabelClasses) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::Voc, tmp.str());
-  auto ds = Dataset::open(config_for(fx, Protocol::Standard));
+  auto ds = Dataset::open(config_for(fx, Protocol::standard));
   EXPECT_EQ(ids_of(*ds), fx.standard_ids);  // val.txt as listed
   auto s = ds->load(1);                     // 2007_000039: dog, sofa
   EXPECT_EQ(s->id, "2007_000039.jpg");
@@ -61,7 +61,7 @@ TEST(VocReader, StandardSplitIgnoreAndLabelClasses) {
 TEST(VocReader, LimitSlicesBeforeAnything) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::Voc, tmp.str());
-  auto c = config_for(fx, Protocol::Paper);
+  auto c = config_for(fx, Protocol::paper);
   c.limit = 2;
   auto ds = Dataset::open(c);
   EXPECT_EQ(ids_of(*ds), (std::vector<std::string>{fx.paper_ids[0], fx.paper_ids[1]}));
@@ -71,7 +71,7 @@ TEST(VocReader, WorksWithoutAnnotationsFolder) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::Voc, tmp.str());
   fs::remove_all(fs::path(fx.root) / "Annotations");
-  auto ds = Dataset::open(config_for(fx, Protocol::Paper));
+  auto ds = Dataset::open(config_for(fx, Protocol::paper));
   ASSERT_EQ(ds->size(), 4u);
   EXPECT_EQ(ds->report().notes().count(kNoteVocGtFromLabel), 1u);
   auto s0 = ds->load(0);
@@ -83,7 +83,7 @@ TEST(ContextReader, PaperMatDropsIdsWithoutLabelAndMapsRawIds) {
   if (!kFixtureWritesMat) GTEST_SKIP() << "built without libmatio";
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::Context, tmp.str());
-  auto c = config_for(fx, Protocol::Paper);
+  auto c = config_for(fx, Protocol::paper);
   auto ds = Dataset::open(c);
   EXPECT_EQ(ds->label_source(), LabelSource::Mat);
   EXPECT_EQ(ids_of(*ds), fx.paper_ids);  // reversed; 2010_000001 (no .mat, listed last -> first) dropped
@@ -110,7 +110,7 @@ TEST(ContextReader, PaperMatDropsIdsWithoutLabelAndMapsRawIds) {
 TEST(ContextReader, MmsegPngGivesTheSameLabelsAsMat) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::Context, tmp.str());
-  for (Protocol p : {Protocol::Paper, Protocol::Standard}) {
+  for (Protocol p : {Protocol::paper, Protocol::standard}) {
     auto cp = config_for(fx, p);
     cp.label_source = LabelSource::Png;
     auto png = Dataset::open(cp);
@@ -118,7 +118,7 @@ TEST(ContextReader, MmsegPngGivesTheSameLabelsAsMat) {
     if (!kFixtureWritesMat) continue;
     auto cm = config_for(fx, p);
     cm.label_source = LabelSource::Mat;
-    cm.split = p == Protocol::Paper ? cm.split : "ImageSets/SegmentationContext/val.txt";
+    cm.split = p == Protocol::paper ? cm.split : "ImageSets/SegmentationContext/val.txt";
     auto mat = Dataset::open(cm);
     ASSERT_EQ(png->size(), mat->size());
     for (size_t i = 0; i < png->size(); ++i) {
@@ -132,7 +132,7 @@ TEST(ContextReader, MmsegPngGivesTheSameLabelsAsMat) {
 TEST(ContextReader, StandardIsMmsegContext59) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::Context, tmp.str());
-  auto c = config_for(fx, Protocol::Standard);
+  auto c = config_for(fx, Protocol::standard);
   c.label_source = LabelSource::Png;
   auto ds = Dataset::open(c);
   EXPECT_EQ(ids_of(*ds), fx.standard_ids);
@@ -150,8 +150,8 @@ TEST(ContextReader, StandardIsMmsegContext59) {
 TEST(CocoObjectReader, PanopticPaperKeepsTheInPlaceRemap) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::CocoObject, tmp.str());
-  auto paper = Dataset::open(config_for(fx, Protocol::Paper));
-  auto standard = Dataset::open(config_for(fx, Protocol::Standard));
+  auto paper = Dataset::open(config_for(fx, Protocol::paper));
+  auto standard = Dataset::open(config_for(fx, Protocol::standard));
   EXPECT_EQ(paper->label_source(), LabelSource::Panoptic);
   EXPECT_EQ(ids_of(*paper), fx.paper_ids);
   EXPECT_EQ(ids_of(*standard), fx.standard_ids);
@@ -176,14 +176,14 @@ TEST(CocoObjectReader, PanopticPaperKeepsTheInPlaceRemap) {
 TEST(CocoObjectReader, PngFormMatchesTheCleanPanopticMap) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::CocoObject, tmp.str());
-  auto c = config_for(fx, Protocol::Standard);
+  auto c = config_for(fx, Protocol::standard);
   auto pan = Dataset::open(c);
   c.label_source = LabelSource::Png;
   auto png = Dataset::open(c);
   ASSERT_EQ(png->size(), pan->size());
   for (size_t i = 0; i < png->size(); ++i) EXPECT_TRUE(at::equal(png->load(i)->label, pan->load(i)->label));
   // Paper protocol on the PNG form: 255 -> 0 (no Q14: the PNG already holds classes).
-  auto cp = config_for(fx, Protocol::Paper);
+  auto cp = config_for(fx, Protocol::paper);
   cp.label_source = LabelSource::Png;
   auto pp = Dataset::open(cp);
   auto s = pp->load(1);
@@ -196,13 +196,13 @@ TEST(CocoObjectReader, MissingAnnotationReusesTheLastUnderPaperOnly) {
   FixtureOptions o;
   o.paper_quirks = true;
   Fixture fx = write_fixture(DatasetKind::CocoObject, tmp.str(), o);
-  auto paper = Dataset::open(config_for(fx, Protocol::Paper));
+  auto paper = Dataset::open(config_for(fx, Protocol::paper));
   auto s = paper->load(2);  // 000000000632: not in the json; the last annotation (000000000724's) is used
   ASSERT_TRUE(s);
   EXPECT_EQ(at_a(s->label), 40);  // segment 6000 read as a bottle (category 44), not a toothbrush
   EXPECT_EQ(at_b(s->label), 1);   // segment 8000 read as a person, not stuff
   ASSERT_EQ(paper->report().notes().count(kNoteCocoAnnotationReused), 1u);
-  auto standard = Dataset::open(config_for(fx, Protocol::Standard));
+  auto standard = Dataset::open(config_for(fx, Protocol::standard));
   try {
     standard->load(2);
     FAIL() << "expected a SampleError";
@@ -215,8 +215,8 @@ TEST(CocoObjectReader, MissingAnnotationReusesTheLastUnderPaperOnly) {
 TEST(CityscapesReader, PaperMapping20AndStandardTrainIds) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::Cityscapes, tmp.str());
-  auto paper = Dataset::open(config_for(fx, Protocol::Paper));
-  auto standard = Dataset::open(config_for(fx, Protocol::Standard));
+  auto paper = Dataset::open(config_for(fx, Protocol::paper));
+  auto standard = Dataset::open(config_for(fx, Protocol::standard));
   EXPECT_EQ(ids_of(*paper), fx.paper_ids);  // sorted by city folder, then file
   EXPECT_EQ(paper->label_source(), LabelSource::LabelIds);
   EXPECT_EQ(standard->label_source(), LabelSource::LabelTrainIds);
@@ -236,11 +236,11 @@ TEST(CityscapesReader, PaperMapping20AndStandardTrainIds) {
   EXPECT_EQ(at_a(p2->label), 0);
   EXPECT_EQ(p2->gt_classes, (V{1, 11}));
   // The other label file gives the same classes under each protocol.
-  for (Protocol pr : {Protocol::Paper, Protocol::Standard}) {
+  for (Protocol pr : {Protocol::paper, Protocol::standard}) {
     auto c = config_for(fx, pr);
-    c.label_source = pr == Protocol::Paper ? LabelSource::LabelTrainIds : LabelSource::LabelIds;
+    c.label_source = pr == Protocol::paper ? LabelSource::LabelTrainIds : LabelSource::LabelIds;
     auto other = Dataset::open(c);
-    auto& ref = pr == Protocol::Paper ? paper : standard;
+    auto& ref = pr == Protocol::paper ? paper : standard;
     for (size_t i = 0; i < other->size(); ++i) EXPECT_TRUE(at::equal(other->load(i)->label, ref->load(i)->label));
   }
 }
@@ -248,8 +248,8 @@ TEST(CityscapesReader, PaperMapping20AndStandardTrainIds) {
 TEST(Ade20kReader, PaperKeepsZeroStandardReducesIt) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::Ade20k, tmp.str());
-  auto paper = Dataset::open(config_for(fx, Protocol::Paper));
-  auto standard = Dataset::open(config_for(fx, Protocol::Standard));
+  auto paper = Dataset::open(config_for(fx, Protocol::paper));
+  auto standard = Dataset::open(config_for(fx, Protocol::standard));
   EXPECT_EQ(ids_of(*paper), fx.paper_ids);
   auto p = paper->load(1), s = standard->load(1);  // sky bg, flag block, building block, 0 ring
   EXPECT_EQ(at_bg(p->label), 3);
@@ -268,9 +268,9 @@ TEST(Ade20kReader, ValuesAbove150AreZeroUnderPaperAndBadInputUnderStandard) {
   FixtureOptions o;
   o.paper_quirks = true;
   Fixture fx = write_fixture(DatasetKind::Ade20k, tmp.str(), o);
-  auto paper = Dataset::open(config_for(fx, Protocol::Paper));
+  auto paper = Dataset::open(config_for(fx, Protocol::paper));
   EXPECT_EQ(at_ring(paper->load(1)->label), 0);  // 200 at (0, 0) -> 0
-  auto c = config_for(fx, Protocol::Standard);
+  auto c = config_for(fx, Protocol::standard);
   auto standard = Dataset::open(c);
   try {
     standard->load(1);
@@ -287,7 +287,7 @@ TEST(Ade20kReader, Q13NoZeroPixelFailsUnderPaper) {
   // Sample 0 without any 0 pixel.
   const std::string label = fx.root + "/annotations/validation/ADE_val_00000001.png";
   gb::write_png_gray(label, at::full({14, 20}, 7, at::kByte));
-  auto paper = Dataset::open(config_for(fx, Protocol::Paper));
+  auto paper = Dataset::open(config_for(fx, Protocol::paper));
   try {
     paper->load(0);
     FAIL();
@@ -295,7 +295,7 @@ TEST(Ade20kReader, Q13NoZeroPixelFailsUnderPaper) {
     EXPECT_EQ(e.kind(), IssueKind::PaperQuirk);
     EXPECT_NE(std::string(e.what()).find("Q13"), std::string::npos);
   }
-  auto standard = Dataset::open(config_for(fx, Protocol::Standard));
+  auto standard = Dataset::open(config_for(fx, Protocol::standard));
   EXPECT_EQ(standard->load(0)->gt_classes, (V{6}));
 }
 
@@ -303,7 +303,7 @@ TEST(Readers, EveryFixtureLoadsUnderBothProtocols) {
   for (DatasetKind k : all_dataset_kinds()) {
     TempDir tmp;
     Fixture fx = write_fixture(k, tmp.str());
-    for (Protocol p : {Protocol::Paper, Protocol::Standard}) {
+    for (Protocol p : {Protocol::paper, Protocol::standard}) {
       auto c = config_for(fx, p);
       c.captions = fx.captions;
       auto ds = Dataset::open(c);
@@ -327,7 +327,7 @@ TEST(Readers, ParallelLoadsMatchSequentialOnes) {
   FixtureOptions o;
   o.paper_quirks = true;  // includes the Q14 note (report written from several threads)
   Fixture fx = write_fixture(DatasetKind::CocoObject, tmp.str(), o);
-  auto ds = Dataset::open(config_for(fx, Protocol::Paper));
+  auto ds = Dataset::open(config_for(fx, Protocol::paper));
   std::vector<at::Tensor> seq;
   for (size_t i = 0; i < ds->size(); ++i) seq.push_back(ds->load(i)->label);
   std::vector<std::thread> threads;
@@ -347,7 +347,7 @@ TEST(Readers, LimitTakesTheFirstInSortedOrder) {
   for (DatasetKind k : {DatasetKind::CocoObject, DatasetKind::Cityscapes, DatasetKind::Ade20k}) {
     TempDir tmp;
     Fixture fx = write_fixture(k, tmp.str());
-    auto c = config_for(fx, Protocol::Paper);
+    auto c = config_for(fx, Protocol::paper);
     c.limit = 3;
     auto ds = Dataset::open(c);
     EXPECT_EQ(ids_of(*ds), (std::vector<std::string>(fx.paper_ids.begin(), fx.paper_ids.begin() + 3))) << to_string(k);
@@ -356,13 +356,13 @@ TEST(Readers, LimitTakesTheFirstInSortedOrder) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::Ade20k, tmp.str());
   { std::ofstream(fx.root + "/images/validation/.DS_Store") << "x"; }
-  EXPECT_EQ(ids_of(*Dataset::open(config_for(fx, Protocol::Paper))), fx.paper_ids);
+  EXPECT_EQ(ids_of(*Dataset::open(config_for(fx, Protocol::paper))), fx.paper_ids);
 }
 
 TEST(CocoStuffReader, PaperMappingMergesFoodAndFurniture) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::CocoStuff, tmp.str());
-  auto c = config_for(fx, Protocol::Paper);
+  auto c = config_for(fx, Protocol::paper);
   c.captions = fx.captions;
   auto ds = Dataset::open(c);
   EXPECT_EQ(ids_of(*ds), fx.paper_ids);  // sorted val2017/*.jpg; the PNGs beside them are not listed
@@ -391,7 +391,7 @@ TEST(CocoStuffReader, PaperMappingMergesFoodAndFurniture) {
 TEST(CocoStuffReader, StandardIsTheCoarse27WithUnlabeledIgnored) {
   TempDir tmp;
   Fixture fx = write_fixture(DatasetKind::CocoStuff, tmp.str());
-  auto c = config_for(fx, Protocol::Standard);
+  auto c = config_for(fx, Protocol::standard);
   auto ds = Dataset::open(c);
   EXPECT_EQ(ds->label_source(), LabelSource::StuffThingMaps);
   EXPECT_EQ(ds->classes().num_classes(), 27);
@@ -415,9 +415,9 @@ TEST(CocoStuffReader, ValueOutsideTheCategoriesIsBackgroundForThePaperAndBadInpu
   FixtureOptions o;
   o.paper_quirks = true;
   Fixture fx = write_fixture(DatasetKind::CocoStuff, tmp.str(), o);
-  auto paper = Dataset::open(config_for(fx, Protocol::Paper));
+  auto paper = Dataset::open(config_for(fx, Protocol::paper));
   EXPECT_EQ(at_ring(paper->load(3)->label), 0);  // stored 200: encode_labels leaves 0
-  auto standard = Dataset::open(config_for(fx, Protocol::Standard));
+  auto standard = Dataset::open(config_for(fx, Protocol::standard));
   try {
     standard->load_or_throw(3);
     FAIL() << "expected a SampleError";

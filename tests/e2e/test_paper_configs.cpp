@@ -93,7 +93,7 @@ std::vector<std::vector<std::array<int64_t, 3>>> sparse_confusions(const gb::dat
                                                                    const std::vector<int64_t>& present,
                                                                    const at::Tensor& label) {
   gb::eval::EvalConfig ec;
-  ec.protocol = dc.protocol == gb::datasets::Protocol::Paper ? gb::eval::Protocol::paper : gb::eval::Protocol::standard;
+  ec.protocol = dc.protocol == gb::datasets::Protocol::paper ? gb::eval::Protocol::paper : gb::eval::Protocol::standard;
   ec.num_classes = ds.classes().num_classes();
   ec.ignore_index = dc.ignore_index < 0 ? 255 : dc.ignore_index;
   ec.method = gb::eval::parse_background_method(dc.background_method);

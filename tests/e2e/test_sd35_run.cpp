@@ -66,7 +66,7 @@ TEST(Sd35, TokenGroupsLandOnTheJointClipThenT5Axis) {
   auto t5 = gb::text::T5Tokenizer::from_file((folder / "tokenizer_3" / "spiece.model").string(), kT5);
   const Positions pos{clip.get(), t5.get()};
 
-  const auto& classes = gb::datasets::class_table(gb::datasets::DatasetKind::Voc, gb::datasets::Protocol::Paper);
+  const auto& classes = gb::datasets::class_table(gb::datasets::DatasetKind::Voc, gb::datasets::Protocol::paper);
   const int64_t cat = 8, person = 15, sofa = 18, dog = 12;
   for (auto protocol : {gb::text::PromptProtocol::paper, gb::text::PromptProtocol::standard}) {
     gb::text::PromptBuilder builder(classes.synonym_lists(), bb->tokenizer(), gb::text::paper_prompt_options("voc", protocol));

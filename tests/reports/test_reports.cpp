@@ -69,11 +69,11 @@ Results sample_results() {
 
 TEST(Metrics, PaperReductionMatchesHandComputation) {
   const auto c = cm3({5, 1, 0, 2, 6, 0, 0, 1, 3, 1, 0, 0});
-  const Metrics m = compute_metrics(c, Reduction::Paper);
+  const Metrics m = compute_metrics(c, gb::Protocol::paper);
   // class 0: I=5, gt=6, pred=5+2+0+1=8, U=9; class 1: I=6, gt=8, pred=8, U=10; class 2: I=3, gt=4, pred=3, U=4
-  EXPECT_NEAR(m.per_class_iou[0], 5.0 / 9, 1e-7);
-  EXPECT_NEAR(m.per_class_iou[1], 6.0 / 10, 1e-7);
-  EXPECT_NEAR(m.per_class_iou[2], 3.0 / 4, 1e-7);
+  EXPECT_NEAR(m.iou[0], 5.0 / 9, 1e-7);
+  EXPECT_NEAR(m.iou[1], 6.0 / 10, 1e-7);
+  EXPECT_NEAR(m.iou[2], 3.0 / 4, 1e-7);
   EXPECT_NEAR(m.miou, (5.0 / 9 + 0.6 + 0.75) / 3, 1e-7);
   EXPECT_NEAR(m.aacc, 14.0 / 19, 1e-7);  // the out-of-range pixel counts in the paper protocol
   EXPECT_NEAR(m.macc, (5.0 / 6 + 6.0 / 8 + 3.0 / 4) / 3, 1e-7);
@@ -82,15 +82,15 @@ TEST(Metrics, PaperReductionMatchesHandComputation) {
 
 TEST(Metrics, StandardReductionSkipsAbsentClasses) {
   const auto c = cm3({5, 1, 0, 2, 6, 0, 0, 0, 0, 1, 0, 0});
-  const Metrics m = compute_metrics(c, Reduction::Standard);
+  const Metrics m = compute_metrics(c, gb::Protocol::standard);
   // Under the standard protocol the ignore index never reaches the matrix (harness/eval drops it when
   // counting); row C holds other out-of-range labels, which count as false positives of the prediction.
-  EXPECT_NEAR(m.per_class_iou[0], 5.0 / 9, 1e-7);
-  EXPECT_TRUE(std::isnan(m.per_class_iou[2]));
+  EXPECT_NEAR(m.iou[0], 5.0 / 9, 1e-7);
+  EXPECT_TRUE(std::isnan(m.iou[2]));
   EXPECT_NEAR(m.miou, (5.0 / 9 + 6.0 / 9) / 2, 1e-7);
   EXPECT_NEAR(m.aacc, 11.0 / 14, 1e-7);
-  const Metrics p = compute_metrics(c, Reduction::Paper);
-  EXPECT_EQ(p.per_class_iou[2], 0.0);  // absent class scores 0 and stays in the mean
+  const Metrics p = compute_metrics(c, gb::Protocol::paper);
+  EXPECT_EQ(p.iou[2], 0.0);  // absent class scores 0 and stays in the mean
   EXPECT_NEAR(p.miou, (5.0 / 9 + 6.0 / 9 + 0) / 3, 1e-7);
 }
 

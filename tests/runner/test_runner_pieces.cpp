@@ -148,14 +148,14 @@ TEST(VariantRun, ExampleThresholdIsTheFixedOneOrTheOneNearestZero) {
 
 TEST(OpenDatasets, EvalConfigFollowsTheDatasetConfig) {
   gb::datasets::DatasetConfig dc;
-  dc.protocol = gb::datasets::Protocol::Standard;
+  dc.protocol = gb::datasets::Protocol::standard;
   dc.ignore_index = -1;
   gb::eval::EvalConfig ev = eval_config(dc, 21, "best");
   EXPECT_EQ(ev.protocol, gb::eval::Protocol::standard);
   EXPECT_EQ(ev.num_classes, 21);
   EXPECT_EQ(ev.ignore_index, 255);
   EXPECT_EQ(ev.thresholds.size(), 9u);  // the default sweep
-  dc.protocol = gb::datasets::Protocol::Paper;
+  dc.protocol = gb::datasets::Protocol::paper;
   dc.ignore_index = 0;
   dc.background_thresholds = {0.5};
   ev = eval_config(dc, 21, "fixed:0.5");

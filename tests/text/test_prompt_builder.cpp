@@ -65,7 +65,7 @@ TEST(PromptBuilder, MatchesPaperCaptionerOnEveryCaptionOfTheFiveFiles) {
   int64_t total = 0;
   for (const auto& d : g["datasets"]) {
     const std::string name = d["name"];
-    const auto& table = ds::class_table(kind_of(name), ds::Protocol::Paper);
+    const auto& table = ds::class_table(kind_of(name), ds::Protocol::paper);
     PromptOptions opt;
     opt.add_background_token = d["add_background_token"];
     opt.add_missing_class = d["add_missing_class"];
@@ -132,7 +132,7 @@ TEST(PromptBuilder, PaperSplitQuirkQ5AndBracketParser) {
 }
 
 TEST(PromptBuilder, ClosuresMissingClassesAndStandardFixes) {
-  const auto& voc = ds::class_table(ds::DatasetKind::Voc, ds::Protocol::Paper);
+  const auto& voc = ds::class_table(ds::DatasetKind::Voc, ds::Protocol::paper);
   PromptOptions opt;
   opt.add_background_token = true;
   opt.add_missing_class = true;
@@ -176,7 +176,7 @@ TEST(PromptBuilder, QuirkCountsOnTheFiveCaptionFiles) {
   const auto g = read_gz_json(kGolden + "captioner_clip.json.gz");
   for (const auto& d : g["datasets"]) {
     const std::string name = d["name"];
-    const auto& table = ds::class_table(kind_of(name), ds::Protocol::Paper);
+    const auto& table = ds::class_table(kind_of(name), ds::Protocol::paper);
     PromptOptions opt;
     opt.add_background_token = d["add_background_token"];
     opt.add_missing_class = d["add_missing_class"];
@@ -212,7 +212,7 @@ TEST(PromptBuilder, PaperFlagsPerDatasetMatchTheGoldens) {
 }
 
 TEST(PromptBuilder, BadInput) {
-  const auto& voc = ds::class_table(ds::DatasetKind::Voc, ds::Protocol::Paper);
+  const auto& voc = ds::class_table(ds::DatasetKind::Voc, ds::Protocol::paper);
   PromptOptions opt;
   opt.add_missing_class = true;
   PromptBuilder b(voc.synonym_lists(), clip(), opt);
