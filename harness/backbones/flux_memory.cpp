@@ -84,9 +84,13 @@ class FluxMemoryModel : public MemoryModel {
                        at::ScalarType dtype, int64_t bytes) const override {
     // o.narrow(1, T, N) of the contiguous joint output [1, S, C] is itself contiguous: at batch 1 the stored view
     // keeps the whole [1, S, C] buffer (S = N + T tokens).
-    if (batch != 1 || store != dtype || !ends_with(l.name, "-cross-special-post-value")) return bytes;
+    const auto parts = parse_capture_key(l.name);
+    if (batch != 1 || store != dtype || !parts || parts->tensor != CaptureTensor::special_post_value ||
+        !ends_with(parts->block, "-cross"))
+      return bytes;
+    const std::string first_cross_map = capture_key(attention_block("vit-block0", AttentionKind::cross), CaptureTensor::map);
     for (const auto& x : layers)
-      if (x.name == "vit-block0-cross-map") bytes = (l.shape[0] + x.shape[2]) * l.shape[1] * mem::esize(store);
+      if (x.name == first_cross_map) bytes = (l.shape[0] + x.shape[2]) * l.shape[1] * mem::esize(store);
     return bytes;
   }
 

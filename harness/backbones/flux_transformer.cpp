@@ -289,7 +289,8 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
     at::Tensor q = flux_apply_rope(a.norm_q(heads(a.to_q(sn), H)), cos, sin);
     at::Tensor k = flux_apply_rope(a.norm_k(heads(a.to_k(sn), H)), cos, sin);
     at::Tensor o = attend(q, k, heads(a.to_v(sn), H), T, id, rec);
-    if (rec && rec->wants_key(id + "-attn-out")) rec->record_tokens_as_grid(id + "-attn-out", o.narrow(1, T, N));
+    if (rec && rec->wants_key(attention_output_key(id)))
+      rec->record_tokens_as_grid(attention_output_key(id), o.narrow(1, T, N));
     s = clip16(s + m[2].unsqueeze(1) * b.proj_out(at::cat({o, mlp}, 2)));
   }
   if (!need_output) return {};

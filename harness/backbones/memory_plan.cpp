@@ -53,8 +53,10 @@ std::vector<CaptureBytes> captures_of(const std::string& kind, const MemoryModel
     CaptureBytes c;
     c.key = l.name;
     c.shape = l.shape;
-    if (spec.self_map_head_mean && ends_with(l.name, "-self-map")) c.shape[0] = 1;
-    const bool cross_mean = spec.cross_map_head_mean && ends_with(l.name, "-cross-map");
+    const auto parts = parse_capture_key(l.name);
+    const bool is_map = parts && parts->tensor == CaptureTensor::map;
+    if (spec.self_map_head_mean && is_map && is_self_block(parts->block)) c.shape[0] = 1;
+    const bool cross_mean = spec.cross_map_head_mean && is_map && ends_with(parts->block, "-cross");
     if (cross_mean) c.shape[0] = 1;  // gb::head_average_maps: fp32 [B, 1, P, T]
     c.dtype = cross_mean ? at::kFloat : store;
     c.shape.insert(c.shape.begin(), batch);
