@@ -30,7 +30,14 @@ build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE long
+
+# The long end-to-end tests (CTest label `long`, tests/e2e suites named *Long): configs/experiments/table1.yaml over
+# the four paper backbones and five dataset layouts in both protocols, every method preset through `run` and
+# `capture` + `segment`, the README's "Real experiments" recipe as written, shard/resume/batch invariance with a
+# checkpoint backbone.
+test-long: build
+	cd $(BUILD) && ctest --output-on-failure -L long
 
 # The embedded quickstart: synthetic VOC-layout data + the synthetic attention backbone (docs/runner.md);
 # runs Vanilla, Baseline, GoCA and a small ablation, writes runs/quickstart/ (results.json, tables/,
@@ -87,9 +94,9 @@ test-asan:
 test-cluster: build
 	tests/cluster/test_slurm.sh $(BUILD)
 
-# What .ci/run adds after `make test`: every fuzz target for FUZZ_SECONDS, the fast suites under ASan + UBSan,
+# What .ci/run adds after `make test`: the long end-to-end tests, every fuzz target for FUZZ_SECONDS, the fast suites under ASan + UBSan,
 # the real-Slurm test (skipped, not failed, where Slurm cannot be installed).
-ci-extra: fuzz test-asan-fast
+ci-extra: test-long fuzz test-asan-fast
 	tests/cluster/test_slurm.sh $(BUILD); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 77 ]
 
 clean:

@@ -1,5 +1,7 @@
 #include "datasets/dataset.h"
 
+#include "harness/core/backbone.h"
+
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
@@ -528,8 +530,8 @@ std::vector<SampleEntry> entries_from_split(const DatasetConfig& c, const std::s
   apply_limit(c, ids);
   for (const auto& id : ids) {
     SampleEntry e;
-    e.id = id + ".jpg";
-    e.image_path = (fs::path(images_dir) / e.id).string();
+    e.image_path = (fs::path(images_dir) / (id + ".jpg")).string();
+    e.id = gb::image_id_of(e.image_path);
     e.label_path = (fs::path(label_dir) / (id + suffix)).string();
     entries.push_back(std::move(e));
   }
@@ -562,7 +564,7 @@ std::vector<SampleEntry> entries_from_listing(const DatasetConfig& c, const std:
   apply_limit(c, images);
   for (const auto& path : images) {
     SampleEntry e;
-    e.id = fs::path(path).filename().string();
+    e.id = gb::image_id_of(path);
     e.image_path = path;
     if (c.kind == DatasetKind::Cityscapes) {
       const std::string tail = "_leftImg8bit" + fs::path(path).extension().string();

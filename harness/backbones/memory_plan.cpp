@@ -161,8 +161,37 @@ std::vector<CaptureBytes> plan_captures(const std::string& kind, const std::vect
   return captures_of(kind, *model_of(kind, std::nullopt), layers, spec, batch, store, dtype);
 }
 
+namespace {
+// The capturable layers at `image_size` with the planned text length (set on `model` too).
+std::vector<LayerInfo> planned_layers(const MemoryPlanOptions& o, MemoryModel& model, int64_t image_size) {
+  BackboneOptions bo;
+  bo.image_size = image_size;
+  if (o.text_length) {
+    if (*o.text_length <= 0) fail("text length must be positive, got {}", *o.text_length);
+    model.set_text_length(*o.text_length);
+    bo.tokenizer = std::make_shared<LengthOnlyTokenizer>(*o.text_length);
+  }
+  return backbone_kind(o.kind).layers(bo, o.folder);
+}
+}  // namespace
+
 MemoryPlan plan_memory(const MemoryPlanOptions& o, int64_t batch) {
   if (batch <= 0) fail("batch size must be positive, got {}", batch);
+  if (o.per_sample_forward) {
+    // Sample b > 0 runs batch 1's forward while the stacked [batch, ...] captures (allocated after sample 0,
+    // contiguous; a resident weight stays an alias) hold the finished samples.
+    MemoryPlanOptions single = o;
+    single.per_sample_forward = false;
+    MemoryPlan plan = plan_memory(single, 1);
+    if (batch == 1) return plan;
+    auto model = model_of(o.kind, o.folder);
+    const auto layers = planned_layers(o, *model, plan.image_size);
+    plan.batch_size = batch;
+    plan.captures = captures_of(o.kind, *model, layers, o.spec, batch, plan.store_dtype, plan.dtype);
+    const int64_t stacked = plan.capture_bytes();
+    for (auto& p : plan.phases) p.captures += stacked;
+    return plan;
+  }
   auto model = model_of(o.kind, o.folder);
   model->set_device(o.device);
   const BackboneKind& kind = backbone_kind(o.kind);
@@ -189,14 +218,7 @@ MemoryPlan plan_memory(const MemoryPlanOptions& o, int64_t batch) {
     fail("image size {} must be a positive multiple of {}", plan.image_size, multiple);
 
   plan.weights = model->weights(plan.dtype, plan.t5_int8);
-  BackboneOptions bo;
-  bo.image_size = plan.image_size;
-  if (o.text_length) {
-    if (*o.text_length <= 0) fail("text length must be positive, got {}", *o.text_length);
-    model->set_text_length(*o.text_length);
-    bo.tokenizer = std::make_shared<LengthOnlyTokenizer>(*o.text_length);
-  }
-  const auto layers = kind.layers(bo, o.folder);
+  const auto layers = planned_layers(o, *model, plan.image_size);
   plan.captures = captures_of(o.kind, *model, layers, o.spec, batch, plan.store_dtype, plan.dtype);
 
   int64_t all_w = 0, denoise_w = 0;

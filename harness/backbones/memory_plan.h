@@ -42,6 +42,9 @@ struct MemoryPlanOptions {
   std::optional<bool> t5_int8;                // flux only; default: on for 16-bit compute
   std::optional<int64_t> text_length;         // tokens the prompts are padded to (default: the pipeline's)
   CaptureSpec spec;
+  // The batch goes through the backbone one sample at a time (gb::capture_each_sample, a run's
+  // `batch_invariant: true`): every phase is batch 1's, with the batch's stacked captures alive beside it.
+  bool per_sample_forward = false;
 };
 
 struct ComponentWeights {

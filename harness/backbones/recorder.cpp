@@ -66,7 +66,9 @@ void CaptureRecorder::record_weight(const std::string& key, const at::Tensor& we
   if (!spec_.wants(key)) return;
   at::Tensor w = weight.detach();
   if (store_dtype_ && w.scalar_type() != *store_dtype_) w = w.to(*store_dtype_);
-  out_.tensors[key] = w.unsqueeze(0).expand({batch, w.size(0), w.size(1)});
+  // Stride 0 over the batch at every batch size, batch 1 included: "the same for every sample" is then visible
+  // to whoever stacks per-sample captures (gb::capture_each_sample keeps it an alias).
+  out_.tensors[key] = w.as_strided({batch, w.size(0), w.size(1)}, {0, w.stride(0), w.stride(1)});
 }
 
 std::vector<std::string> CaptureRecorder::unrecorded() const {

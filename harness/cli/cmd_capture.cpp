@@ -37,6 +37,7 @@ struct Args {
   gb::cli::MemoryCheckFlags memory;
   std::vector<std::string> layers;
   uint64_t seed = 0;
+  std::string image_id;
   bool full_heads = false;
 };
 
@@ -113,7 +114,10 @@ void add(CLI::App& app) {
   auto* layers = sub->add_option("--layers", a->layers, "Capture keys (see list-layers; '*' wildcards allowed)");
   auto* method = sub->add_option("--method", a->method, "Method YAML: capture what it needs");
   layers->excludes(method);
-  sub->add_option("--seed", a->seed, "Noise seed (combined with the image id = file stem)");
+  sub->add_option("--seed", a->seed, "Noise seed (combined with the image id)");
+  sub->add_option("--image-id", a->image_id,
+                  "Image id the per-image noise derives from (default: the image's file name with its extension, "
+                  "the id `run` gives the same file, so both commands see the same noise)");
   gb::cli::add_backbone_flags(sub, a->backbone, gb::cli::kAllBackboneFlags, "the paper's on CUDA, fp32 on CPU");
   gb::cli::add_memory_check_flags(sub, a->memory);
   sub->add_flag("--full-heads", a->full_heads, "Keep every head of the maps (default for --layers; --method "
@@ -144,7 +148,7 @@ void add(CLI::App& app) {
     }
     auto backbone = gb::bb::open_backbone(a->weights, o);
     if (!a->layers.empty()) spec = gb::cli::select_layers(a->layers, backbone->list_layers());
-    const std::string id = std::filesystem::path(a->image).stem().string();
+    const std::string id = a->image_id.empty() ? gb::image_id_of(a->image) : a->image_id;
     gb::Capture cap;
     gb::bb::rethrow_out_of_memory([&] {
       if (!rows.empty()) {

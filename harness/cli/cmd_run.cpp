@@ -34,7 +34,7 @@ void add(CLI::App& app) {
   sub->add_option("--set", o->sets, "Override a config key: a.b=value, datasets.0.set.root=/data/VOC2012 (repeatable)");
   sub->add_option("--shard", o->shard, "Evaluate shard i of n (every image / prompt index with index % n == i): i/n");
   sub->add_flag("--resume", o->resume, "Continue a killed run from its journal (no image redone or counted twice; generation: no prompt resampled)");
-  sub->add_option("--batch-size", o->batch_size, "Images per backbone forward (overrides the config; results do not change)");
+  sub->add_option("--batch-size", o->batch_size, "Images per capture batch (overrides the config; results do not change while batch_invariant: true, the default)");
   sub->add_option("--out", o->out, "Run folder (default: <output_root>/<name>[/shard-i-of-n])");
   sub->add_flag("--no-progress", o->no_progress, "No progress bar");
   sub->add_flag("--print-run-dir", o->print_run_dir,

@@ -187,6 +187,7 @@ void read_run_settings(const ConfigReader& r, Experiment& ex) {
   ex.seed = static_cast<uint64_t>(r.get_or<int64_t>("seed", 0));
   ex.batch_size = r.get_or<int64_t>("batch_size", 1);
   if (ex.batch_size < 1) r.fail_at("batch_size", "must be at least 1");
+  ex.batch_invariant = r.get_or<bool>("batch_invariant", true);
   ex.workers = r.get_or<int64_t>("workers", 2);
   if (ex.workers < 1) r.fail_at("workers", "must be at least 1");
   ex.device = r.get_or<std::string>("device", "auto");

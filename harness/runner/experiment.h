@@ -5,7 +5,10 @@
 //   name: table1                       # outputs go to <output_root>/<name>/
 //   output_root: runs
 //   seed: 0                            # per-image noise seed (mixed with the image id)
-//   batch_size: 4                      # images per backbone forward (results do not depend on it)
+//   batch_size: 4                      # images per capture batch (results do not depend on it)
+//   batch_invariant: true              # one backbone forward per image of a batch (default): results identical
+//                                      # for every batch size, shard and resume; false: one forward per batch
+//                                      # (faster on a GPU; results equal up to float rounding)
 //   workers: 2                         # data-preparation threads running ahead of the model
 //   device: auto                       # auto | cpu | cuda
 //   examples: 3                        # example overlays per (dataset, backbone) in report.html
@@ -127,6 +130,7 @@ struct Experiment {
   std::string output_root = "runs";
   uint64_t seed = 0;
   int64_t batch_size = 1;
+  bool batch_invariant = true;  // gb::capture_each_sample: one forward per image
   int64_t workers = 2;
   std::string device = "auto";
   int64_t examples = 3;

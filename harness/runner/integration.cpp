@@ -56,18 +56,19 @@ std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& e, const std::s
 }
 
 std::optional<gb::bb::MemoryPlanOptions> memory_plan_options(const BackboneEntry& e, const std::string& device,
-                                                             const gb::CaptureSpec& spec) {
+                                                             const gb::CaptureSpec& spec, bool per_sample_forward) {
   if (!gb::bb::backbone_kind(e.kind).memory) return std::nullopt;
   gb::bb::BackboneOptions bo = e.options;
   bo.device = device;
   auto mo = gb::bb::memory_plan_options(e.kind, e.weights, bo);
   mo.spec = spec;
+  mo.per_sample_forward = per_sample_forward;
   return mo;
 }
 
 int64_t planned_peak_bytes(const BackboneEntry& e, const std::string& device, const gb::CaptureSpec& spec,
-                           int64_t batch) {
-  const auto mo = memory_plan_options(e, device, spec);
+                           int64_t batch, bool per_sample_forward) {
+  const auto mo = memory_plan_options(e, device, spec, per_sample_forward);
   return mo ? gb::bb::plan_memory(*mo, batch).peak() : 0;
 }
 

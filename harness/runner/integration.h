@@ -37,12 +37,13 @@ PreparedPrompt build_prompt(const gb::text::PromptBuilder& builder, const gb::da
 // `device`; `seed` is the run's noise seed.
 std::unique_ptr<gb::Backbone> make_backbone(const BackboneEntry& entry, const std::string& device, uint64_t seed);
 // The plan options of one capture pass of the entry (its options, dtype and folder configs) on `device` for
-// `spec`; nullopt for a kind without a memory model (synthetic).
+// `spec`, one forward per sample when `per_sample_forward` (the experiment's batch_invariant); nullopt for a kind
+// without a memory model (synthetic).
 std::optional<gb::bb::MemoryPlanOptions> memory_plan_options(const BackboneEntry& entry, const std::string& device,
-                                                             const gb::CaptureSpec& spec);
+                                                             const gb::CaptureSpec& spec, bool per_sample_forward);
 // `goca-bench memory`'s planned peak device bytes of that pass at `batch`; 0 without a memory model.
 int64_t planned_peak_bytes(const BackboneEntry& entry, const std::string& device, const gb::CaptureSpec& spec,
-                           int64_t batch);
+                           int64_t batch, bool per_sample_forward);
 // What the variants of a backbone capture together (the union of their methods' needs).
 gb::CaptureSpec required_capture(const std::vector<Variant>& variants);
 // Whether the run should hand every prompt to Backbone::prepare_prompts before capturing (text_encoder: free).

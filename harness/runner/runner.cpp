@@ -1,3 +1,4 @@
+#include "harness/core/backbone.h"
 #include "harness/runner/runner.h"
 
 #include "gb_build_info.h"
@@ -163,7 +164,8 @@ class DatasetPass {
     gb::bb::rethrow_out_of_memory(
         [&] {
           gb::trace::Span span("capture", gb::join(batch.ids));
-          capture = bb_.backbone.capture(batch, bb_.spec);
+          capture = ex_.batch_invariant ? gb::capture_each_sample(bb_.backbone, batch, bb_.spec)
+                                        : bb_.backbone.capture(batch, bb_.spec);
         },
         "the capture", device_, "images " + gb::join(batch.ids) + " (" + key_ + ")");
     for (const auto& [stage, s] : capture.stage_seconds) times_.seconds[stage] += s;
@@ -217,10 +219,10 @@ class DatasetPass {
 
 // What `goca-bench memory` expects of a backbone's pass, recorded beside the measured peak_device_bytes (CUDA).
 void record_planned_peak(const BackboneEntry& b, const std::string& device, const gb::CaptureSpec& spec,
-                         int64_t batch_size, gb::reports::Results& res) {
+                         int64_t batch_size, bool per_sample_forward, gb::reports::Results& res) {
   if (device == "cpu") return;
   try {
-    const int64_t planned = planned_peak_bytes(b, device, spec, batch_size);
+    const int64_t planned = planned_peak_bytes(b, device, spec, batch_size, per_sample_forward);
     if (planned > 0) {
       log::info("{}: planned peak device memory {:.2f} GB at batch {} (goca-bench memory)", b.name, planned / 1e9,
                 batch_size);
@@ -313,7 +315,7 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
   // Memory pre-flight: every backbone's pass is planned before the first weight is loaded, and work that cannot
   // fit is refused now (exit 2) rather than hours in.
   for (const auto& b : ex.backbones)
-    if (const auto mo = memory_plan_options(b, device, required_capture(ex.variants.at(b.name))))
+    if (const auto mo = memory_plan_options(b, device, required_capture(ex.variants.at(b.name)), ex.batch_invariant))
       gb::bb::check_memory_fits("backbone '" + b.name + "'", *mo, ex.batch_size, opt.memory);
 
   StopAfter stop_after(opt.stop_after);
@@ -321,11 +323,13 @@ gb::reports::Results run_experiment(const Experiment& ex, const RunOptions& opt)
     std::unique_ptr<gb::Backbone> backbone = make_backbone(b, device, ex.seed);
     const gb::CaptureSpec spec = required_capture(ex.variants.at(b.name));
     const std::vector<VariantRun> variants = load_variants(ex.variants.at(b.name));
-    record_planned_peak(b, device, spec, ex.batch_size, res);
+    record_planned_peak(b, device, spec, ex.batch_size, ex.batch_invariant, res);
     // text_encoder: free — every prompt of this shard goes through the text encoders first; they are then freed
     // and the captures read the conditioning from host memory.
     if (wants_prompt_preencoding(b))
-      preencode_prompts(*backbone, b.name, datasets, opt.shard_index, opt.shard_count, ex.batch_size, res.timings);
+      // One prompt per encoder call under batch_invariant: a GEMM's rounding can depend on its batch.
+      preencode_prompts(*backbone, b.name, datasets, opt.shard_index, opt.shard_count,
+                        ex.batch_invariant ? 1 : ex.batch_size, res.timings);
     const BackboneRun bb{b, *backbone, spec, variants};
     for (const auto& od : datasets) DatasetPass(ex, opt, run_dir, device, bb, od, res, stop_after).run();
   }

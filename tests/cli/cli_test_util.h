@@ -21,15 +21,36 @@ struct CliResult {
   std::string out;  // stdout and stderr together
 };
 
-inline CliResult run_goca_bench(const std::string& args) {
-  std::string cmd = std::string(GB_CLI_BINARY) + " " + args + " 2>&1";
+// A shell command line run with sh; its stdout and stderr (`2>&1` appended) and its raw wait status.
+struct ShellResult {
+  int status;
+  std::string out;
+};
+inline ShellResult run_shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   std::string out;
   std::array<char, 4096> buf{};
   size_t n;
   while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  int status = pclose(pipe.release());
-  return {WEXITSTATUS(status), out};
+  const int status = pclose(pipe.release());
+  return {status, out};
+}
+
+inline CliResult run_goca_bench(const std::string& args) {
+  const auto r = run_shell(std::string(GB_CLI_BINARY) + " " + args);
+  return {WEXITSTATUS(r.status), r.out};
+}
+
+// The real binary run from the repository root (the shipped configs name configs/... relative to it), each word
+// quoted; what a kill or an abrupt exit needs (an in-process run cannot). `one_omp_thread`: OMP_NUM_THREADS=1,
+// for runs whose results are compared with a run made by another process of the same thread count.
+inline CliResult run_binary_in_repo(const std::vector<std::string>& args, bool one_omp_thread = false) {
+  std::string cmd = "cd '" + std::string(GB_SOURCE_DIR) + "' && " + (one_omp_thread ? "OMP_NUM_THREADS=1 " : "") +
+                    "'" + GB_CLI_BINARY + "'";
+  for (const auto& a : args) cmd += " '" + a + "'";
+  const auto r = run_shell(cmd);
+  return {WEXITSTATUS(r.status), r.out};
 }
 
 // gb::cli::run in this process with stdout and stderr captured at the file-descriptor level, so what a user would

@@ -1,5 +1,6 @@
 // `goca-bench list-layers` and `goca-bench capture` on a tiny random-weight SD1.5-like folder.
 #include "../backbones/tiny_sd.h"
+#include "cli_test_util.h"
 #include "harness/io/image_io.h"
 #include "harness/io/safetensors.h"
 
@@ -15,21 +16,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  std::string cmd = std::string(GB_CLI_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  int status = pclose(pipe);
-  return {WEXITSTATUS(status), out};
-}
+using Result = gb::test::CliResult;
+Result run(const std::string& args) { return gb::test::run_goca_bench(args); }
 
 struct Fixture {
   fs::path dir;

@@ -30,13 +30,8 @@ TEST(Robustness, AFullDiskIsExitTwoAndLeavesNoTornFile) {
   const fs::path d = fresh("full");
   fs::copy_file(kResults, d / "results.json");
   // 64 blocks of 512 bytes: the tables fit, report.html (embedding every matrix) does not.
-  const std::string cmd = "sh -c 'ulimit -f 64; exec " + std::string(GB_CLI_BINARY) + " report " + d.string() + "' 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe.get())) > 0) out.append(buf, n);
-  const int status = pclose(pipe.release());
+  const auto [status, out] =
+      gb::test::run_shell("sh -c 'ulimit -f 64; exec " + std::string(GB_CLI_BINARY) + " report " + d.string() + "'");
   ASSERT_TRUE(WIFEXITED(status)) << out;  // not killed by SIGXFSZ
   EXPECT_EQ(WEXITSTATUS(status), 2) << out;
   EXPECT_NE(out.find("File too large"), std::string::npos) << out;

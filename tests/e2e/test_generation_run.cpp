@@ -62,18 +62,7 @@ const GenWorld& gen_world() {
 // The real binary from the repository root, with one OpenMP thread: on this shared 2-core machine, with `ctest -j2`
 // and other jobs running, two spinning OpenMP threads per process made these runs 6x slower (measured: the single
 // run 165 s with 2 threads vs 26 s with 1 at load average 4-5; LAPACK's geev in the Fréchet distance suffers most).
-gb::test::CliResult run_binary(const std::vector<std::string>& args) {
-  std::string cmd = "cd '" + std::string(GB_SOURCE_DIR) + "' && OMP_NUM_THREADS=1 '" + GB_CLI_BINARY + "'";
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe.get())) > 0) out.append(buf, n);
-  const int status = pclose(pipe.release());
-  return {WEXITSTATUS(status), out};
-}
+gb::test::CliResult run_binary(const std::vector<std::string>& args) { return gb::test::run_binary_in_repo(args, true); }
 
 // `goca-bench run CONFIG <sets> --out OUT <extra>` through run_binary, its results.json.
 gb::reports::Results run_fresh(const std::vector<std::string>& sets, const fs::path& out,

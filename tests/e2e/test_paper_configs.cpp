@@ -14,6 +14,7 @@
 #include "harness/eval/evaluator.h"
 #include "harness/io/safetensors.h"
 #include "harness/runner/integration.h"
+#include "harness/runner/journal.h"
 
 #include <set>
 
@@ -70,16 +71,15 @@ TEST(TinyCheckpoints, EveryLayerOfEveryPresetExists) {
   }
 }
 
-// Disabled until timed on an idle machine: four backbones × five datasets does not fit the CPU suite budget yet.
-TEST(PaperConfigs, DISABLED_Table1EveryBackboneEveryDatasetPaperProtocol) {
+// The *Long suites run in `make test-long` (CTest label `long`), not in `make test`.
+TEST(PaperConfigsLong, Table1EveryBackboneEveryDatasetPaperProtocol) {
   const auto& r = table1_paper();
   expect_every_cell(r, kTable1Variants, 1);
   EXPECT_EQ(r.protocol, "paper");
   EXPECT_EQ(r.datasets.size(), 5u);
 }
 
-// Disabled with the paper-protocol run above (never run to the end yet).
-TEST(PaperConfigs, DISABLED_Table1StandardProtocol) {
+TEST(PaperConfigsLong, Table1StandardProtocol) {
   const auto r = run_config("configs/experiments/table1.yaml", world_sets(backbone_kinds(), 1, "standard"),
                             work_dir() / "table1-standard");
   expect_every_cell(r, kTable1Variants, 1);
@@ -114,8 +114,7 @@ std::vector<std::vector<std::array<int64_t, 3>>> sparse_confusions(const gb::dat
   return out;
 }
 
-// Disabled: never run to the end yet (see the batch-size difference in test_invariance.cpp).
-TEST(PaperConfigs, DISABLED_EveryPresetRunEqualsCaptureThenSegment) {
+TEST(PaperConfigsLong, EveryPresetRunEqualsCaptureThenSegment) {
   const auto& r = table1_paper();
   ASSERT_FALSE(r.cells.empty());
   const World& w = world();
@@ -129,12 +128,11 @@ TEST(PaperConfigs, DISABLED_EveryPresetRunEqualsCaptureThenSegment) {
   const size_t index = 0;  // the first image of the run
   const auto sample = ds->load(index);
   ASSERT_TRUE(sample.has_value());
-  // `capture` seeds the noise with the image file's stem, the run with the dataset id (VOC: "<stem>.jpg"), so the
-  // image goes to capture as a file whose stem is the id.
+  // `capture` and `run` seed the noise with the same image id (the file name, gb::image_id_of): the dataset's
+  // own image file goes to capture.
   const fs::path dir = work_dir() / "capture-segment";
   fs::create_directories(dir);
-  const fs::path image = dir / (sample->id + ".jpg");
-  fs::copy_file(sample->image_path, image, fs::copy_options::overwrite_existing);
+  const fs::path image = sample->image_path;
   std::vector<int64_t> present;
 
   for (const auto& kind : backbone_kinds()) {
@@ -142,9 +140,11 @@ TEST(PaperConfigs, DISABLED_EveryPresetRunEqualsCaptureThenSegment) {
     std::ifstream jin(work_dir() / "table1-paper" / "journal" / ("VOC__" + kind + ".jsonl"));
     ASSERT_TRUE(jin.good()) << kind;
     nlohmann::json record;
+    int64_t line_no = 0;
     for (std::string line; std::getline(jin, line);) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.contains("i") && j["i"].get<int64_t>() == static_cast<int64_t>(index)) record = j;
+      if (++line_no == 1) continue;  // the header
+      const auto j = gb::runner::Journal::decode_line(line, "journal", line_no);
+      if (j.at("i").get<int64_t>() == static_cast<int64_t>(index)) record = j;
     }
     ASSERT_FALSE(record.is_null()) << kind;
     ASSERT_EQ(record.at("id").get<std::string>(), sample->id);

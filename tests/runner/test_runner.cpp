@@ -181,6 +181,10 @@ TEST(Runner, ShardsMergeToTheSingleRunAndBatchSizeDoesNotMatter) {
   ex5.batch_size = 5;
   ex5.output_root = (kWork / "runs-b5").string();
   expect_same_accuracy(run_experiment(ex5, quiet()), single);
+  Experiment batched = ex5;  // one forward per batch: the synthetic backbone is batch-invariant by construction
+  batched.batch_invariant = false;
+  batched.output_root = (kWork / "runs-b5-batched").string();
+  expect_same_accuracy(run_experiment(batched, quiet()), single);
 }
 
 TEST(Runner, TextEncoderFreePreEncodesEveryPromptOfTheShardFirst) {
@@ -270,10 +274,19 @@ TEST(Runner, PlannedPeakIsTheMemoryPlanOfTheEntry) {
   mo.spec = spec;
   const int64_t want = gb::bb::plan_memory(mo, 3).peak();
   EXPECT_GT(want, 0);
-  EXPECT_EQ(planned_peak_bytes(e, "cuda", spec, 3), want);
+  EXPECT_EQ(planned_peak_bytes(e, "cuda", spec, 3, false), want);
   mo.text_encoder = gb::bb::TextEncoderResidency::keep;
-  EXPECT_NE(planned_peak_bytes(e, "cuda", spec, 3), gb::bb::plan_memory(mo, 3).peak());  // options are honoured
-  EXPECT_EQ(planned_peak_bytes(entry_of("{name: synthetic}"), "cuda", spec, 3), 0);    // no memory model
+  EXPECT_NE(planned_peak_bytes(e, "cuda", spec, 3, false), gb::bb::plan_memory(mo, 3).peak());  // options are honoured
+  EXPECT_EQ(planned_peak_bytes(entry_of("{name: synthetic}"), "cuda", spec, 3, false), 0);    // no memory model
+  // One forward per sample: batch 1's phases with the three samples' stacked captures beside them.
+  mo.text_encoder = gb::bb::TextEncoderResidency::free;
+  const auto one = gb::bb::plan_memory(mo, 1), three = gb::bb::plan_memory(mo, 3);
+  mo.per_sample_forward = true;
+  const auto each = gb::bb::plan_memory(mo, 3);
+  EXPECT_EQ(planned_peak_bytes(e, "cuda", spec, 3, true), each.peak());
+  EXPECT_EQ(each.capture_bytes(), three.capture_bytes());
+  EXPECT_EQ(each.peak(), one.peak() + three.capture_bytes());
+  EXPECT_LT(each.peak(), three.peak());
   fs::remove_all(dir);
 }
 

@@ -139,18 +139,11 @@ def run_goca_bench_segments(args, annotation, images):
         ann = annotation[stem] if stem in annotation else annotation[name]
         cap = os.path.join(work, f"{stem}.capture.safetensors")
         image = os.path.join(img_dir, name)
-        if args.noise_id == "basename":
-            # `capture` seeds the noise with the file stem, `run` with the dataset's image id (the file name): a
-            # link named <name>.jpg gives capture the stem `run` uses
-            link = os.path.join(work, "images", name + os.path.splitext(name)[1])
-            os.makedirs(os.path.dirname(link), exist_ok=True)
-            if os.path.lexists(link):
-                os.remove(link)
-            os.symlink(image, link)
-            image = link
+        # `capture` and `run` seed the noise with the image id, the file name (goca-bench's one rule); `stem`
+        # seeds capture and the paper's side with the stem instead.
         cmd = [args.goca_bench, "capture", "--weights", args.weights, "--image", image,
                "--prompt", ann["caption"], "--method", capture_method, "--dtype", args.dtype, "--device", args.device,
-               "--seed", str(args.seed), "--out", cap]
+               "--seed", str(args.seed), "--image-id", name if args.noise_id == "basename" else stem, "--out", cap]
         if args.store_dtype:
             cmd += ["--store-dtype", args.store_dtype]
         sh(cmd, log=os.path.join(work, f"{stem}.capture.log"))
