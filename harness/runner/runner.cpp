@@ -1,7 +1,7 @@
-#include "harness/core/backbone.h"
 #include "harness/runner/runner.h"
 
 #include "gb_build_info.h"
+#include "harness/core/backbone.h"
 #include "harness/core/errors.h"
 #include "harness/core/log.h"
 #include "harness/core/progress.h"
