@@ -5,6 +5,7 @@
 #include "harness/backbones/registry.h"
 #include "harness/core/errors.h"
 #include "harness/core/strings.h"
+#include "harness/io/safetensors.h"
 
 #include <algorithm>
 #include <map>
@@ -161,6 +162,20 @@ std::vector<CaptureBytes> plan_captures(const std::string& kind, const std::vect
   return captures_of(kind, *model_of(kind, std::nullopt), layers, spec, batch, store, dtype);
 }
 
+ComponentWeights fp32_component(const std::string& name, const std::string& safetensors_path) {
+  const SafetensorsFile file(safetensors_path);
+  ComponentWeights c;
+  c.name = name;
+  c.storage = "fp32";
+  for (const auto& key : file.keys()) {
+    int64_t n = 1;
+    for (const int64_t d : file.info(key).shape) n *= d;
+    c.params += n;
+  }
+  c.bytes = 4 * c.params;
+  return c;
+}
+
 namespace {
 // The capturable layers at `image_size` with the planned text length (set on `model` too).
 std::vector<LayerInfo> planned_layers(const MemoryPlanOptions& o, MemoryModel& model, int64_t image_size) {
@@ -218,6 +233,7 @@ MemoryPlan plan_memory(const MemoryPlanOptions& o, int64_t batch) {
     fail("image size {} must be a positive multiple of {}", plan.image_size, multiple);
 
   plan.weights = model->weights(plan.dtype, plan.t5_int8);
+  plan.weights.insert(plan.weights.end(), o.resident_models.begin(), o.resident_models.end());
   const auto layers = planned_layers(o, *model, plan.image_size);
   plan.captures = captures_of(o.kind, *model, layers, o.spec, batch, plan.store_dtype, plan.dtype);
 

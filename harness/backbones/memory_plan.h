@@ -31,6 +31,19 @@
 
 namespace gb::bb {
 
+struct ComponentWeights {
+  std::string name;          // "unet", "transformer", "vae", "text_encoder", "text_encoder_2"
+  std::string storage;       // e.g. "fp16", "fp32", "bf16 (wo fp32)", "int8 (+fp32 row scales; wo fp32)"
+  int64_t params = 0;
+  int64_t bytes = 0;
+  bool text_encoder = false;  // freed under text_encoder: free (T5, Flux's CLIP)
+  bool t5 = false;            // T5: also parked in host memory under text_encoder: offload
+};
+
+// A model that is not a backbone component, loaded in fp32 from one .safetensors file: every tensor of its header
+// (UserError for a bad file). An upper bound where the loader skips a tensor (Inception's 1008-way classifier).
+ComponentWeights fp32_component(const std::string& name, const std::string& safetensors_path);
+
 struct MemoryPlanOptions {
   std::string kind;                           // a registered kind with a memory model
   std::string device = "cuda";                // the device planned for (its attention kernels)
@@ -45,16 +58,11 @@ struct MemoryPlanOptions {
   // The batch goes through the backbone one sample at a time (gb::capture_each_sample, a run's
   // `batch_invariant: true`): every phase is batch 1's, with the batch's stacked captures alive beside it.
   bool per_sample_forward = false;
+  // Other models resident on the device through every phase (a generation run's FID Inception and CLIP scorer),
+  // listed with the backbone's components.
+  std::vector<ComponentWeights> resident_models;
 };
 
-struct ComponentWeights {
-  std::string name;          // "unet", "transformer", "vae", "text_encoder", "text_encoder_2"
-  std::string storage;       // e.g. "fp16", "fp32", "bf16 (wo fp32)", "int8 (+fp32 row scales; wo fp32)"
-  int64_t params = 0;
-  int64_t bytes = 0;
-  bool text_encoder = false;  // freed under text_encoder: free (T5, Flux's CLIP)
-  bool t5 = false;            // T5: also parked in host memory under text_encoder: offload
-};
 
 struct MemoryTerm {
   std::string name;

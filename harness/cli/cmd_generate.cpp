@@ -50,6 +50,7 @@ struct Args {
       protocol = "paper";
   double scale = 2.0;
   int64_t steps = 0, image_size = 0, batch_size = 1, limit = -1;
+  bool batched_forward = false;
   uint64_t seed = 42;
   bool resume = false, no_progress = false;
   gb::cli::MemoryCheckFlags memory;
@@ -207,6 +208,7 @@ void run(const Args& a) {
   so.steps = a.steps;
   so.scheduler = a.scheduler;
   so.guidance_scale = a.scale;
+  so.batch_invariant = !a.batched_forward;
   gb::gen::Sampler sampler(*backbone, a.weights, so);
   gb::gen::GuidanceOptions go;
   go.backbone = kind;
@@ -269,7 +271,11 @@ void add(CLI::App& app) {
   sub->add_option("--image-size", a->image_size, "Square image size (default: the checkpoint's sample_size x VAE scale)");
   sub->add_option("--dtype", a->dtype, "fp32, fp16 or bf16 (default: fp32 on cpu, the paper's dtype on cuda)");
   sub->add_option("--device", a->device, "cpu, cuda or cuda:N");
-  sub->add_option("--batch-size", a->batch_size, "Prompts per denoiser batch (images do not depend on it)");
+  sub->add_option("--batch-size", a->batch_size,
+                  "Prompts per batch (images do not depend on it: the prompts of a batch are sampled one at a time)");
+  sub->add_flag("--batched-forward", a->batched_forward,
+                "One denoiser call per step for the whole batch: faster on a GPU, but an image then matches the one "
+                "another batch size gives only up to float rounding");
   sub->add_option("--limit", a->limit, "Only the first N prompts of the file");
   sub->add_option("--shard", a->shard, "Generate shard i of n (every prompt index with index % n == i): i/n");
   sub->add_flag("--resume", a->resume, "Skip ids whose <id>.png already exists in --out");

@@ -202,7 +202,8 @@ at::Tensor denoise_once(const SamplerModels& m, const at::Tensor& x_in, const at
 struct Sampler::Impl : SamplerModels {};
 
 Sampler::Sampler(gb::Backbone& backbone, const std::string& weights, const SamplerOptions& options)
-    : impl_(std::make_unique<Impl>()), kind_(backbone.kind()), scale_(options.guidance_scale) {
+    : impl_(std::make_unique<Impl>()), kind_(backbone.kind()), scale_(options.guidance_scale),
+      batch_invariant_(options.batch_invariant) {
   auto& m = *impl_;
   bb::CheckpointFolder folder(weights);
   const std::string sched_path = folder.file("scheduler", "scheduler_config.json");
@@ -283,6 +284,16 @@ PromptTokens Sampler::tokenize(const std::vector<std::string>& prompts) const {
 }
 
 at::Tensor Sampler::generate(const std::vector<std::string>& prompts, const at::Tensor& latents, Guidance& guidance) {
+  if (batch_invariant_ && prompts.size() > 1 && latents.dim() > 0 &&
+      latents.size(0) == static_cast<int64_t>(prompts.size())) {
+    std::vector<at::Tensor> images, finals;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      images.push_back(generate({prompts[i]}, latents.narrow(0, static_cast<int64_t>(i), 1), guidance));
+      finals.push_back(last_latents_);
+    }
+    last_latents_ = at::cat(finals);
+    return at::cat(images);
+  }
   auto cond = tokenize(prompts);
   PromptTokens uncond;
   if (guidance.needs_uncond()) uncond = tokenize(std::vector<std::string>(prompts.size(), ""));

@@ -41,6 +41,10 @@ struct SamplerOptions {
   int64_t steps = 0;          // 0: the paper's / pipeline's default (SD 50, PixArt 20, flux and sd35-* 28)
   std::string scheduler;      // "" = the checkpoint's scheduler/scheduler_config.json class
   double guidance_scale = 2.0;
+  // generate() samples the prompts of a batch one at a time, so an image does not depend on the batch it came in
+  // (oneDNN/cuDNN/cuBLAS pick kernels from the whole shape: gb::capture_each_sample); false: one denoiser call
+  // per step for the whole batch (faster on a GPU; images then match other batch sizes only up to rounding).
+  bool batch_invariant = true;
 };
 
 class Sampler {
@@ -64,7 +68,8 @@ class Sampler {
 
   PromptTokens tokenize(const std::vector<std::string>& prompts) const;
 
-  // Images [B, H, W, 3] uint8 for `prompts` from initial `latents` [B, C, h, w].
+  // Images [B, H, W, 3] uint8 for `prompts` from initial `latents` [B, C, h, w] (one prompt at a time unless
+  // the options turned batch_invariant off).
   at::Tensor generate(const std::vector<std::string>& prompts, const at::Tensor& latents, Guidance& guidance);
   // The same from token ids (tests, replay): `uncond` is the empty prompt's tokens (ignored when the guidance
   // does not need the unconditional half, and for SDXL's zero embeddings).
@@ -83,6 +88,7 @@ class Sampler {
   double scale_ = 2.0;
   bb::SchedulerConfig scheduler_;
   at::Tensor last_latents_;
+  bool batch_invariant_ = true;
   std::map<std::string, double> seconds_;
 };
 

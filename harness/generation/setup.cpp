@@ -26,9 +26,11 @@ int64_t default_image_size(const std::string& weights, const std::string& kind) 
 
 void check_generation_memory(const std::string& what, const std::string& kind, const std::string& weights,
                              const bb::BackboneOptions& options, const std::string& guidance, const std::string& method,
-                             int64_t batch, const bb::MemoryCheck& check) {
+                             int64_t batch, const bb::MemoryCheck& check,
+                             const std::vector<bb::ComponentWeights>& resident_models) {
   if (!bb::backbone_kind(kind).memory) return;
   bb::MemoryPlanOptions mo = bb::memory_plan_options(kind, weights, options);
+  mo.resident_models = resident_models;
   if (guidance == "scfg" && (!method.empty() || !scfg_preset_backbone(kind).empty())) {
     const auto plan = method.empty() ? baselines::find_preset(scfg_preset_backbone(kind), "scfg").plan
                                      : baselines::load_method_plan(method);

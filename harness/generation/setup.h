@@ -18,9 +18,11 @@ int64_t default_image_size(const std::string& weights, const std::string& kind);
 // Pre-flight of one generation pass, modelled as one capture pass of the CFG batch (2 x batch: unconditional and
 // conditional) with what S-CFG captures (the method plan at `method`, or the backbone's `scfg` preset): the
 // denoiser step dominates; the VAE decoder mirrors the encoder the plan counts. Kinds without a memory model pass.
+// `resident_models`: what else stays on the device meanwhile (a generation run's FID Inception and CLIP scorer).
 // UserError (exit 2) when the pass cannot fit.
 void check_generation_memory(const std::string& what, const std::string& kind, const std::string& weights,
                              const bb::BackboneOptions& options, const std::string& guidance, const std::string& method,
-                             int64_t batch, const bb::MemoryCheck& check);
+                             int64_t batch, const bb::MemoryCheck& check,
+                             const std::vector<bb::ComponentWeights>& resident_models = {});
 
 }  // namespace gb::gen

@@ -176,6 +176,10 @@ std::map<std::string, gb::bb::BackboneOptions> checked_backbone_options(const Ex
                                                                         const std::string& device) {
   const GenerationSpec& g = *ex.generation;
   std::map<std::string, gb::bb::BackboneOptions> options;
+  // The metric models stay on the device beside each backbone (fp32, from their files' headers).
+  const std::vector<gb::bb::ComponentWeights> metric_models = {
+      gb::bb::fp32_component("fid_inception", g.inception),
+      gb::bb::fp32_component("clip_scorer", (fs::path(g.clip) / "model.safetensors").string())};
   for (const auto& b : ex.backbones) {
     gb::bb::BackboneOptions bo = b.options;
     bo.device = device;
@@ -183,7 +187,7 @@ std::map<std::string, gb::bb::BackboneOptions> checked_backbone_options(const Ex
     bo.image_size = g.image_size > 0 ? g.image_size : gb::gen::default_image_size(b.weights, b.kind);
     for (const auto& ge : g.guidance.at(b.name))
       gb::gen::check_generation_memory("backbone '" + b.name + "' (" + ge.name + ")", b.kind, b.weights, bo, ge.type,
-                                       ge.method_file, ex.batch_size, opt.memory);
+                                       ge.method_file, ex.batch_size, opt.memory, metric_models);
     options[b.name] = bo;
   }
   return options;
@@ -356,6 +360,7 @@ void run_backbone(const GenerationContext& c, const BackboneEntry& b, const gb::
   gb::gen::SamplerOptions so;
   so.steps = g.steps;
   so.scheduler = g.scheduler;
+  so.batch_invariant = c.ex.batch_invariant;
   gb::gen::Sampler sampler(*backbone, b.weights, so);
   gb::reports::StageTimes& times = res.timings["generation|" + b.name];
   times.seconds["load"] += seconds_since(t_load);

@@ -5,10 +5,14 @@
 #include "harness/backbones/registry.h"
 #include "harness/core/errors.h"
 #include "harness/core/trace.h"
+#include "harness/io/safetensors.h"
+
+#include <ATen/ATen.h>
 
 #include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <new>
 #include <stdexcept>
 
@@ -123,3 +127,26 @@ TEST(MemoryCheck, AllocationFailuresNameTheStageAndImages) {
   EXPECT_THROW(rethrow_out_of_memory([] { throw std::runtime_error("x"); }, "s", "cpu", "w"), std::runtime_error);
   EXPECT_THROW(rethrow_out_of_memory([] { gb::fail("user"); }, "s", "cpu", "w"), gb::UserError);
 }
+
+namespace {
+
+// Models resident beside the backbone (a generation run's FID Inception and CLIP scorer) count in every phase.
+TEST(MemoryPlan, ResidentModelsCountInEveryPhase) {
+  const std::string file = (std::filesystem::temp_directory_path() / "gb_resident_model.safetensors").string();
+  gb::save_safetensors(file, {{"a", at::zeros({3, 5})}, {"b", at::zeros({7}, at::kHalf)}}, {});
+  const ComponentWeights c = fp32_component("fid_inception", file);
+  EXPECT_EQ(c.params, 22);
+  EXPECT_EQ(c.bytes, 88);  // loaded in fp32, whatever the file stores
+  MemoryPlanOptions mo = flux_capture();
+  mo.image_size = 64;
+  const MemoryPlan base = plan_memory(mo, 1);
+  mo.resident_models = {c};
+  const MemoryPlan with = plan_memory(mo, 1);
+  ASSERT_EQ(with.phases.size(), base.phases.size());
+  for (size_t p = 0; p < base.phases.size(); ++p)
+    EXPECT_EQ(with.phases[p].total(), base.phases[p].total() + 88) << base.phases[p].name;
+  EXPECT_EQ(with.weights.back().name, "fid_inception");
+  std::filesystem::remove(file);
+}
+
+}  // namespace
