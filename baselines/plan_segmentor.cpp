@@ -33,4 +33,13 @@ PlanOutput PlanSegmentor::run(const gb::TensorMap& sample, const gb::TokenGroups
   return out;
 }
 
+gb::CaptureSpec union_capture(const std::vector<const PlanSegmentor*>& segmentors) {
+  gb::CaptureSpec spec;
+  for (size_t i = 0; i < segmentors.size(); ++i) {
+    if (i == 0) spec = segmentors[i]->required_capture();
+    else spec.merge(segmentors[i]->required_capture());
+  }
+  return spec;
+}
+
 }  // namespace gb::baselines

@@ -20,6 +20,12 @@ struct PlanOutput {
   const at::Tensor& final_scores() const { return crf.defined() ? crf : segment.scores; }
 };
 
+class PlanSegmentor;
+// What one shared forward pass records for several methods: the union of their required captures (in order,
+// CaptureSpec::merge). `goca-bench run` captures this for a backbone's variants and `goca-bench capture --method A
+// --method B` the same, so a method segments the same maps from either.
+gb::CaptureSpec union_capture(const std::vector<const PlanSegmentor*>& segmentors);
+
 class PlanSegmentor {
  public:
   // UserError (prefixed by `source`) on an invalid plan.

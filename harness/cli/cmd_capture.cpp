@@ -1,5 +1,5 @@
 // `goca-bench capture --weights DIR --image IMG (--prompt TEXT | --token-ids IDS [--clip-token-ids IDS])
-//  (--layers KEY… | --method M.yaml) [--seed S] [--dtype fp32|fp16|bf16] [--device cpu|cuda]
+//  (--layers KEY… | --method M.yaml…) [--seed S] [--dtype fp32|fp16|bf16] [--device cpu|cuda]
 //  [--text-encoder keep|offload|free] [--t5-int8 on|off] --out D.safetensors`
 // One noisy forward pass of a backbone over one image; writes the captured tensors under the paper's keys with
 // the batch dimension removed (the `segment` contract) plus the exact denoiser inputs (`input.*`).
@@ -22,17 +22,19 @@
 #include "harness/io/image_io.h"
 #include "harness/io/safetensors.h"
 #include "baselines/method_yaml.h"
-#include "goca/segmentor.h"
+#include "baselines/plan_segmentor.h"
 
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
+#include <memory>
 #include <regex>
 
 namespace {
 
 struct Args {
-  std::string weights, image, prompt, out, method, token_ids, clip_token_ids;
+  std::string weights, image, prompt, out, token_ids, clip_token_ids;
+  std::vector<std::string> methods;
   gb::cli::BackboneFlags backbone;
   gb::cli::MemoryCheckFlags memory;
   std::vector<std::string> layers;
@@ -112,7 +114,9 @@ void add(CLI::App& app) {
   sub->add_option("--clip-token-ids", a->clip_token_ids,
                   "flux with --token-ids: the CLIP ids for the pooled vector (pad 49407 to 77)");
   auto* layers = sub->add_option("--layers", a->layers, "Capture keys (see list-layers; '*' wildcards allowed)");
-  auto* method = sub->add_option("--method", a->method, "Method YAML: capture what it needs");
+  auto* method = sub->add_option("--method", a->methods,
+                                 "Method YAML: capture what it needs; repeated: what they need together, as `run` "
+                                 "captures for its variants in one forward pass");
   layers->excludes(method);
   sub->add_option("--seed", a->seed, "Noise seed (combined with the image id)");
   sub->add_option("--image-id", a->image_id,
@@ -126,15 +130,20 @@ void add(CLI::App& app) {
   sub->add_option("--out", a->out, "Output .safetensors")->required();
   sub->callback([a] {
     if (a->prompt.empty() == a->token_ids.empty()) gb::fail("capture needs exactly one of --prompt and --token-ids");
-    if (a->layers.empty() && a->method.empty()) gb::fail("capture needs --layers KEY… or --method M.yaml");
+    if (a->layers.empty() && a->methods.empty()) gb::fail("capture needs --layers KEY… or --method M.yaml");
     const auto rows = token_id_rows(*a);
     const gb::bb::BackboneOptions o = gb::cli::backbone_options(a->backbone);
     auto image = gb::read_image_rgb(a->image);
     gb::CaptureSpec spec;
-    if (!a->method.empty()) {
-      // Exactly what the method reads (image size and timestep stay the backbone's paper defaults unless given).
-      auto plan = gb::baselines::load_method_plan(a->method);
-      spec = gb::goca::Segmentor(plan.method).required_capture();
+    if (!a->methods.empty()) {
+      // Exactly what the methods read (image size and timestep stay the backbone's paper defaults unless given).
+      std::vector<std::unique_ptr<gb::baselines::PlanSegmentor>> segs;
+      std::vector<const gb::baselines::PlanSegmentor*> all;
+      for (const auto& m : a->methods) {
+        segs.push_back(std::make_unique<gb::baselines::PlanSegmentor>(gb::baselines::load_method_plan(m), m));
+        all.push_back(segs.back().get());
+      }
+      spec = gb::baselines::union_capture(all);
       if (a->full_heads) spec.self_map_head_mean = spec.cross_map_head_mean = false;
     }
     {  // Refuse what cannot fit before loading anything (the layers from the configs alone).

@@ -9,6 +9,8 @@
 #include "harness/backbones/registry.h"
 #include "harness/text/pyset.h"
 
+#include <memory>
+
 namespace gb::runner {
 
 std::string resolve_device(const std::string& requested) {
@@ -73,16 +75,14 @@ int64_t planned_peak_bytes(const BackboneEntry& e, const std::string& device, co
 }
 
 gb::CaptureSpec required_capture(const std::vector<Variant>& variants) {
-  gb::CaptureSpec spec;
-  bool first = true;
+  std::vector<std::unique_ptr<gb::baselines::PlanSegmentor>> segmentors;
+  std::vector<const gb::baselines::PlanSegmentor*> all;
   for (const auto& v : variants) {
-    const auto plan = gb::baselines::load_method_plan(v.method_file, v.method_overrides);
-    const gb::CaptureSpec need = gb::baselines::PlanSegmentor(plan, v.method_file).required_capture();
-    if (first) spec = need;
-    else spec.merge(need);
-    first = false;
+    segmentors.push_back(std::make_unique<gb::baselines::PlanSegmentor>(
+        gb::baselines::load_method_plan(v.method_file, v.method_overrides), v.method_file));
+    all.push_back(segmentors.back().get());
   }
-  return spec;
+  return gb::baselines::union_capture(all);
 }
 
 bool wants_prompt_preencoding(const BackboneEntry& e) {

@@ -2,7 +2,8 @@
 // SD1.5, SDXL, PixArt-Sigma and Flux and on `datasets make-fixture` folders of all five layouts, in both protocols,
 // with only `--set` overrides (dataset roots, images and captions, weights, `limit`, and the image size: 64 instead
 // of the paper's 512/1024, see e2e_util.h). Every method preset of configs/methods/<backbone>/ then goes through
-// `capture` (of the run's layers) + `segment --method` on the run's first VOC image, and its score maps evaluate to exactly the run's
+// `capture --method` (all of the run's variants at once, as the run captures) + `segment --method` on the run's
+// first VOC image, and its score maps evaluate to exactly the run's
 // journalled confusion matrices at every background threshold. table1-sd15.yaml and ablations-sd15.yaml (and
 // table1.yaml again, sharded) run in test_readme.cpp, through the README's recipe.
 #include "e2e_util.h"
@@ -165,23 +166,15 @@ TEST(PaperConfigsLong, EveryPresetRunEqualsCaptureThenSegment) {
       for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       return name;
     };
-    // One capture of what the run captured: the union of the variants' needs (gb::runner::required_capture). Which
-    // layers are captured decides which attentions run on the explicit path (scores, softmax, maps x values) and
-    // which on the fused kernel, so a capture of one method's layers alone differs from the run's by float
-    // rounding (docs/runner.md); with the same capture, segment must give the run's matrices exactly.
-    std::vector<gb::runner::Variant> variants;
-    for (const auto& name : names) {
-      gb::runner::Variant v;
-      v.name = name;
-      v.method_file = (fs::path(GB_SOURCE_DIR) / "configs/methods" / kind / (preset_of(name) + ".yaml")).string();
-      variants.push_back(v);
-    }
-    const gb::CaptureSpec spec = gb::runner::required_capture(variants);
+    // One capture for the run's variants, `capture --method A --method B ...`: what the run captured for them in its
+    // one forward pass. Which layers are captured decides which attentions run on the explicit path (scores,
+    // softmax, maps x values) and which on the fused kernel, so a capture of one method's layers alone differs
+    // from the run's by float rounding (docs/runner.md); with the same capture, segment gives the run's matrices.
     const fs::path cap = dir / (kind + "-capture.safetensors");
     std::vector<std::string> cargs = {"capture", "--weights", w.weights.at(kind), "--image", image.string(),
                                       "--prompt", prompt.text, "--image-size", std::to_string(kImageSize), "--seed",
-                                      "0", "--out", cap.string(), "--layers"};
-    cargs.insert(cargs.end(), spec.keys.begin(), spec.keys.end());
+                                      "0", "--out", cap.string()};
+    for (const auto& name : names) cargs.insert(cargs.end(), {"--method", "configs/methods/" + kind + "/" + preset_of(name) + ".yaml"});
     const auto c = cli(cargs);
     ASSERT_EQ(c.code, 0) << kind << ": " << c.out;
     std::set<std::string> presets_seen;
