@@ -48,7 +48,7 @@ Results merge_results(const std::vector<Results>& shards, const std::vector<std:
   out.planned_peak_device_bytes = 0;
   for (auto& c : out.cells) {
     c.images = 0;
-    for (auto& t : c.thresholds) t.confusion = ConfusionMatrix(t.confusion.num_classes);
+    for (auto& t : c.thresholds) t.confusion = ConfusionMatrix(t.confusion.num_classes());
     c.layer_weight_sum.clear();
     c.head_weight_sum.clear();
   }

@@ -127,7 +127,7 @@ gb::Protocol Results::protocol_of(const std::string& ds) const {
 void Results::recompute_metrics() {
   for (auto& c : cells) {
     const gb::Protocol red = protocol_of(c.dataset);
-    for (auto& t : c.thresholds) t.metrics = compute_metrics(t.confusion, red);
+    for (auto& t : c.thresholds) t.metrics = gb::eval::reduce(t.confusion, red);
   }
 }
 
@@ -178,9 +178,9 @@ json to_json(const Results& r) {
       json tj = metrics_json(t.metrics);
       tj["threshold"] = t.threshold;
       json rows = json::array();
-      for (int64_t row = 0; row <= t.confusion.num_classes; ++row) {
+      for (int64_t row = 0; row <= t.confusion.num_classes(); ++row) {
         json rj = json::array();
-        for (int64_t col = 0; col < t.confusion.num_classes; ++col) rj.push_back(t.confusion.at(row, col));
+        for (int64_t col = 0; col < t.confusion.num_classes(); ++col) rj.push_back(t.confusion.at(row, col));
         rows.push_back(rj);
       }
       tj["confusion"] = rows;

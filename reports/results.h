@@ -4,7 +4,7 @@
 //
 // One Cell per (dataset, backbone, variant) holds one int64 confusion matrix per background threshold;
 // metrics are derived from the matrices (and rewritten on load-and-save, so merged shards are exact).
-#include "reports/metrics.h"
+#include "harness/eval/confusion.h"
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +16,11 @@
 #include <vector>
 
 namespace gb::reports {
+
+// One confusion-matrix type and one Metrics type in the program: harness/eval's (its reduce() is the only metric
+// reduction, checked against the paper's evaluation function).
+using gb::eval::ConfusionMatrix;
+using gb::eval::Metrics;
 
 inline constexpr int kResultsSchemaVersion = 1;
 

@@ -146,7 +146,7 @@ std::vector<Table> per_class_tables(const Results& r) {
         t.header.push_back(c.variant);
       }
     if (cols.empty()) continue;
-    const int64_t C = cols.front()->selected()->confusion.num_classes;
+    const int64_t C = cols.front()->selected()->confusion.num_classes();
     for (int64_t k = 0; k < C; ++k) {
       std::string name = di && k < static_cast<int64_t>(di->class_names.size()) ? di->class_names[k]
                                                                                 : std::to_string(k);

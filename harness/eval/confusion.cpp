@@ -13,18 +13,14 @@ namespace gb::eval {
 
 ConfusionMatrix::ConfusionMatrix(int64_t num_classes) : num_classes_(num_classes) {
   if (num_classes <= 0) fail("number of classes must be positive, got {}", num_classes);
-  counts_ = at::zeros({(num_classes + 1) * num_classes}, at::kLong);
+  counts_.assign(static_cast<size_t>((num_classes + 1) * num_classes), 0);
 }
 
-ConfusionMatrix::ConfusionMatrix(const ConfusionMatrix& other)
-    : num_classes_(other.num_classes_), counts_(other.counts_.defined() ? other.counts_.clone() : at::Tensor()) {}
-
-ConfusionMatrix& ConfusionMatrix::operator=(const ConfusionMatrix& other) {
-  if (this != &other) {
-    num_classes_ = other.num_classes_;
-    counts_ = other.counts_.defined() ? other.counts_.clone() : at::Tensor();
+size_t ConfusionMatrix::index(int64_t r, int64_t c) const {
+  if (r < 0 || r > num_classes_ || c < 0 || c >= num_classes_) {
+    fail("confusion cell (row {}, column {}) outside the {}x{} matrix", r, c, num_classes_ + 1, num_classes_);
   }
-  return *this;
+  return static_cast<size_t>(r * num_classes_ + c);
 }
 
 void ConfusionMatrix::add(const at::Tensor& pred, const at::Tensor& label, Protocol protocol, int64_t ignore_index) {
@@ -48,46 +44,47 @@ void ConfusionMatrix::add(const at::Tensor& pred, const at::Tensor& label, Proto
     fail("predicted class ids must lie in [0, {}), found {}..{}", C, p.min().item<int64_t>(), p.max().item<int64_t>());
   }
   at::Tensor row = at::where(y.ge(0).logical_and(y.lt(C)), y, at::full({}, C, y.options()));
-  at::Tensor idx = row * C + p;
-  at::Tensor counts = at::bincount(idx, {}, (C + 1) * C);
-  if (counts_.device() != counts.device()) counts_ = counts_.to(counts.device());
-  counts_.add_(counts);
+  add_counts(at::bincount(row * C + p, {}, (C + 1) * C).reshape({C + 1, C}));
 }
 
 void ConfusionMatrix::add_counts(const at::Tensor& m) {
   if (m.dim() != 2 || m.size(0) != num_classes_ + 1 || m.size(1) != num_classes_) {
     fail("confusion counts must be ({}, {}), got {} dimensions of sizes {}x{}", num_classes_ + 1, num_classes_, m.dim(), m.dim() > 0 ? m.size(0) : 0, m.dim() > 1 ? m.size(1) : 0);
   }
-  counts_ = counts_.to(m.device()).add_(m.reshape({-1}).to(at::kLong));
+  const at::Tensor host = m.to(at::kCPU, at::kLong).contiguous();
+  const int64_t* v = host.data_ptr<int64_t>();
+  for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += v[i];
 }
 
 void ConfusionMatrix::merge(const ConfusionMatrix& other) {
   if (num_classes_ == 0) {
-    *this = ConfusionMatrix(other.num_classes_);
+    *this = other;
+    return;
   }
   if (other.num_classes_ != num_classes_) {
-    fail("cannot merge confusion matrices with {} and {} classes", num_classes_, other.num_classes_);
+    fail("cannot add confusion matrices with {} and {} classes", num_classes_, other.num_classes_);
   }
-  add_counts(other.counts());
+  for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
 }
 
 at::Tensor ConfusionMatrix::counts() const {
   if (num_classes_ == 0) return at::zeros({0, 0}, at::kLong);
-  return counts_.to(at::kCPU).reshape({num_classes_ + 1, num_classes_}).clone();
+  std::vector<int64_t> copy = counts_;
+  return at::from_blob(copy.data(), {num_classes_ + 1, num_classes_}, at::kLong).clone();
 }
 
-int64_t ConfusionMatrix::at(int64_t r, int64_t c) const { return counts()[r][c].item<int64_t>(); }
+int64_t ConfusionMatrix::total() const {
+  int64_t t = 0;
+  for (int64_t v : counts_) t += v;
+  return t;
+}
 
 std::string ConfusionMatrix::to_json() const {
   nlohmann::json j;
   j["num_classes"] = num_classes_;
-  at::Tensor m = counts();
-  auto a = m.accessor<int64_t, 2>();
   nlohmann::json rows = nlohmann::json::array();
-  for (int64_t r = 0; r < m.size(0); ++r) {
-    std::vector<int64_t> row(m.size(1));
-    for (int64_t c = 0; c < m.size(1); ++c) row[c] = a[r][c];
-    rows.push_back(row);
+  for (int64_t r = 0; r <= num_classes_ && num_classes_ > 0; ++r) {
+    rows.push_back(std::vector<int64_t>(counts_.begin() + r * num_classes_, counts_.begin() + (r + 1) * num_classes_));
   }
   j["counts"] = rows;
   return j.dump();
@@ -105,8 +102,6 @@ ConfusionMatrix ConfusionMatrix::from_json(const std::string& text, const std::s
     fail_file(source, "'counts' must have {} rows (classes + the out-of-range row)", C + 1);
   }
   ConfusionMatrix cm(C);
-  at::Tensor m = at::zeros({C + 1, C}, at::kLong);
-  auto a = m.accessor<int64_t, 2>();
   for (int64_t r = 0; r <= C; ++r) {
     const auto& row = rows[r];
     if (!row.is_array() || static_cast<int64_t>(row.size()) != C) fail_file(source, "counts[{}] must have {} entries", r, C);
@@ -114,10 +109,9 @@ ConfusionMatrix ConfusionMatrix::from_json(const std::string& text, const std::s
       if (!row[c].is_number_integer() || row[c].get<int64_t>() < 0) {
         fail_file(source, "counts[{}][{}] must be a non-negative integer", r, c);
       }
-      a[r][c] = row[c].get<int64_t>();
+      cm.at(r, c) = row[c].get<int64_t>();
     }
   }
-  cm.add_counts(m);
   return cm;
 }
 
@@ -160,8 +154,6 @@ double nanmean(const std::vector<double>& v) {
 
 Metrics reduce(const ConfusionMatrix& cm, Protocol protocol) {
   const int64_t C = cm.num_classes();
-  at::Tensor m = cm.counts();
-  auto a = m.accessor<int64_t, 2>();
   Metrics r;
   r.protocol = protocol;
   r.intersection.assign(C, 0);
@@ -171,7 +163,7 @@ Metrics reduce(const ConfusionMatrix& cm, Protocol protocol) {
   int64_t correct = 0, labelled = 0;
   for (int64_t row = 0; row <= C; ++row) {
     for (int64_t c = 0; c < C; ++c) {
-      const int64_t v = a[row][c];
+      const int64_t v = cm.at(row, c);
       r.pixels += v;
       r.pred_area[c] += v;
       if (row < C) {
@@ -183,9 +175,9 @@ Metrics reduce(const ConfusionMatrix& cm, Protocol protocol) {
     }
   }
   for (int64_t c = 0; c < C; ++c) {
-    r.intersection[c] = a[c][c];
-    r.union_[c] = r.label_area[c] + r.pred_area[c] - a[c][c];
-    correct += a[c][c];
+    r.intersection[c] = cm.at(c, c);
+    r.union_[c] = r.label_area[c] + r.pred_area[c] - cm.at(c, c);
+    correct += cm.at(c, c);
   }
   r.iou.resize(C);
   r.acc.resize(C);

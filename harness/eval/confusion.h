@@ -21,35 +21,43 @@ using gb::Protocol;  // harness/core/protocol.h
 using gb::parse_protocol;
 using gb::to_string;
 
+// The one confusion-matrix type of the program: the evaluator accumulates it, the journal and results.json store
+// it, merge and compare add and compare it. Counts live on the host (a (C+1)*C row-major vector); add() counts on
+// the inputs' device and adds the (C+1)*C result here.
 class ConfusionMatrix {
  public:
   ConfusionMatrix() = default;
   explicit ConfusionMatrix(int64_t num_classes);
-  // Copies own their counts (a copy that shared the tensor would keep counting into the original).
-  ConfusionMatrix(const ConfusionMatrix& other);
-  ConfusionMatrix& operator=(const ConfusionMatrix& other);
-  ConfusionMatrix(ConfusionMatrix&&) noexcept = default;
-  ConfusionMatrix& operator=(ConfusionMatrix&&) noexcept = default;
 
   int64_t num_classes() const { return num_classes_; }
   // `pred`: integer predictions in [0, C) (checked); `label`: integer label map of the same number of elements.
   // paper: every pixel counts (out-of-range labels go to row C).
   // standard: pixels whose label equals `ignore_index` are dropped; other out-of-range labels go to row C
-  // (as mmseg's histc does). Works on CPU or CUDA tensors; the counts stay on the inputs' device until read.
+  // (as mmseg's histc does). Works on CPU or CUDA tensors.
   void add(const at::Tensor& pred, const at::Tensor& label, Protocol protocol, int64_t ignore_index = 255);
   void add_counts(const at::Tensor& counts_c1_by_c);  // another (C+1, C) int64 matrix
+  // Adds another matrix of the same size (an empty matrix adopts the other's size); UserError on a size mismatch.
   void merge(const ConfusionMatrix& other);
+  ConfusionMatrix& operator+=(const ConfusionMatrix& other) {
+    merge(other);
+    return *this;
+  }
+  bool operator==(const ConfusionMatrix& o) const { return num_classes_ == o.num_classes_ && counts_ == o.counts_; }
+  bool operator!=(const ConfusionMatrix& o) const { return !(*this == o); }
 
   // (C+1, C) int64 on CPU, a copy.
   at::Tensor counts() const;
-  int64_t at(int64_t gt_row, int64_t pred_col) const;
+  int64_t at(int64_t gt_row, int64_t pred_col) const { return counts_[index(gt_row, pred_col)]; }
+  int64_t& at(int64_t gt_row, int64_t pred_col) { return counts_[index(gt_row, pred_col)]; }
+  int64_t total() const;
 
   std::string to_json() const;  // {"num_classes": C, "counts": [[...], ...]}
   static ConfusionMatrix from_json(const std::string& text, const std::string& source);
 
  private:
+  size_t index(int64_t gt_row, int64_t pred_col) const;  // checked: row in [0, C], column in [0, C)
   int64_t num_classes_ = 0;
-  mutable at::Tensor counts_;  // int64, flattened (C+1)*C, on the device of the last add
+  std::vector<int64_t> counts_;  // (C+1)*C, row-major
 };
 
 struct Metrics {

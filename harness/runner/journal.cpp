@@ -159,7 +159,7 @@ void Journal::validate(json& rec, const JournalSchema& s, const std::string& fil
         const int64_t r = get_int(e[0], file, line, "a confusion row");
         const int64_t c = get_int(e[1], file, line, "a confusion column");
         const int64_t n = get_int(e[2], file, line, "a confusion count");
-        if (r < 0 || r > C || c < 0 || c >= C)  // row C: ground truth outside [0, C) (reports/metrics.h)
+        if (r < 0 || r > C || c < 0 || c >= C)  // row C: ground truth outside [0, C) (harness/eval/confusion.h)
           bad(file, line, "variant {}: confusion cell (row {}, column {}) outside the {}x{} matrix", v, r, c, C + 1, C);
         if (n < 0 || n > kMaxCount) bad(file, line, "variant {}: confusion count {} out of range", v, n);
       }

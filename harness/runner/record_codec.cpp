@@ -10,12 +10,11 @@ namespace gb::runner {
 using nlohmann::json;
 
 std::vector<std::array<int64_t, 3>> sparse_counts(const gb::eval::ConfusionMatrix& matrix) {
-  at::Tensor counts = matrix.counts();
-  at::Tensor nz = at::nonzero(counts);
-  auto na = nz.accessor<int64_t, 2>();
-  auto ca = counts.accessor<int64_t, 2>();
   std::vector<std::array<int64_t, 3>> sp;
-  for (int64_t z = 0; z < nz.size(0); ++z) sp.push_back({na[z][0], na[z][1], ca[na[z][0]][na[z][1]]});
+  const int64_t C = matrix.num_classes();
+  for (int64_t r = 0; r <= C && C > 0; ++r)
+    for (int64_t c = 0; c < C; ++c)
+      if (const int64_t n = matrix.at(r, c); n != 0) sp.push_back({r, c, n});
   return sp;
 }
 
@@ -72,7 +71,7 @@ JournalSchema journal_schema(int64_t num_images, int64_t shard_index, int64_t sh
   for (const auto* c : cells) {
     schema.variants.push_back(c->variant);
     schema.thresholds.push_back(c->thresholds.size());
-    schema.num_classes.push_back(c->thresholds.empty() ? 0 : c->thresholds.front().confusion.num_classes);
+    schema.num_classes.push_back(c->thresholds.empty() ? 0 : c->thresholds.front().confusion.num_classes());
   }
   return schema;
 }

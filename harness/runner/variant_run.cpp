@@ -35,7 +35,7 @@ std::vector<gb::reports::Cell> new_cells(const std::string& dataset, const std::
     for (double t : eval.thresholds) {
       gb::reports::ThresholdResult tr;
       tr.threshold = t;
-      tr.confusion = gb::reports::ConfusionMatrix(eval.num_classes);
+      tr.confusion = gb::eval::ConfusionMatrix(eval.num_classes);
       c.thresholds.push_back(tr);
     }
     cells.push_back(std::move(c));

@@ -117,6 +117,42 @@ TEST(PaperEvaluation, ReducedArgmaxEqualsFullArgmaxIncludingNaNAndTies) {
   }
 }
 
+namespace {
+// A 3-class matrix from its 12 counts, row-major (row 3: labels outside the classes).
+ConfusionMatrix cm3(const std::vector<int64_t>& v) {
+  ConfusionMatrix c(3);
+  for (size_t i = 0; i < v.size(); ++i) c.at(static_cast<int64_t>(i) / 3, static_cast<int64_t>(i) % 3) = v[i];
+  return c;
+}
+}  // namespace
+
+TEST(Metrics, PaperReductionMatchesHandComputation) {
+  const auto c = cm3({5, 1, 0, 2, 6, 0, 0, 1, 3, 1, 0, 0});
+  const Metrics m = reduce(c, gb::Protocol::paper);
+  // class 0: I=5, gt=6, pred=5+2+0+1=8, U=9; class 1: I=6, gt=8, pred=8, U=10; class 2: I=3, gt=4, pred=3, U=4
+  EXPECT_NEAR(m.iou[0], 5.0 / 9, 1e-7);
+  EXPECT_NEAR(m.iou[1], 6.0 / 10, 1e-7);
+  EXPECT_NEAR(m.iou[2], 3.0 / 4, 1e-7);
+  EXPECT_NEAR(m.miou, (5.0 / 9 + 0.6 + 0.75) / 3, 1e-7);
+  EXPECT_NEAR(m.aacc, 14.0 / 19, 1e-7);  // the out-of-range pixel counts in the paper protocol
+  EXPECT_NEAR(m.macc, (5.0 / 6 + 6.0 / 8 + 3.0 / 4) / 3, 1e-7);
+  EXPECT_NEAR(m.fwiou, (6 * 5.0 / 9 + 8 * 0.6 + 4 * 0.75) / 18, 1e-7);
+}
+
+TEST(Metrics, StandardReductionSkipsAbsentClasses) {
+  const auto c = cm3({5, 1, 0, 2, 6, 0, 0, 0, 0, 1, 0, 0});
+  const Metrics m = reduce(c, gb::Protocol::standard);
+  // Under the standard protocol the ignore index never reaches the matrix (harness/eval drops it when
+  // counting); row C holds other out-of-range labels, which count as false positives of the prediction.
+  EXPECT_NEAR(m.iou[0], 5.0 / 9, 1e-7);
+  EXPECT_TRUE(std::isnan(m.iou[2]));
+  EXPECT_NEAR(m.miou, (5.0 / 9 + 6.0 / 9) / 2, 1e-7);
+  EXPECT_NEAR(m.aacc, 11.0 / 14, 1e-7);
+  const Metrics p = reduce(c, gb::Protocol::paper);
+  EXPECT_EQ(p.iou[2], 0.0);  // absent class scores 0 and stays in the mean
+  EXPECT_NEAR(p.miou, (5.0 / 9 + 6.0 / 9 + 0) / 3, 1e-7);
+}
+
 TEST(ConfusionMatrix, UnionCountingWithOutOfRangeLabels) {
   // paper: label 255 and -1 are counted; a prediction on them is an FP of the predicted class
   at::Tensor pred = at::tensor({0, 1, 1, 2, 2, 0}, at::kLong);
@@ -160,6 +196,24 @@ TEST(ConfusionMatrix, CopiesAndReadCountsAreIndependent) {
   e2.matrices()[0].add(pred, label, Protocol::paper);
   EXPECT_EQ(e1.matrices()[0].at(1, 1), 1);
   EXPECT_EQ(e2.matrices()[0].at(1, 1), 2);
+}
+
+TEST(ConfusionMatrix, CellsAreCheckedAndOnlyEqualSizesAdd) {
+  ConfusionMatrix a = cm3({1, 0, 0, 0, 2, 0, 0, 0, 3, 4, 0, 0});
+  EXPECT_EQ(a.total(), 10);
+  EXPECT_EQ(a.at(3, 0), 4);  // row C exists
+  EXPECT_THROW(a.at(4, 0), gb::UserError);
+  EXPECT_THROW(a.at(0, 3), gb::UserError);
+  EXPECT_THROW(a.at(-1, 0), gb::UserError);
+  ConfusionMatrix sum;  // an empty matrix adopts the other's size
+  sum += a;
+  sum += a;
+  EXPECT_EQ(sum.at(2, 2), 6);
+  EXPECT_NE(sum, a);
+  EXPECT_EQ(sum.counts()[3][0].item<int64_t>(), 8);
+  ConfusionMatrix two(2);
+  EXPECT_THROW(sum += two, gb::UserError);
+  EXPECT_EQ(ConfusionMatrix::from_json(a.to_json(), "a.json"), a);
 }
 
 TEST(ConfusionMatrix, StandardReductionUsesNanmeanAndPaperCountsAbsentAsZero) {

@@ -136,7 +136,7 @@ TEST(VariantRun, CellsCarryTheVariantAndTheDatasetRule) {
   EXPECT_DOUBLE_EQ(cells[0].fixed_threshold, 0.1);
   EXPECT_EQ(cells[0].background, "offset");
   ASSERT_EQ(cells[0].thresholds.size(), 2u);
-  EXPECT_EQ(cells[0].thresholds[1].confusion.num_classes, 3);
+  EXPECT_EQ(cells[0].thresholds[1].confusion.num_classes(), 3);
   EXPECT_EQ(cells[0].images, 0);
 }
 
