@@ -71,12 +71,7 @@ FlowMatchSchedulerConfig FlowMatchSchedulerConfig::from_json(const std::string& 
   std::string cls = "FlowMatchEulerDiscreteScheduler";
   json_get(j, "_class_name", cls, path);
   json_get(j, "num_train_timesteps", c.num_train_timesteps, path);
-  json_get(j, "shift", c.shift, path);
-  json_get(j, "use_dynamic_shifting", c.use_dynamic_shifting, path);
-  json_get(j, "base_shift", c.base_shift, path);
-  json_get(j, "max_shift", c.max_shift, path);
-  json_get(j, "base_image_seq_len", c.base_image_seq_len, path);
-  json_get(j, "max_image_seq_len", c.max_image_seq_len, path);
+  json_get_flow_shift(j, c, path);
   if (cls != "FlowMatchEulerDiscreteScheduler")
     fail_file(path, "scheduler '{}' is not supported for a flow-matching backbone (FlowMatchEulerDiscreteScheduler)", cls);
   for (const char* k : {"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas"})

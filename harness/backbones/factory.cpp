@@ -128,4 +128,10 @@ std::vector<int64_t> CheckpointFolder::shape(const std::string& component, const
   return it == c->second.end() ? std::vector<int64_t>{} : it->second;
 }
 
+void check_batch(const BackboneBatch& batch, const std::string& kind) {
+  if (batch.prompts.size() != batch.images.size())
+    fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
+  if (batch.images.empty()) fail("{}: empty batch", kind);
+}
+
 }  // namespace gb::bb

@@ -4,6 +4,7 @@
 // transformer/, vae/, text_encoder*/, tokenizer*/, scheduler/). The kinds, their detection from the weights
 // and opening a folder are in registry.h.
 #include "harness/core/backbone.h"
+#include "harness/core/trace.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -12,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gb::bb {
@@ -79,5 +81,18 @@ std::string component_file(const std::string& root, const std::string& component
                            const std::string& name = "config.json");
 // Seconds since t0, after waiting for `device` (stage timings of a capture).
 double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device& device);
+// `stage()` run as one stage of a capture: inside the trace span `name`, timed on `device` (seconds_since);
+// returns {what stage() returns, seconds}.
+template <class Stage>
+auto timed_stage(const char* name, const at::Device& device, Stage&& stage) {
+  const auto t0 = std::chrono::steady_clock::now();
+  gb::trace::Span span(name);
+  auto out = stage();
+  const double seconds = seconds_since(t0, device);
+  span.end();
+  return std::make_pair(std::move(out), seconds);
+}
+// UserError unless the batch has one prompt per image and at least one image ("<kind>: empty batch").
+void check_batch(const BackboneBatch& batch, const std::string& kind);
 
 }  // namespace gb::bb

@@ -5,6 +5,7 @@
 #include "harness/backbones/recorder.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
+#include "harness/core/tokenizer.h"
 #include "harness/core/trace.h"
 #include "harness/core/log.h"
 #include "harness/core/torch_compat.h"
@@ -34,16 +35,6 @@ BackboneDefaults flux_defaults() {
 }
 constexpr int64_t kFluxSteps = 28;        // default num_inference_steps (spec §5.7)
 
-at::Tensor token_ids(const TextTokenizer& tok, const std::vector<std::string>& prompts) {
-  std::vector<at::Tensor> rows;
-  for (const auto& p : prompts) {
-    std::vector<int64_t> ids;
-    for (const auto& t : tok.encode(p)) ids.push_back(t.id);
-    rows.push_back(at::tensor(ids, at::kLong));
-  }
-  return at::stack(rows);
-}
-
 }  // namespace
 
 bool flux_t5_int8(std::optional<bool> asked, at::ScalarType dtype) {
@@ -72,31 +63,17 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
   const int64_t tokens = (image_size_ / vae_scale / 2) * (image_size_ / vae_scale / 2);
   plan_ = plan_flux_noising(scfg, tokens, options.timestep.value_or(flux_defaults().timestep), kFluxSteps);
 
-  {
-    auto ws = WeightStore::open_component(folder.root(), "transformer", dtype_, device_, options.variant);
-    transformer_ = std::make_unique<FluxTransformer>(ws, tcfg);
-    ws.finish();
-  }
-  {  // FluxImg2ImgPipeline runs the VAE in the pipeline dtype (no upcast, force_upcast is ignored).
-    auto ws = WeightStore::open_component(folder.root(), "vae", dtype_, device_, options.variant);
-    vae_ = std::make_unique<VaeEncoder>(vcfg, ws);
-    ws.finish();
-  }
-  {
-    auto ws = WeightStore::open_component(folder.root(), "text_encoder", dtype_, device_, options.variant);
-    clip_ = std::make_unique<ClipTextModel>(ccfg, ws);
-    ws.finish();
-  }
-  {  // text_encoder: offload parks T5 in (pinned) host memory; it visits the device for each encode.
-    const at::Device t5_device = options.text_encoder == TextEncoderResidency::offload ? at::Device(at::kCPU) : device_;
-    auto ws = WeightStore::open_component(folder.root(), "text_encoder_2", dtype_, t5_device, options.variant);
-    // The paper loads text_encoder_2 with load_in_8bit (LLM.int8); default on for 16-bit compute, off in fp32.
-    const bool int8 = flux_t5_int8(options.t5_int8, dtype_);
-    t5_ = std::make_unique<T5Encoder>(ws, ecfg, int8);
-    ws.finish();
-    if (options.text_encoder == TextEncoderResidency::offload && device_.is_cuda())
-      t5_ = std::make_unique<T5Encoder>(t5_->to(at::kCPU, /*pin=*/true));
-  }
+  const auto load = [&](const char* component, auto make) {
+    return load_component(folder.root(), component, dtype_, device_, options.variant, make);
+  };
+  transformer_ = load("transformer", [&](const WeightStore& ws) { return std::make_unique<FluxTransformer>(ws, tcfg); });
+  // FluxImg2ImgPipeline runs the VAE in the pipeline dtype (no upcast, force_upcast is ignored).
+  vae_ = load("vae", [&](const WeightStore& ws) { return std::make_unique<VaeEncoder>(vcfg, ws); });
+  clip_ = load("text_encoder", [&](const WeightStore& ws) { return std::make_unique<ClipTextModel>(ccfg, ws); });
+  // The paper loads text_encoder_2 with load_in_8bit (LLM.int8); default on for 16-bit compute, off in fp32.
+  t5_ = T5Encoder::load_for_backbone(folder.root(), "text_encoder_2", ecfg, dtype_, device_, options.variant,
+                                     options.text_encoder == TextEncoderResidency::offload,
+                                     flux_t5_int8(options.t5_int8, dtype_));
   tokenizer_ = options.tokenizer;
   // The folder's tokenizers: T5 (tokenizer_2/spiece.model, 512 tokens) for the cross maps and CLIP
   // (tokenizer/vocab.json + merges.txt, 77 tokens) for the pooled vector.
@@ -153,7 +130,7 @@ void FluxBackbone::prepare_prompts(const std::vector<std::string>& prompts, int6
   if (t5_ && !clip_tokenizer_)
     fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
   text_cache_.fill(prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& chunk) {
-    const Text t = encode(token_ids(tokenizer(), chunk), token_ids(*clip_tokenizer_, chunk));
+    const Text t = encode(token_id_rows(tokenizer(), chunk), token_id_rows(*clip_tokenizer_, chunk));
     return PromptConditioningCache::Rows{{"t5", t.t5}, {"pooled", t.pooled}};
   }, "flux");
   if (!t5_) return;
@@ -163,30 +140,27 @@ void FluxBackbone::prepare_prompts(const std::vector<std::string>& prompts, int6
 }
 
 Capture FluxBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
-  if (batch.prompts.size() != batch.images.size())
-    fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
-  if (batch.images.empty()) fail("flux: empty batch");
+  check_batch(batch, kind());
   check_capture_keys(spec, layer_names_, kind());
-  auto t0 = std::chrono::steady_clock::now();
-  gb::trace::Span text_span("text");
-  Text text;
-  if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
-    auto rows = text_cache_.gather(batch.prompts, device_, "flux");
-    text.t5 = rows.at("t5");
-    text.pooled = rows.at("pooled");
-  } else {
+  const auto [text, text_s] = timed_stage("text", device_, [&] {
+    Text t;
+    if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
+      auto rows = text_cache_.gather(batch.prompts, device_, "flux");
+      t.t5 = rows.at("t5");
+      t.pooled = rows.at("pooled");
+      return t;
+    }
     if (!clip_tokenizer_) fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
-    const at::Tensor t5_ids = token_ids(tokenizer(), batch.prompts);
+    const at::Tensor t5_ids = token_id_rows(tokenizer(), batch.prompts);
     if (t5_ids.size(1) != text_length())
       fail("flux: T5 ids have length {} but the captures are laid out for {}", t5_ids.size(1), text_length());
-    text = encode(t5_ids, token_ids(*clip_tokenizer_, batch.prompts));
+    t = encode(t5_ids, token_id_rows(*clip_tokenizer_, batch.prompts));
     if (options_.text_encoder == TextEncoderResidency::free) {
-      text_cache_.store(batch.prompts, {{"t5", text.t5}, {"pooled", text.pooled}});
+      text_cache_.store(batch.prompts, {{"t5", t.t5}, {"pooled", t.pooled}});
       release_text_encoders();
     }
-  }
-  const double text_s = seconds_since(t0, device_);
-  text_span.end();
+    return t;
+  });
   return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
 }
 
@@ -201,12 +175,11 @@ Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const a
   if (clip_ids.dim() != 2 || clip_ids.size(0) != b) fail("flux: CLIP ids must be [{}, T], got {}", b, shape_str(clip_ids.sizes()));
   check_capture_keys(spec, layer_names_, kind());
   if (!t5_) fail("flux: the text encoders were freed (text_encoder: free); token-id replay needs them");
-  auto t0 = std::chrono::steady_clock::now();
-  gb::trace::Span text_span("text");
-  const Text text = encode(t5_ids, clip_ids);
-  if (options_.text_encoder == TextEncoderResidency::free) release_text_encoders();
-  const double text_s = seconds_since(t0, device_);
-  text_span.end();
+  const auto [text, text_s] = timed_stage("text", device_, [&] {
+    Text t = encode(t5_ids, clip_ids);
+    if (options_.text_encoder == TextEncoderResidency::free) release_text_encoders();
+    return t;
+  });
   return capture_text(images, text, image_ids, seed, spec, text_s);
 }
 
@@ -238,14 +211,10 @@ Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const 
   in.pooled_projections = text.pooled;
   in.img_ids = flux_latent_image_ids(latent / 2, latent / 2, f32dev).to(dtype_);
   in.txt_ids = at::zeros({text.t5.size(1), 3}, f32dev.dtype(dtype_));
-  t0 = std::chrono::steady_clock::now();
-  gb::trace::Span denoiser_span("denoiser");
   CaptureRecorder rec(spec, cap, options_.store_dtype);
-  (*transformer_)(in, &rec, !options_.skip_tail);
-  cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
-  denoiser_span.end();
-  auto missing = rec.unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("flux: '{}' was requested but not recorded", missing[0]));
+  cap.stage_seconds["denoiser"] =
+      timed_stage("denoiser", device_, [&] { return (*transformer_)(in, &rec, !options_.skip_tail); }).second;
+  rec.require_all_recorded(kind());
 
   cap.inputs["input.latents"] = in.latents;
   cap.inputs["input.timestep"] = in.timestep;
@@ -266,13 +235,8 @@ std::pair<at::Tensor, at::Tensor> FluxBackbone::encode_text(const at::Tensor& t5
 
 at::Tensor FluxBackbone::denoise(const FluxInputs& in, const CaptureSpec& spec, Capture& cap) const {
   c10::InferenceMode guard;
-  check_capture_keys(spec, layer_names_, kind());
-  CaptureRecorder rec(spec, cap, options_.store_dtype);
-  cap.batch_size = in.latents.size(0);
-  auto out = (*transformer_)(in, spec.empty() ? nullptr : &rec, true);
-  auto missing = rec.unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("flux: '{}' was requested but not recorded", missing[0]));
-  return out;
+  return record_denoise(spec, layer_names_, kind(), options_.store_dtype, cap, in.latents.size(0),
+                        [&](CaptureRecorder* rec) { return (*transformer_)(in, rec, true); });
 }
 
 BackboneKind flux_backbone_kind() {
@@ -304,13 +268,7 @@ BackboneKind flux_backbone_kind() {
   k.memory = [](const std::optional<std::string>& folder) { return flux_memory_model(folder); };
   // Token-id replay: T5 ids padded with <pad> to 512 (no mask) and CLIP ids for the pooled vector, padded with
   // <|endoftext|> (the last id) to 77.
-  k.token_ids.inputs = [](const CheckpointFolder& f) {
-    auto t = T5Config::from_json(f.file("text_encoder_2"));
-    auto c = ClipTextConfig::from_json(f.file("text_encoder"));
-    return std::vector<TokenIdInput>{
-        {"--token-ids", "T5 text encoder", t.vocab_size, kFluxTextLength, t.pad_token_id},
-        {"--clip-token-ids", "CLIP text encoder", c.vocab_size, c.max_position_embeddings, c.vocab_size - 1}};
-  };
+  k.token_ids.inputs = [](const CheckpointFolder& f) { return t5_clip_token_id_inputs(f, "text_encoder_2", kFluxTextLength); };
   k.token_ids.capture = [](Backbone& b, const std::vector<at::Tensor>& images, const std::vector<at::Tensor>& ids,
                            const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec) {
     return dynamic_cast<FluxBackbone&>(b).capture_ids(images, ids.at(0), ids.at(1), image_ids, seed, spec);

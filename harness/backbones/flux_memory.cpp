@@ -2,6 +2,7 @@
 // the model dtype, CLIP-L and T5 (LLM.int8 by default in 16-bit; both freed under text_encoder: free, T5 parked
 // under offload), joint attention over image + 512 text tokens in head groups of a bounded score chunk.
 #include "harness/backbones/flux_backbone.h"
+#include "harness/backbones/joint_attention.h"
 #include "harness/backbones/memory_parts.h"
 #include "harness/core/torch_compat.h"
 #include "harness/core/strings.h"
@@ -58,13 +59,7 @@ class FluxMemoryModel : public MemoryModel {
     return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_len_, t5_.d_model, device());
   }
 
-  std::string unit_of_key(const std::string& key) const override {
-    for (const char* s : {"-cross-", "-self-", "-attn-out"}) {
-      auto pos = key.find(s);
-      if (pos != std::string::npos) return key.substr(0, pos);
-    }
-    return key;
-  }
+  std::string unit_of_key(const std::string& key) const override { return location_of(key); }
 
   std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>&, const CaptureSpec& spec, int64_t B, int64_t S,
                                          at::ScalarType dt, at::ScalarType store) const override {
@@ -82,21 +77,12 @@ class FluxMemoryModel : public MemoryModel {
 
   int64_t stored_bytes(const LayerInfo& l, const std::vector<LayerInfo>& layers, int64_t batch, at::ScalarType store,
                        at::ScalarType dtype, int64_t bytes) const override {
-    // o.narrow(1, T, N) of the contiguous joint output [1, S, C] is itself contiguous: at batch 1 the stored view
-    // keeps the whole [1, S, C] buffer (S = N + T tokens).
-    const auto parts = parse_capture_key(l.name);
-    if (batch != 1 || store != dtype || !parts || parts->tensor != CaptureTensor::special_post_value ||
-        !ends_with(parts->block, "-cross"))
-      return bytes;
-    const std::string first_cross_map = capture_key(attention_block("vit-block0", AttentionKind::cross), CaptureTensor::map);
-    for (const auto& x : layers)
-      if (x.name == first_cross_map) bytes = (l.shape[0] + x.shape[2]) * l.shape[1] * mem::esize(store);
-    return bytes;
+    return mem::joint_post_value_bytes(l, layers, batch, store, dtype, bytes);
   }
 
  private:
-  // Block k (flux_transformer.cpp attend()): activations, then either fused SDPA or the recorded maps computed in
-  // head groups of at most FluxTransformer::kDefaultChunkElements scores.
+  // Block k (flux_transformer.cpp, joint_attend in joint_attention.cpp): activations, then
+  // mem::joint_attention_terms.
   MemoryUnit unit(int64_t k, const CaptureSpec& spec, int64_t B, int64_t S, at::ScalarType dt,
                   at::ScalarType store) const {
     const auto& f = flux_;
@@ -106,38 +92,14 @@ class FluxMemoryModel : public MemoryModel {
     const int64_t N = g2 * g2, Sq = N + T;
     const int64_t s = mem::esize(dt);
     const int64_t mlp = static_cast<int64_t>(C * f.mlp_ratio);
-    const std::string id = "vit-block" + std::to_string(k);
+    const std::string id = vit_block(k);
     const bool dbl = k < f.num_layers;
-    const bool want_cross = spec.wants(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::map)),
-               want_self = spec.wants(capture_key(attention_block(id, AttentionKind::self), CaptureTensor::map));
     MemoryUnit u{id, {}};
-    // Block activations alive during attend(): double: x, xn, v (N) + ctx, cn, eq, ek, ev (T) + q, k, [ev|v] (S);
+    // Block activations alive during joint_attend(): double: x, xn, v (N) + ctx, cn, eq, ek, ev (T) + q, k, [ev|v] (S);
     // single: s, sn, q, k, v (S) + the MLP branch [S, mlp].
     const int64_t act = dbl ? B * C * (3 * N + 5 * T + 3 * Sq) * s : B * Sq * (5 * C + mlp) * s;
     u.transient.push_back({dbl ? "double-block activations" : "single-block activations (incl. MLP branch)", act});
-    if (!want_cross && !want_self) {
-      if (gb::compat::sdpa_fused(device(), dt, H, C / H, false)) {
-        u.transient.push_back({"attention output (fused SDPA)", B * Sq * C * s});
-      } else {  // the math path keeps the [Sq, Sq] scores of every head and their softmax
-        u.transient.push_back({"attention output + scores and softmax (math SDPA)", B * Sq * C * s + 2 * B * H * Sq * Sq * s});
-      }
-      return u;
-    }
-    const bool self_mean = want_self && spec.self_map_head_mean;
-    int64_t bufs = B * Sq * C * s;  // per-chunk outputs (then their cat)
-    if (want_cross) bufs += B * H * N * T * s;
-    if (want_cross && spec.cross_map_head_mean)  // head_average_maps: stored-dtype copy, then fp32 sum + one head
-      bufs += (store == dt ? 0 : B * H * N * T * mem::esize(store)) + 2 * N * T * 4;
-    if (want_self && !self_mean) bufs += B * H * N * N * s;
-    if (self_mean) bufs += B * N * N * 4;
-    u.transient.push_back({"attend buffers (cross map, self sum/map, outputs)", bufs});
-    const int64_t per_head = B * Sq * Sq;
-    const int64_t group = std::max<int64_t>(
-        1, std::min<int64_t>(H, FluxTransformer::kDefaultChunkElements / std::max<int64_t>(per_head, 1)));
-    const int64_t chunk = B * group * Sq * Sq;
-    int64_t step = 3 * chunk * s;  // QKᵀ, ·scale, softmax alive together
-    if (self_mean) step = std::max(step, chunk * s + (dt == at::kFloat ? 0 : B * group * N * N * 4) + B * N * N * 4);
-    u.transient.push_back({fmt::format("score chunk: {} of {} heads (QKᵀ, ·scale, softmax)", group, H), step});
+    mem::joint_attention_terms(u, spec, id, B, H, C, N, T, dt, store, FluxTransformer::kDefaultChunkElements, device());
     return u;
   }
 

@@ -1,5 +1,6 @@
 #include "harness/backbones/flux_transformer.h"
 
+#include "harness/backbones/joint_attention.h"
 #include "harness/backbones/json_config.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
@@ -132,10 +133,8 @@ FluxTransformer::FluxTransformer(const WeightStore& ws, FluxConfig config)
 std::unique_ptr<FluxTransformer> FluxTransformer::load(const std::string& root, at::ScalarType dtype,
                                                        at::Device device, const std::string& variant) {
   auto cfg = FluxConfig::from_json((std::filesystem::path(root) / "transformer" / "config.json").string());
-  auto ws = WeightStore::open_component(root, "transformer", dtype, device, variant);
-  auto m = std::make_unique<FluxTransformer>(ws, cfg);
-  ws.finish();
-  return m;
+  return load_component(root, "transformer", dtype, device, variant,
+                        [&](const WeightStore& ws) { return std::make_unique<FluxTransformer>(ws, cfg); });
 }
 
 namespace {
@@ -145,63 +144,6 @@ at::Tensor heads(const at::Tensor& x, int64_t h) {  // [B, S, H*d] -> [B, H, S, 
 }
 at::Tensor clip16(const at::Tensor& x) { return x.scalar_type() == at::kHalf ? x.clamp(-65504, 65504) : x; }
 }  // namespace
-
-bool FluxTransformer::wants_block(CaptureRecorder* rec, const std::string& id, bool is_double) const {
-  if (!rec) return false;
-  const std::string cross = attention_block(id, AttentionKind::cross);
-  if (rec->wants_key(capture_key(cross, CaptureTensor::map)) ||
-      rec->wants_key(capture_key(attention_block(id, AttentionKind::self), CaptureTensor::map)) ||
-      rec->wants_key(attention_output_key(id)))
-    return true;
-  if (is_double)
-    for (auto t : {CaptureTensor::special_value, CaptureTensor::special_post_value, CaptureTensor::special_weight})
-      if (rec->wants_key(capture_key(cross, t))) return true;
-  return false;
-}
-
-at::Tensor FluxTransformer::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t T,
-                                   const std::string& id, CaptureRecorder* rec) const {
-  const int64_t B = q.size(0), H = q.size(1), S = q.size(2), d = q.size(3), N = S - T;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  const std::string cross_key = capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::map);
-  const std::string self_key = capture_key(attention_block(id, AttentionKind::self), CaptureTensor::map);
-  const bool want_cross = rec && rec->wants_key(cross_key);
-  const bool want_self = rec && rec->wants_key(self_key);
-  at::Tensor o;
-  if (!want_cross && !want_self) {
-    o = compat::scaled_dot_product_attention(q, k, v, std::nullopt, scale);
-  } else {
-    // Explicit softmax (the paper's my_scaled_dot_product_attention: scores in the model dtype), a group of
-    // heads at a time; only the captured slices of P are kept.
-    const bool self_mean = want_self && rec->self_map_head_mean();
-    const int64_t per_head = B * S * S;
-    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(H, chunk_elements_ / std::max<int64_t>(per_head, 1)));
-    auto opts = q.options();
-    at::Tensor cross, self_full, self_sum;
-    if (want_cross) cross = at::empty({B, H, N, T}, opts);
-    if (want_self && !self_mean) self_full = at::empty({B, H, N, N}, opts);
-    if (self_mean) self_sum = at::zeros({B, N, N}, opts.dtype(at::kFloat));
-    std::vector<at::Tensor> outs;
-    for (int64_t h0 = 0; h0 < H; h0 += group) {
-      const int64_t g = std::min(group, H - h0);
-      at::Tensor qs = q.narrow(1, h0, g), ks = k.narrow(1, h0, g), vs = v.narrow(1, h0, g);
-      at::Tensor p = at::softmax(at::matmul(qs, ks.transpose(-2, -1)) * scale, -1);
-      at::Tensor img = p.narrow(2, T, N);
-      if (want_cross) cross.narrow(1, h0, g).copy_(img.narrow(3, 0, T));
-      if (want_self && !self_mean) self_full.narrow(1, h0, g).copy_(img.narrow(3, T, N));
-      if (self_mean) self_sum.add_(img.narrow(3, T, N).to(at::kFloat).sum(1));
-      outs.push_back(at::matmul(p, vs));
-    }
-    o = outs.size() == 1 ? outs[0] : at::cat(outs, 1);
-    if (want_cross) rec->record_map(attention_block(id, AttentionKind::cross), cross);  // per head, or their fp32 head average
-    if (want_self) {
-      // The head mean goes from fp32 straight to the stored dtype (as record_map does), one rounding only.
-      const at::ScalarType dt = rec->store_dtype().value_or(q.scalar_type());
-      rec->record(self_key, self_mean ? (self_sum / static_cast<double>(H)).unsqueeze(1).to(dt) : self_full);
-    }
-  }
-  return o.transpose(1, 2).reshape({B, S, H * d}).to(q.scalar_type());
-}
 
 at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* rec, bool need_output) const {
   const auto& c = config_;
@@ -223,7 +165,7 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
   if (!need_output) {
     last = -1;
     for (int64_t k = 0; k < c.total_blocks(); ++k)
-      if (wants_block(rec, "vit-block" + std::to_string(k), k < c.num_layers)) last = k;
+      if (joint_block_wanted(rec, vit_block(k), k < c.num_layers)) last = k;
     if (last < 0) return {};
   }
 
@@ -246,7 +188,7 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
 
   for (int64_t i = 0; i < c.num_layers && i <= last; ++i) {
     const Double& d = doubles_[i];
-    const std::string id = "vit-block" + std::to_string(i);
+    const std::string id = vit_block(i);
     auto m = d.norm1(silu_temb).chunk(6, 1);
     auto mc = d.norm1_context(silu_temb).chunk(6, 1);
     at::Tensor xn = layer_norm(x) * (1 + m[1].unsqueeze(1)) + m[0].unsqueeze(1);
@@ -258,7 +200,7 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
     at::Tensor ev = heads(a.add_v(cn), H);
     q = flux_apply_rope(at::cat({eq, q}, 2), cos, sin);
     k = flux_apply_rope(at::cat({ek, k}, 2), cos, sin);
-    at::Tensor o = attend(q, k, at::cat({ev, v}, 2), T, id, rec);
+    at::Tensor o = joint_attend(q, k, at::cat({ev, v}, 2), JointLayout{T, N, 0, T}, id, rec, chunk_elements_);
     at::Tensor o_img = o.narrow(1, T, N);
     if (rec) {
       rec->record(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_post_value), o_img);
@@ -281,14 +223,14 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
   at::Tensor s = at::cat({ctx, x}, 1);
   for (int64_t j = 0; j < c.num_single_layers && c.num_layers + j <= last; ++j) {
     const Single& b = singles_[j];
-    const std::string id = "vit-block" + std::to_string(c.num_layers + j);
+    const std::string id = vit_block(c.num_layers + j);
     auto m = b.norm(silu_temb).chunk(3, 1);
     at::Tensor sn = layer_norm(s) * (1 + m[1].unsqueeze(1)) + m[0].unsqueeze(1);
     at::Tensor mlp = at::gelu(b.proj_mlp(sn), "tanh");
     const Attn& a = b.attn;
     at::Tensor q = flux_apply_rope(a.norm_q(heads(a.to_q(sn), H)), cos, sin);
     at::Tensor k = flux_apply_rope(a.norm_k(heads(a.to_k(sn), H)), cos, sin);
-    at::Tensor o = attend(q, k, heads(a.to_v(sn), H), T, id, rec);
+    at::Tensor o = joint_attend(q, k, heads(a.to_v(sn), H), JointLayout{T, N, 0, T}, id, rec, chunk_elements_);
     if (rec && rec->wants_key(attention_output_key(id)))
       rec->record_tokens_as_grid(attention_output_key(id), o.narrow(1, T, N));
     s = clip16(s + m[2].unsqueeze(1) * b.proj_out(at::cat({o, mlp}, 2)));
@@ -302,20 +244,9 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
 }
 
 std::vector<LayerInfo> flux_capture_layers(const FluxConfig& c, int64_t N, int64_t T) {
-  const int64_t C = c.inner_dim(), H = c.num_attention_heads, d = c.attention_head_dim;
-  const auto r = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(N))));
   std::vector<LayerInfo> out;
-  for (int64_t k = 0; k < c.total_blocks(); ++k) {
-    const std::string id = "vit-block" + std::to_string(k), cross = attention_block(id, AttentionKind::cross);
-    out.push_back({capture_key(cross, CaptureTensor::map), {H, N, T}});
-    out.push_back({capture_key(attention_block(id, AttentionKind::self), CaptureTensor::map), {H, N, N}});
-    if (r * r == N) out.push_back({attention_output_key(id), {C, r, r}});
-    if (k < c.num_layers) {
-      out.push_back({capture_key(cross, CaptureTensor::special_value), {H, N, d}});
-      out.push_back({capture_key(cross, CaptureTensor::special_post_value), {N, C}});
-      out.push_back({capture_key(cross, CaptureTensor::special_weight), {C, C}});
-    }
-  }
+  for (int64_t k = 0; k < c.total_blocks(); ++k)
+    append_joint_block_layers(out, vit_block(k), c.num_attention_heads, N, T, c.attention_head_dim, k < c.num_layers);
   return out;
 }
 

@@ -110,10 +110,6 @@ class FluxTransformer {
     Attn attn;
     Linear proj_mlp, proj_out;
   };
-  // Joint attention core on q, k, v [B, H, S, d] (RoPE applied); records the block's maps. Returns merged [B, S, C].
-  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t text_len,
-                    const std::string& id, CaptureRecorder* rec) const;
-  bool wants_block(CaptureRecorder* rec, const std::string& id, bool is_double) const;
 
   FluxConfig config_;
   at::ScalarType dtype_;

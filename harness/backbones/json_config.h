@@ -30,4 +30,17 @@ void json_get(const nlohmann::json& j, const char* key, T& out, const std::strin
 std::vector<int64_t> json_int_or_list(const nlohmann::json& j, const char* key, size_t n, int64_t fallback,
                                       const std::string& file);
 
+// The flow-matching keys of a scheduler_config.json (FlowMatchEulerDiscreteScheduler: shift and dynamic shifting)
+// into any config with those members (FlowMatchSchedulerConfig, SchedulerConfig).
+template <class C>
+void json_get_flow_shift(const nlohmann::json& j, C& c, const std::string& path) {
+  const auto get = [&](const char* key, auto& field) { json_get(j, key, field, path); };
+  get("shift", c.shift);
+  get("use_dynamic_shifting", c.use_dynamic_shifting);
+  get("base_shift", c.base_shift);
+  get("max_shift", c.max_shift);
+  get("base_image_seq_len", c.base_image_seq_len);
+  get("max_image_seq_len", c.max_image_seq_len);
+}
+
 }  // namespace gb::bb

@@ -88,25 +88,15 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
     fail("image size {} must be a positive multiple of {}", image_size_, vae_scale * tcfg.patch_size);
   plan_ = plan_pixart_noising(scfg, options.timestep.value_or(pixart_defaults(variant).timestep));
 
-  {
-    auto ws = WeightStore::open_component(folder.root(), "transformer", dtype_, device_, options.variant);
-    transformer_ = std::make_unique<PixArtTransformer>(ws, tcfg);
-    ws.finish();
-  }
-  {  // G-pix prepare_latents forces the VAE to fp32 whatever force_upcast says.
-    auto ws = WeightStore::open_component(folder.root(), "vae", at::kFloat, device_, options.variant);
-    vae_ = std::make_unique<VaeEncoder>(vcfg, ws);
-    ws.finish();
-  }
-  {  // T5 in the model dtype (fp16 in the paper), `wo` in fp32. text_encoder: offload parks it in host memory.
-    const at::Device t5_device = options.text_encoder == TextEncoderResidency::offload ? at::Device(at::kCPU) : device_;
-    auto ws = WeightStore::open_component(folder.root(), "text_encoder", dtype_, t5_device, options.variant);
-    t5_ = std::make_unique<T5Encoder>(ws, ecfg);
-    ws.finish();
-    pad_id_ = ecfg.pad_token_id;
-    if (options.text_encoder == TextEncoderResidency::offload && device_.is_cuda())
-      t5_ = std::make_unique<T5Encoder>(t5_->to(at::kCPU, /*pin=*/true));
-  }
+  transformer_ = load_component(folder.root(), "transformer", dtype_, device_, options.variant,
+                                [&](const WeightStore& ws) { return std::make_unique<PixArtTransformer>(ws, tcfg); });
+  // G-pix prepare_latents forces the VAE to fp32 whatever force_upcast says.
+  vae_ = load_component(folder.root(), "vae", at::kFloat, device_, options.variant,
+                        [&](const WeightStore& ws) { return std::make_unique<VaeEncoder>(vcfg, ws); });
+  // T5 in the model dtype (fp16 in the paper), `wo` in fp32.
+  t5_ = T5Encoder::load_for_backbone(folder.root(), "text_encoder", ecfg, dtype_, device_, options.variant,
+                                     options.text_encoder == TextEncoderResidency::offload);
+  pad_id_ = ecfg.pad_token_id;
   tokenizer_ = options.tokenizer;
   // The folder's T5 SentencePiece model (tokenizer/spiece.model), padded to the pipeline's 300 tokens.
   const fs::path spm = fs::path(folder.root()) / "tokenizer" / "spiece.model";
@@ -177,29 +167,26 @@ void PixArtSigmaBackbone::prepare_prompts(const std::vector<std::string>& prompt
 }
 
 Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
-  if (batch.prompts.size() != batch.images.size())
-    fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
-  if (batch.images.empty()) fail("{}: empty batch", kind());
+  check_batch(batch, kind());
   check_capture_keys(spec, layer_names_, kind());
-  auto t0 = std::chrono::steady_clock::now();
-  gb::trace::Span text_span("text");
-  Text text;
-  if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
-    auto rows = text_cache_.gather(batch.prompts, device_, kind());
-    text.t5 = rows.at("t5");
-    text.mask = rows.at("mask");
-  } else {
+  const auto [text, text_s] = timed_stage("text", device_, [&] {
+    Text t;
+    if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
+      auto rows = text_cache_.gather(batch.prompts, device_, kind());
+      t.t5 = rows.at("t5");
+      t.mask = rows.at("mask");
+      return t;
+    }
     const auto [ids, mask] = token_ids(batch.prompts);
     if (ids.size(1) != text_length())
       fail("{}: token ids have length {} but the captures are laid out for {}", kind(), ids.size(1), text_length());
-    text = encode(ids, mask);
+    t = encode(ids, mask);
     if (options_.text_encoder == TextEncoderResidency::free) {
-      text_cache_.store(batch.prompts, {{"t5", text.t5}, {"mask", text.mask}});
+      text_cache_.store(batch.prompts, {{"t5", t.t5}, {"mask", t.mask}});
       release_text_encoder();
     }
-  }
-  const double text_s = seconds_since(t0, device_);
-  text_span.end();
+    return t;
+  });
   return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
 }
 
@@ -214,12 +201,11 @@ Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, 
     fail("{}: token ids have length {} but the captures are laid out for {}", kind(), ids.size(1), text_length());
   check_capture_keys(spec, layer_names_, kind());
   if (!t5_) fail("{}: the text encoder was freed (text_encoder: free); token-id replay needs it", kind());
-  auto t0 = std::chrono::steady_clock::now();
-  gb::trace::Span text_span("text");
-  const Text text = encode(ids, mask);
-  if (options_.text_encoder == TextEncoderResidency::free) release_text_encoder();
-  const double text_s = seconds_since(t0, device_);
-  text_span.end();
+  const auto [text, text_s] = timed_stage("text", device_, [&] {
+    Text t = encode(ids, mask);
+    if (options_.text_encoder == TextEncoderResidency::free) release_text_encoder();
+    return t;
+  });
   return capture_text(images, text, image_ids, seed, spec, text_s);
 }
 
@@ -249,14 +235,10 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
   in.encoder_hidden_states = text.t5;
   in.encoder_attention_mask = text.mask;
   add_micro_conditions(in, image_size_, image_size_);
-  t0 = std::chrono::steady_clock::now();
-  gb::trace::Span denoiser_span("denoiser");
   CaptureRecorder rec(spec, cap, options_.store_dtype);
-  (*transformer_)(in, &rec, !options_.skip_tail);
-  cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
-  denoiser_span.end();
-  auto missing = rec.unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
+  cap.stage_seconds["denoiser"] =
+      timed_stage("denoiser", device_, [&] { return (*transformer_)(in, &rec, !options_.skip_tail); }).second;
+  rec.require_all_recorded(kind());
 
   cap.inputs["input.latents"] = in.latents;
   cap.inputs["input.timestep"] = in.timestep;
@@ -287,13 +269,8 @@ at::Tensor PixArtSigmaBackbone::encode_text(const at::Tensor& ids, const at::Ten
 
 at::Tensor PixArtSigmaBackbone::denoise(const PixArtInputs& in, const CaptureSpec& spec, Capture& cap) const {
   c10::InferenceMode guard;
-  check_capture_keys(spec, layer_names_, kind());
-  CaptureRecorder rec(spec, cap, options_.store_dtype);
-  cap.batch_size = in.latents.size(0);
-  auto out = (*transformer_)(in, spec.empty() ? nullptr : &rec, true);
-  auto missing = rec.unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
-  return out;
+  return record_denoise(spec, layer_names_, kind(), options_.store_dtype, cap, in.latents.size(0),
+                        [&](CaptureRecorder* rec) { return (*transformer_)(in, rec, true); });
 }
 
 namespace {

@@ -51,7 +51,7 @@ class PixArtMemoryModel : public MemoryModel {
   std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>& layers, const CaptureSpec& spec, int64_t B,
                                          int64_t, at::ScalarType dt, at::ScalarType store) const override {
     std::vector<std::string> blocks;
-    for (int64_t i = 0; i < pixart_.num_layers; ++i) blocks.push_back("vit-block" + std::to_string(i));
+    for (int64_t i = 0; i < pixart_.num_layers; ++i) blocks.push_back(vit_block(i));
     return mem::attention_units(blocks, layers, spec, B, dt, store, 2, 1, device(), true);
   }
 

@@ -84,7 +84,7 @@ PixArtTransformer::PixArtTransformer(const WeightStore& ws, PixArtConfig config)
   for (int64_t i = 0; i < c.num_layers; ++i) {
     auto b = ws.sub("transformer_blocks." + std::to_string(i));
     Block& blk = blocks_[i];
-    std::string id = "vit-block" + std::to_string(i);
+    std::string id = vit_block(i);
     blk.scale_shift_table = b.get("scale_shift_table", {6, C});
     blk.norm1 = LayerNorm(b.sub("norm1"), C, c.norm_eps, /*affine=*/false);
     blk.norm2 = LayerNorm(b.sub("norm2"), C, c.norm_eps, /*affine=*/false);
@@ -102,10 +102,8 @@ PixArtTransformer::PixArtTransformer(const WeightStore& ws, PixArtConfig config)
 std::unique_ptr<PixArtTransformer> PixArtTransformer::load(const std::string& root, at::ScalarType dtype,
                                                            at::Device device, const std::string& variant) {
   auto cfg = PixArtConfig::from_json((std::filesystem::path(root) / "transformer" / "config.json").string());
-  auto ws = WeightStore::open_component(root, "transformer", dtype, device, variant);
-  auto m = std::make_unique<PixArtTransformer>(ws, cfg);
-  ws.finish();
-  return m;
+  return load_component(root, "transformer", dtype, device, variant,
+                        [&](const WeightStore& ws) { return std::make_unique<PixArtTransformer>(ws, cfg); });
 }
 
 at::Tensor PixArtTransformer::operator()(const PixArtInputs& in, CaptureRecorder* rec, bool need_output) const {
@@ -127,7 +125,7 @@ at::Tensor PixArtTransformer::operator()(const PixArtInputs& in, CaptureRecorder
   if (!need_output) {
     last = -1;
     for (int64_t i = 0; i < c.num_layers; ++i) {
-      std::string id = "vit-block" + std::to_string(i);
+      std::string id = vit_block(i);
       if (rec && (rec->wants(attention_block(id, AttentionKind::self)).any() ||
                   rec->wants(attention_block(id, AttentionKind::cross)).any())) last = i;
     }
@@ -195,7 +193,7 @@ std::vector<LayerInfo> pixart_capture_layers(const PixArtConfig& c, int64_t late
   std::vector<LayerInfo> out;
   for (int64_t i = 0; i < c.num_layers; ++i) {
     for (auto kind : {AttentionKind::cross, AttentionKind::self}) {
-      const std::string id = attention_block("vit-block" + std::to_string(i), kind);
+      const std::string id = attention_block(vit_block(i), kind);
       const int64_t nk = kind == AttentionKind::cross ? text_len : N;
       out.push_back({capture_key(id, CaptureTensor::map), {H, N, nk}});
       if (gh == gw) out.push_back({capture_key(id, CaptureTensor::q), {C, gh, gw}});

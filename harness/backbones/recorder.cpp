@@ -3,6 +3,7 @@
 #include "harness/core/errors.h"
 
 #include <cmath>
+#include <stdexcept>
 
 namespace gb::bb {
 
@@ -76,6 +77,11 @@ std::vector<std::string> CaptureRecorder::unrecorded() const {
   for (const auto& k : spec_.keys)
     if (!out_.tensors.count(k)) out.push_back(k);
   return out;
+}
+
+void CaptureRecorder::require_all_recorded(const std::string& kind) const {
+  const auto missing = unrecorded();
+  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind, missing[0]));
 }
 
 }  // namespace gb::bb

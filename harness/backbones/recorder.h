@@ -57,6 +57,8 @@ class CaptureRecorder {
 
   // Requested keys that nothing recorded (a backbone turns these into one error).
   std::vector<std::string> unrecorded() const;
+  // std::logic_error "<kind>: '<key>' was requested but not recorded" for the first such key (a backbone bug).
+  void require_all_recorded(const std::string& kind) const;
   std::optional<at::ScalarType> store_dtype() const { return store_dtype_; }
 
  private:
@@ -67,5 +69,19 @@ class CaptureRecorder {
 
 // UserError listing every key of `spec` that `kind`'s list-layers does not have (`known`), with the hint.
 void check_capture_keys(const CaptureSpec& spec, const std::set<std::string>& known, const std::string& kind);
+
+// A backbone's denoise(): the spec's keys checked against `known` (check_capture_keys), then
+// `forward(recorder, or nullptr when the spec is empty)` recording into `cap` (batch size `batch`), every asked key
+// required recorded; returns what `forward` returns.
+template <class Forward>
+at::Tensor record_denoise(const CaptureSpec& spec, const std::set<std::string>& known, const std::string& kind,
+                          std::optional<at::ScalarType> store_dtype, Capture& cap, int64_t batch, Forward&& forward) {
+  check_capture_keys(spec, known, kind);
+  CaptureRecorder rec(spec, cap, store_dtype);
+  cap.batch_size = batch;
+  at::Tensor out = forward(spec.empty() ? nullptr : &rec);
+  rec.require_all_recorded(kind);
+  return out;
+}
 
 }  // namespace gb::bb

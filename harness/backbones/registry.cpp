@@ -16,6 +16,14 @@
 
 namespace gb::bb {
 
+std::vector<TokenIdInput> t5_clip_token_id_inputs(const CheckpointFolder& f, const std::string& t5_component,
+                                                  int64_t t5_length) {
+  auto t = T5Config::from_json(f.file(t5_component));
+  auto c = ClipTextConfig::from_json(f.file("text_encoder"));
+  return {{"--token-ids", "T5 text encoder", t.vocab_size, t5_length, t.pad_token_id},
+          {"--clip-token-ids", "CLIP text encoder", c.vocab_size, c.max_position_embeddings, c.vocab_size - 1}};
+}
+
 // ---- The registry: one line per kind. ----
 const std::vector<BackboneKind>& backbone_kinds() {
   static const std::vector<BackboneKind> kinds = {

@@ -55,6 +55,12 @@ struct TokenIdInput {
   bool mask = false;    // the pipeline also passes an attention mask (0 exactly on the padding)
 };
 
+// The MMDiT kinds' replay (Flux, SD3.5): T5 ids from `t5_component`'s vocabulary padded with <pad> to `t5_length`
+// (no mask) as --token-ids, then the CLIP ids of text_encoder padded with <|endoftext|> (the last id) to its
+// positions as --clip-token-ids.
+std::vector<TokenIdInput> t5_clip_token_id_inputs(const CheckpointFolder& f, const std::string& t5_component,
+                                                  int64_t t5_length);
+
 struct TokenReplay {
   // The inputs, in flag order, from the folder's configs (before any weight is loaded).
   std::function<std::vector<TokenIdInput>(const CheckpointFolder&)> inputs;

@@ -91,12 +91,7 @@ SchedulerConfig SchedulerConfig::from_json(const std::string& path, const std::s
   json_get(j, "solver_type", c.solver_type, path);
   json_get(j, "lower_order_final", c.lower_order_final, path);
   json_get(j, "euler_at_final", c.euler_at_final, path);
-  json_get(j, "shift", c.shift, path);
-  json_get(j, "use_dynamic_shifting", c.use_dynamic_shifting, path);
-  json_get(j, "base_shift", c.base_shift, path);
-  json_get(j, "max_shift", c.max_shift, path);
-  json_get(j, "base_image_seq_len", c.base_image_seq_len, path);
-  json_get(j, "max_image_seq_len", c.max_image_seq_len, path);
+  json_get_flow_shift(j, c, path);
   if (c.beta_schedule != "scaled_linear" && c.beta_schedule != "linear")
     fail_file(path, "beta_schedule '{}' is not supported", c.beta_schedule);
   if (c.timestep_spacing != "leading" && c.timestep_spacing != "linspace" && c.timestep_spacing != "trailing")
@@ -302,16 +297,31 @@ int64_t begin_index(const std::vector<double>& ts) {
   return std::count(ts.begin(), ts.end(), ts[0]) > 1 ? 1 : 0;
 }
 
-class PndmSampler : public SamplingScheduler {
- public:
-  explicit PndmSampler(SchedulerConfig c) : SamplingScheduler(std::move(c)) {
+// The ᾱ samplers stepping by num_train_timesteps / n (PNDM, DDIM): ᾱ, the value past the last step (1 with
+// set_alpha_to_one, else ᾱ_0), the v-prediction switch and the checked step count.
+class AlphaStepSampler : public SamplingScheduler {
+ protected:
+  AlphaStepSampler(SchedulerConfig c, const char* name) : SamplingScheduler(std::move(c)), name_(name) {
     v_ = config_.prediction_type == "v_prediction";
     ac_ = alphas_cumprod(config_);
     final_ = config_.set_alpha_to_one ? f32(1.0) : ac_[0];
   }
-  void set_timesteps(int64_t n, double) override {
-    if (n < 1 || n > config_.num_train_timesteps) fail("PNDM: {} steps outside 1..{}", n, config_.num_train_timesteps);
+  void set_step_count(int64_t n) {
+    if (n < 1 || n > config_.num_train_timesteps) fail("{}: {} steps outside 1..{}", name_, n, config_.num_train_timesteps);
     n_ = n;
+  }
+
+  const char* name_;
+  at::Tensor ac_, final_;
+  int64_t n_ = 1;
+  bool v_ = false;
+};
+
+class PndmSampler : public AlphaStepSampler {
+ public:
+  explicit PndmSampler(SchedulerConfig c) : AlphaStepSampler(std::move(c), "PNDM") {}
+  void set_timesteps(int64_t n, double) override {
+    set_step_count(n);
     auto desc = spaced_timesteps(config_, n, false);
     std::vector<double> base(desc.rbegin(), desc.rend());  // ascending _timesteps
     std::vector<double> plms(base.begin(), base.end() - 1);
@@ -367,22 +377,16 @@ class PndmSampler : public SamplingScheduler {
   }
 
  private:
-  at::Tensor ac_, final_, cur_sample_;
+  at::Tensor cur_sample_;
   std::vector<at::Tensor> ets_;
-  int64_t counter_ = 0, n_ = 1;
-  bool v_ = false;
+  int64_t counter_ = 0;
 };
 
-class DdimSampler : public SamplingScheduler {
+class DdimSampler : public AlphaStepSampler {
  public:
-  explicit DdimSampler(SchedulerConfig c) : SamplingScheduler(std::move(c)) {
-    v_ = config_.prediction_type == "v_prediction";
-    ac_ = alphas_cumprod(config_);
-    final_ = config_.set_alpha_to_one ? f32(1.0) : ac_[0];
-  }
+  explicit DdimSampler(SchedulerConfig c) : AlphaStepSampler(std::move(c), "DDIM") {}
   void set_timesteps(int64_t n, double) override {
-    if (n < 1 || n > config_.num_train_timesteps) fail("DDIM: {} steps outside 1..{}", n, config_.num_train_timesteps);
-    n_ = n;
+    set_step_count(n);
     timesteps_ = spaced_timesteps(config_, n, false);
     integer_timesteps_ = true;
     step_index_ = 0;
@@ -409,11 +413,6 @@ class DdimSampler : public SamplingScheduler {
     ++step_index_;
     return a_prev.pow(0.5) * x0 + direction;
   }
-
- private:
-  at::Tensor ac_, final_;
-  int64_t n_ = 1;
-  bool v_ = false;
 };
 
 class EulerSampler : public SamplingScheduler {

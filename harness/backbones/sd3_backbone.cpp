@@ -7,6 +7,7 @@
 #include "harness/backbones/schedulers.h"
 #include "harness/backbones/sd_backbone.h"
 #include "harness/core/errors.h"
+#include "harness/core/tokenizer.h"
 #include "harness/core/log.h"
 #include "harness/core/torch_compat.h"
 #include "harness/core/trace.h"
@@ -66,20 +67,6 @@ at::Tensor Sd3Noising::apply(const at::Tensor& z, const at::Tensor& noise) const
   return s * noise.to(z.scalar_type()) + (1.0 - s) * z;
 }
 
-namespace {
-
-at::Tensor prompt_ids(const TextTokenizer& tok, const std::vector<std::string>& prompts) {
-  std::vector<at::Tensor> rows;
-  for (const auto& p : prompts) {
-    std::vector<int64_t> ids;
-    for (const auto& t : tok.encode(p)) ids.push_back(t.id);
-    rows.push_back(at::tensor(ids, at::kLong));
-  }
-  return at::stack(rows);
-}
-
-}  // namespace
-
 Sd3Backbone::Sd3Backbone(const CheckpointFolder& folder, const BackboneOptions& options, Sd3Variant variant)
     : variant_(variant), options_(options), device_(options.torch_device()),
       dtype_(options.resolve_dtype(sd3_defaults().gpu_dtype)) {
@@ -110,11 +97,8 @@ Sd3Backbone::Sd3Backbone(const CheckpointFolder& folder, const BackboneOptions& 
     fail("image size {} must be a positive multiple of {}", image_size_, vae_scale * tcfg.patch_size);
   plan_ = plan_sd3_noising(scfg, options.timestep.value_or(sd3_defaults().timestep));
 
-  auto load = [&](const char* component, auto make) {
-    auto ws = WeightStore::open_component(folder.root(), component, dtype_, device_, options.variant);
-    auto m = make(ws);
-    ws.finish();
-    return m;
+  const auto load = [&](const char* component, auto make) {
+    return load_component(folder.root(), component, dtype_, device_, options.variant, make);
   };
   transformer_ = load("transformer", [&](const WeightStore& ws) { return std::make_unique<Sd3Transformer>(ws, tcfg); });
   // StableDiffusion3Img2ImgPipeline runs the VAE in the pipeline dtype.
@@ -123,15 +107,10 @@ Sd3Backbone::Sd3Backbone(const CheckpointFolder& folder, const BackboneOptions& 
   clip_g_ = load("text_encoder_2", [&](const WeightStore& ws) { return std::make_unique<ClipTextModel>(gcfg, ws); });
   clip_positions_ = lcfg.max_position_embeddings;
   clip_eos_ = lcfg.vocab_size - 1;
-  {  // text_encoder: offload parks T5 (the largest encoder by far) in (pinned) host memory; it visits the device
-     // for each encode. CLIP-L and CLIP-G stay on the device, as Flux's CLIP.
-    const bool offload = options.text_encoder == TextEncoderResidency::offload;
-    auto ws = WeightStore::open_component(folder.root(), "text_encoder_3", dtype_,
-                                          offload ? at::Device(at::kCPU) : device_, options.variant);
-    t5_ = std::make_unique<T5Encoder>(ws, ecfg);
-    ws.finish();
-    if (offload && device_.is_cuda()) t5_ = std::make_unique<T5Encoder>(t5_->to(at::kCPU, /*pin=*/true));
-  }
+  // T5 (the largest encoder by far) is the one text_encoder: offload parks; CLIP-L and CLIP-G stay on the device,
+  // as Flux's CLIP.
+  t5_ = T5Encoder::load_for_backbone(folder.root(), "text_encoder_3", ecfg, dtype_, device_, options.variant,
+                                     options.text_encoder == TextEncoderResidency::offload);
 
   t5_tokenizer_ = options.tokenizer;
   const fs::path root(folder.root());
@@ -201,18 +180,13 @@ Sd3Backbone::Text Sd3Backbone::encode(const at::Tensor& clip_ids_in, const at::T
 
 std::pair<at::Tensor, at::Tensor> Sd3Backbone::token_ids(const std::vector<std::string>& prompts) const {
   tokenizer();  // the error when a tokenizer is missing
-  return {prompt_ids(*clip_tokenizer_, prompts), prompt_ids(*t5_tokenizer_, prompts)};
+  return {token_id_rows(*clip_tokenizer_, prompts), token_id_rows(*t5_tokenizer_, prompts)};
 }
 
 at::Tensor Sd3Backbone::denoise(const Sd3Inputs& in, const CaptureSpec& spec, Capture& cap) const {
   c10::InferenceMode guard;
-  check_capture_keys(spec, layer_names_, kind());
-  CaptureRecorder rec(spec, cap, options_.store_dtype);
-  cap.batch_size = in.latents.size(0);
-  auto out = (*transformer_)(in, spec.empty() ? nullptr : &rec, true);
-  auto missing = rec.unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
-  return out;
+  return record_denoise(spec, layer_names_, kind(), options_.store_dtype, cap, in.latents.size(0),
+                        [&](CaptureRecorder* rec) { return (*transformer_)(in, rec, true); });
 }
 
 void Sd3Backbone::release_text_encoders() {
@@ -226,7 +200,7 @@ void Sd3Backbone::prepare_prompts(const std::vector<std::string>& prompts, int64
   if (options_.text_encoder != TextEncoderResidency::free) return;
   if (t5_) tokenizer();  // the error when a tokenizer is missing
   text_cache_.fill(prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& chunk) {
-    const Text t = encode(prompt_ids(*clip_tokenizer_, chunk), prompt_ids(*t5_tokenizer_, chunk));
+    const Text t = encode(token_id_rows(*clip_tokenizer_, chunk), token_id_rows(*t5_tokenizer_, chunk));
     return PromptConditioningCache::Rows{{"states", t.states}, {"pooled", t.pooled}};
   }, kind());
   if (!t5_) return;
@@ -244,7 +218,7 @@ Sd3Backbone::Text Sd3Backbone::encode_prompts(const std::vector<std::string>& pr
     return text;
   }
   tokenizer();  // the error when a tokenizer is missing
-  text = encode(prompt_ids(*clip_tokenizer_, prompts), prompt_ids(*t5_tokenizer_, prompts));
+  text = encode(token_id_rows(*clip_tokenizer_, prompts), token_id_rows(*t5_tokenizer_, prompts));
   if (options_.text_encoder == TextEncoderResidency::free) {
     text_cache_.store(prompts, {{"states", text.states}, {"pooled", text.pooled}});
     release_text_encoders();
@@ -253,15 +227,9 @@ Sd3Backbone::Text Sd3Backbone::encode_prompts(const std::vector<std::string>& pr
 }
 
 Capture Sd3Backbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
-  if (batch.prompts.size() != batch.images.size())
-    fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
-  if (batch.images.empty()) fail("{}: empty batch", kind());
+  check_batch(batch, kind());
   check_capture_keys(spec, layer_names_, kind());
-  auto t0 = std::chrono::steady_clock::now();
-  gb::trace::Span text_span("text");
-  const Text text = encode_prompts(batch.prompts);
-  const double text_s = seconds_since(t0, device_);
-  text_span.end();
+  const auto [text, text_s] = timed_stage("text", device_, [&] { return encode_prompts(batch.prompts); });
   return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
 }
 
@@ -310,8 +278,7 @@ Capture Sd3Backbone::capture_text(const std::vector<at::Tensor>& images, const T
   CaptureRecorder rec(spec, cap, options_.store_dtype);
   (*transformer_)(in, &rec, !options_.skip_tail);
   cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
-  auto missing = rec.unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
+  rec.require_all_recorded(kind());
   cap.inputs["input.latents"] = in.latents;
   cap.inputs["input.timestep"] = in.timestep;
   cap.inputs["input.encoder_hidden_states"] = in.encoder_hidden_states;
@@ -352,13 +319,7 @@ BackboneKind sd3_kind(Sd3Variant v) {
   k.memory = [v](const std::optional<std::string>& folder) { return sd3_memory_model(v, folder); };
   // Token-id replay: T5 ids padded with <pad> to 256 (no mask) and CLIP-L ids padded with <|endoftext|> (the last
   // id) to 77; CLIP-G's are derived from them.
-  k.token_ids.inputs = [](const CheckpointFolder& f) {
-    auto t = T5Config::from_json(f.file("text_encoder_3"));
-    auto c = ClipTextConfig::from_json(f.file("text_encoder"));
-    return std::vector<TokenIdInput>{
-        {"--token-ids", "T5 text encoder", t.vocab_size, kSd3T5Length, t.pad_token_id},
-        {"--clip-token-ids", "CLIP text encoder", c.vocab_size, c.max_position_embeddings, c.vocab_size - 1}};
-  };
+  k.token_ids.inputs = [](const CheckpointFolder& f) { return t5_clip_token_id_inputs(f, "text_encoder_3", kSd3T5Length); };
   k.token_ids.capture = [](Backbone& b, const std::vector<at::Tensor>& images, const std::vector<at::Tensor>& ids,
                            const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec) {
     return dynamic_cast<Sd3Backbone&>(b).capture_ids(images, ids.at(1), ids.at(0), image_ids, seed, spec);

@@ -2,6 +2,7 @@
 // dtype, CLIP-L, CLIP-G and T5 (`wo` fp32; T5 parked in host memory under text_encoder: offload, all three freed
 // under free); joint attention over image + 77 + 256 text tokens in head groups of a bounded score chunk, as Flux's
 // (flux_memory.cpp).
+#include "harness/backbones/joint_attention.h"
 #include "harness/backbones/memory_parts.h"
 #include "harness/backbones/sd3_backbone.h"
 #include "harness/core/strings.h"
@@ -70,13 +71,7 @@ class Sd3MemoryModel : public MemoryModel {
     return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_length(), sd3_.joint_attention_dim, device());
   }
 
-  std::string unit_of_key(const std::string& key) const override {
-    for (const char* s : {"-cross-", "-self-", "-attn-out"}) {
-      auto pos = key.find(s);
-      if (pos != std::string::npos) return key.substr(0, pos);
-    }
-    return key;
-  }
+  std::string unit_of_key(const std::string& key) const override { return location_of(key); }
 
   std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>&, const CaptureSpec& spec, int64_t B, int64_t S,
                                          at::ScalarType dt, at::ScalarType store) const override {
@@ -95,17 +90,12 @@ class Sd3MemoryModel : public MemoryModel {
 
   int64_t stored_bytes(const LayerInfo& l, const std::vector<LayerInfo>& layers, int64_t batch, at::ScalarType store,
                        at::ScalarType dtype, int64_t bytes) const override {
-    // o.narrow(1, 0, N) of the contiguous joint output [1, S, C] is itself contiguous: at batch 1 the stored view
-    // keeps the whole [1, S, C] buffer (S = N + T tokens).
-    if (batch != 1 || store != dtype || !ends_with(l.name, "-cross-special-post-value")) return bytes;
-    for (const auto& x : layers)
-      if (x.name == "vit-block0-cross-map") bytes = (l.shape[0] + x.shape[2]) * l.shape[1] * mem::esize(store);
-    return bytes;
+    return mem::joint_post_value_bytes(l, layers, batch, store, dtype, bytes);
   }
 
  private:
-  // Block k (sd3_transformer.cpp attend()): activations, then either fused SDPA or the recorded maps computed in
-  // head groups of at most the transformer's chunk of scores.
+  // Block k (sd3_transformer.cpp, joint_attend in joint_attention.cpp): activations, then
+  // mem::joint_attention_terms.
   MemoryUnit unit(int64_t k, const CaptureSpec& spec, int64_t B, int64_t S, at::ScalarType dt,
                   at::ScalarType store) const {
     const auto& c = sd3_;
@@ -114,36 +104,13 @@ class Sd3MemoryModel : public MemoryModel {
     const int64_t g = (S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1)) / c.patch_size;
     const int64_t N = g * g, Sq = N + T;
     const int64_t s = mem::esize(dt);
-    const std::string id = "vit-block" + std::to_string(k);
-    const bool want_cross = spec.wants(id + "-cross-map"), want_self = spec.wants(id + "-self-map");
+    const std::string id = vit_block(k);
     MemoryUnit u{id, {}};
-    // Alive during attend(): x, xn0, xn (N) + ctx, cn (T) + q, k, v and their normed q, k (N and T) + the
+    // Alive during joint_attend(): x, xn0, xn (N) + ctx, cn (T) + q, k, v and their normed q, k (N and T) + the
     // concatenated q, k, v (S).
     const int64_t act = B * C * (3 * N + 2 * T + 5 * (N + T) + 3 * Sq) * s;
     u.transient.push_back({"joint-block activations", act});
-    if (!want_cross && !want_self) {
-      if (gb::compat::sdpa_fused(device(), dt, H, C / H, false)) {
-        u.transient.push_back({"attention output (fused SDPA)", B * Sq * C * s});
-      } else {  // the math path keeps the [Sq, Sq] scores of every head and their softmax
-        u.transient.push_back({"attention output + scores and softmax (math SDPA)", B * Sq * C * s + 2 * B * H * Sq * Sq * s});
-      }
-      return u;
-    }
-    const bool self_mean = want_self && spec.self_map_head_mean;
-    int64_t bufs = B * Sq * C * s;  // per-chunk outputs (then their cat)
-    if (want_cross) bufs += B * H * N * T * s;
-    if (want_cross && spec.cross_map_head_mean)  // head_average_maps: stored-dtype copy, then fp32 sum + one head
-      bufs += (store == dt ? 0 : B * H * N * T * mem::esize(store)) + 2 * N * T * 4;
-    if (want_self && !self_mean) bufs += B * H * N * N * s;
-    if (self_mean) bufs += B * N * N * 4;
-    u.transient.push_back({"attend buffers (cross map, self sum/map, outputs)", bufs});
-    const int64_t per_head = B * Sq * Sq;
-    const int64_t group = std::max<int64_t>(
-        1, std::min<int64_t>(H, Sd3Transformer::kDefaultChunkElements / std::max<int64_t>(per_head, 1)));
-    const int64_t chunk = B * group * Sq * Sq;
-    int64_t step = 3 * chunk * s;  // QKᵀ, ·scale, softmax alive together
-    if (self_mean) step = std::max(step, chunk * s + (dt == at::kFloat ? 0 : B * group * N * N * 4) + B * N * N * 4);
-    u.transient.push_back({fmt::format("score chunk: {} of {} heads (QKᵀ, ·scale, softmax)", group, H), step});
+    mem::joint_attention_terms(u, spec, id, B, H, C, N, T, dt, store, Sd3Transformer::kDefaultChunkElements, device());
     return u;
   }
 

@@ -1,5 +1,6 @@
 #include "harness/backbones/sd3_transformer.h"
 
+#include "harness/backbones/joint_attention.h"
 #include "harness/backbones/json_config.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
@@ -122,10 +123,8 @@ Sd3Transformer::Sd3Transformer(const WeightStore& ws, Sd3Config config) : config
 std::unique_ptr<Sd3Transformer> Sd3Transformer::load(const std::string& root, at::ScalarType dtype, at::Device device,
                                                      const std::string& variant) {
   auto cfg = Sd3Config::from_json((std::filesystem::path(root) / "transformer" / "config.json").string());
-  auto ws = WeightStore::open_component(root, "transformer", dtype, device, variant);
-  auto m = std::make_unique<Sd3Transformer>(ws, cfg);
-  ws.finish();
-  return m;
+  return load_component(root, "transformer", dtype, device, variant,
+                        [&](const WeightStore& ws) { return std::make_unique<Sd3Transformer>(ws, cfg); });
 }
 
 namespace {
@@ -139,53 +138,6 @@ at::Tensor modulate(const at::Tensor& xn, const at::Tensor& shift, const at::Ten
 }  // namespace
 
 at::Tensor Sd3Transformer::qk(const RMSNorm& n, const at::Tensor& x) const { return n.weight.defined() ? n(x) : x; }
-
-bool Sd3Transformer::wants_block(CaptureRecorder* rec, const std::string& id) const {
-  if (!rec) return false;
-  for (const char* s : {"-cross-map", "-self-map", "-attn-out", "-cross-special-value", "-cross-special-post-value",
-                        "-cross-special-weight"})
-    if (rec->wants_key(id + s)) return true;
-  return false;
-}
-
-at::Tensor Sd3Transformer::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t N,
-                                  const std::string& id, CaptureRecorder* rec) const {
-  const int64_t B = q.size(0), H = q.size(1), S = q.size(2), d = q.size(3), T = S - N;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  const bool want_cross = rec && rec->wants_key(id + "-cross-map");
-  const bool want_self = rec && rec->wants_key(id + "-self-map");
-  at::Tensor o;
-  if (!want_cross && !want_self) {
-    o = compat::scaled_dot_product_attention(q, k, v, std::nullopt, scale);
-  } else {
-    const bool self_mean = want_self && rec->self_map_head_mean();
-    const int64_t per_head = B * S * S;
-    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(H, chunk_elements_ / std::max<int64_t>(per_head, 1)));
-    auto opts = q.options();
-    at::Tensor cross, self_full, self_sum;
-    if (want_cross) cross = at::empty({B, H, N, T}, opts);
-    if (want_self && !self_mean) self_full = at::empty({B, H, N, N}, opts);
-    if (self_mean) self_sum = at::zeros({B, N, N}, opts.dtype(at::kFloat));
-    std::vector<at::Tensor> outs;
-    for (int64_t h0 = 0; h0 < H; h0 += group) {
-      const int64_t g = std::min(group, H - h0);
-      at::Tensor qs = q.narrow(1, h0, g), ks = k.narrow(1, h0, g), vs = v.narrow(1, h0, g);
-      at::Tensor p = at::softmax(at::matmul(qs, ks.transpose(-2, -1)) * scale, -1);
-      at::Tensor img = p.narrow(2, 0, N);  // image queries
-      if (want_cross) cross.narrow(1, h0, g).copy_(img.narrow(3, N, T));
-      if (want_self && !self_mean) self_full.narrow(1, h0, g).copy_(img.narrow(3, 0, N));
-      if (self_mean) self_sum.add_(img.narrow(3, 0, N).to(at::kFloat).sum(1));
-      outs.push_back(at::matmul(p, vs));
-    }
-    o = outs.size() == 1 ? outs[0] : at::cat(outs, 1);
-    if (want_cross) rec->record_map(id + "-cross", cross);
-    if (want_self) {
-      const at::ScalarType dt = rec->store_dtype().value_or(q.scalar_type());
-      rec->record(id + "-self-map", self_mean ? (self_sum / static_cast<double>(H)).unsqueeze(1).to(dt) : self_full);
-    }
-  }
-  return o.transpose(1, 2).reshape({B, S, H * d}).to(q.scalar_type());
-}
 
 at::Tensor Sd3Transformer::operator()(const Sd3Inputs& in, CaptureRecorder* rec, bool need_output) const {
   const auto& c = config_;
@@ -211,7 +163,7 @@ at::Tensor Sd3Transformer::operator()(const Sd3Inputs& in, CaptureRecorder* rec,
   if (!need_output) {
     last = -1;
     for (int64_t i = 0; i < c.num_layers; ++i)
-      if (wants_block(rec, "vit-block" + std::to_string(i))) last = i;
+      if (joint_block_wanted(rec, vit_block(i), true)) last = i;
     if (last < 0) return {};
   }
 
@@ -231,7 +183,7 @@ at::Tensor Sd3Transformer::operator()(const Sd3Inputs& in, CaptureRecorder* rec,
 
   for (int64_t i = 0; i <= last; ++i) {
     const Block& blk = blocks_[i];
-    const std::string id = "vit-block" + std::to_string(i);
+    const std::string id = vit_block(i);
     auto m = blk.norm1(silu_temb).chunk(blk.dual ? 9 : 6, 1);
     const at::Tensor xn0 = layer_norm(x);
     const at::Tensor xn = modulate(xn0, m[0], m[1]);
@@ -246,17 +198,19 @@ at::Tensor Sd3Transformer::operator()(const Sd3Inputs& in, CaptureRecorder* rec,
     }
     const Attn& a = blk.attn;
     at::Tensor q = qk(a.norm_q, heads(a.to_q(xn), H)), k = qk(a.norm_k, heads(a.to_k(xn), H)), v = heads(a.to_v(xn), H);
-    if (rec) rec->record(id + "-cross-special-value", v);
+    if (rec) rec->record(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_value), v);
     at::Tensor eq = qk(a.norm_added_q, heads(a.add_q(cn), H)), ek = qk(a.norm_added_k, heads(a.add_k(cn), H));
     at::Tensor ev = heads(a.add_v(cn), H);
-    at::Tensor o = attend(at::cat({q, eq}, 2), at::cat({k, ek}, 2), at::cat({v, ev}, 2), N, id, rec);
+    at::Tensor o = joint_attend(at::cat({q, eq}, 2), at::cat({k, ek}, 2), at::cat({v, ev}, 2), JointLayout{0, N, N, T}, id,
+                                rec, chunk_elements_);
     at::Tensor o_img = o.narrow(1, 0, N);
     if (rec) {
-      rec->record(id + "-cross-special-post-value", o_img);
-      rec->record_weight(id + "-cross-special-weight", a.to_out.weight, B);
+      rec->record(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_post_value), o_img);
+      rec->record_weight(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_weight),
+                         a.to_out.weight, B);
     }
     at::Tensor attn_x = a.to_out(o_img);
-    if (rec && rec->wants_key(id + "-attn-out")) rec->record_tokens_as_grid(id + "-attn-out", attn_x);
+    if (rec && rec->wants_key(attention_output_key(id))) rec->record_tokens_as_grid(attention_output_key(id), attn_x);
     x = x + m[2].unsqueeze(1) * attn_x;
     if (blk.dual) {
       const Attn& a2 = blk.attn2;
@@ -282,18 +236,9 @@ at::Tensor Sd3Transformer::operator()(const Sd3Inputs& in, CaptureRecorder* rec,
 }
 
 std::vector<LayerInfo> sd3_capture_layers(const Sd3Config& c, int64_t N, int64_t T) {
-  const int64_t C = c.inner_dim(), H = c.num_attention_heads, d = c.attention_head_dim;
-  const auto r = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(N))));
   std::vector<LayerInfo> out;
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    std::string id = "vit-block" + std::to_string(i);
-    out.push_back({id + "-cross-map", {H, N, T}});
-    out.push_back({id + "-self-map", {H, N, N}});
-    if (r * r == N) out.push_back({id + "-attn-out", {C, r, r}});
-    out.push_back({id + "-cross-special-value", {H, N, d}});
-    out.push_back({id + "-cross-special-post-value", {N, C}});
-    out.push_back({id + "-cross-special-weight", {C, C}});
-  }
+  for (int64_t i = 0; i < c.num_layers; ++i)
+    append_joint_block_layers(out, vit_block(i), c.num_attention_heads, N, T, c.attention_head_dim, true);
   return out;
 }
 

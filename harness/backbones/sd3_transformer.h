@@ -104,9 +104,6 @@ class Sd3Transformer {
     FeedForward ff, ff_context;
     bool dual = false, context_pre_only = false;
   };
-  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t image_len,
-                    const std::string& id, CaptureRecorder* rec) const;
-  bool wants_block(CaptureRecorder* rec, const std::string& id) const;
   at::Tensor qk(const RMSNorm& n, const at::Tensor& x) const;
 
   Sd3Config config_;

@@ -114,28 +114,19 @@ StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder,
     noising_error_ = folder.file("scheduler", "scheduler_config.json") + ": " + e.what();
   }
 
-  {
-    auto ws = WeightStore::open_component(folder.root(), "unet", dtype_, device_, options.variant);
-    unet_ = std::make_unique<UNet2DConditionModel>(unet_cfg, ws);
-    ws.finish();
-  }
-  {
-    auto ws = WeightStore::open_component(folder.root(), "vae", vae_dtype_, device_, options.variant);
-    vae_ = std::make_unique<VaeEncoder>(vae_cfg, ws);
-    ws.finish();
-  }
-  {
-    auto cfg = ClipTextConfig::from_json(folder.file("text_encoder"));
-    auto ws = WeightStore::open_component(folder.root(), "text_encoder", dtype_, device_, options.variant);
-    text1_ = std::make_unique<ClipTextModel>(cfg, ws);
-    ws.finish();
-  }
+  unet_ = load_component(folder.root(), "unet", dtype_, device_, options.variant,
+                         [&](const WeightStore& ws) { return std::make_unique<UNet2DConditionModel>(unet_cfg, ws); });
+  vae_ = load_component(folder.root(), "vae", vae_dtype_, device_, options.variant,
+                        [&](const WeightStore& ws) { return std::make_unique<VaeEncoder>(vae_cfg, ws); });
+  const auto load_clip = [&](const char* component, const ClipTextConfig& cfg) {
+    return load_component(folder.root(), component, dtype_, device_, options.variant,
+                          [&](const WeightStore& ws) { return std::make_unique<ClipTextModel>(cfg, ws); });
+  };
+  text1_ = load_clip("text_encoder", ClipTextConfig::from_json(folder.file("text_encoder")));
   if (sdxl) {
     auto cfg = ClipTextConfig::from_json(folder.file("text_encoder_2"));
     if (!cfg.with_projection) fail_file(folder.file("text_encoder_2"), "SDXL needs CLIPTextModelWithProjection");
-    auto ws = WeightStore::open_component(folder.root(), "text_encoder_2", dtype_, device_, options.variant);
-    text2_ = std::make_unique<ClipTextModel>(cfg, ws);
-    ws.finish();
+    text2_ = load_clip("text_encoder_2", cfg);
     const int64_t ctx = text1_->config().hidden_size + cfg.hidden_size;
     if (ctx != unet_cfg.cross_attention_dim)
       fail_file(folder.file("unet"), "cross_attention_dim {} != {} + {} (text encoder widths)",
@@ -252,14 +243,10 @@ Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, co
                       .expand({b, 6})
                       .contiguous();
   }
-  t0 = std::chrono::steady_clock::now();
-  gb::trace::Span denoiser_span("denoiser");
   CaptureRecorder rec(spec, cap, options_.store_dtype);
-  unet_->forward(in, &rec, options_.skip_tail);
-  cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
-  denoiser_span.end();
-  auto missing = rec.unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
+  cap.stage_seconds["denoiser"] =
+      timed_stage("denoiser", device_, [&] { return unet_->forward(in, &rec, options_.skip_tail); }).second;
+  rec.require_all_recorded(kind());
 
   cap.inputs["input.latents"] = in.latents;
   cap.inputs["input.timestep"] = in.timestep;
@@ -273,13 +260,8 @@ Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, co
 
 at::Tensor StableDiffusionBackbone::denoise(const UNetInputs& in, const CaptureSpec& spec, Capture& cap) const {
   c10::InferenceMode guard;
-  check_capture_keys(spec, layer_names_, kind());
-  CaptureRecorder rec(spec, cap, options_.store_dtype);
-  cap.batch_size = in.latents.size(0);
-  auto out = unet_->forward(in, spec.empty() ? nullptr : &rec, false);
-  auto missing = rec.unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind(), missing[0]));
-  return out;
+  return record_denoise(spec, layer_names_, kind(), options_.store_dtype, cap, in.latents.size(0),
+                        [&](CaptureRecorder* rec) { return unet_->forward(in, rec, false); });
 }
 
 namespace {

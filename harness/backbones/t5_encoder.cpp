@@ -101,10 +101,17 @@ T5Encoder::T5Encoder(const WeightStore& ws, T5Config config, bool int8)
 std::unique_ptr<T5Encoder> T5Encoder::load(const std::string& root, const std::string& component,
                                            at::ScalarType dtype, at::Device device, bool int8) {
   auto cfg = T5Config::from_json((std::filesystem::path(root) / component / "config.json").string());
-  auto ws = WeightStore::open_component(root, component, dtype, device);
-  auto enc = std::make_unique<T5Encoder>(ws, cfg, int8);
-  ws.finish();
-  return enc;
+  return load_component(root, component, dtype, device, "",
+                        [&](const WeightStore& ws) { return std::make_unique<T5Encoder>(ws, cfg, int8); });
+}
+
+std::unique_ptr<T5Encoder> T5Encoder::load_for_backbone(const std::string& root, const std::string& component,
+                                                        const T5Config& config, at::ScalarType dtype, at::Device device,
+                                                        const std::string& variant, bool offload, bool int8) {
+  auto t5 = load_component(root, component, dtype, offload ? at::Device(at::kCPU) : device, variant,
+                           [&](const WeightStore& ws) { return std::make_unique<T5Encoder>(ws, config, int8); });
+  if (offload && device.is_cuda()) t5 = std::make_unique<T5Encoder>(t5->to(at::kCPU, /*pin=*/true));
+  return t5;
 }
 
 template <typename F>

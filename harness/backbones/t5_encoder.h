@@ -68,6 +68,12 @@ class T5Encoder {
   // <root>/<component>/{config.json, model*.safetensors[.index.json]}; strict loading.
   static std::unique_ptr<T5Encoder> load(const std::string& root, const std::string& component,
                                          at::ScalarType dtype, at::Device device, bool int8 = false);
+  // A backbone's T5 from <root>/<component> (`variant` files): on `device`, or with `offload` (text_encoder:
+  // offload) loaded on the CPU and moved to pinned host memory when `device` is CUDA (it visits the device for
+  // each encode).
+  static std::unique_ptr<T5Encoder> load_for_backbone(const std::string& root, const std::string& component,
+                                                      const T5Config& config, at::ScalarType dtype, at::Device device,
+                                                      const std::string& variant, bool offload, bool int8 = false);
   // weight_bytes() (below) computed from a config alone (int8 layers: N·K + 4·N bytes).
   static int64_t weight_bytes(const T5Config& config, at::ScalarType dtype, bool int8);
   bool int8() const { return int8_; }

@@ -106,4 +106,15 @@ std::string component_checkpoint(const std::string& root, const std::string& com
 std::string shape_str(const std::vector<int64_t>& shape);
 std::string shape_str(at::IntArrayRef shape);
 
+// A module on a checkpoint component's weights: WeightStore::open_component, `make(store)` (returns the module),
+// then finish() (strict: every tensor of the file used).
+template <class Make>
+auto load_component(const std::string& root, const std::string& component, at::ScalarType dtype, at::Device device,
+                    const std::string& variant, Make&& make) {
+  auto ws = WeightStore::open_component(root, component, dtype, device, variant);
+  auto m = make(static_cast<const WeightStore&>(ws));
+  ws.finish();
+  return m;
+}
+
 }  // namespace gb::bb

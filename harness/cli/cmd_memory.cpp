@@ -9,6 +9,7 @@
 #include "harness/backbones/registry.h"
 #include "harness/cli/backbone_flags.h"
 #include "harness/cli/registry.h"
+#include "harness/core/capture.h"
 #include "harness/core/strings.h"
 #include "harness/core/errors.h"
 
@@ -55,12 +56,19 @@ std::vector<int64_t> parse_batches(const std::vector<std::string>& items) {
 std::string gb_str(int64_t bytes) { return fmt::format("{:.3f}", static_cast<double>(bytes) / 1e9); }
 std::string gib_str(int64_t bytes) { return fmt::format("{:.2f}", static_cast<double>(bytes) / 1073741824.0); }
 
-// "-cross-map", "-self-map", "-special-weight", ... (the tensor part of a key).
+// "-cross-map", "-self-map", "-cross-special-value", "-special-weight", "-attn-out", "-q", ... (the tensor part of
+// a key, with the block's attention kind where it tells maps and cross tensors apart); other keys unchanged.
 std::string tensor_kind(const std::string& key) {
-  for (const char* s : {"-cross-special-post-value", "-cross-special-value", "-cross-special-weight", "-special-post-value",
-                        "-special-value", "-special-weight", "-cross-map", "-self-map", "-attn-out", "-q"})
-    if (gb::ends_with(key, s)) return s;
-  return key;
+  const std::string attn_out = gb::attention_output_key("");
+  if (gb::ends_with(key, attn_out)) return attn_out;
+  const auto parts = gb::parse_capture_key(key);
+  if (!parts) return key;
+  const auto block = gb::parse_attention_block(parts->block);
+  const std::string tensor = std::string("-") + gb::to_string(parts->tensor);
+  if (parts->tensor == gb::CaptureTensor::map) return block ? gb::attention_block("", block->kind) + tensor : key;
+  if (parts->tensor != gb::CaptureTensor::q && block && block->kind == gb::AttentionKind::cross)
+    return gb::attention_block("", gb::AttentionKind::cross) + tensor;
+  return tensor;
 }
 
 nlohmann::json plan_json(const gb::bb::MemoryPlan& p, int64_t budget) {

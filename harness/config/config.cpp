@@ -272,6 +272,16 @@ struct ConfigLoader {
   std::vector<std::string> stack;  // canonical paths of the files being loaded (cycle detection)
   size_t files_read = 0;           // bounded by kMaxIncludes (a diamond of includes can repeat files)
 
+  // The Config of a loaded layer, named `source`, with `overrides` applied.
+  static Config assemble(Layer&& l, const std::string& source, const std::vector<std::string>& overrides) {
+    Config c;
+    c.root_.reset(l.root);
+    c.origins_ = std::move(l.origins);
+    c.source_ = source;
+    for (const auto& o : overrides) c.set(o);
+    return c;
+  }
+
   // Later layers win; mappings merge key by key; anything else (lists included) replaces.
   static void merge(YAML::Node dst, const YAML::Node& src, const std::string& path,
                     std::map<std::string, std::string>& dst_origins, const std::map<std::string, std::string>& src_origins) {
@@ -400,13 +410,7 @@ Config& Config::operator=(Config&& other) noexcept {
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
   ConfigLoader loader;
-  ConfigLoader::Layer l = loader.load_file(path, "");
-  Config c;
-  c.root_.reset(l.root);
-  c.origins_ = std::move(l.origins);
-  c.source_ = path;
-  for (const auto& o : overrides) c.set(o);
-  return c;
+  return ConfigLoader::assemble(loader.load_file(path, ""), path, overrides);
 }
 
 Config Config::from_string(const std::string& yaml, const std::string& source,
@@ -415,13 +419,7 @@ Config Config::from_string(const std::string& yaml, const std::string& source,
   std::error_code ec;
   const std::string canon = fs::weakly_canonical(source, ec).string();
   loader.stack.push_back(canon);
-  ConfigLoader::Layer l = loader.load_text(yaml, source, fs::path(source).parent_path());
-  Config c;
-  c.root_.reset(l.root);
-  c.origins_ = std::move(l.origins);
-  c.source_ = source;
-  for (const auto& o : overrides) c.set(o);
-  return c;
+  return ConfigLoader::assemble(loader.load_text(yaml, source, fs::path(source).parent_path()), source, overrides);
 }
 
 std::string Config::where(const std::string& key_path) const {

@@ -105,6 +105,17 @@ std::string attention_block(const std::string& location, AttentionKind kind) {
 
 bool is_self_block(const std::string& block) { return ends_with(block, "-self"); }
 
+std::optional<AttentionBlockParts> parse_attention_block(const std::string& block) {
+  for (auto kind : {AttentionKind::self, AttentionKind::cross}) {
+    const std::string suffix = attention_block("", kind);
+    if (ends_with(block, suffix) && block.size() > suffix.size())
+      return AttentionBlockParts{block.substr(0, block.size() - suffix.size()), kind};
+  }
+  return std::nullopt;
+}
+
+std::string vit_block(int64_t index) { return "vit-block" + std::to_string(index); }
+
 std::string capture_key(const std::string& block, CaptureTensor tensor) { return block + "-" + to_string(tensor); }
 
 std::string attention_output_key(const std::string& location) { return location + "-attn-out"; }
@@ -127,18 +138,18 @@ std::string sibling_key(const std::string& key, CaptureTensor tensor) {
 }
 
 std::string self_block_for_cross(const std::string& cross_block) {
-  const std::string suffix = attention_block("", AttentionKind::cross);
-  if (!ends_with(cross_block, suffix) || cross_block.size() == suffix.size())
+  const auto block = parse_attention_block(cross_block);
+  if (!block || block->kind != AttentionKind::cross)
     fail("'{}' is not a cross-attention block (expected '<location>-cross')", cross_block);
-  return attention_block(cross_block.substr(0, cross_block.size() - suffix.size()), AttentionKind::self);
+  return attention_block(block->location, AttentionKind::self);
 }
 
 std::string self_key_for_cross(const std::string& cross_map_key) {
   const auto parts = parse_capture_key(cross_map_key);
-  if (!parts || parts->tensor != CaptureTensor::map || !ends_with(parts->block, "-cross"))
+  const auto block = parts ? parse_attention_block(parts->block) : std::nullopt;
+  if (!parts || parts->tensor != CaptureTensor::map || !block || block->kind != AttentionKind::cross)
     fail("'{}' is not a cross-map key (expected '<block>-cross-map')", cross_map_key);
-  return capture_key(attention_block(parts->block.substr(0, parts->block.size() - 6), AttentionKind::self),
-                     CaptureTensor::map);
+  return capture_key(attention_block(block->location, AttentionKind::self), CaptureTensor::map);
 }
 
 std::string block_of(const std::string& key) {
@@ -146,6 +157,14 @@ std::string block_of(const std::string& key) {
     auto pos = key.rfind(marker);
     if (pos != std::string::npos) return key.substr(0, pos + std::string(marker).size());
   }
+  return key;
+}
+
+std::string location_of(const std::string& key) {
+  const std::string attn_out = attention_output_key("");
+  if (ends_with(key, attn_out) && key.size() > attn_out.size()) return key.substr(0, key.size() - attn_out.size());
+  if (const auto parts = parse_capture_key(key))
+    if (const auto block = parse_attention_block(parts->block)) return block->location;
   return key;
 }
 

@@ -70,6 +70,14 @@ const char* to_string(CaptureTensor tensor);  // "map", "q", "special-value", "s
 // An attention block: "<location>-self" / "<location>-cross" (location: "up-level2-repeat1-vit-block0", "vit-block13").
 std::string attention_block(const std::string& location, AttentionKind kind);
 bool is_self_block(const std::string& block);  // ends with "-self"
+// "<location>-self" / "<location>-cross" taken apart; nullopt for any other block (or an empty location).
+struct AttentionBlockParts {
+  std::string location;
+  AttentionKind kind;
+};
+std::optional<AttentionBlockParts> parse_attention_block(const std::string& block);
+// The transformer backbones' block location: "vit-block<index>".
+std::string vit_block(int64_t index);
 // "<block>-<tensor>", e.g. "vit-block13-cross-map".
 std::string capture_key(const std::string& block, CaptureTensor tensor);
 // Flux's reference feature: "<location>-attn-out".
@@ -86,5 +94,8 @@ std::string sibling_key(const std::string& key, CaptureTensor tensor);
 std::string self_block_for_cross(const std::string& cross_block);   // "...-cross" -> "...-self"
 std::string self_key_for_cross(const std::string& cross_map_key);  // "...-cross-map" -> "...-self-map"
 std::string block_of(const std::string& key);                       // "...-cross-map" -> "...-cross"
+// The location a key belongs to: "<location>-self|cross-<tensor>" and "<location>-attn-out" -> "<location>"
+// (the joint-attention memory units); any other key unchanged.
+std::string location_of(const std::string& key);
 
 }  // namespace gb

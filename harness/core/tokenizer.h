@@ -1,6 +1,8 @@
 #pragma once
 // The text side a backbone exposes so prompts and token groups can be built for it
 // (harness/text implements CLIP BPE and T5 SentencePiece).
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,5 +24,8 @@ class TextTokenizer {
   // Tokenised, truncated and padded to max_length() exactly as the diffusers pipeline does.
   virtual std::vector<TextToken> encode(const std::string& text) const = 0;
 };
+
+// The prompts' token ids, one row each: [prompts, max_length] int64 on the CPU.
+at::Tensor token_id_rows(const TextTokenizer& tok, const std::vector<std::string>& prompts);
 
 }  // namespace gb

@@ -8,6 +8,7 @@
 #include "harness/backbones/sd_backbone.h"
 #include "harness/backbones/weights.h"
 #include "harness/core/errors.h"
+#include "harness/core/tokenizer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
@@ -55,16 +56,6 @@ std::vector<GuidanceTokens> guidance_tokens(const PromptTokens& t, bool t5) {
     out.push_back(std::move(g));
   }
   return out;
-}
-
-at::Tensor ids_of(const TextTokenizer& tok, const std::vector<std::string>& prompts) {
-  std::vector<at::Tensor> rows;
-  for (const auto& p : prompts) {
-    std::vector<int64_t> ids;
-    for (const auto& t : tok.encode(p)) ids.push_back(t.id);
-    rows.push_back(at::tensor(ids, at::kLong));
-  }
-  return at::stack(rows);
 }
 
 // Text conditioning of one half (or the concatenated CFG batch).
@@ -245,9 +236,8 @@ Sampler::Sampler(gb::Backbone& backbone, const std::string& weights, const Sampl
   m.device = m.sd ? m.sd->device() : m.pixart ? m.pixart->device() : m.flux ? m.flux->device() : m.sd3->device();
   m.latent_channels = vcfg.latent_channels;
   m.latent = image_size_ / (int64_t(1) << (vcfg.block_out_channels.size() - 1));
-  auto ws = bb::WeightStore::open_component(folder.root(), "vae", m.vae_dtype, m.device);
-  m.vae = std::make_unique<bb::VaeDecoder>(vcfg, ws);
-  ws.finish();
+  m.vae = bb::load_component(folder.root(), "vae", m.vae_dtype, m.device, "",
+                             [&](const bb::WeightStore& ws) { return std::make_unique<bb::VaeDecoder>(vcfg, ws); });
 }
 
 Sampler::~Sampler() = default;
@@ -266,7 +256,7 @@ PromptTokens Sampler::tokenize(const std::vector<std::string>& prompts) const {
   PromptTokens t;
   t.texts = prompts;
   if (m.sd) {
-    t.ids = ids_of(m.sd->tokenizer(), prompts);
+    t.ids = token_id_rows(m.sd->tokenizer(), prompts);
   } else if (m.pixart) {
     auto [ids, mask] = m.pixart->token_ids(prompts);
     t.ids = ids;
@@ -276,9 +266,9 @@ PromptTokens Sampler::tokenize(const std::vector<std::string>& prompts) const {
     t.ids = t5;
     t.clip_ids = clip;
   } else {
-    t.ids = ids_of(m.flux->tokenizer(), prompts);
+    t.ids = token_id_rows(m.flux->tokenizer(), prompts);
     if (!m.flux->clip_tokenizer()) fail("flux: no CLIP tokenizer (tokenizer/vocab.json + merges.txt) for the pooled vector");
-    t.clip_ids = ids_of(*m.flux->clip_tokenizer(), prompts);
+    t.clip_ids = token_id_rows(*m.flux->clip_tokenizer(), prompts);
   }
   return t;
 }
