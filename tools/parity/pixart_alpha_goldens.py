@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dit_goldens as dit  # noqa: E402  (helpers only)
-import sd_goldens as sd  # noqa: E402  (fnv1a64)
+import sd_goldens as sd  # noqa: E402  (graph_signature)
 
 import diffusers  # noqa: E402
 from diffusers import PixArtTransformer2DModel  # noqa: E402
@@ -87,11 +87,7 @@ def full_size():
                                                                        use_additional_conditions=False)}
     assert models["pixart_alpha_xl_2_1024_ms"].use_additional_conditions
     for name, m in models.items():
-        items = dict(m.state_dict())
-        lines = sorted(f"{k} {list(v.shape)}".replace(" ", "").replace(",", ", ").replace("[", " [", 1)
-                       for k, v in items.items())
-        out[name] = {"count": len(lines), "params": sum(v.numel() for v in items.values()),
-                     "fnv1a64": str(sd.fnv1a64("\n".join(lines) + "\n"))}
+        out[name] = sd.graph_signature(dict(m.state_dict()))
         print(name, out[name])
     with open(os.path.join(dit.ROOT, "pixart_full_size.json"), "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)

@@ -145,10 +145,7 @@ def full_size():
     out = {}
     for name, m in {"sd21_unet": unet, "openclip_h_text": te}.items():
         items = {k: t for k, t in m.state_dict().items() if k != "text_model.embeddings.position_ids"}
-        lines = sorted(f"{k} {list(t.shape)}".replace(" ", "").replace(",", ", ").replace("[", " [", 1)
-                       for k, t in items.items())
-        out[name] = {"count": len(lines), "params": sum(t.numel() for t in items.values()),
-                     "fnv1a64": str(base.fnv1a64("\n".join(lines) + "\n"))}
+        out[name] = base.graph_signature(items)
         print(name, out[name])
     path = os.path.join(OUT, "full_size_keys_sd21.json")
     with open(path, "w") as f:

@@ -145,11 +145,7 @@ def full_size():
                                                       caption_projection_dim=2432, pos_embed_max_size=192)}
     out = {}
     for name, m in models.items():
-        items = dict(m.state_dict())
-        lines = sorted(f"{k} {list(v.shape)}".replace(" ", "").replace(",", ", ").replace("[", " [", 1)
-                       for k, v in items.items())
-        out[name] = {"count": len(lines), "params": sum(v.numel() for v in items.values()),
-                     "fnv1a64": str(sd.fnv1a64("\n".join(lines) + "\n"))}
+        out[name] = sd.graph_signature(dict(m.state_dict()))
         print(name, out[name])
     with open(os.path.join(dit.ROOT, "sd3_full_size.json"), "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)

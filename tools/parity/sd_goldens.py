@@ -327,6 +327,15 @@ def fnv1a64(text):
     return h
 
 
+def graph_signature(items):
+    """What tests/backbones/full_size_graph.h compares for a model's state dict `items` (key -> tensor): the key
+    count, the parameter total and the FNV-1a 64 of the sorted "key [shape]" lines."""
+    lines = sorted(f"{k} {list(v.shape)}".replace(" ", "").replace(",", ", ").replace("[", " [", 1)
+                   for k, v in items.items())
+    return {"count": len(lines), "params": sum(v.numel() for v in items.values()),
+            "fnv1a64": str(fnv1a64("\n".join(lines) + "\n"))}
+
+
 def make_full_size_keys():
     """Key names and shapes of the full-size models at their published configs (published_configs.py), built on
     the meta device (no memory): sorted "key [shape]" lines, hashed (FNV-1a 64) with their count and parameter
@@ -355,10 +364,7 @@ def make_full_size_keys():
             items = {k: v for k, v in m.state_dict().items()
                      if (name != "vae_encoder" or k.startswith("encoder.") or k.startswith("quant_conv."))
                      and k != "shared.weight"}
-            lines = sorted(f"{k} {list(v.shape)}".replace(" ", "").replace(",", ", ").replace("[", " [", 1)
-                           for k, v in items.items())
-            out[name] = {"count": len(lines), "params": sum(v.numel() for v in items.values()),
-                         "fnv1a64": str(fnv1a64("\n".join(lines) + "\n"))}
+            out[name] = graph_signature(items)
             print(name, out[name])
             del m
         dump_json(os.path.join(OUT, "full_size_keys.json"), out)
