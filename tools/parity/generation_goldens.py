@@ -14,6 +14,7 @@ Usage: /work/main/.venv/bin/python tools/parity/generation_goldens.py
 """
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler
                        PixArtTransformer2DModel, PNDMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline,
                        UNet2DConditionModel)
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sd_goldens  # noqa: E402  (randomize)
 
 assert diffusers.__version__ == "0.32.2", diffusers.__version__
 assert transformers.__version__ == "4.47.1", transformers.__version__
@@ -132,20 +136,8 @@ def scheduler_goldens():
 
 # ---------------------------------------------------------------------------------------------------------------
 def randomize(module, seed, std=0.1, tie=None):
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for name, p in sorted(module.state_dict().items()):
-        if not p.is_floating_point():
-            sd[name] = p
-            continue
-        v = torch.randn(p.shape, generator=g) * std
-        if name.endswith("weight") and p.dim() == 1 and "norm" in name:
-            v = v + 1.0
-        sd[name] = v.half().float()
-    for dst, src in (tie or {}).items():
-        sd[dst] = sd[src]
-    module.load_state_dict(sd, strict=False)
-    out = {k: v.half() if v.is_floating_point() else v for k, v in sd.items() if k not in (tie or {})}
+    """sd_goldens.randomize, the tensors copied for save_file."""
+    out = sd_goldens.randomize(module, seed, std, tie, strict=False)
     return {k: v.clone().contiguous() for k, v in out.items()}
 
 

@@ -108,13 +108,7 @@ def make(kind):
     z = vae.config.scaling_factor * (h.mean + h.std * eps_vae)
     gold["vae.latents"] = z
 
-    sched.set_timesteps(1000)
-    t_start = max(1000 - min(int(1000 * base.PAPER_T / 1000), 1000), 0)
-    timesteps = sched.timesteps[t_start * sched.order:]
-    sched.set_begin_index(t_start * sched.order)
-    t = timesteps[:1]
-    lat = sched.add_noise(z, eps, t.repeat(B))
-    lat = sched.scale_model_input(lat, t)
+    t, lat = base.paper_noising(sched, z, eps, B)
     gold["input.latents"] = lat
     gold["input.timestep"] = t.repeat(B)
     gold["input.encoder_hidden_states"] = ehs

@@ -46,7 +46,9 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test
 torch.set_grad_enabled(False)
 
 
-def randomize(module, seed, std=0.1):
+def randomize(module, seed, std=0.1, tie=None, strict=True):
+    """Random F16-representable weights N(0, std) (1-D norm weights 1 + N(0, std)) loaded into `module`, drawn in key
+    order from `seed`; `tie` {dst: src} loads src's tensor under dst too and leaves dst out of the returned F16 dict."""
     g = torch.Generator().manual_seed(seed)
     sd = {}
     for name, p in sorted(module.state_dict().items()):
@@ -57,8 +59,10 @@ def randomize(module, seed, std=0.1):
         if name.endswith("weight") and p.dim() == 1 and "norm" in name:
             v = v + 1.0
         sd[name] = v.half().float()  # F16-representable, so the F16 file holds exactly these values
-    module.load_state_dict(sd)
-    return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+    for dst, src in (tie or {}).items():
+        sd[dst] = sd[src]
+    module.load_state_dict(sd, strict=strict)
+    return {k: v.half() if v.is_floating_point() else v for k, v in sd.items() if k not in (tie or {})}
 
 
 class Store:
@@ -186,6 +190,19 @@ IMAGE_SIZE = 16
 PAPER_T = 100
 
 
+def paper_noising(sched, z, eps, batch):
+    """One noising step as GDF's extract at PAPER_T: the timestep and the noised, scaled latents."""
+    sched.set_timesteps(1000)
+    init_timestep = min(int(1000 * PAPER_T / 1000), 1000)
+    t_start = max(1000 - init_timestep, 0)
+    timesteps = sched.timesteps[t_start * sched.order:]
+    if hasattr(sched, "set_begin_index"):
+        sched.set_begin_index(t_start * sched.order)
+    t = timesteps[:1]
+    lat = sched.add_noise(z, eps, t.repeat(batch))
+    return t, sched.scale_model_input(lat, t)
+
+
 def dump_json(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     obj = dict(obj)
@@ -269,16 +286,7 @@ def make(kind):
     z = vae.config.scaling_factor * z
     gold["vae.latents"] = z
 
-    # ---- one noising step as GDF's extract ----
-    sched.set_timesteps(1000)
-    init_timestep = min(int(1000 * PAPER_T / 1000), 1000)
-    t_start = max(1000 - init_timestep, 0)
-    timesteps = sched.timesteps[t_start * sched.order:]
-    if hasattr(sched, "set_begin_index"):
-        sched.set_begin_index(t_start * sched.order)
-    t = timesteps[:1]
-    lat = sched.add_noise(z, eps, t.repeat(B))
-    lat = sched.scale_model_input(lat, t)
+    t, lat = paper_noising(sched, z, eps, B)
     gold["input.latents"] = lat
     gold["input.timestep"] = t.repeat(B)
     gold["input.encoder_hidden_states"] = ehs
