@@ -27,7 +27,6 @@ import argparse
 import math
 import os
 import sys
-import types
 
 import torch
 
@@ -39,24 +38,11 @@ ap.add_argument('--ref', default='/work/ref/goca')
 ap.add_argument('--out', default=os.path.join(REPO, 'tests/goca/goldens/goca_goldens.safetensors'))
 args = ap.parse_args()
 
-sys.modules.setdefault('einops', types.ModuleType('einops'))
-sys.path.insert(0, os.path.join(args.ref, 'src-main'))
-from components import cross_attn_dispatch as cad  # noqa: E402
-from components import space_attn_dispatch as sad  # noqa: E402
-from components import postprocess_dispatch as ppd  # noqa: E402
+sys.path.insert(0, HERE)
+import paper_goca  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-_orig_to = torch.Tensor.to
-
-
-def _cpu_to(self, *a, **k):
-    a = tuple('cpu' if (isinstance(x, str) and x.startswith('cuda')) else x for x in a)
-    if isinstance(k.get('device'), str) and k['device'].startswith('cuda'):
-        k['device'] = 'cpu'
-    return _orig_to(self, *a, **k)
-
-
-torch.Tensor.to = _cpu_to
+cad, sad, ppd = paper_goca.load(args.ref)
 torch.manual_seed(1234)
 
 H, T, D, DOUT = 8, 24, 8, 48

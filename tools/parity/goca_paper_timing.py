@@ -6,7 +6,7 @@ imported read-only from Darkbblue/goca. Prints ms/image.
 
     .venv/bin/python tools/parity/goca_paper_timing.py [sd15 sdxl flux] [--iters N]
 
-Shims as in goca_goldens.py: an empty `einops`, `.to('cuda')` -> CPU, a fake extractor returning the capture.
+Shims of paper_goca.py (an empty `einops`, `.to('cuda')` -> CPU) and a fake extractor returning the capture.
 Tensors of the same shape are shared across layers (the values do not change the work; keeps Flux at ~0.5 GB).
 Self maps are head means [1, P, P] on both sides (what the harness captures); the code's `.mean(dim=0)` on
 them is then a no-op copy.
@@ -16,7 +16,6 @@ import math
 import os
 import sys
 import time
-import types
 
 import torch
 
@@ -26,21 +25,10 @@ ap.add_argument('--iters', type=int, default=2)
 ap.add_argument('--ref', default='/work/ref/goca')
 args = ap.parse_args()
 
-sys.modules.setdefault('einops', types.ModuleType('einops'))
-sys.path.insert(0, os.path.join(args.ref, 'src-main'))
-from components import cross_attn_dispatch as cad  # noqa: E402
-from components import space_attn_dispatch as sad  # noqa: E402
-from components import postprocess_dispatch as ppd  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import paper_goca  # noqa: E402
 
-_orig_to = torch.Tensor.to
-
-
-def _cpu_to(self, *a, **k):
-    a = tuple('cpu' if (isinstance(x, str) and x.startswith('cuda')) else x for x in a)
-    return _orig_to(self, *a, **k)
-
-
-torch.Tensor.to = _cpu_to
+cad, sad, ppd = paper_goca.load(args.ref)
 
 
 def sd15_layers():
