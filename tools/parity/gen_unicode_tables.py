@@ -25,17 +25,29 @@ def ranges(pred):
     return out
 
 
-def emit(name, rs):
-    print(f"static constexpr CodeRange {name}[] = {{")
+def emit_array(declaration, items):
+    """`declaration = {`, the items filled into lines of at most 110 characters, `};`."""
+    print(declaration + " = {")
     line = "   "
-    for a, b in rs:
-        item = f" {{0x{a:X}, 0x{b:X}}},"
+    for item in items:
         if len(line) + len(item) > 110:
             print(line)
             line = "   "
         line += item
     print(line)
     print("};")
+
+
+def emit(name, rs):
+    emit_array(f"static constexpr CodeRange {name}[]", (f" {{0x{a:X}, 0x{b:X}}}," for a, b in rs))
+
+
+def lower_items():
+    for cp in range(MAX):
+        lo = chr(cp).lower()
+        if lo != chr(cp):
+            cps = [ord(c) for c in lo] + [0, 0]
+            yield f" {{0x{cp:X}, {{0x{cps[0]:X}, 0x{cps[1]:X}, 0x{cps[2]:X}}}}},"
 
 
 cat = lambda cp: unicodedata.category(chr(cp))
@@ -46,16 +58,4 @@ emit("kNumber", ranges(lambda cp: cat(cp).startswith("N")))
 emit("kOther", ranges(lambda cp: cat(cp).startswith("C")))
 emit("kSpaceSeparator", ranges(lambda cp: cat(cp) == "Zs"))
 emit("kPySpace", ranges(lambda cp: chr(cp).isspace()))
-print("static constexpr LowerMap kLower[] = {")
-line = "   "
-for cp in range(MAX):
-    lo = chr(cp).lower()
-    if lo != chr(cp):
-        cps = [ord(c) for c in lo] + [0, 0]
-        item = f" {{0x{cp:X}, {{0x{cps[0]:X}, 0x{cps[1]:X}, 0x{cps[2]:X}}}}},"
-        if len(line) + len(item) > 110:
-            print(line)
-            line = "   "
-        line += item
-print(line)
-print("};")
+emit_array("static constexpr LowerMap kLower[]", lower_items())
