@@ -107,14 +107,7 @@ RESCALE = ['raw', 'per-token renorm', 'per-token renorm+', 'sum-1 rescaling', 's
            'sum-1 rescaling + per-token renorm+ x raw', 'sum-1 rescaling + per-token renorm+ x raw + renorm']
 
 
-class FakeExtractor:
-    version = 'flux'
-
-    def __init__(self, feats):
-        self.feats = feats
-
-    def extract(self, prompt_embeds, batch, imgs, t=None):
-        return dict(self.feats)
+FakeExtractor = paper_goca.FakeExtractor
 
 
 # the line of goca_cross_run right after the head weights are computed

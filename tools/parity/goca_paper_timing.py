@@ -117,14 +117,7 @@ def make(which):
     return feats, ref_key, self_layers, head
 
 
-class FakeExtractor:
-    version = 'flux'
-
-    def __init__(self, feats):
-        self.feats = feats
-
-    def extract(self, prompt_embeds, batch, imgs, t=None):
-        return dict(self.feats)
+FakeExtractor = paper_goca.FakeExtractor
 
 
 def run_once(feats, ref_key, self_layers, head):

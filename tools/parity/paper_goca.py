@@ -17,6 +17,18 @@ def _cpu_to(self, *a, **k):
     return _orig_to(self, *a, **k)
 
 
+class FakeExtractor:
+    """Stands in for the paper's feature extractor: returns the given captures (the version that makes goca_cross_run
+    read every layer as it is stored)."""
+    version = 'flux'
+
+    def __init__(self, feats):
+        self.feats = feats
+
+    def extract(self, prompt_embeds, batch, imgs, t=None):
+        return dict(self.feats)
+
+
 def load(ref):
     """(cross_attn_dispatch, space_attn_dispatch, postprocess_dispatch) from <ref>/src-main, CUDA moves on the CPU."""
     sys.modules.setdefault('einops', types.ModuleType('einops'))

@@ -11,7 +11,6 @@ Writes tests/backbones/goldens/dit/pixart_alpha/:
 and tests/backbones/goldens/dit/pixart_full_size.json: key/shape hashes and parameter totals of the full-size
 PixArt-alpha XL-2-1024-MS and PixArt-Sigma XL-2-512-MS transformers, built by diffusers 0.32.2 on the meta device.
 """
-import json
 import os
 import sys
 
@@ -75,7 +74,6 @@ def make_alpha():
 
 
 def full_size():
-    out = {}
     common = dict(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28,
                   cross_attention_dim=1152, caption_channels=4096, norm_type="ada_norm_single",
                   norm_elementwise_affine=False, norm_eps=1e-6, activation_fn="gelu-approximate",
@@ -86,11 +84,7 @@ def full_size():
                                                                        interpolation_scale=1,
                                                                        use_additional_conditions=False)}
     assert models["pixart_alpha_xl_2_1024_ms"].use_additional_conditions
-    for name, m in models.items():
-        out[name] = sd.graph_signature(dict(m.state_dict()))
-        print(name, out[name])
-    with open(os.path.join(dit.ROOT, "pixart_full_size.json"), "w") as f:
-        json.dump(out, f, indent=1, sort_keys=True)
+    sd.write_graph_signatures(models, os.path.join(dit.ROOT, "pixart_full_size.json"))
 
 
 if __name__ == "__main__":

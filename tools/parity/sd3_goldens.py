@@ -143,12 +143,7 @@ def full_size():
                                                        dual_attention_layers=tuple(range(13))),
                   "sd35_large": SD3Transformer2DModel(**common, num_layers=38, num_attention_heads=38,
                                                       caption_projection_dim=2432, pos_embed_max_size=192)}
-    out = {}
-    for name, m in models.items():
-        out[name] = sd.graph_signature(dict(m.state_dict()))
-        print(name, out[name])
-    with open(os.path.join(dit.ROOT, "sd3_full_size.json"), "w") as f:
-        json.dump(out, f, indent=1, sort_keys=True)
+    sd.write_graph_signatures(models, os.path.join(dit.ROOT, "sd3_full_size.json"))
 
 
 if __name__ == "__main__":

@@ -344,6 +344,15 @@ def graph_signature(items):
             "fnv1a64": str(fnv1a64("\n".join(lines) + "\n"))}
 
 
+def write_graph_signatures(models, path):
+    """graph_signature of each model's state dict (`models`: name -> module), printed and written to `path`."""
+    out = {}
+    for name, m in models.items():
+        out[name] = graph_signature(dict(m.state_dict()))
+        print(name, out[name])
+    dump_json(path, out)
+
+
 def make_full_size_keys():
     """Key names and shapes of the full-size models at their published configs (published_configs.py), built on
     the meta device (no memory): sorted "key [shape]" lines, hashed (FNV-1a 64) with their count and parameter
