@@ -73,7 +73,7 @@ fuzz: fuzz-configure
 # The fast suites under ASan + UBSan, in the fuzz build folder (clang; the instrumented libraries are shared with
 # `make fuzz`, so this costs little more than their tests). These are the suites without backbones, sampling or
 # the CLI; `make test-asan` runs every suite (a full second build).
-ASAN_FAST_SUITES := test_core test_datasets test_eval test_text test_reports test_goca test_baselines
+ASAN_FAST_SUITES := test_core test_io test_config test_datasets test_eval test_text test_reports test_goca test_baselines
 test-asan-fast: fuzz-configure
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(ASAN_FAST_SUITES)
 	bash -c '. tools/sanitizers/env.sh && cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS) -R "^($(shell echo $(ASAN_FAST_SUITES) | tr " " "|"))$$"'

@@ -5,7 +5,6 @@
 #include "harness/backbones/json_config.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
-#include "harness/core/tokenizer.h"
 #include "harness/core/trace.h"
 #include "harness/core/log.h"
 #include "harness/core/torch_compat.h"
@@ -178,9 +177,15 @@ SdTextConditioning StableDiffusionBackbone::encode_text(const at::Tensor& ids_in
 
 Capture StableDiffusionBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
   const auto& tok = tokenizer();
-  if (batch.prompts.size() != batch.images.size())
-    fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
-  return capture_ids(batch.images, token_id_rows(tok, batch.prompts), batch.ids, batch.seed, spec);
+  std::vector<at::Tensor> rows;
+  for (const auto& p : batch.prompts) {
+    auto toks = tok.encode(p);
+    std::vector<int64_t> ids;
+    for (const auto& t : toks) ids.push_back(t.id);
+    rows.push_back(at::tensor(ids, at::kLong));
+  }
+  if (rows.size() != batch.images.size()) fail("batch has {} images but {} prompts", batch.images.size(), rows.size());
+  return capture_ids(batch.images, at::stack(rows), batch.ids, batch.seed, spec);
 }
 
 Capture StableDiffusionBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,

@@ -1,9 +1,9 @@
-"""Goldens for the foundation I/O tests (tests/core/data/), written by the reference Python stack.
+"""Goldens for the foundation I/O tests (tests/io/data/), written by the reference Python stack.
 
     .venv/bin/python tools/parity/make_io_goldens.py   (the pinned stack, requirements/python-tools.txt)
 
 - golden.safetensors: one tensor per dtype, a 0-dim and an empty tensor, and __metadata__, written by
-  safetensors.torch.save_file; tests/core/test_safetensors.cpp rebuilds the same values in C++.
+  safetensors.torch.save_file; tests/io/test_safetensors.cpp rebuilds the same values in C++.
 - images/: PNGs of every colour type and bit depth (written by a tiny encoder below, so every layout is
   covered, including ones PIL cannot write), palette PNGs written by PIL, and JPEGs written by PIL;
   images_expected.safetensors holds PIL's decode of each: `rgb/<name>` = np.array(Image.open(f).convert('RGB')),
@@ -19,7 +19,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'tests', 'core', 'data')
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'tests', 'io', 'data')
 
 
 def safetensors_golden():

@@ -1,6 +1,6 @@
 #include "harness/config/config.h"
 
-#include "tests/core/test_util.h"
+#include "tests/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -11,9 +11,9 @@
 namespace gb {
 namespace {
 
-using testing::expect_user_error;
-using testing::ScratchDir;
-using testing::write_bytes;
+using test::expect_user_error;
+using test::ScratchDir;
+using test::write_bytes;
 
 enum class Head { Average, Weighted };
 const std::vector<std::pair<std::string, Head>> kHeads = {

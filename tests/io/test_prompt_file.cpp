@@ -6,14 +6,14 @@
 #include <filesystem>
 #include <set>
 
-#include "tests/core/test_util.h"
+#include "tests/test_support.h"
 
 namespace {
 
 using gb::PromptEntry;
 using gb::parse_prompt_file;
 using gb::read_prompt_file;
-using gb::testing::expect_user_error;
+using gb::test::expect_user_error;
 
 void expect_entries(const std::vector<PromptEntry>& got, const std::vector<PromptEntry>& want) {
   ASSERT_EQ(got.size(), want.size());
@@ -86,8 +86,8 @@ TEST(PromptFile, ErrorsNameFileAndLine) {
 }
 
 TEST(PromptFile, ReadsFromDisk) {
-  gb::testing::ScratchDir dir;
-  gb::testing::write_bytes(dir / "p.csv", "id,caption\nq,\"x\"\n");
+  gb::test::ScratchDir dir;
+  gb::test::write_bytes(dir / "p.csv", "id,caption\nq,\"x\"\n");
   expect_entries(read_prompt_file(dir / "p.csv"), {{"q", "x"}});
 }
 

@@ -1,7 +1,7 @@
 #include "harness/io/image_io.h"
 
 #include "harness/io/safetensors.h"
-#include "tests/core/test_util.h"
+#include "tests/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -11,11 +11,12 @@
 namespace gb {
 namespace {
 
-using testing::data_dir;
-using testing::expect_user_error;
-using testing::read_bytes;
-using testing::ScratchDir;
-using testing::write_bytes;
+// The goldens of tools/parity/make_io_goldens.py.
+std::string data_dir() { return std::string(GB_SOURCE_DIR) + "/tests/io/data"; }
+using test::expect_user_error;
+using test::read_bytes;
+using test::ScratchDir;
+using test::write_bytes;
 
 std::string img(const std::string& name) { return data_dir() + "/images/" + name; }
 
