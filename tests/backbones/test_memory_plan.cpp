@@ -280,7 +280,7 @@ TEST_P(MemoryPlanTiny, CaptureBytesEqualAnActualCapture) {
                              store == dtype;
           if (alias) {
             EXPECT_EQ(p.bytes, 0);
-            if (b > 1) EXPECT_EQ(t.stride(0), 0);
+            if (b > 1) { EXPECT_EQ(t.stride(0), 0); }
           } else {
             EXPECT_EQ(p.bytes, bytes);
           }
@@ -337,7 +337,7 @@ TEST(MemoryPlanResidency, Sd35FreedEncodersLeaveTheDenoiserPhaseWeights) {
         const int64_t want = mode == TextEncoderResidency::keep ? all : mode == TextEncoderResidency::offload ? all - t5
                                                                                                               : all - t5 - clips;
         EXPECT_EQ(plan.phases[2].weights, want) << kind;
-        if (mode == TextEncoderResidency::free) EXPECT_EQ(kept - cache, plan.phases[2].weights) << kind;
+        if (mode == TextEncoderResidency::free) { EXPECT_EQ(kept - cache, plan.phases[2].weights) << kind; }
       }
     }
   }

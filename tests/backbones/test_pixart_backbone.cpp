@@ -83,9 +83,7 @@ TEST_F(PixArtFixture, CaptureNamesShapesAndInputs) {
   gb::Capture again;
   const auto spec = goca_spec();  // the recorder keeps a reference
   CaptureRecorder rec(spec, again);
-  pix->transformer()({cap.inputs.at("input.latents"), cap.inputs.at("input.timestep"),
-                      cap.inputs.at("input.encoder_hidden_states"), cap.inputs.at("input.encoder_attention_mask")},
-                     &rec, false);
+  pix->transformer()(dit_test::pixart_inputs(cap.inputs), &rec, false);
   for (const auto& [k, v] : cap.tensors) EXPECT_TRUE(at::allclose(again.tensors.at(k), v)) << k;
 }
 

@@ -13,10 +13,7 @@ namespace {
 std::unique_ptr<PixArtTransformer> tiny() {
   return PixArtTransformer::load(dit_test::golden_dir("pixart"), at::kFloat, at::kCPU);
 }
-PixArtInputs inputs(const std::map<std::string, at::Tensor>& g) {
-  return {g.at("input.latents"), g.at("input.timestep"), g.at("input.encoder_hidden_states"),
-          g.at("input.encoder_attention_mask")};
-}
+using dit_test::pixart_inputs;
 gb::CaptureSpec all_keys(const std::map<std::string, at::Tensor>& g) {
   gb::CaptureSpec spec;
   for (const auto& [k, v] : g)
@@ -57,7 +54,7 @@ TEST(PixArtTransformer, OutputAndCapturesMatchDiffusers) {
   ASSERT_EQ(spec.keys.size(), 2u * 2u * 5u);
   gb::Capture cap;
   CaptureRecorder rec(spec, cap);
-  auto out = (*m)(inputs(g), &rec);
+  auto out = (*m)(pixart_inputs(g), &rec);
   dit_test::expect_close(out, g.at("output"), "output");
   EXPECT_TRUE(rec.unrecorded().empty());
   for (const auto& k : spec.keys) {
@@ -73,8 +70,9 @@ TEST(PixArtTransformer, OutputAndCapturesMatchDiffusers) {
 TEST(PixArtTransformer, NonSquareLatentUsesRuntimeGrid) {
   auto g = dit_test::golden("pixart");
   auto m = tiny();
-  PixArtInputs in{g.at("big.latents"), g.at("input.timestep").narrow(0, 0, 1),
-                  g.at("input.encoder_hidden_states").narrow(0, 0, 1), g.at("input.encoder_attention_mask").narrow(0, 0, 1)};
+  const PixArtInputs in = pixart_inputs(g.at("big.latents"), g.at("input.timestep").narrow(0, 0, 1),
+                                        g.at("input.encoder_hidden_states").narrow(0, 0, 1),
+                                        g.at("input.encoder_attention_mask").narrow(0, 0, 1));
   dit_test::expect_close((*m)(in, nullptr), g.at("big.output"), "12x8 output");
 }
 
@@ -87,7 +85,7 @@ TEST(PixArtTransformer, HeadMeanSelfMapsAndEarlyStop) {
   spec.self_map_head_mean = true;
   gb::Capture cap;
   CaptureRecorder rec(spec, cap);
-  auto out = (*m)(inputs(g), &rec, /*need_output=*/false);
+  auto out = (*m)(pixart_inputs(g), &rec, /*need_output=*/false);
   EXPECT_FALSE(out.defined());
   dit_test::expect_close(cap.tensors.at("vit-block0-self-map"), g.at("capture.vit-block0-self-map").mean(1, true),
                          "head-mean self map");
@@ -97,11 +95,12 @@ TEST(PixArtTransformer, HeadMeanSelfMapsAndEarlyStop) {
 TEST(PixArtTransformer, BatchOfOneEqualsBatchRowAndIsDeterministic) {
   auto g = dit_test::golden("pixart");
   auto m = tiny();
-  auto full = (*m)(inputs(g), nullptr);
-  EXPECT_TRUE(at::equal(full, (*m)(inputs(g), nullptr)));
-  auto in = inputs(g);
-  PixArtInputs one{in.latents.narrow(0, 1, 1), in.timestep.narrow(0, 1, 1), in.encoder_hidden_states.narrow(0, 1, 1),
-                   in.encoder_attention_mask.narrow(0, 1, 1)};
+  auto full = (*m)(pixart_inputs(g), nullptr);
+  EXPECT_TRUE(at::equal(full, (*m)(pixart_inputs(g), nullptr)));
+  auto in = pixart_inputs(g);
+  const PixArtInputs one = pixart_inputs(in.latents.narrow(0, 1, 1), in.timestep.narrow(0, 1, 1),
+                                         in.encoder_hidden_states.narrow(0, 1, 1),
+                                         in.encoder_attention_mask.narrow(0, 1, 1));
   dit_test::expect_close((*m)(one, nullptr), full.narrow(0, 1, 1), "sample 1 alone", 1e-5);
 }
 

@@ -21,8 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 
 PixArtInputs alpha_inputs(const std::map<std::string, at::Tensor>& g) {
-  PixArtInputs in{g.at("input.latents"), g.at("input.timestep"), g.at("input.encoder_hidden_states"),
-                  g.at("input.encoder_attention_mask")};
+  PixArtInputs in = dit_test::pixart_inputs(g);
   in.resolution = g.at("input.resolution");
   in.aspect_ratio = g.at("input.aspect_ratio");
   return in;

@@ -62,7 +62,7 @@ TEST(ConfigLimits, BytesThatAreNotTextAreRefused) {
   const std::string nul(kNul, sizeof kNul - 1);
   const std::string e = gb::test::user_error_message([&] { gb::Config::from_string(nul, "bad.yaml"); });
   EXPECT_NE(e.find("bad.yaml: line 2: byte 0x98 at offset 7 is not text"), std::string::npos) << e;
-  for (const std::string bad : {std::string("a: \xc0\xaf\n"), std::string("a: \xed\xa0\x80\n"), std::string("a: \xe2\x82\n"),
+  for (const std::string& bad : {std::string("a: \xc0\xaf\n"), std::string("a: \xed\xa0\x80\n"), std::string("a: \xe2\x82\n"),
                                 std::string("a: \x01\n"), std::string("a: b\x7f" "c\n"), std::string("a: \xc2\x85\n"),
                                 std::string("a: x\xe2\x80\xa8y\n")}) {
     EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string(bad, "b.yaml"); }).find("is not text"),
@@ -85,7 +85,7 @@ TEST(ConfigLimits, BytesThatAreNotTextAreRefused) {
 TEST(ConfigLimits, TextOnWhichYamlCppLoopsIsRefused) {
   // Found by fuzz/fuzz_config (timeouts): yaml-cpp 0.7 loops forever on a ',' where a document's node starts
   // or after it ends.
-  for (const std::string y : {std::string(", K2]\na: &a"), std::string("---\n,"), std::string("# c\n  &a !t ,"),
+  for (const std::string& y : {std::string(", K2]\na: &a"), std::string("---\n,"), std::string("# c\n  &a !t ,"),
                               std::string("[],"), std::string("{a: 1} ,"), std::string("\"a\","),
                               std::string("$x # c\n,se[1, K2b]\n")}) {
     const std::string e = gb::test::user_error_message([&] { gb::Config::from_string(y, "comma.yaml"); });

@@ -166,7 +166,7 @@ TEST(Classes, CocoStuffFineToCoarseIsThePapersPickle) {
   const auto names = g["dataset_py_names"].get<std::vector<std::vector<std::string>>>();
   for (int64_t c = 0; c < kCocoStuffCoarse; ++c) {
     EXPECT_EQ(s.classes[c].synonyms, p.classes[c + 1].synonyms);
-    if (c + 1 != 15 && c + 1 != 16) EXPECT_EQ(p.classes[c + 1].name, names[c + 1][0]);
+    if (c + 1 != 15 && c + 1 != 16) { EXPECT_EQ(p.classes[c + 1].name, names[c + 1][0]); }
   }
   EXPECT_EQ(p.classes[15].name, "food-stuff");  // dataset.py: a second "food", merged into class 3
 }

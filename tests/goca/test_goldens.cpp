@@ -115,7 +115,7 @@ TEST(GocaGoldens, EveryHeadLayerRescaleCombination) {
         ASSERT_TRUE(close(out.pre_propagation, g.out(tag + "/pre"))) << tag;
         EXPECT_TRUE(out.scores.equal(out.pre_propagation)) << "no self layers: no propagation";
         ++checked;
-        if (g.has(tag + "/aggregated")) EXPECT_TRUE(close(out.aggregated, g.out(tag + "/aggregated"))) << tag;
+        if (g.has(tag + "/aggregated")) { EXPECT_TRUE(close(out.aggregated, g.out(tag + "/aggregated"))) << tag; }
         if (rm == RescaleMethod::Sum1RenormPlus && c.layer_method == LayerMethod::DotProductSimilarity) {
           for (const auto& k : kCross)
             EXPECT_TRUE(close(out.head_weights.at(k),

@@ -263,7 +263,9 @@ TEST(Tokenizers, MatchTransformersOnEveryShippedCaptionAndBuiltPrompt) {
     int64_t bad = 0;
     for (size_t i = 0; i < ids.size(); ++i) {
       const std::string key = tokenizer_key(*t5, captions.caption(ids[i]));
-      if (i < f["raw_examples"].size()) EXPECT_EQ(key, f["raw_examples"][i].get<std::string>()) << name << " " << ids[i];
+      if (i < f["raw_examples"].size()) {
+        EXPECT_EQ(key, f["raw_examples"][i].get<std::string>()) << name << " " << ids[i];
+      }
       if (low32_fnv1a64(key) != want[i] && ++bad <= 3) ADD_FAILURE() << name << " " << ids[i] << ": " << key;
       ++raw_total;
     }
@@ -273,7 +275,7 @@ TEST(Tokenizers, MatchTransformersOnEveryShippedCaptionAndBuiltPrompt) {
       size_t i = 0;
       for (const auto& b : f["built"]) {
         const std::string key = tokenizer_key(*t5, b[1].get<std::string>());
-        if (i < f["built_examples"].size()) EXPECT_EQ(key, f["built_examples"][i].get<std::string>()) << name;
+        if (i < f["built_examples"].size()) { EXPECT_EQ(key, f["built_examples"][i].get<std::string>()) << name; }
         if (low32_fnv1a64(key) != b[2].get<std::string>() && ++bad <= 3)
           ADD_FAILURE() << name << " built " << b[0].get<std::string>() << ": " << key;
         ++built_total;
