@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,14 @@ inline std::string read_bytes(const std::string& path) {
 inline void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// `bytes` with 1 to `max_flips` positions overwritten by random bytes, all drawn from `rng` (the fuzz-style
+// corruption tests).
+inline std::string flip_random_bytes(std::string bytes, std::mt19937& rng, int max_flips) {
+  const int flips = 1 + static_cast<int>(rng() % static_cast<unsigned>(max_flips));
+  for (int k = 0; k < flips; ++k) bytes[rng() % bytes.size()] = static_cast<char>(rng() & 0xff);
+  return bytes;
 }
 
 }  // namespace gb::test

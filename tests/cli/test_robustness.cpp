@@ -2,6 +2,7 @@
 // exit-2 error, not a kill; a wrong-typed results.json value names the file and the key; deep nesting and
 // kilobytes of garbage give short messages.
 #include "cli_test_util.h"
+#include "tests/test_support.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -15,19 +16,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fresh(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / "gb_test_robustness" / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+using gb::test::ScratchDir;
 
 const std::string kResults = std::string(GB_SOURCE_DIR) + "/tests/regression/quickstart-mini/results.json";
 
 }  // namespace
 
 TEST(Robustness, AFullDiskIsExitTwoAndLeavesNoTornFile) {
-  const fs::path d = fresh("full");
+  const ScratchDir scratch;
+  const fs::path d = scratch.path();
   fs::copy_file(kResults, d / "results.json");
   // 64 blocks of 512 bytes: the tables fit, report.html (embedding every matrix) does not.
   const auto [status, out] =
@@ -42,7 +39,8 @@ TEST(Robustness, AFullDiskIsExitTwoAndLeavesNoTornFile) {
 }
 
 TEST(Robustness, AWrongTypedResultsValueNamesTheFileAndTheKey) {
-  const fs::path d = fresh("types");
+  const ScratchDir scratch;
+  const fs::path d = scratch.path();
   std::ifstream in(kResults);
   auto j = nlohmann::json::parse(in);
   j["run"]["name"] = 42;

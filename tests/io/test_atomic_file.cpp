@@ -4,6 +4,7 @@
 #include "harness/core/excerpt.h"
 #include "harness/io/atomic_file.h"
 #include "harness/io/json_io.h"
+#include "tests/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -20,19 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fresh(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / "gb_test_atomic" / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using gb::test::read_bytes;
+using gb::test::ScratchDir;
 
 size_t entries(const fs::path& d) {
   return static_cast<size_t>(std::distance(fs::directory_iterator(d), fs::directory_iterator()));
@@ -41,24 +31,26 @@ size_t entries(const fs::path& d) {
 }  // namespace
 
 TEST(AtomicFile, WritesReplacesAndNeverLeavesATornFile) {
-  const fs::path d = fresh("basic");
+  const ScratchDir scratch;
+  const fs::path d = scratch.path();
   EXPECT_THROW(gb::write_file_atomic((d / "sub/a.txt").string(), "no folder"), gb::UserError);
   fs::create_directories(d / "sub");
   gb::write_file_atomic((d / "sub/a.txt").string(), "first");
-  EXPECT_EQ(slurp(d / "sub/a.txt"), "first");
+  EXPECT_EQ(read_bytes(d / "sub/a.txt"), "first");
   gb::write_file_atomic((d / "sub/a.txt").string(), "second");
-  EXPECT_EQ(slurp(d / "sub/a.txt"), "second");
+  EXPECT_EQ(read_bytes(d / "sub/a.txt"), "second");
   {  // abandoned before commit (an exception mid-way): the target is untouched, the temporary file gone
     gb::AtomicFile f((d / "sub/a.txt").string());
     f.write("third, half");
   }
-  EXPECT_EQ(slurp(d / "sub/a.txt"), "second");
+  EXPECT_EQ(read_bytes(d / "sub/a.txt"), "second");
   EXPECT_EQ(entries(d / "sub"), 1u);
   EXPECT_THROW(gb::write_file_atomic((d / "sub/a.txt/x").string(), "under a file"), gb::UserError);
 }
 
 TEST(AtomicFile, AFullDiskIsAUserErrorAndKeepsTheOldFile) {
-  const fs::path d = fresh("full");
+  const ScratchDir scratch;
+  const fs::path d = scratch.path();
   gb::write_file_atomic((d / "r.json").string(), "old");
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -79,7 +71,7 @@ TEST(AtomicFile, AFullDiskIsAUserErrorAndKeepsTheOldFile) {
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 2);
-  EXPECT_EQ(slurp(d / "r.json"), "old");
+  EXPECT_EQ(read_bytes(d / "r.json"), "old");
   EXPECT_EQ(entries(d), 1u);
 }
 

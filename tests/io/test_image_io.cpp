@@ -13,10 +13,7 @@ namespace {
 
 // The goldens of tools/parity/make_io_goldens.py.
 std::string data_dir() { return std::string(GB_SOURCE_DIR) + "/tests/io/data"; }
-using test::expect_user_error;
-using test::read_bytes;
-using test::ScratchDir;
-using test::write_bytes;
+using namespace test;  // ScratchDir, read_bytes, write_bytes, expect_user_error
 
 std::string img(const std::string& name) { return data_dir() + "/images/" + name; }
 
@@ -261,10 +258,7 @@ TEST(ImageIO, TruncationsAndCorruptionNeverCrash) {
       }
     }
     for (int trial = 0; trial < 150; ++trial) {
-      std::string bad = good;
-      const int flips = 1 + static_cast<int>(rng() % 3);
-      for (int k = 0; k < flips; ++k) bad[rng() % bad.size()] = static_cast<char>(rng() & 0xff);
-      write_bytes(p, bad);
+      write_bytes(p, flip_random_bytes(good, rng, 3));
       try {
         at::Tensor t = read_image_rgb(p);
         EXPECT_EQ(t.dim(), 3);

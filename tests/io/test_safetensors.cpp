@@ -13,10 +13,7 @@ namespace {
 
 // The goldens of tools/parity/make_io_goldens.py.
 std::string data_dir() { return std::string(GB_SOURCE_DIR) + "/tests/io/data"; }
-using test::expect_user_error;
-using test::read_bytes;
-using test::ScratchDir;
-using test::write_bytes;
+using namespace test;  // ScratchDir, read_bytes, write_bytes, expect_user_error
 
 at::Tensor sample(at::ScalarType st, at::IntArrayRef shape, int seed) {
   at::manual_seed(seed);
@@ -224,10 +221,7 @@ TEST(Safetensors, TruncationsAndCorruptionNeverCrash) {
   std::mt19937 rng(1234);
   int loaded = 0, rejected = 0;
   for (int trial = 0; trial < 400; ++trial) {
-    std::string bad = good;
-    const int flips = 1 + static_cast<int>(rng() % 4);
-    for (int k = 0; k < flips; ++k) bad[rng() % bad.size()] = static_cast<char>(rng() & 0xff);
-    write_bytes(p, bad);
+    write_bytes(p, flip_random_bytes(good, rng, 4));
     try {
       SafetensorsFile f(p);
       for (const auto& name : f.keys()) {

@@ -3,6 +3,7 @@
 #include "harness/core/errors.h"
 #include "harness/io/json_io.h"
 #include "harness/runner/journal.h"
+#include "tests/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -42,28 +43,16 @@ json record(int64_t i) {
   return {{"i", i}, {"id", "img" + std::to_string(i)}, {"v", json::array({v, v})}};
 }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / "gb_test_journal" / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void spit(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary | std::ios::trunc) << s; }
+using gb::test::read_bytes;
+using gb::test::ScratchDir;
+using gb::test::write_bytes;
 
 // Writes header + records 0, 2, 4 and returns the file's text.
 std::string three_records(const fs::path& p) {
   Journal j(p.string(), kHeader, true, schema());
   j.append({record(0), record(2)});
   j.append({record(4)});
-  return slurp(p);
+  return read_bytes(p);
 }
 
 std::string error_of(const fs::path& p) {
@@ -78,7 +67,8 @@ std::string error_of(const fs::path& p) {
 }  // namespace
 
 TEST(Journal, ReplaysWhatWasAppendedAndRefusesAnotherRun) {
-  const fs::path p = fresh_dir("replay") / "j.jsonl";
+  const ScratchDir scratch;
+  const fs::path p = scratch.path() / "j.jsonl";
   three_records(p);
   {
     Journal j(p.string(), kHeader, false, schema());
@@ -95,30 +85,32 @@ TEST(Journal, ReplaysWhatWasAppendedAndRefusesAnotherRun) {
 }
 
 TEST(Journal, EveryTruncationOfTheLastRecordIsDroppedNeverMisread) {
-  const fs::path dir = fresh_dir("torn");
+  const ScratchDir scratch;
+  const fs::path dir = scratch.path();
   const fs::path p = dir / "j.jsonl";
   const std::string full = three_records(p);
   const size_t last_start = full.rfind('\n', full.size() - 2) + 1;
   for (size_t cut = last_start; cut < full.size(); ++cut) {  // a kill -9 at every byte of the last write
-    spit(p, full.substr(0, cut));
+    write_bytes(p, full.substr(0, cut));
     Journal j(p.string(), kHeader, false, schema());
     ASSERT_EQ(j.replayed().size(), 2u) << "cut at byte " << cut;
     EXPECT_EQ(fs::file_size(p), last_start) << "the torn tail is truncated away before appending";
   }
   // A torn header (killed while creating the journal) starts the journal afresh.
-  spit(p, full.substr(0, 7));
+  write_bytes(p, full.substr(0, 7));
   {
     Journal j(p.string(), kHeader, false, schema());
     EXPECT_TRUE(j.replayed().empty());
   }
-  EXPECT_EQ(slurp(p), Journal::encode_line(kHeader));
+  EXPECT_EQ(read_bytes(p), Journal::encode_line(kHeader));
 }
 
 TEST(Journal, ADamagedOrInvalidRecordIsAnErrorNamingItsLine) {
-  const fs::path p = fresh_dir("bad") / "j.jsonl";
+  const ScratchDir scratch;
+  const fs::path p = scratch.path() / "j.jsonl";
   const std::string good = three_records(p);
   const std::string head = good.substr(0, good.find('\n') + 1);
-  auto with_line2 = [&](const std::string& line) { spit(p, head + line + Journal::encode_line(record(2))); };
+  auto with_line2 = [&](const std::string& line) { write_bytes(p, head + line + Journal::encode_line(record(2))); };
   auto expect_error = [&](const json& rec, const std::string& what, const std::string& line = "line 2: ") {
     with_line2(Journal::encode_line(rec));
     const std::string e = error_of(p);
@@ -181,7 +173,8 @@ TEST(Journal, ADamagedOrInvalidRecordIsAnErrorNamingItsLine) {
 }
 
 TEST(Journal, NullWeightsReplayAsNaN) {
-  const fs::path p = fresh_dir("nan") / "j.jsonl";
+  const ScratchDir scratch;
+  const fs::path p = scratch.path() / "j.jsonl";
   json r = record(0);
   r["v"][0]["lw"]["up.0"] = std::nan("");
   r["v"][1]["hw"]["up.0"][1] = std::nan("");
@@ -196,7 +189,8 @@ TEST(Journal, NullWeightsReplayAsNaN) {
 }
 
 TEST(Journal, AFailedAppendIsCutBackAndNamed) {
-  const fs::path p = fresh_dir("full") / "j.jsonl";
+  const ScratchDir scratch;
+  const fs::path p = scratch.path() / "j.jsonl";
   const std::string before = three_records(p);
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -221,7 +215,7 @@ TEST(Journal, AFailedAppendIsCutBackAndNamed) {
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 2);
-  EXPECT_EQ(slurp(p), before);  // the partial write was cut back off
+  EXPECT_EQ(read_bytes(p), before);  // the partial write was cut back off
   Journal j(p.string(), kHeader, false, schema());
   EXPECT_EQ(j.replayed().size(), 3u);
 }
