@@ -1,9 +1,9 @@
 // PixArt-alpha XL-2-1024-MS and PixArt-Sigma XL-2-512-MS: the micro-conditioned transformer at parity with
 // diffusers 0.32.2 (tools/parity/pixart_alpha_goldens.py), the full-size graphs, and the three PixArt kinds'
 // detection, defaults and capture on tiny folders.
-#include "harness/core/hash.h"
 #include "dit_fixtures.h"
 #include "dit_test_util.h"
+#include "full_size_graph.h"
 
 #include "harness/backbones/json_config.h"
 #include "harness/backbones/pixart_backbone.h"
@@ -27,24 +27,9 @@ PixArtInputs alpha_inputs(const std::map<std::string, at::Tensor>& g) {
   return in;
 }
 
-uint64_t fnv1a64(const std::string& s) { return gb::fnv1a(s); }
-
 void expect_graph(const std::string& name, const PixArtConfig& cfg) {
-  auto want = read_json_file(dit_test::golden_dir("pixart_full_size.json"));
-  auto ws = WeightStore::shape_only();
-  PixArtTransformer m(ws, cfg);
-  std::vector<std::string> lines;
-  int64_t params = 0;
-  for (const auto& [k, v] : ws.tensors()) {
-    lines.push_back(k + " " + shape_str(v.sizes()));
-    params += v.numel();
-  }
-  std::sort(lines.begin(), lines.end());
-  std::string text;
-  for (const auto& l : lines) text += l + "\n";
-  EXPECT_EQ(static_cast<int64_t>(lines.size()), want[name]["count"].get<int64_t>()) << name;
-  EXPECT_EQ(params, want[name]["params"].get<int64_t>()) << name;
-  EXPECT_EQ(std::to_string(fnv1a64(text)), want[name]["fnv1a64"].get<std::string>()) << name << ":\n" << text;
+  gb::test::expect_full_size_graph(read_json_file(dit_test::golden_dir("pixart_full_size.json")), name,
+                                   [&](WeightStore& ws) { PixArtTransformer m(ws, cfg); });
 }
 
 // Rewrites the tiny folder's transformer as `patch` says (and fresh weights for it).

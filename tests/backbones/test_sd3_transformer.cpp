@@ -2,8 +2,8 @@
 // config (tools/parity/sd3_goldens.py: qk RMSNorm, a dual-attention layer, the context_pre_only last layer, the
 // stored position table cropped), the Flux-style captures, the flow-matching img2img noising against the real
 // scheduler, the full-size graphs, and the backbone on a tiny folder (detection, text layout, capture replay).
-#include "harness/core/hash.h"
 #include "dit_test_util.h"
+#include "full_size_graph.h"
 #include "tiny_dit.h"
 
 #include "harness/backbones/registry.h"
@@ -24,8 +24,6 @@ Sd3Inputs inputs(const std::map<std::string, at::Tensor>& g) {
   return {g.at("input.latents"), g.at("input.timestep"), g.at("input.encoder_hidden_states"),
           g.at("input.pooled_projections")};
 }
-
-uint64_t fnv1a64(const std::string& s) { return gb::fnv1a(s); }
 
 }  // namespace
 
@@ -92,20 +90,7 @@ TEST(Sd3Transformer, FullSizeGraphsMatchDiffusers) {
   auto want = read_json_file(dit_test::golden_dir("sd3_full_size.json"));
   for (const auto& [name, cfg] : {std::pair{"sd35_medium", Sd3Config::sd35_medium()},
                                   std::pair{"sd35_large", Sd3Config::sd35_large()}}) {
-    auto ws = WeightStore::shape_only();
-    Sd3Transformer m(ws, cfg);
-    std::vector<std::string> lines;
-    int64_t params = 0;
-    for (const auto& [k, v] : ws.tensors()) {
-      lines.push_back(k + " " + shape_str(v.sizes()));
-      params += v.numel();
-    }
-    std::sort(lines.begin(), lines.end());
-    std::string text;
-    for (const auto& l : lines) text += l + "\n";
-    EXPECT_EQ(static_cast<int64_t>(lines.size()), want[name]["count"].get<int64_t>()) << name;
-    EXPECT_EQ(params, want[name]["params"].get<int64_t>()) << name;
-    EXPECT_EQ(std::to_string(fnv1a64(text)), want[name]["fnv1a64"].get<std::string>()) << name;
+    gb::test::expect_full_size_graph(want, name, [&](WeightStore& ws) { Sd3Transformer m(ws, cfg); });
   }
 }
 

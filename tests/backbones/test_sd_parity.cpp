@@ -1,7 +1,7 @@
 // Numerical parity with diffusers v0.32.2 on the same tiny random weights (goldens: tools/parity/sd_goldens.py;
 // SD 2.1: tools/parity/sd21_goldens.py, text encoder from transformers 4.47.1).
 // fp32 on CPU; max relative error (max |a - b| / max |b|) <= 1e-4.
-#include "harness/core/hash.h"
+#include "full_size_graph.h"
 #include "harness/backbones/flux_transformer.h"
 #include "harness/backbones/pixart_transformer.h"
 #include "harness/backbones/t5_encoder.h"
@@ -160,53 +160,15 @@ INSTANTIATE_TEST_SUITE_P(Tiny, SdParity, ::testing::Values("sd15", "sdxl", "sd21
 // encoder request exactly the keys and shapes diffusers / transformers build at the published configs (hash of the
 // sorted "key [shape]" lines, count and parameter total), on the meta device (no memory).
 TEST(FullSizeGraphs, KeysShapesAndParamsMatchDiffusers) {
-  auto want = read_json_file(kGolden + "full_size_keys.json");
-  auto check = [&](const std::string& name, const WeightStore& ws) {
-    std::vector<std::string> lines;
-    int64_t params = 0;
-    for (const auto& [k, v] : ws.tensors()) {
-      lines.push_back(k + " " + shape_str(v.sizes()));
-      params += v.numel();
-    }
-    std::sort(lines.begin(), lines.end());
-    std::string text;
-    for (const auto& l : lines) text += l + "\n";
-    const uint64_t h = gb::fnv1a(text);
-    EXPECT_EQ(static_cast<int64_t>(lines.size()), want[name]["count"].get<int64_t>()) << name;
-    EXPECT_EQ(params, want[name]["params"].get<int64_t>()) << name;
-    EXPECT_EQ(std::to_string(h), want[name]["fnv1a64"].get<std::string>())
-        << name << ": key/shape lists differ; run tools/parity/sd_goldens.py and diff against:\n" << text;
-  };
-  {
-    auto ws = WeightStore::shape_only();
-    UNet2DConditionModel m(UNetConfig::sd15(), ws);
-    check("sd15_unet", ws);
-  }
-  {
-    auto ws = WeightStore::shape_only();
-    UNet2DConditionModel m(UNetConfig::sdxl(), ws);
-    check("sdxl_unet", ws);
-  }
-  {
-    auto ws = WeightStore::shape_only();
-    VaeEncoder m(VaeConfig::sd15(), ws);
-    check("vae_encoder", ws);
-  }
-  {
-    auto ws = WeightStore::shape_only();
-    PixArtTransformer m(ws, PixArtConfig::sigma_xl_2_1024());
-    check("pixart_transformer", ws);
-  }
-  {
-    auto ws = WeightStore::shape_only();
-    FluxTransformer m(ws, FluxConfig::dev());
-    check("flux_transformer", ws);
-  }
-  {
-    auto ws = WeightStore::shape_only();
-    T5Encoder m(ws, T5Config::v1_1_xxl());
-    check("t5_xxl_encoder", ws);
-  }
+  using gb::test::expect_full_size_graph;
+  const auto want = read_json_file(kGolden + "full_size_keys.json");  // tools/parity/sd_goldens.py
+  expect_full_size_graph(want, "sd15_unet", [](WeightStore& ws) { UNet2DConditionModel m(UNetConfig::sd15(), ws); });
+  expect_full_size_graph(want, "sdxl_unet", [](WeightStore& ws) { UNet2DConditionModel m(UNetConfig::sdxl(), ws); });
+  expect_full_size_graph(want, "vae_encoder", [](WeightStore& ws) { VaeEncoder m(VaeConfig::sd15(), ws); });
+  expect_full_size_graph(want, "pixart_transformer",
+                         [](WeightStore& ws) { PixArtTransformer m(ws, PixArtConfig::sigma_xl_2_1024()); });
+  expect_full_size_graph(want, "flux_transformer", [](WeightStore& ws) { FluxTransformer m(ws, FluxConfig::dev()); });
+  expect_full_size_graph(want, "t5_xxl_encoder", [](WeightStore& ws) { T5Encoder m(ws, T5Config::v1_1_xxl()); });
   // CLIP parameter totals from the spec (backbones-cost.md §1): CLIP-L 123.06 M, bigG + projection 694.66 M.
   auto clip_params = [](const ClipTextConfig& c) {
     auto ws = WeightStore::shape_only();
@@ -217,21 +179,12 @@ TEST(FullSizeGraphs, KeysShapesAndParamsMatchDiffusers) {
   };
   // SD 2.1 (tools/parity/sd21_goldens.py): the 768-v UNet (the base one has the same graph) and OpenCLIP-H's
   // 23-layer text tower in the CLIPTextModel layout.
-  auto want21 = read_json_file(kGolden + "full_size_keys_sd21.json");
-  want = want21;
-  {
-    auto ws = WeightStore::shape_only();
-    UNet2DConditionModel m(UNetConfig::sd21(), ws);
-    check("sd21_unet", ws);
-    auto wb = WeightStore::shape_only();
-    UNet2DConditionModel mb(UNetConfig::sd21_base(), wb);
-    check("sd21_unet", wb);
-  }
-  {
-    auto ws = WeightStore::shape_only();
-    ClipTextModel m(ClipTextConfig::openclip_h(), ws);
-    check("openclip_h_text", ws);
-  }
+  const auto want21 = read_json_file(kGolden + "full_size_keys_sd21.json");
+  expect_full_size_graph(want21, "sd21_unet", [](WeightStore& ws) { UNet2DConditionModel m(UNetConfig::sd21(), ws); });
+  expect_full_size_graph(want21, "sd21_unet",
+                         [](WeightStore& ws) { UNet2DConditionModel m(UNetConfig::sd21_base(), ws); });
+  expect_full_size_graph(want21, "openclip_h_text",
+                         [](WeightStore& ws) { ClipTextModel m(ClipTextConfig::openclip_h(), ws); });
   EXPECT_NEAR(clip_params(ClipTextConfig::clip_l()) / 1e6, 123.06, 0.01);
   EXPECT_NEAR(clip_params(ClipTextConfig::bigg()) / 1e6, 694.66, 0.01);
 }
