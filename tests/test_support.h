@@ -29,7 +29,7 @@ inline std::string user_error_message(const std::function<void()>& f) {
 
 // Runs `f`, expects a UserError whose message contains every one of `needles`; returns the message.
 template <typename F>
-std::string expect_user_error(F&& f, const std::vector<std::string>& needles) {
+std::string expect_user_error(F&& f, const std::vector<std::string>& needles = {}) {
   try {
     f();
   } catch (const gb::UserError& e) {

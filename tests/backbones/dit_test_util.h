@@ -1,11 +1,17 @@
 #pragma once
-// Shared helpers for the PixArt / Flux / T5 tests: golden locations and the relative-error check.
+// Shared helpers for the PixArt / Flux / SD3.5 / T5 tests: golden locations, the relative-error check, capture specs
+// and the determinism / batch-independence check of a backbone.
 #include "harness/backbones/pixart_transformer.h"
+#include "harness/core/backbone.h"
+#include "harness/core/capture.h"
 #include "harness/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
+#include <initializer_list>
 #include <map>
 #include <string>
 
@@ -50,6 +56,65 @@ inline void expect_close(const at::Tensor& got, const at::Tensor& want, const st
   ASSERT_EQ(got.sizes(), want.sizes()) << what;
   double e = rel_err(got, want);
   EXPECT_LE(e, tol) << what << " relative error " << e;
+}
+
+// The capture keys a golden holds (its "capture.<key>" tensors), those `keep` accepts when given.
+inline gb::CaptureSpec golden_capture_spec(const std::map<std::string, at::Tensor>& g,
+                                           const std::function<bool(const std::string&)>& keep = nullptr) {
+  gb::CaptureSpec spec;
+  for (const auto& [k, v] : g)
+    if (k.rfind("capture.", 0) == 0 && (!keep || keep(k.substr(8)))) spec.add(k.substr(8));
+  return spec;
+}
+
+// Every key of `spec` in `cap` against the golden's capture.<key> (a special weight, which the golden holds once,
+// expanded over the goldens' batch of 2); returns the worst relative error.
+inline double expect_golden_captures(const gb::Capture& cap, const std::map<std::string, at::Tensor>& g,
+                                     const gb::CaptureSpec& spec) {
+  double worst = 0;
+  for (const auto& k : spec.keys) {
+    at::Tensor want = g.at("capture." + k);
+    if (k.find("special-weight") != std::string::npos) want = want.unsqueeze(0).expand({2, want.size(0), want.size(1)});
+    expect_close(cap.tensors.at(k), want, k);
+    worst = std::max(worst, rel_err(cap.tensors.at(k), want));
+  }
+  return worst;
+}
+
+// A capture spec of `keys`, self maps stored as their head mean (what the methods read).
+inline gb::CaptureSpec head_mean_spec(std::initializer_list<std::string> keys) {
+  gb::CaptureSpec s;
+  for (const auto& k : keys) s.add(k);
+  s.self_map_head_mean = true;
+  return s;
+}
+
+// Image `row` of `batch` alone: same id, prompt and seed.
+inline gb::BackboneBatch one_image(const gb::BackboneBatch& batch, size_t row) {
+  gb::BackboneBatch one;
+  one.images = {batch.images[row]};
+  one.prompts = {batch.prompts[row]};
+  one.ids = {batch.ids[row]};
+  one.seed = batch.seed;
+  return one;
+}
+
+struct BatchAndSingle {
+  gb::Capture batch, single;
+};
+
+// The backbone is seeded and deterministic (the batch twice gives equal captures) and batch-independent: image
+// `row` captured alone equals row `row` of the batch (relative error 1e-5). Returns both captures.
+inline BatchAndSingle expect_deterministic_and_batch_independent(gb::Backbone& bb, const gb::BackboneBatch& batch,
+                                                                 const gb::CaptureSpec& spec, size_t row) {
+  BatchAndSingle out;
+  out.batch = bb.capture(batch, spec);
+  const gb::Capture again = bb.capture(batch, spec);
+  for (const auto& [k, v] : out.batch.tensors) EXPECT_TRUE(at::equal(v, again.tensors.at(k))) << k;
+  out.single = bb.capture(one_image(batch, row), spec);
+  const auto r = static_cast<int64_t>(row);
+  for (const auto& [k, v] : out.single.tensors) expect_close(v[0], out.batch.tensors.at(k)[r], k, 1e-5);
+  return out;
 }
 
 }  // namespace dit_test

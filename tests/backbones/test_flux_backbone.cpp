@@ -25,17 +25,11 @@ struct FluxFixture : tiny::FluxFolderTest {
     return b;
   }
   static gb::CaptureSpec goca_spec() {
-    gb::CaptureSpec s;
-    for (int k = 0; k < 4; ++k) {
-      s.add("vit-block" + std::to_string(k) + "-cross-map");
-      s.add("vit-block" + std::to_string(k) + "-self-map");
-    }
-    s.add("vit-block0-cross-special-post-value");
-    s.add("vit-block0-cross-special-weight");
-    s.add("vit-block0-cross-special-value");
-    s.add("vit-block3-attn-out");
-    s.self_map_head_mean = true;
-    return s;
+    return dit_test::head_mean_spec({"vit-block0-cross-map", "vit-block1-cross-map", "vit-block2-cross-map",
+                                     "vit-block3-cross-map", "vit-block0-self-map", "vit-block1-self-map",
+                                     "vit-block2-self-map", "vit-block3-self-map",
+                                     "vit-block0-cross-special-post-value", "vit-block0-cross-special-weight",
+                                     "vit-block0-cross-special-value", "vit-block3-attn-out"});
   }
 };
 }  // namespace
@@ -89,19 +83,7 @@ TEST_F(FluxFixture, CaptureNamesShapesAndInputs) {
 }
 
 TEST_F(FluxFixture, SeededDeterministicAndBatchIndependent) {
-  auto bb = open();
-  auto spec = goca_spec();
-  auto two = bb->capture(batch(2), spec);
-  auto again = bb->capture(batch(2), spec);
-  for (const auto& [k, v] : two.tensors) EXPECT_TRUE(at::equal(v, again.tensors.at(k))) << k;
-  auto b = batch(2);
-  gb::BackboneBatch one;
-  one.images = {b.images[0]};
-  one.prompts = {b.prompts[0]};
-  one.ids = {b.ids[0]};
-  one.seed = b.seed;
-  auto single = bb->capture(one, spec);
-  for (const auto& [k, v] : single.tensors) dit_test::expect_close(v[0], two.tensors.at(k)[0], k, 1e-5);
+  dit_test::expect_deterministic_and_batch_independent(*open(), batch(2), goca_spec(), 0);
 }
 
 TEST_F(FluxFixture, MissingClipTokenizerAndShapeMismatchAreUserErrors) {

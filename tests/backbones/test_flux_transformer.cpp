@@ -5,6 +5,7 @@
 #include "harness/backbones/flux_transformer.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
+#include "tests/test_support.h"
 
 using namespace gb::bb;
 
@@ -15,19 +16,6 @@ std::unique_ptr<FluxTransformer> tiny() {
 FluxInputs inputs(const std::map<std::string, at::Tensor>& g) {
   return {g.at("input.latents"), g.at("input.timestep"), g.at("input.guidance"), g.at("input.encoder_hidden_states"),
           g.at("input.pooled_projections"), g.at("input.img_ids"), g.at("input.txt_ids")};
-}
-gb::CaptureSpec all_keys(const std::map<std::string, at::Tensor>& g) {
-  gb::CaptureSpec spec;
-  for (const auto& [k, v] : g)
-    if (k.rfind("capture.", 0) == 0) spec.add(k.substr(8));
-  return spec;
-}
-void check_captures(const gb::Capture& cap, const std::map<std::string, at::Tensor>& g, const gb::CaptureSpec& spec) {
-  for (const auto& k : spec.keys) {
-    at::Tensor want = g.at("capture." + k);
-    if (k.find("special-weight") != std::string::npos) want = want.unsqueeze(0).expand({2, want.size(0), want.size(1)});
-    dit_test::expect_close(cap.tensors.at(k), want, k);
-  }
 }
 }  // namespace
 
@@ -43,13 +31,13 @@ TEST(FluxTransformer, ConfigFromJsonAndPreset) {
 TEST(FluxTransformer, OutputAndJointSoftmaxCapturesMatchDiffusers) {
   auto g = dit_test::golden("flux");
   auto m = tiny();
-  auto spec = all_keys(g);
+  auto spec = dit_test::golden_capture_spec(g);
   ASSERT_EQ(spec.keys.size(), 2u * 6u + 2u * 3u);
   gb::Capture cap;
   CaptureRecorder rec(spec, cap);
   dit_test::expect_close((*m)(inputs(g), &rec), g.at("output"), "output");
   EXPECT_TRUE(rec.unrecorded().empty());
-  check_captures(cap, g, spec);
+  dit_test::expect_golden_captures(cap, g, spec);
   // Not renormalised: cross + self rows of the joint softmax sum to 1.
   auto rows = cap.tensors.at("vit-block2-cross-map").sum(-1) + cap.tensors.at("vit-block2-self-map").sum(-1);
   EXPECT_LT((rows - 1).abs().max().item<float>(), 1e-5);
@@ -137,13 +125,8 @@ TEST(FluxTransformer, StrictLoading) {
   auto cfg = FluxConfig::from_json(dit_test::golden_dir("flux") + "/transformer/config.json");
   WeightStore ws(src, "flux-test", at::kFloat, at::kCPU);
   FluxTransformer m(ws, cfg);
-  try {
-    ws.finish();
-    FAIL();
-  } catch (const gb::UserError& e) {
-    std::string s = e.what();
-    EXPECT_NE(s.find("single_transformer_blocks.1.attn.norm_k.weight"), std::string::npos) << s;
-    EXPECT_NE(s.find("transformer_blocks.0.attn.to_add_out.weight"), std::string::npos) << s;
-    EXPECT_NE(s.find("single_transformer_blocks.1.attn.to_out.0.weight"), std::string::npos) << s;
-  }
+  gb::test::expect_user_error([&] { ws.finish(); },
+                              {"single_transformer_blocks.1.attn.norm_k.weight",
+                               "transformer_blocks.0.attn.to_add_out.weight",
+                               "single_transformer_blocks.1.attn.to_out.0.weight"});
 }

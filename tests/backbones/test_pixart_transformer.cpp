@@ -6,6 +6,7 @@
 #include "harness/backbones/pixart_transformer.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
+#include "tests/test_support.h"
 
 using namespace gb::bb;
 
@@ -14,12 +15,6 @@ std::unique_ptr<PixArtTransformer> tiny() {
   return PixArtTransformer::load(dit_test::golden_dir("pixart"), at::kFloat, at::kCPU);
 }
 using dit_test::pixart_inputs;
-gb::CaptureSpec all_keys(const std::map<std::string, at::Tensor>& g) {
-  gb::CaptureSpec spec;
-  for (const auto& [k, v] : g)
-    if (k.rfind("capture.", 0) == 0) spec.add(k.substr(8));
-  return spec;
-}
 }  // namespace
 
 TEST(PixArtTransformer, ConfigFromJson) {
@@ -50,18 +45,14 @@ TEST(PixArtTransformer, SinCosTableLayout) {
 TEST(PixArtTransformer, OutputAndCapturesMatchDiffusers) {
   auto g = dit_test::golden("pixart");
   auto m = tiny();
-  auto spec = all_keys(g);
+  auto spec = dit_test::golden_capture_spec(g);
   ASSERT_EQ(spec.keys.size(), 2u * 2u * 5u);
   gb::Capture cap;
   CaptureRecorder rec(spec, cap);
   auto out = (*m)(pixart_inputs(g), &rec);
   dit_test::expect_close(out, g.at("output"), "output");
   EXPECT_TRUE(rec.unrecorded().empty());
-  for (const auto& k : spec.keys) {
-    at::Tensor want = g.at("capture." + k);
-    if (k.find("special-weight") != std::string::npos) want = want.unsqueeze(0).expand({2, want.size(0), want.size(1)});
-    dit_test::expect_close(cap.tensors.at(k), want, k);
-  }
+  dit_test::expect_golden_captures(cap, g, spec);
   // Cross-map columns of padded caption tokens are ~0 (the -10000 bias).
   auto cm = cap.tensors.at("vit-block1-cross-map");
   EXPECT_LT(cm.index({1, at::indexing::Slice(), at::indexing::Slice(), at::indexing::Slice(3)}).abs().max().item<float>(), 1e-3);
@@ -120,13 +111,7 @@ TEST(PixArtTransformer, StrictLoadingReportsMissingMisShapedUnexpected) {
   auto cfg = PixArtConfig::from_json(dit_test::golden_dir("pixart") + "/transformer/config.json");
   WeightStore ws(src, "pixart-test", at::kFloat, at::kCPU);
   PixArtTransformer m(ws, cfg);
-  try {
-    ws.finish();
-    FAIL();
-  } catch (const gb::UserError& e) {
-    std::string s = e.what();
-    EXPECT_NE(s.find("transformer_blocks.1.attn2.to_k.bias"), std::string::npos) << s;
-    EXPECT_NE(s.find("caption_projection.linear_1.weight"), std::string::npos) << s;
-    EXPECT_NE(s.find("resolution_embedder.linear_1.weight"), std::string::npos) << s;
-  }
+  gb::test::expect_user_error([&] { ws.finish(); }, {"transformer_blocks.1.attn2.to_k.bias",
+                                                     "caption_projection.linear_1.weight",
+                                                     "resolution_embedder.linear_1.weight"});
 }

@@ -57,20 +57,12 @@ TEST(PixArtAlpha, MicroConditionedTransformerMatchesDiffusers) {
   auto g = dit_test::golden("pixart_alpha");
   auto m = PixArtTransformer::load(dit_test::golden_dir("pixart_alpha"), at::kFloat, at::kCPU);
   EXPECT_TRUE(m->config().use_additional_conditions);
-  gb::CaptureSpec spec;
-  for (const auto& [k, v] : g)
-    if (k.rfind("capture.", 0) == 0) spec.add(k.substr(8));
+  const gb::CaptureSpec spec = dit_test::golden_capture_spec(g);
   ASSERT_EQ(spec.keys.size(), 2u * 2u * 5u);
   gb::Capture cap;
   CaptureRecorder rec(spec, cap);
   dit_test::expect_close((*m)(alpha_inputs(g), &rec), g.at("output"), "output");
-  double worst = 0;
-  for (const auto& k : spec.keys) {
-    at::Tensor want = g.at("capture." + k);
-    if (k.find("special-weight") != std::string::npos) want = want.unsqueeze(0).expand({2, want.size(0), want.size(1)});
-    dit_test::expect_close(cap.tensors.at(k), want, k);
-    worst = std::max(worst, dit_test::rel_err(cap.tensors.at(k), want));
-  }
+  const double worst = dit_test::expect_golden_captures(cap, g, spec);
   std::cout << "pixart-alpha: " << spec.keys.size() << " captured tensors compared, worst max relative error " << worst
             << "\n";
   // The micro-conditions are live: another resolution, another output.

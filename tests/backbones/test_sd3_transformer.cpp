@@ -32,21 +32,14 @@ TEST(Sd3Transformer, OutputAndCapturesMatchDiffusers) {
   auto m = Sd3Transformer::load(dit_test::golden_dir("sd3"), at::kFloat, at::kCPU);
   EXPECT_TRUE(m->config().dual(0));
   EXPECT_FALSE(m->config().dual(1));
-  gb::CaptureSpec spec;
-  for (const auto& [k, v] : g)
-    if (k.rfind("capture.", 0) == 0 && k.find("-dual") == std::string::npos) spec.add(k.substr(8));
+  const gb::CaptureSpec spec =
+      dit_test::golden_capture_spec(g, [](const std::string& k) { return k.find("-dual") == std::string::npos; });
   ASSERT_EQ(spec.keys.size(), 3u * 6u);
   gb::Capture cap;
   CaptureRecorder rec(spec, cap);
   dit_test::expect_close((*m)(inputs(g), &rec), g.at("output"), "output");
   EXPECT_TRUE(rec.unrecorded().empty());
-  double worst = 0;
-  for (const auto& k : spec.keys) {
-    at::Tensor want = g.at("capture." + k);
-    if (k.find("special-weight") != std::string::npos) want = want.unsqueeze(0).expand({2, want.size(0), want.size(1)});
-    dit_test::expect_close(cap.tensors.at(k), want, k);
-    worst = std::max(worst, dit_test::rel_err(cap.tensors.at(k), want));
-  }
+  const double worst = dit_test::expect_golden_captures(cap, g, spec);
   std::cout << "sd3: " << spec.keys.size() << " captured tensors compared, worst max relative error " << worst
             << " (output " << dit_test::rel_err((*m)(inputs(g), nullptr), g.at("output")) << ")\n";
   // Fused-attention path (nothing captured) gives the same output; early stop returns nothing.

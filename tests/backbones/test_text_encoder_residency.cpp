@@ -9,6 +9,7 @@
 #include "harness/backbones/pixart_backbone.h"
 #include "harness/backbones/text_cache.h"
 #include "harness/core/errors.h"
+#include "tests/test_support.h"
 
 using namespace gb::bb;
 namespace fs = std::filesystem;
@@ -36,50 +37,27 @@ void expect_same_capture(const gb::Capture& a, const gb::Capture& b) {
   for (const auto& [k, t] : a.inputs) EXPECT_TRUE(at::equal(t, b.inputs.at(k))) << k;
 }
 
-template <typename F>
-std::string user_error(F&& f) {
-  try {
-    f();
-  } catch (const gb::UserError& e) {
-    return e.what();
-  }
-  return "";
-}
+using gb::test::user_error_message;
 
 struct FluxResidency : tiny::FluxFolderTest {
   std::unique_ptr<FluxBackbone> open(TextEncoderResidency mode) { return open_flux(mode); }
   static gb::CaptureSpec spec() {
-    gb::CaptureSpec s;
-    s.add("vit-block0-cross-map");
-    s.add("vit-block3-cross-map");
-    s.add("vit-block1-self-map");
-    s.self_map_head_mean = true;
-    return s;
+    return dit_test::head_mean_spec({"vit-block0-cross-map", "vit-block3-cross-map", "vit-block1-self-map"});
   }
 };
 
 struct PixArtResidency : tiny::PixArtFolderTest {
   std::unique_ptr<PixArtSigmaBackbone> open(TextEncoderResidency mode) { return open_pixart(mode); }
   static gb::CaptureSpec spec() {
-    gb::CaptureSpec s;
-    s.add("vit-block0-cross-map");
-    s.add("vit-block1-cross-map");
-    s.add("vit-block1-self-map");
-    s.self_map_head_mean = true;
-    return s;
+    return dit_test::head_mean_spec({"vit-block0-cross-map", "vit-block1-cross-map", "vit-block1-self-map"});
   }
 };
 
 struct Sd3Residency : tiny::Sd3FolderTest {
   std::unique_ptr<Sd3Backbone> open(TextEncoderResidency mode) { return open_sd3(mode); }
   static gb::CaptureSpec spec() {
-    gb::CaptureSpec s;
-    s.add("vit-block0-cross-map");
-    s.add("vit-block1-cross-map");
-    s.add("vit-block1-self-map");
-    s.add("vit-block0-attn-out");
-    s.self_map_head_mean = true;
-    return s;
+    return dit_test::head_mean_spec(
+        {"vit-block0-cross-map", "vit-block1-cross-map", "vit-block1-self-map", "vit-block0-attn-out"});
   }
 };
 
@@ -90,7 +68,7 @@ TEST(TextEncoderResidency, ParsesTheThreeModes) {
   EXPECT_EQ(parse_text_encoder_residency("offload"), TextEncoderResidency::offload);
   EXPECT_EQ(parse_text_encoder_residency("free"), TextEncoderResidency::free);
   EXPECT_EQ(to_string(TextEncoderResidency::offload), "offload");
-  EXPECT_NE(user_error([] { parse_text_encoder_residency("cpu"); }).find("keep, offload or free"), std::string::npos);
+  EXPECT_NE(user_error_message([] { parse_text_encoder_residency("cpu"); }).find("keep, offload or free"), std::string::npos);
 }
 
 TEST(PromptConditioningCache, StoresRowsGathersAndChunksPending) {
@@ -110,7 +88,7 @@ TEST(PromptConditioningCache, StoresRowsGathersAndChunksPending) {
   EXPECT_TRUE(at::equal(g.at("x")[1], at::arange(6, at::kFloat).view({3, 2})));
   EXPECT_TRUE(at::equal(g.at("m"), at::tensor({0, 1, 0}, at::kLong)));
   EXPECT_EQ(c.pending({"a", "c", "b"}, 4), (std::vector<std::vector<std::string>>{{"c"}}));
-  const std::string msg = user_error([&] { c.gather({"a", "zebra"}, at::kCPU, "flux"); });
+  const std::string msg = user_error_message([&] { c.gather({"a", "zebra"}, at::kCPU, "flux"); });
   EXPECT_NE(msg.find("flux:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("\"zebra\""), std::string::npos) << msg;
 }
@@ -127,17 +105,17 @@ TEST_F(FluxResidency, FreeAfterPrepareMatchesKeepAndReleasesTheEncoders) {
   for (const auto& batch : {make_batch({"a cat and a dog", "sky"}, 0), make_batch({"tree road"}, 1)})
     expect_same_capture(keep->capture(batch, spec()), free->capture(batch, spec()));
   // A prompt never encoded, and token-id replay, need the freed encoders: one clear error each.
-  const std::string msg = user_error([&] { free->capture(make_batch({"a new prompt"}, 2), spec()); });
+  const std::string msg = user_error_message([&] { free->capture(make_batch({"a new prompt"}, 2), spec()); });
   EXPECT_NE(msg.find("text_encoder: free"), std::string::npos) << msg;
   EXPECT_NE(msg.find("\"a new prompt\""), std::string::npos) << msg;
   auto ids = at::zeros({1, free->text_length()}, at::kLong);
   auto clip_ids = at::zeros({1, 12}, at::kLong);
-  EXPECT_NE(user_error([&] { free->capture_ids({tiny::random_image(16, 16, 1)}, ids, clip_ids, {"x"}, 1, spec()); })
+  EXPECT_NE(user_error_message([&] { free->capture_ids({tiny::random_image(16, 16, 1)}, ids, clip_ids, {"x"}, 1, spec()); })
                 .find("freed"),
             std::string::npos);
   // Cached prompts can still be prepared again (no-op); new ones cannot.
   free->prepare_prompts({"sky"}, 2);
-  EXPECT_NE(user_error([&] { free->prepare_prompts({"sky", "moon"}, 2); }).find("\"moon\""), std::string::npos);
+  EXPECT_NE(user_error_message([&] { free->prepare_prompts({"sky", "moon"}, 2); }).find("\"moon\""), std::string::npos);
 }
 
 TEST_F(FluxResidency, FreeWithoutPrepareEncodesTheFirstBatchThenServesItFromTheCache) {
@@ -148,7 +126,7 @@ TEST_F(FluxResidency, FreeWithoutPrepareEncodesTheFirstBatchThenServesItFromTheC
   expect_same_capture(want, free->capture(batch, spec()));
   EXPECT_FALSE(free->text_encoders_loaded());
   expect_same_capture(want, free->capture(batch, spec()));  // again, from the host cache
-  EXPECT_FALSE(user_error([&] { free->capture(make_batch({"sky"}, 5), spec()); }).empty());
+  EXPECT_FALSE(user_error_message([&] { free->capture(make_batch({"sky"}, 5), spec()); }).empty());
 }
 
 TEST_F(FluxResidency, OffloadMatchesKeep) {
@@ -174,7 +152,7 @@ TEST_F(PixArtResidency, FreeAfterPrepareMatchesKeepIncludingTheMask) {
   const auto b = free->capture(batch, spec());
   expect_same_capture(a, b);
   EXPECT_TRUE(at::equal(b.inputs.at("input.encoder_attention_mask"), a.inputs.at("input.encoder_attention_mask")));
-  EXPECT_NE(user_error([&] { free->capture(make_batch({"moon"}, 8), spec()); }).find("pixart-sigma:"), std::string::npos);
+  EXPECT_NE(user_error_message([&] { free->capture(make_batch({"moon"}, 8), spec()); }).find("pixart-sigma:"), std::string::npos);
 }
 
 TEST_F(PixArtResidency, OffloadAndFreeWithoutPrepareMatchKeep) {
@@ -212,7 +190,7 @@ TEST(TextEncoderResidencyRejected, StableDiffusionKeepsClipResident) {
   BackboneOptions o;
   o.image_size = 16;
   o.t5_int8 = true;
-  const std::string msg = user_error([&] { open_backbone(root.string(), o); });
+  const std::string msg = user_error_message([&] { open_backbone(root.string(), o); });
   EXPECT_NE(msg.find("t5_int8 is a flux option"), std::string::npos) << msg;
   fs::remove_all(root);
 }
@@ -226,11 +204,11 @@ TEST_F(Sd3Residency, FreeAfterPrepareMatchesKeepAndReleasesTheThreeEncoders) {
   EXPECT_EQ(free->text_cache().size(), 3);
   for (const auto& batch : {make_batch({"a cat and a dog", "sky"}, 20), make_batch({"tree road"}, 21)})
     expect_same_capture(keep->capture(batch, spec()), free->capture(batch, spec()));
-  const std::string msg = user_error([&] { free->capture(make_batch({"moon"}, 22), spec()); });
+  const std::string msg = user_error_message([&] { free->capture(make_batch({"moon"}, 22), spec()); });
   EXPECT_NE(msg.find("sd35-medium:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("\"moon\""), std::string::npos) << msg;
   const auto clip_ids = at::zeros({1, 12}, at::kLong), t5_ids = at::zeros({1, 6}, at::kLong);
-  EXPECT_NE(user_error([&] { free->capture_ids({tiny::random_image(16, 16, 1)}, clip_ids, t5_ids, {"x"}, 1, spec()); })
+  EXPECT_NE(user_error_message([&] { free->capture_ids({tiny::random_image(16, 16, 1)}, clip_ids, t5_ids, {"x"}, 1, spec()); })
                 .find("freed"),
             std::string::npos);
 }

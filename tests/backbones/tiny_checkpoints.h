@@ -133,25 +133,7 @@ inline std::string write_structural_sdxl(const std::filesystem::path& root, uint
 
 // PixArt-Sigma XL-2 1024-MS (28 blocks, patch 2, sample 128, interpolation 2; T5 + SentencePiece tokenizer).
 inline std::string write_structural_pixart(const std::filesystem::path& root, uint64_t seed = 121) {
-  namespace fs = std::filesystem;
-  fs::create_directories(root);
-  write_json(root / "model_index.json", {{"_class_name", "PixArtSigmaPipeline"}});
-  write_json(root / "transformer" / "config.json",
-             {{"_class_name", "PixArtTransformer2DModel"}, {"num_attention_heads", 2}, {"attention_head_dim", 8},
-              {"in_channels", 4}, {"out_channels", 8}, {"num_layers", 28}, {"cross_attention_dim", 16},
-              {"attention_bias", true}, {"sample_size", 128}, {"patch_size", 2},
-              {"activation_fn", "gelu-approximate"}, {"num_embeds_ada_norm", 1000}, {"norm_type", "ada_norm_single"},
-              {"norm_elementwise_affine", false}, {"norm_eps", 1e-6}, {"interpolation_scale", 2},
-              {"use_additional_conditions", false}, {"caption_channels", 16}});
-  write_json(root / "scheduler" / "scheduler_config.json",
-             {{"_class_name", "DPMSolverMultistepScheduler"}, {"beta_start", 0.0001}, {"beta_end", 0.02},
-              {"beta_schedule", "linear"}, {"num_train_timesteps", 1000}, {"timestep_spacing", "linspace"},
-              {"steps_offset", 0}, {"algorithm_type", "dpmsolver++"}, {"solver_order", 2}});
-  {
-    auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
-    PixArtTransformer m(ws, PixArtConfig::from_json((root / "transformer" / "config.json").string()));
-    save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
-  }
+  write_pixart_denoiser(root, 28, 128, seed);
   write_structural_vae(root / "vae", structural_vae_json(4, 0.13025, std::nullopt, true), seed + 1);
   write_t5(root / "text_encoder", 16, seed + 2, kTinyT5Vocab);
   install_t5_spiece(root, "tokenizer");
@@ -161,23 +143,7 @@ inline std::string write_structural_pixart(const std::filesystem::path& root, ui
 // FLUX.1-dev (19 double + 38 single blocks, in_channels 64 = 16 latent channels packed 2x2, guidance embeds;
 // CLIP for the pooled vector, T5 as tokenizer_2/text_encoder_2; 16-channel VAE with shift).
 inline std::string write_structural_flux(const std::filesystem::path& root, uint64_t seed = 131) {
-  namespace fs = std::filesystem;
-  fs::create_directories(root);
-  write_json(root / "model_index.json", {{"_class_name", "FluxPipeline"}});
-  write_json(root / "transformer" / "config.json",
-             {{"_class_name", "FluxTransformer2DModel"}, {"patch_size", 1}, {"in_channels", 64}, {"num_layers", 19},
-              {"num_single_layers", 38}, {"attention_head_dim", 16}, {"num_attention_heads", 2},
-              {"joint_attention_dim", 24}, {"pooled_projection_dim", 16}, {"guidance_embeds", true},
-              {"axes_dims_rope", {4, 6, 6}}});
-  write_json(root / "scheduler" / "scheduler_config.json",
-             {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0},
-              {"use_dynamic_shifting", true}, {"base_shift", 0.5}, {"max_shift", 1.15}, {"base_image_seq_len", 256},
-              {"max_image_seq_len", 4096}});
-  {
-    auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
-    FluxTransformer m(ws, FluxConfig::from_json((root / "transformer" / "config.json").string()));
-    save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
-  }
+  write_flux_denoiser(root, 19, 38, seed);
   write_structural_vae(root / "vae", structural_vae_json(16, 0.3611, 0.1159, false), seed + 1);
   write_structural_clip(root / "text_encoder", false, seed + 2);
   write_t5(root / "text_encoder_2", 24, seed + 3, kTinyT5Vocab);

@@ -85,28 +85,53 @@ inline void write_vae(const std::filesystem::path& dir, bool flux, uint64_t seed
   save_safetensors((dir / "diffusion_pytorch_model.safetensors").string(), t);
 }
 
-// PixArt-Sigma-like: 2 layers, 2 heads x 8, caption 16 (T5 d_model 16), VAE /2, patch 2: a 16^2 image gives
-// 4 x 4 tokens.
-inline std::string write_tiny_pixart(const std::filesystem::path& root, uint64_t seed = 11) {
-  namespace fs = std::filesystem;
-  fs::create_directories(root);
+// model_index.json, scheduler/ and transformer/ (config and random weights) of a PixArt-Sigma folder: 2 heads x 8,
+// caption 16, patch 2, `num_layers` blocks, latent `sample_size`. The tiny and the structure-complete folders
+// (tiny_checkpoints.h) differ only in these two.
+inline void write_pixart_denoiser(const std::filesystem::path& root, int64_t num_layers, int64_t sample_size,
+                                  uint64_t seed) {
+  std::filesystem::create_directories(root);
   write_json(root / "model_index.json", {{"_class_name", "PixArtSigmaPipeline"}});
   write_json(root / "transformer" / "config.json",
              {{"_class_name", "PixArtTransformer2DModel"}, {"num_attention_heads", 2}, {"attention_head_dim", 8},
-              {"in_channels", 4}, {"out_channels", 8}, {"num_layers", 2}, {"cross_attention_dim", 16},
-              {"attention_bias", true}, {"sample_size", 8}, {"patch_size", 2}, {"activation_fn", "gelu-approximate"},
-              {"num_embeds_ada_norm", 1000}, {"norm_type", "ada_norm_single"}, {"norm_elementwise_affine", false},
-              {"norm_eps", 1e-6}, {"interpolation_scale", 2}, {"use_additional_conditions", false},
-              {"caption_channels", 16}});
+              {"in_channels", 4}, {"out_channels", 8}, {"num_layers", num_layers}, {"cross_attention_dim", 16},
+              {"attention_bias", true}, {"sample_size", sample_size}, {"patch_size", 2},
+              {"activation_fn", "gelu-approximate"}, {"num_embeds_ada_norm", 1000}, {"norm_type", "ada_norm_single"},
+              {"norm_elementwise_affine", false}, {"norm_eps", 1e-6}, {"interpolation_scale", 2},
+              {"use_additional_conditions", false}, {"caption_channels", 16}});
   write_json(root / "scheduler" / "scheduler_config.json",
              {{"_class_name", "DPMSolverMultistepScheduler"}, {"beta_start", 0.0001}, {"beta_end", 0.02},
               {"beta_schedule", "linear"}, {"num_train_timesteps", 1000}, {"timestep_spacing", "linspace"},
               {"steps_offset", 0}, {"algorithm_type", "dpmsolver++"}, {"solver_order", 2}});
-  {
-    auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
-    PixArtTransformer m(ws, PixArtConfig::from_json((root / "transformer" / "config.json").string()));
-    save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
-  }
+  auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
+  PixArtTransformer m(ws, PixArtConfig::from_json((root / "transformer" / "config.json").string()));
+  save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
+}
+
+// The same for FLUX.1-dev: 2 heads x 16, rope axes (4, 6, 6), T5 width 24, pooled CLIP 16, guidance embeds,
+// `double_blocks` double-stream and `single_blocks` single-stream blocks.
+inline void write_flux_denoiser(const std::filesystem::path& root, int64_t double_blocks, int64_t single_blocks,
+                                uint64_t seed) {
+  std::filesystem::create_directories(root);
+  write_json(root / "model_index.json", {{"_class_name", "FluxPipeline"}});
+  write_json(root / "transformer" / "config.json",
+             {{"_class_name", "FluxTransformer2DModel"}, {"patch_size", 1}, {"in_channels", 64},
+              {"num_layers", double_blocks}, {"num_single_layers", single_blocks}, {"attention_head_dim", 16},
+              {"num_attention_heads", 2}, {"joint_attention_dim", 24}, {"pooled_projection_dim", 16},
+              {"guidance_embeds", true}, {"axes_dims_rope", {4, 6, 6}}});
+  write_json(root / "scheduler" / "scheduler_config.json",
+             {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0},
+              {"use_dynamic_shifting", true}, {"base_shift", 0.5}, {"max_shift", 1.15}, {"base_image_seq_len", 256},
+              {"max_image_seq_len", 4096}});
+  auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
+  FluxTransformer m(ws, FluxConfig::from_json((root / "transformer" / "config.json").string()));
+  save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
+}
+
+// PixArt-Sigma-like: 2 layers, 2 heads x 8, caption 16 (T5 d_model 16), VAE /2, patch 2: a 16^2 image gives
+// 4 x 4 tokens.
+inline std::string write_tiny_pixart(const std::filesystem::path& root, uint64_t seed = 11) {
+  write_pixart_denoiser(root, 2, 8, seed);
   write_vae(root / "vae", false, seed + 1);
   write_t5(root / "text_encoder", 16, seed + 2);
   return root.string();
@@ -115,23 +140,7 @@ inline std::string write_tiny_pixart(const std::filesystem::path& root, uint64_t
 // Flux-like: 2 double + 2 single blocks, 2 heads x 16, axes (4, 6, 6), T5 d_model 24, CLIP hidden 16 (pooled),
 // 16-channel VAE /2: a 16^2 image gives an 8^2 latent and 4 x 4 packed tokens of 64.
 inline std::string write_tiny_flux(const std::filesystem::path& root, uint64_t seed = 21) {
-  namespace fs = std::filesystem;
-  fs::create_directories(root);
-  write_json(root / "model_index.json", {{"_class_name", "FluxPipeline"}});
-  write_json(root / "transformer" / "config.json",
-             {{"_class_name", "FluxTransformer2DModel"}, {"patch_size", 1}, {"in_channels", 64}, {"num_layers", 2},
-              {"num_single_layers", 2}, {"attention_head_dim", 16}, {"num_attention_heads", 2},
-              {"joint_attention_dim", 24}, {"pooled_projection_dim", 16}, {"guidance_embeds", true},
-              {"axes_dims_rope", {4, 6, 6}}});
-  write_json(root / "scheduler" / "scheduler_config.json",
-             {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0},
-              {"use_dynamic_shifting", true}, {"base_shift", 0.5}, {"max_shift", 1.15}, {"base_image_seq_len", 256},
-              {"max_image_seq_len", 4096}});
-  {
-    auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
-    FluxTransformer m(ws, FluxConfig::from_json((root / "transformer" / "config.json").string()));
-    save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
-  }
+  write_flux_denoiser(root, 2, 2, seed);
   write_vae(root / "vae", true, seed + 1);
   write_clip_text(root / "text_encoder", seed + 2);
   write_t5(root / "text_encoder_2", 24, seed + 3);

@@ -15,6 +15,7 @@
 #include "harness/metrics/frechet.h"
 #include "harness/metrics/npz.h"
 #include "tests/metrics/metric_test_weights.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace gb::metrics;
@@ -33,16 +34,7 @@ at::Tensor golden(const std::string& key) {
   return f.load(key);
 }
 
-template <typename F>
-std::string user_error(F&& f) {
-  try {
-    f();
-  } catch (const gb::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a UserError";
-  return "";
-}
+using gb::test::expect_user_error;
 
 fs::path scratch(const std::string& name) {
   fs::path p = fs::temp_directory_path() / ("gb_metrics_" + std::to_string(::getpid()) + "_" + name);
@@ -86,19 +78,19 @@ TEST(Npz, BadFilesAreUserErrors) {
   auto dir = scratch("npz_bad");
   const std::string junk = (dir / "junk.npz").string();
   std::ofstream(junk) << "this is not a zip archive at all";
-  EXPECT_NE(user_error([&] { read_npz(junk); }).find("junk.npz"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { read_npz(junk); }).find("junk.npz"), std::string::npos);
   // Truncated archive.
   std::ifstream in(data("stats_a.npz"), std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string cut = (dir / "cut.npz").string();
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  EXPECT_NE(user_error([&] { read_npz(cut); }).find("cut.npz"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { read_npz(cut); }).find("cut.npz"), std::string::npos);
   // A flipped data byte fails the CRC.
   bytes[bytes.size() / 3] ^= 0x55;
   const std::string flip = (dir / "flip.npz").string();
   std::ofstream(flip, std::ios::binary) << bytes;
-  EXPECT_NE(user_error([&] { read_npz(flip); }).find("CRC"), std::string::npos);
-  EXPECT_NE(user_error([&] { read_npz((dir / "absent.npz").string()); }).find("absent.npz"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { read_npz(flip); }).find("CRC"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { read_npz((dir / "absent.npz").string()); }).find("absent.npz"), std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -114,7 +106,7 @@ TEST(Npz, HeaderSizesAreCheckedBeforeAllocating) {
     return b + h + std::string(16, '\0');
   };
   for (const char* shape : {"(4294967296, 4294967296, 16)", "(3, 1000000)", "(9223372036854775807, 2)"}) {
-    const std::string e = user_error([&] { parse_npy(npy(shape), "big.npy"); });
+    const std::string e = expect_user_error([&] { parse_npy(npy(shape), "big.npy"); });
     EXPECT_NE(e.find("big.npy: .npy shape"), std::string::npos) << e;
     EXPECT_NE(e.find("needs more than the 16 data bytes"), std::string::npos) << e;
   }
@@ -122,7 +114,7 @@ TEST(Npz, HeaderSizesAreCheckedBeforeAllocating) {
   // Found by fuzz/fuzz_npz: an empty array copied its 0 bytes to a null pointer (undefined behaviour).
   EXPECT_EQ(parse_npy(npy("(0, 3)"), "empty.npy").sizes(), (std::vector<int64_t>{0, 3}));
   // Found by fuzz/fuzz_npz: a shape that is not a tuple threw std::out_of_range (an internal error).
-  EXPECT_NE(user_error([&] { parse_npy(npy(""), "noshape.npy"); }).find("malformed .npy shape"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { parse_npy(npy(""), "noshape.npy"); }).find("malformed .npy shape"), std::string::npos);
   // A deflated zip entry that claims to inflate to 4 GB from a few bytes.
   std::ifstream in(data("stats_b.npz"), std::ios::binary);  // np.savez_compressed
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -133,15 +125,15 @@ TEST(Npz, HeaderSizesAreCheckedBeforeAllocating) {
   for (int k = 0; k < 4; ++k) bytes[cd + 24 + k] = static_cast<char>(k ? 0xff : 0xf0);
   const std::string claim = (dir / "claim.npz").string();
   std::ofstream(claim, std::ios::binary) << bytes;
-  EXPECT_NE(user_error([&] { read_npz(claim); }).find("claims 4294967280 bytes inflated from"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { read_npz(claim); }).find("claims 4294967280 bytes inflated from"), std::string::npos);
   fs::remove_all(dir);
 }
 
 TEST(FidStatsFile, MissingOrMisShapedArrays) {
-  std::string m = user_error([] { read_fid_stats(data("stats_no_sigma.npz")); });
+  std::string m = expect_user_error([] { read_fid_stats(data("stats_no_sigma.npz")); });
   EXPECT_NE(m.find("stats_no_sigma.npz"), std::string::npos);
   EXPECT_NE(m.find("'sigma'"), std::string::npos);
-  m = user_error([] { read_fid_stats(data("stats_bad_shape.npz")); });
+  m = expect_user_error([] { read_fid_stats(data("stats_bad_shape.npz")); });
   EXPECT_NE(m.find("stats_bad_shape.npz"), std::string::npos);
   EXPECT_NE(m.find("[64, 10]"), std::string::npos);
   // Written statistics read back unchanged; extra arrays are ignored.
@@ -176,11 +168,11 @@ TEST(Frechet, MatchesPytorchFid) {
 TEST(Frechet, RejectsMismatchedOrInvalidStatistics) {
   const auto a = read_fid_stats(data("stats_a.npz"));
   FidStats small{a.mu.narrow(0, 0, 8), a.sigma.narrow(0, 0, 8).narrow(1, 0, 8)};
-  EXPECT_NE(user_error([&] { frechet_distance(a, small); }).find("different dimensions"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { frechet_distance(a, small); }).find("different dimensions"), std::string::npos);
   // A "covariance" with a large negative eigenvalue: pytorch-fid's imaginary-component error.
   FidStats neg{a.mu, -at::eye(64, at::kDouble)};
-  EXPECT_NE(user_error([&] { frechet_distance(a, neg); }).find("imaginary component"), std::string::npos);
-  EXPECT_NE(user_error([] { stats_from_features(at::ones({1, 4})); }).find("at least 2"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { frechet_distance(a, neg); }).find("imaginary component"), std::string::npos);
+  EXPECT_NE(expect_user_error([] { stats_from_features(at::ones({1, 4})); }).find("at least 2"), std::string::npos);
 }
 
 TEST(FidPreprocess, MatchesPilT2IBenchmarkChain) {
@@ -232,7 +224,7 @@ TEST(FidInceptionNet, StrictWeights) {
   w["unexpected.weight"] = at::ones({1});
   w["fc.weight"] = at::zeros({1008, 2048});                        // ignored
   w["Conv2d_1a_3x3.bn.num_batches_tracked"] = at::zeros({}, at::kLong);  // ignored
-  const std::string m = user_error(
+  const std::string m = expect_user_error(
       [&] { FidInception net(gb::bb::WeightStore(std::move(w), "weights.safetensors", at::kFloat, at::kCPU)); });
   EXPECT_NE(m.find("weights.safetensors"), std::string::npos) << m;
   EXPECT_NE(m.find("Mixed_6b.branch7x7_2.conv.weight"), std::string::npos) << m;
@@ -244,8 +236,8 @@ TEST(FidInceptionNet, StrictWeights) {
 
 TEST(FidImages, FolderListing) {
   auto dir = scratch("listing");
-  EXPECT_NE(user_error([&] { list_fid_images(dir.string()); }).find("no images"), std::string::npos);
-  EXPECT_NE(user_error([&] { list_fid_images((dir / "absent").string()); }).find("not found"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { list_fid_images(dir.string()); }).find("no images"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { list_fid_images((dir / "absent").string()); }).find("not found"), std::string::npos);
   fs::create_directories(dir / "sub");
   fs::copy_file(data("img_rgb_37x53.png"), dir / "sub" / "b.png");
   fs::copy_file(data("img_gray_64x41.png"), dir / "a.png");
@@ -256,7 +248,7 @@ TEST(FidImages, FolderListing) {
   EXPECT_EQ(fs::path(files[0]).filename(), "a.png");
   EXPECT_EQ(fs::path(files[1]).filename(), "b.png");
   std::ofstream(dir / "c.webp") << "x";
-  EXPECT_NE(user_error([&] { list_fid_images(dir.string()); }).find("c.webp"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { list_fid_images(dir.string()); }).find("c.webp"), std::string::npos);
   fs::remove_all(dir);
 }
 
