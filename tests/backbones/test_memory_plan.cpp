@@ -538,102 +538,90 @@ double planned_ratio(const std::string& kind, const std::string& root, const gb:
   return static_cast<double>(measured) / static_cast<double>(planned);
 }
 
-}  // namespace
-
-TEST(MemoryPlanTransient, FluxCapturedAttentionPeakOnTheCpu) {
-  const auto& root = mid().flux;
-  for (auto dt : {at::kFloat, at::kBFloat16}) {
-  auto ws = WeightStore::open_component(root, "transformer", dt, kCpu);
-  FluxTransformer model(ws, FluxConfig::from_json((fs::path(root) / "transformer" / "config.json").string()));
+// The cross and self maps of blocks 0 and 1, self maps as their head mean.
+gb::CaptureSpec two_block_maps_spec() {
   gb::CaptureSpec spec;
   for (int k = 0; k < 2; ++k) {
     spec.add("vit-block" + std::to_string(k) + "-cross-map");
     spec.add("vit-block" + std::to_string(k) + "-self-map");
   }
   spec.self_map_head_mean = true;
-  for (int64_t b : {1, 2}) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
-    auto f32 = at::TensorOptions().dtype(at::kFloat);
-    FluxInputs in;
-    in.latents = at::randn({b, kTokens, 64}, gen, f32).to(dt);
-    in.timestep = at::full({b}, 0.4, f32);
-    in.guidance = at::full({b}, 1.0, f32);
-    in.encoder_hidden_states = at::randn({b, kText, 24}, gen, f32).to(dt);
-    in.pooled_projections = at::randn({b, 16}, gen, f32);
-    in.img_ids = flux_latent_image_ids(16, 16, f32);
-    in.txt_ids = at::zeros({kText, 3}, f32);
-    gb::Capture cap;
-    const int64_t measured = peak_bytes([&] {
-      CaptureRecorder rec(spec, cap);
-      model(in, &rec, /*need_output=*/false);
-    });
-    const double r = planned_ratio("flux", root, spec, b, dt, measured);
-    EXPECT_GT(r, 0.85);
-    EXPECT_LT(r, 1.15);
-  }
+  return spec;
+}
+
+// In fp32 and bf16, at batch 1 and 2: the CPU peak of one captured forward of `root`'s transformer (a Model with a
+// Config) over `make_inputs(batch, dtype, generator)` is within 15 % of the planner's denoiser phase (captures alive +
+// transient) for `kind`. The inputs are built before the measurement, from a generator seeded with `seed`.
+template <typename Model, typename Config, typename MakeInputs>
+void expect_captured_attention_peaks(const std::string& kind, const std::string& root, const gb::CaptureSpec& spec,
+                                     uint64_t seed, MakeInputs make_inputs) {
+  for (auto dt : {at::kFloat, at::kBFloat16}) {
+    auto ws = WeightStore::open_component(root, "transformer", dt, kCpu);
+    Model model(ws, Config::from_json((fs::path(root) / "transformer" / "config.json").string()));
+    for (int64_t b : {1, 2}) {
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+      const auto in = make_inputs(b, dt, gen);
+      gb::Capture cap;
+      const int64_t measured = peak_bytes([&] {
+        CaptureRecorder rec(spec, cap);
+        model(in, &rec, /*need_output=*/false);
+      });
+      const double r = planned_ratio(kind, root, spec, b, dt, measured);
+      EXPECT_GT(r, 0.85);
+      EXPECT_LT(r, 1.15);
+    }
   }
 }
 
+}  // namespace
+
+TEST(MemoryPlanTransient, FluxCapturedAttentionPeakOnTheCpu) {
+  expect_captured_attention_peaks<FluxTransformer, FluxConfig>(
+      "flux", mid().flux, two_block_maps_spec(), 5, [](int64_t b, at::ScalarType dt, at::Generator& gen) {
+        auto f32 = at::TensorOptions().dtype(at::kFloat);
+        FluxInputs in;
+        in.latents = at::randn({b, kTokens, 64}, gen, f32).to(dt);
+        in.timestep = at::full({b}, 0.4, f32);
+        in.guidance = at::full({b}, 1.0, f32);
+        in.encoder_hidden_states = at::randn({b, kText, 24}, gen, f32).to(dt);
+        in.pooled_projections = at::randn({b, 16}, gen, f32);
+        in.img_ids = flux_latent_image_ids(16, 16, f32);
+        in.txt_ids = at::zeros({kText, 3}, f32);
+        return in;
+      });
+}
+
 TEST(MemoryPlanTransient, PixArtCapturedAttentionPeakOnTheCpu) {
-  const auto& root = mid().pixart;
-  for (auto dt : {at::kFloat, at::kBFloat16}) {
-  auto ws = WeightStore::open_component(root, "transformer", dt, kCpu);
-  PixArtTransformer model(ws, PixArtConfig::from_json((fs::path(root) / "transformer" / "config.json").string()));
   gb::CaptureSpec spec;
   spec.add("vit-block0-cross-map");
   spec.add("vit-block0-self-map");
   spec.self_map_head_mean = true;
-  for (int64_t b : {1, 2}) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
-    auto f32 = at::TensorOptions().dtype(at::kFloat);
-    PixArtInputs in;
-    in.latents = at::randn({b, 4, 32, 32}, gen, f32).to(dt);
-    in.timestep = at::full({b}, 100, at::TensorOptions().dtype(at::kLong));
-    in.encoder_hidden_states = at::randn({b, kText, 16}, gen, f32).to(dt);
-    in.encoder_attention_mask = at::ones({b, kText}, at::TensorOptions().dtype(at::kLong));
-    gb::Capture cap;
-    const int64_t measured = peak_bytes([&] {
-      CaptureRecorder rec(spec, cap);
-      model(in, &rec, /*need_output=*/false);
-    });
-    const double r = planned_ratio("pixart-sigma", root, spec, b, dt, measured);
-    EXPECT_GT(r, 0.85);
-    EXPECT_LT(r, 1.15);
-  }
-  }
+  expect_captured_attention_peaks<PixArtTransformer, PixArtConfig>(
+      "pixart-sigma", mid().pixart, spec, 6, [](int64_t b, at::ScalarType dt, at::Generator& gen) {
+        auto f32 = at::TensorOptions().dtype(at::kFloat);
+        PixArtInputs in;
+        in.latents = at::randn({b, 4, 32, 32}, gen, f32).to(dt);
+        in.timestep = at::full({b}, 100, at::TensorOptions().dtype(at::kLong));
+        in.encoder_hidden_states = at::randn({b, kText, 16}, gen, f32).to(dt);
+        in.encoder_attention_mask = at::ones({b, kText}, at::TensorOptions().dtype(at::kLong));
+        return in;
+      });
 }
 
 TEST(MemoryPlanTransient, Sd3CapturedAttentionPeakOnTheCpu) {
   const auto& root = mid().sd3;
   const int64_t clip = ClipTextConfig::from_json((fs::path(root) / "text_encoder" / "config.json").string())
                            .max_position_embeddings;  // the CLIP positions come before the kText T5 tokens
-  for (auto dt : {at::kFloat, at::kBFloat16}) {
-  auto ws = WeightStore::open_component(root, "transformer", dt, kCpu);
-  Sd3Transformer model(ws, Sd3Config::from_json((fs::path(root) / "transformer" / "config.json").string()));
-  gb::CaptureSpec spec;
-  for (int k = 0; k < 2; ++k) {
-    spec.add("vit-block" + std::to_string(k) + "-cross-map");
-    spec.add("vit-block" + std::to_string(k) + "-self-map");
-  }
-  spec.self_map_head_mean = true;
-  for (int64_t b : {1, 2}) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
-    auto f32 = at::TensorOptions().dtype(at::kFloat);
-    Sd3Inputs in;
-    in.latents = at::randn({b, 16, 32, 32}, gen, f32).to(dt);
-    in.timestep = at::full({b}, 338.0, f32);
-    in.encoder_hidden_states = at::randn({b, clip + kText, 32}, gen, f32).to(dt);
-    in.pooled_projections = at::randn({b, 16}, gen, f32);
-    gb::Capture cap;
-    const int64_t measured = peak_bytes([&] {
-      CaptureRecorder rec(spec, cap);
-      model(in, &rec, /*need_output=*/false);
-    });
-    const double r = planned_ratio("sd35-medium", root, spec, b, dt, measured);
-    EXPECT_GT(r, 0.85);
-    EXPECT_LT(r, 1.15);
-  }
-  }
+  expect_captured_attention_peaks<Sd3Transformer, Sd3Config>(
+      "sd35-medium", root, two_block_maps_spec(), 7, [clip](int64_t b, at::ScalarType dt, at::Generator& gen) {
+        auto f32 = at::TensorOptions().dtype(at::kFloat);
+        Sd3Inputs in;
+        in.latents = at::randn({b, 16, 32, 32}, gen, f32).to(dt);
+        in.timestep = at::full({b}, 338.0, f32);
+        in.encoder_hidden_states = at::randn({b, clip + kText, 32}, gen, f32).to(dt);
+        in.pooled_projections = at::randn({b, 16}, gen, f32);
+        return in;
+      });
 }
 
 // The VAE phase: the resnet at full resolution. LibTorch 1.13's CPU convolution (oneDNN) keeps two extra buffers the
