@@ -3,9 +3,9 @@
 // The counters give each part's milliseconds per step and the guidance's share of the denoiser call, the baseline
 // against which S-CFG's overhead (capture + masks + rate) is reported. CPU fp32 by default; GB_BENCH_DEVICE=cuda,
 // GB_BENCH_DTYPE=fp16 for the paper's setting, GB_BENCH_LATENT for other sizes (64 = 512²).
+#include "bench_util.h"
+
 #include "harness/backbones/schedulers.h"
-#include "harness/backbones/unet.h"
-#include "harness/core/torch_compat.h"
 #include "harness/generation/guidance.h"
 
 #include <benchmark/benchmark.h>
@@ -19,27 +19,14 @@ namespace {
 using namespace gb::bb;
 using Clock = std::chrono::steady_clock;
 
-int64_t env_int(const char* name, int64_t fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoll(v) : fallback;
-}
 
 void BM_Sd15CfgStep(benchmark::State& state) {
   c10::InferenceMode guard;
   const int64_t batch = state.range(0);
-  const int64_t latent = env_int("GB_BENCH_LATENT", 64);
-  const char* dev_env = std::getenv("GB_BENCH_DEVICE");
-  at::Device dev(dev_env ? dev_env : "cpu");
-  const char* dt_env = std::getenv("GB_BENCH_DTYPE");
-  at::ScalarType dt = dt_env && std::string(dt_env) == "fp16" ? at::kHalf : at::kFloat;
-  static std::unique_ptr<UNet2DConditionModel> unet;  // built once (860 M random parameters)
-  if (!unet) {
-    auto ws = WeightStore::random_init(1, 0.02, dt, dev);
-    unet = std::make_unique<UNet2DConditionModel>(UNetConfig::sd15(), ws);
-  }
-  auto sync = [&] {
-    if (dev.is_cuda()) gb::compat::cuda_synchronize();
-  };
+  const int64_t latent = gb::bench::env_int("GB_BENCH_LATENT", 64);
+  const at::Device dev = gb::bench::device();
+  const at::ScalarType dt = gb::bench::dtype();
+  UNet2DConditionModel* unet = &gb::bench::sd15_unet();
   auto opts = at::TensorOptions().dtype(dt).device(dev);
   auto sched = make_sampling_scheduler(SchedulerConfig::sd15());
   sched->set_timesteps(50);
@@ -62,15 +49,15 @@ void BM_Sd15CfgStep(benchmark::State& state) {
     in.timestep = at::full({2 * batch}, static_cast<int64_t>(t), at::TensorOptions().dtype(at::kLong).device(dev));
     in.encoder_hidden_states = text;
     at::Tensor pred = unet->forward(in, nullptr, false);
-    sync();
+    gb::bench::sync();
     auto t1 = Clock::now();
     auto halves = pred.chunk(2);
     gb::Capture cap;
     at::Tensor eps = cfg->combine(halves[0], halves[1], cap, step);
-    sync();
+    gb::bench::sync();
     auto t2 = Clock::now();
     x = sched->step(eps, x);
-    sync();
+    gb::bench::sync();
     auto t3 = Clock::now();
     denoiser += std::chrono::duration<double, std::milli>(t1 - t0).count();
     guidance += std::chrono::duration<double, std::milli>(t2 - t1).count();

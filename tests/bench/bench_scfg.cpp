@@ -4,11 +4,11 @@
 // Overhead of S-CFG = (ScfgStep - CfgStep) / CfgStep, the CFG step being one denoiser call plus the combine.
 // CPU fp32 by default; GB_BENCH_DEVICE=cuda, GB_BENCH_DTYPE=fp16 for the paper's setting on a GPU.
 // GB_BENCH_LATENT (default 64 = the paper's 512²) sets the latent side.
+#include "bench_util.h"
+
 #include "baselines/presets.h"
 #include "goca/segmentor.h"
 #include "harness/backbones/recorder.h"
-#include "harness/backbones/unet.h"
-#include "harness/core/torch_compat.h"
 #include "harness/generation/scfg.h"
 
 #include <ATen/ATen.h>
@@ -22,16 +22,12 @@ namespace {
 
 using namespace gb::bb;
 
-int64_t env_int(const char* name, int64_t fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoll(v) : fallback;
-}
 
 struct Setup {
   at::Device dev{at::kCPU};
   at::ScalarType dt = at::kFloat;
   int64_t latent = 64;
-  std::unique_ptr<UNet2DConditionModel> unet;
+  UNet2DConditionModel* unet = nullptr;
   std::unique_ptr<gb::goca::Segmentor> seg;
   UNetInputs in;
   gb::gen::ScfgTokens tokens;
@@ -41,13 +37,10 @@ struct Setup {
 Setup& setup() {
   static Setup s = [] {
     Setup s;
-    const char* dev_env = std::getenv("GB_BENCH_DEVICE");
-    s.dev = at::Device(dev_env ? dev_env : "cpu");
-    const char* dt_env = std::getenv("GB_BENCH_DTYPE");
-    s.dt = dt_env && std::string(dt_env) == "fp16" ? at::kHalf : at::kFloat;
-    s.latent = env_int("GB_BENCH_LATENT", 64);
-    auto ws = WeightStore::random_init(1, 0.02, s.dt, s.dev);  // 860 M random parameters
-    s.unet = std::make_unique<UNet2DConditionModel>(UNetConfig::sd15(), ws);
+    s.dev = gb::bench::device();
+    s.dt = gb::bench::dtype();
+    s.latent = gb::bench::env_int("GB_BENCH_LATENT", 64);
+    s.unet = &gb::bench::sd15_unet();
     s.seg = std::make_unique<gb::goca::Segmentor>(gb::baselines::find_preset("sd15", "scfg").plan.method);
     auto opts = at::TensorOptions().dtype(s.dt).device(s.dev);
     s.in.latents = at::randn({2, 4, s.latent, s.latent}, opts);  // the CFG batch of one prompt
@@ -57,10 +50,6 @@ Setup& setup() {
     return s;
   }();
   return s;
-}
-
-void sync(const Setup& s) {
-  if (s.dev.is_cuda()) gb::compat::cuda_synchronize();
 }
 
 at::Tensor cfg_combine(const at::Tensor& eps, double scale) {
@@ -89,7 +78,7 @@ void BM_Sd15CfgStep(benchmark::State& state) {
   auto& s = setup();
   for (auto _ : state) {
     auto eps = cfg_combine(s.unet->forward(s.in, nullptr, false), s.scale);
-    sync(s);
+    gb::bench::sync();
     benchmark::DoNotOptimize(eps.data_ptr());
   }
   state.counters["latent"] = static_cast<double>(s.latent);
@@ -102,7 +91,7 @@ void BM_Sd15ScfgStep(benchmark::State& state) {
     at::Tensor eps;
     auto cap = capture_step(s, eps);
     auto out = scfg_post(s, cap, eps);
-    sync(s);
+    gb::bench::sync();
     benchmark::DoNotOptimize(out.data_ptr());
   }
   state.counters["latent"] = static_cast<double>(s.latent);
@@ -116,7 +105,7 @@ void BM_Sd15ScfgMasksAndRate(benchmark::State& state) {
   auto cap = capture_step(s, eps);
   for (auto _ : state) {
     auto out = scfg_post(s, cap, eps);
-    sync(s);
+    gb::bench::sync();
     benchmark::DoNotOptimize(out.data_ptr());
   }
   state.counters["latent"] = static_cast<double>(s.latent);

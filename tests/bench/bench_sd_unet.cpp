@@ -2,9 +2,9 @@
 // cross maps with their special values/post-values/weights, head-mean self maps and the reference query.
 // CPU fp32 by default (GB_BENCH_DEVICE=cuda and GB_BENCH_DTYPE=fp16 for the paper's setting on a GPU).
 // The latent side defaults to 16 (a 128² image) to stay cheap on a CPU; GB_BENCH_LATENT=64 is the paper's 512².
+#include "bench_util.h"
+
 #include "harness/backbones/recorder.h"
-#include "harness/backbones/unet.h"
-#include "harness/core/torch_compat.h"
 
 #include <benchmark/benchmark.h>
 #include <c10/core/InferenceMode.h>
@@ -15,24 +15,14 @@ namespace {
 
 using namespace gb::bb;
 
-int64_t env_int(const char* name, int64_t fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoll(v) : fallback;
-}
 
 void BM_Sd15UNetCapture(benchmark::State& state) {
   c10::InferenceMode guard;
   const int64_t batch = state.range(0);
-  const int64_t latent = env_int("GB_BENCH_LATENT", 16);
-  const char* dev_env = std::getenv("GB_BENCH_DEVICE");
-  at::Device dev(dev_env ? dev_env : "cpu");
-  const char* dt_env = std::getenv("GB_BENCH_DTYPE");
-  at::ScalarType dt = dt_env && std::string(dt_env) == "fp16" ? at::kHalf : at::kFloat;
-  static std::unique_ptr<UNet2DConditionModel> unet;  // built once (860 M random parameters)
-  if (!unet) {
-    auto ws = WeightStore::random_init(1, 0.02, dt, dev);
-    unet = std::make_unique<UNet2DConditionModel>(UNetConfig::sd15(), ws);
-  }
+  const int64_t latent = gb::bench::env_int("GB_BENCH_LATENT", 16);
+  const at::Device dev = gb::bench::device();
+  const at::ScalarType dt = gb::bench::dtype();
+  UNet2DConditionModel* unet = &gb::bench::sd15_unet();
   gb::CaptureSpec spec;
   for (const auto& l : unet_capture_layers(unet->config(), latent, 77)) {
     const auto& n = l.name;
@@ -50,7 +40,7 @@ void BM_Sd15UNetCapture(benchmark::State& state) {
     gb::Capture cap;
     CaptureRecorder rec(spec, cap);
     unet->forward(in, &rec, true);
-    if (dev.is_cuda()) gb::compat::cuda_synchronize();
+    gb::bench::sync();
     benchmark::DoNotOptimize(cap.tensors.size());
   }
   state.counters["images/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
