@@ -1,10 +1,12 @@
 #pragma once
 // Test helpers: a temporary folder and probes into the fixture's block layout (datasets/fixtures.cpp).
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "datasets/dataset.h"
 #include "datasets/fixtures.h"
@@ -37,6 +39,25 @@ inline gb::datasets::DatasetConfig config_for(const gb::datasets::Fixture& fx, g
   c.root = fx.root;
   c.images = fx.images;
   return c;
+}
+
+// `a` and `b` (one dataset read from two label sources) hold the same label for every image.
+inline void expect_same_labels(const gb::datasets::Dataset& a, const gb::datasets::Dataset& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a.load(i)->label, b.load(i)->label)) << i;
+}
+
+// `f` throws a SampleError of `kind` whose message contains every one of `needles`.
+template <typename F>
+void expect_sample_error(F&& f, gb::datasets::IssueKind kind, const std::vector<std::string>& needles) {
+  try {
+    f();
+  } catch (const gb::datasets::SampleError& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+    return;
+  }
+  ADD_FAILURE() << "expected a SampleError";
 }
 
 inline std::vector<std::string> ids_of(const gb::datasets::Dataset& ds) {

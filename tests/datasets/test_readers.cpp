@@ -179,9 +179,7 @@ TEST(CocoObjectReader, PngFormMatchesTheCleanPanopticMap) {
   auto c = config_for(fx, Protocol::standard);
   auto pan = Dataset::open(c);
   c.label_source = LabelSource::Png;
-  auto png = Dataset::open(c);
-  ASSERT_EQ(png->size(), pan->size());
-  for (size_t i = 0; i < png->size(); ++i) EXPECT_TRUE(at::equal(png->load(i)->label, pan->load(i)->label));
+  expect_same_labels(*Dataset::open(c), *pan);
   // Paper protocol on the PNG form: 255 -> 0 (no Q14: the PNG already holds classes).
   auto cp = config_for(fx, Protocol::paper);
   cp.label_source = LabelSource::Png;
@@ -203,13 +201,7 @@ TEST(CocoObjectReader, MissingAnnotationReusesTheLastUnderPaperOnly) {
   EXPECT_EQ(at_b(s->label), 1);   // segment 8000 read as a person, not stuff
   ASSERT_EQ(paper->report().notes().count(kNoteCocoAnnotationReused), 1u);
   auto standard = Dataset::open(config_for(fx, Protocol::standard));
-  try {
-    standard->load(2);
-    FAIL() << "expected a SampleError";
-  } catch (const SampleError& e) {
-    EXPECT_EQ(e.kind(), IssueKind::MissingFile);
-    EXPECT_NE(std::string(e.what()).find("no annotation for '000000000632.png'"), std::string::npos) << e.what();
-  }
+  expect_sample_error([&] { standard->load(2); }, IssueKind::MissingFile, {"no annotation for '000000000632.png'"});
 }
 
 TEST(CityscapesReader, PaperMapping20AndStandardTrainIds) {
@@ -239,9 +231,7 @@ TEST(CityscapesReader, PaperMapping20AndStandardTrainIds) {
   for (Protocol pr : {Protocol::paper, Protocol::standard}) {
     auto c = config_for(fx, pr);
     c.label_source = pr == Protocol::paper ? LabelSource::LabelTrainIds : LabelSource::LabelIds;
-    auto other = Dataset::open(c);
-    auto& ref = pr == Protocol::paper ? paper : standard;
-    for (size_t i = 0; i < other->size(); ++i) EXPECT_TRUE(at::equal(other->load(i)->label, ref->load(i)->label));
+    expect_same_labels(*Dataset::open(c), pr == Protocol::paper ? *paper : *standard);
   }
 }
 
@@ -272,13 +262,7 @@ TEST(Ade20kReader, ValuesAbove150AreZeroUnderPaperAndBadInputUnderStandard) {
   EXPECT_EQ(at_ring(paper->load(1)->label), 0);  // 200 at (0, 0) -> 0
   auto c = config_for(fx, Protocol::standard);
   auto standard = Dataset::open(c);
-  try {
-    standard->load(1);
-    FAIL();
-  } catch (const SampleError& e) {
-    EXPECT_EQ(e.kind(), IssueKind::OutOfRange);
-    EXPECT_NE(std::string(e.what()).find("label value 200 at row 0, column 0"), std::string::npos) << e.what();
-  }
+  expect_sample_error([&] { standard->load(1); }, IssueKind::OutOfRange, {"label value 200 at row 0, column 0"});
 }
 
 TEST(Ade20kReader, Q13NoZeroPixelFailsUnderPaper) {
@@ -288,13 +272,7 @@ TEST(Ade20kReader, Q13NoZeroPixelFailsUnderPaper) {
   const std::string label = fx.root + "/annotations/validation/ADE_val_00000001.png";
   gb::write_png_gray(label, at::full({14, 20}, 7, at::kByte));
   auto paper = Dataset::open(config_for(fx, Protocol::paper));
-  try {
-    paper->load(0);
-    FAIL();
-  } catch (const SampleError& e) {
-    EXPECT_EQ(e.kind(), IssueKind::PaperQuirk);
-    EXPECT_NE(std::string(e.what()).find("Q13"), std::string::npos);
-  }
+  expect_sample_error([&] { paper->load(0); }, IssueKind::PaperQuirk, {"Q13"});
   auto standard = Dataset::open(config_for(fx, Protocol::standard));
   EXPECT_EQ(standard->load(0)->gt_classes, (V{6}));
 }
@@ -384,8 +362,7 @@ TEST(CocoStuffReader, PaperMappingMergesFoodAndFurniture) {
   // The official 0-based stuffthingmaps give the same classes once read as what they are.
   auto m = c;
   m.label_source = LabelSource::StuffThingMaps;
-  auto dm = Dataset::open(m);
-  for (size_t i = 0; i < ds->size(); ++i) EXPECT_TRUE(at::equal(dm->load(i)->label, ds->load(i)->label)) << i;
+  expect_same_labels(*Dataset::open(m), *ds);
 }
 
 TEST(CocoStuffReader, StandardIsTheCoarse27WithUnlabeledIgnored) {
@@ -406,8 +383,7 @@ TEST(CocoStuffReader, StandardIsTheCoarse27WithUnlabeledIgnored) {
   // The category-id PNGs read under the standard protocol: 0 (unlabeled) -> 255.
   auto p = c;
   p.label_source = LabelSource::Png;
-  auto dp = Dataset::open(p);
-  for (size_t i = 0; i < ds->size(); ++i) EXPECT_TRUE(at::equal(dp->load(i)->label, ds->load(i)->label)) << i;
+  expect_same_labels(*Dataset::open(p), *ds);
 }
 
 TEST(CocoStuffReader, ValueOutsideTheCategoriesIsBackgroundForThePaperAndBadInputOtherwise) {
@@ -418,12 +394,6 @@ TEST(CocoStuffReader, ValueOutsideTheCategoriesIsBackgroundForThePaperAndBadInpu
   auto paper = Dataset::open(config_for(fx, Protocol::paper));
   EXPECT_EQ(at_ring(paper->load(3)->label), 0);  // stored 200: encode_labels leaves 0
   auto standard = Dataset::open(config_for(fx, Protocol::standard));
-  try {
-    standard->load_or_throw(3);
-    FAIL() << "expected a SampleError";
-  } catch (const SampleError& e) {
-    EXPECT_EQ(e.kind(), IssueKind::OutOfRange);
-    EXPECT_NE(std::string(e.what()).find("label value 200 at row 0, column 0"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("stuffthingmaps_trainval2017"), std::string::npos) << e.what();
-  }
+  expect_sample_error([&] { standard->load_or_throw(3); }, IssueKind::OutOfRange,
+                      {"label value 200 at row 0, column 0", "stuffthingmaps_trainval2017"});
 }
