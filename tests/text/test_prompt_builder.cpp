@@ -3,6 +3,7 @@
 #include "datasets/captions.h"
 #include "datasets/classes.h"
 #include "harness/core/errors.h"
+#include "harness/core/hash.h"
 #include "harness/text/clip_tokenizer.h"
 #include "harness/text/prompt_builder.h"
 #include "harness/text/pyset.h"
@@ -36,14 +37,8 @@ std::string join(const std::vector<int64_t>& v) {
   return s;
 }
 
-std::string fnv1a64(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return fmt::format("{:016x}", h);
-}
+// FNV-1a with the published offset basis, as tools/parity/captioner_goldens.py writes it.
+std::string fnv1a64(const std::string& s) { return fmt::format("{:016x}", gb::fnv1a(s, gb::kFnvStandardOffset)); }
 
 std::string canonical(const PromptResult& r) {
   std::vector<int64_t> ids;
@@ -58,6 +53,18 @@ std::string canonical(const PromptResult& r) {
 
 ds::DatasetKind kind_of(const std::string& name) { return ds::parse_dataset_kind(name); }
 
+// One dataset entry `d` of captioner_clip.json.gz: the builder with the paper's class table and the entry's options,
+// and the caption file it was made from.
+PromptBuilder golden_builder(const nlohmann::json& d) {
+  PromptOptions opt;
+  opt.add_background_token = d["add_background_token"];
+  opt.add_missing_class = d["add_missing_class"];
+  return PromptBuilder(ds::class_table(kind_of(d["name"]), ds::Protocol::paper).synonym_lists(), clip(), opt);
+}
+ds::CaptionFile golden_captions(const nlohmann::json& d) {
+  return ds::CaptionFile::load(kCaptions + d["captions"].get<std::string>());
+}
+
 }  // namespace
 
 TEST(PromptBuilder, MatchesPaperCaptionerOnEveryCaptionOfTheFiveFiles) {
@@ -65,12 +72,8 @@ TEST(PromptBuilder, MatchesPaperCaptionerOnEveryCaptionOfTheFiveFiles) {
   int64_t total = 0;
   for (const auto& d : g["datasets"]) {
     const std::string name = d["name"];
-    const auto& table = ds::class_table(kind_of(name), ds::Protocol::paper);
-    PromptOptions opt;
-    opt.add_background_token = d["add_background_token"];
-    opt.add_missing_class = d["add_missing_class"];
-    PromptBuilder builder(table.synonym_lists(), clip(), opt);
-    const auto captions = ds::CaptionFile::load(kCaptions + d["captions"].get<std::string>());
+    const PromptBuilder builder = golden_builder(d);
+    const auto captions = golden_captions(d);
     int64_t mismatches = 0;
     for (const auto& img : d["images"]) {
       const std::string id = img[0];
@@ -176,12 +179,8 @@ TEST(PromptBuilder, QuirkCountsOnTheFiveCaptionFiles) {
   const auto g = read_gz_json(kGolden + "captioner_clip.json.gz");
   for (const auto& d : g["datasets"]) {
     const std::string name = d["name"];
-    const auto& table = ds::class_table(kind_of(name), ds::Protocol::paper);
-    PromptOptions opt;
-    opt.add_background_token = d["add_background_token"];
-    opt.add_missing_class = d["add_missing_class"];
-    PromptBuilder builder(table.synonym_lists(), clip(), opt);
-    const auto captions = ds::CaptionFile::load(kCaptions + d["captions"].get<std::string>());
+    const PromptBuilder builder = golden_builder(d);
+    const auto captions = golden_captions(d);
     QuirkCounts counts;
     for (const auto& img : d["images"]) counts.add(builder.build(captions.caption(img[0]), img[1].get<std::vector<int64_t>>()).quirks);
     std::cout << name << " " << counts.to_json() << "\n";

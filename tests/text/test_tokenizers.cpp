@@ -2,6 +2,7 @@
 // tools/parity/tokenizer_goldens.py and captioner_goldens.py), plus a tiny model trained here with the C++ trainer.
 #include "datasets/captions.h"
 #include "harness/core/errors.h"
+#include "harness/core/hash.h"
 #include "harness/text/clip_tokenizer.h"
 #include "harness/text/t5_tokenizer.h"
 #include "harness/text/unicode.h"
@@ -235,13 +236,9 @@ std::string tokenizer_key(const T5Tokenizer& t5, const std::string& text) {
          join_ids(body(t5.encode_padded_ids(text), t5.pad_id()));
 }
 
+// The low 32 bits of FNV-1a with the published offset basis, as the generator writes them.
 std::string low32_fnv1a64(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return fmt::format("{:08x}", h & 0xffffffffULL);
+  return fmt::format("{:08x}", gb::fnv1a(s, gb::kFnvStandardOffset) & 0xffffffffULL);
 }
 }  // namespace
 
