@@ -2,6 +2,7 @@
 #include "baselines/capture_check.h"
 #include "baselines/method_yaml.h"
 #include "harness/core/errors.h"
+#include "tests/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -44,12 +45,7 @@ TokenGroups groups() { return TokenGroups::from_json(R"({"objects": [{"class": 1
   "background_objects": [[2]], "rescaling_token_ids": [1, 2, 5]})", "t.json"); }
 
 std::string error_of(const CaptureMeta& m, const goca::MethodConfig& c = method(), const TokenGroups& g = groups()) {
-  try {
-    check_capture(m, c, g, "c.safetensors", "t.json");
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
+  return test::user_error_message([&] { check_capture(m, c, g, "c.safetensors", "t.json"); });
 }
 
 TEST(CaptureCheck, AcceptsAConsistentDumpAndReturnsT) {

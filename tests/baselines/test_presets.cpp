@@ -3,6 +3,8 @@
 #include "baselines/method_yaml.h"
 #include "baselines/presets.h"
 #include "harness/core/errors.h"
+#include "tests/baselines/preset_checks.h"
+#include "tests/test_support.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -19,16 +21,7 @@ const std::string kSource = GB_SOURCE_DIR;
 
 std::string method_file(const Preset& p) { return kSource + "/configs/methods/" + p.backbone + "/" + p.variant + ".yaml"; }
 
-// The message of the UserError `f` throws ("" when it does not throw).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::user_error_message;
 
 // tests/baselines/data/paper_model_configs.json: the paper's ModelConfig objects, dumped by
 // tools/parity/method_presets_golden.py from /work/ref/goca/src-main/configs/config-model/*.py.
@@ -49,20 +42,10 @@ TEST(Presets, EqualThePapersConfigFiles) {
     const auto& c = paper[p.paper_config];
     const auto& m = p.plan.method;
     EXPECT_EQ(c["task"], "goca");
-    // The paper's spellings parse to exactly the preset's enums.
-    EXPECT_EQ(goca::parse_head_method(c["head_method"]), m.head_method);
-    EXPECT_EQ(goca::parse_layer_method(c["layer_method"]), m.layer_method);
-    EXPECT_EQ(goca::parse_rescale_method(c["rescale_method"]), m.rescale_method);
+    // The paper's spellings parse to exactly the preset's enums, and back.
+    test::expect_preset_follows_paper_config(p, c);
     EXPECT_EQ(std::string(goca::paper_name(m.head_method)), c["head_method"].get<std::string>());
     EXPECT_EQ(std::string(goca::paper_name(m.rescale_method)), c["rescale_method"].get<std::string>());
-    EXPECT_EQ(m.layers, c["layer"].get<std::vector<std::string>>());
-    EXPECT_EQ(m.ref_layer, c["ref_layer"].get<std::string>());
-    EXPECT_EQ(m.self_layers, c["self_layer"].get<std::vector<std::string>>());
-    EXPECT_EQ(m.output_size, c["feat_size"].get<int64_t>());
-    EXPECT_EQ(p.plan.capture.image_size, c["img_size"].get<int64_t>());
-    EXPECT_EQ(p.plan.capture.timestep, c["t"].get<int64_t>());
-    ASSERT_EQ(c["affinity_order"].size(), 1u);
-    EXPECT_EQ(m.propagation_order, c["affinity_order"][0].get<int64_t>());
     const auto chain = c["postprocess"].get<std::vector<std::string>>();
     const bool with_dcrf = chain == std::vector<std::string>{"affinity", "dcrf"};
     EXPECT_EQ(p.plan.post, with_dcrf ? PostProcess::Dcrf : PostProcess::Affinity);
@@ -85,7 +68,7 @@ TEST(Presets, KeyNamesAreThePapers) {
   EXPECT_EQ(find_preset("flux", "goca").plan.method.ref_layer, "vit-block27-attn-out");
   EXPECT_EQ(find_preset("flux", "goca").plan.method.layers.back(), "vit-block56-cross-map");
   EXPECT_EQ(find_preset("pixart-sigma", "goca").plan.method.ref_layer, "vit-block13-cross-q");
-  const std::string e = error_of([] { find_preset("sdxl", "baseline"); });
+  const std::string e = user_error_message([] { find_preset("sdxl", "baseline"); });
   EXPECT_NE(e.find("sd15/baseline"), std::string::npos) << e;
 }
 
@@ -184,7 +167,7 @@ TEST(MethodFiles, StrictErrorsNameFileLineAndKey) {
       {"layers: [mid-vit-block0-cross-map]\noutput_size: 64\n", {"m.yaml", "head_method", "missing"}},
   };
   for (const auto& c : cases) {
-    const std::string e = error_of([&] { parse_method_plan(c.yaml, "m.yaml"); });
+    const std::string e = user_error_message([&] { parse_method_plan(c.yaml, "m.yaml"); });
     ASSERT_FALSE(e.empty()) << c.yaml;
     EXPECT_EQ(e.find('\n'), std::string::npos) << e;
     for (const auto& s : c.expect) EXPECT_NE(e.find(s), std::string::npos) << "'" << s << "' not in: " << e;
@@ -232,7 +215,7 @@ TEST(Ablations, AxesAreCompleteEnumsAndLayerSetsMatchThePresets) {
 TEST(PostProcess, Spellings) {
   for (const auto& s : post_process_spellings()) EXPECT_NO_THROW(parse_post_process(s));
   EXPECT_EQ(parse_post_process(" DCRF "), PostProcess::Dcrf);
-  const std::string e = error_of([] { parse_post_process("pamr"); });
+  const std::string e = user_error_message([] { parse_post_process("pamr"); });
   EXPECT_NE(e.find("'affinity'"), std::string::npos) << e;
 }
 

@@ -1,6 +1,7 @@
 // `goca-bench list-layers`, `capture` and `memory` for the backbones beyond the paper's four (SD 2.1 768-v and
 // base, PixArt-alpha, PixArt-Sigma 512, SD3.5 Medium and Large) on tiny random-weight folders, in-process.
 #include "../backbones/tiny_dit.h"
+#include "../baselines/preset_checks.h"
 #include "cli_test_util.h"
 
 #include "baselines/method_yaml.h"
@@ -138,13 +139,6 @@ TEST(NewBackbonesCli, PresetLayersExistInTheFullSizeGraphs) {
   for (const char* kind : {"sd21", "sd21-base", "pixart-alpha", "pixart-sigma-512", "sd35-medium", "sd35-large"}) {
     std::set<std::string> have;
     for (const auto& l : gb::bb::backbone_kind(kind).layers(gb::bb::BackboneOptions{}, std::nullopt)) have.insert(l.name);
-    int presets = 0;
-    for (const auto& e : fs::directory_iterator(fs::path(GB_SOURCE_DIR) / "configs/methods" / kind)) {
-      const auto plan = gb::baselines::load_method_plan(e.path().string());
-      const gb::baselines::PlanSegmentor seg(plan, e.path().string());
-      for (const auto& key : seg.required_capture().keys) EXPECT_TRUE(have.count(key)) << kind << ": " << key;
-      ++presets;
-    }
-    EXPECT_EQ(presets, 2) << kind;
+    EXPECT_EQ(gb::test::expect_presets_capture_only(kind, have), 2) << kind;
   }
 }

@@ -4,17 +4,13 @@
 
 #include "datasets/captions.h"
 #include "harness/core/errors.h"
+#include "tests/test_support.h"
 
 using gb::datasets::CaptionFile;
 
 namespace {
 std::string error_of(const std::string& text) {
-  try {
-    CaptionFile::parse(text, "caps.json");
-  } catch (const gb::UserError& e) {
-    return e.what();
-  }
-  return "";
+  return gb::test::user_error_message([&] { CaptionFile::parse(text, "caps.json"); });
 }
 }  // namespace
 

@@ -5,6 +5,7 @@
 #include "datasets/dataset_config.h"
 #include "harness/config/config.h"
 #include "harness/core/errors.h"
+#include "tests/test_support.h"
 
 using namespace gb::datasets;
 
@@ -13,15 +14,12 @@ namespace {
 std::string config_dir() { return std::string(GB_SOURCE_DIR) + "/configs/datasets/"; }
 
 std::string error_of(const std::string& yaml) {
-  try {
+  return gb::test::user_error_message([&] {
     gb::Config cfg = gb::Config::from_string(yaml, "test.yaml");
     gb::ConfigReader r(cfg);
     read_dataset_config(r);
     r.finish();
-  } catch (const gb::UserError& e) {
-    return e.what();
-  }
-  return "";
+  });
 }
 
 void expect_same(const DatasetConfig& a, const DatasetConfig& b, const std::string& what) {

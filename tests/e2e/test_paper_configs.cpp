@@ -6,6 +6,7 @@
 // first VOC image, and its score maps evaluate to exactly the run's
 // journalled confusion matrices at every background threshold. table1-sd15.yaml and ablations-sd15.yaml (and
 // table1.yaml again, sharded) run in test_readme.cpp, through the README's recipe.
+#include "../baselines/preset_checks.h"
 #include "e2e_util.h"
 
 #include "baselines/method_yaml.h"
@@ -60,14 +61,7 @@ TEST(TinyCheckpoints, EveryLayerOfEveryPresetExists) {
     const auto bb = gb::bb::open_backbone(world().weights.at(kind), o, kind);
     std::set<std::string> have;
     for (const auto& l : bb->list_layers()) have.insert(l.name);
-    int presets = 0;
-    for (const auto& e : fs::directory_iterator(fs::path(GB_SOURCE_DIR) / "configs/methods" / kind)) {
-      const auto plan = gb::baselines::load_method_plan(e.path().string());
-      const gb::baselines::PlanSegmentor seg(plan, e.path().string());
-      for (const auto& key : seg.required_capture().keys) EXPECT_TRUE(have.count(key)) << kind << ": " << key;
-      ++presets;
-    }
-    EXPECT_GE(presets, 2) << kind;
+    EXPECT_GE(gb::test::expect_presets_capture_only(kind, have), 2) << kind;
     EXPECT_EQ(bb->tokenizer().max_length(), kind == "pixart-sigma" ? 300 : kind == "flux" ? 512 : 77) << kind;
   }
 }

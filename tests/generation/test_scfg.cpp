@@ -7,6 +7,7 @@
 #include "harness/core/errors.h"
 #include "harness/generation/scfg.h"
 #include "harness/io/safetensors.h"
+#include "tests/baselines/preset_checks.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -218,17 +219,8 @@ TEST(ScfgPresets, EqualThePapersGenerationConfigs) {
     const auto& p = gb::baselines::find_preset(backbone, "scfg");
     const auto& m = p.plan.method;
     EXPECT_EQ(gb::baselines::paper_config_file(p), c["file"].get<std::string>());
-    EXPECT_EQ(gb::goca::parse_head_method(c["head_method"]), m.head_method);
-    EXPECT_EQ(gb::goca::parse_layer_method(c["layer_method"]), m.layer_method);
-    EXPECT_EQ(gb::goca::parse_rescale_method(c["rescale_method"]), m.rescale_method);
-    EXPECT_EQ(m.layers, c["layer"].get<std::vector<std::string>>());
-    EXPECT_EQ(m.ref_layer, c["ref_layer"].get<std::string>());
-    EXPECT_EQ(m.self_layers, c["self_layer"].get<std::vector<std::string>>());
-    EXPECT_EQ(m.output_size, c["feat_size"].get<int64_t>());
-    EXPECT_EQ(p.plan.capture.image_size, c["img_size"].get<int64_t>());
-    EXPECT_EQ(p.plan.capture.timestep, c["t"].get<int64_t>());
+    gb::test::expect_preset_follows_paper_config(p, c);
     EXPECT_EQ(c["postprocess"], nlohmann::json::array({"affinity"}));
-    EXPECT_EQ(m.propagation_order, c["affinity_order"][0].get<int64_t>());
     EXPECT_EQ(p.plan.post, gb::baselines::PostProcess::Affinity);
     EXPECT_EQ(m.ref_mode, gb::goca::RefMode::Full);  // get_mask's reference: every channel
   }

@@ -56,12 +56,7 @@ std::string three_records(const fs::path& p) {
 }
 
 std::string error_of(const fs::path& p) {
-  try {
-    Journal j(p.string(), kHeader, false, schema());
-  } catch (const gb::UserError& e) {
-    return e.what();
-  }
-  return "";
+  return gb::test::user_error_message([&] { Journal j(p.string(), kHeader, false, schema()); });
 }
 
 }  // namespace
