@@ -6,6 +6,7 @@
 #include "../backbones/tiny_checkpoints.h"
 #include "../cli/cli_test_util.h"
 
+#include "harness/runner/integration.h"
 #include "reports/results.h"
 
 #include <gtest/gtest.h>
@@ -55,6 +56,17 @@ struct World {
   std::map<std::string, std::string> weights;  // backbone kind -> checkpoint folder
   std::map<std::string, FixtureData> data;     // make-fixture layout -> its paths
 };
+
+// The VOC fixture's dataset config as a run reads it (configs/datasets/voc.yaml, root and captions pointed at the
+// fixture), its first `limit` images.
+inline gb::datasets::DatasetConfig voc_fixture_config(const World& w, int limit) {
+  const FixtureData& voc = w.data.at("voc");
+  gb::runner::DatasetEntry de;
+  de.name = "VOC";
+  de.config_path = (fs::path(GB_SOURCE_DIR) / "configs/datasets/voc.yaml").string();
+  de.overrides = {"root=" + voc.root, "captions=" + voc.captions, "limit=" + std::to_string(limit)};
+  return gb::runner::load_dataset_entry(de);
+}
 
 // Runs from the repository root (the shipped configs name configs/... relative to it), restores the cwd after.
 struct InRepoRoot {

@@ -113,12 +113,7 @@ TEST(PaperConfigsLong, EveryPresetRunEqualsCaptureThenSegment) {
   const auto& r = table1_paper();
   ASSERT_FALSE(r.cells.empty());
   const World& w = world();
-  const FixtureData& voc = w.data.at("voc");
-  gb::runner::DatasetEntry de;
-  de.name = "VOC";
-  de.config_path = (fs::path(GB_SOURCE_DIR) / "configs/datasets/voc.yaml").string();
-  de.overrides = {"root=" + voc.root, "captions=" + voc.captions, "limit=1"};
-  const auto dc = gb::runner::load_dataset_entry(de);
+  const auto dc = voc_fixture_config(w, 1);
   const auto ds = gb::datasets::Dataset::open(dc);
   const size_t index = 0;  // the first image of the run
   const auto sample = ds->load(index);

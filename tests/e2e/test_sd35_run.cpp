@@ -114,11 +114,7 @@ TEST(Sd35, TokenGroupsLandOnTheJointClipThenT5Axis) {
 TEST(Sd35, RunWithTheVanillaAndGocaPresetsCompletes) {
   const World& w = world();
   const FixtureData& voc = w.data.at("voc");
-  gb::runner::DatasetEntry de;
-  de.name = "VOC";
-  de.config_path = (fs::path(GB_SOURCE_DIR) / "configs/datasets/voc.yaml").string();
-  de.overrides = {"root=" + voc.root, "captions=" + voc.captions, "limit=2"};
-  const auto dc = gb::runner::load_dataset_entry(de);
+  const auto dc = voc_fixture_config(w, 2);
   const auto ds = gb::datasets::Dataset::open(dc);
   gb::bb::BackboneOptions o;
   o.image_size = kImageSize;
