@@ -3,6 +3,7 @@
 // same CLI in-process (gb::cli::run; process start-up costs about a second here).
 #include "harness/cli/registry.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,6 +89,15 @@ inline CliResult run_goca_bench_in_process(const std::vector<std::string>& args,
   std::string out = slurp(out_file);
   std::string err = slurp(err_file);
   return {code, with_stderr ? out + err : out};
+}
+
+// The command line's bad-input contract: exit code 2 and one line (trailing newlines aside) naming `needle`.
+inline void expect_exit2_one_line(const CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find(needle), std::string::npos) << r.out;
+  std::string t = r.out;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  EXPECT_EQ(t.find('\n'), std::string::npos) << r.out;
 }
 
 // The same with `args` split on whitespace.

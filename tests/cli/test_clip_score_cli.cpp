@@ -46,12 +46,7 @@ TEST(ClipScoreCli, ScoresFolderAndRejectsBadInput) {
   EXPECT_NEAR(std::stod(line.substr(11)), want, 1e-3);
 
   auto expect_exit2 = [](const std::vector<std::string>& args, const std::string& needle) {
-    auto res = gb::test::run_goca_bench_in_process(args);
-    EXPECT_EQ(res.code, 2) << res.out;
-    EXPECT_NE(res.out.find(needle), std::string::npos) << res.out;
-    std::string t = res.out;
-    while (!t.empty() && t.back() == '\n') t.pop_back();
-    EXPECT_EQ(t.find('\n'), std::string::npos) << res.out;
+    gb::test::expect_exit2_one_line(gb::test::run_goca_bench_in_process(args), needle);
   };
   fs::copy_file(data("img_gray_64x41.png"), root / "images" / "stranger.png");
   expect_exit2({"clip-score", "--images", images, "--prompts", data("clip_prompts.csv"), "--clip", clip}, "stranger.png");
