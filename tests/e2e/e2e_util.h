@@ -138,14 +138,16 @@ inline std::vector<std::string> world_sets(const std::vector<std::string>& backb
   return a;
 }
 
-// `goca-bench run CONFIG <sets> --out DIR --no-progress [extra]` in-process; returns the results.
+// `goca-bench run CONFIG <sets> --out DIR --no-progress [extra]` in-process, or with `one_omp_thread_binary` the
+// real binary from the repository root with one OpenMP thread (gb::test::run_binary_in_repo); returns the results.
 inline gb::reports::Results run_config(const std::string& config, const std::vector<std::string>& sets,
-                                       const fs::path& out, const std::vector<std::string>& extra = {}) {
+                                       const fs::path& out, const std::vector<std::string>& extra = {},
+                                       bool one_omp_thread_binary = false) {
   std::vector<std::string> args = {"run", config};
   args.insert(args.end(), sets.begin(), sets.end());
   args.insert(args.end(), {"--out", out.string(), "--no-progress"});
   args.insert(args.end(), extra.begin(), extra.end());
-  const auto r = cli(args);
+  const auto r = one_omp_thread_binary ? gb::test::run_binary_in_repo(args, true) : cli(args);
   if (r.code != 0) {
     ADD_FAILURE() << "goca-bench run " << config << " exited " << r.code << ":\n" << r.out;
     return {};

@@ -64,19 +64,10 @@ const GenWorld& gen_world() {
 // run 165 s with 2 threads vs 26 s with 1 at load average 4-5; LAPACK's geev in the Fréchet distance suffers most).
 gb::test::CliResult run_binary(const std::vector<std::string>& args) { return gb::test::run_binary_in_repo(args, true); }
 
-// `goca-bench run CONFIG <sets> --out OUT <extra>` through run_binary, its results.json.
+// `goca-bench run CONFIG <sets> --out OUT <extra>` through the binary like run_binary, its results.json.
 gb::reports::Results run_fresh(const std::vector<std::string>& sets, const fs::path& out,
                                const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> args = {"run", kConfig};
-  args.insert(args.end(), sets.begin(), sets.end());
-  args.insert(args.end(), {"--out", out.string(), "--no-progress"});
-  args.insert(args.end(), extra.begin(), extra.end());
-  const auto r = run_binary(args);
-  if (r.code != 0) {
-    ADD_FAILURE() << "goca-bench run exited " << r.code << ":\n" << r.out;
-    return {};
-  }
-  return gb::reports::load_results((out / "results.json").string());
+  return run_config(kConfig, sets, out, extra, /*one_omp_thread_binary=*/true);
 }
 
 std::string read_text(const fs::path& p) {
