@@ -91,6 +91,12 @@ inline CliResult run_goca_bench_in_process(const std::vector<std::string>& args,
   return {code, with_stderr ? out + err : out};
 }
 
+// The last line of a command's output (trailing newlines aside): where the commands print their result.
+inline std::string last_line(std::string t) {
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
+}
+
 // The command line's bad-input contract: exit code 2 and one line (trailing newlines aside) naming `needle`.
 inline void expect_exit2_one_line(const CliResult& r, const std::string& needle) {
   EXPECT_EQ(r.code, 2) << r.out;

@@ -8,17 +8,15 @@
 
 #include "tests/cli/cli_test_util.h"
 #include "tests/metrics/clip_test_folder.h"
+#include "tests/metrics/metrics_data.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string data(const std::string& name) { return std::string(GB_SOURCE_DIR) + "/tests/metrics/data/" + name; }
+std::string data(const std::string& name) { return gb::testing::metrics_data(name); }
 
-std::string last_line(std::string t) {
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
-}
+using gb::test::last_line;
 
 TEST(ClipScoreCli, ScoresFolderAndRejectsBadInput) {
   const fs::path root = fs::temp_directory_path() / ("gb_clip_cli_" + std::to_string(::getpid()));
@@ -28,8 +26,7 @@ TEST(ClipScoreCli, ScoresFolderAndRejectsBadInput) {
   fs::create_directories(root / "empty");
   for (const char* n : {"img_rgb_37x53.png", "img_gray_64x41.png", "img_rgba_311x347.png", "img_palette_121x90.png"})
     fs::copy_file(data(n), root / "images" / n);
-  std::ifstream in(data("goldens.json"));
-  const double want = nlohmann::json::parse(in)["clip"]["score"].get<double>();
+  const double want = gb::testing::metrics_goldens()["clip"]["score"].get<double>();
 
   const std::string clip = (root / "clip").string(), images = (root / "images").string();
   auto r = gb::test::run_goca_bench_in_process(

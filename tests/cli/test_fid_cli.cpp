@@ -11,12 +11,13 @@
 #include "harness/metrics/frechet.h"
 #include "tests/cli/cli_test_util.h"
 #include "tests/metrics/metric_test_weights.h"
+#include "tests/metrics/metrics_data.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string data(const std::string& name) { return std::string(GB_SOURCE_DIR) + "/tests/metrics/data/" + name; }
+std::string data(const std::string& name) { return gb::testing::metrics_data(name); }
 
 class FidCli : public ::testing::Test {
  protected:
@@ -44,15 +45,10 @@ class FidCli : public ::testing::Test {
 };
 fs::path FidCli::root_;
 
-std::string last_line(const std::string& s) {
-  std::string t = s;
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
-}
+using gb::test::last_line;
 
 TEST_F(FidCli, TwoFoldersMatchPytorchFidAndSaveStats) {
-  std::ifstream in(data("goldens.json"));
-  const double want = nlohmann::json::parse(in)["fid_features_2v2"].get<double>();
+  const double want = gb::testing::metrics_goldens()["fid_features_2v2"].get<double>();
   auto r = gb::test::run_goca_bench_in_process({"fid", "--images", path("a"), "--ref-stats", path("b.npz"), "--inception",
                                                 path("weights.safetensors"), "--save-stats", path("a.npz"),
                                                 "--batch-size", "1", "--json"},

@@ -75,10 +75,7 @@ std::string read_text(const fs::path& p) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-std::string last_line(std::string t) {
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
-}
+using gb::test::last_line;
 
 void expect_same_metrics(const gb::reports::Results& got, const gb::reports::Results& want, const std::string& what) {
   ASSERT_EQ(got.generation.size(), want.generation.size()) << what;

@@ -14,12 +14,11 @@
 #include "harness/io/safetensors.h"
 #include "tests/backbones/tiny_tokenizer_files.h"
 #include "tests/metrics/metric_test_weights.h"
+#include "tests/metrics/metrics_data.h"
 
 namespace gb::testing {
 
-inline std::filesystem::path tiny_clip_data() {
-  return std::filesystem::path(GB_SOURCE_DIR) / "tests/metrics/data/clip_tiny";
-}
+inline std::filesystem::path tiny_clip_data() { return metrics_data("clip_tiny"); }
 
 inline std::vector<std::pair<std::string, at::Tensor>> tiny_clip_weights() {
   std::ifstream in(tiny_clip_data() / "keys.json");

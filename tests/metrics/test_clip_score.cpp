@@ -13,18 +13,15 @@
 #include "harness/io/safetensors.h"
 #include "harness/metrics/clip_score.h"
 #include "tests/metrics/clip_test_folder.h"
+#include "tests/metrics/metrics_data.h"
 
 namespace fs = std::filesystem;
 using namespace gb::metrics;
 
 namespace {
 
-std::string data(const std::string& name) { return std::string(GB_SOURCE_DIR) + "/tests/metrics/data/" + name; }
-
-nlohmann::json clip_goldens() {
-  std::ifstream in(data("goldens.json"));
-  return nlohmann::json::parse(in)["clip"];
-}
+std::string data(const std::string& name) { return gb::testing::metrics_data(name); }
+nlohmann::json clip_goldens() { return gb::testing::metrics_goldens()["clip"]; }
 
 class ClipScoreTest : public ::testing::Test {
  protected:

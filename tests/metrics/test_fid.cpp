@@ -15,6 +15,7 @@
 #include "harness/metrics/frechet.h"
 #include "harness/metrics/npz.h"
 #include "tests/metrics/metric_test_weights.h"
+#include "tests/metrics/metrics_data.h"
 #include "tests/test_support.h"
 
 namespace fs = std::filesystem;
@@ -22,12 +23,9 @@ using namespace gb::metrics;
 
 namespace {
 
-std::string data(const std::string& name) { return std::string(GB_SOURCE_DIR) + "/tests/metrics/data/" + name; }
-
-nlohmann::json goldens_json() {
-  std::ifstream in(data("goldens.json"));
-  return nlohmann::json::parse(in);
-}
+using gb::testing::metrics_data;
+std::string data(const std::string& name) { return metrics_data(name); }
+nlohmann::json goldens_json() { return gb::testing::metrics_goldens(); }
 
 at::Tensor golden(const std::string& key) {
   static gb::SafetensorsFile f(data("goldens.safetensors"));
