@@ -19,15 +19,12 @@ namespace {
 using namespace gb::bb;
 using Clock = std::chrono::steady_clock;
 
-
 void BM_Sd15CfgStep(benchmark::State& state) {
   c10::InferenceMode guard;
   const int64_t batch = state.range(0);
   const int64_t latent = gb::bench::env_int("GB_BENCH_LATENT", 64);
-  const at::Device dev = gb::bench::device();
-  const at::ScalarType dt = gb::bench::dtype();
-  UNet2DConditionModel* unet = &gb::bench::sd15_unet();
-  auto opts = at::TensorOptions().dtype(dt).device(dev);
+  UNet2DConditionModel& unet = gb::bench::sd15_unet();
+  const auto opts = gb::bench::options();
   auto sched = make_sampling_scheduler(SchedulerConfig::sd15());
   sched->set_timesteps(50);
   gb::gen::GuidanceOptions go;
@@ -46,9 +43,9 @@ void BM_Sd15CfgStep(benchmark::State& state) {
     auto t0 = Clock::now();
     UNetInputs in;
     in.latents = at::cat({x, x});
-    in.timestep = at::full({2 * batch}, static_cast<int64_t>(t), at::TensorOptions().dtype(at::kLong).device(dev));
+    in.timestep = at::full({2 * batch}, static_cast<int64_t>(t), opts.dtype(at::kLong));
     in.encoder_hidden_states = text;
-    at::Tensor pred = unet->forward(in, nullptr, false);
+    at::Tensor pred = unet.forward(in, nullptr, false);
     gb::bench::sync();
     auto t1 = Clock::now();
     auto halves = pred.chunk(2);

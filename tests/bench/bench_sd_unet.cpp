@@ -15,31 +15,28 @@ namespace {
 
 using namespace gb::bb;
 
-
 void BM_Sd15UNetCapture(benchmark::State& state) {
   c10::InferenceMode guard;
   const int64_t batch = state.range(0);
   const int64_t latent = gb::bench::env_int("GB_BENCH_LATENT", 16);
-  const at::Device dev = gb::bench::device();
-  const at::ScalarType dt = gb::bench::dtype();
-  UNet2DConditionModel* unet = &gb::bench::sd15_unet();
+  UNet2DConditionModel& unet = gb::bench::sd15_unet();
+  const auto opts = gb::bench::options();
   gb::CaptureSpec spec;
-  for (const auto& l : unet_capture_layers(unet->config(), latent, 77)) {
+  for (const auto& l : unet_capture_layers(unet.config(), latent, 77)) {
     const auto& n = l.name;
     bool cross = n.find("-cross-") != std::string::npos;
     if ((cross && n.find("-q") != n.size() - 2) || (!cross && n.size() > 9 && n.compare(n.size() - 9, 9, "-self-map") == 0))
       spec.add(n);
   }
   spec.self_map_head_mean = true;
-  auto opts = at::TensorOptions().dtype(dt).device(dev);
   UNetInputs in;
   in.latents = at::randn({batch, 4, latent, latent}, opts);
-  in.timestep = at::full({batch}, 101, at::TensorOptions().dtype(at::kLong).device(dev));
+  in.timestep = at::full({batch}, 101, opts.dtype(at::kLong));
   in.encoder_hidden_states = at::randn({batch, 77, 768}, opts);
   for (auto _ : state) {
     gb::Capture cap;
     CaptureRecorder rec(spec, cap);
-    unet->forward(in, &rec, true);
+    unet.forward(in, &rec, true);
     gb::bench::sync();
     benchmark::DoNotOptimize(cap.tensors.size());
   }

@@ -26,6 +26,9 @@ inline at::ScalarType dtype() {
   return v && std::string(v) == "fp16" ? at::kHalf : at::kFloat;
 }
 
+// Floating-point tensors of the benchmarks: dtype() on device().
+inline at::TensorOptions options() { return at::TensorOptions().dtype(dtype()).device(device()); }
+
 // Waits for the device's queued work (CUDA), so a timer reads what it ran.
 inline void sync() {
   if (device().is_cuda()) gb::compat::cuda_synchronize();
