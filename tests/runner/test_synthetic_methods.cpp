@@ -6,7 +6,7 @@
 #include "harness/eval/evaluator.h"
 #include "harness/backbones/synthetic_backbone.h"
 #include "harness/backbones/synthetic_scene.h"
-#include "tests/runner/simple_tokenizer.h"
+#include "tests/backbones/simple_tokenizer.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 #include "harness/core/errors.h"
 #include "harness/backbones/synthetic_backbone.h"
 #include "harness/backbones/synthetic_scene.h"
-#include "tests/runner/simple_tokenizer.h"
+#include "tests/backbones/simple_tokenizer.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
