@@ -24,6 +24,11 @@ gb::CaptureSpec full_spec(const SyntheticBackboneConfig& c) {
   spec.self_map_head_mean = true;
   return spec;
 }
+
+// Every tensor full_spec asks for, for the scene of image `id`.
+gb::TensorMap capture_all(const SyntheticBackbone& bb, const std::string& id) {
+  return bb.capture_one(id + ".jpg", make_scene(id, bb.config().world).caption(), full_spec(bb.config()));
+}
 }  // namespace
 
 TEST(SyntheticScene, DeterministicFromIdAndConsistent) {
@@ -50,9 +55,8 @@ TEST(SyntheticScene, DeterministicFromIdAndConsistent) {
 
 TEST(SyntheticBackbone, ShapesAndInvariants) {
   SyntheticBackbone bb(SyntheticBackboneConfig::sd15_like(), tok());
-  const auto spec = full_spec(bb.config());
   const Scene s = make_scene("synth_000001", bb.config().world);
-  const gb::TensorMap m = bb.capture_one("synth_000001.jpg", s.caption(), spec);
+  const gb::TensorMap m = capture_all(bb, "synth_000001");
   const std::string blk = "up-level2-repeat1-vit-block0-cross";
   const at::Tensor A = m.at(blk + "-map");
   ASSERT_EQ(A.sizes(), (std::vector<int64_t>{4, 256, 77}));
@@ -81,9 +85,7 @@ TEST(SyntheticBackbone, ShapesAndInvariants) {
 
 TEST(SyntheticBackbone, ReliableHeadsContributeMore) {
   SyntheticBackbone bb(SyntheticBackboneConfig::sd15_like(), tok());
-  const auto spec = full_spec(bb.config());
-  const Scene s = make_scene("synth_000002", bb.config().world);
-  const gb::TensorMap m = bb.capture_one("synth_000002.jpg", s.caption(), spec);
+  const gb::TensorMap m = capture_all(bb, "synth_000002");
   const std::string blk = "mid-vit-block0-cross";
   const at::Tensor Z = m.at(blk + "-special-post-value"), W = m.at(blk + "-special-weight");
   // Output contribution norm per head vs. the head's out-weight gain (which encodes its reliability).
