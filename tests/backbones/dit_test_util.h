@@ -14,6 +14,7 @@
 #include <initializer_list>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace dit_test {
 
@@ -87,6 +88,20 @@ inline gb::CaptureSpec head_mean_spec(std::initializer_list<std::string> keys) {
   for (const auto& k : keys) s.add(k);
   s.self_map_head_mean = true;
   return s;
+}
+
+// A batch of prompts[0..n): image i is image(i), id <id_prefix><i>, noise seed `seed`.
+inline gb::BackboneBatch prompt_batch(const std::vector<std::string>& prompts, int n,
+                                      const std::function<at::Tensor(int)>& image, const std::string& id_prefix,
+                                      uint64_t seed) {
+  gb::BackboneBatch b;
+  for (int i = 0; i < n; ++i) {
+    b.images.push_back(image(i));
+    b.prompts.push_back(prompts.at(static_cast<size_t>(i)));
+    b.ids.push_back(id_prefix + std::to_string(i));
+  }
+  b.seed = seed;
+  return b;
 }
 
 // Image `row` of `batch` alone: same id, prompt and seed.

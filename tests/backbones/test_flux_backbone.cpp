@@ -14,15 +14,8 @@ namespace fs = std::filesystem;
 namespace {
 struct FluxFixture : tiny::FluxFolderTest {
   gb::BackboneBatch batch(int n) {
-    gb::BackboneBatch b;
-    const char* prompts[] = {"a cat and a dog", "sky", "tree road"};
-    for (int i = 0; i < n; ++i) {
-      b.images.push_back(tiny::random_image(16, 24 + i, 200 + i));
-      b.prompts.push_back(prompts[i]);
-      b.ids.push_back("f" + std::to_string(i));
-    }
-    b.seed = 9;
-    return b;
+    return dit_test::prompt_batch({"a cat and a dog", "sky", "tree road"}, n,
+                                  [](int i) { return tiny::random_image(16, 24 + i, 200 + i); }, "f", 9);
   }
   static gb::CaptureSpec goca_spec() {
     return dit_test::head_mean_spec({"vit-block0-cross-map", "vit-block1-cross-map", "vit-block2-cross-map",

@@ -15,15 +15,8 @@ namespace fs = std::filesystem;
 namespace {
 struct PixArtFixture : tiny::PixArtFolderTest {
   gb::BackboneBatch batch(int n) {
-    gb::BackboneBatch b;
-    const char* prompts[] = {"A Cat, a dog", "sky road", "tree"};
-    for (int i = 0; i < n; ++i) {
-      b.images.push_back(tiny::random_image(20 + i, 18, 100 + i));
-      b.prompts.push_back(prompts[i]);
-      b.ids.push_back("img" + std::to_string(i));
-    }
-    b.seed = 5;
-    return b;
+    return dit_test::prompt_batch({"A Cat, a dog", "sky road", "tree"}, n,
+                                  [](int i) { return tiny::random_image(20 + i, 18, 100 + i); }, "img", 5);
   }
   static gb::CaptureSpec goca_spec() {
     gb::CaptureSpec s;

@@ -17,14 +17,10 @@ namespace fs = std::filesystem;
 namespace {
 
 gb::BackboneBatch make_batch(const std::vector<std::string>& prompts, int salt) {
-  gb::BackboneBatch b;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    b.images.push_back(tiny::random_image(16 + static_cast<int64_t>(i), 20, 300 + salt + static_cast<uint64_t>(i)));
-    b.prompts.push_back(prompts[i]);
-    b.ids.push_back("r" + std::to_string(salt) + "_" + std::to_string(i));
-  }
-  b.seed = 3;
-  return b;
+  return dit_test::prompt_batch(
+      prompts, static_cast<int>(prompts.size()),
+      [salt](int i) { return tiny::random_image(16 + i, 20, static_cast<uint64_t>(300 + salt + i)); },
+      "r" + std::to_string(salt) + "_", 3);
 }
 
 void expect_same_capture(const gb::Capture& a, const gb::Capture& b) {
