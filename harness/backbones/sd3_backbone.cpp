@@ -1,5 +1,6 @@
 #include "harness/backbones/sd3_backbone.h"
 
+#include "harness/backbones/capture_steps.h"
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/json_config.h"
 #include "harness/backbones/memory_plan.h"
@@ -257,11 +258,8 @@ Capture Sd3Backbone::capture_text(const std::vector<at::Tensor>& images, const T
                                   const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,
                                   double text_seconds) {
   c10::InferenceMode guard;
-  const int64_t b = static_cast<int64_t>(images.size());
-  if (static_cast<int64_t>(image_ids.size()) != b) fail("{}: {} images but {} image ids", kind(), b, image_ids.size());
-  Capture cap;
-  cap.batch_size = b;
-  cap.stage_seconds["text"] = text_seconds;
+  Capture cap = begin_capture(images, image_ids, text_seconds, kind());
+  const int64_t b = cap.batch_size;
   auto t0 = std::chrono::steady_clock::now();
   const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
   const int64_t zc = vae_->config().latent_channels;

@@ -5,6 +5,7 @@
 #include "harness/backbones/json_config.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
+#include "harness/core/tokenizer.h"
 #include "harness/core/trace.h"
 #include "harness/core/log.h"
 #include "harness/core/torch_compat.h"
@@ -177,15 +178,9 @@ SdTextConditioning StableDiffusionBackbone::encode_text(const at::Tensor& ids_in
 
 Capture StableDiffusionBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
   const auto& tok = tokenizer();
-  std::vector<at::Tensor> rows;
-  for (const auto& p : batch.prompts) {
-    auto toks = tok.encode(p);
-    std::vector<int64_t> ids;
-    for (const auto& t : toks) ids.push_back(t.id);
-    rows.push_back(at::tensor(ids, at::kLong));
-  }
-  if (rows.size() != batch.images.size()) fail("batch has {} images but {} prompts", batch.images.size(), rows.size());
-  return capture_ids(batch.images, at::stack(rows), batch.ids, batch.seed, spec);
+  if (batch.prompts.size() != batch.images.size())
+    fail("batch has {} images but {} prompts", batch.images.size(), batch.prompts.size());
+  return capture_ids(batch.images, token_id_rows(tok, batch.prompts), batch.ids, batch.seed, spec);
 }
 
 Capture StableDiffusionBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,
