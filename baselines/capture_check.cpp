@@ -3,23 +3,13 @@
 
 #include "harness/core/capture.h"
 #include "harness/core/errors.h"
+#include "harness/core/shape.h"
 
 #include <cmath>
 
 namespace gb::baselines {
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
-
-bool is_square(int64_t n) {
-  const auto s = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
-  return s * s == n;
-}
 
 struct Checker {
   const CaptureMeta& capture;
@@ -53,18 +43,18 @@ struct Checker {
   const TensorMeta& need_rank(const std::string& key, size_t rank, const char* layout, const std::string& why) const {
     const TensorMeta& m = need(key, why);
     if (m.shape.size() != rank)
-      bad(key, "shape " + shape_str(m.shape) + " has rank " + std::to_string(m.shape.size()) + ", expected " +
+      bad(key, "shape " + gb::shape_str(m.shape) + " has rank " + std::to_string(m.shape.size()) + ", expected " +
                    layout + " (batch dimension removed)");
     for (int64_t d : m.shape)
-      if (d <= 0) bad(key, "shape " + shape_str(m.shape) + " has an empty dimension");
+      if (d <= 0) bad(key, "shape " + gb::shape_str(m.shape) + " has an empty dimension");
     return m;
   }
 
   void self_map(const std::string& key, int64_t expected_pixels, const std::string& why,
                 const std::string& against) const {
     const TensorMeta& s = need_rank(key, 3, "[H, P, P]", why);
-    if (s.shape[1] != s.shape[2]) bad(key, "shape " + shape_str(s.shape) + " is not [H, P, P] (query and key pixels differ)");
-    if (!is_square(s.shape[1])) bad(key, std::to_string(s.shape[1]) + " pixels is not a square grid");
+    if (s.shape[1] != s.shape[2]) bad(key, "shape " + gb::shape_str(s.shape) + " is not [H, P, P] (query and key pixels differ)");
+    if (gb::square_side(s.shape[1]) < 0) bad(key, std::to_string(s.shape[1]) + " pixels is not a square grid");
     if (expected_pixels > 0 && s.shape[1] != expected_pixels)
       bad(key, "has " + std::to_string(s.shape[1]) + " pixels, but " + against + " has " +
                    std::to_string(expected_pixels));
@@ -100,12 +90,12 @@ int64_t check_capture(const CaptureMeta& capture, const goca::MethodConfig& m, c
   for (const auto& key : m.layers) {
     const TensorMeta& a = c.need_rank(key, 3, "[H, P, T]", "a cross layer of the method");
     const int64_t H = a.shape[0], P = a.shape[1];
-    if (!is_square(P)) c.bad(key, "shape " + shape_str(a.shape) + ": " + std::to_string(P) + " pixels is not a square grid");
+    if (gb::square_side(P) < 0) c.bad(key, "shape " + gb::shape_str(a.shape) + ": " + std::to_string(P) + " pixels is not a square grid");
     if (T < 0) {
       T = a.shape[2];
       t_key = key;
     } else if (a.shape[2] != T) {
-      c.bad(key, "has " + std::to_string(a.shape[2]) + " tokens (shape " + shape_str(a.shape) + "), but " + t_key +
+      c.bad(key, "has " + std::to_string(a.shape[2]) + " tokens (shape " + gb::shape_str(a.shape) + "), but " + t_key +
                      " has " + std::to_string(T));
     }
     const std::string vk = gb::sibling_key(key, gb::CaptureTensor::special_value);
@@ -113,24 +103,24 @@ int64_t check_capture(const CaptureMeta& capture, const goca::MethodConfig& m, c
       const std::string why = std::string("head method '") + goca::to_string(m.head_method) + "'";
       const TensorMeta& v = c.need_rank(vk, 3, "[H, T, d]", why);
       if (v.shape[0] != H)
-        c.bad(vk, "has " + std::to_string(v.shape[0]) + " heads (shape " + shape_str(v.shape) + "), but " + key +
-                      " has " + std::to_string(H) + " (shape " + shape_str(a.shape) + ")");
+        c.bad(vk, "has " + std::to_string(v.shape[0]) + " heads (shape " + gb::shape_str(v.shape) + "), but " + key +
+                      " has " + std::to_string(H) + " (shape " + gb::shape_str(a.shape) + ")");
       if (v.shape[1] != a.shape[2])
-        c.bad(vk, "has " + std::to_string(v.shape[1]) + " tokens (shape " + shape_str(v.shape) + "), but " + key +
+        c.bad(vk, "has " + std::to_string(v.shape[1]) + " tokens (shape " + gb::shape_str(v.shape) + "), but " + key +
                       " has " + std::to_string(a.shape[2]));
       const int64_t hd = H * v.shape[2];
       const std::string zk = gb::sibling_key(key, gb::CaptureTensor::special_post_value);
       const TensorMeta& z = c.need_rank(zk, 2, "[P, H*d]", why + " (present with " + vk + ")");
       if (z.shape[0] != P)
-        c.bad(zk, "has " + std::to_string(z.shape[0]) + " pixels (shape " + shape_str(z.shape) + "), but " + key +
+        c.bad(zk, "has " + std::to_string(z.shape[0]) + " pixels (shape " + gb::shape_str(z.shape) + "), but " + key +
                       " has " + std::to_string(P));
       if (z.shape[1] != hd)
-        c.bad(zk, "has width " + std::to_string(z.shape[1]) + " (shape " + shape_str(z.shape) + "), expected H*d = " +
+        c.bad(zk, "has width " + std::to_string(z.shape[1]) + " (shape " + gb::shape_str(z.shape) + "), expected H*d = " +
                       std::to_string(H) + "*" + std::to_string(v.shape[2]) + " from " + key + " and " + vk);
       const std::string wk = gb::sibling_key(key, gb::CaptureTensor::special_weight);
       const TensorMeta& w = c.need_rank(wk, 2, "[Dout, H*d]", why + " (present with " + vk + ")");
       if (w.shape[1] != hd)
-        c.bad(wk, "has shape " + shape_str(w.shape) + ", expected [Dout, " + std::to_string(hd) + "] (H*d = " +
+        c.bad(wk, "has shape " + gb::shape_str(w.shape) + ", expected [Dout, " + std::to_string(hd) + "] (H*d = " +
                       std::to_string(H) + "*" + std::to_string(v.shape[2]) + ")");
     }
     if (m.layer_method != goca::LayerMethod::Vanilla)
@@ -138,7 +128,7 @@ int64_t check_capture(const CaptureMeta& capture, const goca::MethodConfig& m, c
   }
   if (m.layer_method != goca::LayerMethod::Vanilla) {
     const TensorMeta& f = c.need_rank(m.ref_layer, 3, "[C, r, r]", "the reference pseudo self-attention (ref_layer)");
-    if (f.shape[1] != f.shape[2]) c.bad(m.ref_layer, "shape " + shape_str(f.shape) + " is not [C, r, r]");
+    if (f.shape[1] != f.shape[2]) c.bad(m.ref_layer, "shape " + gb::shape_str(f.shape) + " is not [C, r, r]");
   }
   for (const auto& key : m.self_layers) c.self_map(key, -1, "affinity propagation (self_layers)", "");
 

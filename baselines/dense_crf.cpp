@@ -3,6 +3,7 @@
 
 #include "baselines/permutohedral.h"
 #include "harness/core/errors.h"
+#include "harness/core/shape.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -12,11 +13,6 @@
 
 namespace gb::baselines {
 namespace {
-std::string shape_of(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 }  // namespace
 
 struct DenseCrf::Pairwise {
@@ -52,7 +48,7 @@ DenseCrf& DenseCrf::operator=(DenseCrf&&) noexcept = default;
 
 void DenseCrf::set_unary(const at::Tensor& unary) {
   if (unary.dim() < 1 || unary.size(0) != k_ || unary.numel() != n_ * k_)
-    fail("dense CRF: unary must be [{} labels, {} pixels], got {}", k_, n_, shape_of(unary));
+    fail("dense CRF: unary must be [{} labels, {} pixels], got {}", k_, n_, gb::shape_str(unary.sizes()));
   // Stored pixel-major so that a pixel's labels are contiguous (the lattice's value vector).
   at::Tensor u = unary.to(at::kCPU, at::kFloat).reshape({k_, n_}).t().contiguous();
   unary_.assign(u.data_ptr<float>(), u.data_ptr<float>() + n_ * k_);
@@ -61,7 +57,7 @@ void DenseCrf::set_unary(const at::Tensor& unary) {
 
 void DenseCrf::add_pairwise(const at::Tensor& features, float potts_weight) {
   if (features.dim() != 2 || features.size(0) != n_ || features.size(1) < 1)
-    fail("dense CRF: pairwise features must be [{} pixels, d], got {}", n_, shape_of(features));
+    fail("dense CRF: pairwise features must be [{} pixels, d], got {}", n_, gb::shape_str(features.sizes()));
   at::Tensor f = features.to(at::kCPU, at::kFloat).contiguous();
   auto pw = std::make_unique<Pairwise>();
   pw->lattice = std::make_unique<PermutohedralLattice>(f.data_ptr<float>(), n_, static_cast<int>(f.size(1)));
@@ -157,7 +153,7 @@ void DenseCrf2D::add_pairwise_bilateral(float sx, float sy, float sr, float sg, 
   if (image.scalar_type() != at::kByte || image.dim() != 3 || image.size(0) != h_ || image.size(1) != w_ ||
       image.size(2) != 3)
     fail("dense CRF: bilateral image must be uint8 [{}, {}, 3], got {} {}", h_, w_,
-         std::string(c10::toString(image.scalar_type())), shape_of(image));
+         std::string(c10::toString(image.scalar_type())), gb::shape_str(image.sizes()));
   at::Tensor im = image.to(at::kCPU).contiguous();
   const uint8_t* src = im.data_ptr<uint8_t>();
   at::Tensor f = at::empty({n_, 5}, at::kFloat);
@@ -174,7 +170,7 @@ void DenseCrf2D::add_pairwise_bilateral(float sx, float sy, float sr, float sg, 
 }
 
 at::Tensor dense_crf_2d(const at::Tensor& probs, const at::Tensor& image, const DenseCrfParams& params) {
-  if (probs.dim() != 3) fail("dense CRF: probabilities must be [K, H, W], got {}", shape_of(probs));
+  if (probs.dim() != 3) fail("dense CRF: probabilities must be [K, H, W], got {}", gb::shape_str(probs.sizes()));
   const int64_t k = probs.size(0), h = probs.size(1), w = probs.size(2);
   DenseCrf2D crf(w, h, k);
   crf.set_unary(unary_from_softmax(probs, params.unary_clip).reshape({k, h * w}));

@@ -3,6 +3,7 @@
 #include "baselines/presets.h"
 
 #include "harness/core/errors.h"
+#include "harness/core/strings.h"
 
 #include <algorithm>
 #include <cctype>
@@ -16,19 +17,10 @@ using goca::RescaleMethod;
 
 namespace {
 
-std::string lower_trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  std::string out = s.substr(b, e - b);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 }  // namespace
 
 PostProcess parse_post_process(const std::string& s) {
-  const std::string n = lower_trim(s);
+  const std::string n = gb::to_lower(gb::trim(s));
   if (n == "none") return PostProcess::None;
   if (n == "affinity") return PostProcess::Affinity;
   if (n == "dcrf" || n == "affinity+dcrf") return PostProcess::Dcrf;

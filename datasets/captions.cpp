@@ -8,16 +8,12 @@
 #include "harness/core/errors.h"
 #include "harness/core/excerpt.h"
 #include "harness/io/json_io.h"
+#include "harness/io/read_file.h"
 
 namespace gb::datasets {
 
 CaptionFile CaptionFile::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_file(path, "cannot open caption file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail_file(path, "cannot read caption file");
-  return parse(ss.str(), path);
+  return parse(read_whole_file(path, "caption file"), path);
 }
 
 CaptionFile CaptionFile::parse(const std::string& text, const std::string& source) {

@@ -1,6 +1,8 @@
 #include "datasets/dataset.h"
 
 #include "harness/core/backbone.h"
+#include "harness/core/strings.h"
+#include "harness/io/read_file.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -101,10 +103,6 @@ std::string stem_of(const std::string& file_name) {
   return dot == std::string::npos ? file_name : file_name.substr(0, dot);
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::string default_suffix(LabelSource s) {
   switch (s) {
     case LabelSource::Mat: return ".mat";
@@ -122,7 +120,7 @@ std::vector<std::string> list_files(const std::string& dir, const std::string& m
     const std::string name = it->path().filename().string();
     if (name.empty() || name[0] == '.') continue;
     if (!it->is_regular_file(ec)) continue;
-    if (!must_end_with.empty() && !ends_with(name, must_end_with)) continue;
+    if (!must_end_with.empty() && !gb::ends_with(name, must_end_with)) continue;
     out.push_back(it->path().string());
   }
   if (ec) fail_file(dir, "cannot list folder ({})", ec.message());
@@ -568,7 +566,7 @@ std::vector<SampleEntry> entries_from_listing(const DatasetConfig& c, const std:
     e.image_path = path;
     if (c.kind == DatasetKind::Cityscapes) {
       const std::string tail = "_leftImg8bit" + fs::path(path).extension().string();
-      const std::string prefix = ends_with(e.id, tail) ? e.id.substr(0, e.id.size() - tail.size()) : stem_of(e.id);
+      const std::string prefix = gb::ends_with(e.id, tail) ? e.id.substr(0, e.id.size() - tail.size()) : stem_of(e.id);
       const std::string city = fs::path(path).parent_path().filename().string();
       e.label_path = (fs::path(label_dir) / city / (prefix + suffix)).string();
     } else {
@@ -677,11 +675,7 @@ std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const Captio
 namespace {
 
 std::vector<int64_t> voc_xml_classes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_file(path, "cannot open annotation (Annotations/<id>.xml)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string xml = ss.str();
+  const std::string xml = read_whole_file(path, "annotation (Annotations/<id>.xml)");
   // <object> ... <name>NAME</name> ... </object>; the first <name> inside each object is the class
   // (ElementTree's obj.find('name'): the direct child, which VOC writes before any <part>).
   std::vector<int64_t> out;

@@ -1,6 +1,7 @@
 #include "goca/method_config.h"
 
 #include "harness/core/errors.h"
+#include "harness/core/strings.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,15 +9,6 @@
 
 namespace gb::goca {
 namespace {
-
-std::string normalise(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  std::string out = s.substr(b, e - b);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 template <typename E>
 struct Entry {
@@ -97,9 +89,9 @@ std::vector<std::string> spellings(const std::vector<Entry<E>>& table) {
 
 template <typename E>
 E parse(const std::vector<Entry<E>>& table, const std::string& s, const char* what) {
-  const std::string n = normalise(s);
+  const std::string n = gb::to_lower(gb::trim(s));
   for (const auto& e : table) {
-    if (n == e.canonical || n == normalise(e.paper)) return e.value;
+    if (n == e.canonical || n == gb::to_lower(gb::trim(e.paper))) return e.value;
     for (const char* x : e.extra)
       if (n == x) return e.value;
   }
@@ -120,10 +112,6 @@ std::vector<E> values(const std::vector<Entry<E>>& table) {
   std::vector<E> out;
   for (const auto& e : table) out.push_back(e.value);
   return out;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "harness/core/capture.h"
 
 #include "harness/core/errors.h"
+#include "harness/core/shape.h"
 
 #include <ATen/ATen.h>
 
@@ -13,17 +14,11 @@
 namespace gb::goca {
 namespace {
 
-std::string shp(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-
 at::Tensor f32(const at::Tensor& t) { return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat); }
 
 int64_t side_of(int64_t pixels, const char* what) {
-  auto s = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(pixels))));
-  if (s * s != pixels) fail("{}: {} pixels is not a square grid", what, pixels);
+  const int64_t s = gb::square_side(pixels);
+  if (s < 0) fail("{}: {} pixels is not a square grid", what, pixels);
   return s;
 }
 
@@ -75,7 +70,7 @@ at::Tensor value_weight_sigma(const at::Tensor& value, const at::Tensor& weight,
   auto V = f32(value), W = f32(weight);
   const int64_t dout = W.size(0), d = W.size(1) / heads;
   if (V.dim() != 3 || V.size(0) != heads || V.size(2) != d)
-    fail("special-value has shape {}, expected [{}, T, {}]", shp(V), heads, d);
+    fail("special-value has shape {}, expected [{}, T, {}]", gb::shape_str(V.sizes()), heads, d);
   auto Wh = W.view({dout, heads, d}).permute({1, 2, 0});  // [H, d, Dout]
   auto vw = at::nan_to_num(at::bmm(V, Wh), 0.0, max_finite(capture_dtype), -max_finite(capture_dtype));
   return at::linalg_matrix_norm(vw, 2, {-2, -1}, false, c10::nullopt);  // [H]
@@ -88,7 +83,7 @@ at::Tensor head_weights(HeadMethod method, int64_t heads, const at::Tensor& post
   auto Z = f32(post_value).contiguous(), W = f32(weight).contiguous();
   const int64_t hd = Z.size(1), dout = W.size(0);
   if (hd % heads != 0) fail("special-post-value width {} is not a multiple of {} heads", hd, heads);
-  if (W.size(1) != hd) fail("special-weight has shape {}, expected [Dout, {}]", shp(W), hd);
+  if (W.size(1) != hd) fail("special-weight has shape {}, expected [Dout, {}]", gb::shape_str(W.sizes()), hd);
   const int64_t d = hd / heads;
   const double limit = max_finite(capture_dtype);
 
@@ -206,7 +201,7 @@ at::Tensor resize_pairwise(const at::Tensor& pairwise, int64_t out_side) {
 
 at::Tensor reference_attention(const at::Tensor& ref, RefMode mode) {
   if (ref.dim() != 3 || ref.size(1) != ref.size(2))
-    fail("reference feature has shape {}, expected [C, r, r]", shp(ref));
+    fail("reference feature has shape {}, expected [C, r, r]", gb::shape_str(ref.sizes()));
   const int64_t r = ref.size(1);
   at::Tensor X;
   if (mode == RefMode::Paper) {
@@ -226,7 +221,7 @@ LayerScorer::LayerScorer(at::Tensor reference_attention, LayerMethod method)
 
 at::Tensor LayerScorer::score(const at::Tensor& self_mean) const {
   const int64_t s = side_of(self_mean.size(0), "self map");
-  if (self_mean.size(1) != self_mean.size(0)) fail("self map has shape {}, expected [P, P]", shp(self_mean));
+  if (self_mean.size(1) != self_mean.size(0)) fail("self map has shape {}, expected [P, P]", gb::shape_str(self_mean.sizes()));
   const int64_t r = r_;
   auto dev = R_.device();
   if (method_ == LayerMethod::DotProductSimilarity) {

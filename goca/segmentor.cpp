@@ -2,6 +2,7 @@
 
 #include "goca/ops.h"
 #include "harness/core/errors.h"
+#include "harness/core/shape.h"
 
 #include <ATen/ATen.h>
 
@@ -11,12 +12,6 @@
 namespace gb::goca {
 namespace {
 
-std::string shp(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-
 
 const at::Tensor& get(const gb::TensorMap& sample, const std::string& key, const char* why) {
   auto it = sample.find(key);
@@ -25,14 +20,14 @@ const at::Tensor& get(const gb::TensorMap& sample, const std::string& key, const
 }
 
 void expect_rank(const at::Tensor& t, int64_t rank, const std::string& key, const char* layout) {
-  if (t.dim() != rank) fail("capture tensor '{}' has shape {}, expected {}", key, shp(t), layout);
+  if (t.dim() != rank) fail("capture tensor '{}' has shape {}, expected {}", key, gb::shape_str(t.sizes()), layout);
   if (!at::isFloatingType(t.scalar_type()))
     fail("capture tensor '{}' has dtype {}, expected F16, BF16 or F32", key, c10::toString(t.scalar_type()));
 }
 
 int64_t square_side(int64_t pixels, const std::string& key) {
-  auto s = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(pixels))));
-  if (s * s != pixels) fail("capture tensor '{}': {} pixels is not a square grid", key, pixels);
+  const int64_t s = gb::square_side(pixels);
+  if (s < 0) fail("capture tensor '{}': {} pixels is not a square grid", key, pixels);
   return s;
 }
 
@@ -40,7 +35,7 @@ int64_t square_side(int64_t pixels, const std::string& key) {
 at::Tensor self_mean(const gb::TensorMap& sample, const std::string& key, const char* why) {
   const auto& t = get(sample, key, why);
   expect_rank(t, 3, key, "[H, P, P]");
-  if (t.size(1) != t.size(2)) fail("capture tensor '{}' has shape {}, expected [H, P, P]", key, shp(t));
+  if (t.size(1) != t.size(2)) fail("capture tensor '{}' has shape {}, expected [H, P, P]", key, gb::shape_str(t.sizes()));
   square_side(t.size(1), key);
   if (t.size(0) == 1) return t[0].to(at::kFloat);
   return t.to(at::kFloat).mean(0);
@@ -102,7 +97,7 @@ Aggregation Segmentor::aggregate(const gb::TensorMap& sample) const {
       if (Z.size(1) != H * V.size(2))
         fail("capture tensor '{}' has width {}, expected H*d = {}*{}", zk, Z.size(1), H, V.size(2));
       if (W.size(1) != Z.size(1))
-        fail("capture tensor '{}' has shape {}, expected [Dout, {}]", wk, shp(W), Z.size(1));
+        fail("capture tensor '{}' has shape {}, expected [Dout, {}]", wk, gb::shape_str(W.sizes()), Z.size(1));
       w = head_weights(cfg.head_method, H, Z, W, V, Z.scalar_type());
     }
     out.head_weights[key] = w;
@@ -120,7 +115,7 @@ Aggregation Segmentor::aggregate(const gb::TensorMap& sample) const {
   } else {
     const auto& F = get(sample, cfg.ref_layer, "the reference pseudo self-attention (ref_layer)");
     expect_rank(F, 3, cfg.ref_layer, "[C, r, r]");
-    if (F.size(1) != F.size(2)) fail("capture tensor '{}' has shape {}, expected [C, r, r]", cfg.ref_layer, shp(F));
+    if (F.size(1) != F.size(2)) fail("capture tensor '{}' has shape {}, expected [C, r, r]", cfg.ref_layer, gb::shape_str(F.sizes()));
     LayerScorer scorer(reference_attention(F, cfg.ref_mode), cfg.layer_method);
     std::vector<at::Tensor> scores;
     for (const auto& key : cfg.layers) {

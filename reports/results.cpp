@@ -4,6 +4,7 @@
 #include "harness/core/excerpt.h"
 #include "harness/core/hash.h"
 #include "harness/io/atomic_file.h"
+#include "harness/eval/metrics_json.h"
 #include "harness/io/json_io.h"
 
 #include <fmt/format.h>
@@ -24,17 +25,12 @@ using nlohmann::json;
 
 namespace {
 
-json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
-
-json metrics_json(const Metrics& m) {
-  json j;
-  j["miou"] = num(m.miou);
-  j["aacc"] = num(m.aacc);
-  j["macc"] = num(m.macc);
-  j["fwiou"] = num(m.fwiou);
+// results.json's metrics: the means and per-class IoU and accuracy.
+json results_metrics_json(const Metrics& m) {
+  json j = gb::eval::metrics_means_json(m);
   json iou = json::array(), acc = json::array();
-  for (double v : m.iou) iou.push_back(num(v));
-  for (double v : m.acc) acc.push_back(num(v));
+  for (double v : m.iou) iou.push_back(gb::eval::json_number(v));
+  for (double v : m.acc) acc.push_back(gb::eval::json_number(v));
   j["per_class_iou"] = iou;
   j["per_class_acc"] = acc;
   return j;
@@ -172,10 +168,10 @@ json to_json(const Results& r) {
     cj["images"] = c.images;
     const int sel = c.selected_index();
     cj["selected_threshold"] = sel < 0 ? json(nullptr) : json(c.thresholds[sel].threshold);
-    if (sel >= 0) cj["selected"] = metrics_json(c.thresholds[sel].metrics);
+    if (sel >= 0) cj["selected"] = results_metrics_json(c.thresholds[sel].metrics);
     json th = json::array();
     for (const auto& t : c.thresholds) {
-      json tj = metrics_json(t.metrics);
+      json tj = results_metrics_json(t.metrics);
       tj["threshold"] = t.threshold;
       json rows = json::array();
       for (int64_t row = 0; row <= t.confusion.num_classes(); ++row) {
@@ -220,8 +216,8 @@ json to_json(const Results& r) {
                     {"scale", c.scale},
                     {"images", c.images},
                     {"clip_sum", c.clip_sum},
-                    {"clip_score", num(c.clip_score())},
-                    {"fid", num(c.fid)},
+                    {"clip_score", gb::eval::json_number(c.clip_score())},
+                    {"fid", gb::eval::json_number(c.fid)},
                     {"sums_file", c.sums_file},
                     {"samples", samples}});
     }

@@ -12,13 +12,6 @@ namespace gb::bb {
 
 namespace fs = std::filesystem;
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-std::string shape_str(at::IntArrayRef shape) { return shape_str(shape.vec()); }
-
 struct WeightStore::State {
   std::shared_ptr<const SafetensorsCheckpoint> ckpt;
   std::map<std::string, at::Tensor> memory;

@@ -17,6 +17,8 @@
 // Legacy names: add_alias(current, legacy) lets a request for `current` be served by `legacy` when only
 // the latter exists (diffusers' deprecated VAE attention names query/key/value/proj_attn, D-mu).
 // Alias hits may drop trailing singleton dims (1x1-conv-shaped attention weights in very old files).
+#include "harness/core/shape.h"
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -102,9 +104,7 @@ std::string find_component_checkpoint(const std::string& root, const std::string
 std::string component_checkpoint(const std::string& root, const std::string& component,
                                  const std::string& variant = "");
 
-// "[320, 4, 3, 3]"
-std::string shape_str(const std::vector<int64_t>& shape);
-std::string shape_str(at::IntArrayRef shape);
+using gb::shape_str;  // harness/core/shape.h
 
 // A module on a checkpoint component's weights: WeightStore::open_component, `make(store)` (returns the module),
 // then finish() (strict: every tensor of the file used).

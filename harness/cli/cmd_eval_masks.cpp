@@ -2,6 +2,7 @@
 #include "harness/cli/registry.h"
 #include "harness/core/errors.h"
 #include "harness/eval/confusion.h"
+#include "harness/eval/metrics_json.h"
 #include "harness/io/image_io.h"
 
 #include <ATen/ATen.h>
@@ -75,16 +76,8 @@ void add(CLI::App& app) {
       cm.add(pred, gt, protocol, o->ignore_index);
     }
     const auto m = gb::eval::reduce(cm, protocol);
-    auto num = [](double x) -> nlohmann::json { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
     if (o->format == "json") {
-      nlohmann::json j;
-      j["miou"] = num(m.miou);
-      j["aacc"] = num(m.aacc);
-      j["macc"] = num(m.macc);
-      j["fwiou"] = num(m.fwiou);
-      nlohmann::json pc = nlohmann::json::array();
-      for (double v : m.iou) pc.push_back(num(v));
-      j["per_class"] = pc;
+      nlohmann::json j = gb::eval::metrics_json(m);
       j["images"] = gt_names.size();
       j["protocol"] = o->protocol;
       std::cout << j.dump() << "\n";

@@ -17,9 +17,9 @@ inline bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 // Without leading and trailing ASCII whitespace.
-inline std::string trim(const std::string& s) {
+inline std::string trim(std::string_view s) {
   const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  return b == std::string_view::npos ? std::string() : std::string(s.substr(b, e - b + 1));
 }
 
 // "a, b, c" (error messages, logs).

@@ -1,6 +1,7 @@
 #include "harness/eval/evaluator.h"
 
 #include "harness/core/errors.h"
+#include "harness/eval/metrics_json.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -198,26 +199,6 @@ SweepResult SweepEvaluator::result() const {
   return r;
 }
 
-namespace {
-nlohmann::json num(double x) {
-  if (std::isnan(x)) return nullptr;
-  return x;
-}
-nlohmann::json metrics_json(const Metrics& m) {
-  nlohmann::json j;
-  j["miou"] = num(m.miou);
-  j["aacc"] = num(m.aacc);
-  j["macc"] = num(m.macc);
-  j["fwiou"] = num(m.fwiou);
-  nlohmann::json pc = nlohmann::json::array();
-  for (double v : m.iou) pc.push_back(num(v));
-  j["per_class"] = pc;
-  j["intersection"] = m.intersection;
-  j["union"] = m.union_;
-  return j;
-}
-}  // namespace
-
 std::string SweepResult::to_json() const {
   nlohmann::json j;
   j["images"] = images;
@@ -229,7 +210,7 @@ std::string SweepResult::to_json() const {
   for (auto it = chosen_metrics.begin(); it != chosen_metrics.end(); ++it) j[it.key()] = it.value();
   nlohmann::json sweep = nlohmann::json::array();
   for (const auto& t : per_threshold) {
-    sweep.push_back({{"threshold", t.threshold}, {"miou", num(t.metrics.miou)}, {"aacc", num(t.metrics.aacc)}});
+    sweep.push_back({{"threshold", t.threshold}, {"miou", json_number(t.metrics.miou)}, {"aacc", json_number(t.metrics.aacc)}});
   }
   j["sweep"] = sweep;
   return j.dump();

@@ -2,6 +2,7 @@
 
 #include "harness/core/errors.h"
 #include "harness/core/excerpt.h"
+#include "harness/io/read_file.h"
 
 #include <array>
 #include <fstream>
@@ -73,12 +74,7 @@ nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::stri
 }
 
 nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_file(path, "cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail_file(path, "read error");
-  return parse_json(ss.str(), path);
+  return parse_json(read_whole_file(path, "JSON file"), path);
 }
 
 uint32_t crc32(std::string_view data) {

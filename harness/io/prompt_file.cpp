@@ -12,6 +12,7 @@
 #include "harness/core/errors.h"
 #include "harness/core/excerpt.h"
 #include "harness/core/strings.h"
+#include "harness/io/read_file.h"
 
 namespace gb {
 namespace {
@@ -21,13 +22,6 @@ std::string_view strip_bom(std::string_view s) {
       static_cast<unsigned char>(s[2]) == 0xBF)
     s.remove_prefix(3);
   return s;
-}
-
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
 }
 
 std::string default_id(size_t index) { return fmt::format("{:06d}", index); }
@@ -190,12 +184,7 @@ std::vector<PromptEntry> parse_prompt_file(const std::string& contents, const st
 std::vector<PromptEntry> read_prompt_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) fail_file(path, "prompt file not found");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_file(path, "cannot open prompt file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail_file(path, "cannot read prompt file");
-  return parse_prompt_file(ss.str(), path);
+  return parse_prompt_file(read_whole_file(path, "prompt file"), path);
 }
 
 }  // namespace gb

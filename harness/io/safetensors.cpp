@@ -2,8 +2,10 @@
 
 #include "harness/io/atomic_file.h"
 #include "harness/io/json_io.h"
+#include "harness/io/read_file.h"
 
 #include "harness/core/errors.h"
+#include "harness/core/strings.h"
 
 #include <nlohmann/json.hpp>
 
@@ -66,14 +68,6 @@ bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_mul_
 
 std::string errno_text() { return std::strerror(errno); }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_file(path, "cannot open: {}", errno_text());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail_file(path, "read error");
-  return ss.str();
-}
 
 }  // namespace
 
@@ -274,19 +268,13 @@ at::Tensor SafetensorsFile::load(const std::string& name) const {
 // ---------------------------------------------------------------------------------------------------------
 // SafetensorsCheckpoint
 
-namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-}  // namespace
-
 SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) return open_dir(path);
   if (!fs::exists(path, ec)) fail_file(path, "no such file");
   SafetensorsCheckpoint ck;
   if (ends_with(path, ".json")) {
-    const std::string text = read_text_file(path);
+    const std::string text = read_whole_file(path, "index file");
     check_json_depth(text, path);
     nlohmann::json index;
     try {

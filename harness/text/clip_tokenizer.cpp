@@ -2,6 +2,7 @@
 
 #include "harness/core/errors.h"
 #include "harness/io/json_io.h"
+#include "harness/io/read_file.h"
 #include "harness/text/unicode.h"
 
 #include <nlohmann/json.hpp>
@@ -120,11 +121,7 @@ std::unique_ptr<ClipTokenizer> ClipTokenizer::from_merges(const std::string& mer
 
 std::unique_ptr<ClipTokenizer> ClipTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt,
                                                          const std::string& pad, int64_t max_length) {
-  std::ifstream in(vocab_json);
-  if (!in) fail_file(vocab_json, "cannot open vocabulary");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const nlohmann::json j = parse_json(ss.str(), vocab_json);
+  const nlohmann::json j = parse_json(read_whole_file(vocab_json, "vocabulary"), vocab_json);
   if (!j.is_object()) fail_file(vocab_json, "expected an object {{token: id}}");
   std::vector<std::string> vocab(j.size());
   for (auto it = j.begin(); it != j.end(); ++it) {
