@@ -3,6 +3,7 @@
 #include <yaml-cpp/eventhandler.h>
 
 #include "harness/core/errors.h"
+#include "harness/io/read_file.h"
 #include "harness/core/excerpt.h"
 #include "harness/core/hash.h"
 #include "harness/core/strings.h"
@@ -252,11 +253,7 @@ std::string read_text(const std::string& path, const std::string& context) {
     fail("{}: included file '{}' not found", context, path);
   }
   if (fs::is_directory(path, ec)) fail_file(path, "is a directory, not a YAML file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_file(path, "cannot open: {}", std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_whole_file(path, "YAML file");
 }
 
 }  // namespace

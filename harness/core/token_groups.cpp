@@ -1,6 +1,7 @@
 #include "harness/core/token_groups.h"
 
 #include "harness/core/errors.h"
+#include "harness/io/read_file.h"
 #include "harness/core/excerpt.h"
 #include "harness/io/atomic_file.h"
 #include "harness/io/json_io.h"
@@ -66,11 +67,7 @@ TokenGroups TokenGroups::from_json(const std::string& text, const std::string& s
 }
 
 TokenGroups TokenGroups::load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail_file(path, "cannot open token groups file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return from_json(ss.str(), path);
+  return from_json(read_whole_file(path, "token groups file"), path);
 }
 
 void TokenGroups::save(const std::string& path) const {

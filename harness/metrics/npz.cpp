@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "harness/core/errors.h"
+#include "harness/io/read_file.h"
 #include "harness/core/excerpt.h"
 
 namespace gb::metrics {
@@ -97,15 +98,6 @@ std::vector<int64_t> parse_shape(const std::string& s, const std::string& source
     }
   }
   return shape;
-}
-
-std::string read_all(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_file(path, "cannot open {}", what);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail_file(path, "cannot read {}", what);
-  return ss.str();
 }
 
 std::string inflate_raw(const std::string& src, size_t out_size, const std::string& source) {
@@ -205,7 +197,7 @@ std::string serialize_npy(const at::Tensor& array) {
 }
 
 std::map<std::string, at::Tensor> read_npz(const std::string& path) {
-  const std::string b = read_all(path, ".npz file");
+  const std::string b = read_whole_file(path, ".npz file");
   if (b.size() < 22) fail_file(path, "not an .npz archive (too short)");
   // End of central directory: the last "PK\5\6" within the trailing 64 KiB comment window.
   size_t eocd = std::string::npos;
