@@ -58,6 +58,9 @@ TEST(PromptFile, ErrorsNameFileAndLine) {
   expect_user_error([] { parse_prompt_file("", "empty.txt"); }, {"empty.txt", "no prompts"});
   expect_user_error([] { parse_prompt_file("\n\r\n", "blank.txt"); }, {"blank.txt", "no prompts"});
   expect_user_error([] { parse_prompt_file("a\n\nb\n", "gap.txt"); }, {"gap.txt", "line 2", "empty prompt"});
+  // Every C whitespace character is blank, vertical tab and form feed included (found by fuzz_prompts).
+  expect_user_error([] { parse_prompt_file("a\n\v\f\nb\n", "vt.txt"); }, {"vt.txt", "line 2", "empty prompt"});
+  expect_user_error([] { parse_prompt_file("id,text\n1,\f\n", "ff.csv"); }, {"ff.csv", "line 2", "empty prompt"});
   expect_user_error([] { parse_prompt_file("", "empty.csv"); }, {"empty.csv", "no prompts"});
   expect_user_error([] { parse_prompt_file("image_id,text\n", "hdr.csv"); }, {"hdr.csv", "only a header"});
   expect_user_error([] { parse_prompt_file("name,text\n1,a\n", "noid.csv"); },
