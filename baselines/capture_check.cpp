@@ -10,7 +10,6 @@
 namespace gb::baselines {
 namespace {
 
-
 struct Checker {
   const CaptureMeta& capture;
   const std::string& source;
@@ -53,11 +52,12 @@ struct Checker {
   void self_map(const std::string& key, int64_t expected_pixels, const std::string& why,
                 const std::string& against) const {
     const TensorMeta& s = need_rank(key, 3, "[H, P, P]", why);
-    if (s.shape[1] != s.shape[2]) bad(key, "shape " + gb::shape_str(s.shape) + " is not [H, P, P] (query and key pixels differ)");
+    if (s.shape[1] != s.shape[2])
+      bad(key, "shape " + gb::shape_str(s.shape) + " is not [H, P, P] (query and key pixels differ)");
     if (gb::square_side(s.shape[1]) < 0) bad(key, std::to_string(s.shape[1]) + " pixels is not a square grid");
     if (expected_pixels > 0 && s.shape[1] != expected_pixels)
-      bad(key, "has " + std::to_string(s.shape[1]) + " pixels, but " + against + " has " +
-                   std::to_string(expected_pixels));
+      bad(key,
+          "has " + std::to_string(s.shape[1]) + " pixels, but " + against + " has " + std::to_string(expected_pixels));
   }
 };
 
@@ -70,7 +70,8 @@ std::vector<std::string> keys_to_load(const goca::MethodConfig& m, const Capture
   };
   for (const auto& l : m.layers) {
     add(l);
-    if (m.head_method != goca::HeadMethod::Average && present.count(gb::sibling_key(l, gb::CaptureTensor::special_value))) {
+    if (m.head_method != goca::HeadMethod::Average &&
+        present.count(gb::sibling_key(l, gb::CaptureTensor::special_value))) {
       add(gb::sibling_key(l, gb::CaptureTensor::special_value));
       add(gb::sibling_key(l, gb::CaptureTensor::special_post_value));
       add(gb::sibling_key(l, gb::CaptureTensor::special_weight));
@@ -90,7 +91,8 @@ int64_t check_capture(const CaptureMeta& capture, const goca::MethodConfig& m, c
   for (const auto& key : m.layers) {
     const TensorMeta& a = c.need_rank(key, 3, "[H, P, T]", "a cross layer of the method");
     const int64_t H = a.shape[0], P = a.shape[1];
-    if (gb::square_side(P) < 0) c.bad(key, "shape " + gb::shape_str(a.shape) + ": " + std::to_string(P) + " pixels is not a square grid");
+    if (gb::square_side(P) < 0)
+      c.bad(key, "shape " + gb::shape_str(a.shape) + ": " + std::to_string(P) + " pixels is not a square grid");
     if (T < 0) {
       T = a.shape[2];
       t_key = key;
@@ -115,13 +117,14 @@ int64_t check_capture(const CaptureMeta& capture, const goca::MethodConfig& m, c
         c.bad(zk, "has " + std::to_string(z.shape[0]) + " pixels (shape " + gb::shape_str(z.shape) + "), but " + key +
                       " has " + std::to_string(P));
       if (z.shape[1] != hd)
-        c.bad(zk, "has width " + std::to_string(z.shape[1]) + " (shape " + gb::shape_str(z.shape) + "), expected H*d = " +
-                      std::to_string(H) + "*" + std::to_string(v.shape[2]) + " from " + key + " and " + vk);
+        c.bad(zk, "has width " + std::to_string(z.shape[1]) + " (shape " + gb::shape_str(z.shape) +
+                      "), expected H*d = " + std::to_string(H) + "*" + std::to_string(v.shape[2]) + " from " + key +
+                      " and " + vk);
       const std::string wk = gb::sibling_key(key, gb::CaptureTensor::special_weight);
       const TensorMeta& w = c.need_rank(wk, 2, "[Dout, H*d]", why + " (present with " + vk + ")");
       if (w.shape[1] != hd)
-        c.bad(wk, "has shape " + gb::shape_str(w.shape) + ", expected [Dout, " + std::to_string(hd) + "] (H*d = " +
-                      std::to_string(H) + "*" + std::to_string(v.shape[2]) + ")");
+        c.bad(wk, "has shape " + gb::shape_str(w.shape) + ", expected [Dout, " + std::to_string(hd) +
+                      "] (H*d = " + std::to_string(H) + "*" + std::to_string(v.shape[2]) + ")");
     }
     if (m.layer_method != goca::LayerMethod::Vanilla)
       c.self_map(gb::self_key_for_cross(key), P, "the layer weight of " + key, key);

@@ -12,8 +12,6 @@
 #include <limits>
 
 namespace gb::baselines {
-namespace {
-}  // namespace
 
 struct DenseCrf::Pairwise {
   std::unique_ptr<PermutohedralLattice> lattice;

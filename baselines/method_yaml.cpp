@@ -87,8 +87,8 @@ MethodPlan read_method_plan(const ConfigReader& r, const std::string& source) {
   m.self_layers = r.get_or<std::vector<std::string>>("self_layers", {});
   m.propagation_order = r.get_or<int64_t>("propagation_order", 2);
   m.keep_all_objects = r.get_or<bool>("keep_all_objects", false);
-  plan.post = read_enum_or(r, "post", parse_post_process,
-                           m.self_layers.empty() ? PostProcess::None : PostProcess::Affinity);
+  plan.post =
+      read_enum_or(r, "post", parse_post_process, m.self_layers.empty() ? PostProcess::None : PostProcess::Affinity);
   if (auto c = r.optional_child("capture")) {
     plan.capture.image_size = c->get<int64_t>("image_size");
     plan.capture.timestep = c->get<int64_t>("timestep");
@@ -105,7 +105,8 @@ MethodPlan read_method_plan(const ConfigReader& r, const std::string& source) {
   if (m.layers.empty()) r.fail_at("layers", "needs at least one cross-map key");
   for (size_t i = 0; i < m.layers.size(); ++i) {
     if (!ends_with(m.layers[i], "-cross-map"))
-      r.fail_at("layers." + std::to_string(i), "'" + m.layers[i] + "' is not a cross-map key (must end in '-cross-map')");
+      r.fail_at("layers." + std::to_string(i),
+                "'" + m.layers[i] + "' is not a cross-map key (must end in '-cross-map')");
     for (size_t j = 0; j < i; ++j)
       if (m.layers[i] == m.layers[j]) r.fail_at("layers." + std::to_string(i), "duplicate layer '" + m.layers[i] + "'");
   }

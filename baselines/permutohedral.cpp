@@ -165,10 +165,8 @@ PermutohedralLattice::PermutohedralLattice(const float* features, int64_t n, int
       for (int i = 0; i < d; ++i) {
         const float ri = elevated[i] - base[i];
         for (int j = i + 1; j <= d; ++j) {
-          if (ri < elevated[j] - base[j])
-            ++rank[i];
-          else
-            ++rank[j];
+          if (ri < elevated[j] - base[j]) ++rank[i];
+          else ++rank[j];
         }
       }
       // Bring the point back onto the hyperplane: shift ranks by the excess and move the wrapped

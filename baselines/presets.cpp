@@ -15,10 +15,6 @@ using goca::LayerMethod;
 using goca::MethodConfig;
 using goca::RescaleMethod;
 
-namespace {
-
-}  // namespace
-
 PostProcess parse_post_process(const std::string& s) {
   const std::string n = gb::to_lower(gb::trim(s));
   if (n == "none") return PostProcess::None;
@@ -31,12 +27,9 @@ PostProcess parse_post_process(const std::string& s) {
 
 const char* to_string(PostProcess p) {
   switch (p) {
-    case PostProcess::None:
-      return "none";
-    case PostProcess::Affinity:
-      return "affinity";
-    case PostProcess::Dcrf:
-      return "dcrf";
+    case PostProcess::None: return "none";
+    case PostProcess::Affinity: return "affinity";
+    case PostProcess::Dcrf: return "dcrf";
   }
   return "?";
 }
@@ -44,11 +37,10 @@ const char* to_string(PostProcess p) {
 std::vector<std::string> post_process_spellings() { return {"none", "affinity", "dcrf", "affinity+dcrf"}; }
 
 bool same_method(const MethodConfig& a, const MethodConfig& b) {
-  return a.head_method == b.head_method && a.layer_method == b.layer_method &&
-         a.rescale_method == b.rescale_method && a.ref_mode == b.ref_mode && a.multi_token == b.multi_token &&
-         a.layers == b.layers && a.ref_layer == b.ref_layer && a.self_layers == b.self_layers &&
-         a.propagation_order == b.propagation_order && a.output_size == b.output_size &&
-         a.keep_all_objects == b.keep_all_objects;
+  return a.head_method == b.head_method && a.layer_method == b.layer_method && a.rescale_method == b.rescale_method &&
+         a.ref_mode == b.ref_mode && a.multi_token == b.multi_token && a.layers == b.layers &&
+         a.ref_layer == b.ref_layer && a.self_layers == b.self_layers && a.propagation_order == b.propagation_order &&
+         a.output_size == b.output_size && a.keep_all_objects == b.keep_all_objects;
 }
 
 bool same_plan(const MethodPlan& a, const MethodPlan& b) {
@@ -65,23 +57,35 @@ std::vector<int> range(int first, int last) {
 
 std::vector<std::string> sd15_all() {
   return {
-      "down-level0-repeat0-vit-block0-cross-map", "down-level0-repeat1-vit-block0-cross-map",
-      "down-level1-repeat0-vit-block0-cross-map", "down-level1-repeat1-vit-block0-cross-map",
-      "down-level2-repeat0-vit-block0-cross-map", "down-level2-repeat1-vit-block0-cross-map",
-      "mid-vit-block0-cross-map",                 "up-level1-repeat0-vit-block0-cross-map",
-      "up-level1-repeat1-vit-block0-cross-map",   "up-level1-repeat2-vit-block0-cross-map",
-      "up-level2-repeat0-vit-block0-cross-map",   "up-level2-repeat1-vit-block0-cross-map",
-      "up-level2-repeat2-vit-block0-cross-map",   "up-level3-repeat0-vit-block0-cross-map",
-      "up-level3-repeat1-vit-block0-cross-map",   "up-level3-repeat2-vit-block0-cross-map",
+      "down-level0-repeat0-vit-block0-cross-map",
+      "down-level0-repeat1-vit-block0-cross-map",
+      "down-level1-repeat0-vit-block0-cross-map",
+      "down-level1-repeat1-vit-block0-cross-map",
+      "down-level2-repeat0-vit-block0-cross-map",
+      "down-level2-repeat1-vit-block0-cross-map",
+      "mid-vit-block0-cross-map",
+      "up-level1-repeat0-vit-block0-cross-map",
+      "up-level1-repeat1-vit-block0-cross-map",
+      "up-level1-repeat2-vit-block0-cross-map",
+      "up-level2-repeat0-vit-block0-cross-map",
+      "up-level2-repeat1-vit-block0-cross-map",
+      "up-level2-repeat2-vit-block0-cross-map",
+      "up-level3-repeat0-vit-block0-cross-map",
+      "up-level3-repeat1-vit-block0-cross-map",
+      "up-level3-repeat2-vit-block0-cross-map",
   };
 }
 
 std::vector<std::string> sd15_baseline() {
   return {
-      "down-level2-repeat0-vit-block0-cross-map", "down-level2-repeat1-vit-block0-cross-map",
-      "mid-vit-block0-cross-map",                 "up-level1-repeat0-vit-block0-cross-map",
-      "up-level1-repeat1-vit-block0-cross-map",   "up-level1-repeat2-vit-block0-cross-map",
-      "up-level2-repeat0-vit-block0-cross-map",   "up-level2-repeat1-vit-block0-cross-map",
+      "down-level2-repeat0-vit-block0-cross-map",
+      "down-level2-repeat1-vit-block0-cross-map",
+      "mid-vit-block0-cross-map",
+      "up-level1-repeat0-vit-block0-cross-map",
+      "up-level1-repeat1-vit-block0-cross-map",
+      "up-level1-repeat2-vit-block0-cross-map",
+      "up-level2-repeat0-vit-block0-cross-map",
+      "up-level2-repeat1-vit-block0-cross-map",
   };
 }
 
@@ -108,9 +112,9 @@ std::vector<std::string> sdxl_all() {
 }
 
 std::vector<std::string> sdxl_self() {
-  return {"up-level1-repeat0-vit-block0-self-map",   "up-level1-repeat0-vit-block1-self-map",
-          "up-level1-repeat1-vit-block0-self-map",   "up-level1-repeat1-vit-block1-self-map",
-          "up-level1-repeat2-vit-block0-self-map",   "down-level1-repeat0-vit-block0-self-map",
+  return {"up-level1-repeat0-vit-block0-self-map",  "up-level1-repeat0-vit-block1-self-map",
+          "up-level1-repeat1-vit-block0-self-map",  "up-level1-repeat1-vit-block1-self-map",
+          "up-level1-repeat2-vit-block0-self-map",  "down-level1-repeat0-vit-block0-self-map",
           "down-level1-repeat0-vit-block1-self-map"};
 }
 
@@ -197,12 +201,12 @@ std::vector<Preset> build() {
            "GoCA over all 70 cross layers; reference up-level1-repeat0 (64x64)."),
       make("pixart-sigma", "vanilla", "sigma_vanilla", vanilla_method(), dit_cross(range(10, 17)), sigma_ref,
            dit_self(range(10, 17)), 5, sigma, "Hand-picked blocks 10-17. " + unused_ref),
-      make("pixart-sigma", "goca", "sigma", goca_method(), dit_cross(range(0, 27)), sigma_ref,
-           dit_self(range(10, 17)), 5, sigma,
+      make("pixart-sigma", "goca", "sigma", goca_method(), dit_cross(range(0, 27)), sigma_ref, dit_self(range(10, 17)),
+           5, sigma,
            "GoCA over all 28 blocks (the config's VRAM-saving alternative, blocks 10-17, is the\n"
            "`hand_picked` layer set in configs/methods/ablations.yaml); affinity order 5."),
-      make("flux", "vanilla", "flux_vanilla", vanilla_method(), dit_cross({8, 28, 47}), flux_ref,
-           dit_self({8, 28, 47}), 2, flux, "Hand-picked blocks 8, 28, 47 (cross and self). " + unused_ref),
+      make("flux", "vanilla", "flux_vanilla", vanilla_method(), dit_cross({8, 28, 47}), flux_ref, dit_self({8, 28, 47}),
+           2, flux, "Hand-picked blocks 8, 28, 47 (cross and self). " + unused_ref),
       make("flux", "goca", "flux", flux_goca, dit_cross(range(0, 56)), flux_ref, dit_self({12, 18}), 2, flux,
            "head_method is 'average' in the paper's Flux config: single-stream blocks store no special values\n"
            "and double-stream ones store image values. Layers 0-56 (19 double-, 38 single-stream), t = 150."),
@@ -210,38 +214,40 @@ std::vector<Preset> build() {
       make("pixart-alpha", "vanilla", "alpha_vanilla", vanilla_method(), dit_cross(range(0, 27)), sigma_ref,
            dit_self(range(10, 17)), 5, alpha,
            "The paper's config_model_alpha_vanilla.py: all 28 blocks (Sigma's vanilla keeps 10-17) at 512². " +
-           unused_ref),
-      make("pixart-alpha", "goca", "alpha", goca_method(), dit_cross(range(0, 27)), sigma_ref,
-           dit_self(range(10, 17)), 5, alpha,
+               unused_ref),
+      make("pixart-alpha", "goca", "alpha", goca_method(), dit_cross(range(0, 27)), sigma_ref, dit_self(range(10, 17)),
+           5, alpha,
            "The paper's config_model_alpha.py: Sigma's GoCA at 512² (the paper loaded PixArt-XL-2-512x512; the\n"
            "1024-MS checkpoint of this kind runs at 512² with the matching micro-conditions)."),
-      derive(make("pixart-sigma-512", "vanilla", "sigma_vanilla", vanilla_method(), dit_cross(range(10, 17)),
-                  sigma_ref, dit_self(range(10, 17)), 5, sigma512,
+      derive(make("pixart-sigma-512", "vanilla", "sigma_vanilla", vanilla_method(), dit_cross(range(10, 17)), sigma_ref,
+                  dit_self(range(10, 17)), 5, sigma512,
                   "Sigma's vanilla preset at 512², the native size of PixArt-Sigma-XL-2-512-MS. " + unused_ref)),
       derive(make("pixart-sigma-512", "goca", "sigma", goca_method(), dit_cross(range(0, 27)), sigma_ref,
                   dit_self(range(10, 17)), 5, sigma512,
                   "Sigma's GoCA preset at 512², the native size of PixArt-Sigma-XL-2-512-MS (the checkpoint of the\n"
                   "paper's generation experiment).")),
-      derive(make("sd21", "vanilla", "15_vanilla", vanilla_method(), sd15_all(), sd15_ref, sd15_self(), 2, sd21,
-                  "SD1.5's vanilla preset (the SD 2.x UNet has the same 16 blocks) at 768², SD 2.1's size. " +
-                  unused_ref)),
+      derive(make(
+          "sd21", "vanilla", "15_vanilla", vanilla_method(), sd15_all(), sd15_ref, sd15_self(), 2, sd21,
+          "SD1.5's vanilla preset (the SD 2.x UNet has the same 16 blocks) at 768², SD 2.1's size. " + unused_ref)),
       derive(make("sd21", "goca", "15", goca_method(), sd15_all(), sd15_ref, sd15_self(), 2, sd21,
                   "SD1.5's GoCA preset (the SD 2.x UNet has the same 16 blocks) at 768², SD 2.1's size.")),
       derive(make("sd21-base", "vanilla", "15_vanilla", vanilla_method(), sd15_all(), sd15_ref, sd15_self(), 2, sd15,
                   "SD1.5's vanilla preset (the SD 2.x UNet has the same 16 blocks) at 512². " + unused_ref)),
       derive(make("sd21-base", "goca", "15", goca_method(), sd15_all(), sd15_ref, sd15_self(), 2, sd15,
                   "SD1.5's GoCA preset (the SD 2.x UNet has the same 16 blocks) at 512².")),
-      derive(make("sd35-medium", "vanilla", "flux_vanilla", vanilla_method(), dit_cross({3, 12, 20}),
-                  "vit-block12-attn-out", dit_self({3, 12, 20}), 2, flux,
-                  "Flux's vanilla blocks 8, 28, 47 of 57 at the same relative depth of 24 MMDiT blocks. " + unused_ref)),
+      derive(
+          make("sd35-medium", "vanilla", "flux_vanilla", vanilla_method(), dit_cross({3, 12, 20}),
+               "vit-block12-attn-out", dit_self({3, 12, 20}), 2, flux,
+               "Flux's vanilla blocks 8, 28, 47 of 57 at the same relative depth of 24 MMDiT blocks. " + unused_ref)),
       derive(make("sd35-medium", "goca", "flux", goca_method(), dit_cross(range(0, 23)), "vit-block12-attn-out",
                   dit_self({5, 8}), 2, flux,
                   "Flux's GoCA over all 24 blocks (ref and self blocks at Flux's relative depths: 27, 12, 18 of 57).\n"
                   "Every MMDiT block stores its image values, so the head method is GoCA's dot product, not\n"
                   "Flux's average. t = 150 over the pipeline's 50 steps, as the paper chose Flux's.")),
-      derive(make("sd35-large", "vanilla", "flux_vanilla", vanilla_method(), dit_cross({5, 19, 31}),
-                  "vit-block18-attn-out", dit_self({5, 19, 31}), 2, flux,
-                  "Flux's vanilla blocks 8, 28, 47 of 57 at the same relative depth of 38 MMDiT blocks. " + unused_ref)),
+      derive(
+          make("sd35-large", "vanilla", "flux_vanilla", vanilla_method(), dit_cross({5, 19, 31}),
+               "vit-block18-attn-out", dit_self({5, 19, 31}), 2, flux,
+               "Flux's vanilla blocks 8, 28, 47 of 57 at the same relative depth of 38 MMDiT blocks. " + unused_ref)),
       derive(make("sd35-large", "goca", "flux", goca_method(), dit_cross(range(0, 37)), "vit-block18-attn-out",
                   dit_self({8, 12}), 2, flux,
                   "Flux's GoCA over all 38 blocks (ref and self blocks at Flux's relative depths: 27, 12, 18 of 57).\n"
@@ -257,8 +263,8 @@ std::vector<Preset> build_generation() {
       "get_mask builds the reference pseudo self-attention from every channel. capture.timestep is the config's\n"
       "t, unused by generation (the maps are captured at every step).";
   std::vector<Preset> out{
-      make("sd15", "scfg", "gen_15", goca_method(), sd15_all(), "up-level2-repeat1-vit-block0-cross-q", sd15_self(),
-           2, CaptureSettings{512, 100}, note),
+      make("sd15", "scfg", "gen_15", goca_method(), sd15_all(), "up-level2-repeat1-vit-block0-cross-q", sd15_self(), 2,
+           CaptureSettings{512, 100}, note),
       make("pixart-sigma", "scfg", "gen_sigma", goca_method(), dit_cross(range(10, 17)), "vit-block13-cross-q",
            dit_self(range(10, 17)), 5, CaptureSettings{512, 100},
            note + "\nBlocks 10-17 (cross and self), affinity order 5, PixArt-Sigma-XL-2-512-MS."),

@@ -74,8 +74,8 @@ struct Preset {
   std::string variant;       // "vanilla", "baseline", "goca", "fttm"
   std::string paper_config;  // the paper's config file suffix: "15_vanilla", "xl", "fttm", ...
   MethodPlan plan;
-  std::string note;          // what is special about it (written into the shipped YAML's header)
-  bool derived = false;      // follows `paper_config` with the changes the note gives (a backbone the paper lacks)
+  std::string note;      // what is special about it (written into the shipped YAML's header)
+  bool derived = false;  // follows `paper_config` with the changes the note gives (a backbone the paper lacks)
 };
 
 // Every segmentation preset, in the table's order.
@@ -90,11 +90,11 @@ const Preset& find_preset(const std::string& backbone, const std::string& varian
 
 // Layer-key lists of the paper's configs (forward order), for presets, ablations and tests.
 namespace layers {
-std::vector<std::string> sd15_all();        // the 16 cross maps
-std::vector<std::string> sd15_baseline();   // the 8 hand-picked ones (15_baseline, fttm)
-std::vector<std::string> sd15_self();       // up-level3 r0, r1, down-level0 r1
-std::vector<std::string> sdxl_all();        // the 70 cross maps
-std::vector<std::string> sdxl_self();       // up-level1 r0b0, r0b1, r1b0, r1b1, r2b0, down-level1 r0b0, r0b1
+std::vector<std::string> sd15_all();       // the 16 cross maps
+std::vector<std::string> sd15_baseline();  // the 8 hand-picked ones (15_baseline, fttm)
+std::vector<std::string> sd15_self();      // up-level3 r0, r1, down-level0 r1
+std::vector<std::string> sdxl_all();       // the 70 cross maps
+std::vector<std::string> sdxl_self();      // up-level1 r0b0, r0b1, r1b0, r1b1, r2b0, down-level1 r0b0, r0b1
 // `vit-block{i}-cross-map` / `vit-block{i}-self-map` for i in `blocks` (PixArt and Flux naming).
 std::vector<std::string> dit_cross(const std::vector<int>& blocks);
 std::vector<std::string> dit_self(const std::vector<int>& blocks);

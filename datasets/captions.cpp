@@ -12,9 +12,7 @@
 
 namespace gb::datasets {
 
-CaptionFile CaptionFile::load(const std::string& path) {
-  return parse(read_whole_file(path, "caption file"), path);
-}
+CaptionFile CaptionFile::load(const std::string& path) { return parse(read_whole_file(path, "caption file"), path); }
 
 CaptionFile CaptionFile::parse(const std::string& text, const std::string& source) {
   const nlohmann::ordered_json doc = parse_ordered_json(text, source);
@@ -25,10 +23,12 @@ CaptionFile CaptionFile::parse(const std::string& text, const std::string& sourc
   f.path_ = source;
   f.ids_.reserve(doc.size());
   for (const auto& [key, value] : doc.items()) {
-    if (!value.is_object()) fail_file(source, "entry {}: expected an object with \"caption\", got {}", excerpt(key), value.type_name());
+    if (!value.is_object())
+      fail_file(source, "entry {}: expected an object with \"caption\", got {}", excerpt(key), value.type_name());
     auto it = value.find("caption");
     if (it == value.end()) fail_file(source, "entry {}: missing \"caption\"", excerpt(key));
-    if (!it->is_string()) fail_file(source, "entry {}: \"caption\" must be a string, got {}", excerpt(key), it->type_name());
+    if (!it->is_string())
+      fail_file(source, "entry {}: \"caption\" must be a string, got {}", excerpt(key), it->type_name());
     std::string caption = it->get<std::string>();
     if (caption.empty()) fail_file(source, "entry {}: empty caption", excerpt(key));
     if (!f.captions_.emplace(key, std::move(caption)).second) fail_file(source, "duplicate entry {}", excerpt(key));

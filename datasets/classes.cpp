@@ -10,6 +10,7 @@
 namespace gb::datasets {
 namespace {
 
+// clang-format off
 // ---- tables transcribed from the paper's caption_dataset.py / dataset.py / coco_macro.py -------------------
 // (checked against the paper's own lists by tests/datasets/test_classes.cpp with the golden written by
 // tools/parity/datasets_classes.py)
@@ -599,6 +600,8 @@ const std::vector<std::string> kCocoStuffCoarseNames = {
 
 constexpr int64_t kContextMaxRaw = 459;
 
+// clang-format on
+
 struct Lookups {
   std::array<int64_t, kContextMaxRaw + 1> ctx_raw_to_paper{};
   std::array<int64_t, kContextMaxRaw + 1> ctx_raw_to_mmseg{};
@@ -646,7 +649,9 @@ ClassTable make_table(DatasetKind kind, Protocol protocol) {
   t.protocol = protocol;
   const bool paper = protocol == Protocol::paper;
   t.ignore_index = paper ? kNoIgnore : kIgnoreIndex;
-  auto add = [&](std::string name, std::vector<std::string> syn) { t.classes.push_back({std::move(name), std::move(syn)}); };
+  auto add = [&](std::string name, std::vector<std::string> syn) {
+    t.classes.push_back({std::move(name), std::move(syn)});
+  };
   switch (kind) {
     case DatasetKind::Voc:
       for (size_t i = 0; i < kVocNames.size(); ++i) add(kVocNames[i], kVocSynonyms[i]);
@@ -708,8 +713,8 @@ const char* to_string(DatasetKind kind) {
 }
 
 const std::vector<DatasetKind>& all_dataset_kinds() {
-  static const std::vector<DatasetKind> all = {DatasetKind::Voc, DatasetKind::Context, DatasetKind::CocoObject,
-                                               DatasetKind::Cityscapes, DatasetKind::Ade20k, DatasetKind::CocoStuff};
+  static const std::vector<DatasetKind> all = {DatasetKind::Voc,        DatasetKind::Context, DatasetKind::CocoObject,
+                                               DatasetKind::Cityscapes, DatasetKind::Ade20k,  DatasetKind::CocoStuff};
   return all;
 }
 

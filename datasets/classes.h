@@ -6,9 +6,9 @@
 // caption_dataset.py, typos included (ADE `buildingsedifice`, `hourses`, quirk Q13).
 // Standard protocol (mmseg): VOC 21 classes and COCO-Object 81 keep background; Context-59, Cityscapes-19 and
 // ADE-150 drop it (reduce_zero_label / trainIds); 255 is ignored everywhere. COCO-Stuff-27: the 27 coarse classes of
-// the unsupervised-segmentation protocol (PiCIE/STEGO: fine_to_coarse, no background, unlabeled ignored). Context-59 uses mmseg's class
-// order (sorted raw ids = alphabetical names), which differs from the paper's ctx59 order.
-// See docs/protocols.md for every difference.
+// the unsupervised-segmentation protocol (PiCIE/STEGO: fine_to_coarse, no background, unlabeled ignored). Context-59
+// uses mmseg's class order (sorted raw ids = alphabetical names), which differs from the paper's ctx59 order. See
+// docs/protocols.md for every difference.
 #include "harness/core/protocol.h"
 #include <cstdint>
 #include <string>
@@ -17,8 +17,8 @@
 namespace gb::datasets {
 
 enum class DatasetKind { Voc, Context, CocoObject, Cityscapes, Ade20k, CocoStuff };
-using gb::Protocol;  // harness/core/protocol.h
 using gb::parse_protocol;
+using gb::Protocol;  // harness/core/protocol.h
 using gb::to_string;
 
 // "voc", "context", "coco-object", "cityscapes", "ade20k", "coco-stuff".
@@ -38,9 +38,9 @@ struct ClassInfo {
 struct ClassTable {
   DatasetKind kind = DatasetKind::Voc;
   Protocol protocol = Protocol::paper;
-  std::vector<ClassInfo> classes;     // index = class id; size() == num_classes()
-  int64_t ignore_index = kNoIgnore;   // kIgnoreIndex under standard
-  bool background_is_class0 = true;   // class 0 is background (paper: all; standard: VOC, COCO-Object)
+  std::vector<ClassInfo> classes;    // index = class id; size() == num_classes()
+  int64_t ignore_index = kNoIgnore;  // kIgnoreIndex under standard
+  bool background_is_class0 = true;  // class 0 is background (paper: all; standard: VOC, COCO-Object)
 
   int64_t num_classes() const { return static_cast<int64_t>(classes.size()); }
   const ClassInfo& at(int64_t id) const;  // UserError when out of range

@@ -141,7 +141,8 @@ std::vector<std::string> read_split(const std::string& path) {
   return ids;
 }
 
-[[noreturn]] void out_of_range(const std::string& file, int64_t value, int64_t y, int64_t x, const std::string& allowed) {
+[[noreturn]] void out_of_range(const std::string& file, int64_t value, int64_t y, int64_t x,
+                               const std::string& allowed) {
   fail_file(file, "label value {} at row {}, column {} is outside {}", value, y, x, allowed);
 }
 
@@ -323,7 +324,8 @@ void silence_mat_libraries() {
   std::call_once(once, [] {
     Mat_LogInitFunc("goca-bench", matio_log);
     using SetAuto = int (*)(int64_t, void*, void*);  // herr_t H5Eset_auto2(hid_t, H5E_auto2_t, void*)
-    if (auto f = reinterpret_cast<SetAuto>(::dlsym(RTLD_DEFAULT, "H5Eset_auto2"))) f(0 /* H5E_DEFAULT */, nullptr, nullptr);
+    if (auto f = reinterpret_cast<SetAuto>(::dlsym(RTLD_DEFAULT, "H5Eset_auto2")))
+      f(0 /* H5E_DEFAULT */, nullptr, nullptr);
   });
 }
 
@@ -356,7 +358,8 @@ void check_mat5_sizes(const std::string& path) {
       } else {
         const uint64_t n = u32(m, p + 4);
         if (n > end - p - 8)
-          fail_file(path, "corrupt MAT file: an element of the matrix at offset {} claims {} bytes, {} remain", at, n, end - p - 8);
+          fail_file(path, "corrupt MAT file: an element of the matrix at offset {} claims {} bytes, {} remain", at, n,
+                    end - p - 8);
         if (index == 1) {  // dimensions: int32 values
           uint64_t count = 1;
           for (uint64_t k = 0; k + 4 <= n; k += 4) {
@@ -364,7 +367,9 @@ void check_mat5_sizes(const std::string& path) {
             count = (d != 0 && count > limit / d) ? limit + 1 : count * d;
           }
           if (count > limit)
-            fail_file(path, "corrupt MAT file: the matrix at offset {} declares more elements than its {} bytes can hold", at, end - begin);
+            fail_file(path,
+                      "corrupt MAT file: the matrix at offset {} declares more elements than its {} bytes can hold", at,
+                      end - begin);
         }
         p += 8 + ((n + 7) & ~uint64_t(7));
       }
@@ -380,7 +385,8 @@ void check_mat5_sizes(const std::string& path) {
     }
     const uint64_t n = u32(b, p + 4);
     if (n > b.size() - p - 8)
-      fail_file(path, "corrupt MAT file: the element at offset {} claims {} bytes, the file has {} after it", p, n, b.size() - p - 8);
+      fail_file(path, "corrupt MAT file: the element at offset {} claims {} bytes, the file has {} after it", p, n,
+                b.size() - p - 8);
     if (type == 14) {  // miMATRIX
       check_matrix(b, p + 8, p + 8 + n, n, p);
     } else if (type == 15) {  // miCOMPRESSED: inflate the start (the matrix tag, flags, dimensions)
@@ -448,7 +454,8 @@ at::Tensor read_mat_variable(const std::string& path, const std::string& variabl
         const double v = static_cast<double>(data[r + c * rows]);
         // Integers up to 2^53 (exact in a double); NaN, infinities and larger values are refused before the cast.
         if (!(std::fabs(v) <= 9007199254740992.0) || v != std::trunc(v))
-          fail_file(path, "'{}' holds the value {} at row {}, column {}, which is not an integer label", variable, v, r, c);
+          fail_file(path, "'{}' holds the value {} at row {}, column {}, which is not an integer label", variable, v, r,
+                    c);
         dst[r * cols + c] = static_cast<int64_t>(v);
       }
   };
@@ -463,13 +470,15 @@ at::Tensor read_mat_variable(const std::string& path, const std::string& variabl
     case MAT_C_UINT32: fill(static_cast<const uint32_t*>(var->data)); break;
     case MAT_C_INT64: fill(static_cast<const int64_t*>(var->data)); break;
     case MAT_C_UINT64: fill(static_cast<const uint64_t*>(var->data)); break;
-    default: fail_file(path, "'{}' is not a numeric array (matio class {})", variable, static_cast<int>(var->class_type));
+    default:
+      fail_file(path, "'{}' is not a numeric array (matio class {})", variable, static_cast<int>(var->class_type));
   }
   return out;
 #else
   (void)variable;
-  fail_file(path, "this build has no .mat support (libmatio was not found at configure time); use the mmseg "
-                  "SegmentationClassContext PNG labels (labels: {{source: png}}) or rebuild with libmatio");
+  fail_file(path,
+            "this build has no .mat support (libmatio was not found at configure time); use the mmseg "
+            "SegmentationClassContext PNG labels (labels: {{source: png}}) or rebuild with libmatio");
 #endif
 }
 
@@ -596,9 +605,9 @@ std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const Captio
   const std::string label_dir = resolve_label_dir(c);
   const std::string suffix = c.label_suffix.empty() ? default_suffix(ds->source_) : c.label_suffix;
   if (!fs::is_directory(images_dir))
-    fail_file(images_dir, "image folder does not exist{}",
-              c.kind == DatasetKind::Context ? " (for Pascal-Context pass the VOC2012 JPEGImages folder with --images)"
-                                             : "");
+    fail_file(
+        images_dir, "image folder does not exist{}",
+        c.kind == DatasetKind::Context ? " (for Pascal-Context pass the VOC2012 JPEGImages folder with --images)" : "");
   if (!fs::is_directory(label_dir)) fail_file(label_dir, "label folder does not exist");
 
   std::vector<SampleEntry> entries = c.split.empty() ? entries_from_listing(c, images_dir, label_dir, suffix)
@@ -608,11 +617,10 @@ std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const Captio
   if (c.kind == DatasetKind::Context && paper) {
     std::vector<SampleEntry> kept;
     for (auto& e : entries) {
-      if (fs::exists(e.label_path))
-        kept.push_back(std::move(e));
+      if (fs::exists(e.label_path)) kept.push_back(std::move(e));
       else
-        ds->report_.note(kNoteContextNoMat,
-                         {e.id, e.label_path, "no label file; dropped as the paper's loader does", IssueKind::PaperQuirk});
+        ds->report_.note(kNoteContextNoMat, {e.id, e.label_path, "no label file; dropped as the paper's loader does",
+                                             IssueKind::PaperQuirk});
     }
     entries = std::move(kept);
   }
@@ -660,9 +668,10 @@ std::unique_ptr<Dataset> Dataset::open(const DatasetConfig& config, const Captio
         kept.push_back(std::move(e));
         continue;
       }
-      DatasetIssue issue{e.id, ds->captions_->path(),
-                         "no caption for image '" + e.id + "' (add it to the caption file, or set missing_caption: skip)",
-                         IssueKind::MissingCaption};
+      DatasetIssue issue{
+          e.id, ds->captions_->path(),
+          "no caption for image '" + e.id + "' (add it to the caption file, or set missing_caption: skip)",
+          IssueKind::MissingCaption};
       if (c.missing_caption == MissingCaption::Fail) throw SampleError(IssueKind::MissingCaption, issue.line());
       ds->report_.skip(std::move(issue));
     }
@@ -730,7 +739,8 @@ Sample Dataset::load_or_throw(size_t i) const {
   s.image_path = e.image_path;
   s.label_path = e.label_path;
   if (!fs::exists(e.image_path)) raise(IssueKind::MissingFile, e.image_path + ": image file missing");
-  if (!fs::exists(e.label_path)) raise(IssueKind::MissingFile, e.label_path + ": label file missing (image " + e.id + ")");
+  if (!fs::exists(e.label_path))
+    raise(IssueKind::MissingFile, e.label_path + ": label file missing (image " + e.id + ")");
   if (!e.xml_path.empty() && !fs::exists(e.xml_path))
     raise(IssueKind::MissingFile, e.xml_path + ": annotation file missing (image " + e.id + ")");
   s.image = as_kind(IssueKind::Unreadable, [&] { return read_image_rgb(e.image_path); });
@@ -753,9 +763,10 @@ Sample Dataset::load_or_throw(size_t i) const {
         segs = &it->second;
       } else if (c.protocol == Protocol::paper && impl_->has_panoptic_last) {
         segs = &impl_->panoptic_last;
-        report_.note(kNoteCocoAnnotationReused,
-                     {e.id, e.label_path, "not in " + impl_->panoptic_json + "; the last annotation's segments are used",
-                      IssueKind::PaperQuirk});
+        report_.note(
+            kNoteCocoAnnotationReused,
+            {e.id, e.label_path, "not in " + impl_->panoptic_json + "; the last annotation's segments are used",
+             IssueKind::PaperQuirk});
       } else {
         raise(IssueKind::MissingFile,
               e.label_path + ": no annotation for '" + file_name + "' in " + impl_->panoptic_json);

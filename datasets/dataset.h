@@ -72,15 +72,16 @@ class DatasetReport {
 
 // Note kinds.
 inline constexpr const char* kNoteContextNoMat = "paper: ids without a label file dropped (Context, after the limit)";
-inline constexpr const char* kNoteCocoAnnotationReused = "paper quirk Q14: label without annotation reuses the last one";
+inline constexpr const char* kNoteCocoAnnotationReused =
+    "paper quirk Q14: label without annotation reuses the last one";
 inline constexpr const char* kNoteVocGtFromLabel = "VOC: no Annotations/ folder, GT classes taken from the label";
 
 // One listed sample: what load() will read.
 struct SampleEntry {
-  std::string id;          // image file name (caption key)
+  std::string id;  // image file name (caption key)
   std::string image_path;
   std::string label_path;
-  std::string xml_path;    // VOC gt_from_xml only
+  std::string xml_path;  // VOC gt_from_xml only
 };
 
 class Dataset {

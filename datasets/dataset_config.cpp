@@ -17,11 +17,13 @@ std::string join(const std::string& root, const std::string& p) {
   return (fs::path(root) / p).string();
 }
 
-const std::vector<std::pair<std::string, LabelSource>> kSourceNames = {
-    {"auto", LabelSource::Auto},         {"png", LabelSource::Png},
-    {"mat", LabelSource::Mat},           {"panoptic", LabelSource::Panoptic},
-    {"labelIds", LabelSource::LabelIds}, {"labelTrainIds", LabelSource::LabelTrainIds},
-    {"stuffthingmaps", LabelSource::StuffThingMaps}};
+const std::vector<std::pair<std::string, LabelSource>> kSourceNames = {{"auto", LabelSource::Auto},
+                                                                       {"png", LabelSource::Png},
+                                                                       {"mat", LabelSource::Mat},
+                                                                       {"panoptic", LabelSource::Panoptic},
+                                                                       {"labelIds", LabelSource::LabelIds},
+                                                                       {"labelTrainIds", LabelSource::LabelTrainIds},
+                                                                       {"stuffthingmaps", LabelSource::StuffThingMaps}};
 
 }  // namespace
 

@@ -37,14 +37,15 @@ enum class OnError { Fail, Skip };
 enum class MissingCaption { Fail, Skip, Ignore };
 
 enum class LabelSource {
-  Auto,           // context: mat if <root>/trainval exists, else png; coco-object: panoptic if its json exists
-  Png,            // voc, ade20k: index/gray PNG; context: mmseg SegmentationClassContext; coco-object: 80 things + bg
-  Mat,            // context: pascal-context/trainval/<id>.mat LabelMap (raw 459 ids)
-  Panoptic,       // coco-object: panoptic RGB PNG + panoptic_val2017.json
-  LabelIds,       // cityscapes: *_gtFine_labelIds.png
-  LabelTrainIds,  // cityscapes: *_gtFine_labelTrainIds.png
-  StuffThingMaps, // coco-stuff: stuffthingmaps_trainval2017 PNG (value = fine class 0..181, 255 unlabeled)
-                  // (coco-stuff `png`: value = COCO-Stuff category id 1..182, 0 unlabeled, as the paper's loader reads)
+  Auto,            // context: mat if <root>/trainval exists, else png; coco-object: panoptic if its json exists
+  Png,             // voc, ade20k: index/gray PNG; context: mmseg SegmentationClassContext; coco-object: 80 things + bg
+  Mat,             // context: pascal-context/trainval/<id>.mat LabelMap (raw 459 ids)
+  Panoptic,        // coco-object: panoptic RGB PNG + panoptic_val2017.json
+  LabelIds,        // cityscapes: *_gtFine_labelIds.png
+  LabelTrainIds,   // cityscapes: *_gtFine_labelTrainIds.png
+  StuffThingMaps,  // coco-stuff: stuffthingmaps_trainval2017 PNG (value = fine class 0..181, 255 unlabeled)
+                   // (coco-stuff `png`: value = COCO-Stuff category id 1..182, 0 unlabeled, as the paper's loader
+                   // reads)
 };
 const char* to_string(LabelSource source);
 // "auto", "png", "mat", "panoptic", "labelIds", "labelTrainIds", "stuffthingmaps" (UserError otherwise).
@@ -59,18 +60,18 @@ struct DatasetConfig {
   DatasetKind kind = DatasetKind::Voc;
   Protocol protocol = Protocol::paper;
   std::string root;
-  std::string images;           // "" = layout default
-  std::string split;            // relative to root (or absolute); "" = sorted listing
+  std::string images;  // "" = layout default
+  std::string split;   // relative to root (or absolute); "" = sorted listing
   bool reverse_split = false;
   int64_t limit = -1;
   LabelSource label_source = LabelSource::Png;
-  std::string label_dir;        // relative to root (or absolute)
-  std::string label_suffix;     // appended to the id stem (".png", "_gtFine_labelIds.png", ...)
-  std::string panoptic_json;    // coco-object panoptic: relative to root (or absolute)
+  std::string label_dir;      // relative to root (or absolute)
+  std::string label_suffix;   // appended to the id stem (".png", "_gtFine_labelIds.png", ...)
+  std::string panoptic_json;  // coco-object panoptic: relative to root (or absolute)
   int64_t num_classes = 0;
   int64_t ignore_index = kNoIgnore;
   bool void_to_background = true;
-  bool gt_from_xml = false;     // VOC paper: Annotations/<id>.xml object names
+  bool gt_from_xml = false;  // VOC paper: Annotations/<id>.xml object names
   OnError on_error = OnError::Fail;
   MissingCaption missing_caption = MissingCaption::Fail;
   std::string captions;
@@ -93,7 +94,7 @@ DatasetConfig load_dataset_config(const std::string& path, const std::vector<std
 // Resolved paths of the layout (defaults filled in, relative paths joined to root).
 std::string resolve_images_dir(const DatasetConfig& c);
 std::string resolve_label_dir(const DatasetConfig& c);
-std::string resolve_split_file(const DatasetConfig& c);      // "" for sorted listings
+std::string resolve_split_file(const DatasetConfig& c);  // "" for sorted listings
 std::string resolve_panoptic_json(const DatasetConfig& c);
 // Auto resolved against the folder on disk.
 LabelSource resolve_label_source(const DatasetConfig& c);

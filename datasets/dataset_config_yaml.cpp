@@ -12,8 +12,8 @@ DatasetConfig read_dataset_config(const ConfigReader& r) {
   std::vector<std::pair<std::string, DatasetKind>> kinds;
   for (DatasetKind k : all_dataset_kinds()) kinds.emplace_back(to_string(k), k);
   const DatasetKind kind = r.get_enum<DatasetKind>("dataset", kinds);
-  const Protocol protocol =
-      r.get_enum_or<Protocol>("protocol", {{"paper", Protocol::paper}, {"standard", Protocol::standard}}, Protocol::paper);
+  const Protocol protocol = r.get_enum_or<Protocol>(
+      "protocol", {{"paper", Protocol::paper}, {"standard", Protocol::standard}}, Protocol::paper);
   DatasetConfig c = default_dataset_config(kind, protocol);
   c.root = r.get_or<std::string>("root", c.root);
   c.images = r.get_or<std::string>("images", c.images);
@@ -64,8 +64,8 @@ DatasetConfig read_dataset_config(const ConfigReader& r) {
     c.background_method = b->get_or<std::string>("method", c.background_method);
     static const std::vector<std::string> methods = {"vanilla", "max", "exact", "avg", "offset"};
     if (std::find(methods.begin(), methods.end(), c.background_method) == methods.end())
-      b->fail_at("method", "unknown background method '" + c.background_method +
-                               "' (choices: vanilla, max, exact, avg, offset)");
+      b->fail_at("method",
+                 "unknown background method '" + c.background_method + "' (choices: vanilla, max, exact, avg, offset)");
     c.background_thresholds = b->get_or<std::vector<double>>("thresholds", c.background_thresholds);
     if (c.background_thresholds.empty()) b->fail_at("thresholds", "needs at least one threshold");
     b->finish();

@@ -96,7 +96,8 @@ void write_captions(const fs::path& path, const std::vector<std::pair<std::strin
 std::string voc_xml(const std::string& stem, const std::vector<std::string>& names) {
   std::string x = "<annotation>\n  <folder>VOC2012</folder>\n  <filename>" + stem + ".jpg</filename>\n";
   for (const auto& n : names)
-    x += "  <object>\n    <name>" + n + "</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n"
+    x += "  <object>\n    <name>" + n +
+         "</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n"
          "    <difficult>0</difficult>\n    <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox>\n"
          "    <part><name>head</name></part>\n  </object>\n";
   return x + "</annotation>\n";
@@ -111,7 +112,8 @@ void write_mat_label(const std::string& path, const std::string& variable, const
   std::vector<uint16_t> col_major(static_cast<size_t>(rows * cols));
   const auto* p = l.data_ptr<int64_t>();
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) col_major[static_cast<size_t>(r + c * rows)] = static_cast<uint16_t>(p[r * cols + c]);
+    for (int64_t c = 0; c < cols; ++c)
+      col_major[static_cast<size_t>(r + c * rows)] = static_cast<uint16_t>(p[r * cols + c]);
   mkdirs(fs::path(path).parent_path());
   mat_t* mat = Mat_CreateVer(path.c_str(), nullptr, MAT_FT_MAT5);
   if (!mat) fail_file(path, "cannot create MAT file");
@@ -137,8 +139,7 @@ namespace {
 using CaptionList = std::vector<std::pair<std::string, std::string>>;
 
 // VOC2012: JPEGs, palette PNG labels with a 255 ring, XML annotations, train/val lists.
-void write_voc(const fs::path& base, const FixtureOptions& o, const ClassTable& paper, Fixture& f,
-               CaptionList& caps) {
+void write_voc(const fs::path& base, const FixtureOptions& o, const ClassTable& paper, Fixture& f, CaptionList& caps) {
   const int64_t H = o.height, W = o.width;
   const fs::path root = base / "VOC2012";
   f.root = root.string();
@@ -187,8 +188,8 @@ void write_context(const fs::path& base, const FixtureOptions& o, const ClassTab
     write_png_gray(in_dir(root / "SegmentationClassContext" / (stems[i] + ".png")),
                    to_u8(remap(lm, [](int64_t v) { return context_raw_to_mmseg(v); })));
     train += stems[i] + "\n";
-    caps.emplace_back(stems[i] + ".jpg", caption_for(paper, {context_raw_to_paper(raw[i][0]),
-                                                             context_raw_to_paper(raw[i][1])}));
+    caps.emplace_back(stems[i] + ".jpg",
+                      caption_for(paper, {context_raw_to_paper(raw[i][0]), context_raw_to_paper(raw[i][1])}));
   }
   // A train id with an image but no label file: the paper's loader drops it.
   write_jpeg(in_dir(images / "2010_000001.jpg"), image_for(H, W, 9));
@@ -201,7 +202,7 @@ void write_context(const fs::path& base, const FixtureOptions& o, const ClassTab
 
 // COCO-Object: panoptic PNGs and json, the 80-things + background maps.
 void write_coco_object(const fs::path& base, const FixtureOptions& o, const ClassTable& paper, Fixture& f,
-                      CaptionList& caps) {
+                       CaptionList& caps) {
   const int64_t H = o.height, W = o.width;
   const fs::path root = base / "coco-object";
   f.root = root.string();
@@ -222,7 +223,8 @@ void write_coco_object(const fs::path& base, const FixtureOptions& o, const Clas
     write_jpeg(in_dir(root / "images/val2017" / (stems[i] + ".jpg")), image_for(H, W, i));
     const auto& s = segs[i];
     const at::Tensor ids = blocks(H, W, 0, s[0].id, s[1].id, s.size() > 2 ? s[2].id : -1);
-    at::Tensor rgb = at::stack({ids.remainder(256), (ids.floor_divide(256)).remainder(256), ids.floor_divide(65536)}, 2);
+    at::Tensor rgb =
+        at::stack({ids.remainder(256), (ids.floor_divide(256)).remainder(256), ids.floor_divide(65536)}, 2);
     mkdirs(root / "annotations/panoptic_val2017");
     write_png_rgb(in_dir(root / "annotations/panoptic_val2017" / (stems[i] + ".png")), to_u8(rgb));
     // 80-things + background form (clean map, void -> 255).
@@ -236,8 +238,8 @@ void write_coco_object(const fs::path& base, const FixtureOptions& o, const Clas
       for (const auto& sg : s) info.push_back({{"id", sg.id}, {"category_id", sg.cat}, {"iscrowd", 0}});
       annos.push_back({{"image_id", std::stoll(stems[i])}, {"file_name", stems[i] + ".png"}, {"segments_info", info}});
     }
-    caps.emplace_back(stems[i] + ".jpg", caption_for(paper, {coco_category_to_class(s[0].cat),
-                                                             coco_category_to_class(s[1].cat)}));
+    caps.emplace_back(stems[i] + ".jpg",
+                      caption_for(paper, {coco_category_to_class(s[0].cat), coco_category_to_class(s[1].cat)}));
     f.paper_ids.push_back(stems[i] + ".jpg");
   }
   nlohmann::ordered_json cats = nlohmann::ordered_json::array();
@@ -299,7 +301,7 @@ void write_ade20k(const fs::path& base, const FixtureOptions& o, const ClassTabl
 
 // COCO-Stuff: JPEGs, category-id PNGs and the stuffthingmaps.
 void write_coco_stuff(const fs::path& base, const FixtureOptions& o, const ClassTable& paper, Fixture& f,
-                     CaptionList& caps) {
+                      CaptionList& caps) {
   const int64_t H = o.height, W = o.width;
   const fs::path root = base / "coco-stuff";
   f.root = root.string();
@@ -341,24 +343,12 @@ Fixture write_fixture(DatasetKind kind, const std::string& dir, const FixtureOpt
   CaptionList caps;
   const ClassTable& paper = class_table(kind, Protocol::paper);
   switch (kind) {
-    case DatasetKind::Voc:
-      write_voc(base, o, paper, f, caps);
-      break;
-    case DatasetKind::Context:
-      write_context(base, o, paper, f, caps);
-      break;
-    case DatasetKind::CocoObject:
-      write_coco_object(base, o, paper, f, caps);
-      break;
-    case DatasetKind::Cityscapes:
-      write_cityscapes(base, o, paper, f, caps);
-      break;
-    case DatasetKind::Ade20k:
-      write_ade20k(base, o, paper, f, caps);
-      break;
-    case DatasetKind::CocoStuff:
-      write_coco_stuff(base, o, paper, f, caps);
-      break;
+    case DatasetKind::Voc: write_voc(base, o, paper, f, caps); break;
+    case DatasetKind::Context: write_context(base, o, paper, f, caps); break;
+    case DatasetKind::CocoObject: write_coco_object(base, o, paper, f, caps); break;
+    case DatasetKind::Cityscapes: write_cityscapes(base, o, paper, f, caps); break;
+    case DatasetKind::Ade20k: write_ade20k(base, o, paper, f, caps); break;
+    case DatasetKind::CocoStuff: write_coco_stuff(base, o, paper, f, caps); break;
   }
   if (o.write_captions) {
     f.captions = (base / (std::string(to_string(kind)) + "-captions.json")).string();

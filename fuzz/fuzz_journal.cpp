@@ -52,7 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (const auto& t : vj.at("t"))
           for (const auto& e : t) {
             const int64_t row = e.at(0).get<int64_t>(), col = e.at(1).get<int64_t>(), n = e.at(2).get<int64_t>();
-            if (row < 0 || row > schema.num_classes[v] || col < 0 || col >= schema.num_classes[v] || n < 0) std::abort();
+            if (row < 0 || row > schema.num_classes[v] || col < 0 || col >= schema.num_classes[v] || n < 0)
+              std::abort();
           }
         for (const auto& [l, w] : vj.at("lw").items()) (void)w.get<double>();
         for (const auto& [l, w] : vj.at("hw").items()) (void)w.get<std::vector<double>>();

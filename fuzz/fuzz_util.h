@@ -19,8 +19,7 @@ namespace gb::fuzz {
 // A private scratch folder for this fuzzing process (files that the parsers read by path).
 inline const std::filesystem::path& scratch() {
   static const std::filesystem::path dir = [] {
-    const std::filesystem::path d =
-        std::filesystem::temp_directory_path() / ("gb-fuzz-" + std::to_string(::getpid()));
+    const std::filesystem::path d = std::filesystem::temp_directory_path() / ("gb-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     return d;
   }();

@@ -50,7 +50,9 @@ const std::vector<Entry<RescaleMethod>>& rescale_table() {
       {RescaleMethod::PerTokenRenormPlus, "per_token_renorm_plus", "per-token renorm+"},
       {RescaleMethod::Sum1, "sum1", "sum-1 rescaling", {"sum1_rescaling"}},
       {RescaleMethod::Sum1Renorm, "sum1_renorm", "sum-1 rescaling + per-token renorm"},
-      {RescaleMethod::Sum1RenormPlus, "sum1_renorm_plus", "sum-1 rescaling + per-token renorm+",
+      {RescaleMethod::Sum1RenormPlus,
+       "sum1_renorm_plus",
+       "sum-1 rescaling + per-token renorm+",
        {"sum-1 + renorm+", "goca"}},
       {RescaleMethod::Sum1RenormXRaw, "sum1_renorm_x_raw", "sum-1 rescaling + per-token renorm x raw"},
       {RescaleMethod::Sum1RenormPlusXRaw, "sum1_renorm_plus_x_raw", "sum-1 rescaling + per-token renorm+ x raw"},
@@ -145,15 +147,18 @@ std::vector<RescaleMethod> all_rescale_methods() { return values(rescale_table()
 void MethodConfig::validate(const std::string& source) const {
   if (layers.empty()) fail_file(source, "'layers' is empty (need at least one '...-cross-map' key)");
   for (const auto& l : layers)
-    if (!ends_with(l, "-cross-map")) fail_file(source, "layer '{}' is not a cross-map key (must end in '-cross-map')", l);
+    if (!ends_with(l, "-cross-map"))
+      fail_file(source, "layer '{}' is not a cross-map key (must end in '-cross-map')", l);
   for (size_t i = 0; i < layers.size(); ++i)
     for (size_t j = i + 1; j < layers.size(); ++j)
       if (layers[i] == layers[j]) fail_file(source, "layer '{}' is listed twice", layers[i]);
   for (const auto& l : self_layers)
-    if (!ends_with(l, "-self-map")) fail_file(source, "self layer '{}' is not a self-map key (must end in '-self-map')", l);
+    if (!ends_with(l, "-self-map"))
+      fail_file(source, "self layer '{}' is not a self-map key (must end in '-self-map')", l);
   if (layer_method != LayerMethod::Vanilla && ref_layer.empty())
     fail_file(source, "layer_method '{}' needs 'ref_layer'", to_string(layer_method));
-  if (output_size < 3) fail_file(source, "output_size must be >= 3 (the 5x5 reflect-padded blur needs it), got {}", output_size);
+  if (output_size < 3)
+    fail_file(source, "output_size must be >= 3 (the 5x5 reflect-padded blur needs it), got {}", output_size);
   if (propagation_order < 0) fail_file(source, "propagation_order must be >= 0, got {}", propagation_order);
 }
 

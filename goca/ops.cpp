@@ -94,15 +94,15 @@ at::Tensor head_weights(HeadMethod method, int64_t heads, const at::Tensor& post
   };
 
   at::Tensor u;  // unnormalised per-head scores [P, H]
-  const bool dot = method == HeadMethod::DotProduct || method == HeadMethod::DotProductNoClamp ||
-                   method == HeadMethod::DotProductVW;
+  const bool dot =
+      method == HeadMethod::DotProduct || method == HeadMethod::DotProductNoClamp || method == HeadMethod::DotProductVW;
   if (dot) {
     // <o_h(p), o(p)> = Z_h(p) . (o(p) W_h): two [P, Hd, Dout] products instead of H per-head ones. Exact
     // unless nan_to_num would change some o_h, i.e. unless an input is non-finite or |o_h| can reach the
     // capture dtype's bound; Cauchy-Schwarz bounds |o_h(p)_c| <= |Z_h(p)| * max_c |W_h[c]|.
     bool fast = at::isfinite(Z).all().item<bool>() && at::isfinite(W).all().item<bool>();
     if (fast) {
-      auto zn = at::linalg_vector_norm(Z.view({P, heads, d}), 2, {2}, false, c10::nullopt);         // [P, H]
+      auto zn = at::linalg_vector_norm(Z.view({P, heads, d}), 2, {2}, false, c10::nullopt);             // [P, H]
       auto wn = at::linalg_vector_norm(W.view({dout, heads, d}), 2, {2}, false, c10::nullopt).amax(0);  // [H]
       double bound = (zn * wn).max().item<double>();
       fast = std::isfinite(bound) && bound * 1.001 < limit;
@@ -112,9 +112,9 @@ at::Tensor head_weights(HeadMethod method, int64_t heads, const at::Tensor& post
       at::Tensor q;
       const double via_gram = double(hd) * hd * dout + double(P) * hd * hd, via_o = 2.0 * P * hd * dout;
       if (via_gram < via_o) {
-        auto Wt = W.t().contiguous();        // [Hd, Dout]
-        auto G = matmul_nt(Wt, Wt);          // [Hd, Hd], symmetric
-        q = matmul_nt(Z, G);                 // Z G^T = Z G
+        auto Wt = W.t().contiguous();  // [Hd, Dout]
+        auto G = matmul_nt(Wt, Wt);    // [Hd, Hd], symmetric
+        q = matmul_nt(Z, G);           // Z G^T = Z G
       } else {
         q = matmul_nt(block_output(), W.t());  // o W  [P, Hd]
       }
@@ -124,7 +124,7 @@ at::Tensor head_weights(HeadMethod method, int64_t heads, const at::Tensor& post
       const int64_t chunk = pixel_chunk(P, heads, dout);
       for (int64_t p0 = 0; p0 < P; p0 += chunk) {
         const int64_t p1 = std::min(P, p0 + chunk);
-        auto oh = per_head_outputs(Z, W, heads, p0, p1, limit);                       // [n, H, Dout]
+        auto oh = per_head_outputs(Z, W, heads, p0, p1, limit);  // [n, H, Dout]
         u.slice(0, p0, p1).copy_(at::bmm(oh, block_output().slice(0, p0, p1).unsqueeze(-1)).squeeze(-1));
       }
     }
@@ -145,8 +145,7 @@ at::Tensor head_weights(HeadMethod method, int64_t heads, const at::Tensor& post
   switch (method) {
     case HeadMethod::L2Norm:
     case HeadMethod::Cosine:
-    case HeadMethod::DotProductNoClamp:
-      return u / u.sum(1, true);
+    case HeadMethod::DotProductNoClamp: return u / u.sum(1, true);
     case HeadMethod::DotProduct: {
       auto c = u.clamp_min(0);
       return at::nan_to_num(c / c.sum(1, true), 1.0, c10::nullopt, c10::nullopt);
@@ -221,7 +220,8 @@ LayerScorer::LayerScorer(at::Tensor reference_attention, LayerMethod method)
 
 at::Tensor LayerScorer::score(const at::Tensor& self_mean) const {
   const int64_t s = side_of(self_mean.size(0), "self map");
-  if (self_mean.size(1) != self_mean.size(0)) fail("self map has shape {}, expected [P, P]", gb::shape_str(self_mean.sizes()));
+  if (self_mean.size(1) != self_mean.size(0))
+    fail("self map has shape {}, expected [P, P]", gb::shape_str(self_mean.sizes()));
   const int64_t r = r_;
   auto dev = R_.device();
   if (method_ == LayerMethod::DotProductSimilarity) {
@@ -243,7 +243,7 @@ at::Tensor LayerScorer::score(const at::Tensor& self_mean) const {
     auto K = s == r ? f32(self_mean) : resized_rows(self_mean, uniq, s, r);  // [n, r^2]
     return (pooled * K).sum();
   }
-  auto sel = query_selection(s, r, dev);  // [r^2] query of s^2 used by each reference query
+  auto sel = query_selection(s, r, dev);        // [r^2] query of s^2 used by each reference query
   auto T = resized_rows(self_mean, sel, s, r);  // [r^2, r^2]
   if (method_ == LayerMethod::Mse) {
     return 1.0 / at::linalg_vector_norm(R_ - T, 2, {1}, false, c10::nullopt).sum();
@@ -357,8 +357,8 @@ at::Tensor rescale(const at::Tensor& channels, RescaleMethod method) {
 at::Tensor merge_background(const at::Tensor& maps, int64_t objects) {
   auto obj = maps.narrow(0, 0, objects);
   const int64_t B = maps.size(0) - objects;
-  at::Tensor bg = B > 0 ? maps.narrow(0, objects, B).amax(0, true)
-                        : at::zeros({1, maps.size(1), maps.size(2)}, maps.options());
+  at::Tensor bg =
+      B > 0 ? maps.narrow(0, objects, B).amax(0, true) : at::zeros({1, maps.size(1), maps.size(2)}, maps.options());
   return at::cat({obj, bg}, 0);
 }
 

@@ -12,7 +12,6 @@
 namespace gb::goca {
 namespace {
 
-
 const at::Tensor& get(const gb::TensorMap& sample, const std::string& key, const char* why) {
   auto it = sample.find(key);
   if (it == sample.end()) fail("capture has no tensor '{}' (needed for {})", key, why);
@@ -35,7 +34,8 @@ int64_t square_side(int64_t pixels, const std::string& key) {
 at::Tensor self_mean(const gb::TensorMap& sample, const std::string& key, const char* why) {
   const auto& t = get(sample, key, why);
   expect_rank(t, 3, key, "[H, P, P]");
-  if (t.size(1) != t.size(2)) fail("capture tensor '{}' has shape {}, expected [H, P, P]", key, gb::shape_str(t.sizes()));
+  if (t.size(1) != t.size(2))
+    fail("capture tensor '{}' has shape {}, expected [H, P, P]", key, gb::shape_str(t.sizes()));
   square_side(t.size(1), key);
   if (t.size(0) == 1) return t[0].to(at::kFloat);
   return t.to(at::kFloat).mean(0);
@@ -86,7 +86,8 @@ Aggregation Segmentor::aggregate(const gb::TensorMap& sample) const {
       w = average_head_weights(P, H, A.options());  // force-average when the special value is missing
     } else {
       const auto& V = get(sample, value_key, "head weights");
-      const std::string zk = gb::sibling_key(key, gb::CaptureTensor::special_post_value), wk = gb::sibling_key(key, gb::CaptureTensor::special_weight);
+      const std::string zk = gb::sibling_key(key, gb::CaptureTensor::special_post_value),
+                        wk = gb::sibling_key(key, gb::CaptureTensor::special_weight);
       const auto& Z = get(sample, zk, "head weights");
       const auto& W = get(sample, wk, "head weights");
       expect_rank(V, 3, value_key, "[H, T, d]");
@@ -115,7 +116,8 @@ Aggregation Segmentor::aggregate(const gb::TensorMap& sample) const {
   } else {
     const auto& F = get(sample, cfg.ref_layer, "the reference pseudo self-attention (ref_layer)");
     expect_rank(F, 3, cfg.ref_layer, "[C, r, r]");
-    if (F.size(1) != F.size(2)) fail("capture tensor '{}' has shape {}, expected [C, r, r]", cfg.ref_layer, gb::shape_str(F.sizes()));
+    if (F.size(1) != F.size(2))
+      fail("capture tensor '{}' has shape {}, expected [C, r, r]", cfg.ref_layer, gb::shape_str(F.sizes()));
     LayerScorer scorer(reference_attention(F, cfg.ref_mode), cfg.layer_method);
     std::vector<at::Tensor> scores;
     for (const auto& key : cfg.layers) {

@@ -20,7 +20,7 @@ struct SegmentOutput {
   at::Tensor pre_propagation;  // same shape, before it
   at::Tensor aggregated;       // [S, S, T], every pixel sums to 1 over all T tokens
   std::map<std::string, at::Tensor> head_weights;  // per cross-map key: [P, H] per-pixel head weights
-  at::Tensor layer_weights;    // [L] normalised scalars, or [L, S, S] for vanilla (per pixel), `layers` order
+  at::Tensor layer_weights;  // [L] normalised scalars, or [L, S, S] for vanilla (per pixel), `layers` order
 };
 
 // §B–§C of one sample: the head- and layer-aggregated cross attention, before any token selection.

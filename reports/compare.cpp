@@ -88,8 +88,8 @@ std::vector<std::string> comparability_reasons(const Results& now, const Results
     if (!a || !b) {
       reasons.push_back(fmt::format("dataset '{}' is only in the {} run", n, a ? "new" : "old"));
     } else if (a->list_hash != b->list_hash || a->num_images != b->num_images) {
-      reasons.push_back(fmt::format("dataset '{}': image lists differ ({} images, hash {} vs {} images, hash {})",
-                                    n, a->num_images, a->list_hash, b->num_images, b->list_hash));
+      reasons.push_back(fmt::format("dataset '{}': image lists differ ({} images, hash {} vs {} images, hash {})", n,
+                                    a->num_images, a->list_hash, b->num_images, b->list_hash));
     } else if (a->protocol != b->protocol) {
       reasons.push_back(fmt::format("dataset '{}': protocol differs ({} vs {})", n, a->protocol, b->protocol));
     }
@@ -163,8 +163,9 @@ void compare_generation(const Results& now, const Results& old, const CompareOpt
       } else {
         f.status = k.status = "CHANGED";
         found.changed = true;
-        rep.reasons.push_back(fmt::format("{}: FID {:.6g} -> {:.6g}, CLIP score {:.6g} -> {:.6g}, images {} -> {}", c.key(),
-                                          o->fid, c.fid, o->clip_score(), c.clip_score(), o->images, c.images));
+        rep.reasons.push_back(fmt::format("{}: FID {:.6g} -> {:.6g}, CLIP score {:.6g} -> {:.6g}, images {} -> {}",
+                                          c.key(), o->fid, c.fid, o->clip_score(), c.clip_score(), o->images,
+                                          c.images));
       }
     }
     rep.generation_fid.push_back(f);
@@ -193,8 +194,8 @@ void compare_speed(const Results& now, const Results& old, const CompareOptions&
       if (b > 0 && a > *opt.time_ratio * b) {
         row.status = "SLOWER";
         found.slower = true;
-        rep.reasons.push_back(fmt::format("{}: {:.4f} s/img vs {:.4f} s/img (ratio {:.2f} > {:g})", k, a, b, a / b,
-                                          *opt.time_ratio));
+        rep.reasons.push_back(
+            fmt::format("{}: {:.4f} s/img vs {:.4f} s/img (ratio {:.2f} > {:g})", k, a, b, a / b, *opt.time_ratio));
       }
       rep.speed.push_back(row);
     }
@@ -223,14 +224,10 @@ CompareReport compare_results(const Results& now, const Results& old, const Comp
   }
   compare_generation(now, old, opt, rep, found);
   compare_speed(now, old, opt, rep, found);
-  if (found.changed)
-    rep.verdict = Verdict::AccuracyChanged;
-  else if (found.slower)
-    rep.verdict = Verdict::SpeedRegressed;
-  else if (found.tolerated)
-    rep.verdict = Verdict::WithinTolerance;
-  else
-    rep.verdict = Verdict::Same;
+  if (found.changed) rep.verdict = Verdict::AccuracyChanged;
+  else if (found.slower) rep.verdict = Verdict::SpeedRegressed;
+  else if (found.tolerated) rep.verdict = Verdict::WithinTolerance;
+  else rep.verdict = Verdict::Same;
   return rep;
 }
 

@@ -17,8 +17,8 @@ namespace gb::reports {
 
 namespace {
 
-const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
-                         "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
 std::string esc(const std::string& s) {
   std::string o;
@@ -57,8 +57,8 @@ std::string legend(const std::vector<Series>& series, double x, double y) {
 constexpr double W = 640, H = 300, L = 55, R = 200, T = 30, B = 45;
 
 std::string axes(const std::string& title, const std::string& xl, const std::string& yl, const Range& yr) {
-  std::string s = fmt::format("<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' font-family='sans-serif'>",
-                              W, H);
+  std::string s =
+      fmt::format("<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' font-family='sans-serif'>", W, H);
   s += fmt::format("<text x='{}' y='18' font-size='13' font-weight='bold'>{}</text>", L, esc(title));
   s += fmt::format("<line x1='{0}' y1='{1}' x2='{0}' y2='{2}' stroke='black'/>", L, T, H - B);
   s += fmt::format("<line x1='{0}' y1='{1}' x2='{2}' y2='{1}' stroke='black'/>", L, H - B, W - R);
@@ -68,7 +68,8 @@ std::string axes(const std::string& title, const std::string& xl, const std::str
     s += fmt::format("<line x1='{}' y1='{:.1f}' x2='{}' y2='{:.1f}' stroke='#ddd'/>", L, y, W - R, y);
     s += fmt::format("<text x='{}' y='{:.1f}' font-size='10' text-anchor='end'>{:.3g}</text>", L - 4, y + 3, v);
   }
-  s += fmt::format("<text x='{}' y='{}' font-size='11' text-anchor='middle'>{}</text>", (L + W - R) / 2, H - 8, esc(xl));
+  s +=
+      fmt::format("<text x='{}' y='{}' font-size='11' text-anchor='middle'>{}</text>", (L + W - R) / 2, H - 8, esc(xl));
   s += fmt::format("<text x='12' y='{}' font-size='11' transform='rotate(-90 12 {})' text-anchor='middle'>{}</text>",
                    (T + H - B) / 2, (T + H - B) / 2, esc(yl));
   return s;
@@ -123,12 +124,14 @@ std::string svg_bar_chart(const std::string& title, const std::vector<std::strin
       if (c >= series[i].y.size() || !std::isfinite(series[i].y[c])) continue;
       const double v = series[i].y[c];
       const double y0 = py(0), y1 = py(v);
-      s += fmt::format("<rect x='{:.1f}' y='{:.1f}' width='{:.1f}' height='{:.1f}' fill='{}'><title>{}: {:.4g}</title></rect>",
-                       gx + bw * static_cast<double>(i), std::min(y0, y1), std::max(bw - 1, 1.0), std::fabs(y1 - y0),
-                       kColors[i % 10], esc(cats[c] + " / " + series[i].name), v);
+      s += fmt::format(
+          "<rect x='{:.1f}' y='{:.1f}' width='{:.1f}' height='{:.1f}' fill='{}'><title>{}: {:.4g}</title></rect>",
+          gx + bw * static_cast<double>(i), std::min(y0, y1), std::max(bw - 1, 1.0), std::fabs(y1 - y0),
+          kColors[i % 10], esc(cats[c] + " / " + series[i].name), v);
     }
-    s += fmt::format("<text x='{:.1f}' y='{}' font-size='9' text-anchor='end' transform='rotate(-45 {:.1f} {})'>{}</text>",
-                     gx + gw * 0.4, H - B + 10, gx + gw * 0.4, H - B + 10, esc(cats[c]));
+    s += fmt::format(
+        "<text x='{:.1f}' y='{}' font-size='9' text-anchor='end' transform='rotate(-45 {:.1f} {})'>{}</text>",
+        gx + gw * 0.4, H - B + 10, gx + gw * 0.4, H - B + 10, esc(cats[c]));
   }
   s += legend(series, W - R + 10, T + 10);
   return s + "</svg>";
@@ -145,7 +148,8 @@ std::string svg_heatmap(const std::string& title, const std::vector<std::string>
   vr.fix(false);
   const double cell = 14, lw = 260;
   const double w = lw + cell * static_cast<double>(cols) + 20, h = 40 + cell * static_cast<double>(rows.size()) + 30;
-  std::string s = fmt::format("<svg xmlns='http://www.w3.org/2000/svg' width='{:.0f}' height='{:.0f}' font-family='sans-serif'>", w, h);
+  std::string s = fmt::format(
+      "<svg xmlns='http://www.w3.org/2000/svg' width='{:.0f}' height='{:.0f}' font-family='sans-serif'>", w, h);
   s += fmt::format("<text x='4' y='18' font-size='13' font-weight='bold'>{}</text>", esc(title));
   for (size_t r = 0; r < rows.size(); ++r) {
     const double y = 30 + cell * static_cast<double>(r);
@@ -154,12 +158,13 @@ std::string svg_heatmap(const std::string& title, const std::vector<std::string>
       const double v = values[r][c];
       const double t = std::isfinite(v) ? (v - vr.lo) / (vr.hi - vr.lo) : 0;
       const int red = static_cast<int>(255 * t), blue = static_cast<int>(255 * (1 - t));
-      s += fmt::format("<rect x='{:.1f}' y='{:.1f}' width='{}' height='{}' fill='rgb({},{},{})'><title>{}: {:.4g}</title></rect>",
-                       lw + cell * static_cast<double>(c), y, cell - 1, cell - 1, red, 60, blue, esc(rows[r]), v);
+      s += fmt::format(
+          "<rect x='{:.1f}' y='{:.1f}' width='{}' height='{}' fill='rgb({},{},{})'><title>{}: {:.4g}</title></rect>",
+          lw + cell * static_cast<double>(c), y, cell - 1, cell - 1, red, 60, blue, esc(rows[r]), v);
     }
   }
-  s += fmt::format("<text x='{}' y='{:.1f}' font-size='10'>{} (blue {:.3g} → red {:.3g})</text>", lw,
-                   h - 8, esc(col_label), vr.lo, vr.hi);
+  s += fmt::format("<text x='{}' y='{:.1f}' font-size='10'>{} (blue {:.3g} → red {:.3g})</text>", lw, h - 8,
+                   esc(col_label), vr.lo, vr.hi);
   return s + "</svg>";
 }
 
@@ -322,8 +327,10 @@ std::string report_html(const Results& r) {
   s += weight_charts(r);
   s += "<h2>Examples (image · ground truth · prediction)</h2>\n<div class='ex'>\n";
   for (const auto& e : r.examples)
-    s += fmt::format("<figure><img alt='{0}' src='data:image/png;base64,{1}'/><figcaption>{2} / {3} / {4} · {0}</figcaption></figure>\n",
-                     esc(e.id), e.png_base64, esc(e.dataset), esc(e.backbone), esc(e.variant));
+    s += fmt::format(
+        "<figure><img alt='{0}' src='data:image/png;base64,{1}'/><figcaption>{2} / {3} / {4} · "
+        "{0}</figcaption></figure>\n",
+        esc(e.id), e.png_base64, esc(e.dataset), esc(e.backbone), esc(e.variant));
   if (r.examples.empty()) s += "<p>No examples were recorded.</p>\n";
   s += "</div>\n";
   s += "<h2>Resolved configuration</h2>\n<pre>" + esc(r.config_yaml) + "</pre>\n</body></html>\n";

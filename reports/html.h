@@ -18,7 +18,8 @@ struct Series {
 std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
                            const std::vector<Series>& series);
 std::string svg_bar_chart(const std::string& title, const std::vector<std::string>& categories,
-                          const std::vector<Series>& series, const std::string& y_label);  // grouped bars, y per category
+                          const std::vector<Series>& series,
+                          const std::string& y_label);  // grouped bars, y per category
 std::string svg_heatmap(const std::string& title, const std::vector<std::string>& rows,
                         const std::vector<std::vector<double>>& values, const std::string& col_label);
 

@@ -17,8 +17,8 @@ Results merge_results(const std::vector<Results>& shards, const std::vector<std:
     const Results& s = shards[i];
     const std::string& src = sources.at(i);
     if (s.config_hash != first.config_hash)
-      fail_file(src, "config hash {} differs from {} ({}): shards of different runs", s.config_hash,
-                first.config_hash, sources[0]);
+      fail_file(src, "config hash {} differs from {} ({}): shards of different runs", s.config_hash, first.config_hash,
+                sources[0]);
     if (s.shard_count != n) fail_file(src, "shard count {} differs from {} ({})", s.shard_count, n, sources[0]);
     if (!indices.insert(s.shard_index).second) fail_file(src, "shard {}/{} given twice", s.shard_index, n);
     if (s.datasets.size() != first.datasets.size()) fail_file(src, "dataset list differs from {}", sources[0]);
@@ -63,7 +63,8 @@ Results merge_results(const std::vector<Results>& shards, const std::vector<std:
     for (size_t k = 0; k < s.generation.size(); ++k) {
       const GenerationCell& sg = s.generation[k];
       GenerationCell& og = out.generation[k];
-      if (sg.key() != og.key()) fail_file(sources[i], "generation cell {} does not match {} in {}", sg.key(), og.key(), sources[0]);
+      if (sg.key() != og.key())
+        fail_file(sources[i], "generation cell {} does not match {} in {}", sg.key(), og.key(), sources[0]);
       og.images += sg.images;
       og.clip_sum += sg.clip_sum;
       og.samples.insert(og.samples.end(), sg.samples.begin(), sg.samples.end());

@@ -13,8 +13,8 @@ namespace gb::reports {
 
 namespace {
 // Stages in pipeline order; others (if a backbone reports more) follow alphabetically.
-const std::vector<std::string> kStageOrder = {"decode", "prompt", "text", "vae", "denoiser", "capture",
-                                              "aggregation", "evaluation"};
+const std::vector<std::string> kStageOrder = {"decode",   "prompt",  "text",        "vae",
+                                              "denoiser", "capture", "aggregation", "evaluation"};
 
 std::vector<std::string> ordered_stages(const StageTimes& t) {
   std::vector<std::string> out;
@@ -70,11 +70,12 @@ std::string profile_markdown(const Results& r) {
   s += ".\n\nStage times are summed over the worker threads, so they can exceed the wall time when the data\n"
        "pipeline overlaps with the model.\n\n";
   for (const auto& [k, t] : r.timings) {
-    s += fmt::format("## {}\n\n{} images in {:.2f} s: {:.2f} images/s. Pipeline utilisation: the denoiser was busy "
-                     "{:.1f}% of the wall time (the rest: decoding, prompts, text encoding, VAE, aggregation and "
-                     "evaluation not hidden behind it; the timeline is in profile.trace.json)\n\n",
-                     k, t.images, t.wall_seconds, t.wall_seconds > 0 ? t.images / t.wall_seconds : 0.0,
-                     100.0 * denoiser_utilisation(t));
+    s += fmt::format(
+        "## {}\n\n{} images in {:.2f} s: {:.2f} images/s. Pipeline utilisation: the denoiser was busy "
+        "{:.1f}% of the wall time (the rest: decoding, prompts, text encoding, VAE, aggregation and "
+        "evaluation not hidden behind it; the timeline is in profile.trace.json)\n\n",
+        k, t.images, t.wall_seconds, t.wall_seconds > 0 ? t.images / t.wall_seconds : 0.0,
+        100.0 * denoiser_utilisation(t));
     Table tab;
     tab.header = {"stage", "seconds", "ms / image", "share"};
     double total = 0;

@@ -73,7 +73,8 @@ int Cell::selected_index() const {
   if (select_rule == "fixed") {
     int best = 0;
     for (size_t i = 0; i < thresholds.size(); ++i)
-      if (std::fabs(thresholds[i].threshold - fixed_threshold) < std::fabs(thresholds[best].threshold - fixed_threshold))
+      if (std::fabs(thresholds[i].threshold - fixed_threshold) <
+          std::fabs(thresholds[best].threshold - fixed_threshold))
         best = static_cast<int>(i);
     return best;
   }
@@ -149,8 +150,13 @@ json to_json(const Results& r) {
   j["run"] = run;
   json ds = json::array();
   for (const auto& d : r.datasets)
-    ds.push_back({{"name", d.name}, {"kind", d.kind}, {"protocol", d.protocol}, {"num_classes", d.num_classes},
-                  {"class_names", d.class_names}, {"num_images", d.num_images}, {"list_hash", d.list_hash}});
+    ds.push_back({{"name", d.name},
+                  {"kind", d.kind},
+                  {"protocol", d.protocol},
+                  {"num_classes", d.num_classes},
+                  {"class_names", d.class_names},
+                  {"num_images", d.num_images},
+                  {"list_hash", d.list_hash}});
   j["datasets"] = ds;
   json cells = json::array();
   for (const auto& c : r.cells) {
@@ -193,8 +199,12 @@ json to_json(const Results& r) {
   j["timings"] = tm;
   json ex = json::array();
   for (const auto& e : r.examples)
-    ex.push_back({{"dataset", e.dataset}, {"backbone", e.backbone}, {"variant", e.variant}, {"id", e.id},
-                  {"index", e.index}, {"png_base64", e.png_base64}});
+    ex.push_back({{"dataset", e.dataset},
+                  {"backbone", e.backbone},
+                  {"variant", e.variant},
+                  {"id", e.id},
+                  {"index", e.index},
+                  {"png_base64", e.png_base64}});
   j["examples"] = ex;
   if (r.generation_info) {
     const auto& g = *r.generation_info;
@@ -294,8 +304,8 @@ ThresholdResult read_threshold(const json& tj, int64_t C, const std::string& src
     for (int64_t col = 0; col < C; ++col) {
       const json& v = rj[static_cast<size_t>(col)];
       if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxCount)
-        fail_file(src, "{}: confusion row {} column {} must be a pixel count (an integer in [0, 2^48]), got {}", where, row,
-                  col, excerpt(v.dump()));
+        fail_file(src, "{}: confusion row {} column {} must be a pixel count (an integer in [0, 2^48]), got {}", where,
+                  row, col, excerpt(v.dump()));
       t.confusion.at(row, col) = v.get<int64_t>();
     }
   }
@@ -369,8 +379,8 @@ GenerationCell read_generation_cell(const json& cj, const std::string& src) {
   c.fid = opt<double>(cj, "fid", NAN);
   c.sums_file = opt<std::string>(cj, "sums_file", "");
   for (const auto& sj : cj.value("samples", json::array()))
-    c.samples.push_back({opt<std::string>(sj, "id", ""), opt<int64_t>(sj, "index", 0),
-                         opt<std::string>(sj, "png_base64", "")});
+    c.samples.push_back(
+        {opt<std::string>(sj, "id", ""), opt<int64_t>(sj, "index", 0), opt<std::string>(sj, "png_base64", "")});
   return c;
 }
 
@@ -386,7 +396,8 @@ void read_generation(const json& j, Results& r, const std::string& src) {
   gi.reference_hash = opt<std::string>(g, "reference_hash", "");
   gi.synthetic = opt<bool>(g, "synthetic", false);
   r.generation_info = gi;
-  for (const auto& cj : j.value("generation_cells", json::array())) r.generation.push_back(read_generation_cell(cj, src));
+  for (const auto& cj : j.value("generation_cells", json::array()))
+    r.generation.push_back(read_generation_cell(cj, src));
 }
 
 Results results_from_json_impl(const json& j, const std::string& src) {

@@ -25,13 +25,13 @@ using gb::eval::Metrics;
 inline constexpr int kResultsSchemaVersion = 1;
 
 struct DatasetInfo {
-  std::string name;                  // as the experiment names it ("voc", "synthetic-voc")
-  std::string kind;                  // reader kind
-  std::string protocol;              // "paper" | "standard"
+  std::string name;      // as the experiment names it ("voc", "synthetic-voc")
+  std::string kind;      // reader kind
+  std::string protocol;  // "paper" | "standard"
   int64_t num_classes = 0;
   std::vector<std::string> class_names;
-  int64_t num_images = 0;            // images in the full (unsharded) evaluation list
-  std::string list_hash;             // hash of the ordered image-id list (before sharding)
+  int64_t num_images = 0;  // images in the full (unsharded) evaluation list
+  std::string list_hash;   // hash of the ordered image-id list (before sharding)
 };
 
 struct ThresholdResult {
@@ -43,14 +43,14 @@ struct ThresholdResult {
 struct Cell {
   std::string dataset;
   std::string backbone;
-  std::string variant;       // readable name: "GoCA", "GoCA/head_method=average"
-  std::string method;        // Table 1 "Method" column ("GoCA", "Vanilla", "Baseline", "FTTM")
-  std::string type;          // Table 1 "Type" column
-  std::string group;         // ablation group ("" for the main table)
+  std::string variant;                      // readable name: "GoCA", "GoCA/head_method=average"
+  std::string method;                       // Table 1 "Method" column ("GoCA", "Vanilla", "Baseline", "FTTM")
+  std::string type;                         // Table 1 "Type" column
+  std::string group;                        // ablation group ("" for the main table)
   std::map<std::string, std::string> axes;  // ablated key -> value, for ablation tables
-  nlohmann::json method_config;              // resolved method options of this variant
-  std::string background;    // background rule ("offset", ...)
-  std::string select_rule;   // "best" | "fixed"
+  nlohmann::json method_config;             // resolved method options of this variant
+  std::string background;                   // background rule ("offset", ...)
+  std::string select_rule;                  // "best" | "fixed"
   double fixed_threshold = 0;
   std::vector<ThresholdResult> thresholds;
   int64_t images = 0;
@@ -72,41 +72,41 @@ struct StageTimes {
 
 struct Example {
   std::string dataset, backbone, variant, id;
-  int64_t index = 0;        // position in the dataset's evaluation list
-  std::string png_base64;   // image | ground truth | prediction, side by side
+  int64_t index = 0;       // position in the dataset's evaluation list
+  std::string png_base64;  // image | ground truth | prediction, side by side
 };
 
 // Generation experiments (a `generation:` section): one GenerationCell per (backbone, guidance, scale).
 struct GenerationSample {
   std::string id;
-  int64_t index = 0;         // position in the prompt list (after the limit)
-  std::string png_base64;    // the generated image, downscaled to at most 128 px
+  int64_t index = 0;       // position in the prompt list (after the limit)
+  std::string png_base64;  // the generated image, downscaled to at most 128 px
 };
 
 struct GenerationCell {
   std::string backbone;
-  std::string guidance;      // the entry's name: the table row ("CFG", "S-CFG (GoCA)")
-  std::string guidance_type; // cfg | scfg
-  std::string method;        // S-CFG's mask method file ("" = the backbone's preset or none)
+  std::string guidance;       // the entry's name: the table row ("CFG", "S-CFG (GoCA)")
+  std::string guidance_type;  // cfg | scfg
+  std::string method;         // S-CFG's mask method file ("" = the backbone's preset or none)
   double scale = 0;
   int64_t images = 0;
-  double clip_sum = 0;       // Σ 100·cos(image, prompt) over the images (CLIP score = max(clip_sum / images, 0))
-  double fid = NAN;          // from the feature sums and the reference statistics (NaN: fewer than 2 images)
-  std::string sums_file;     // the FID feature sums, relative to the run folder (harness/metrics/fid_sums.h)
+  double clip_sum = 0;    // Σ 100·cos(image, prompt) over the images (CLIP score = max(clip_sum / images, 0))
+  double fid = NAN;       // from the feature sums and the reference statistics (NaN: fewer than 2 images)
+  std::string sums_file;  // the FID feature sums, relative to the run folder (harness/metrics/fid_sums.h)
   std::vector<GenerationSample> samples;  // the first prompts' images, for report.html
 
-  double clip_score() const;  // NaN without images
-  std::string key() const;    // backbone|guidance|scale
+  double clip_score() const;       // NaN without images
+  std::string key() const;         // backbone|guidance|scale
   std::string scale_text() const;  // "7.5"
 };
 
 struct GenerationInfo {
-  std::string prompts;         // the prompt file as configured
-  int64_t num_prompts = 0;     // after the limit, before sharding
-  std::string list_hash;       // hash of the ordered (id, prompt) list
-  std::string reference_stats; // the .npz path
-  std::string reference_hash;  // hash of its mu and sigma bytes
-  bool synthetic = false;      // random-weight models: numbers are not the paper's
+  std::string prompts;          // the prompt file as configured
+  int64_t num_prompts = 0;      // after the limit, before sharding
+  std::string list_hash;        // hash of the ordered (id, prompt) list
+  std::string reference_stats;  // the .npz path
+  std::string reference_hash;   // hash of its mu and sigma bytes
+  bool synthetic = false;       // random-weight models: numbers are not the paper's
 };
 
 struct Results {
@@ -117,8 +117,8 @@ struct Results {
   std::string goca_bench_version;
   std::map<std::string, std::string> libraries;
   std::string device;
-  std::string config_yaml;   // resolved experiment config
-  std::string config_hash;   // hash of what determines accuracy (shard, resume, batch size excluded)
+  std::string config_yaml;  // resolved experiment config
+  std::string config_hash;  // hash of what determines accuracy (shard, resume, batch size excluded)
   std::string protocol;
   std::map<std::string, int64_t> seeds;
   int64_t shard_index = 0, shard_count = 1;

@@ -43,19 +43,25 @@ std::string latex_escape(const std::string& in) {
   std::string o;
   for (char ch : in) {
     switch (ch) {
-      case '&': case '%': case '$': case '#': case '_': case '{': case '}':
+      case '&':
+      case '%':
+      case '$':
+      case '#':
+      case '_':
+      case '{':
+      case '}':
         o += '\\';
         o += ch;
         break;
       case '~': o += "\\textasciitilde{}"; break;
       case '^': o += "\\textasciicircum{}"; break;
       case '\\': o += "\\textbackslash{}"; break;
-      default:
-        o += ch;
+      default: o += ch;
     }
   }
   for (const auto& [from, to] : {std::pair<std::string, std::string>{"↓", "$\\downarrow$"}, {"↑", "$\\uparrow$"}})
-    for (size_t pos = o.find(from); pos != std::string::npos; pos = o.find(from, pos + to.size())) o.replace(pos, from.size(), to);
+    for (size_t pos = o.find(from); pos != std::string::npos; pos = o.find(from, pos + to.size()))
+      o.replace(pos, from.size(), to);
   return o;
 }
 
@@ -148,8 +154,8 @@ std::vector<Table> per_class_tables(const Results& r) {
     if (cols.empty()) continue;
     const int64_t C = cols.front()->selected()->confusion.num_classes();
     for (int64_t k = 0; k < C; ++k) {
-      std::string name = di && k < static_cast<int64_t>(di->class_names.size()) ? di->class_names[k]
-                                                                                : std::to_string(k);
+      std::string name =
+          di && k < static_cast<int64_t>(di->class_names.size()) ? di->class_names[k] : std::to_string(k);
       std::vector<std::string> row = {name};
       for (const Cell* c : cols) row.push_back(percent(c->selected()->metrics.iou[k]));
       t.rows.push_back(row);

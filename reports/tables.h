@@ -13,7 +13,7 @@
 namespace gb::reports {
 
 struct Table {
-  std::string id;       // file stem: "table1", "ablation_head", "per_class_voc_sd15"
+  std::string id;  // file stem: "table1", "ablation_head", "per_class_voc_sd15"
   std::string title;
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;

@@ -52,8 +52,7 @@ void check_text_config(const ClipTextConfig& c, const std::string& path) {
   if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu")
     fail_file(path, "hidden_act '{}' is not supported (quick_gelu or gelu)", c.hidden_act);
   if (c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
-    fail_file(path, "hidden_size {} is not divisible by num_attention_heads {}", c.hidden_size,
-              c.num_attention_heads);
+    fail_file(path, "hidden_size {} is not divisible by num_attention_heads {}", c.hidden_size, c.num_attention_heads);
 }
 }  // namespace
 
@@ -103,8 +102,8 @@ at::Tensor ClipEncoderLayer::operator()(const at::Tensor& x, const at::Tensor& m
   auto h = ln1(x);
   auto qh = split_heads(q(h), heads), kh = split_heads(k(h), heads), vh = split_heads(v(h), heads);
   double scale = 1.0 / std::sqrt(static_cast<double>(x.size(-1) / heads));
-  auto o = compat::scaled_dot_product_attention(qh, kh, vh, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
-                                               scale);
+  auto o = compat::scaled_dot_product_attention(qh, kh, vh,
+                                                mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, scale);
   auto y = x + out(merge_heads(o));
   return y + fc2(activate(fc1(ln2(y)), act));
 }
@@ -142,7 +141,8 @@ ClipTextOutput ClipTextModel::forward(const at::Tensor& ids_in, bool need_last) 
   if (!need_last) return out;
   x = layers_[n - 1](x, mask);
   out.last_hidden_state = final_ln_(x);
-  at::Tensor eos_pos = config_.eos_token_id == 2 ? ids.argmax(-1) : ids.eq(config_.eos_token_id).to(at::kInt).argmax(-1);
+  at::Tensor eos_pos =
+      config_.eos_token_id == 2 ? ids.argmax(-1) : ids.eq(config_.eos_token_id).to(at::kInt).argmax(-1);
   const int64_t b = ids.size(0);
   auto flat_pos = at::arange(b, ids.options()) * t + eos_pos;
   out.pooled = out.last_hidden_state.reshape({b * t, -1}).index_select(0, flat_pos);

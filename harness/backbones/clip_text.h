@@ -23,8 +23,8 @@ struct ClipTextConfig {  // text_encoder/config.json
   int64_t eos_token_id = 2;    // 2 = the legacy "argmax of ids" pooling rule
   bool with_projection = false;
 
-  static ClipTextConfig clip_l();   // H15 text_encoder
-  static ClipTextConfig bigg();     // HXL-te text_encoder_2
+  static ClipTextConfig clip_l();  // H15 text_encoder
+  static ClipTextConfig bigg();    // HXL-te text_encoder_2
   // OpenCLIP ViT-H/14's text tower as SD 2.x ships it (CLIPTextModel, 23 of its 24 layers: the last was dropped at
   // conversion, so last_hidden_state — after the final LayerNorm — is the "penultimate layer" conditioning).
   static ClipTextConfig openclip_h();

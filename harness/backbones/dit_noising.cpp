@@ -25,15 +25,17 @@ DpmSchedulerConfig DpmSchedulerConfig::from_json(const std::string& path) {
     fail_file(path, "scheduler '{}' is not supported for PixArt (DPMSolverMultistepScheduler)", cls);
   if (c.beta_schedule != "linear" && c.beta_schedule != "scaled_linear")
     fail_file(path, "beta_schedule '{}' is not supported", c.beta_schedule);
-  if (c.timestep_spacing != "linspace") fail_file(path, "timestep_spacing '{}' is not supported (linspace)", c.timestep_spacing);
-  for (const char* k : {"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas",
-                        "rescale_betas_zero_snr"})
+  if (c.timestep_spacing != "linspace")
+    fail_file(path, "timestep_spacing '{}' is not supported (linspace)", c.timestep_spacing);
+  for (const char* k :
+       {"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas", "rescale_betas_zero_snr"})
     if (j.contains(k) && j[k].is_boolean() && j[k].get<bool>()) fail_file(path, "{} is not supported", k);
   return c;
 }
 
 PixArtNoising plan_pixart_noising(const DpmSchedulerConfig& c, int64_t paper_t, int64_t steps) {
-  if (paper_t <= 0 || paper_t > c.num_train_timesteps) fail("PixArt: timestep {} outside 1..{}", paper_t, c.num_train_timesteps);
+  if (paper_t <= 0 || paper_t > c.num_train_timesteps)
+    fail("PixArt: timestep {} outside 1..{}", paper_t, c.num_train_timesteps);
   // get_timesteps: init = min(int(steps·strength), steps); t_start = steps - init.
   const double strength = static_cast<double>(paper_t) / 1000.0;
   const int64_t init = std::min<int64_t>(static_cast<int64_t>(steps * strength), steps);
@@ -73,10 +75,12 @@ FlowMatchSchedulerConfig FlowMatchSchedulerConfig::from_json(const std::string& 
   json_get(j, "num_train_timesteps", c.num_train_timesteps, path);
   json_get_flow_shift(j, c, path);
   if (cls != "FlowMatchEulerDiscreteScheduler")
-    fail_file(path, "scheduler '{}' is not supported for a flow-matching backbone (FlowMatchEulerDiscreteScheduler)", cls);
+    fail_file(path, "scheduler '{}' is not supported for a flow-matching backbone (FlowMatchEulerDiscreteScheduler)",
+              cls);
   for (const char* k : {"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas"})
     if (j.contains(k) && j[k].is_boolean() && j[k].get<bool>()) fail_file(path, "{} is not supported", k);
-  if (j.contains("shift_terminal") && !j["shift_terminal"].is_null()) fail_file(path, "shift_terminal is not supported");
+  if (j.contains("shift_terminal") && !j["shift_terminal"].is_null())
+    fail_file(path, "shift_terminal is not supported");
   return c;
 }
 

@@ -51,10 +51,10 @@ struct FlowMatchSchedulerConfig {
 };
 
 struct FluxNoising {
-  int64_t t_start = 0;          // begin index (23 for strength 0.15 over 28 steps)
-  std::vector<float> sigmas;    // shifted sigmas of all steps (float32), without the appended 0
-  float sigma = 0;              // σ' at t_start (0.40708 at 1024²)
-  float timestep = 0;           // 1000 σ' (float32), as the pipeline's `t`
+  int64_t t_start = 0;        // begin index (23 for strength 0.15 over 28 steps)
+  std::vector<float> sigmas;  // shifted sigmas of all steps (float32), without the appended 0
+  float sigma = 0;            // σ' at t_start (0.40708 at 1024²)
+  float timestep = 0;         // 1000 σ' (float32), as the pipeline's `t`
   double mu = 0;
   // σ ε + (1 - σ) z with σ cast to z's dtype (scale_noise).
   at::Tensor apply(const at::Tensor& z, const at::Tensor& noise) const;

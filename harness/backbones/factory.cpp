@@ -30,7 +30,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0, const at::Device&
 
 const std::vector<std::pair<std::string, at::ScalarType>>& dtype_names() {
   static const std::vector<std::pair<std::string, at::ScalarType>> names = {
-      {"fp32", at::kFloat}, {"float32", at::kFloat},   {"fp16", at::kHalf},
+      {"fp32", at::kFloat},   {"float32", at::kFloat}, {"fp16", at::kHalf},
       {"float16", at::kHalf}, {"bf16", at::kBFloat16}, {"bfloat16", at::kBFloat16}};
   return names;
 }
@@ -82,8 +82,9 @@ at::Device BackboneOptions::torch_device() const {
 at::ScalarType BackboneOptions::resolve_dtype(at::ScalarType paper_gpu_dtype) const {
   const bool cuda = torch_device().is_cuda();
   if (dtype && *dtype == at::kHalf && !cuda)
-    fail("fp16 on the CPU is not supported (LibTorch's CPU kernels lack fp16 layer_norm/conv); use bf16 or fp32 on "
-         "the CPU, or --device cuda");
+    fail(
+        "fp16 on the CPU is not supported (LibTorch's CPU kernels lack fp16 layer_norm/conv); use bf16 or fp32 on "
+        "the CPU, or --device cuda");
   if (dtype) return *dtype;
   return cuda ? paper_gpu_dtype : at::kFloat;
 }

@@ -29,14 +29,14 @@ TextEncoderResidency parse_text_encoder_residency(const std::string& s);  // Use
 std::string to_string(TextEncoderResidency r);
 
 struct BackboneOptions {
-  std::string device = "cpu";                 // "cpu", "cuda", "cuda:1"
-  std::optional<at::ScalarType> dtype;        // default: the paper's dtype on CUDA, fp32 on CPU
-  std::optional<int64_t> image_size;          // default: the paper's (SD1.5 512, SDXL/PixArt/Flux 1024)
-  std::optional<int64_t> timestep;            // the paper's t (default: 100 for the UNets, 150 for Flux)
-  std::optional<at::ScalarType> store_dtype;  // captured tensors' dtype (default: the compute dtype)
-  std::string variant;                        // weight variant ("fp16"); "" = plain files, else fp16 files
+  std::string device = "cpu";                      // "cpu", "cuda", "cuda:1"
+  std::optional<at::ScalarType> dtype;             // default: the paper's dtype on CUDA, fp32 on CPU
+  std::optional<int64_t> image_size;               // default: the paper's (SD1.5 512, SDXL/PixArt/Flux 1024)
+  std::optional<int64_t> timestep;                 // the paper's t (default: 100 for the UNets, 150 for Flux)
+  std::optional<at::ScalarType> store_dtype;       // captured tensors' dtype (default: the compute dtype)
+  std::string variant;                             // weight variant ("fp16"); "" = plain files, else fp16 files
   std::shared_ptr<const TextTokenizer> tokenizer;  // overrides the folder's tokenizer (tests)
-  bool skip_tail = true;  // stop the denoiser once every requested tensor is captured
+  bool skip_tail = true;                           // stop the denoiser once every requested tensor is captured
   TextEncoderResidency text_encoder = TextEncoderResidency::keep;  // pixart-sigma, flux (sd15/sdxl: keep only)
   // Flux's T5 in LLM.int8 (bitsandbytes load_in_8bit, outlier threshold 6, `wo` unquantized) as the paper ran it.
   // Default: on when the compute dtype is 16-bit, off in fp32 (the parity tests). Flux only.
@@ -52,8 +52,7 @@ struct BackboneOptions {
 // The compute/store dtypes the backbones run in: "fp32"|"float32", "fp16"|"float16", "bf16"|"bfloat16".
 const std::vector<std::pair<std::string, at::ScalarType>>& dtype_names();
 at::ScalarType parse_dtype(const std::string& name);  // UserError naming the three
-std::string dtype_name(at::ScalarType t);            // "fp32", "fp16", "bf16"
-
+std::string dtype_name(at::ScalarType t);             // "fp32", "fp16", "bf16"
 
 // What detectors see of a folder (cheap: headers only).
 class CheckpointFolder {
@@ -62,8 +61,8 @@ class CheckpointFolder {
   const std::string& root() const { return root_; }
   // <root>/<component>/<name>; UserError naming the path when it is not a file.
   std::string file(const std::string& component, const std::string& name = "config.json") const;
-  bool has_component(const std::string& name) const;   // sub-folder exists
-  std::string pipeline_class() const;                  // model_index.json "_class_name" ("" when absent)
+  bool has_component(const std::string& name) const;  // sub-folder exists
+  std::string pipeline_class() const;                 // model_index.json "_class_name" ("" when absent)
   // Tensor names of a component's checkpoint (plain or fp16 variant, sharded or not); empty when none.
   const std::vector<std::string>& keys(const std::string& component) const;
   bool has_key(const std::string& component, const std::string& key) const;

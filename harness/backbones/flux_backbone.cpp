@@ -34,7 +34,7 @@ BackboneDefaults flux_defaults() {
   d.text_length = kFluxTextLength;
   return d;
 }
-constexpr int64_t kFluxSteps = 28;        // default num_inference_steps (spec §5.7)
+constexpr int64_t kFluxSteps = 28;  // default num_inference_steps (spec §5.7)
 
 }  // namespace
 
@@ -51,7 +51,8 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
   auto scfg = FlowMatchSchedulerConfig::from_json(folder.file("scheduler", "scheduler_config.json"));
   const std::string tpath = folder.file("transformer");
   if (vcfg.latent_channels * 4 != tcfg.in_channels)
-    fail_file(tpath, "in_channels {} != 4 x VAE latent_channels {} (2x2 packing)", tcfg.in_channels, vcfg.latent_channels);
+    fail_file(tpath, "in_channels {} != 4 x VAE latent_channels {} (2x2 packing)", tcfg.in_channels,
+              vcfg.latent_channels);
   if (ecfg.d_model != tcfg.joint_attention_dim)
     fail_file(tpath, "joint_attention_dim {} != T5 d_model {}", tcfg.joint_attention_dim, ecfg.d_model);
   if (ccfg.hidden_size != tcfg.pooled_projection_dim)
@@ -67,7 +68,8 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
   const auto load = [&](const char* component, auto make) {
     return load_component(folder.root(), component, dtype_, device_, options.variant, make);
   };
-  transformer_ = load("transformer", [&](const WeightStore& ws) { return std::make_unique<FluxTransformer>(ws, tcfg); });
+  transformer_ =
+      load("transformer", [&](const WeightStore& ws) { return std::make_unique<FluxTransformer>(ws, tcfg); });
   // FluxImg2ImgPipeline runs the VAE in the pipeline dtype (no upcast, force_upcast is ignored).
   vae_ = load("vae", [&](const WeightStore& ws) { return std::make_unique<VaeEncoder>(vcfg, ws); });
   clip_ = load("text_encoder", [&](const WeightStore& ws) { return std::make_unique<ClipTextModel>(ccfg, ws); });
@@ -82,9 +84,10 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
   const fs::path spm = root / "tokenizer_2" / "spiece.model";
   if (!tokenizer_ && fs::is_regular_file(spm)) tokenizer_ = text::T5Tokenizer::from_file(spm.string(), kFluxTextLength);
   const fs::path clip_dir = root / "tokenizer";
-  if (!clip_tokenizer_ && fs::is_regular_file(clip_dir / "vocab.json") && fs::is_regular_file(clip_dir / "merges.txt")) {
-    clip_tokenizer_ = text::ClipTokenizer::from_files((clip_dir / "vocab.json").string(),
-                                                      (clip_dir / "merges.txt").string(), text::ClipTokenizer::kEnd, 77);
+  if (!clip_tokenizer_ && fs::is_regular_file(clip_dir / "vocab.json") &&
+      fs::is_regular_file(clip_dir / "merges.txt")) {
+    clip_tokenizer_ = text::ClipTokenizer::from_files(
+        (clip_dir / "vocab.json").string(), (clip_dir / "merges.txt").string(), text::ClipTokenizer::kEnd, 77);
   }
   for (const auto& l : list_layers()) layer_names_.insert(l.name);
 }
@@ -130,10 +133,13 @@ void FluxBackbone::prepare_prompts(const std::vector<std::string>& prompts, int6
   if (options_.text_encoder != TextEncoderResidency::free) return;
   if (t5_ && !clip_tokenizer_)
     fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
-  text_cache_.fill(prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& chunk) {
-    const Text t = encode(token_id_rows(tokenizer(), chunk), token_id_rows(*clip_tokenizer_, chunk));
-    return PromptConditioningCache::Rows{{"t5", t.t5}, {"pooled", t.pooled}};
-  }, "flux");
+  text_cache_.fill(
+      prompts, batch_size, t5_ != nullptr,
+      [&](const std::vector<std::string>& chunk) {
+        const Text t = encode(token_id_rows(tokenizer(), chunk), token_id_rows(*clip_tokenizer_, chunk));
+        return PromptConditioningCache::Rows{{"t5", t.t5}, {"pooled", t.pooled}};
+      },
+      "flux");
   if (!t5_) return;
   log::info("flux: encoded {} prompts ({:.1f} MiB of host memory); text encoders freed (text_encoder: free)",
             text_cache_.size(), text_cache_.bytes() / 1048576.0);
@@ -170,10 +176,12 @@ Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const a
                                   const CaptureSpec& spec) {
   const int64_t b = static_cast<int64_t>(images.size());
   if (b == 0) fail("flux: empty batch");
-  if (t5_ids.dim() != 2 || t5_ids.size(0) != b) fail("flux: T5 ids must be [{}, T], got {}", b, shape_str(t5_ids.sizes()));
+  if (t5_ids.dim() != 2 || t5_ids.size(0) != b)
+    fail("flux: T5 ids must be [{}, T], got {}", b, shape_str(t5_ids.sizes()));
   if (t5_ids.size(1) != text_length())
     fail("flux: T5 ids have length {} but the captures are laid out for {}", t5_ids.size(1), text_length());
-  if (clip_ids.dim() != 2 || clip_ids.size(0) != b) fail("flux: CLIP ids must be [{}, T], got {}", b, shape_str(clip_ids.sizes()));
+  if (clip_ids.dim() != 2 || clip_ids.size(0) != b)
+    fail("flux: CLIP ids must be [{}, T], got {}", b, shape_str(clip_ids.sizes()));
   check_capture_keys(spec, layer_names_, kind());
   if (!t5_) fail("flux: the text encoders were freed (text_encoder: free); token-id replay needs them");
   const auto [text, text_s] = timed_stage("text", device_, [&] {
@@ -266,7 +274,9 @@ BackboneKind flux_backbone_kind() {
   k.memory = [](const std::optional<std::string>& folder) { return flux_memory_model(folder); };
   // Token-id replay: T5 ids padded with <pad> to 512 (no mask) and CLIP ids for the pooled vector, padded with
   // <|endoftext|> (the last id) to 77.
-  k.token_ids.inputs = [](const CheckpointFolder& f) { return t5_clip_token_id_inputs(f, "text_encoder_2", kFluxTextLength); };
+  k.token_ids.inputs = [](const CheckpointFolder& f) {
+    return t5_clip_token_id_inputs(f, "text_encoder_2", kFluxTextLength);
+  };
   k.token_ids.capture = [](Backbone& b, const std::vector<at::Tensor>& images, const std::vector<at::Tensor>& ids,
                            const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec) {
     return dynamic_cast<FluxBackbone&>(b).capture_ids(images, ids.at(0), ids.at(1), image_ids, seed, spec);

@@ -39,9 +39,7 @@ class FluxMemoryModel : public MemoryModel {
             mem::t5_component("text_encoder_2", t5_, dtype, t5_int8)};
   }
 
-  bool t5_int8(std::optional<bool> asked, at::ScalarType dtype) const override {
-    return flux_t5_int8(asked, dtype);
-  }
+  bool t5_int8(std::optional<bool> asked, at::ScalarType dtype) const override { return flux_t5_int8(asked, dtype); }
 
   int64_t size_multiple() const override { return (int64_t(1) << (vae_.block_out_channels.size() - 1)) * 2; }
 

@@ -35,7 +35,8 @@ FluxConfig FluxConfig::from_json(const std::string& path) {
     fail_file(path, "axes_dims_rope sum to {} but attention_head_dim is {}", sum, c.attention_head_dim);
   for (int64_t a : c.axes_dims_rope)
     if (a <= 0 || a % 2) fail_file(path, "axes_dims_rope entries must be positive and even");
-  if (c.patch_size != 1) fail_file(path, "patch_size {} is not supported (Flux packs 2x2 latents, patch_size 1)", c.patch_size);
+  if (c.patch_size != 1)
+    fail_file(path, "patch_size {} is not supported (Flux packs 2x2 latents, patch_size 1)", c.patch_size);
   return c;
 }
 
@@ -130,8 +131,8 @@ FluxTransformer::FluxTransformer(const WeightStore& ws, FluxConfig config)
   proj_out_ = Linear(ws.sub("proj_out"), C, c.patch_size * c.patch_size * c.out_channels);
 }
 
-std::unique_ptr<FluxTransformer> FluxTransformer::load(const std::string& root, at::ScalarType dtype,
-                                                       at::Device device, const std::string& variant) {
+std::unique_ptr<FluxTransformer> FluxTransformer::load(const std::string& root, at::ScalarType dtype, at::Device device,
+                                                       const std::string& variant) {
   auto cfg = FluxConfig::from_json((std::filesystem::path(root) / "transformer" / "config.json").string());
   return load_component(root, "transformer", dtype, device, variant,
                         [&](const WeightStore& ws) { return std::make_unique<FluxTransformer>(ws, cfg); });

@@ -58,9 +58,8 @@ Coeffs precompute(int in_size, int out_size) {
       if (ww != 0.0) kk[x] /= ww;
     for (int x = 0; x < c.ksize; ++x) {
       double v = x < xmax ? kk[x] : 0.0;
-      c.k[static_cast<size_t>(xx) * c.ksize + x] =
-          v < 0 ? static_cast<int32_t>(-0.5 + v * (1 << kPrecisionBits))
-                : static_cast<int32_t>(0.5 + v * (1 << kPrecisionBits));
+      c.k[static_cast<size_t>(xx) * c.ksize + x] = v < 0 ? static_cast<int32_t>(-0.5 + v * (1 << kPrecisionBits))
+                                                         : static_cast<int32_t>(0.5 + v * (1 << kPrecisionBits));
     }
     c.bounds[xx * 2] = xmin;
     c.bounds[xx * 2 + 1] = xmax;
@@ -128,9 +127,8 @@ uint64_t noise_seed(uint64_t seed, const std::string& image_id) {
   return mix64(seed + kGoldenGamma * (fnv1a(image_id) | 1));
 }
 
-PreparedImages prepare_images(const std::vector<at::Tensor>& images, const std::vector<std::string>& ids,
-                              uint64_t seed, int64_t size, int64_t vae_channels, int64_t diffusion_channels,
-                              int64_t latent) {
+PreparedImages prepare_images(const std::vector<at::Tensor>& images, const std::vector<std::string>& ids, uint64_t seed,
+                              int64_t size, int64_t vae_channels, int64_t diffusion_channels, int64_t latent) {
   if (images.size() != ids.size()) fail("{} images but {} image ids", images.size(), ids.size());
   std::vector<at::Tensor> pix, eps_vae, eps;
   const auto f32 = at::TensorOptions().dtype(at::kFloat);

@@ -27,8 +27,7 @@ uint64_t noise_seed(uint64_t seed, const std::string& image_id);
 struct PreparedImages {
   at::Tensor pixels, noise_vae, noise;
 };
-PreparedImages prepare_images(const std::vector<at::Tensor>& images, const std::vector<std::string>& ids,
-                              uint64_t seed, int64_t size, int64_t vae_channels, int64_t diffusion_channels,
-                              int64_t latent);
+PreparedImages prepare_images(const std::vector<at::Tensor>& images, const std::vector<std::string>& ids, uint64_t seed,
+                              int64_t size, int64_t vae_channels, int64_t diffusion_channels, int64_t latent);
 
 }  // namespace gb::bb

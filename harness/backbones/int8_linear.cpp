@@ -56,7 +56,8 @@ at::Tensor int8_mm_dequant(const at::Tensor& acc, const at::Tensor& row_stats, c
   if (acc.scalar_type() != at::kInt || acc.dim() != 2) fail("int8_mm_dequant: expects 2-D int32 accumulators");
   // kdequant_mm_int32_fp16: fmaf(v * rowStat * colStat, MM_DEQUANT_CONST, 0) → __float2half. Left to right in
   // fp32; the fma with a zero addend is one rounded product (+0 turns a -0 into +0).
-  at::Tensor y = acc.to(at::kFloat).mul(row_stats.to(at::kFloat).unsqueeze(1)).mul(col_stats.to(at::kFloat).unsqueeze(0));
+  at::Tensor y =
+      acc.to(at::kFloat).mul(row_stats.to(at::kFloat).unsqueeze(1)).mul(col_stats.to(at::kFloat).unsqueeze(0));
   y = y.mul(static_cast<double>(kMmDequant)).add(0.0);
   return y.to(at::kHalf);
 }
@@ -83,9 +84,7 @@ Int8Linear::Int8Linear(at::Tensor cb, at::Tensor scb, double threshold)
 
 int64_t Int8Linear::out_features() const { return cb_.size(0); }
 int64_t Int8Linear::in_features() const { return cb_.size(1); }
-int64_t Int8Linear::nbytes() const {
-  return defined() ? static_cast<int64_t>(cb_.nbytes() + scb_.nbytes()) : 0;
-}
+int64_t Int8Linear::nbytes() const { return defined() ? static_cast<int64_t>(cb_.nbytes() + scb_.nbytes()) : 0; }
 
 Int8Linear Int8Linear::to(at::Device device, bool non_blocking) const {
   Int8Linear r;

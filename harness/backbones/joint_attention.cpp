@@ -90,8 +90,8 @@ void append_joint_block_layers(std::vector<LayerInfo>& out, const std::string& l
 
 namespace mem {
 
-void joint_attention_terms(MemoryUnit& u, const CaptureSpec& spec, const std::string& location, int64_t B,
-                           int64_t H, int64_t C, int64_t N, int64_t T, at::ScalarType dt, at::ScalarType store,
+void joint_attention_terms(MemoryUnit& u, const CaptureSpec& spec, const std::string& location, int64_t B, int64_t H,
+                           int64_t C, int64_t N, int64_t T, at::ScalarType dt, at::ScalarType store,
                            int64_t chunk_elements, const std::string& device) {
   const int64_t Sq = N + T, s = esize(dt);
   const bool want_cross = spec.wants(cross_map_key(location)), want_self = spec.wants(self_map_key(location));
@@ -99,7 +99,8 @@ void joint_attention_terms(MemoryUnit& u, const CaptureSpec& spec, const std::st
     if (gb::compat::sdpa_fused(device, dt, H, C / H, false)) {
       u.transient.push_back({"attention output (fused SDPA)", B * Sq * C * s});
     } else {  // the math path keeps the [Sq, Sq] scores of every head and their softmax
-      u.transient.push_back({"attention output + scores and softmax (math SDPA)", B * Sq * C * s + 2 * B * H * Sq * Sq * s});
+      u.transient.push_back(
+          {"attention output + scores and softmax (math SDPA)", B * Sq * C * s + 2 * B * H * Sq * Sq * s});
     }
     return;
   }

@@ -39,8 +39,8 @@ namespace mem {
 // The attention working set of joint block `location` (B samples, N image + T text tokens, C = H*d): fused SDPA
 // (or the math path where LibTorch has no fused kernel) when no map is captured, else the explicit path's buffers
 // and its score chunk of at most `chunk_elements`.
-void joint_attention_terms(MemoryUnit& u, const CaptureSpec& spec, const std::string& location, int64_t B,
-                           int64_t H, int64_t C, int64_t N, int64_t T, at::ScalarType dt, at::ScalarType store,
+void joint_attention_terms(MemoryUnit& u, const CaptureSpec& spec, const std::string& location, int64_t B, int64_t H,
+                           int64_t C, int64_t N, int64_t T, at::ScalarType dt, at::ScalarType store,
                            int64_t chunk_elements, const std::string& device);
 // At batch 1 the stored cross special post-value (a narrow of the contiguous joint output [1, N + T, C]) keeps
 // the whole buffer alive: its bytes then count the T text rows too (T from vit-block0's cross map).

@@ -94,8 +94,7 @@ void check_memory_fits(const std::string& what, const MemoryPlanOptions& options
           plan_memory(o, batch);
           step = m;
           break;
-        } catch (const UserError&) {
-        }
+        } catch (const UserError&) {}
       }
     auto size_fits = [&](int64_t n) {
       MemoryPlanOptions o = options;
@@ -106,17 +105,19 @@ void check_memory_fits(const std::string& what, const MemoryPlanOptions& options
         return false;
       }
     };
-    if (auto n = largest(1, plan.image_size / step - 1, size_fits)) fits.push_back(fmt::format("--image-size {}", *n * step));
+    if (auto n = largest(1, plan.image_size / step - 1, size_fits))
+      fits.push_back(fmt::format("--image-size {}", *n * step));
   }
   const MemoryPhase& phase = plan.peak_phase();
-  fail("{}: planned {} at batch {} ({} phase, at {}) but {} has {} ({}); {}(--memory-budget-gb G or "
-       "--no-memory-check to override)",
-       what, gb_str(plan.peak()), batch, phase.name, phase.at, options.device, gb_str(avail->bytes),
-       avail->source, fits.empty() ? std::string("nothing smaller fits ") : "fits: " + [&] {
-         std::string s;
-         for (const auto& f : fits) s += (s.empty() ? "" : " | ") + f;
-         return s + " ";
-       }());
+  fail(
+      "{}: planned {} at batch {} ({} phase, at {}) but {} has {} ({}); {}(--memory-budget-gb G or "
+      "--no-memory-check to override)",
+      what, gb_str(plan.peak()), batch, phase.name, phase.at, options.device, gb_str(avail->bytes), avail->source,
+      fits.empty() ? std::string("nothing smaller fits ") : "fits: " + [&] {
+        std::string s;
+        for (const auto& f : fits) s += (s.empty() ? "" : " | ") + f;
+        return s + " ";
+      }());
 }
 
 bool is_out_of_memory(const std::exception& e) {

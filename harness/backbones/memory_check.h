@@ -14,8 +14,8 @@
 namespace gb::bb {
 
 struct MemoryCheck {
-  bool enabled = true;               // --no-memory-check turns it off
-  std::optional<double> budget_gb;   // --memory-budget-gb: instead of what the device has free
+  bool enabled = true;              // --no-memory-check turns it off
+  std::optional<double> budget_gb;  // --memory-budget-gb: instead of what the device has free
 };
 
 // What the device can give: CUDA: the driver's free memory; CPU: MemAvailable of /proc/meminfo; or the budget.

@@ -98,7 +98,8 @@ std::vector<MemoryTerm> explicit_attention(int64_t B, int64_t H, int64_t Nq, int
 // Fused SDPA (LibTorch 2.x: flash / memory-efficient, no score matrix): activations, q, k, v and the output.
 std::vector<MemoryTerm> fused_attention(int64_t B, int64_t Nq, int64_t Nk, int64_t C, at::ScalarType dt,
                                         int64_t act_tokens) {
-  return {{"activations (x, q, k, v, output; fused SDPA)", B * (act_tokens * C + Nq * C + 2 * Nk * C + Nq * C) * esize(dt)}};
+  return {{"activations (x, q, k, v, output; fused SDPA)",
+           B * (act_tokens * C + Nq * C + 2 * Nk * C + Nq * C) * esize(dt)}};
 }
 
 std::vector<MemoryTerm> sdpa_attention(const std::string& device, int64_t B, int64_t H, int64_t Nq, int64_t Nk,
@@ -136,10 +137,9 @@ std::vector<MemoryUnit> attention_units(const std::vector<std::string>& blocks, 
       const int64_t act = self ? act_self : act_cross;
       MemoryUnit u{id, {}};
       if (spec.wants(capture_key(id, CaptureTensor::map)))
-        u.transient = explicit_attention(B, H, Nq, Nk, C, dt, spec.self_map_head_mean && self, store == at::kFloat, act,
-                                       upcast);
-      else
-        u.transient = sdpa_attention(device, B, H, Nq, Nk, C, dt, act, !self && cross_masked);
+        u.transient =
+            explicit_attention(B, H, Nq, Nk, C, dt, spec.self_map_head_mean && self, store == at::kFloat, act, upcast);
+      else u.transient = sdpa_attention(device, B, H, Nq, Nk, C, dt, act, !self && cross_masked);
       units.push_back(std::move(u));
     }
   }
@@ -157,14 +157,13 @@ std::vector<MemoryTerm> t5_terms(const T5Config& t5, int64_t B, int64_t L, at::S
   const int64_t s = esize(dt), H = t5.num_heads, inner = t5.inner_dim(), d = t5.d_model, ff = t5.d_ff;
   const int64_t P = B * H * L * L;
   const bool f32 = dt == at::kFloat;
-  const int64_t attn = B * L * (3 * inner + d) * s + std::max<int64_t>(2 * P * s, P * (s + (f32 ? 0 : 4) + 4 + (f32 ? 0 : s)));
+  const int64_t attn =
+      B * L * (3 * inner + d) * s + std::max<int64_t>(2 * P * s, P * (s + (f32 ? 0 : 4) + 4 + (f32 ? 0 : s)));
   const int64_t ffn = B * L * (d * s + 4 * ff * s + (f32 ? 0 : ff * 4) + d * 4);
   const int64_t resid = B * L * d * 4 + (masked ? B : 1) * H * L * L * s;
   std::vector<MemoryTerm> out;
-  if (attn >= ffn)
-    out.push_back({fmt::format("T5 attention at {} tokens (scores, fp32 softmax, q/k/v)", L), attn});
-  else
-    out.push_back({fmt::format("T5 gated FFN at {} tokens", L), ffn});
+  if (attn >= ffn) out.push_back({fmt::format("T5 attention at {} tokens (scores, fp32 softmax, q/k/v)", L), attn});
+  else out.push_back({fmt::format("T5 gated FFN at {} tokens", L), ffn});
   out.push_back({"T5 fp32 residual stream + position bias", resid});
   return out;
 }
@@ -196,8 +195,8 @@ MemoryPhase clip_text_phase(const ClipTextConfig& cc, int64_t B, at::ScalarType 
   // x, h, q, k, v, o, y, fc1, act and the causal mask [L, L] (+ scores and softmax where SDPA runs its math path).
   const int64_t H = cc.num_attention_heads;
   const int64_t math = gb::compat::sdpa_fused(device, dt, H, d / H, true) ? 0 : 2 * B * H * L * L * s;
-  p.transient = {{fmt::format("CLIP layer at {} tokens", L),
-                  B * L * (7 * d + 2 * cc.intermediate_size) * s + L * L * s + math}};
+  p.transient = {
+      {fmt::format("CLIP layer at {} tokens", L), B * L * (7 * d + 2 * cc.intermediate_size) * s + L * L * s + math}};
   p.at = at;
   return p;
 }
@@ -239,7 +238,8 @@ MemoryPhase vae_encode_phase(const VaeConfig& vae, int64_t B, int64_t S, at::Sca
     }
     ch = boc[i];
     if (i + 1 < levels) {  // zero-pad copy + strided conv
-      consider(B * ch * (r * r + (r + 1) * (r + 1) + (r / 2) * (r / 2)) * s, fmt::format("down_blocks.{}.downsample", i));
+      consider(B * ch * (r * r + (r + 1) * (r + 1) + (r / 2) * (r / 2)) * s,
+               fmt::format("down_blocks.{}.downsample", i));
       r /= 2;
     }
   }

@@ -32,8 +32,8 @@
 namespace gb::bb {
 
 struct ComponentWeights {
-  std::string name;          // "unet", "transformer", "vae", "text_encoder", "text_encoder_2"
-  std::string storage;       // e.g. "fp16", "fp32", "bf16 (wo fp32)", "int8 (+fp32 row scales; wo fp32)"
+  std::string name;     // "unet", "transformer", "vae", "text_encoder", "text_encoder_2"
+  std::string storage;  // e.g. "fp16", "fp32", "bf16 (wo fp32)", "int8 (+fp32 row scales; wo fp32)"
   int64_t params = 0;
   int64_t bytes = 0;
   bool text_encoder = false;  // freed under text_encoder: free (T5, Flux's CLIP)
@@ -52,8 +52,8 @@ struct MemoryPlanOptions {
   std::optional<at::ScalarType> store_dtype;  // default: the compute dtype
   std::optional<int64_t> image_size;          // default: the paper's
   TextEncoderResidency text_encoder = TextEncoderResidency::keep;
-  std::optional<bool> t5_int8;                // flux only; default: on for 16-bit compute
-  std::optional<int64_t> text_length;         // tokens the prompts are padded to (default: the pipeline's)
+  std::optional<bool> t5_int8;         // flux only; default: on for 16-bit compute
+  std::optional<int64_t> text_length;  // tokens the prompts are padded to (default: the pipeline's)
   CaptureSpec spec;
   // The batch goes through the backbone one sample at a time (gb::capture_each_sample, a run's
   // `batch_invariant: true`): every phase is batch 1's, with the batch's stacked captures alive beside it.
@@ -63,7 +63,6 @@ struct MemoryPlanOptions {
   std::vector<ComponentWeights> resident_models;
 };
 
-
 struct MemoryTerm {
   std::string name;
   int64_t bytes = 0;
@@ -71,19 +70,19 @@ struct MemoryTerm {
 
 // One phase of the pass and what is alive at its peak.
 struct MemoryPhase {
-  std::string name;              // "text", "vae", "denoiser"
-  int64_t weights = 0;           // resident weights during the phase
-  int64_t captures = 0;          // captured tensors alive at the phase's peak
+  std::string name;                   // "text", "vae", "denoiser"
+  int64_t weights = 0;                // resident weights during the phase
+  int64_t captures = 0;               // captured tensors alive at the phase's peak
   std::vector<MemoryTerm> transient;  // modelled working set at the peak (largest first)
-  std::string at;                // where the peak is (e.g. "vit-block56 attention")
+  std::string at;                     // where the peak is (e.g. "vit-block56 attention")
   int64_t transient_bytes() const;
   int64_t total() const { return weights + captures + transient_bytes(); }
 };
 
 struct CaptureBytes {
   std::string key;
-  std::vector<int64_t> shape;  // stored shape with the batch dimension
-  int64_t bytes = 0;           // new device bytes (0 for a special-weight alias)
+  std::vector<int64_t> shape;         // stored shape with the batch dimension
+  int64_t bytes = 0;                  // new device bytes (0 for a special-weight alias)
   at::ScalarType dtype = at::kFloat;  // stored dtype (the store dtype; fp32 for cross-map head averages)
 };
 

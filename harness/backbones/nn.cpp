@@ -194,7 +194,8 @@ at::Tensor Attention::operator()(const at::Tensor& x, const at::Tensor& context,
   }
   auto merged = merge_heads(o);
   if (w.post_value) recorder->record(capture_key(capture_id, CaptureTensor::special_post_value), merged);
-  if (w.weight) recorder->record_weight(capture_key(capture_id, CaptureTensor::special_weight), to_out.weight, x.size(0));
+  if (w.weight)
+    recorder->record_weight(capture_key(capture_id, CaptureTensor::special_weight), to_out.weight, x.size(0));
   return to_out(merged);
 }
 

@@ -70,7 +70,9 @@ PixArtConfig pixart_default_config(PixArtVariant v) {
 
 PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const BackboneOptions& options,
                                          PixArtVariant variant)
-    : variant_(variant), options_(options), device_(options.torch_device()),
+    : variant_(variant),
+      options_(options),
+      device_(options.torch_device()),
       dtype_(options.resolve_dtype(pixart_defaults(variant).gpu_dtype)) {
   // No t5_int8 (registry: the paper ran PixArt's T5 in fp16 with `wo` in fp32).
   auto tcfg = PixArtConfig::from_json(folder.file("transformer"));
@@ -81,8 +83,7 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
     fail_file(folder.file("transformer"), "in_channels {} != VAE latent_channels {}", tcfg.in_channels,
               vcfg.latent_channels);
   if (ecfg.d_model != tcfg.caption_channels)
-    fail_file(folder.file("transformer"), "caption_channels {} != T5 d_model {}", tcfg.caption_channels,
-              ecfg.d_model);
+    fail_file(folder.file("transformer"), "caption_channels {} != T5 d_model {}", tcfg.caption_channels, ecfg.d_model);
   image_size_ = options.image_size.value_or(pixart_defaults(variant).image_size);
   const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
   if (image_size_ <= 0 || image_size_ % (vae_scale * tcfg.patch_size) != 0)
@@ -101,7 +102,8 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
   tokenizer_ = options.tokenizer;
   // The folder's T5 SentencePiece model (tokenizer/spiece.model), padded to the pipeline's 300 tokens.
   const fs::path spm = fs::path(folder.root()) / "tokenizer" / "spiece.model";
-  if (!tokenizer_ && fs::is_regular_file(spm)) tokenizer_ = text::T5Tokenizer::from_file(spm.string(), pixart_text_length(variant));
+  if (!tokenizer_ && fs::is_regular_file(spm))
+    tokenizer_ = text::T5Tokenizer::from_file(spm.string(), pixart_text_length(variant));
   for (const auto& l : list_layers()) layer_names_.insert(l.name);
 }
 
@@ -156,11 +158,14 @@ void PixArtSigmaBackbone::release_text_encoder() {
 
 void PixArtSigmaBackbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
   if (options_.text_encoder != TextEncoderResidency::free) return;
-  text_cache_.fill(prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& chunk) {
-    const auto [ids, mask] = token_ids(chunk);
-    const Text t = encode(ids, mask);
-    return PromptConditioningCache::Rows{{"t5", t.t5}, {"mask", t.mask}};
-  }, kind());
+  text_cache_.fill(
+      prompts, batch_size, t5_ != nullptr,
+      [&](const std::vector<std::string>& chunk) {
+        const auto [ids, mask] = token_ids(chunk);
+        const Text t = encode(ids, mask);
+        return PromptConditioningCache::Rows{{"t5", t.t5}, {"mask", t.mask}};
+      },
+      kind());
   if (!t5_) return;
   log::info("{}: encoded {} prompts ({:.1f} MiB of host memory); T5 freed (text_encoder: free)", kind(),
             text_cache_.size(), text_cache_.bytes() / 1048576.0);
@@ -196,7 +201,8 @@ Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, 
                                          uint64_t seed, const CaptureSpec& spec) {
   const int64_t b = static_cast<int64_t>(images.size());
   if (b == 0) fail("{}: empty batch", kind());
-  if (ids.dim() != 2 || ids.size(0) != b) fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
+  if (ids.dim() != 2 || ids.size(0) != b)
+    fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
   if (mask.sizes() != ids.sizes()) fail("{}: mask must match ids {}", kind(), shape_str(ids.sizes()));
   if (ids.size(1) != text_length())
     fail("{}: token ids have length {} but the captures are laid out for {}", kind(), ids.size(1), text_length());
@@ -256,7 +262,10 @@ void PixArtSigmaBackbone::add_micro_conditions(PixArtInputs& in, int64_t height,
   const int64_t b = in.latents.size(0);
   const auto opt = at::TensorOptions().dtype(at::kFloat).device(device_);
   in.resolution = at::tensor(std::vector<float>{static_cast<float>(height), static_cast<float>(width)}, opt)
-                      .to(dtype_).unsqueeze(0).expand({b, 2}).contiguous();
+                      .to(dtype_)
+                      .unsqueeze(0)
+                      .expand({b, 2})
+                      .contiguous();
   in.aspect_ratio = at::full({b, 1}, static_cast<double>(height) / static_cast<double>(width), opt).to(dtype_);
 }
 
@@ -339,7 +348,8 @@ BackboneKind pixart_sigma_backbone_kind() {
 
 BackboneKind pixart_sigma_512_backbone_kind() {
   BackboneKind k = pixart_kind(PixArtVariant::sigma_512);
-  k.description = "PixArt-Sigma XL-2 512-MS (the paper's generation-experiment checkpoint; 512², 300 T5 tokens, t = 100)";
+  k.description =
+      "PixArt-Sigma XL-2 512-MS (the paper's generation-experiment checkpoint; 512², 300 T5 tokens, t = 100)";
   k.detect_from_weights = [](const CheckpointFolder& f) {
     return pixart_weights(f) && !alpha_weights(f) && transformer_sample_size(f) == 64;
   };

@@ -36,13 +36,16 @@ PixArtConfig PixArtConfig::from_json(const std::string& path) {
   c.use_additional_conditions = c.sample_size == 128;
   json_get(j, "use_additional_conditions", c.use_additional_conditions, path);
   json_get(j, "caption_channels", c.caption_channels, path);
-  if (c.norm_type != "ada_norm_single") fail_file(path, "norm_type '{}' is not supported (PixArt uses ada_norm_single)", c.norm_type);
+  if (c.norm_type != "ada_norm_single")
+    fail_file(path, "norm_type '{}' is not supported (PixArt uses ada_norm_single)", c.norm_type);
   if (c.activation_fn != "gelu-approximate")
     fail_file(path, "activation_fn '{}' is not supported (PixArt uses gelu-approximate)", c.activation_fn);
   if (c.norm_elementwise_affine) fail_file(path, "norm_elementwise_affine true is not supported");
   if (c.use_additional_conditions && (c.num_attention_heads * c.attention_head_dim) % 3 != 0)
-    fail_file(path, "use_additional_conditions needs an inner dimension divisible by 3 (the size embeddings are "
-                    "inner_dim / 3 wide), got {}", c.num_attention_heads * c.attention_head_dim);
+    fail_file(path,
+              "use_additional_conditions needs an inner dimension divisible by 3 (the size embeddings are "
+              "inner_dim / 3 wide), got {}",
+              c.num_attention_heads * c.attention_head_dim);
   if (c.caption_channels <= 0) fail_file(path, "caption_channels is required (PixArt projects T5 captions)");
   if (c.upcast_attention) fail_file(path, "upcast_attention true is not supported");
   return c;
@@ -127,7 +130,8 @@ at::Tensor PixArtTransformer::operator()(const PixArtInputs& in, CaptureRecorder
     for (int64_t i = 0; i < c.num_layers; ++i) {
       std::string id = vit_block(i);
       if (rec && (rec->wants(attention_block(id, AttentionKind::self)).any() ||
-                  rec->wants(attention_block(id, AttentionKind::cross)).any())) last = i;
+                  rec->wants(attention_block(id, AttentionKind::cross)).any()))
+        last = i;
     }
     if (last < 0) return {};
   }
@@ -136,7 +140,8 @@ at::Tensor PixArtTransformer::operator()(const PixArtInputs& in, CaptureRecorder
   at::Tensor bias;
   if (in.encoder_attention_mask.defined()) {
     if (in.encoder_attention_mask.sizes() != at::IntArrayRef({B, T}))
-      fail("PixArt: encoder_attention_mask must be [{}, {}], got {}", B, T, shape_str(in.encoder_attention_mask.sizes()));
+      fail("PixArt: encoder_attention_mask must be [{}, {}], got {}", B, T,
+           shape_str(in.encoder_attention_mask.sizes()));
     bias = ((1 - in.encoder_attention_mask.to(dev).to(dtype_)) * -10000.0).view({B, 1, 1, T});
   }
 
@@ -159,8 +164,9 @@ at::Tensor PixArtTransformer::operator()(const PixArtInputs& in, CaptureRecorder
     auto size_emb = [&](const TimestepEmbedding& e, const at::Tensor& v) {
       return e(timestep_embedding(v.to(dev).flatten(), 256, true, 0).to(dtype_)).reshape({B, -1});
     };
-    t_emb = t_emb + at::cat({size_emb(resolution_embedder_, in.resolution),
-                             size_emb(aspect_ratio_embedder_, in.aspect_ratio)}, 1);
+    t_emb =
+        t_emb +
+        at::cat({size_emb(resolution_embedder_, in.resolution), size_emb(aspect_ratio_embedder_, in.aspect_ratio)}, 1);
   }
   at::Tensor tmod = adaln_linear_(at::silu(t_emb)).view({B, 6, C});
 
@@ -181,7 +187,7 @@ at::Tensor PixArtTransformer::operator()(const PixArtInputs& in, CaptureRecorder
 
   auto ss = (scale_shift_table_.unsqueeze(0) + t_emb.unsqueeze(1)).chunk(2, 1);
   x = norm_out_(x) * (1 + ss[1]) + ss[0];
-  x = proj_out_(x);  // [B, N, p*p*out]
+  x = proj_out_(x);                                                              // [B, N, p*p*out]
   x = x.reshape({B, gh, gw, p, p, c.out_channels}).permute({0, 5, 1, 3, 2, 4});  // n c h p w q
   return x.reshape({B, c.out_channels, gh * p, gw * p});
 }

@@ -2,8 +2,8 @@
 // PixArtTransformer2DModel (diffusers v0.32.2 models/transformers/pixart_transformer_2d.py), the PixArt-Sigma and
 // PixArt-alpha denoiser (spec backbones.md §4). With use_additional_conditions (PixArt-XL-2-1024-MS) the adaLN-single
 // embedding adds the micro-conditions: resolution (H, W) and aspect ratio H/W, each through the 256-channel sinusoid
-// and a TimestepEmbedding to inner_dim / 3 (PixArtAlphaCombinedTimestepSizeEmbeddings). Parameter names are the checkpoint keys of
-// `transformer/diffusion_pytorch_model.safetensors`:
+// and a TimestepEmbedding to inner_dim / 3 (PixArtAlphaCombinedTimestepSizeEmbeddings). Parameter names are the
+// checkpoint keys of `transformer/diffusion_pytorch_model.safetensors`:
 //   pos_embed.proj, adaln_single.{emb.timestep_embedder.linear_{1,2}, linear}, caption_projection.linear_{1,2},
 //   transformer_blocks.{i}.{scale_shift_table, attn1, attn2, ff}, scale_shift_table, proj_out.
 // Capture ids (paper, P-fe "else" branch): attn1 = `vit-block{i}-self`, attn2 = `vit-block{i}-cross`.

@@ -81,7 +81,8 @@ std::vector<std::string> CaptureRecorder::unrecorded() const {
 
 void CaptureRecorder::require_all_recorded(const std::string& kind) const {
   const auto missing = unrecorded();
-  if (!missing.empty()) throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind, missing[0]));
+  if (!missing.empty())
+    throw std::logic_error(fmt::format("{}: '{}' was requested but not recorded", kind, missing[0]));
 }
 
 }  // namespace gb::bb

@@ -27,17 +27,10 @@ std::vector<TokenIdInput> t5_clip_token_id_inputs(const CheckpointFolder& f, con
 // ---- The registry: one line per kind. ----
 const std::vector<BackboneKind>& backbone_kinds() {
   static const std::vector<BackboneKind> kinds = {
-      sd15_backbone_kind(),
-      sd21_backbone_kind(),
-      sd21_base_backbone_kind(),
-      sdxl_backbone_kind(),
-      pixart_sigma_backbone_kind(),
-      pixart_sigma_512_backbone_kind(),
-      pixart_alpha_backbone_kind(),
-      flux_backbone_kind(),
-      sd35_medium_backbone_kind(),
-      sd35_large_backbone_kind(),
-      synthetic_backbone_kind(),
+      sd15_backbone_kind(),         sd21_backbone_kind(),         sd21_base_backbone_kind(),
+      sdxl_backbone_kind(),         pixart_sigma_backbone_kind(), pixart_sigma_512_backbone_kind(),
+      pixart_alpha_backbone_kind(), flux_backbone_kind(),         sd35_medium_backbone_kind(),
+      sd35_large_backbone_kind(),   synthetic_backbone_kind(),
   };
   return kinds;
 }
@@ -71,7 +64,8 @@ T param_value(const BackboneOptions& o, const std::string& key, const T& fallbac
 // "a", "a or b", "a, b or c"
 std::string or_list(const std::vector<TextEncoderResidency>& modes) {
   std::string s;
-  for (size_t i = 0; i < modes.size(); ++i) s += (i == 0 ? "" : i + 1 == modes.size() ? " or " : ", ") + to_string(modes[i]);
+  for (size_t i = 0; i < modes.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == modes.size() ? " or " : ", ") + to_string(modes[i]);
   return s;
 }
 
@@ -150,7 +144,8 @@ void check_options(const BackboneKind& k, const BackboneOptions& o) {
       if (x.takes(option)) s += (s.empty() ? "" : ", ") + x.kind;
     return s;
   };
-  if (o.t5_int8 && !k.takes("t5_int8")) fail("{}: t5_int8 is a {} option (this backbone has no T5)", k.kind, takers("t5_int8"));
+  if (o.t5_int8 && !k.takes("t5_int8"))
+    fail("{}: t5_int8 is a {} option (this backbone has no T5)", k.kind, takers("t5_int8"));
   const auto& modes = k.text_encoder_modes;
   if (std::find(modes.begin(), modes.end(), o.text_encoder) == modes.end()) {
     std::string others;
@@ -183,8 +178,8 @@ std::string detect_backbone_kind(const std::string& folder) {
   if (hits.size() > 1) fail_file(folder, "weights match several backbone kinds ({}, {})", hits[0]->kind, hits[1]->kind);
   const auto& kind = *hits[0];
   auto cls = f.pipeline_class();
-  if (!cls.empty() && std::find(kind.pipeline_classes.begin(), kind.pipeline_classes.end(), cls) ==
-                          kind.pipeline_classes.end())
+  if (!cls.empty() &&
+      std::find(kind.pipeline_classes.begin(), kind.pipeline_classes.end(), cls) == kind.pipeline_classes.end())
     fail_file((std::filesystem::path(folder) / "model_index.json").string(),
               "pipeline class '{}' disagrees with the weights, which are {}", cls, kind.kind);
   return kind.kind;

@@ -52,7 +52,7 @@ struct TokenIdInput {
   std::string flag;     // "--token-ids", "--clip-token-ids"
   std::string encoder;  // "CLIP text encoder", "T5 text encoder" (errors)
   int64_t vocab = 0, length = 0, pad = 0;
-  bool mask = false;    // the pipeline also passes an attention mask (0 exactly on the padding)
+  bool mask = false;  // the pipeline also passes an attention mask (0 exactly on the padding)
 };
 
 // The MMDiT kinds' replay (Flux, SD3.5): T5 ids from `t5_component`'s vocabulary padded with <pad> to `t5_length`

@@ -20,12 +20,11 @@ SchedulerConfig SchedulerConfig::sdxl() {
 namespace {
 
 const std::vector<std::pair<std::string, std::string>>& scheduler_table() {
-  static const std::vector<std::pair<std::string, std::string>> t = {
-      {"pndm", "PNDMScheduler"},
-      {"ddim", "DDIMScheduler"},
-      {"euler", "EulerDiscreteScheduler"},
-      {"dpm++2m", "DPMSolverMultistepScheduler"},
-      {"flow-euler", "FlowMatchEulerDiscreteScheduler"}};
+  static const std::vector<std::pair<std::string, std::string>> t = {{"pndm", "PNDMScheduler"},
+                                                                     {"ddim", "DDIMScheduler"},
+                                                                     {"euler", "EulerDiscreteScheduler"},
+                                                                     {"dpm++2m", "DPMSolverMultistepScheduler"},
+                                                                     {"flow-euler", "FlowMatchEulerDiscreteScheduler"}};
   return t;
 }
 
@@ -56,8 +55,10 @@ SchedulerConfig SchedulerConfig::from_json(const std::string& path, const std::s
   SchedulerConfig c;
   c.class_name = class_override.empty() ? file_class : class_override;
   if (!known_class(c.class_name))
-    fail_file(path, "scheduler '{}' is not supported (PNDMScheduler, DDIMScheduler, EulerDiscreteScheduler, "
-              "DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler)", c.class_name);
+    fail_file(path,
+              "scheduler '{}' is not supported (PNDMScheduler, DDIMScheduler, EulerDiscreteScheduler, "
+              "DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler)",
+              c.class_name);
   // from_config drops the values the original class only had as its own defaults.
   if (c.class_name != file_class && j.contains("_use_default_values") && j["_use_default_values"].is_array())
     for (const auto& k : j["_use_default_values"])
@@ -102,22 +103,27 @@ SchedulerConfig SchedulerConfig::from_json(const std::string& path, const std::s
   if (k != "FlowMatchEulerDiscreteScheduler" && c.prediction_type != "epsilon" && c.prediction_type != "v_prediction")
     fail_file(path, "prediction_type '{}' is not supported (epsilon, v_prediction)", c.prediction_type);
   if (k == "DPMSolverMultistepScheduler") {
-    if (c.algorithm_type != "dpmsolver++") fail_file(path, "algorithm_type '{}' is not supported (dpmsolver++)", c.algorithm_type);
-    if (c.solver_order != 1 && c.solver_order != 2) fail_file(path, "solver_order {} is not supported (1, 2)", c.solver_order);
-    if (c.solver_type != "midpoint" && c.solver_type != "heun") fail_file(path, "solver_type '{}' is not supported", c.solver_type);
+    if (c.algorithm_type != "dpmsolver++")
+      fail_file(path, "algorithm_type '{}' is not supported (dpmsolver++)", c.algorithm_type);
+    if (c.solver_order != 1 && c.solver_order != 2)
+      fail_file(path, "solver_order {} is not supported (1, 2)", c.solver_order);
+    if (c.solver_type != "midpoint" && c.solver_type != "heun")
+      fail_file(path, "solver_type '{}' is not supported", c.solver_type);
     if (j.contains("variance_type") && !j["variance_type"].is_null()) fail_file(path, "variance_type is not supported");
     if (j.contains("lambda_min_clipped") && j["lambda_min_clipped"].is_number())
       fail_file(path, "a finite lambda_min_clipped is not supported");
   }
   if (c.final_sigmas_type != "zero" && c.final_sigmas_type != "sigma_min")
     fail_file(path, "final_sigmas_type '{}' is not supported", c.final_sigmas_type);
-  if (c.interpolation_type != "linear") fail_file(path, "interpolation_type '{}' is not supported", c.interpolation_type);
+  if (c.interpolation_type != "linear")
+    fail_file(path, "interpolation_type '{}' is not supported", c.interpolation_type);
   for (const char* key : {"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr",
                           "thresholding", "use_lu_lambdas", "use_flow_sigmas", "invert_sigmas"})
     if (j.contains(key) && j[key].is_boolean() && j[key].get<bool>()) fail_file(path, "{} is not supported", key);
   if (j.contains("timestep_type") && j["timestep_type"] != "discrete")
     fail_file(path, "timestep_type {} is not supported", j["timestep_type"].dump());
-  if (j.contains("shift_terminal") && !j["shift_terminal"].is_null()) fail_file(path, "shift_terminal is not supported");
+  if (j.contains("shift_terminal") && !j["shift_terminal"].is_null())
+    fail_file(path, "shift_terminal is not supported");
   if (j.contains("trained_betas") && !j["trained_betas"].is_null()) fail_file(path, "trained_betas is not supported");
   return c;
 }
@@ -127,8 +133,7 @@ at::Tensor alphas_cumprod(const SchedulerConfig& c) {
   at::Tensor betas;
   if (c.beta_schedule == "scaled_linear")
     betas = at::linspace(std::sqrt(c.beta_start), std::sqrt(c.beta_end), c.num_train_timesteps, f32).pow(2);
-  else
-    betas = at::linspace(c.beta_start, c.beta_end, c.num_train_timesteps, f32);
+  else betas = at::linspace(c.beta_start, c.beta_end, c.num_train_timesteps, f32);
   return at::cumprod(1.0 - betas, 0);
 }
 
@@ -162,12 +167,16 @@ std::vector<double> scheduler_timesteps(const SchedulerConfig& c, int64_t steps)
 
 NoisingPlan plan_noising(const SchedulerConfig& c, int64_t paper_t, int64_t steps) {
   if (c.class_name != "PNDMScheduler" && c.class_name != "EulerDiscreteScheduler")
-    fail("scheduler '{}' is not supported by the UNet backbones' capture noising (PNDMScheduler, "
-         "EulerDiscreteScheduler)", c.class_name);
-  if (c.timestep_spacing != "leading" && !(c.timestep_spacing == "linspace" && c.class_name == "EulerDiscreteScheduler"))
+    fail(
+        "scheduler '{}' is not supported by the UNet backbones' capture noising (PNDMScheduler, "
+        "EulerDiscreteScheduler)",
+        c.class_name);
+  if (c.timestep_spacing != "leading" &&
+      !(c.timestep_spacing == "linspace" && c.class_name == "EulerDiscreteScheduler"))
     fail("timestep_spacing '{}' is not supported by the capture noising (leading; linspace with Euler)",
          c.timestep_spacing);
-  if (paper_t <= 0 || paper_t > c.num_train_timesteps) fail("timestep {} is outside 1..{}", paper_t, c.num_train_timesteps);
+  if (paper_t <= 0 || paper_t > c.num_train_timesteps)
+    fail("timestep {} is outside 1..{}", paper_t, c.num_train_timesteps);
   auto ts = scheduler_timesteps(c, steps);
   // get_timesteps(steps, strength = t/1000): init = min(int(steps * strength), steps), t_start = steps - init.
   const double strength = static_cast<double>(paper_t) / 1000.0;
@@ -307,7 +316,8 @@ class AlphaStepSampler : public SamplingScheduler {
     final_ = config_.set_alpha_to_one ? f32(1.0) : ac_[0];
   }
   void set_step_count(int64_t n) {
-    if (n < 1 || n > config_.num_train_timesteps) fail("{}: {} steps outside 1..{}", name_, n, config_.num_train_timesteps);
+    if (n < 1 || n > config_.num_train_timesteps)
+      fail("{}: {} steps outside 1..{}", name_, n, config_.num_train_timesteps);
     n_ = n;
   }
 
@@ -492,7 +502,7 @@ class DpmSampler : public SamplingScheduler {
     // on the un-upcast sample.
     auto [alpha_s0, sigma_s0] = alpha_sigma(i);
     at::Tensor m = config_.prediction_type == "v_prediction" ? alpha_s0 * sample_in - sigma_s0 * model_output_in
-                                                              : (sample_in - sigma_s0 * model_output_in) / alpha_s0;
+                                                             : (sample_in - sigma_s0 * model_output_in) / alpha_s0;
     for (size_t k = 0; k + 1 < outputs_.size(); ++k) outputs_[k] = outputs_[k + 1];
     outputs_.back() = m;
     at::Tensor sample = sample_in.to(at::kFloat);
@@ -547,7 +557,8 @@ class FlowMatchSampler : public SamplingScheduler {
     if (sigmas.empty()) fail("FlowMatch: no sigmas");
     sigmas_ = std::move(sigmas);
     timesteps_.clear();
-    for (float s : sigmas_) timesteps_.push_back(static_cast<double>(s * static_cast<float>(config_.num_train_timesteps)));
+    for (float s : sigmas_)
+      timesteps_.push_back(static_cast<double>(s * static_cast<float>(config_.num_train_timesteps)));
     sigmas_.push_back(0.0f);
     integer_timesteps_ = false;
     step_index_ = begin_index(timesteps_);

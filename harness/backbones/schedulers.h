@@ -32,23 +32,23 @@ struct SchedulerConfig {  // scheduler/scheduler_config.json
   std::string prediction_type = "epsilon";
   bool skip_prk_steps = true;
   // Sampling-only fields (diffusers' per-class defaults when absent from the file).
-  bool set_alpha_to_one = false;           // PNDM, DDIM
-  bool clip_sample = false;                // DDIM
-  double clip_sample_range = 1.0;          // DDIM
+  bool set_alpha_to_one = false;              // PNDM, DDIM
+  bool clip_sample = false;                   // DDIM
+  double clip_sample_range = 1.0;             // DDIM
   std::string interpolation_type = "linear";  // Euler
-  std::string final_sigmas_type = "zero";  // Euler, DPM
-  int64_t solver_order = 2;                // DPM
+  std::string final_sigmas_type = "zero";     // Euler, DPM
+  int64_t solver_order = 2;                   // DPM
   std::string algorithm_type = "dpmsolver++";
   std::string solver_type = "midpoint";
   bool lower_order_final = true;
   bool euler_at_final = false;
-  double shift = 1.0;                      // FlowMatch
+  double shift = 1.0;  // FlowMatch
   bool use_dynamic_shifting = false;
   double base_shift = 0.5, max_shift = 1.15;
   int64_t base_image_seq_len = 256, max_image_seq_len = 4096;
 
-  static SchedulerConfig sd15();   // PNDM
-  static SchedulerConfig sdxl();   // Euler discrete
+  static SchedulerConfig sd15();  // PNDM
+  static SchedulerConfig sdxl();  // Euler discrete
   // The file's values over diffusers' defaults of `class_override` (default: the file's _class_name), as
   // `OtherScheduler.from_config(pipe.scheduler.config)` does: keys the file does not set take the new class's
   // defaults. Unsupported options (karras sigmas, thresholding, PRK steps, …) are a UserError naming the file.
@@ -65,8 +65,8 @@ at::Tensor alphas_cumprod(const SchedulerConfig& c);
 
 // The noising the paper's run applies at its nominal timestep `t` (strength t/1000 over 1000 steps).
 struct NoisingPlan {
-  double timestep = 0;         // the timestep fed to the UNet (SD1.5: 101 for t = 100)
-  bool timestep_is_int = true; // int64 (PNDM) or fp32 (Euler) tensor
+  double timestep = 0;          // the timestep fed to the UNet (SD1.5: 101 for t = 100)
+  bool timestep_is_int = true;  // int64 (PNDM) or fp32 (Euler) tensor
   // Euler: x = (z + σ ε) / sqrt(σ² + 1) with σ in the latent dtype for the add and fp32 for the scaling.
   // PNDM:  x = sqrt(ᾱ_t) z + sqrt(1 - ᾱ_t) ε with ᾱ_t cast to the latent dtype before the sqrt.
   bool euler = false;

@@ -69,7 +69,9 @@ at::Tensor Sd3Noising::apply(const at::Tensor& z, const at::Tensor& noise) const
 }
 
 Sd3Backbone::Sd3Backbone(const CheckpointFolder& folder, const BackboneOptions& options, Sd3Variant variant)
-    : variant_(variant), options_(options), device_(options.torch_device()),
+    : variant_(variant),
+      options_(options),
+      device_(options.torch_device()),
       dtype_(options.resolve_dtype(sd3_defaults().gpu_dtype)) {
   // text_encoder: keep, offload (T5 parked in host memory) or free; no t5_int8 (registry schema, check_options).
   auto tcfg = Sd3Config::from_json(folder.file("transformer"));
@@ -116,7 +118,8 @@ Sd3Backbone::Sd3Backbone(const CheckpointFolder& folder, const BackboneOptions& 
   t5_tokenizer_ = options.tokenizer;
   const fs::path root(folder.root());
   const fs::path spm = root / "tokenizer_3" / "spiece.model";
-  if (!t5_tokenizer_ && fs::is_regular_file(spm)) t5_tokenizer_ = text::T5Tokenizer::from_file(spm.string(), kSd3T5Length);
+  if (!t5_tokenizer_ && fs::is_regular_file(spm))
+    t5_tokenizer_ = text::T5Tokenizer::from_file(spm.string(), kSd3T5Length);
   clip_tokenizer_ = load_folder_tokenizer(folder, lcfg.max_position_embeddings);
   rebuild_tokenizer();
   for (const auto& l : list_layers()) layer_names_.insert(l.name);
@@ -141,8 +144,8 @@ int64_t Sd3Backbone::text_length() const {
 }
 
 std::vector<LayerInfo> Sd3Backbone::list_layers() const {
-  const int64_t g = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1)) /
-                    transformer_->config().patch_size;
+  const int64_t g =
+      image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1)) / transformer_->config().patch_size;
   return sd3_capture_layers(transformer_->config(), g * g, text_length());
 }
 
@@ -164,7 +167,7 @@ Sd3Backbone::Text Sd3Backbone::encode(const at::Tensor& clip_ids_in, const at::T
   auto l = clip_l_->forward(ids, true);
   auto g = clip_g_->forward(ids2, true);
   const at::Tensor tids = t5_ids.to(device_, at::kLong);
-  at::Tensor t5;  // no attention mask, as the pipeline
+  at::Tensor t5;                   // no attention mask, as the pipeline
   if (t5_->device() != device_) {  // offloaded: a device copy for this encode only
     const T5Encoder on_device = t5_->to(device_);
     t5 = on_device(tids).to(dtype_);
@@ -200,10 +203,13 @@ void Sd3Backbone::release_text_encoders() {
 void Sd3Backbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
   if (options_.text_encoder != TextEncoderResidency::free) return;
   if (t5_) tokenizer();  // the error when a tokenizer is missing
-  text_cache_.fill(prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& chunk) {
-    const Text t = encode(token_id_rows(*clip_tokenizer_, chunk), token_id_rows(*t5_tokenizer_, chunk));
-    return PromptConditioningCache::Rows{{"states", t.states}, {"pooled", t.pooled}};
-  }, kind());
+  text_cache_.fill(
+      prompts, batch_size, t5_ != nullptr,
+      [&](const std::vector<std::string>& chunk) {
+        const Text t = encode(token_id_rows(*clip_tokenizer_, chunk), token_id_rows(*t5_tokenizer_, chunk));
+        return PromptConditioningCache::Rows{{"states", t.states}, {"pooled", t.pooled}};
+      },
+      kind());
   if (!t5_) return;
   log::info("{}: encoded {} prompts ({:.1f} MiB of host memory); text encoders freed (text_encoder: free)", kind(),
             text_cache_.size(), text_cache_.bytes() / 1048576.0);
@@ -317,7 +323,9 @@ BackboneKind sd3_kind(Sd3Variant v) {
   k.memory = [v](const std::optional<std::string>& folder) { return sd3_memory_model(v, folder); };
   // Token-id replay: T5 ids padded with <pad> to 256 (no mask) and CLIP-L ids padded with <|endoftext|> (the last
   // id) to 77; CLIP-G's are derived from them.
-  k.token_ids.inputs = [](const CheckpointFolder& f) { return t5_clip_token_id_inputs(f, "text_encoder_3", kSd3T5Length); };
+  k.token_ids.inputs = [](const CheckpointFolder& f) {
+    return t5_clip_token_id_inputs(f, "text_encoder_3", kSd3T5Length);
+  };
   k.token_ids.capture = [](Backbone& b, const std::vector<at::Tensor>& images, const std::vector<at::Tensor>& ids,
                            const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec) {
     return dynamic_cast<Sd3Backbone&>(b).capture_ids(images, ids.at(1), ids.at(0), image_ids, seed, spec);

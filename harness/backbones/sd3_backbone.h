@@ -32,8 +32,8 @@ enum class Sd3Variant { medium, large };
 const char* to_string(Sd3Variant v);  // "sd35-medium", "sd35-large"
 
 inline constexpr int64_t kSd3ClipLength = 77;  // the published CLIP encoders' max_position_embeddings
-inline constexpr int64_t kSd3T5Length = 256;  // StableDiffusion3Img2ImgPipeline max_sequence_length
-inline constexpr int64_t kSd3Steps = 50;      // its default num_inference_steps
+inline constexpr int64_t kSd3T5Length = 256;   // StableDiffusion3Img2ImgPipeline max_sequence_length
+inline constexpr int64_t kSd3Steps = 50;       // its default num_inference_steps
 inline constexpr int64_t kSd3DefaultT = 150;
 
 struct Sd3Noising {
@@ -76,7 +76,8 @@ class Sd3Backbone : public Backbone {
   // The prompts' conditioning: encoded, or under text_encoder: free from the host cache once the encoders are gone
   // (the first call of a free backbone without prepare_prompts encodes, caches, then frees).
   Text encode_prompts(const std::vector<std::string>& prompts);
-  // CLIP-L ids [B, 77] (the joint tokenizer's CLIP part) and T5 ids [B, 256] of prompts, as the pipeline tokenizes them.
+  // CLIP-L ids [B, 77] (the joint tokenizer's CLIP part) and T5 ids [B, 256] of prompts, as the pipeline tokenizes
+  // them.
   std::pair<at::Tensor, at::Tensor> token_ids(const std::vector<std::string>& prompts) const;
   // One transformer call on prepared inputs (the sampling loop, harness/generation), recording `spec` into `cap`;
   // returns the prediction [B, out_channels, H, W].

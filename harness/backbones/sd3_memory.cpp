@@ -43,8 +43,7 @@ class Sd3MemoryModel : public MemoryModel {
     }
     // CLIP-L and CLIP-G are freed with T5 under `free` and stay on the device under `offload` (T5 is parked).
     return {mem::component("transformer", dtype, transformer, false), mem::component("vae", dtype, vae, false),
-            mem::component("text_encoder", dtype, clip_l, true),
-            mem::component("text_encoder_2", dtype, clip_g, true),
+            mem::component("text_encoder", dtype, clip_l, true), mem::component("text_encoder_2", dtype, clip_g, true),
             mem::t5_component("text_encoder_3", t5_, dtype, t5_int8)};
   }
 
@@ -61,9 +60,9 @@ class Sd3MemoryModel : public MemoryModel {
   MemoryPhase text_phase(int64_t B, at::ScalarType dt, bool t5_int8) const override {
     MemoryPhase p = mem::t5_text_phase(t5_, B, t5_len_, dt, t5_int8, /*masked=*/false);
     const int64_t s = mem::esize(dt), L = clip_l_.max_position_embeddings;
-    p.transient.push_back({"CLIP-L|G penultimate states and pooled vectors",
-                           B * (L * (clip_l_.hidden_size + clip_g_.hidden_size) +
-                                clip_l_.projection_dim + clip_g_.projection_dim) * s});
+    p.transient.push_back(
+        {"CLIP-L|G penultimate states and pooled vectors",
+         B * (L * (clip_l_.hidden_size + clip_g_.hidden_size) + clip_l_.projection_dim + clip_g_.projection_dim) * s});
     return p;
   }
 

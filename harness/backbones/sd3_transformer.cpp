@@ -58,8 +58,9 @@ Sd3Config Sd3Config::from_json(const std::string& path) {
   if (!c.qk_norm.empty() && c.qk_norm != "rms_norm")
     fail_file(path, "qk_norm '{}' is not supported (null or rms_norm)", c.qk_norm);
   if (c.caption_projection_dim != c.inner_dim())
-    fail_file(path, "caption_projection_dim {} must equal num_attention_heads x attention_head_dim = {} (the joint "
-                    "attention's added projections take the projected context)",
+    fail_file(path,
+              "caption_projection_dim {} must equal num_attention_heads x attention_head_dim = {} (the joint "
+              "attention's added projections take the projected context)",
               c.caption_projection_dim, c.inner_dim());
   if (c.pos_embed_max_size <= 0) fail_file(path, "pos_embed_max_size must be set (SD3 stores its position table)");
   for (int64_t l : c.dual_attention_layers)
@@ -67,7 +68,8 @@ Sd3Config Sd3Config::from_json(const std::string& path) {
   return c;
 }
 
-Sd3Transformer::Sd3Transformer(const WeightStore& ws, Sd3Config config) : config_(std::move(config)), dtype_(ws.dtype()) {
+Sd3Transformer::Sd3Transformer(const WeightStore& ws, Sd3Config config)
+    : config_(std::move(config)), dtype_(ws.dtype()) {
   const auto& c = config_;
   const int64_t C = c.inner_dim(), hd = c.attention_head_dim, p = c.patch_size;
   const bool qk = c.qk_norm == "rms_norm";
@@ -175,7 +177,8 @@ at::Tensor Sd3Transformer::operator()(const Sd3Inputs& in, CaptureRecorder* rec,
 
   // CombinedTimestepTextProjEmbeddings: sinusoid of the fp32 timestep, embedded in the hidden dtype, plus the
   // pooled text projection (linear, SiLU, linear).
-  at::Tensor temb = t_embedder_(timestep_embedding(in.timestep.to(dev).reshape({-1}).to(at::kFloat), 256, true, 0).to(dtype_));
+  at::Tensor temb =
+      t_embedder_(timestep_embedding(in.timestep.to(dev).reshape({-1}).to(at::kFloat), 256, true, 0).to(dtype_));
   temb = temb + text_2_(at::silu(text_1_(in.pooled_projections.to(dev).to(dtype_))));
   if (temb.size(0) == 1 && B > 1) temb = temb.expand({B, C});
   at::Tensor ctx = context_embedder_(in.encoder_hidden_states.to(dev).to(dtype_));
@@ -201,8 +204,8 @@ at::Tensor Sd3Transformer::operator()(const Sd3Inputs& in, CaptureRecorder* rec,
     if (rec) rec->record(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_value), v);
     at::Tensor eq = qk(a.norm_added_q, heads(a.add_q(cn), H)), ek = qk(a.norm_added_k, heads(a.add_k(cn), H));
     at::Tensor ev = heads(a.add_v(cn), H);
-    at::Tensor o = joint_attend(at::cat({q, eq}, 2), at::cat({k, ek}, 2), at::cat({v, ev}, 2), JointLayout{0, N, N, T}, id,
-                                rec, chunk_elements_);
+    at::Tensor o = joint_attend(at::cat({q, eq}, 2), at::cat({k, ek}, 2), at::cat({v, ev}, 2), JointLayout{0, N, N, T},
+                                id, rec, chunk_elements_);
     at::Tensor o_img = o.narrow(1, 0, N);
     if (rec) {
       rec->record(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_post_value), o_img);
@@ -230,7 +233,7 @@ at::Tensor Sd3Transformer::operator()(const Sd3Inputs& in, CaptureRecorder* rec,
   if (!need_output) return {};
 
   auto so = norm_out_(silu_temb.to(x.scalar_type())).chunk(2, 1);  // AdaLayerNormContinuous: (scale, shift)
-  x = proj_out_(modulate(layer_norm(x), so[1], so[0]));  // [B, N, p*p*out]
+  x = proj_out_(modulate(layer_norm(x), so[1], so[0]));            // [B, N, p*p*out]
   x = x.reshape({B, gh, gw, p, p, c.out_channels}).permute({0, 5, 1, 3, 2, 4});  // nhwpqc -> nchpwq
   return x.reshape({B, c.out_channels, gh * p, gw * p});
 }

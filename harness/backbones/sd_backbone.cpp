@@ -91,8 +91,12 @@ std::shared_ptr<const TextTokenizer> load_folder_tokenizer(const CheckpointFolde
 
 StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder, const BackboneOptions& options,
                                                  SdVariant variant)
-    : variant_(variant), sdxl_(variant == SdVariant::sdxl), options_(options), device_(options.torch_device()),
-      dtype_(options.resolve_dtype(sd_defaults(variant).gpu_dtype)), vae_dtype_(dtype_) {
+    : variant_(variant),
+      sdxl_(variant == SdVariant::sdxl),
+      options_(options),
+      device_(options.torch_device()),
+      dtype_(options.resolve_dtype(sd_defaults(variant).gpu_dtype)),
+      vae_dtype_(dtype_) {
   const bool sdxl = sdxl_;
   auto unet_cfg = UNetConfig::from_json(folder.file("unet"));
   if (unet_cfg.is_sdxl() != sdxl)
@@ -140,8 +144,8 @@ StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder,
     fail_file(folder.file("unet"), "cross_attention_dim {} != text encoder hidden_size {}",
               unet_cfg.cross_attention_dim, text1_->config().hidden_size);
   }
-  tokenizer_ = options.tokenizer ? options.tokenizer
-                                  : load_folder_tokenizer(folder, text1_->config().max_position_embeddings);
+  tokenizer_ =
+      options.tokenizer ? options.tokenizer : load_folder_tokenizer(folder, text1_->config().max_position_embeddings);
   for (const auto& l : list_layers()) layer_names_.insert(l.name);
 }
 
@@ -204,7 +208,8 @@ Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, co
                                                     const CaptureSpec& spec) {
   c10::InferenceMode guard;
   const int64_t b = pixels.size(0);
-  if (ids.dim() != 2 || ids.size(0) != b) fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
+  if (ids.dim() != 2 || ids.size(0) != b)
+    fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
   check_capture_keys(spec, layer_names_, kind());
   if (!noising_error_.empty()) throw UserError(noising_error_);
   Capture cap;
@@ -293,7 +298,9 @@ bool v_prediction(const CheckpointFolder& f) {
   return j.value("prediction_type", std::string("epsilon")) == "v_prediction";
 }
 
-bool sd1_family(const CheckpointFolder& f) { return unet_weights(f) && !f.has_key("unet", "add_embedding.linear_1.weight"); }
+bool sd1_family(const CheckpointFolder& f) {
+  return unet_weights(f) && !f.has_key("unet", "add_embedding.linear_1.weight");
+}
 
 }  // namespace
 

@@ -16,7 +16,8 @@ class SdMemoryModel : public MemoryModel {
     unet_ = f ? UNetConfig::from_json(component_file(*folder, "unet")) : sd_default_unet(variant);
     vae_ = f ? VaeConfig::from_json(component_file(*folder, "vae")) : (sdxl ? VaeConfig::sdxl() : VaeConfig::sd15());
     clip_ = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder")) : sd_default_text_encoder(variant);
-    if (sdxl) clip2_ = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder_2")) : ClipTextConfig::bigg();
+    if (sdxl)
+      clip2_ = f ? ClipTextConfig::from_json(component_file(*folder, "text_encoder_2")) : ClipTextConfig::bigg();
     text_len_ = clip_.max_position_embeddings;
   }
 

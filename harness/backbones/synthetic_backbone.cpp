@@ -50,9 +50,12 @@ struct LayerKeys {
 };
 
 LayerKeys layer_keys(const SyntheticLayer& l) {
-  return {capture_key(l.block, CaptureTensor::map),          capture_key(l.block, CaptureTensor::special_value),
-          capture_key(l.block, CaptureTensor::special_post_value), capture_key(l.block, CaptureTensor::special_weight),
-          capture_key(l.block, CaptureTensor::q),            capture_key(self_block_for_cross(l.block), CaptureTensor::map)};
+  return {capture_key(l.block, CaptureTensor::map),
+          capture_key(l.block, CaptureTensor::special_value),
+          capture_key(l.block, CaptureTensor::special_post_value),
+          capture_key(l.block, CaptureTensor::special_weight),
+          capture_key(l.block, CaptureTensor::q),
+          capture_key(self_block_for_cross(l.block), CaptureTensor::map)};
 }
 
 }  // namespace
@@ -76,7 +79,9 @@ SyntheticBackboneConfig SyntheticBackboneConfig::sd15_like() {
   SyntheticBackboneConfig c;
   // SD1.5's 16 cross-attention blocks at half resolution; reliabilities follow the common observation that
   // the middle resolutions are the most semantic and the finest ones the noisiest.
-  auto add = [&](const std::string& b, int64_t side, double q) { c.layers.push_back({b + "-vit-block0-cross", side, q}); };
+  auto add = [&](const std::string& b, int64_t side, double q) {
+    c.layers.push_back({b + "-vit-block0-cross", side, q});
+  };
   add("down-level0-repeat0", 32, 0.05);
   add("down-level0-repeat1", 32, 0.1);
   add("down-level1-repeat0", 16, 0.2);
@@ -139,11 +144,11 @@ namespace {
 // token roles, per-token biases and value vectors.
 struct ImageTokens {
   std::vector<int64_t> concepts;
-  std::vector<int> role;                // 0 = start token, 1 = entity token with a concept, 2 = filler / end / padding
-  std::vector<int64_t> token_concept;   // concept of an entity token, else -1
-  std::vector<int64_t> token_ci;        // index into concepts, else -1
-  std::vector<float> bias;              // per-token imbalance
-  at::Tensor u;                         // [T, d] values: concept embeddings + token noise
+  std::vector<int> role;               // 0 = start token, 1 = entity token with a concept, 2 = filler / end / padding
+  std::vector<int64_t> token_concept;  // concept of an entity token, else -1
+  std::vector<int64_t> token_ci;       // index into concepts, else -1
+  std::vector<float> bias;             // per-token imbalance
+  at::Tensor u;                        // [T, d] values: concept embeddings + token noise
   int64_t T = 0, NC = 0;
 };
 
@@ -186,7 +191,8 @@ ImageTokens image_tokens(const SyntheticBackboneConfig& C, const std::string& id
   for (int64_t t = 0; t < T; ++t) {
     at::Tensor noise = normal_tensor(tok_rng, {d});
     if (im.role[static_cast<size_t>(t)] == 0) im.u[t] = e_sos;
-    else if (im.role[static_cast<size_t>(t)] == 1) im.u[t] = concept_embedding(seed, im.token_concept[static_cast<size_t>(t)], d, "value") + 0.3 * noise;
+    else if (im.role[static_cast<size_t>(t)] == 1)
+      im.u[t] = concept_embedding(seed, im.token_concept[static_cast<size_t>(t)], d, "value") + 0.3 * noise;
     else im.u[t] = 0.5 * noise;
   }
   return im;
@@ -222,18 +228,19 @@ LayerHeads layer_heads(const SyntheticBackboneConfig& C, const std::string& id, 
   std::vector<int64_t> perm(static_cast<size_t>(H));
   std::iota(perm.begin(), perm.end(), 0);
   Rng perm_rng(C.seed, L.block, "heads");
-  for (int64_t i = H - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(perm_rng.below(i + 1))]);
+  for (int64_t i = H - 1; i > 0; --i)
+    std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(perm_rng.below(i + 1))]);
   LayerHeads heads;
   heads.r.resize(static_cast<size_t>(H));
   for (int64_t h = 0; h < H; ++h) {
     heads.r[static_cast<size_t>(h)] = C.head_reliability[static_cast<size_t>(perm[static_cast<size_t>(h)])];
     const double rh = heads.r[static_cast<size_t>(h)];
     heads.masks.push_back(
-        (rh * layer_mask + (1.0 - rh) * distractors(C, id, NC, L.block + ":head" + std::to_string(h), s)).reshape({NC, P}));
+        (rh * layer_mask + (1.0 - rh) * distractors(C, id, NC, L.block + ":head" + std::to_string(h), s))
+            .reshape({NC, P}));
   }
   return heads;
 }
-
 
 // The cross-attention captures of one layer (maps, values, post-values, output weight) that `spec` wants.
 void cross_captures(const SyntheticBackboneConfig& C, const std::string& id, const ImageTokens& im,
@@ -250,7 +257,9 @@ void cross_captures(const SyntheticBackboneConfig& C, const std::string& id, con
       if (im.role[static_cast<size_t>(t)] == 0) {
         logits.select(1, t).copy_(C.sos_logit + C.sos_pixel_amplitude * nu);
       } else if (im.role[static_cast<size_t>(t)] == 1) {
-        logits.select(1, t).copy_(im.bias[static_cast<size_t>(t)] + C.content_gain * heads.masks[static_cast<size_t>(h)][im.token_ci[static_cast<size_t>(t)]]);
+        logits.select(1, t).copy_(im.bias[static_cast<size_t>(t)] +
+                                  C.content_gain *
+                                      heads.masks[static_cast<size_t>(h)][im.token_ci[static_cast<size_t>(t)]]);
       }
     }
     at::Tensor A = at::softmax(logits, 1);  // [P, T]
@@ -286,7 +295,8 @@ at::Tensor query_features(const SyntheticBackboneConfig& C, const std::string& i
   F[0] = 4.0 * (fg.clamp(0, 1) - 0.5) + 0.1 * normal_tensor(qrng, {s, s});
   if (C.ref_channels > 1) {
     at::Tensor E = at::zeros({C.ref_channels - 1, NC}, at::kFloat);
-    for (int64_t c = 0; c < NC; ++c) E.select(1, c).copy_(concept_embedding(C.seed, im.concepts[static_cast<size_t>(c)], C.ref_channels - 1, "ref"));
+    for (int64_t c = 0; c < NC; ++c)
+      E.select(1, c).copy_(concept_embedding(C.seed, im.concepts[static_cast<size_t>(c)], C.ref_channels - 1, "ref"));
     F.narrow(0, 1, C.ref_channels - 1)
         .copy_(at::matmul(E, M.reshape({NC, P})).reshape({C.ref_channels - 1, s, s}) +
                0.1 * normal_tensor(qrng, {C.ref_channels - 1, s, s}));
@@ -309,7 +319,8 @@ at::Tensor self_maps(const SyntheticBackboneConfig& C, const std::string& id, in
     // Self attention groups by appearance as well as semantics: coherence rises with the layer's
     // reliability but never vanishes (self_floor), so high-resolution layers still propagate usefully.
     const double qs = C.self_floor + (1.0 - C.self_floor) * L.reliability;
-    const at::Tensor m = (qs * M + (1.0 - qs) * distractors(C, id, NC, L.block + ":self" + std::to_string(h), s)).reshape({NC, P});
+    const at::Tensor m =
+        (qs * M + (1.0 - qs) * distractors(C, id, NC, L.block + ":self" + std::to_string(h), s)).reshape({NC, P});
     at::Tensor coh = at::matmul(m.t(), m);  // [P, P]
     selfs.push_back(at::softmax(C.self_beta * coh - locality, 1));
   }
@@ -323,7 +334,8 @@ gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::s
                                              const gb::CaptureSpec& spec) const {
   const auto& C = config_;
   // Dataset ids are image file names ("synth_000003.jpg"); the scene is keyed by the stem.
-  const std::string stem = id.size() > 4 && id.compare(id.size() - 4, 4, ".jpg") == 0 ? id.substr(0, id.size() - 4) : id;
+  const std::string stem =
+      id.size() > 4 && id.compare(id.size() - 4, 4, ".jpg") == 0 ? id.substr(0, id.size() - 4) : id;
   const Scene scene = make_scene(stem, C.world);
   const ImageTokens im = image_tokens(C, id, scene, tokenizer_->encode(prompt));
 
@@ -342,7 +354,8 @@ gb::TensorMap SyntheticBackbone::capture_one(const std::string& id, const std::s
     if (!want_cross && !want_self && !spec.wants(k.q)) continue;
     const double q = L.reliability;
     const at::Tensor M = masks(L.side);
-    const at::Tensor layer_mask = q * M + (1.0 - q) * distractors(C, id, im.NC, L.block + ":layer", L.side);  // [NC, s, s]
+    const at::Tensor layer_mask =
+        q * M + (1.0 - q) * distractors(C, id, im.NC, L.block + ":layer", L.side);  // [NC, s, s]
     const LayerHeads heads = layer_heads(C, id, im.NC, L, layer_mask);
     if (want_cross) cross_captures(C, id, im, L, heads, k, spec, out);
     if (spec.wants(k.q)) out[k.q] = query_features(C, id, im, L, M);
@@ -409,11 +422,19 @@ BackboneKind synthetic_backbone_kind() {
   // text_encoder: free makes it refuse prompts the run did not pre-encode (the runner's pre-encoding pass).
   k.options = {"text_encoder"};
   k.text_encoder_modes = {TextEncoderResidency::keep, TextEncoderResidency::free};
-  k.params = {{"tokenizer", T::text},         {"heads", T::integer},        {"head_dim", T::integer},
-              {"sos_logit", T::number},       {"sos_pixel_amplitude", T::number},
-              {"content_gain", T::number},    {"filler_logit", T::number},  {"value_noise", T::number},
-              {"self_beta", T::number},       {"self_sigma", T::number},    {"self_floor", T::number},
-              {"distractor_sharpness", T::number}, {"head_reliability", T::numbers}};
+  k.params = {{"tokenizer", T::text},
+              {"heads", T::integer},
+              {"head_dim", T::integer},
+              {"sos_logit", T::number},
+              {"sos_pixel_amplitude", T::number},
+              {"content_gain", T::number},
+              {"filler_logit", T::number},
+              {"value_noise", T::number},
+              {"self_beta", T::number},
+              {"self_sigma", T::number},
+              {"self_floor", T::number},
+              {"distractor_sharpness", T::number},
+              {"head_reliability", T::numbers}};
   k.load = [](const std::optional<CheckpointFolder>&, const BackboneOptions& o) -> std::unique_ptr<Backbone> {
     std::shared_ptr<const TextTokenizer> tok = o.tokenizer;
     const std::string merges = param_or(o, "tokenizer", std::string());

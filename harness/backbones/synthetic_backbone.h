@@ -29,30 +29,30 @@
 namespace gb::bb {
 
 struct SyntheticLayer {
-  std::string block;   // cross block id, e.g. "up-level2-repeat1-vit-block0-cross"
-  int64_t side = 0;    // latent grid side
+  std::string block;  // cross block id, e.g. "up-level2-repeat1-vit-block0-cross"
+  int64_t side = 0;   // latent grid side
   double reliability = 0.5;
 };
 
 struct SyntheticBackboneConfig {
-  uint64_t seed = 0;                      // world seed (must match the dataset's)
+  uint64_t seed = 0;  // world seed (must match the dataset's)
   SyntheticWorldOptions world;
   int64_t heads = 4;
   int64_t head_dim = 8;
-  std::vector<SyntheticLayer> layers;     // default: an SD1.5-shaped UNet at half resolution (32/16/8/4)
+  std::vector<SyntheticLayer> layers;  // default: an SD1.5-shaped UNet at half resolution (32/16/8/4)
   std::string ref_block = "up-level2-repeat1-vit-block0-cross";
   int64_t ref_channels = 16;
   std::vector<double> head_reliability = {0.95, 0.7, 0.4, 0.1};  // permuted per layer
-  double sos_logit = 4.0;         // start-token logit
-  double sos_pixel_amplitude = 3.0;  // per-pixel variation of it (smooth field)
-  double content_gain = 5.0;      // logit gain of a token's perceived mask
-  double token_bias_low = -1.0, token_bias_high = 0.5;  // per-token imbalance
-  double filler_logit = 0.5;      // fillers, end and padding tokens
-  double value_noise = 1.0;       // value noise of an unreliable head
-  double distractor_sharpness = 8.0;  // edge sharpness of the distractor blobs
-  double self_floor = 0.5;        // self-attention coherence of a layer: self_floor + (1 - self_floor) q_l
-  double self_beta = 6.0;         // self-attention coherence strength
-  double self_sigma = 0.15;       // self-attention locality (fraction of the side)
+  double sos_logit = 4.0;                                        // start-token logit
+  double sos_pixel_amplitude = 3.0;                              // per-pixel variation of it (smooth field)
+  double content_gain = 5.0;                                     // logit gain of a token's perceived mask
+  double token_bias_low = -1.0, token_bias_high = 0.5;           // per-token imbalance
+  double filler_logit = 0.5;                                     // fillers, end and padding tokens
+  double value_noise = 1.0;                                      // value noise of an unreliable head
+  double distractor_sharpness = 8.0;                             // edge sharpness of the distractor blobs
+  double self_floor = 0.5;   // self-attention coherence of a layer: self_floor + (1 - self_floor) q_l
+  double self_beta = 6.0;    // self-attention coherence strength
+  double self_sigma = 0.15;  // self-attention locality (fraction of the side)
 
   static SyntheticBackboneConfig sd15_like();
 };

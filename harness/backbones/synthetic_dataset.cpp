@@ -13,9 +13,10 @@ namespace gb::bb {
 
 namespace {
 const char* voc_xml_name(int64_t cls) {
-  static const char* names[] = {"background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
-                                "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
-                                "pottedplant", "sheep", "sofa", "train", "tvmonitor"};
+  static const char* names[] = {"background", "aeroplane", "bicycle",   "bird",   "boat",        "bottle",
+                                "bus",        "car",       "cat",       "chair",  "cow",         "diningtable",
+                                "dog",        "horse",     "motorbike", "person", "pottedplant", "sheep",
+                                "sofa",       "train",     "tvmonitor"};
   return names[cls];
 }
 }  // namespace
@@ -32,8 +33,7 @@ std::vector<std::string> write_synthetic_voc(const std::string& root, int64_t nu
     const std::string id = synthetic_id(i);
     const Scene s = make_scene(id, opt);
     write_jpeg((fs::path(root) / "JPEGImages" / (id + ".jpg")).string(), render_image(s, opt.seed), 95);
-    write_png_palette((fs::path(root) / "SegmentationClass" / (id + ".png")).string(),
-                      render_label(s).to(at::kByte));
+    write_png_palette((fs::path(root) / "SegmentationClass" / (id + ".png")).string(), render_label(s).to(at::kByte));
     std::ofstream xml(fs::path(root) / "Annotations" / (id + ".xml"));
     xml << "<annotation>\n  <folder>VOC2012</folder>\n  <filename>" << id << ".jpg</filename>\n"
         << "  <size><width>" << s.width << "</width><height>" << s.height << "</height><depth>3</depth></size>\n"

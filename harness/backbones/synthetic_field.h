@@ -23,7 +23,8 @@ inline std::vector<float> smooth_field(Rng& rng, int grid, int64_t h, int64_t w)
       const int x0 = std::min(static_cast<int>(gx), g - 2);
       const double tx = gx - x0;
       const double a = nodes[static_cast<size_t>(y0 * g + x0)], b = nodes[static_cast<size_t>(y0 * g + x0 + 1)];
-      const double c = nodes[static_cast<size_t>((y0 + 1) * g + x0)], d = nodes[static_cast<size_t>((y0 + 1) * g + x0 + 1)];
+      const double c = nodes[static_cast<size_t>((y0 + 1) * g + x0)],
+                   d = nodes[static_cast<size_t>((y0 + 1) * g + x0 + 1)];
       out[static_cast<size_t>(y * w + x)] =
           static_cast<float>((a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty);
     }

@@ -59,7 +59,7 @@ std::string capitalize(std::string s) {
 
 const std::vector<StuffKind>& stuff_kinds() {
   static const std::vector<StuffKind> kinds = {
-      {"sky", {120, 170, 235}}, {"wall", {200, 190, 170}}, {"grass", {70, 150, 60}},
+      {"sky", {120, 170, 235}},  {"wall", {200, 190, 170}}, {"grass", {70, 150, 60}},
       {"road", {100, 100, 100}}, {"floor", {170, 130, 90}}, {"water", {40, 90, 170}},
   };
   return kinds;

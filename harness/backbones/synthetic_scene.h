@@ -29,19 +29,19 @@ struct StuffKind {
 const std::vector<StuffKind>& stuff_kinds();  // sky, wall, grass, road, floor, water
 
 struct SceneObject {
-  int64_t class_id = 0;      // VOC id
-  int shape = 0;             // 0 ellipse, 1 rectangle
-  double cx = 0, cy = 0;     // centre, fraction of width / height
-  double rx = 0, ry = 0;     // half extents, fraction of width / height
-  std::string word;          // caption word (a captioner synonym of the class)
-  std::string part;          // "" or a part word grouped with it: "(woman, clothes)"
+  int64_t class_id = 0;   // VOC id
+  int shape = 0;          // 0 ellipse, 1 rectangle
+  double cx = 0, cy = 0;  // centre, fraction of width / height
+  double rx = 0, ry = 0;  // half extents, fraction of width / height
+  std::string word;       // caption word (a captioner synonym of the class)
+  std::string part;       // "" or a part word grouped with it: "(woman, clothes)"
 };
 
 struct Scene {
   std::string id;
   int64_t width = 0, height = 0;
-  double horizon = 0.5;       // fraction of height
-  int64_t stuff_top = 0;      // concept ids (kStuffBase + i)
+  double horizon = 0.5;   // fraction of height
+  int64_t stuff_top = 0;  // concept ids (kStuffBase + i)
   int64_t stuff_bottom = 0;
   std::vector<SceneObject> objects;  // in drawing order (later on top)
 

@@ -38,8 +38,7 @@ T5Config T5Config::from_json(const std::string& path) {
   return c;
 }
 
-at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, int64_t num_buckets,
-                                       int64_t max_distance) {
+at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, int64_t num_buckets, int64_t max_distance) {
   const int64_t half = num_buckets / 2;
   at::Tensor buckets = relative_position.gt(0).to(at::kLong) * half;
   at::Tensor n = relative_position.abs();
@@ -89,7 +88,8 @@ T5Encoder::T5Encoder(const WeightStore& ws, T5Config config, bool int8)
     b.v = lin(l0, "SelfAttention.v.weight", {inner, d});
     b.o = lin(l0, "SelfAttention.o.weight", {d, inner});
     if (i == 0)
-      rel_bias_ = l0.get("SelfAttention.relative_attention_bias.weight", {c.relative_attention_num_buckets, c.num_heads});
+      rel_bias_ =
+          l0.get("SelfAttention.relative_attention_bias.weight", {c.relative_attention_num_buckets, c.num_heads});
     b.ln1 = l1.get("layer_norm.weight", {d});
     b.wi_0 = lin(l1, "DenseReluDense.wi_0.weight", {c.d_ff, d});
     b.wi_1 = lin(l1, "DenseReluDense.wi_1.weight", {c.d_ff, d});
@@ -98,8 +98,8 @@ T5Encoder::T5Encoder(const WeightStore& ws, T5Config config, bool int8)
   final_ln_ = enc.get("final_layer_norm.weight", {d});
 }
 
-std::unique_ptr<T5Encoder> T5Encoder::load(const std::string& root, const std::string& component,
-                                           at::ScalarType dtype, at::Device device, bool int8) {
+std::unique_ptr<T5Encoder> T5Encoder::load(const std::string& root, const std::string& component, at::ScalarType dtype,
+                                           at::Device device, bool int8) {
   auto cfg = T5Config::from_json((std::filesystem::path(root) / component / "config.json").string());
   return load_component(root, component, dtype, device, "",
                         [&](const WeightStore& ws) { return std::make_unique<T5Encoder>(ws, cfg, int8); });
@@ -203,12 +203,12 @@ at::Tensor T5Encoder::encode(const at::Tensor& ids, const at::Tensor& mask) cons
 
   auto pos = at::arange(L, at::TensorOptions().dtype(at::kLong).device(dev));
   at::Tensor rel = pos.unsqueeze(0) - pos.unsqueeze(1);  // key - query
-  at::Tensor bucket = t5_relative_position_bucket(rel, c.relative_attention_num_buckets,
-                                                  c.relative_attention_max_distance);
+  at::Tensor bucket =
+      t5_relative_position_bucket(rel, c.relative_attention_num_buckets, c.relative_attention_max_distance);
   at::Tensor bias = at::embedding(rel_bias_, bucket).permute({2, 0, 1}).unsqueeze(0);  // [1, H, L, L]
   if (mask.defined()) {
     if (mask.sizes() != ids.sizes()) fail("T5 encoder: mask shape must equal ids shape [{}, {}]", B, L);
-    double mn = dtype_ == at::kHalf    ? -65504.0
+    double mn = dtype_ == at::kHalf       ? -65504.0
                 : dtype_ == at::kBFloat16 ? -3.3895313892515355e38
                                           : static_cast<double>(std::numeric_limits<float>::lowest());
     at::Tensor ext = (1.0 - mask.to(dev).to(dtype_).view({B, 1, 1, L})) * mn;

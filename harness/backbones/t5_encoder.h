@@ -48,8 +48,7 @@ struct T5Config {
 
 // Bidirectional relative-position bucket of (key position - query position), exactly as transformers
 // computes it (float32 log, truncation toward zero, clamp to the last bucket). int64 in, int64 out.
-at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, int64_t num_buckets,
-                                       int64_t max_distance);
+at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, int64_t num_buckets, int64_t max_distance);
 
 // One projection of a block: a dense weight [out, in] or, in int8 mode, an LLM.int8 layer.
 struct T5Linear {
@@ -66,8 +65,8 @@ class T5Encoder {
   // weights are quantized from the store's dtype, as transformers hands bitsandbytes the torch_dtype weights).
   T5Encoder(const WeightStore& ws, T5Config config, bool int8 = false);
   // <root>/<component>/{config.json, model*.safetensors[.index.json]}; strict loading.
-  static std::unique_ptr<T5Encoder> load(const std::string& root, const std::string& component,
-                                         at::ScalarType dtype, at::Device device, bool int8 = false);
+  static std::unique_ptr<T5Encoder> load(const std::string& root, const std::string& component, at::ScalarType dtype,
+                                         at::Device device, bool int8 = false);
   // A backbone's T5 from <root>/<component> (`variant` files): on `device`, or with `offload` (text_encoder:
   // offload) loaded on the CPU and moved to pinned host memory when `device` is CUDA (it visits the device for
   // each encode).

@@ -31,9 +31,10 @@ PromptConditioningCache::Rows PromptConditioningCache::gather(const std::vector<
   for (const auto& p : prompts) {
     auto it = rows_.find(p);
     if (it == rows_.end())
-      fail("{}: the text encoders were freed (text_encoder: free) but the prompt \"{}\" was not among the prompts "
-           "encoded before (prepare_prompts); use text_encoder: keep or offload for ad-hoc prompts",
-           who, p);
+      fail(
+          "{}: the text encoders were freed (text_encoder: free) but the prompt \"{}\" was not among the prompts "
+          "encoded before (prepare_prompts); use text_encoder: keep or offload for ad-hoc prompts",
+          who, p);
     for (const auto& [name, t] : it->second) parts[name].push_back(t);
   }
   Rows out;

@@ -77,8 +77,7 @@ UNetConfig UNetConfig::from_json(const std::string& path) {
   // diffusers: num_attention_heads = num_attention_heads or attention_head_dim (the latter really is heads).
   if (j.contains("num_attention_heads") && !j["num_attention_heads"].is_null())
     c.num_attention_heads = json_int_or_list(j, "num_attention_heads", n, 8, path);
-  else
-    c.num_attention_heads = json_int_or_list(j, "attention_head_dim", n, 8, path);
+  else c.num_attention_heads = json_int_or_list(j, "attention_head_dim", n, 8, path);
   for (const auto& t : c.down_block_types)
     if (t != "CrossAttnDownBlock2D" && t != "DownBlock2D") fail_file(path, "down block type '{}' is not supported", t);
   for (const auto& t : c.up_block_types)
@@ -88,7 +87,8 @@ UNetConfig UNetConfig::from_json(const std::string& path) {
   if (!c.addition_embed_type.empty() && c.addition_embed_type != "text_time")
     fail_file(path, "addition_embed_type '{}' is not supported", c.addition_embed_type);
   auto unsupported = [&](const char* key, auto ok) {
-    if (j.contains(key) && !j[key].is_null() && !ok(j[key])) fail_file(path, "{} = {} is not supported", key, j[key].dump());
+    if (j.contains(key) && !j[key].is_null() && !ok(j[key]))
+      fail_file(path, "{} = {} is not supported", key, j[key].dump());
   };
   unsupported("class_embed_type", [](const nlohmann::json&) { return false; });
   unsupported("encoder_hid_dim", [](const nlohmann::json&) { return false; });
@@ -196,8 +196,10 @@ UNet2DConditionModel::Transformer2D UNet2DConditionModel::make_transformer(const
     blk.norm1 = LayerNorm(bw.sub("norm1"), channels, 1e-5);
     blk.norm2 = LayerNorm(bw.sub("norm2"), channels, 1e-5);
     blk.norm3 = LayerNorm(bw.sub("norm3"), channels, 1e-5);
-    blk.attn1 = Attention(bw.sub("attn1"), channels, channels, heads, hd, false, true, attention_block(id, AttentionKind::self));
-    blk.attn2 = Attention(bw.sub("attn2"), channels, config_.cross_attention_dim, heads, hd, false, true, attention_block(id, AttentionKind::cross));
+    blk.attn1 = Attention(bw.sub("attn1"), channels, channels, heads, hd, false, true,
+                          attention_block(id, AttentionKind::self));
+    blk.attn2 = Attention(bw.sub("attn2"), channels, config_.cross_attention_dim, heads, hd, false, true,
+                          attention_block(id, AttentionKind::cross));
     blk.attn1.upcast = blk.attn2.upcast = config_.upcast_attention;
     blk.ff = FeedForward(bw.sub("ff"), channels, 4 * channels, channels, FeedForward::Kind::GEGLU);
     t.blocks.push_back(std::move(blk));

@@ -34,15 +34,15 @@ struct UNetConfig {  // unet/config.json
   int64_t cross_attention_dim = 768;
   std::vector<int64_t> transformer_layers_per_block{1, 1, 1, 1};
   std::vector<int64_t> reverse_transformer_layers_per_block;  // empty = reversed(transformer_layers_per_block)
-  std::vector<int64_t> num_attention_heads{8, 8, 8, 8};  // diffusers: num_attention_heads or attention_head_dim
+  std::vector<int64_t> num_attention_heads{8, 8, 8, 8};       // diffusers: num_attention_heads or attention_head_dim
   bool use_linear_projection = false;
   bool upcast_attention = false;
   std::string addition_embed_type;  // "" or "text_time"
   int64_t addition_time_embed_dim = 0;
   int64_t projection_class_embeddings_input_dim = 0;
 
-  static UNetConfig sd15();  // H15 unet/config.json
-  static UNetConfig sdxl();  // HXL-unet
+  static UNetConfig sd15();       // H15 unet/config.json
+  static UNetConfig sdxl();       // HXL-unet
   static UNetConfig sd21();       // stabilityai/stable-diffusion-2-1 unet/config.json (768-v, upcast_attention)
   static UNetConfig sd21_base();  // stabilityai/stable-diffusion-2-1-base unet/config.json
   static UNetConfig from_json(const std::string& path);

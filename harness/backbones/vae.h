@@ -31,7 +31,8 @@ struct VaeConfig {  // vae/config.json
   static VaeConfig sd15();  // H15 vae/config.json
   static VaeConfig sdxl();  // HXL-vae (scaling 0.13025)
   static VaeConfig flux();  // FLUX.1-dev vae/config.json (16 latent channels, no quant_conv, shift 0.1159)
-  static VaeConfig sd3();   // stable-diffusion-3.5-{medium,large} vae/config.json (Flux's graph; scaling 1.5305, shift 0.0609)
+  static VaeConfig
+  sd3();  // stable-diffusion-3.5-{medium,large} vae/config.json (Flux's graph; scaling 1.5305, shift 0.0609)
   static VaeConfig from_json(const std::string& path);
 };
 

@@ -90,7 +90,8 @@ std::string find_component_checkpoint(const std::string& root, const std::string
   const std::string alt = variant.empty() ? "fp16" : variant;
   for (const char* stem : {"diffusion_pytorch_model", "model"}) {
     const std::string s = stem;
-    const std::vector<std::string> with_variant{s + "." + alt + ".safetensors", s + ".safetensors.index." + alt + ".json",
+    const std::vector<std::string> with_variant{s + "." + alt + ".safetensors",
+                                                s + ".safetensors.index." + alt + ".json",
                                                 s + "." + alt + ".safetensors.index.json"};
     const std::vector<std::string> plain{s + ".safetensors", s + ".safetensors.index.json"};
     for (const auto* names : {variant.empty() ? &plain : &with_variant, variant.empty() ? &with_variant : &plain})
@@ -157,8 +158,7 @@ const std::string& WeightStore::origin() const { return state_->origin; }
 at::Tensor WeightStore::get(const std::string& name, const std::vector<int64_t>& shape) const {
   return fetch(name, shape, state_->dtype, false);
 }
-at::Tensor WeightStore::get_as(const std::string& name, const std::vector<int64_t>& shape,
-                               at::ScalarType dtype) const {
+at::Tensor WeightStore::get_as(const std::string& name, const std::vector<int64_t>& shape, at::ScalarType dtype) const {
   return fetch(name, shape, dtype, false);
 }
 at::Tensor WeightStore::get_optional(const std::string& name, const std::vector<int64_t>& shape) const {
@@ -174,14 +174,14 @@ at::Tensor WeightStore::fetch(const std::string& name, const std::vector<int64_t
     if (state_->meta) {
       state_->memory[k] = at::empty(shape, at::TensorOptions().dtype(dtype).device(at::kMeta));
     } else {
-    // Seeded per key so that the values do not depend on construction order.
-    const uint64_t h = fnv1a(k, state_->seed ^ kFnvOffset);
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(h);
-    auto t = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)) * state_->init_std;
-    const bool norm_weight = name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0 &&
-                             (k.find("norm") != std::string::npos) && shape.size() == 1;
-    if (norm_weight) t = t + 1.0;
-    state_->memory[k] = t;
+      // Seeded per key so that the values do not depend on construction order.
+      const uint64_t h = fnv1a(k, state_->seed ^ kFnvOffset);
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(h);
+      auto t = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)) * state_->init_std;
+      const bool norm_weight = name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0 &&
+                               (k.find("norm") != std::string::npos) && shape.size() == 1;
+      if (norm_weight) t = t + 1.0;
+      state_->memory[k] = t;
     }
   }
   if (!state_->contains(k)) {
@@ -210,10 +210,8 @@ at::Tensor WeightStore::fetch(const std::string& name, const std::vector<int64_t
   }
   at::Tensor t = state_->load(src);
   if (!shape.empty() && t.sizes().vec() != shape) t = t.reshape(shape);
-  if (at::isFloatingType(t.scalar_type()))
-    t = t.to(state_->device, dtype);
-  else
-    t = t.to(state_->device);
+  if (at::isFloatingType(t.scalar_type())) t = t.to(state_->device, dtype);
+  else t = t.to(state_->device);
   return t.contiguous();
 }
 

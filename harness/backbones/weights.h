@@ -40,8 +40,7 @@ class WeightStore {
   WeightStore(std::shared_ptr<const SafetensorsCheckpoint> ckpt, std::string origin, at::ScalarType dtype,
               at::Device device);
   // Store over in-memory tensors (tests, converted weights). `origin` names it in errors.
-  WeightStore(std::map<std::string, at::Tensor> tensors, std::string origin, at::ScalarType dtype,
-              at::Device device);
+  WeightStore(std::map<std::string, at::Tensor> tensors, std::string origin, at::ScalarType dtype, at::Device device);
   // A generating store for tests and benchmarks: every requested key that does not exist yet is created with
   // seeded random values (norm weights ~1, everything else ~N(0, std)); tensors() returns them to be saved.
   static WeightStore random_init(uint64_t seed, double std, at::ScalarType dtype, at::Device device);
@@ -72,7 +71,7 @@ class WeightStore {
   // Every checkpoint key that starts with prefix+`starts_with` (sorted, full keys).
   std::vector<std::string> keys_with_prefix(const std::string& starts_with = "") const;
 
-  void ignore(const std::string& name) const;              // prefix+name may be present and is not used
+  void ignore(const std::string& name) const;                // prefix+name may be present and is not used
   void ignore_prefix(const std::string& starts_with) const;  // every key starting with prefix+starts_with
   void add_alias(const std::string& current, const std::string& legacy) const;  // full names, prefix applied
 

@@ -15,14 +15,16 @@ void add_backbone_flags(CLI::App* sub, BackboneFlags& f, unsigned which, const s
     sub->add_option("--store-dtype", f.store_dtype, "dtype of the captured tensors (default: the compute dtype)");
   if (which & kImageSize)
     sub->add_option("--image-size", f.image_size, "Square input size the image is resized to (default: the paper's)");
-  if (which & kTimestep) sub->add_option("--timestep", f.timestep, "The paper's t (default: the backbone's, 100 or 150)");
+  if (which & kTimestep)
+    sub->add_option("--timestep", f.timestep, "The paper's t (default: the backbone's, 100 or 150)");
   if (which & kVariant) sub->add_option("--variant", f.variant, "Weight variant, e.g. fp16");
   if (which & kTextEncoder)
     sub->add_option("--text-encoder", f.text_encoder,
                     "keep | offload | free: where T5 lives once the prompts are encoded (the PixArt kinds, flux, "
                     "sd35-*; free drops the text encoders before the VAE and the transformer run)");
   if (which & kT5Int8)
-    sub->add_option("--t5-int8", f.t5_int8, "on | off: Flux's T5 in LLM.int8 as the paper (default on for 16-bit compute)");
+    sub->add_option("--t5-int8", f.t5_int8,
+                    "on | off: Flux's T5 in LLM.int8 as the paper (default on for 16-bit compute)");
 }
 
 gb::bb::BackboneOptions backbone_options(const BackboneFlags& f) {

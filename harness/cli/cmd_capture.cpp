@@ -53,7 +53,8 @@ std::vector<int64_t> parse_ids(const std::string& text, const gb::bb::TokenIdInp
     const size_t end = text.find(',', start);
     const std::string item = gb::trim(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
     if (!std::regex_match(item, integer))
-      gb::fail("{}: '{}' is not an integer (expected comma-separated token ids, e.g. 49406,320,2368,49407)", flag, item);
+      gb::fail("{}: '{}' is not an integer (expected comma-separated token ids, e.g. 49406,320,2368,49407)", flag,
+               item);
     int64_t v = 0;
     try {
       v = std::stoll(item);
@@ -67,8 +68,8 @@ std::vector<int64_t> parse_ids(const std::string& text, const gb::bb::TokenIdInp
     start = end + 1;
   }
   if (static_cast<int64_t>(ids.size()) > in.length)
-    gb::fail("{}: {} ids, but the {} takes at most {} (the pipeline would truncate them)", flag, ids.size(),
-             in.encoder, in.length);
+    gb::fail("{}: {} ids, but the {} takes at most {} (the pipeline would truncate them)", flag, ids.size(), in.encoder,
+             in.length);
   ids.resize(static_cast<size_t>(in.length), in.pad);
   return ids;
 }
@@ -84,7 +85,8 @@ std::string join_ids(const std::vector<int64_t>& ids) {
 std::vector<std::vector<int64_t>> token_id_rows(const Args& a) {
   if (a.token_ids.empty()) {
     if (!a.clip_token_ids.empty())
-      gb::fail("--clip-token-ids goes with --token-ids (flux only); with --prompt the CLIP ids come from the tokenizer");
+      gb::fail(
+          "--clip-token-ids goes with --token-ids (flux only); with --prompt the CLIP ids come from the tokenizer");
     return {};
   }
   const auto& kind = gb::bb::backbone_kind(gb::bb::detect_backbone_kind(a.weights));
@@ -93,7 +95,8 @@ std::vector<std::vector<int64_t>> token_id_rows(const Args& a) {
   std::vector<std::vector<int64_t>> rows;
   for (const auto& in : inputs) {
     const std::string& text = in.flag == "--token-ids" ? a.token_ids : a.clip_token_ids;
-    if (text.empty()) gb::fail("{} needs {} with --token-ids ({} ids, e.g. 49406,320,2368,49407)", kind.kind, in.flag, in.encoder);
+    if (text.empty())
+      gb::fail("{} needs {} with --token-ids ({} ids, e.g. 49406,320,2368,49407)", kind.kind, in.flag, in.encoder);
     rows.push_back(parse_ids(text, in));
   }
   if (!a.clip_token_ids.empty() && inputs.size() < 2)
@@ -124,9 +127,10 @@ void add(CLI::App& app) {
                   "the id `run` gives the same file, so both commands see the same noise)");
   gb::cli::add_backbone_flags(sub, a->backbone, gb::cli::kAllBackboneFlags, "the paper's on CUDA, fp32 on CPU");
   gb::cli::add_memory_check_flags(sub, a->memory);
-  sub->add_flag("--full-heads", a->full_heads, "Keep every head of the maps (default for --layers; --method "
-                                                "stores self maps as head means, and cross maps as fp32 head "
-                                                "averages when the method averages heads, unless this is given)");
+  sub->add_flag("--full-heads", a->full_heads,
+                "Keep every head of the maps (default for --layers; --method "
+                "stores self maps as head means, and cross maps as fp32 head "
+                "averages when the method averages heads, unless this is given)");
   sub->add_option("--out", a->out, "Output .safetensors")->required();
   sub->callback([a] {
     if (a->prompt.empty() == a->token_ids.empty()) gb::fail("capture needs exactly one of --prompt and --token-ids");
@@ -159,20 +163,23 @@ void add(CLI::App& app) {
     if (!a->layers.empty()) spec = gb::cli::select_layers(a->layers, backbone->list_layers());
     const std::string id = a->image_id.empty() ? gb::image_id_of(a->image) : a->image_id;
     gb::Capture cap;
-    gb::bb::rethrow_out_of_memory([&] {
-      if (!rows.empty()) {
-        std::vector<at::Tensor> ids;
-        for (const auto& r : rows) ids.push_back(at::tensor(r, at::kLong).unsqueeze(0));
-        cap = gb::bb::backbone_kind(backbone->kind()).token_ids.capture(*backbone, {image}, ids, {id}, a->seed, spec);
-      } else {
-        gb::BackboneBatch batch;
-        batch.images = {image};
-        batch.prompts = {a->prompt};
-        batch.ids = {id};
-        batch.seed = a->seed;
-        cap = backbone->capture(batch, spec);
-      }
-    }, "the capture", o.device, "image '" + id + "'");
+    gb::bb::rethrow_out_of_memory(
+        [&] {
+          if (!rows.empty()) {
+            std::vector<at::Tensor> ids;
+            for (const auto& r : rows) ids.push_back(at::tensor(r, at::kLong).unsqueeze(0));
+            cap =
+                gb::bb::backbone_kind(backbone->kind()).token_ids.capture(*backbone, {image}, ids, {id}, a->seed, spec);
+          } else {
+            gb::BackboneBatch batch;
+            batch.images = {image};
+            batch.prompts = {a->prompt};
+            batch.ids = {id};
+            batch.seed = a->seed;
+            cap = backbone->capture(batch, spec);
+          }
+        },
+        "the capture", o.device, "image '" + id + "'");
     auto sample = cap.sample(0, /*with_inputs=*/true);
     std::map<std::string, at::Tensor> out;
     for (auto& [k, v] : sample) out[k] = v.contiguous().cpu();

@@ -27,12 +27,15 @@ struct Opts {
 };
 
 void add(CLI::App& app) {
-  auto* sub = app.add_subcommand("clip-score", "CLIP score of <id>.png images against their prompts (torchmetrics CLIPScore)");
+  auto* sub =
+      app.add_subcommand("clip-score", "CLIP score of <id>.png images against their prompts (torchmetrics CLIPScore)");
   auto o = std::make_shared<Opts>();
   sub->add_option("--images", o->images, "Folder of <id>.png images")->required();
-  sub->add_option("--prompts", o->prompts, "Prompt file (.txt one per line, or .csv with id and caption columns)")->required();
-  sub->add_option("--clip", o->clip, "Hugging Face CLIPModel folder (config.json, model.safetensors, "
-                                     "preprocessor_config.json, vocab.json, merges.txt)")
+  sub->add_option("--prompts", o->prompts, "Prompt file (.txt one per line, or .csv with id and caption columns)")
+      ->required();
+  sub->add_option("--clip", o->clip,
+                  "Hugging Face CLIPModel folder (config.json, model.safetensors, "
+                  "preprocessor_config.json, vocab.json, merges.txt)")
       ->required();
   sub->add_option("--batch-size", o->batch_size, "Pairs per forward pass (default 32)");
   sub->add_option("--device", o->device, "cpu (default) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));

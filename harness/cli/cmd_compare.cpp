@@ -21,8 +21,8 @@ std::string results_path(const std::string& p) {
 }
 
 void add(CLI::App& app) {
-  auto* sub = app.add_subcommand(
-      "compare", "Compare two runs: exit 0 same/within tolerance, 1 regression, 3 not comparable");
+  auto* sub =
+      app.add_subcommand("compare", "Compare two runs: exit 0 same/within tolerance, 1 regression, 3 not comparable");
   struct Opts {
     std::string now, old;
     double tol = 0;

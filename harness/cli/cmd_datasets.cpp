@@ -40,7 +40,8 @@ void add_source_flags(CLI::App* sub, SourceFlags& f) {
   sub->add_option("--root", f.root, "Dataset folder (Context: the pascal-context folder)");
   sub->add_option("--images", f.images, "Image folder (Context: VOC2012/JPEGImages); default: the layout's");
   sub->add_option("--protocol", f.protocol, "paper (default) | standard");
-  sub->add_option("--label-source", f.labels, "auto | png | mat | panoptic | labelIds | labelTrainIds | stuffthingmaps");
+  sub->add_option("--label-source", f.labels,
+                  "auto | png | mat | panoptic | labelIds | labelTrainIds | stuffthingmaps");
   sub->add_option("--limit", f.limit, "Read at most N samples (default: the protocol's limit)");
 }
 
@@ -53,7 +54,8 @@ DatasetConfig config_from(const SourceFlags& f) {
     if (!f.dataset.empty() && parse_dataset_kind(f.dataset) != c.kind)
       gb::fail("--dataset {} contradicts {} (dataset: {})", f.dataset, f.config, c.name());
   } else {
-    if (f.dataset.empty()) gb::fail("give --dataset (voc, context, coco-object, cityscapes, ade20k, coco-stuff) or --config");
+    if (f.dataset.empty())
+      gb::fail("give --dataset (voc, context, coco-object, cityscapes, ade20k, coco-stuff) or --config");
     if (!f.overrides.empty()) gb::fail("--set needs --config");
     c = default_dataset_config(parse_dataset_kind(f.dataset),
                                f.protocol.empty() ? Protocol::paper : parse_protocol(f.protocol));
@@ -77,8 +79,9 @@ void print_report(const Dataset& ds) {
 }
 
 void add_inspect(CLI::App* parent) {
-  auto* sub = parent->add_subcommand("inspect", "Print one JSON line per sample in evaluation order: id, size, "
-                                                "pixels per class after the mapping");
+  auto* sub = parent->add_subcommand("inspect",
+                                     "Print one JSON line per sample in evaluation order: id, size, "
+                                     "pixels per class after the mapping");
   auto f = std::make_shared<SourceFlags>();
   add_source_flags(sub, *f);
   auto format = std::make_shared<std::string>("jsonl");
@@ -133,8 +136,9 @@ void add_inspect(CLI::App* parent) {
 
 void add_verify(CLI::App* parent) {
   auto* sub = parent->add_subcommand(
-      "verify", "Check a dataset folder against its config and a caption file: counts, missing or unreadable files, "
-                "size mismatches, out-of-range labels, images without captions. Exit 2 when problems are found");
+      "verify",
+      "Check a dataset folder against its config and a caption file: counts, missing or unreadable files, "
+      "size mismatches, out-of-range labels, images without captions. Exit 2 when problems are found");
   auto f = std::make_shared<SourceFlags>();
   add_source_flags(sub, *f);
   sub->add_option("--captions", f->captions, "Caption JSON (the paper's gpt_output/<ds>.json); default: the config's");
@@ -150,21 +154,20 @@ void add_verify(CLI::App* parent) {
               << to_string(ds->label_source()) << ")\n";
     std::cout << "root: " << c.root << "\nimages: " << resolve_images_dir(c) << "\nlabels: " << resolve_label_dir(c)
               << "\n";
-    if (!c.split.empty()) std::cout << "split: " << resolve_split_file(c) << (c.reverse_split ? " (reversed)" : "") << "\n";
+    if (!c.split.empty())
+      std::cout << "split: " << resolve_split_file(c) << (c.reverse_split ? " (reversed)" : "") << "\n";
     std::cout << "limit: " << (c.limit > 0 ? std::to_string(c.limit) : std::string("none")) << "\n";
     const size_t listed = ds->size() + ds->report().skipped_count();  // skipped so far = ids without captions
     std::cout << "samples listed: " << listed << "\n";
     if (c.protocol == Protocol::paper) {
       // Sample counts of the paper's evaluation (spec §H; Context: the 964 captioned train ids).
-      static const std::map<DatasetKind, int> paper_counts = {{DatasetKind::Voc, 1464},
-                                                              {DatasetKind::Context, 964},
-                                                              {DatasetKind::CocoObject, 5000},
-                                                              {DatasetKind::Cityscapes, 500},
-                                                              {DatasetKind::Ade20k, 2000},
-                                                              {DatasetKind::CocoStuff, 5000}};
+      static const std::map<DatasetKind, int> paper_counts = {
+          {DatasetKind::Voc, 1464},       {DatasetKind::Context, 964}, {DatasetKind::CocoObject, 5000},
+          {DatasetKind::Cityscapes, 500}, {DatasetKind::Ade20k, 2000}, {DatasetKind::CocoStuff, 5000}};
       std::cout << "the paper evaluates " << paper_counts.at(c.kind) << " samples of this dataset\n";
     }
-    if (ds->captions()) std::cout << "captions: " << ds->captions()->path() << " (" << ds->captions()->size() << " entries)\n";
+    if (ds->captions())
+      std::cout << "captions: " << ds->captions()->path() << " (" << ds->captions()->size() << " entries)\n";
     else std::cout << "captions: none given (pass --captions to check them)\n";
 
     std::vector<std::optional<SampleError>> problems(ds->size());
@@ -184,20 +187,23 @@ void add_verify(CLI::App* parent) {
       else by_kind[issue.kind].push_back(issue.line());
     }
     if (uncaptioned_ok)
-      std::cout << "note: " << uncaptioned_ok << " listed ids have no caption and are skipped (missing_caption: skip)\n";
+      std::cout << "note: " << uncaptioned_ok
+                << " listed ids have no caption and are skipped (missing_caption: skip)\n";
     size_t ok = 0;
     for (const auto& p : problems) {
       if (p) by_kind[p->kind()].push_back(p->what());
       else ++ok;
     }
-    std::cout << "samples readable: " << ok << " of " << ds->size() << (ds->captions() ? " with a caption" : "") << "\n";
+    std::cout << "samples readable: " << ok << " of " << ds->size() << (ds->captions() ? " with a caption" : "")
+              << "\n";
     if (ds->captions()) {
       std::set<std::string> ids;
       for (size_t i = 0; i < ds->size(); ++i) ids.insert(ds->id(i));
       for (const auto& issue : ds->report().skipped()) ids.insert(issue.id);
       size_t extra = 0;
       for (const auto& id : ds->captions()->ids()) extra += ids.count(id) ? 0 : 1;
-      if (extra) std::cout << "note: " << extra << " caption entries name images outside this split/limit (not a problem)\n";
+      if (extra)
+        std::cout << "note: " << extra << " caption entries name images outside this split/limit (not a problem)\n";
     }
     for (const auto& [kind, v] : ds->report().notes()) {
       std::cout << "note: " << kind << ": " << v.size() << "\n";
@@ -231,14 +237,17 @@ void add_verify(CLI::App* parent) {
 }
 
 void add_make_fixture(CLI::App* parent) {
-  auto* sub = parent->add_subcommand("make-fixture", "Write a tiny dataset in the real on-disk layout (for tests and "
-                                                     "demos) and print its paths as JSON");
+  auto* sub = parent->add_subcommand("make-fixture",
+                                     "Write a tiny dataset in the real on-disk layout (for tests and "
+                                     "demos) and print its paths as JSON");
   auto dataset = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto quirks = std::make_shared<bool>(false);
   sub->add_option("--dataset", *dataset, "voc | context | coco-object | cityscapes | ade20k | coco-stuff")->required();
   sub->add_option("--out", *out, "Folder to write into")->required();
-  sub->add_flag("--paper-quirks", *quirks, "Include situations only the paper protocol accepts (Q14 reuse, ADE > 150, a COCO-Stuff value that is no category id)");
+  sub->add_flag("--paper-quirks", *quirks,
+                "Include situations only the paper protocol accepts (Q14 reuse, ADE > 150, a COCO-Stuff value that is "
+                "no category id)");
   sub->callback([dataset, out, quirks] {
     FixtureOptions o;
     o.paper_quirks = *quirks;

@@ -36,7 +36,8 @@ std::set<std::string> png_names(const std::string& dir, const char* what) {
 std::string pct(double x) { return std::isnan(x) ? std::string("nan") : fmt::format("{:.2f}", 100.0 * x); }
 
 void add(CLI::App& app) {
-  auto* sub = app.add_subcommand("eval-masks", "Score predicted label PNGs against ground-truth PNGs (matched by file name)");
+  auto* sub =
+      app.add_subcommand("eval-masks", "Score predicted label PNGs against ground-truth PNGs (matched by file name)");
   struct Opts {
     std::string pred, gt, protocol = "paper", format = "json";
     int64_t num_classes = 0, ignore_index = 255;
@@ -55,10 +56,12 @@ void add(CLI::App& app) {
     const auto gt_names = png_names(o->gt, "ground-truth");
     const auto pred_names = png_names(o->pred, "prediction");
     for (const auto& n : gt_names) {
-      if (!pred_names.count(n)) gb::fail_file((fs::path(o->pred) / n).string(), "missing prediction for ground truth {}", n);
+      if (!pred_names.count(n))
+        gb::fail_file((fs::path(o->pred) / n).string(), "missing prediction for ground truth {}", n);
     }
     for (const auto& n : pred_names) {
-      if (!gt_names.count(n)) gb::fail_file((fs::path(o->gt) / n).string(), "missing ground truth for prediction {}", n);
+      if (!gt_names.count(n))
+        gb::fail_file((fs::path(o->gt) / n).string(), "missing ground truth for prediction {}", n);
     }
     gb::eval::ConfusionMatrix cm(o->num_classes);
     for (const auto& n : gt_names) {
@@ -84,7 +87,8 @@ void add(CLI::App& app) {
       return;
     }
     std::cout << fmt::format("{} images, protocol {}, {} classes\n", gt_names.size(), o->protocol, o->num_classes);
-    std::cout << fmt::format("mIoU {}  aAcc {}  mAcc {}  fwIoU {}\n", pct(m.miou), pct(m.aacc), pct(m.macc), pct(m.fwiou));
+    std::cout << fmt::format("mIoU {}  aAcc {}  mAcc {}  fwIoU {}\n", pct(m.miou), pct(m.aacc), pct(m.macc),
+                             pct(m.fwiou));
     std::cout << fmt::format("{:>6}  {:>7}  {:>7}  {:>12}  {:>12}\n", "class", "IoU", "Acc", "intersection", "union");
     for (int64_t c = 0; c < o->num_classes; ++c) {
       std::cout << fmt::format("{:>6}  {:>7}  {:>7}  {:>12}  {:>12}\n", c, pct(m.iou[c]), pct(m.acc[c]),

@@ -42,7 +42,8 @@ void add(CLI::App& app) {
       "fid", "FID of an image folder against reference statistics or images (T2IBenchmark's calculate_fid)");
   auto o = std::make_shared<Opts>();
   sub->add_option("--images", o->images, "Folder of images (.png/.jpg, subfolders included)")->required();
-  auto* rs = sub->add_option("--ref-stats", o->ref_stats, "Reference statistics .npz (mu, sigma), e.g. T2IBenchmark's MS-COCO val2014 file");
+  auto* rs = sub->add_option("--ref-stats", o->ref_stats,
+                             "Reference statistics .npz (mu, sigma), e.g. T2IBenchmark's MS-COCO val2014 file");
   auto* ri = sub->add_option("--ref-images", o->ref_images, "Folder of reference images");
   rs->excludes(ri);
   ri->excludes(rs);

@@ -47,7 +47,7 @@ namespace fs = std::filesystem;
 
 struct Args {
   std::string weights, prompts, out, guidance = "cfg", scheduler, method, latents, dtype, device = "cpu", shard,
-      protocol = "paper";
+                                     protocol = "paper";
   double scale = 2.0;
   int64_t steps = 0, image_size = 0, batch_size = 1, limit = -1;
   bool batched_forward = false;
@@ -63,9 +63,7 @@ at::ScalarType parse_dtype(const std::string& s) {
   gb::fail("--dtype: unknown dtype '{}' (fp32, fp16, bf16)", s);
 }
 
-std::string dtype_name(at::ScalarType t) {
-  return t == at::kHalf ? "fp16" : t == at::kBFloat16 ? "bf16" : "fp32";
-}
+std::string dtype_name(at::ScalarType t) { return t == at::kHalf ? "fp16" : t == at::kBFloat16 ? "bf16" : "fp32"; }
 
 void write_json_atomic(const fs::path& path, const nlohmann::json& j) {
   const fs::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
@@ -86,7 +84,8 @@ Selection select_prompts(const Args& a) {
   if (a.limit >= 0 && static_cast<size_t>(a.limit) < sel.entries.size())
     sel.entries.resize(static_cast<size_t>(a.limit));
   if (!a.shard.empty()) gb::runner::parse_shard(a.shard, sel.shard_index, sel.shard_count);
-  for (int64_t i : gb::runner::shard_indices(static_cast<int64_t>(sel.entries.size()), sel.shard_index, sel.shard_count))
+  for (int64_t i :
+       gb::runner::shard_indices(static_cast<int64_t>(sel.entries.size()), sel.shard_index, sel.shard_count))
     sel.selected.push_back(sel.entries[static_cast<size_t>(i)]);
   return sel;
 }
@@ -138,8 +137,8 @@ void generate_images(const Args& a, const std::vector<gb::PromptEntry>& selected
     at::Tensor images;
     std::vector<std::string> ids;
     for (const auto* e : items) ids.push_back(e->id);
-    gb::bb::rethrow_out_of_memory([&] { images = sampler.generate(texts, at::stack(lat), guidance); },
-                                  "generation", device, "prompts " + gb::join(ids));
+    gb::bb::rethrow_out_of_memory([&] { images = sampler.generate(texts, at::stack(lat), guidance); }, "generation",
+                                  device, "prompts " + gb::join(ids));
     for (size_t j = 0; j < items.size(); ++j) {
       const fs::path final_path = out / (items[j]->id + ".png");
       const fs::path tmp = out / ("." + items[j]->id + ".png.tmp" + std::to_string(::getpid()));
@@ -177,8 +176,9 @@ nlohmann::json settings_json(const Args& a, const std::string& kind, const gb::g
   s["shard"] = fmt::format("{}/{}", sel.shard_index, sel.shard_count);
   s["resume"] = a.resume;
   if (kind == "flux")
-    s["flux_guidance"] = guidance.needs_uncond() ? "true CFG on [uncond, cond], guidance embedding 1"
-                                                 : "distilled: guidance embedding = guidance_scale, no unconditional pass";
+    s["flux_guidance"] = guidance.needs_uncond()
+                             ? "true CFG on [uncond, cond], guidance embedding 1"
+                             : "distilled: guidance embedding = guidance_scale, no unconditional pass";
   for (const auto& [k, v] : guidance.settings()) s["guidance_settings"][k] = v;
   return s;
 }
@@ -239,9 +239,12 @@ void run(const Args& a) {
   j["provenance"] = {{"goca_bench", GB_VERSION},
                      {"git_commit", GB_GIT_COMMIT},
                      {"libtorch", gb::compat::torch_version()},
-                     {"reference", "diffusers 0.32.2 pipelines (StableDiffusion, StableDiffusionXL, PixArtSigma, PixArtAlpha, Flux, "
-                                   "StableDiffusion3)"}};
-  j["counts"] = {{"prompts", sel.entries.size()}, {"selected", sel.selected.size()}, {"skipped_existing", skipped},
+                     {"reference",
+                      "diffusers 0.32.2 pipelines (StableDiffusion, StableDiffusionXL, PixArtSigma, PixArtAlpha, Flux, "
+                      "StableDiffusion3)"}};
+  j["counts"] = {{"prompts", sel.entries.size()},
+                 {"selected", sel.selected.size()},
+                 {"skipped_existing", skipped},
                  {"generated", todo.size()}};
   nlohmann::json st = sampler.stage_seconds();
   st["load"] = load_seconds;
@@ -256,19 +259,29 @@ void run(const Args& a) {
 }
 
 void add(CLI::App& app) {
-  auto* sub = app.add_subcommand("generate", "Text-to-image generation with CFG or S-CFG (the paper's generation experiment)");
+  auto* sub =
+      app.add_subcommand("generate", "Text-to-image generation with CFG or S-CFG (the paper's generation experiment)");
   auto a = std::make_shared<Args>();
-  sub->add_option("--weights", a->weights, "Checkpoint folder (diffusers layout: sd15, sd21, sd21-base, sdxl, pixart-sigma, pixart-sigma-512, pixart-alpha, flux, sd35-medium, sd35-large)")->required();
-  sub->add_option("--prompts", a->prompts, "Prompt file: .txt (one per line, ids 000000…) or .csv with a header")->required();
+  sub->add_option("--weights", a->weights,
+                  "Checkpoint folder (diffusers layout: sd15, sd21, sd21-base, sdxl, pixart-sigma, pixart-sigma-512, "
+                  "pixart-alpha, flux, sd35-medium, sd35-large)")
+      ->required();
+  sub->add_option("--prompts", a->prompts, "Prompt file: .txt (one per line, ids 000000…) or .csv with a header")
+      ->required();
   sub->add_option("--out", a->out, "Output folder: <id>.png and generate.json")->required();
   sub->add_option("--guidance", a->guidance, "cfg (classifier-free guidance) or scfg (S-CFG with GoCA masks)");
-  sub->add_option("--guidance-scale", a->scale, "Guidance scale G (default 2.0, the paper's; flux cfg: its guidance embedding)");
-  sub->add_option("--steps", a->steps, "Denoising steps (default: the SD kinds 50, the PixArt kinds 20, flux and sd35-* 28)");
+  sub->add_option("--guidance-scale", a->scale,
+                  "Guidance scale G (default 2.0, the paper's; flux cfg: its guidance embedding)");
+  sub->add_option("--steps", a->steps,
+                  "Denoising steps (default: the SD kinds 50, the PixArt kinds 20, flux and sd35-* 28)");
   sub->add_option("--scheduler", a->scheduler, "pndm, ddim, euler, dpm++2m, flow-euler (default: the checkpoint's)");
-  sub->add_option("--method", a->method, "GoCA method YAML for S-CFG's masks (default configs/methods/<backbone>/scfg.yaml)");
+  sub->add_option("--method", a->method,
+                  "GoCA method YAML for S-CFG's masks (default configs/methods/<backbone>/scfg.yaml)");
   sub->add_option("--seed", a->seed, "Noise seed; each prompt's noise is seeded by (seed, id) (default 42)");
-  sub->add_option("--latents", a->latents, "safetensors with tensor 'latents' [N, C, h, w]: the selected prompts' initial latents");
-  sub->add_option("--image-size", a->image_size, "Square image size (default: the checkpoint's sample_size x VAE scale)");
+  sub->add_option("--latents", a->latents,
+                  "safetensors with tensor 'latents' [N, C, h, w]: the selected prompts' initial latents");
+  sub->add_option("--image-size", a->image_size,
+                  "Square image size (default: the checkpoint's sample_size x VAE scale)");
   sub->add_option("--dtype", a->dtype, "fp32, fp16 or bf16 (default: fp32 on cpu, the paper's dtype on cuda)");
   sub->add_option("--device", a->device, "cpu, cuda or cuda:N");
   sub->add_option("--batch-size", a->batch_size,
@@ -288,4 +301,3 @@ void add(CLI::App& app) {
 GB_REGISTER_COMMAND(add);
 
 }  // namespace
-

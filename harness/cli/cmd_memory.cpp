@@ -76,7 +76,10 @@ nlohmann::json plan_json(const gb::bb::MemoryPlan& p, int64_t budget) {
   j["batch_size"] = p.batch_size;
   j["weights"] = nlohmann::json::array();
   for (const auto& w : p.weights)
-    j["weights"].push_back({{"component", w.name}, {"storage", w.storage}, {"params", w.params}, {"bytes", w.bytes},
+    j["weights"].push_back({{"component", w.name},
+                            {"storage", w.storage},
+                            {"params", w.params},
+                            {"bytes", w.bytes},
                             {"text_encoder", w.text_encoder}});
   j["weight_bytes"] = p.weight_bytes();
   j["capture_bytes"] = p.capture_bytes();
@@ -86,8 +89,13 @@ nlohmann::json plan_json(const gb::bb::MemoryPlan& p, int64_t budget) {
   for (const auto& ph : p.phases) {
     nlohmann::json t = nlohmann::json::array();
     for (const auto& x : ph.transient) t.push_back({{"name", x.name}, {"bytes", x.bytes}});
-    j["phases"].push_back({{"name", ph.name}, {"at", ph.at}, {"weights", ph.weights}, {"captures", ph.captures},
-                           {"transient_bytes", ph.transient_bytes()}, {"transient", t}, {"total", ph.total()}});
+    j["phases"].push_back({{"name", ph.name},
+                           {"at", ph.at},
+                           {"weights", ph.weights},
+                           {"captures", ph.captures},
+                           {"transient_bytes", ph.transient_bytes()},
+                           {"transient", t},
+                           {"total", ph.total()}});
   }
   j["peak_phase"] = p.peak_phase().name;
   j["peak_bytes"] = p.peak();
@@ -96,10 +104,11 @@ nlohmann::json plan_json(const gb::bb::MemoryPlan& p, int64_t budget) {
 }
 
 void print_plan(const gb::bb::MemoryPlan& p, int64_t budget) {
-  std::cout << fmt::format("== {} batch {}: compute {}, store {}, VAE {}, image {}², text_encoder {}{}\n", p.kind,
-                           p.batch_size, gb::bb::dtype_name(p.dtype), gb::bb::dtype_name(p.store_dtype),
-                           gb::bb::dtype_name(p.vae_dtype), p.image_size, gb::bb::to_string(p.text_encoder),
-                           gb::bb::backbone_kind(p.kind).takes("t5_int8") ? std::string(", t5_int8 ") + (p.t5_int8 ? "on" : "off") : "");
+  std::cout << fmt::format(
+      "== {} batch {}: compute {}, store {}, VAE {}, image {}², text_encoder {}{}\n", p.kind, p.batch_size,
+      gb::bb::dtype_name(p.dtype), gb::bb::dtype_name(p.store_dtype), gb::bb::dtype_name(p.vae_dtype), p.image_size,
+      gb::bb::to_string(p.text_encoder),
+      gb::bb::backbone_kind(p.kind).takes("t5_int8") ? std::string(", t5_int8 ") + (p.t5_int8 ? "on" : "off") : "");
   std::cout << "weights (exact)                                  params           bytes        GB\n";
   for (const auto& w : p.weights)
     std::cout << fmt::format("  {:<15} {:<24} {:>14} {:>15} {:>9}\n", w.name, w.storage, w.params, w.bytes,
@@ -131,7 +140,8 @@ void print_plan(const gb::bb::MemoryPlan& p, int64_t budget) {
 
 void add(CLI::App& app) {
   auto a = std::make_shared<Args>();
-  auto* sub = app.add_subcommand("memory", "Plan the device memory of one capture pass (weights, captures, transients)");
+  auto* sub =
+      app.add_subcommand("memory", "Plan the device memory of one capture pass (weights, captures, transients)");
   sub->add_option("--backbone", a->backbone,
                   gb::bb::known_kinds(true) + " (detected from --weights when omitted; kinds with a memory model)");
   sub->add_option("--weights", a->weights, "Checkpoint folder: its config.json files give the shapes");
@@ -142,10 +152,10 @@ void add(CLI::App& app) {
   a->flags.device = "cuda";  // the planner's purpose: the paper's GPU runs
   sub->add_option("--device", a->flags.device,
                   "Device planned for: its attention kernels, and fp32 by default on cpu (default: cuda)");
-  gb::cli::add_backbone_flags(sub, a->flags,
-                              gb::cli::kDtype | gb::cli::kStoreDtype | gb::cli::kImageSize | gb::cli::kTextEncoder |
-                                  gb::cli::kT5Int8,
-                              "the paper's GPU dtype");
+  gb::cli::add_backbone_flags(
+      sub, a->flags,
+      gb::cli::kDtype | gb::cli::kStoreDtype | gb::cli::kImageSize | gb::cli::kTextEncoder | gb::cli::kT5Int8,
+      "the paper's GPU dtype");
   sub->add_option("--budget-gb", a->budget_gb, "Device budget in GB (1e9 bytes): which batch sizes fit, the largest");
   sub->add_flag("--full-heads", a->full_heads, "With --method: keep every head of the self and cross maps");
   sub->add_flag("--json", a->json, "Machine-readable output (docs/memory.md lists the keys)");
@@ -156,7 +166,8 @@ void add(CLI::App& app) {
     std::optional<std::string> folder;
     if (!a->weights.empty()) {
       auto detected = gb::bb::detect_backbone_kind(a->weights);
-      if (!kind.empty() && kind != detected) gb::fail_file(a->weights, "--backbone {} but the weights are {}", kind, detected);
+      if (!kind.empty() && kind != detected)
+        gb::fail_file(a->weights, "--backbone {} but the weights are {}", kind, detected);
       kind = detected;
       folder = a->weights;
     }
@@ -219,8 +230,7 @@ void add(CLI::App& app) {
       if (max_batch == 0)
         std::cout << fmt::format("largest batch within {} GB: none (batch 1 needs {} GB)\n", gb_str(budget),
                                  gb_str(gb::bb::plan_memory(o, 1).peak()));
-      else
-        std::cout << fmt::format("largest batch within {} GB: {}\n", gb_str(budget), max_batch);
+      else std::cout << fmt::format("largest batch within {} GB: {}\n", gb_str(budget), max_batch);
     }
   });
 }

@@ -23,15 +23,14 @@ struct Args {
 std::string title_of(const gb::baselines::Preset& p) {
   const std::string file = gb::baselines::paper_config_file(p);
   const std::string main_prefix = "src-main/";
-  const std::string source = file.rfind(main_prefix, 0) == 0
-                                 ? file.substr(main_prefix.size()) + " (spec goca-method.md section I)"
-                                 : file;
+  const std::string source =
+      file.rfind(main_prefix, 0) == 0 ? file.substr(main_prefix.size()) + " (spec goca-method.md section I)" : file;
   return fmt::format(
       "{} {}: {} {}.\n"
       "{}\n"
       "Written by `goca-bench methods show {}/{}`; tests/baselines checks that this file equals the preset.",
-      p.backbone, p.variant, p.derived ? "a backbone the paper lacks, derived from the paper's" : "the paper's",
-      source, p.note, p.backbone, p.variant);
+      p.backbone, p.variant, p.derived ? "a backbone the paper lacks, derived from the paper's" : "the paper's", source,
+      p.note, p.backbone, p.variant);
 }
 
 void add(CLI::App& app) {
@@ -41,8 +40,8 @@ void add(CLI::App& app) {
 
   auto* list = methods->add_subcommand("list", "List the presets");
   list->callback([] {
-    std::cout << fmt::format("{:<26} {:<14} {:<22} {:<24} {:<40} {:>6}  {}\n", "preset", "paper config",
-                             "head_method", "layer_method", "rescale_method", "layers", "post");
+    std::cout << fmt::format("{:<26} {:<14} {:<22} {:<24} {:<40} {:>6}  {}\n", "preset", "paper config", "head_method",
+                             "layer_method", "rescale_method", "layers", "post");
     for (const auto* table : {&gb::baselines::all_presets(), &gb::baselines::generation_presets()}) {
       for (const auto& p : *table) {
         const auto& m = p.plan.method;

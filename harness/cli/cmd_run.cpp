@@ -16,7 +16,8 @@
 namespace {
 
 void add(CLI::App& app) {
-  auto* sub = app.add_subcommand("run", "Run an experiment (datasets x backbones x methods, or a generation table) and write its reports");
+  auto* sub = app.add_subcommand(
+      "run", "Run an experiment (datasets x backbones x methods, or a generation table) and write its reports");
   struct Opts {
     std::string config;
     std::vector<std::string> sets;
@@ -30,11 +31,18 @@ void add(CLI::App& app) {
     gb::cli::MemoryCheckFlags memory;
   };
   auto o = std::make_shared<Opts>();
-  sub->add_option("CONFIG", o->config, "Experiment YAML (configs/experiments/*.yaml, configs/quickstart.yaml; a `generation:` section: the S-CFG table)")->required();
+  sub->add_option("CONFIG", o->config,
+                  "Experiment YAML (configs/experiments/*.yaml, configs/quickstart.yaml; a `generation:` section: the "
+                  "S-CFG table)")
+      ->required();
   sub->add_option("--set", o->sets, "Override a config key: a.b=value, datasets.0.set.root=/data/VOC2012 (repeatable)");
   sub->add_option("--shard", o->shard, "Evaluate shard i of n (every image / prompt index with index % n == i): i/n");
-  sub->add_flag("--resume", o->resume, "Continue a killed run from its journal (no image redone or counted twice; generation: no prompt resampled)");
-  sub->add_option("--batch-size", o->batch_size, "Images per capture batch (overrides the config; results do not change while batch_invariant: true, the default)");
+  sub->add_flag(
+      "--resume", o->resume,
+      "Continue a killed run from its journal (no image redone or counted twice; generation: no prompt resampled)");
+  sub->add_option("--batch-size", o->batch_size,
+                  "Images per capture batch (overrides the config; results do not change while batch_invariant: true, "
+                  "the default)");
   sub->add_option("--out", o->out, "Run folder (default: <output_root>/<name>[/shard-i-of-n])");
   sub->add_flag("--no-progress", o->no_progress, "No progress bar");
   sub->add_flag("--print-run-dir", o->print_run_dir,
@@ -63,7 +71,8 @@ void add(CLI::App& app) {
     }
     const auto table = gb::reports::main_table(results);
     if (!table.rows.empty()) std::cout << "\n" << gb::reports::to_markdown(table);
-    for (const auto& t : gb::reports::ablation_tables(results)) std::cout << "\n" << t.title << "\n\n" << gb::reports::to_markdown(t);
+    for (const auto& t : gb::reports::ablation_tables(results))
+      std::cout << "\n" << t.title << "\n\n" << gb::reports::to_markdown(t);
     gb::log::info("outputs in {}", gb::runner::resolve_run_dir(ex, ro));
   });
 }

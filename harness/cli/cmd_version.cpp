@@ -34,7 +34,8 @@ void add(CLI::App& app) {
               << "git commit: " << GB_GIT_COMMIT << "\n"
               << "build: " << GB_BUILD_TYPE << "\n"
               << "LibTorch: " << gb::compat::torch_version() << "\n"
-              << "CUDA: " << (gb::compat::cuda_compiled() ? "compiled in (" + gb::compat::cuda_version() + ")" : "not compiled in")
+              << "CUDA: "
+              << (gb::compat::cuda_compiled() ? "compiled in (" + gb::compat::cuda_version() + ")" : "not compiled in")
               << ", " << (gb::compat::cuda_available() ? "available" : "no device") << "\n";
     for (size_t i = 0; i < devices.size(); ++i) std::cout << "  cuda:" << i << " " << devices[i] << "\n";
   });

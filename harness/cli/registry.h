@@ -27,5 +27,4 @@ int run(int argc, const char* const* argv);
 
 #define GB_CLI_CONCAT2(a, b) a##b
 #define GB_CLI_CONCAT(a, b) GB_CLI_CONCAT2(a, b)
-#define GB_REGISTER_COMMAND(fn) \
-  static ::gb::cli::CommandRegistrar GB_CLI_CONCAT(gb_cli_registrar_, __LINE__)(fn)
+#define GB_REGISTER_COMMAND(fn) static ::gb::cli::CommandRegistrar GB_CLI_CONCAT(gb_cli_registrar_, __LINE__)(fn)

@@ -106,8 +106,7 @@ size_t line_where_yaml_cpp_loops(const std::string& text) {
   YAML::Parser parser(in);
   EventBudget budget(text.size() + 16);
   try {
-    while (parser.HandleNextDocument(budget)) {
-    }
+    while (parser.HandleNextDocument(budget)) {}
   } catch (const EventBudget::Exceeded& e) {
     return static_cast<size_t>(e.mark.line) + 1;
   } catch (const YAML::Exception&) {
@@ -125,9 +124,9 @@ struct CopyBudget {
   size_t nodes = 0;
 };
 
-YAML::Node copy_node_impl(const YAML::Node& n, const std::string& path, const std::string& file,
-                          const YAML::Mark& mark, std::map<std::string, std::string>& origins,
-                          const std::string& fixed_origin, CopyBudget& budget, int depth);
+YAML::Node copy_node_impl(const YAML::Node& n, const std::string& path, const std::string& file, const YAML::Mark& mark,
+                          std::map<std::string, std::string>& origins, const std::string& fixed_origin,
+                          CopyBudget& budget, int depth);
 
 // A fresh deep copy of a parsed node (no aliases shared with the parse), recording where each path came from.
 // Map keys must be scalars and unique. Bounded by kMaxYamlNodes and kMaxYamlDepth.
@@ -137,9 +136,9 @@ YAML::Node copy_node(const YAML::Node& n, const std::string& path, const std::st
   return copy_node_impl(n, path, file, mark, origins, fixed_origin, budget, 0);
 }
 
-YAML::Node copy_node_impl(const YAML::Node& n, const std::string& path, const std::string& file,
-                          const YAML::Mark& mark, std::map<std::string, std::string>& origins,
-                          const std::string& fixed_origin, CopyBudget& budget, int depth) {
+YAML::Node copy_node_impl(const YAML::Node& n, const std::string& path, const std::string& file, const YAML::Mark& mark,
+                          std::map<std::string, std::string>& origins, const std::string& fixed_origin,
+                          CopyBudget& budget, int depth) {
   const std::string here = fixed_origin.empty() ? at_line(file, mark) : fixed_origin;
   if (++budget.nodes > kMaxYamlNodes)
     fail("{}: the document expands to more than {} values (nested anchors and aliases?); refusing it", here,
@@ -148,8 +147,7 @@ YAML::Node copy_node_impl(const YAML::Node& n, const std::string& path, const st
   origins[path] = here;
   switch (n.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      return YAML::Node(YAML::NodeType::Null);
+    case YAML::NodeType::Null: return YAML::Node(YAML::NodeType::Null);
     case YAML::NodeType::Scalar: {
       // Quoted or !!str: a string; plain: resolved by the reader. Other tags have no meaning in a config (and a
       // tagged empty value would come back as null from `config show`).
@@ -174,7 +172,8 @@ YAML::Node copy_node_impl(const YAML::Node& n, const std::string& path, const st
       std::set<std::string> seen;
       for (const auto& kv : n) {
         const std::string where = fixed_origin.empty() ? at_line(file, kv.first.Mark()) : fixed_origin;
-        if (!kv.first.IsScalar()) fail("{}: {}: mapping keys must be plain strings", where, path.empty() ? "<top>" : path);
+        if (!kv.first.IsScalar())
+          fail("{}: {}: mapping keys must be plain strings", where, path.empty() ? "<top>" : path);
         const std::string key = kv.first.Scalar();
         const std::string p = join_path(path, key);
         if (!seen.insert(key).second) fail("{}: {}: duplicate key", where, p);
@@ -189,9 +188,7 @@ YAML::Node copy_node_impl(const YAML::Node& n, const std::string& path, const st
 void emit(YAML::Emitter& e, const YAML::Node& n) {
   switch (n.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      e << YAML::Null;
-      break;
+    case YAML::NodeType::Null: e << YAML::Null; break;
     case YAML::NodeType::Scalar:
       if (n.Tag() == "!") {
         e << YAML::DoubleQuoted << n.Scalar();
@@ -219,9 +216,7 @@ void emit(YAML::Emitter& e, const YAML::Node& n) {
 void canonical(std::string& out, const YAML::Node& n) {
   switch (n.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      out += "~";
-      break;
+    case YAML::NodeType::Null: out += "~"; break;
     case YAML::NodeType::Scalar: {
       const std::string& s = n.Scalar();
       out += (n.Tag() == "!" ? "s" : "p") + std::to_string(s.size()) + ":" + s;
@@ -281,7 +276,8 @@ struct ConfigLoader {
 
   // Later layers win; mappings merge key by key; anything else (lists included) replaces.
   static void merge(YAML::Node dst, const YAML::Node& src, const std::string& path,
-                    std::map<std::string, std::string>& dst_origins, const std::map<std::string, std::string>& src_origins) {
+                    std::map<std::string, std::string>& dst_origins,
+                    const std::map<std::string, std::string>& src_origins) {
     for (const auto& kv : src) {
       const std::string key = kv.first.Scalar();
       const std::string p = join_path(path, key);
@@ -294,7 +290,8 @@ struct ConfigLoader {
         continue;
       }
       erase_under(dst_origins, p);
-      for (auto it = src_origins.lower_bound(p); it != src_origins.end() && it->first.compare(0, p.size(), p) == 0; ++it) {
+      for (auto it = src_origins.lower_bound(p); it != src_origins.end() && it->first.compare(0, p.size(), p) == 0;
+           ++it) {
         if (under(p, it->first)) dst_origins[it->first] = it->second;
       }
       dst[key] = kv.second;
@@ -305,12 +302,16 @@ struct ConfigLoader {
     if (text.size() > kMaxYamlBytes)
       fail_file(file, "{} bytes is too large for a config file (limit {} MiB)", text.size(), kMaxYamlBytes >> 20);
     if (const size_t bad = find_non_config_byte(text); bad != std::string::npos) {
-      const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n'));
-      fail_file(file, "line {}: byte 0x{:02x} at offset {} is not text (a config must be UTF-8 without control characters, lines ending in LF or CRLF)",
+      const size_t line =
+          1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n'));
+      fail_file(file,
+                "line {}: byte 0x{:02x} at offset {} is not text (a config must be UTF-8 without control characters, "
+                "lines ending in LF or CRLF)",
                 line, static_cast<unsigned char>(text[bad]), bad);
     }
     if (const size_t line = line_where_yaml_cpp_loops(text))
-      fail_file(file, "line {}: not valid YAML (a ',' outside [] or {{}} where a value starts or after it ends?)", line);
+      fail_file(file, "line {}: not valid YAML (a ',' outside [] or {{}} where a value starts or after it ends?)",
+                line);
     std::vector<YAML::Node> docs;
     try {
       docs = YAML::LoadAll(text);
@@ -439,9 +440,7 @@ std::string Config::to_yaml() const {
   return std::string(e.c_str()) + "\n";
 }
 
-void Config::save(const std::string& path) const {
-  write_file_atomic(path, to_yaml());
-}
+void Config::save(const std::string& path) const { write_file_atomic(path, to_yaml()); }
 
 std::string Config::hash() const {
   std::string text;
@@ -451,8 +450,10 @@ std::string Config::hash() const {
 
 void Config::set(const std::string& assignment) {
   if (const size_t bad = find_non_config_byte(assignment); bad != std::string::npos)
-    fail("--set: byte 0x{:02x} at offset {} of the assignment is not text (UTF-8 without control characters, no lone CR)",
-         static_cast<unsigned char>(assignment[bad]), bad);
+    fail(
+        "--set: byte 0x{:02x} at offset {} of the assignment is not text (UTF-8 without control characters, no lone "
+        "CR)",
+        static_cast<unsigned char>(assignment[bad]), bad);
   const std::string origin = "--set " + assignment;
   const size_t eq = assignment.find('=');
   if (eq == std::string::npos) fail("{}: expected key=value (e.g. --set methods.0.head_method=average)", origin);
@@ -671,14 +672,10 @@ namespace config_detail {
 std::string describe(const YAML::Node& n) {
   switch (n.Type()) {
     case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return "nothing";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Scalar:
-      break;
+    case YAML::NodeType::Undefined: return "nothing";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Scalar: break;
   }
   std::string s = n.Scalar();
   if (s.size() > 40) s = s.substr(0, 37) + "...";

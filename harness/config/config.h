@@ -36,7 +36,7 @@ class Config {
                             const std::vector<std::string>& overrides = {});
 
   const YAML::Node& root() const { return root_; }
-  const std::string& source() const { return source_; }   // the top-level file
+  const std::string& source() const { return source_; }  // the top-level file
   // "file:line" of a dotted key path ("methods.2.head_method"), or the nearest ancestor's origin.
   std::string where(const std::string& key_path) const;
 
@@ -69,7 +69,7 @@ class ConfigReader {
   ConfigReader& operator=(const ConfigReader& other);
 
   bool has(const std::string& key) const;
-  std::vector<std::string> keys() const;  // in document order
+  std::vector<std::string> keys() const;      // in document order
   std::string path() const { return path_; }  // dotted path of this mapping ("" for the root)
 
   // Required / optional scalars. T: bool, int64_t, int, double, std::string, std::vector<T> of those.
@@ -86,10 +86,10 @@ class ConfigReader {
   template <typename E>
   E get_enum_or(const std::string& key, const std::vector<std::pair<std::string, E>>& names, E fallback) const;
 
-  ConfigReader child(const std::string& key) const;                   // required mapping
+  ConfigReader child(const std::string& key) const;                          // required mapping
   std::optional<ConfigReader> optional_child(const std::string& key) const;  // absent or null: nullopt
-  std::vector<ConfigReader> children(const std::string& key) const;   // list of mappings (absent: empty)
-  const YAML::Node& node(const std::string& key) const;               // raw access (marks key as used)
+  std::vector<ConfigReader> children(const std::string& key) const;          // list of mappings (absent: empty)
+  const YAML::Node& node(const std::string& key) const;                      // raw access (marks key as used)
 
   // Errors at a key: "<file>:<line>: <path.key>: <message>" as a UserError.
   [[noreturn]] void fail_at(const std::string& key, const std::string& message) const;

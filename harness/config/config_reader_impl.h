@@ -24,7 +24,9 @@ struct ConfigConvert {
 
 template <>
 struct ConfigConvert<bool> {
-  static bool run(const ConfigReader& r, const YAML::Node& n, const std::string& k) { return config_detail::to_bool(r, n, k); }
+  static bool run(const ConfigReader& r, const YAML::Node& n, const std::string& k) {
+    return config_detail::to_bool(r, n, k);
+  }
 };
 template <>
 struct ConfigConvert<int64_t> {

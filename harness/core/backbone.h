@@ -26,14 +26,14 @@ struct BackboneBatch {
 std::string image_id_of(const std::string& path);
 
 struct LayerInfo {
-  std::string name;             // capture key, e.g. "up-level2-repeat1-vit-block0-cross-map"
-  std::vector<int64_t> shape;   // without the batch dimension
+  std::string name;            // capture key, e.g. "up-level2-repeat1-vit-block0-cross-map"
+  std::vector<int64_t> shape;  // without the batch dimension
 };
 
 class Backbone {
  public:
   virtual ~Backbone() = default;
-  virtual std::string kind() const = 0;   // "sd15", "sdxl", "pixart-sigma", "flux", "synthetic"
+  virtual std::string kind() const = 0;  // "sd15", "sdxl", "pixart-sigma", "flux", "synthetic"
   virtual std::vector<LayerInfo> list_layers() const = 0;
   virtual const TextTokenizer& tokenizer() const = 0;
   // One forward pass over the batch; records exactly what `spec` asks for.

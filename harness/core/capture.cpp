@@ -133,8 +133,10 @@ std::optional<CaptureKeyParts> parse_capture_key(const std::string& key) {
 
 std::string sibling_key(const std::string& key, CaptureTensor tensor) {
   if (auto parts = parse_capture_key(key)) return capture_key(parts->block, tensor);
-  fail("'{}' is not a capture key '<block>-<tensor>' (tensor: map, q, special-value, special-post-value, "
-       "special-weight)", key);
+  fail(
+      "'{}' is not a capture key '<block>-<tensor>' (tensor: map, q, special-value, special-post-value, "
+      "special-weight)",
+      key);
 }
 
 std::string self_block_for_cross(const std::string& cross_block) {

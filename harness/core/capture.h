@@ -24,8 +24,8 @@
 namespace gb {
 
 struct CaptureSpec {
-  std::set<std::string> keys;      // exact tensor keys wanted
-  bool self_map_head_mean = false; // store self maps as their head mean [B, 1, P, P] (all the methods use)
+  std::set<std::string> keys;       // exact tensor keys wanted
+  bool self_map_head_mean = false;  // store self maps as their head mean [B, 1, P, P] (all the methods use)
   // Store cross maps as their fp32 head average [B, 1, P, T] (head_method: average needs nothing else). It is
   // computed by head_weighted_sum from the maps as they would have been stored (store dtype), so a method
   // gets bit for bit what it would compute from the per-head maps, at 1/H of the memory (4/(H·2) in 16-bit).
@@ -48,8 +48,8 @@ at::Tensor head_average_weights(int64_t pixels, int64_t heads, const at::Tensor&
 at::Tensor head_average_maps(const at::Tensor& maps, at::ScalarType store_dtype);
 
 struct Capture {
-  TensorMap tensors;                      // batch dimension first
-  std::map<std::string, at::Tensor> inputs;  // `input.*` denoiser inputs (latents, timestep, ...), batch first
+  TensorMap tensors;                            // batch dimension first
+  std::map<std::string, at::Tensor> inputs;     // `input.*` denoiser inputs (latents, timestep, ...), batch first
   std::map<std::string, double> stage_seconds;  // "text", "vae", "denoiser", ... for profiling
   int64_t batch_size = 0;
 
@@ -91,9 +91,9 @@ std::optional<CaptureKeyParts> parse_capture_key(const std::string& key);
 // The same block's other tensor ("...-cross-map" -> "...-cross-special-value", the paper's l.replace('map', ...));
 // UserError when `key` is not "<block>-<tensor>".
 std::string sibling_key(const std::string& key, CaptureTensor tensor);
-std::string self_block_for_cross(const std::string& cross_block);   // "...-cross" -> "...-self"
+std::string self_block_for_cross(const std::string& cross_block);  // "...-cross" -> "...-self"
 std::string self_key_for_cross(const std::string& cross_map_key);  // "...-cross-map" -> "...-self-map"
-std::string block_of(const std::string& key);                       // "...-cross-map" -> "...-cross"
+std::string block_of(const std::string& key);                      // "...-cross-map" -> "...-cross"
 // The location a key belongs to: "<location>-self|cross-<tensor>" and "<location>-attn-out" -> "<location>"
 // (the joint-attention memory units); any other key unchanged.
 std::string location_of(const std::string& key);

@@ -16,8 +16,13 @@ std::string format_duration(double s) {
 }
 
 Progress::Progress(std::string label, int64_t total, std::string unit, std::FILE* out)
-    : label_(std::move(label)), total_(total), unit_(std::move(unit)), out_(out),
-      interactive_(out && isatty(fileno(out))), start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+    : label_(std::move(label)),
+      total_(total),
+      unit_(std::move(unit)),
+      out_(out),
+      interactive_(out && isatty(fileno(out))),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
 
 Progress::~Progress() { finish(); }
 

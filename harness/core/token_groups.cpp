@@ -39,7 +39,8 @@ TokenGroups TokenGroups::from_json(const std::string& text, const std::string& s
   if (!j.is_object()) fail_file(source, "expected a JSON object with 'objects'");
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() != "objects" && it.key() != "background_objects" && it.key() != "rescaling_token_ids") {
-      fail_file(source, "unknown key '{}' (expected objects, background_objects, rescaling_token_ids)", excerpt(it.key()));
+      fail_file(source, "unknown key '{}' (expected objects, background_objects, rescaling_token_ids)",
+                excerpt(it.key()));
     }
   }
   if (!j.contains("objects")) fail_file(source, "missing required key 'objects'");
@@ -51,7 +52,8 @@ TokenGroups TokenGroups::from_json(const std::string& text, const std::string& s
     if (!o.is_object() || !o.contains("class") || !o.contains("tokens") || !o["class"].is_number_integer()) {
       fail_file(source, "objects[{}] must be {{\"class\": <int>, \"tokens\": [<int>...]}}", i);
     }
-    g.objects.push_back({o["class"].get<int64_t>(), int_list(o["tokens"], source, fmt::format("objects[{}].tokens", i))});
+    g.objects.push_back(
+        {o["class"].get<int64_t>(), int_list(o["tokens"], source, fmt::format("objects[{}].tokens", i))});
   }
   if (j.contains("background_objects")) {
     const auto& b = j["background_objects"];
@@ -70,8 +72,6 @@ TokenGroups TokenGroups::load(const std::string& path) {
   return from_json(read_whole_file(path, "token groups file"), path);
 }
 
-void TokenGroups::save(const std::string& path) const {
-  write_file_atomic(path, to_json() + "\n");
-}
+void TokenGroups::save(const std::string& path) const { write_file_atomic(path, to_json() + "\n"); }
 
 }  // namespace gb

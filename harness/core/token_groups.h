@@ -7,15 +7,15 @@
 namespace gb {
 
 struct ObjectTokens {
-  int64_t class_id = 0;              // dataset class id this entity was aligned to
-  std::vector<int64_t> tokens;       // token positions in the padded prompt (may be empty: quirk Q4)
+  int64_t class_id = 0;         // dataset class id this entity was aligned to
+  std::vector<int64_t> tokens;  // token positions in the padded prompt (may be empty: quirk Q4)
   bool operator==(const ObjectTokens& o) const { return class_id == o.class_id && tokens == o.tokens; }
 };
 
 struct TokenGroups {
-  std::vector<ObjectTokens> objects;                   // ordered: channel k of the score maps is objects[k]
+  std::vector<ObjectTokens> objects;                     // ordered: channel k of the score maps is objects[k]
   std::vector<std::vector<int64_t>> background_objects;  // entities not aligned to a class, in order
-  std::vector<int64_t> rescaling_token_ids;            // every token assigned to any entity (the rho set)
+  std::vector<int64_t> rescaling_token_ids;              // every token assigned to any entity (the rho set)
 
   bool operator==(const TokenGroups& o) const {
     return objects == o.objects && background_objects == o.background_objects &&

@@ -11,9 +11,9 @@ namespace gb {
 
 struct TextToken {
   int64_t id = 0;
-  std::string text;     // as the paper's captioner sees it: `</w>` / leading `▁` stripped, specials renamed
-                        // (`<sos>`, `<pad>`, `<eos>`, `<insert>`)
-  bool special = false; // start/end/pad/insert tokens get no character span
+  std::string text;      // as the paper's captioner sees it: `</w>` / leading `▁` stripped, specials renamed
+                         // (`<sos>`, `<pad>`, `<eos>`, `<insert>`)
+  bool special = false;  // start/end/pad/insert tokens get no character span
 };
 
 class TextTokenizer {

@@ -12,7 +12,8 @@ namespace gb::compat {
 inline std::string torch_version() { return TORCH_VERSION; }
 
 // softmax(q k^T * scale [+ mask]) v for [B, H, L, d] tensors through at::scaled_dot_product_attention (LibTorch
-// picks the fused kernel the device and dtype allow, the math path otherwise). `mask` is additive (or boolean: true = keep) and broadcastable to [B,H,Lq,Lk].
+// picks the fused kernel the device and dtype allow, the math path otherwise). `mask` is additive (or boolean: true =
+// keep) and broadcastable to [B,H,Lq,Lk].
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const std::optional<at::Tensor>& mask, double scale);
 // Whether scaled_dot_product_attention runs a fused kernel (flash, memory-efficient, cuDNN: no [Lq, Lk] score
@@ -24,8 +25,8 @@ bool sdpa_fused(const std::string& device, at::ScalarType dtype, int64_t heads, 
 
 // a [M, K] int8 · b [N, K]ᵀ int8 → int32 [M, N], exact (int32 accumulation, as cuBLASLt's int8 GEMM that
 // bitsandbytes calls). CUDA: at::_int_mm where its shape rules allow (M > 16, K and N
-// multiples of 8). Elsewhere (the CPU has no exact int8 GEMM in LibTorch): fp32 GEMMs (oneDNN on the CPU when built in) over
-// K-chunks of 1024, exact because every partial sum of int8·int8 products over 1024 terms is an integer of
+// multiples of 8). Elsewhere (the CPU has no exact int8 GEMM in LibTorch): fp32 GEMMs (oneDNN on the CPU when built in)
+// over K-chunks of 1024, exact because every partial sum of int8·int8 products over 1024 terms is an integer of
 // magnitude <= 2^24; the chunks are summed in int32. Throws (c10::Error) when 128²·K could overflow int32.
 at::Tensor int8_matmul(const at::Tensor& a, const at::Tensor& b);
 

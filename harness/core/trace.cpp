@@ -77,14 +77,18 @@ void write_chrome_trace(const std::string& path, const std::vector<Event>& event
   nlohmann::json list = nlohmann::json::array();
   std::set<uint64_t> threads;
   for (const auto& e : events) {
-    nlohmann::json j = {{"name", e.name}, {"cat", "goca-bench"}, {"ph", "X"}, {"ts", e.start_us},
-                        {"dur", e.duration_us}, {"pid", 1}, {"tid", e.thread}};
+    nlohmann::json j = {{"name", e.name},   {"cat", "goca-bench"},  {"ph", "X"},
+                        {"ts", e.start_us}, {"dur", e.duration_us}, {"pid", 1},
+                        {"tid", e.thread}};
     if (!e.detail.empty()) j["args"] = {{"detail", e.detail}};
     list.push_back(std::move(j));
     threads.insert(e.thread);
   }
   for (uint64_t t : threads)
-    list.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", t},
+    list.push_back({{"name", "thread_name"},
+                    {"ph", "M"},
+                    {"pid", 1},
+                    {"tid", t},
                     {"args", {{"name", "worker " + std::to_string(t)}}}});
   nlohmann::json doc = {{"traceEvents", list}, {"displayTimeUnit", "ms"}};
   gb::write_file_atomic(path, doc.dump() + "\n");

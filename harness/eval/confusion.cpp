@@ -49,7 +49,8 @@ void ConfusionMatrix::add(const at::Tensor& pred, const at::Tensor& label, Proto
 
 void ConfusionMatrix::add_counts(const at::Tensor& m) {
   if (m.dim() != 2 || m.size(0) != num_classes_ + 1 || m.size(1) != num_classes_) {
-    fail("confusion counts must be ({}, {}), got {} dimensions of sizes {}x{}", num_classes_ + 1, num_classes_, m.dim(), m.dim() > 0 ? m.size(0) : 0, m.dim() > 1 ? m.size(1) : 0);
+    fail("confusion counts must be ({}, {}), got {} dimensions of sizes {}x{}", num_classes_ + 1, num_classes_, m.dim(),
+         m.dim() > 0 ? m.size(0) : 0, m.dim() > 1 ? m.size(1) : 0);
   }
   const at::Tensor host = m.to(at::kCPU, at::kLong).contiguous();
   const int64_t* v = host.data_ptr<int64_t>();
@@ -104,7 +105,8 @@ ConfusionMatrix ConfusionMatrix::from_json(const std::string& text, const std::s
   ConfusionMatrix cm(C);
   for (int64_t r = 0; r <= C; ++r) {
     const auto& row = rows[r];
-    if (!row.is_array() || static_cast<int64_t>(row.size()) != C) fail_file(source, "counts[{}] must have {} entries", r, C);
+    if (!row.is_array() || static_cast<int64_t>(row.size()) != C)
+      fail_file(source, "counts[{}] must have {} entries", r, C);
     for (int64_t c = 0; c < C; ++c) {
       if (!row[c].is_number_integer() || row[c].get<int64_t>() < 0) {
         fail_file(source, "counts[{}][{}] must be a non-negative integer", r, c);

@@ -17,8 +17,8 @@
 
 namespace gb::eval {
 
-using gb::Protocol;  // harness/core/protocol.h
 using gb::parse_protocol;
+using gb::Protocol;  // harness/core/protocol.h
 using gb::to_string;
 
 // The one confusion-matrix type of the program: the evaluator accumulates it, the journal and results.json store
@@ -70,10 +70,10 @@ struct Metrics {
   std::vector<double> acc;            // per-class accuracy, same convention
   double miou = 0;                    // paper: mean over all C (numpy pairwise order); standard: nanmean
   double macc = 0;
-  double aacc = 0;                    // paper: correct / all counted pixels; standard: correct / labelled pixels in [0,C)
-  double fwiou = 0;                   // sum_c (label_area_c / sum label_area) * IoU_c over classes with label_area > 0
-  int64_t pixels = 0;                 // pixels counted (all rows)
-  int64_t out_of_range_pixels = 0;    // row C
+  double aacc = 0;                  // paper: correct / all counted pixels; standard: correct / labelled pixels in [0,C)
+  double fwiou = 0;                 // sum_c (label_area_c / sum label_area) * IoU_c over classes with label_area > 0
+  int64_t pixels = 0;               // pixels counted (all rows)
+  int64_t out_of_range_pixels = 0;  // row C
 };
 
 Metrics reduce(const ConfusionMatrix& cm, Protocol protocol);

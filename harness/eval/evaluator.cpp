@@ -117,8 +117,7 @@ void SweepEvaluator::prepare(const at::Tensor& maps, const std::vector<int64_t>&
   ids = at::tensor(cand, at::kLong).to(up.device());
 }
 
-void SweepEvaluator::fill_background(at::Tensor& stack, at::Tensor& support, const at::Tensor& beta0,
-                                     double t) const {
+void SweepEvaluator::fill_background(at::Tensor& stack, at::Tensor& support, const at::Tensor& beta0, double t) const {
   at::Tensor bg;
   switch (config_.method) {
     case BackgroundMethod::vanilla: stack[0].fill_(t); return;
@@ -210,7 +209,8 @@ std::string SweepResult::to_json() const {
   for (auto it = chosen_metrics.begin(); it != chosen_metrics.end(); ++it) j[it.key()] = it.value();
   nlohmann::json sweep = nlohmann::json::array();
   for (const auto& t : per_threshold) {
-    sweep.push_back({{"threshold", t.threshold}, {"miou", json_number(t.metrics.miou)}, {"aacc", json_number(t.metrics.aacc)}});
+    sweep.push_back(
+        {{"threshold", t.threshold}, {"miou", json_number(t.metrics.miou)}, {"aacc", json_number(t.metrics.aacc)}});
   }
   j["sweep"] = sweep;
   return j.dump();

@@ -70,8 +70,8 @@ class SweepEvaluator {
 
  private:
   // Returns (candidate ids ascending, stacked candidate scores (n, H, W) float32, support map (H, W)).
-  void prepare(const at::Tensor& maps, const std::vector<int64_t>& present, int64_t H, int64_t W,
-               at::Tensor& ids, at::Tensor& stack, at::Tensor& support) const;
+  void prepare(const at::Tensor& maps, const std::vector<int64_t>& present, int64_t H, int64_t W, at::Tensor& ids,
+               at::Tensor& stack, at::Tensor& support) const;
   void fill_background(at::Tensor& stack, at::Tensor& support, const at::Tensor& beta0, double threshold) const;
 
   EvalConfig config_;

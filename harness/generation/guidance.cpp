@@ -16,9 +16,7 @@ at::Tensor CfgGuidance::combine(const at::Tensor& eps_uncond, const at::Tensor& 
   return eps_uncond + (eps_cond - eps_uncond) * step.scale;
 }
 
-std::vector<std::string> guidance_names() {
-  return {"cfg", "scfg"};
-}
+std::vector<std::string> guidance_names() { return {"cfg", "scfg"}; }
 
 std::unique_ptr<Guidance> make_guidance(const std::string& name, const GuidanceOptions& options) {
   if (name == "cfg") return std::make_unique<CfgGuidance>(options);

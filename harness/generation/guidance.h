@@ -44,16 +44,16 @@ namespace gb::gen {
 // One half (conditional or unconditional) of one prompt, as fed to the text encoder whose states the
 // denoiser cross-attends to (CLIP for sd15/sdxl, T5 for pixart-sigma/flux).
 struct GuidanceTokens {
-  std::string text;              // the prompt ("" for the unconditional half)
-  std::vector<int64_t> ids;      // padded token ids, length = the captures' text axis
-  int64_t real_tokens = 0;       // ids before the padding (CLIP: BOS..EOS inclusive; T5: words + </s>)
+  std::string text;          // the prompt ("" for the unconditional half)
+  std::vector<int64_t> ids;  // padded token ids, length = the captures' text axis
+  int64_t real_tokens = 0;   // ids before the padding (CLIP: BOS..EOS inclusive; T5: words + </s>)
 };
 
 struct GuidanceStep {
-  int64_t index = 0;   // 0-based step number
-  int64_t count = 0;   // number of steps
-  double timestep = 0; // the scheduler's timestep at this step (as fed to the denoiser before any /1000)
-  double scale = 1;    // the guidance scale G
+  int64_t index = 0;     // 0-based step number
+  int64_t count = 0;     // number of steps
+  double timestep = 0;   // the scheduler's timestep at this step (as fed to the denoiser before any /1000)
+  double scale = 1;      // the guidance scale G
   std::string backbone;  // "sd15", "sdxl", "pixart-sigma", "flux"
   std::vector<GuidanceTokens> uncond, cond;  // per prompt of the batch (B each, same order as the latents)
 };

@@ -73,7 +73,7 @@ struct TextBatch {
 }  // namespace
 
 int64_t default_steps(const std::string& kind) {
-  if (kind.rfind("pixart", 0) == 0) return 20;  // PixArtSigmaPipeline, PixArtAlphaPipeline
+  if (kind.rfind("pixart", 0) == 0) return 20;                  // PixArtSigmaPipeline, PixArtAlphaPipeline
   if (kind == "flux" || kind.rfind("sd35", 0) == 0) return 28;  // FluxPipeline, StableDiffusion3Pipeline
   return 50;
 }
@@ -179,8 +179,7 @@ at::Tensor denoise_once(const SamplerModels& m, const at::Tensor& x_in, const at
   in.latents = bb::flux_pack_latents(x_in);
   // timestep = t.expand(B).to(latents.dtype), fed as timestep / 1000
   in.timestep = at::full({n}, static_cast<float>(t), dev.dtype(at::kFloat)).to(m.dtype) / 1000;
-  if (m.flux->transformer().config().guidance_embeds)
-    in.guidance = at::full({n}, flux_guidance, dev.dtype(at::kFloat));
+  if (m.flux->transformer().config().guidance_embeds) in.guidance = at::full({n}, flux_guidance, dev.dtype(at::kFloat));
   in.encoder_hidden_states = text.states;
   in.pooled_projections = text.pooled;
   in.img_ids = bb::flux_latent_image_ids(lat / 2, shape[2] / 2, dev.dtype(at::kFloat)).to(m.dtype);
@@ -193,7 +192,9 @@ at::Tensor denoise_once(const SamplerModels& m, const at::Tensor& x_in, const at
 struct Sampler::Impl : SamplerModels {};
 
 Sampler::Sampler(gb::Backbone& backbone, const std::string& weights, const SamplerOptions& options)
-    : impl_(std::make_unique<Impl>()), kind_(backbone.kind()), scale_(options.guidance_scale),
+    : impl_(std::make_unique<Impl>()),
+      kind_(backbone.kind()),
+      scale_(options.guidance_scale),
       batch_invariant_(options.batch_invariant) {
   auto& m = *impl_;
   bb::CheckpointFolder folder(weights);
@@ -226,9 +227,10 @@ Sampler::Sampler(gb::Backbone& backbone, const std::string& weights, const Sampl
       m.sd3_shift = scheduler_.shift;
     }
   } else {
-    fail("generate: backbone '{}' cannot generate (sd15, sd21, sd21-base, sdxl, pixart-sigma, pixart-sigma-512, "
-         "pixart-alpha, flux, sd35-medium, sd35-large)",
-         kind_);
+    fail(
+        "generate: backbone '{}' cannot generate (sd15, sd21, sd21-base, sdxl, pixart-sigma, pixart-sigma-512, "
+        "pixart-alpha, flux, sd35-medium, sd35-large)",
+        kind_);
   }
   const bool flow = m.flux || m.sd3;
   if (!flow && scheduler_.class_name == "FlowMatchEulerDiscreteScheduler")
@@ -242,9 +244,7 @@ Sampler::Sampler(gb::Backbone& backbone, const std::string& weights, const Sampl
 
 Sampler::~Sampler() = default;
 
-std::vector<int64_t> Sampler::latent_shape() const {
-  return {impl_->latent_channels, impl_->latent, impl_->latent};
-}
+std::vector<int64_t> Sampler::latent_shape() const { return {impl_->latent_channels, impl_->latent, impl_->latent}; }
 
 at::Tensor Sampler::initial_noise(uint64_t seed, const std::string& id) const {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(bb::noise_seed(seed, id));
@@ -267,7 +267,8 @@ PromptTokens Sampler::tokenize(const std::vector<std::string>& prompts) const {
     t.clip_ids = clip;
   } else {
     t.ids = token_id_rows(m.flux->tokenizer(), prompts);
-    if (!m.flux->clip_tokenizer()) fail("flux: no CLIP tokenizer (tokenizer/vocab.json + merges.txt) for the pooled vector");
+    if (!m.flux->clip_tokenizer())
+      fail("flux: no CLIP tokenizer (tokenizer/vocab.json + merges.txt) for the pooled vector");
     t.clip_ids = token_id_rows(*m.flux->clip_tokenizer(), prompts);
   }
   return t;
@@ -324,8 +325,7 @@ at::Tensor Sampler::generate_tokens(const PromptTokens& cond, const PromptTokens
   const int64_t lat = shape[1];
   if (m.sd3)  // StableDiffusion3Pipeline passes no sigmas: the scheduler's own spacing, fixed shift
     sched->set_sigmas(bb::flow_match_default_sigmas(steps_, scheduler_.num_train_timesteps, m.sd3_shift));
-  else
-    sched->set_timesteps(steps_, m.flux ? bb::flow_match_mu((lat / 2) * (shape[2] / 2), scheduler_) : 0.0);
+  else sched->set_timesteps(steps_, m.flux ? bb::flow_match_mu((lat / 2) * (shape[2] / 2), scheduler_) : 0.0);
   at::Tensor x = latents.to(m.device, m.dtype);
   if (!flow) x = x * sched->init_noise_sigma().to(m.device);
 

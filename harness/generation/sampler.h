@@ -31,15 +31,16 @@ namespace gb::gen {
 
 // Token ids of one half of the CFG batch, as the pipeline's tokenizers produce them.
 struct PromptTokens {
-  at::Tensor ids;       // [B, T] ids of the cross-attended encoder (CLIP tokenizer-1 for SD, T5 otherwise)
-  at::Tensor mask;      // [B, T] T5 attention mask (PixArt), else undefined
-  at::Tensor clip_ids;  // [B, 77] CLIP ids of Flux's pooled vector and of SD3.5's CLIP-L (CLIP-G's derived), else undefined
+  at::Tensor ids;   // [B, T] ids of the cross-attended encoder (CLIP tokenizer-1 for SD, T5 otherwise)
+  at::Tensor mask;  // [B, T] T5 attention mask (PixArt), else undefined
+  at::Tensor
+      clip_ids;  // [B, 77] CLIP ids of Flux's pooled vector and of SD3.5's CLIP-L (CLIP-G's derived), else undefined
   std::vector<std::string> texts;
 };
 
 struct SamplerOptions {
-  int64_t steps = 0;          // 0: the paper's / pipeline's default (SD 50, PixArt 20, flux and sd35-* 28)
-  std::string scheduler;      // "" = the checkpoint's scheduler/scheduler_config.json class
+  int64_t steps = 0;      // 0: the paper's / pipeline's default (SD 50, PixArt 20, flux and sd35-* 28)
+  std::string scheduler;  // "" = the checkpoint's scheduler/scheduler_config.json class
   double guidance_scale = 2.0;
   // generate() samples the prompts of a batch one at a time, so an image does not depend on the batch it came in
   // (oneDNN/cuDNN/cuBLAS pick kernels from the whole shape: gb::capture_each_sample); false: one denoiser call

@@ -36,9 +36,10 @@ void validate_scfg_method(const goca::MethodConfig& m, const std::string& source
   using goca::RescaleMethod;
   if (m.rescale_method != RescaleMethod::Raw && m.rescale_method != RescaleMethod::PerTokenRenormPlus &&
       m.rescale_method != RescaleMethod::Sum1RenormPlus)
-    fail("{}: S-CFG supports rescale_method raw, per_token_renorm_plus or sum1_renorm_plus (the paper's get_mask "
-         "has no other), not '{}'",
-         source, goca::to_string(m.rescale_method));
+    fail(
+        "{}: S-CFG supports rescale_method raw, per_token_renorm_plus or sum1_renorm_plus (the paper's get_mask "
+        "has no other), not '{}'",
+        source, goca::to_string(m.rescale_method));
   if (m.self_layers.empty()) fail("{}: S-CFG needs self_layers (the paper's get_mask always propagates)", source);
 }
 
@@ -111,12 +112,12 @@ at::Tensor scfg_rate(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, c
 
   auto delta = eps_cond.to(at::kFloat) - eps_uncond.to(at::kFloat);
   auto norm = at::linalg_vector_norm(delta, 2, {1}, true, c10::nullopt);  // [B, 1, h, w]
-  auto area = mt.sum({2, 3});                                            // [B, T]
+  auto area = mt.sum({2, 3});                                             // [B, T]
   auto down = (norm * mt).sum({2, 3}) / (area + 1e-8);
   auto up = (norm * mf).sum({2, 3}) / (mf.sum({2, 3}) + 1e-8);  // [B, 1]
   auto used = area.gt(0).to(at::kFloat);
-  auto per_token = up * used / (down + 1e-8);                                    // [B, T]
-  auto rate = (per_token.unsqueeze(-1).unsqueeze(-1) * mt).sum(1, true);        // [B, 1, h, w]; ties add up
+  auto per_token = up * used / (down + 1e-8);                             // [B, T]
+  auto rate = (per_token.unsqueeze(-1).unsqueeze(-1) * mt).sum(1, true);  // [B, 1, h, w]; ties add up
   rate = at::clamp(rate, 0.8, 3.0);
   rate = at::clamp_max(rate, 15.0 / guidance_scale);
   rate = at::reflection_pad2d(rate, {1, 1, 1, 1});
@@ -186,7 +187,8 @@ at::Tensor ScfgGuidance::combine(const at::Tensor& eps_uncond, const at::Tensor&
   last_masks_.clear();
   std::vector<at::Tensor> tokens, fore;
   for (int64_t b = 0; b < B; ++b) {
-    last_masks_.push_back(scfg_masks(segmentor_, capture.sample(b), capture.sample(B + b), tokens_for(step.cond[b].text)));
+    last_masks_.push_back(
+        scfg_masks(segmentor_, capture.sample(b), capture.sample(B + b), tokens_for(step.cond[b].text)));
     tokens.push_back(last_masks_.back().tokens);
     fore.push_back(last_masks_.back().foreground);
   }

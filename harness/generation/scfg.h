@@ -72,13 +72,13 @@ at::Tensor scfg_rate(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, c
 at::Tensor scfg_combine(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, const at::Tensor& rate,
                         double guidance_scale);
 
-
 // `--guidance scfg`: the functions above at every step, on the capture of the CFG batch [uncond..., cond...].
 // The masks come from a method plan (baselines/method_yaml.h): --method, or the backbone's `scfg` preset
 // (configs/methods/{sd15,pixart-sigma}/scfg.yaml; pixart-sigma-512, the paper's generation checkpoint, takes
 // pixart-sigma's, which is the paper's config_model_sigma.py). The UNet kinds follow utils_15 (all but sd15 only with
-// --method: the paper has no generation config for them), the PixArt kinds utils_sigma; flux and sd35-* are refused. The token roles come from the
-// backbone's tokenizer on the conditional prompt's text as given (the paper tokenizes the raw prompt).
+// --method: the paper has no generation config for them), the PixArt kinds utils_sigma; flux and sd35-* are refused.
+// The token roles come from the backbone's tokenizer on the conditional prompt's text as given (the paper tokenizes the
+// raw prompt).
 class ScfgGuidance : public Guidance {
  public:
   explicit ScfgGuidance(const GuidanceOptions& options);

@@ -36,7 +36,6 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return bytes;
 }
 
-
 enum class Format { Png, Jpeg };
 
 Format sniff(const std::vector<uint8_t>& b, const std::string& name) {
@@ -276,7 +275,8 @@ struct Plane {
 at::Tensor cpu_contiguous(const at::Tensor& t) { return (t.device().is_cpu() ? t : t.to(at::kCPU)).contiguous(); }
 
 void check_size(const std::string& path, int64_t h, int64_t w) {
-  if (h <= 0 || w <= 0 || h > 0x7fffffff || w > 0x7fffffff) fail_file(path, "cannot write an image of size {}x{}", w, h);
+  if (h <= 0 || w <= 0 || h > 0x7fffffff || w > 0x7fffffff)
+    fail_file(path, "cannot write an image of size {}x{}", w, h);
 }
 
 void encode_png(const std::string& path, const void* data, size_t size, uint32_t w, uint32_t h, uint8_t color_type,
@@ -382,7 +382,8 @@ void write_png_palette(const std::string& path, const at::Tensor& indices, const
   if (!indices.defined() || indices.dim() != 2 || !at::isIntegralType(indices.scalar_type(), /*includeBool=*/false)) {
     fail_file(path, "write_png_palette needs an integer [H, W] tensor of palette indices");
   }
-  if (palette.empty() || palette.size() > 256) fail_file(path, "a PNG palette has 1..256 entries, got {}", palette.size());
+  if (palette.empty() || palette.size() > 256)
+    fail_file(path, "a PNG palette has 1..256 entries, got {}", palette.size());
   check_size(path, indices.size(0), indices.size(1));
   at::Tensor c = cpu_contiguous(indices);
   const int64_t lo = c.min().item<int64_t>(), hi = c.max().item<int64_t>();
@@ -402,7 +403,8 @@ void write_png_gray(const std::string& path, const at::Tensor& values, bool sixt
   const int64_t lo = c.min().item<int64_t>(), hi = c.max().item<int64_t>();
   const int64_t top = sixteen_bit ? 65535 : 255;
   if (lo < 0 || hi > top) {
-    fail_file(path, "gray values range over [{}, {}], outside [0, {}] of a {}-bit PNG", lo, hi, top, sixteen_bit ? 16 : 8);
+    fail_file(path, "gray values range over [{}, {}], outside [0, {}] of a {}-bit PNG", lo, hi, top,
+              sixteen_bit ? 16 : 8);
   }
   if (sixteen_bit) {
     // Host-endian uint16 samples (libspng swaps to PNG's big-endian).

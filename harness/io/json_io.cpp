@@ -67,15 +67,15 @@ Json parse_impl(std::string_view text, const std::string& file) {
 }
 }  // namespace
 
-nlohmann::json parse_json(std::string_view text, const std::string& file) { return parse_impl<nlohmann::json>(text, file); }
+nlohmann::json parse_json(std::string_view text, const std::string& file) {
+  return parse_impl<nlohmann::json>(text, file);
+}
 
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& file) {
   return parse_impl<nlohmann::ordered_json>(text, file);
 }
 
-nlohmann::json read_json_file(const std::string& path) {
-  return parse_json(read_whole_file(path, "JSON file"), path);
-}
+nlohmann::json read_json_file(const std::string& path) { return parse_json(read_whole_file(path, "JSON file"), path); }
 
 uint32_t crc32(std::string_view data) {
   static const std::array<uint32_t, 256> table = [] {

@@ -40,8 +40,10 @@ void check_id_is_a_file_name(const std::string& id, const std::string& source, s
   bool printable = true;
   for (const unsigned char c : id) printable = printable && c >= 0x20 && c != 0x7f && c != '/' && c != '\\';
   if (!printable || id == "." || id == ".." || id.size() > 200)
-    fail_file(source, "line {}: id {} cannot be a file name (one path component of printable characters, no '/' or "
-              "'\\', not '.' or '..', at most 200 bytes)", line, excerpt(id));
+    fail_file(source,
+              "line {}: id {} cannot be a file name (one path component of printable characters, no '/' or "
+              "'\\', not '.' or '..', at most 200 bytes)",
+              line, excerpt(id));
 }
 
 std::vector<PromptEntry> parse_txt(std::string_view text, const std::string& source) {
@@ -148,7 +150,8 @@ std::vector<PromptEntry> parse_csv(std::string_view text, const std::string& sou
     return -1;
   };
   std::string columns;  // for the message: the first 8 column names, each excerpted
-  for (size_t c = 0; c < header.fields.size() && c < 8; ++c) columns += (c ? ", " : "") + excerpt(trim(header.fields[c]), 24);
+  for (size_t c = 0; c < header.fields.size() && c < 8; ++c)
+    columns += (c ? ", " : "") + excerpt(trim(header.fields[c]), 24);
   if (header.fields.size() > 8) columns += fmt::format(", ... ({} columns)", header.fields.size());
   int id_kind = -1, text_kind = -1;
   const int id_col = find_column({"id", "image_id", "file_name"}, id_kind);

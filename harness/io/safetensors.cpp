@@ -41,11 +41,11 @@ struct DTypeRow {
 };
 
 constexpr DTypeRow kDTypes[] = {
-    {StDType::F16, "F16", 2, at::kHalf},   {StDType::BF16, "BF16", 2, at::kBFloat16},
-    {StDType::F32, "F32", 4, at::kFloat},  {StDType::F64, "F64", 8, at::kDouble},
-    {StDType::I64, "I64", 8, at::kLong},   {StDType::I32, "I32", 4, at::kInt},
-    {StDType::I16, "I16", 2, at::kShort},  {StDType::I8, "I8", 1, at::kChar},
-    {StDType::U8, "U8", 1, at::kByte},     {StDType::BOOL, "BOOL", 1, at::kBool},
+    {StDType::F16, "F16", 2, at::kHalf},  {StDType::BF16, "BF16", 2, at::kBFloat16},
+    {StDType::F32, "F32", 4, at::kFloat}, {StDType::F64, "F64", 8, at::kDouble},
+    {StDType::I64, "I64", 8, at::kLong},  {StDType::I32, "I32", 4, at::kInt},
+    {StDType::I16, "I16", 2, at::kShort}, {StDType::I8, "I8", 1, at::kChar},
+    {StDType::U8, "U8", 1, at::kByte},    {StDType::BOOL, "BOOL", 1, at::kBool},
 };
 
 const DTypeRow& row(StDType d) {
@@ -67,7 +67,6 @@ bool parse_dtype(const std::string& s, StDType* out) {
 bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_mul_overflow(a, b, out); }
 
 std::string errno_text() { return std::strerror(errno); }
-
 
 }  // namespace
 
@@ -95,14 +94,16 @@ StTensorInfo parse_tensor_entry(const std::string& path, const std::string& name
   const auto& dt = v["dtype"];
   if (!dt.is_string()) fail_file(path, "tensor '{}': dtype is not a string", name);
   if (!parse_dtype(dt.get<std::string>(), &info.dtype)) {
-    fail_file(path, "tensor '{}': unknown or unsupported dtype '{}' (supported: F16 BF16 F32 F64 I64 I32 I16 I8 U8 BOOL)",
+    fail_file(path,
+              "tensor '{}': unknown or unsupported dtype '{}' (supported: F16 BF16 F32 F64 I64 I32 I16 I8 U8 BOOL)",
               name, dt.get<std::string>());
   }
   const auto& shape = v["shape"];
   if (!shape.is_array()) fail_file(path, "tensor '{}': shape is not a list", name);
   uint64_t numel = 1;
   for (const auto& d : shape) {
-    if (!d.is_number_unsigned()) fail_file(path, "tensor '{}': shape {} has a non-integer or negative entry", name, shape.dump());
+    if (!d.is_number_unsigned())
+      fail_file(path, "tensor '{}': shape {} has a non-integer or negative entry", name, shape.dump());
     uint64_t dim = d.get<uint64_t>();
     if (dim > static_cast<uint64_t>(INT64_MAX) || !checked_mul(numel, dim, &numel)) {
       fail_file(path, "tensor '{}': shape {} overflows", name, shape.dump());
@@ -119,13 +120,13 @@ StTensorInfo parse_tensor_entry(const std::string& path, const std::string& name
     fail_file(path, "tensor '{}': data_offsets [{}, {}] end before they begin", name, info.begin, info.end);
   }
   if (info.end > data_size) {
-    fail_file(path, "tensor '{}': data_offsets [{}, {}] run past the end of the data ({} bytes; file truncated?)",
-              name, info.begin, info.end, data_size);
+    fail_file(path, "tensor '{}': data_offsets [{}, {}] run past the end of the data ({} bytes; file truncated?)", name,
+              info.begin, info.end, data_size);
   }
   uint64_t nbytes = 0;
   if (!checked_mul(numel, element_size(info.dtype), &nbytes) || nbytes != info.end - info.begin) {
-    fail_file(path, "tensor '{}': {} bytes for shape {} of {} (expected {} x {} bytes)", name,
-              info.end - info.begin, shape.dump(), to_string(info.dtype), numel, element_size(info.dtype));
+    fail_file(path, "tensor '{}': {} bytes for shape {} of {} (expected {} x {} bytes)", name, info.end - info.begin,
+              shape.dump(), to_string(info.dtype), numel, element_size(info.dtype));
   }
   return info;
 }
@@ -140,8 +141,8 @@ void check_tiling(const std::string& path, std::vector<const StTensorInfo*> by_o
   const StTensorInfo* prev = nullptr;
   for (const StTensorInfo* t : by_offset) {
     if (t->begin < cursor) {
-      fail_file(path, "tensors '{}' and '{}' overlap (bytes [{}, {}) and [{}, {}))", prev->name, t->name,
-                prev->begin, prev->end, t->begin, t->end);
+      fail_file(path, "tensors '{}' and '{}' overlap (bytes [{}, {}) and [{}, {}))", prev->name, t->name, prev->begin,
+                prev->end, t->begin, t->end);
     }
     if (t->begin > cursor) {
       fail_file(path, "tensor '{}': data starts at byte {} but the previous tensor ends at {} (gap in the data)",
@@ -151,8 +152,8 @@ void check_tiling(const std::string& path, std::vector<const StTensorInfo*> by_o
     prev = t;
   }
   if (cursor != data_size) {
-    fail_file(path, "the tensors cover {} bytes of data but the file holds {} (trailing bytes or bad offsets)",
-              cursor, data_size);
+    fail_file(path, "the tensors cover {} bytes of data but the file holds {} (trailing bytes or bad offsets)", cursor,
+              data_size);
   }
 }
 
@@ -354,8 +355,9 @@ bool SafetensorsCheckpoint::contains(const std::string& name) const { return sha
 
 namespace {
 [[noreturn]] void missing_tensor(const std::vector<std::string>& files, const std::string& name) {
-  fail_file(files.size() == 1 ? files[0] : files.empty() ? std::string("<empty checkpoint>") : files[0] + " (+" +
-                std::to_string(files.size() - 1) + " shards)",
+  fail_file(files.size() == 1 ? files[0]
+            : files.empty()   ? std::string("<empty checkpoint>")
+                              : files[0] + " (+" + std::to_string(files.size() - 1) + " shards)",
             "no tensor named '{}'", name);
 }
 }  // namespace

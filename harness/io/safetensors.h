@@ -16,7 +16,7 @@ namespace gb {
 
 enum class StDType { F16, BF16, F32, F64, I64, I32, I16, I8, U8, BOOL };
 
-std::string to_string(StDType d);          // "F16", ...
+std::string to_string(StDType d);  // "F16", ...
 size_t element_size(StDType d);
 at::ScalarType scalar_type(StDType d);
 StDType st_dtype_of(const at::Tensor& t);  // throws UserError for unsupported scalar types

@@ -75,7 +75,8 @@ VisionConfig read_vision_config(const std::string& path) {
   if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu")
     fail_file(path, "vision hidden_act '{}' is not supported (quick_gelu or gelu)", c.hidden_act);
   if (c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
-    fail_file(path, "vision hidden_size {} is not divisible by num_attention_heads {}", c.hidden_size, c.num_attention_heads);
+    fail_file(path, "vision hidden_size {} is not divisible by num_attention_heads {}", c.hidden_size,
+              c.num_attention_heads);
   if (c.num_channels != 3) fail_file(path, "vision num_channels {} is not supported (3)", c.num_channels);
   if (c.patch_size <= 0 || c.image_size % c.patch_size != 0)
     fail_file(path, "vision image_size {} is not a multiple of patch_size {}", c.image_size, c.patch_size);
@@ -99,18 +100,20 @@ struct VisionTower {
     pre_ln = bb::LayerNorm(vm.sub("pre_layrnorm"), d, c.layer_norm_eps);
     const auto act = c.hidden_act == "gelu" ? bb::Activation::GELU : bb::Activation::QuickGELU;
     for (int64_t i = 0; i < c.num_hidden_layers; ++i)
-      layers.emplace_back(vm.sub("encoder.layers." + std::to_string(i)), d, c.intermediate_size,
-                          c.num_attention_heads, c.layer_norm_eps, act);
+      layers.emplace_back(vm.sub("encoder.layers." + std::to_string(i)), d, c.intermediate_size, c.num_attention_heads,
+                          c.layer_norm_eps, act);
     post_ln = bb::LayerNorm(vm.sub("post_layernorm"), d, c.layer_norm_eps);
     projection = bb::Linear(ws.sub("visual_projection"), d, projection_dim, false);
   }
   at::Tensor operator()(const at::Tensor& pixels) const {
     if (pixels.size(2) != cfg.image_size || pixels.size(3) != cfg.image_size)
-      fail("CLIP vision tower expects {}x{} pixels, got {}x{} (preprocessor_config.json's crop_size does not match "
-           "config.json's image_size)",
-           cfg.image_size, cfg.image_size, pixels.size(2), pixels.size(3));
+      fail(
+          "CLIP vision tower expects {}x{} pixels, got {}x{} (preprocessor_config.json's crop_size does not match "
+          "config.json's image_size)",
+          cfg.image_size, cfg.image_size, pixels.size(2), pixels.size(3));
     const int64_t b = pixels.size(0);
-    at::Tensor x = at::conv2d(pixels.to(patch_weight.scalar_type()), patch_weight, {}, {cfg.patch_size, cfg.patch_size});
+    at::Tensor x =
+        at::conv2d(pixels.to(patch_weight.scalar_type()), patch_weight, {}, {cfg.patch_size, cfg.patch_size});
     x = x.flatten(2).transpose(1, 2);
     x = at::cat({class_embedding.expand({b, 1, -1}), x}, 1) + position_embedding.unsqueeze(0);
     x = pre_ln(x);
@@ -210,8 +213,8 @@ ClipScorer::ClipScorer(const std::string& dir, at::Device device) : impl_(std::m
   impl_->processor = ClipImageProcessorConfig::from_json(file("preprocessor_config.json"));
   impl_->text_cfg = bb::ClipTextConfig::from_clip_model_json(config);
   const VisionConfig vcfg = read_vision_config(config);
-  impl_->tokenizer = text::ClipTokenizer::from_files(file("vocab.json"), file("merges.txt"),
-                                                     text::ClipTokenizer::kEnd, impl_->text_cfg.max_position_embeddings);
+  impl_->tokenizer = text::ClipTokenizer::from_files(file("vocab.json"), file("merges.txt"), text::ClipTokenizer::kEnd,
+                                                     impl_->text_cfg.max_position_embeddings);
   auto ckpt = std::make_shared<const SafetensorsCheckpoint>(SafetensorsCheckpoint::open(file("model.safetensors")));
   WeightStore ws(ckpt, file("model.safetensors"), at::kFloat, device);
   ws.ignore("logit_scale");
@@ -261,8 +264,11 @@ std::vector<double> clip_pair_scores(const ClipScorer& scorer, const std::vector
   std::vector<at::Tensor> px;
   px.reserve(images.size());
   for (const auto& im : images) px.push_back(clip_preprocess(im, scorer.processor()));
-  const at::Tensor cos =
-      (scorer.image_embeddings(at::stack(px)) * scorer.text_embeddings(texts)).sum(-1).mul(100).to(at::kDouble).contiguous();
+  const at::Tensor cos = (scorer.image_embeddings(at::stack(px)) * scorer.text_embeddings(texts))
+                             .sum(-1)
+                             .mul(100)
+                             .to(at::kDouble)
+                             .contiguous();
   return std::vector<double>(cos.data_ptr<double>(), cos.data_ptr<double>() + cos.numel());
 }
 

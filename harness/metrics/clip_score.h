@@ -18,7 +18,7 @@ namespace gb::metrics {
 
 struct ClipImageProcessorConfig {  // preprocessor_config.json
   bool do_resize = true, do_center_crop = true, do_rescale = true, do_normalize = true;
-  int64_t shortest_edge = 224;  // resize target (size.shortest_edge or an int); 0 with height/width
+  int64_t shortest_edge = 224;         // resize target (size.shortest_edge or an int); 0 with height/width
   int64_t resize_h = 0, resize_w = 0;  // size.height / size.width (fixed-size resize) when shortest_edge == 0
   int64_t crop_h = 224, crop_w = 224;
   double rescale_factor = 1.0 / 255.0;
@@ -48,7 +48,7 @@ class ClipScorer {
 };
 
 struct ClipScoreResult {
-  double score = 0;      // torchmetrics CLIPScore: max(mean of per_image, 0)
+  double score = 0;               // torchmetrics CLIPScore: max(mean of per_image, 0)
   std::vector<double> per_image;  // 100·cos
 };
 

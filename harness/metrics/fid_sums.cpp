@@ -115,7 +115,8 @@ FeatureSums FeatureSums::load(const std::string& path, int64_t dim) {
     if (!f.contains(k)) fail_file(path, "no tensor '{}' (not a goca-bench FID feature-sums file)", k);
   const at::Tensor sh = f.load("sum_hi");
   const int64_t D = sh.dim() == 1 ? sh.size(0) : -1;
-  if (D < 1 || (dim > 0 && D != dim)) fail_file(path, "'sum_hi' must be [{}], got {}", dim > 0 ? dim : D, bb::shape_str(sh.sizes()));
+  if (D < 1 || (dim > 0 && D != dim))
+    fail_file(path, "'sum_hi' must be [{}], got {}", dim > 0 ? dim : D, bb::shape_str(sh.sizes()));
   FeatureSums out(D);
   auto take = [&](const char* key, at::IntArrayRef shape) {
     at::Tensor t = f.load(key);

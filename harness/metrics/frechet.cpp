@@ -35,7 +35,9 @@ double trace_sqrtm(const at::Tensor& a, bool& ok) {
     tr += r.real();
     if (z.imag() == 0 && z.real() < 0) worst_imag = std::max(worst_imag, r.imag());
   }
-  if (worst_imag > 1e-3) fail("FID: imaginary component {} in sqrtm(sigma1 · sigma2) (the statistics are not valid covariances)", worst_imag);
+  if (worst_imag > 1e-3)
+    fail("FID: imaginary component {} in sqrtm(sigma1 · sigma2) (the statistics are not valid covariances)",
+         worst_imag);
   ok = true;
   return tr;
 }
@@ -43,7 +45,8 @@ double trace_sqrtm(const at::Tensor& a, bool& ok) {
 void check_stats(const FidStats& s, const std::string& what) {
   if (!s.mu.defined() || !s.sigma.defined()) fail("{}: statistics are empty", what);
   if (s.mu.dim() != 1 || s.sigma.dim() != 2 || s.sigma.size(0) != s.mu.size(0) || s.sigma.size(1) != s.mu.size(0))
-    fail("{}: mu must be [D] and sigma [D, D], got mu {} and sigma {}", what, bb::shape_str(s.mu.sizes()), bb::shape_str(s.sigma.sizes()));
+    fail("{}: mu must be [D] and sigma [D, D], got mu {} and sigma {}", what, bb::shape_str(s.mu.sizes()),
+         bb::shape_str(s.sigma.sizes()));
 }
 
 }  // namespace
@@ -67,13 +70,15 @@ FidStats read_fid_stats(const std::string& path) {
   FidStats s;
   for (const char* key : {"mu", "sigma"}) {
     const at::Tensor& t = arrays[key];
-    if (!at::isFloatingType(t.scalar_type())) fail_file(path, "'{}' is {}, expected a float array", key, c10::toString(t.scalar_type()));
+    if (!at::isFloatingType(t.scalar_type()))
+      fail_file(path, "'{}' is {}, expected a float array", key, c10::toString(t.scalar_type()));
   }
   s.mu = arrays["mu"].to(at::kDouble);
   s.sigma = arrays["sigma"].to(at::kDouble);
   if (s.mu.dim() != 1) fail_file(path, "'mu' must be 1-D, got shape {}", bb::shape_str(s.mu.sizes()));
   if (s.sigma.dim() != 2 || s.sigma.size(0) != s.mu.size(0) || s.sigma.size(1) != s.mu.size(0))
-    fail_file(path, "'sigma' must be [{}, {}] to match 'mu', got shape {}", s.mu.size(0), s.mu.size(0), bb::shape_str(s.sigma.sizes()));
+    fail_file(path, "'sigma' must be [{}, {}] to match 'mu', got shape {}", s.mu.size(0), s.mu.size(0),
+              bb::shape_str(s.sigma.sizes()));
   if (!at::isfinite(s.mu).all().item<bool>() || !at::isfinite(s.sigma).all().item<bool>())
     fail_file(path, "'mu' or 'sigma' holds non-finite values");
   return s;
@@ -102,8 +107,8 @@ FrechetResult frechet_distance(const FidStats& a, const FidStats& b, double eps)
     r.used_offset = true;
     if (!ok) fail("FID: the square root of sigma1 · sigma2 is not finite, even with {} added to the diagonals", eps);
   }
-  r.distance = at::dot(diff, diff).item<double>() + s1.trace().item<double>() + s2.trace().item<double>() -
-               2 * r.trace_sqrt;
+  r.distance =
+      at::dot(diff, diff).item<double>() + s1.trace().item<double>() + s2.trace().item<double>() - 2 * r.trace_sqrt;
   return r;
 }
 

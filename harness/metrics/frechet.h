@@ -22,9 +22,9 @@
 namespace gb::metrics {
 
 struct FidStats {
-  at::Tensor mu;     // float64 [D]
-  at::Tensor sigma;  // float64 [D, D]
-  int64_t count = 0; // number of feature vectors (0 when read from a file)
+  at::Tensor mu;      // float64 [D]
+  at::Tensor sigma;   // float64 [D, D]
+  int64_t count = 0;  // number of feature vectors (0 when read from a file)
 };
 
 // features [N, D] (any floating dtype, N >= 2) -> statistics.

@@ -44,13 +44,15 @@ Descr parse_descr(const std::string& d, const std::string& source) {
   const char order = d[0];
   const std::string code = d.substr(1);
   bool big = order == '>';
-  if (order != '<' && order != '>' && order != '|' && order != '=') fail_file(source, "unsupported .npy dtype {}", excerpt(d));
+  if (order != '<' && order != '>' && order != '|' && order != '=')
+    fail_file(source, "unsupported .npy dtype {}", excerpt(d));
   static const std::map<std::string, std::pair<at::ScalarType, size_t>> kinds = {
-      {"f2", {at::kHalf, 2}},  {"f4", {at::kFloat, 4}}, {"f8", {at::kDouble, 8}}, {"i1", {at::kChar, 1}},
-      {"i2", {at::kShort, 2}}, {"i4", {at::kInt, 4}},   {"i8", {at::kLong, 8}},   {"u1", {at::kByte, 1}},
-      {"b1", {at::kBool, 1}}};
+      {"f2", {at::kHalf, 2}}, {"f4", {at::kFloat, 4}}, {"f8", {at::kDouble, 8}},
+      {"i1", {at::kChar, 1}}, {"i2", {at::kShort, 2}}, {"i4", {at::kInt, 4}},
+      {"i8", {at::kLong, 8}}, {"u1", {at::kByte, 1}},  {"b1", {at::kBool, 1}}};
   auto it = kinds.find(code);
-  if (it == kinds.end()) fail_file(source, "unsupported .npy dtype {} (float16/32/64, int8-64, uint8, bool)", excerpt(d));
+  if (it == kinds.end())
+    fail_file(source, "unsupported .npy dtype {} (float16/32/64, int8-64, uint8, bool)", excerpt(d));
   return {it->second.first, it->second.second, big && it->second.second > 1};
 }
 
@@ -143,8 +145,8 @@ at::Tensor parse_npy(const std::string& b, const std::string& source) {
   size_t numel = 1;
   for (int64_t d : shape) {
     if (d != 0 && numel > max_elements / static_cast<size_t>(d))
-      fail_file(source, ".npy shape {} needs more than the {} data bytes the file holds", excerpt(header_value(h, "shape", source)),
-                b.size() - data_start);
+      fail_file(source, ".npy shape {} needs more than the {} data bytes the file holds",
+                excerpt(header_value(h, "shape", source)), b.size() - data_start);
     numel *= static_cast<size_t>(d);
   }
   const size_t nbytes = numel * descr.size;
@@ -182,7 +184,8 @@ std::string serialize_npy(const at::Tensor& array) {
     default: fail("cannot write a {} tensor to .npy", c10::toString(t.scalar_type()));
   }
   std::string shape = "(";
-  for (int64_t i = 0; i < t.dim(); ++i) shape += std::to_string(t.size(i)) + (t.dim() == 1 ? ",)" : (i + 1 < t.dim() ? ", " : ")"));
+  for (int64_t i = 0; i < t.dim(); ++i)
+    shape += std::to_string(t.size(i)) + (t.dim() == 1 ? ",)" : (i + 1 < t.dim() ? ", " : ")"));
   if (t.dim() == 0) shape = "()";
   std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   // numpy pads with spaces so the data starts at a multiple of 64, and ends the header with '\n'.
@@ -247,13 +250,15 @@ std::map<std::string, at::Tensor> read_npz(const std::string& path) {
       x += 4 + sz;
     }
     p += 46 + nlen + xlen + clen;
-    if (b.size() < 30 || local > b.size() - 30 || le32(b, local) != 0x04034b50) fail_file(path, "corrupt zip entry {}", name);
+    if (b.size() < 30 || local > b.size() - 30 || le32(b, local) != 0x04034b50)
+      fail_file(path, "corrupt zip entry {}", name);
     const size_t data = local + 30 + le16(b, local + 26) + le16(b, local + 28);
     if (data > b.size() || csize > b.size() - data) fail_file(path, "truncated zip entry {}", name);
     std::string raw = b.substr(data, csize);
     if (method == 8) {
       // deflate expands at most 1032:1; a larger claimed size is a corrupt header, not an allocation to make.
-      if (usize > csize * 1032 + 64) fail_file(path, "zip entry {} claims {} bytes inflated from {}", name, usize, csize);
+      if (usize > csize * 1032 + 64)
+        fail_file(path, "zip entry {} claims {} bytes inflated from {}", name, usize, csize);
       raw = inflate_raw(raw, usize, path + ":" + raw_name);
     } else if (method != 0) {
       fail_file(path, "zip entry {} uses compression method {} (only stored and deflate are supported)", name, method);
@@ -278,24 +283,46 @@ void write_npz(const std::string& path, const std::vector<std::pair<std::string,
     const uint32_t offset = static_cast<uint32_t>(zip.size());
     // Local header: version 20, no flags, stored, DOS time 1980-01-01 00:00.
     put32(zip, 0x04034b50);
-    put16(zip, 20); put16(zip, 0); put16(zip, 0); put16(zip, 0); put16(zip, 0x21);
-    put32(zip, crc); put32(zip, static_cast<uint32_t>(data.size())); put32(zip, static_cast<uint32_t>(data.size()));
-    put16(zip, static_cast<uint16_t>(fname.size())); put16(zip, 0);
+    put16(zip, 20);
+    put16(zip, 0);
+    put16(zip, 0);
+    put16(zip, 0);
+    put16(zip, 0x21);
+    put32(zip, crc);
+    put32(zip, static_cast<uint32_t>(data.size()));
+    put32(zip, static_cast<uint32_t>(data.size()));
+    put16(zip, static_cast<uint16_t>(fname.size()));
+    put16(zip, 0);
     zip += fname;
     zip += data;
     put32(central, 0x02014b50);
-    put16(central, 20); put16(central, 20); put16(central, 0); put16(central, 0); put16(central, 0); put16(central, 0x21);
-    put32(central, crc); put32(central, static_cast<uint32_t>(data.size())); put32(central, static_cast<uint32_t>(data.size()));
-    put16(central, static_cast<uint16_t>(fname.size())); put16(central, 0); put16(central, 0);
-    put16(central, 0); put16(central, 0); put32(central, 0); put32(central, offset);
+    put16(central, 20);
+    put16(central, 20);
+    put16(central, 0);
+    put16(central, 0);
+    put16(central, 0);
+    put16(central, 0x21);
+    put32(central, crc);
+    put32(central, static_cast<uint32_t>(data.size()));
+    put32(central, static_cast<uint32_t>(data.size()));
+    put16(central, static_cast<uint16_t>(fname.size()));
+    put16(central, 0);
+    put16(central, 0);
+    put16(central, 0);
+    put16(central, 0);
+    put32(central, 0);
+    put32(central, offset);
     central += fname;
   }
   const uint32_t cd_offset = static_cast<uint32_t>(zip.size());
   zip += central;
   put32(zip, 0x06054b50);
-  put16(zip, 0); put16(zip, 0);
-  put16(zip, static_cast<uint16_t>(arrays.size())); put16(zip, static_cast<uint16_t>(arrays.size()));
-  put32(zip, static_cast<uint32_t>(central.size())); put32(zip, cd_offset);
+  put16(zip, 0);
+  put16(zip, 0);
+  put16(zip, static_cast<uint16_t>(arrays.size()));
+  put16(zip, static_cast<uint16_t>(arrays.size()));
+  put32(zip, static_cast<uint32_t>(central.size()));
+  put32(zip, cd_offset);
   put16(zip, 0);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) fail_file(path, "cannot create .npz file");

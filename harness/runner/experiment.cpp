@@ -342,7 +342,8 @@ Experiment parse_experiment(const gb::Config& config) {
   std::set<std::string> names;
   if (r.has("generation")) {
     for (const char* key : {"datasets", "methods", "ablations", "evaluation"})
-      if (r.has(key)) r.fail_at(key, "a generation experiment (`generation:`) has no datasets, methods, ablations or evaluation");
+      if (r.has(key))
+        r.fail_at(key, "a generation experiment (`generation:`) has no datasets, methods, ablations or evaluation");
     read_backbones(r, names, ex);
     ex.generation = parse_generation(r.child("generation"), ex);
     r.finish();

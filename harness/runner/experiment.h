@@ -78,8 +78,8 @@ namespace gb::runner {
 
 struct DatasetEntry {
   std::string name;
-  std::string config_path;                  // dataset config file ("" = only `set` keys, `dataset:` required)
-  std::vector<std::string> overrides;       // "key=value" for load_dataset_config
+  std::string config_path;             // dataset config file ("" = only `set` keys, `dataset:` required)
+  std::vector<std::string> overrides;  // "key=value" for load_dataset_config
   int64_t synthetic_images = 0;
 };
 
@@ -87,29 +87,29 @@ struct BackboneEntry {
   std::string name;
   std::string kind;
   std::string weights;
-  std::string dtype;                        // as written ("" = the backbone's default)
-  YAML::Node options_yaml;                  // `options:` as written (the config hash; an empty mapping when the entry has none)
-  gb::bb::BackboneOptions options;          // dtype and options read (device and seed are the run's)
+  std::string dtype;                // as written ("" = the backbone's default)
+  YAML::Node options_yaml;          // `options:` as written (the config hash; an empty mapping when the entry has none)
+  gb::bb::BackboneOptions options;  // dtype and options read (device and seed are the run's)
 };
 
 // One expanded method variant (per backbone).
 struct Variant {
-  std::string name;                         // "GoCA", "GoCA/head_method=average"
-  std::string method;                       // Table 1 "Method"
-  std::string type;                         // Table 1 "Type"
-  std::string group;                        // ablation group, "" for main-table methods
-  std::map<std::string, std::string> axes;  // ablated key -> value
-  YAML::Node method_yaml;                   // resolved method mapping (file + set + axis values), for hashing
-  std::string method_file;                  // the method file (baselines/method_yaml.h)
+  std::string name;                           // "GoCA", "GoCA/head_method=average"
+  std::string method;                         // Table 1 "Method"
+  std::string type;                           // Table 1 "Type"
+  std::string group;                          // ablation group, "" for main-table methods
+  std::map<std::string, std::string> axes;    // ablated key -> value
+  YAML::Node method_yaml;                     // resolved method mapping (file + set + axis values), for hashing
+  std::string method_file;                    // the method file (baselines/method_yaml.h)
   std::vector<std::string> method_overrides;  // `set` keys and axis values, as "key=value"
 };
 
 // One `generation.guidance` entry for one backbone.
 struct GuidanceEntry {
-  std::string name;                         // table row label ("CFG", "S-CFG (GoCA)")
-  std::string type;                         // cfg | scfg (gb::gen::guidance_names())
-  std::string method_file;                  // S-CFG's mask method ({backbone} replaced); "" = the backbone's preset
-  YAML::Node method_yaml;                   // the method file's mapping (config hash), null without one
+  std::string name;         // table row label ("CFG", "S-CFG (GoCA)")
+  std::string type;         // cfg | scfg (gb::gen::guidance_names())
+  std::string method_file;  // S-CFG's mask method ({backbone} replaced); "" = the backbone's preset
+  YAML::Node method_yaml;   // the method file's mapping (config hash), null without one
 };
 
 struct GenerationSpec {
@@ -138,8 +138,8 @@ struct Experiment {
   std::vector<DatasetEntry> datasets;
   std::vector<BackboneEntry> backbones;
   std::map<std::string, std::vector<Variant>> variants;  // per backbone name, in config order
-  std::optional<GenerationSpec> generation;               // a generation experiment (no datasets, no methods)
-  std::string resolved_yaml;                              // the whole resolved config
+  std::optional<GenerationSpec> generation;              // a generation experiment (no datasets, no methods)
+  std::string resolved_yaml;                             // the whole resolved config
   std::string source;
 
   std::string run_dir() const;  // <output_root>/<name>
@@ -154,7 +154,8 @@ Experiment parse_experiment(const gb::Config& config);
 BackboneEntry read_backbone_entry(const ConfigReader& entry);
 
 // The method variants of one entry of `methods` or one ablation, expanded (exposed for tests).
-std::vector<std::map<std::string, std::string>> grid_product(const std::vector<std::pair<std::string, std::vector<std::string>>>& axes);
+std::vector<std::map<std::string, std::string>> grid_product(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& axes);
 
 // Canonical JSON of a YAML node (maps with sorted keys), for hashing and results.json.
 nlohmann::json yaml_to_json(const YAML::Node& node);

@@ -80,7 +80,11 @@ std::string thumbnail_base64(const at::Tensor& rgb) {
   if (m > kThumbnail) {
     const int64_t h = std::max<int64_t>(1, H * kThumbnail / m), w = std::max<int64_t>(1, W * kThumbnail / m);
     img = at::adaptive_avg_pool2d(img.permute({2, 0, 1}).to(at::kFloat).unsqueeze(0), {h, w})
-              .squeeze(0).permute({1, 2, 0}).round().clamp(0, 255).to(at::kByte);
+              .squeeze(0)
+              .permute({1, 2, 0})
+              .round()
+              .clamp(0, 255)
+              .to(at::kByte);
   }
   img = img.contiguous();
   const auto* p = img.data_ptr<uint8_t>();
@@ -161,12 +165,13 @@ std::string generation_config_hash(const Experiment& ex, const gb::reports::Gene
   const GenerationSpec& g = *ex.generation;
   json doc;
   doc["seed"] = ex.seed;
-  doc["generation"] = {{"prompts", info.list_hash}, {"steps", g.steps},        {"scheduler", g.scheduler},
-                       {"image_size", g.image_size}, {"scales", g.scales},   {"reference", info.reference_hash}};
+  doc["generation"] = {{"prompts", info.list_hash},  {"steps", g.steps},   {"scheduler", g.scheduler},
+                       {"image_size", g.image_size}, {"scales", g.scales}, {"reference", info.reference_hash}};
   for (const auto& b : ex.backbones) {
     doc["backbones"].push_back(backbone_hash_entry(b));
     for (const auto& ge : g.guidance.at(b.name))
-      doc["guidance"][b.name].push_back({{"name", ge.name}, {"type", ge.type}, {"method", yaml_to_json(ge.method_yaml)}});
+      doc["guidance"][b.name].push_back(
+          {{"name", ge.name}, {"type", ge.type}, {"method", yaml_to_json(ge.method_yaml)}});
   }
   return gb::reports::stable_hash(doc.dump());
 }
@@ -214,7 +219,10 @@ class GenerationSetting {
   GenerationSetting(const GenerationContext& c, const BackboneEntry& b, gb::Backbone& backbone,
                     gb::gen::Sampler& sampler, const GuidanceEntry& ge, double scale, const std::string& config_hash,
                     gb::reports::StageTimes& times)
-      : c_(c), sampler_(sampler), times_(times), where_(setting_slug(b.name, ge.name, scale)),
+      : c_(c),
+        sampler_(sampler),
+        times_(times),
+        where_(setting_slug(b.name, ge.name, scale)),
         sums_(gb::metrics::kFidFeatureDim) {
     cell_.backbone = b.name;
     cell_.guidance = ge.name;
@@ -247,7 +255,8 @@ class GenerationSetting {
       sample_batch(std::vector<size_t>(todo.begin() + static_cast<std::ptrdiff_t>(k),
                                        todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + B))));
     if (progress_) progress_->finish();
-    std::sort(cell_.samples.begin(), cell_.samples.end(), [](const auto& x, const auto& y) { return x.index < y.index; });
+    std::sort(cell_.samples.begin(), cell_.samples.end(),
+              [](const auto& x, const auto& y) { return x.index < y.index; });
     auto t0 = Clock::now();
     sums_.save((fs::path(c_.run_dir) / cell_.sums_file).string());
     times_.seconds["fid_sums"] += seconds_since(t0);
@@ -268,7 +277,8 @@ class GenerationSetting {
     cell_.clip_sum += rec.at("clip").get<double>();
     cell_.images += 1;
     if (rec.contains("png"))
-      cell_.samples.push_back({rec.at("id").get<std::string>(), rec.at("i").get<int64_t>(), rec.at("png").get<std::string>()});
+      cell_.samples.push_back(
+          {rec.at("id").get<std::string>(), rec.at("i").get<int64_t>(), rec.at("png").get<std::string>()});
   }
 
   // Takes the journal's records; returns the shard's prompts still to sample.
@@ -367,8 +377,7 @@ void run_backbone(const GenerationContext& c, const BackboneEntry& b, const gb::
   const auto wall0 = Clock::now();
   for (const auto& ge : g.guidance.at(b.name))
     for (const double scale : g.scales)
-      res.generation.push_back(
-          GenerationSetting(c, b, *backbone, sampler, ge, scale, res.config_hash, times).run());
+      res.generation.push_back(GenerationSetting(c, b, *backbone, sampler, ge, scale, res.config_hash, times).run());
   for (const auto& [stage, s] : sampler.stage_seconds()) times.seconds[stage] += s;
   times.wall_seconds += seconds_since(wall0);
 }

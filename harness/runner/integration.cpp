@@ -21,8 +21,8 @@ std::string resolve_device(const std::string& requested) {
 }
 
 std::unique_ptr<gb::text::PromptBuilder> make_prompt_builder(const gb::datasets::DatasetConfig& dataset,
-                                                            const gb::datasets::ClassTable& classes,
-                                                            const gb::TextTokenizer& tokenizer) {
+                                                             const gb::datasets::ClassTable& classes,
+                                                             const gb::TextTokenizer& tokenizer) {
   gb::text::PromptOptions o;
   o.add_background_token = dataset.add_background_token;
   o.add_missing_class = dataset.add_missing_class;

@@ -21,14 +21,14 @@
 namespace gb::runner {
 
 struct PreparedPrompt {
-  std::string text;         // the prompt fed to the text encoder
-  gb::TokenGroups groups;   // which tokens belong to which object
+  std::string text;        // the prompt fed to the text encoder
+  gb::TokenGroups groups;  // which tokens belong to which object
 };
 
 // The paper's captioner (harness/text, spec §G) for one dataset and tokenizer.
 std::unique_ptr<gb::text::PromptBuilder> make_prompt_builder(const gb::datasets::DatasetConfig& dataset,
-                                                            const gb::datasets::ClassTable& classes,
-                                                            const gb::TextTokenizer& tokenizer);
+                                                             const gb::datasets::ClassTable& classes,
+                                                             const gb::TextTokenizer& tokenizer);
 // Caption -> prompt + token groups; GT classes in the order the paper's datasets list them (quirk Q12).
 PreparedPrompt build_prompt(const gb::text::PromptBuilder& builder, const gb::datasets::Sample& sample,
                             const std::string& caption, const gb::datasets::DatasetConfig& dataset);

@@ -66,14 +66,16 @@ json Journal::decode_line(std::string_view line, const std::string& file, int64_
   if (line.size() < kPrefix.size() + kSuffixSize + 1 || line.substr(0, kPrefix.size()) != kPrefix ||
       line.substr(line.size() - kSuffixSize, kSuffixHead.size()) != kSuffixHead || line.back() != '}' ||
       line[line.size() - 2] != '"')
-    bad(file, line_no, "not a goca-bench journal record (expected {{\"r\":...,\"crc32\":\"...\"}}, got {}); "
-                       "start afresh without --resume",
+    bad(file, line_no,
+        "not a goca-bench journal record (expected {{\"r\":...,\"crc32\":\"...\"}}, got {}); "
+        "start afresh without --resume",
         excerpt(line));
   const std::string_view r = line.substr(kPrefix.size(), line.size() - kPrefix.size() - kSuffixSize);
   const std::string_view sum = line.substr(line.size() - 10, 8);
   if (sum != hex8(crc32(r)))
-    bad(file, line_no, "checksum mismatch (stored {}, computed {}): the record was altered or damaged; "
-                       "start afresh without --resume",
+    bad(file, line_no,
+        "checksum mismatch (stored {}, computed {}): the record was altered or damaged; "
+        "start afresh without --resume",
         excerpt(sum), hex8(crc32(r)));
   return parse_json(r, file + ": line " + std::to_string(line_no));
 }
@@ -207,8 +209,9 @@ Journal::Journal(std::string path, const json& header, bool fresh, JournalSchema
       json j = decode_line(line, path_, line_no);
       if (!have_header) {
         if (j != header)
-          fail_file(path_, "this journal belongs to another run (its header {} differs from {}); "
-                           "start afresh without --resume or use another run name",
+          fail_file(path_,
+                    "this journal belongs to another run (its header {} differs from {}); "
+                    "start afresh without --resume or use another run name",
                     excerpt(j.dump(), 160), excerpt(header.dump(), 160));
         have_header = true;
       } else {

@@ -20,11 +20,11 @@ namespace gb::runner {
 
 // What a valid image record of this journal looks like.
 struct JournalSchema {
-  int64_t num_images = 0;                      // "i" in [0, num_images)
-  std::function<bool(int64_t)> wanted;         // and in this shard (empty: every index)
-  std::vector<std::string> variants;           // "v" has one entry per variant; "ex" names one of them
-  std::vector<size_t> thresholds;              // per variant: entries of "t"
-  std::vector<int64_t> num_classes;            // per variant C: row in [0, C], column in [0, C)
+  int64_t num_images = 0;               // "i" in [0, num_images)
+  std::function<bool(int64_t)> wanted;  // and in this shard (empty: every index)
+  std::vector<std::string> variants;    // "v" has one entry per variant; "ex" names one of them
+  std::vector<size_t> thresholds;       // per variant: entries of "t"
+  std::vector<int64_t> num_classes;     // per variant C: row in [0, C], column in [0, C)
   // Generation journals (harness/runner/generation_run.h): checks a record's keys other than "i" (which is
   // checked as above) instead of the segmentation schema; throws UserError "<file>: line <n>: ...".
   std::function<void(nlohmann::json& record, const std::string& file, int64_t line)> record;
@@ -54,8 +54,7 @@ class Journal {
   static nlohmann::json decode_line(std::string_view line, const std::string& file, int64_t line_no);
   // Checks one image record against `schema` (UserError "<file>: line <n>: ..."); normalises null weights
   // to NaN.
-  static void validate(nlohmann::json& record, const JournalSchema& schema, const std::string& file,
-                       int64_t line_no);
+  static void validate(nlohmann::json& record, const JournalSchema& schema, const std::string& file, int64_t line_no);
 
  private:
   std::string path_;

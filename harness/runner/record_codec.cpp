@@ -32,14 +32,17 @@ json skip_record(int64_t index) { return {{"i", index}, {"skip", true}}; }
 
 void accumulate(const json& rec, const std::vector<gb::reports::Cell*>& cells) {
   const json& vs = rec.at("v");
-  if (vs.size() != cells.size()) fail("journal record of image {} has {} variants, expected {}", rec.value("id", ""), vs.size(), cells.size());
+  if (vs.size() != cells.size())
+    fail("journal record of image {} has {} variants, expected {}", rec.value("id", ""), vs.size(), cells.size());
   for (size_t v = 0; v < cells.size(); ++v) {
     gb::reports::Cell& c = *cells[v];
     const json& vj = vs[v];
     const json& t = vj.at("t");
-    if (t.size() != c.thresholds.size()) fail("journal record has {} thresholds, expected {}", t.size(), c.thresholds.size());
+    if (t.size() != c.thresholds.size())
+      fail("journal record has {} thresholds, expected {}", t.size(), c.thresholds.size());
     for (size_t k = 0; k < t.size(); ++k)
-      for (const auto& e : t[k]) c.thresholds[k].confusion.at(e[0].get<int64_t>(), e[1].get<int64_t>()) += e[2].get<int64_t>();
+      for (const auto& e : t[k])
+        c.thresholds[k].confusion.at(e[0].get<int64_t>(), e[1].get<int64_t>()) += e[2].get<int64_t>();
     for (const auto& [l, w] : vj.at("lw").items()) c.layer_weight_sum[l] += w.get<double>();
     for (const auto& [l, w] : vj.at("hw").items()) {
       auto& dst = c.head_weight_sum[l];
@@ -59,8 +62,11 @@ void collect_examples(const json& rec, const std::string& dataset, const std::st
 
 json journal_header(const std::string& config_hash, const std::string& dataset, const std::string& backbone,
                     int64_t shard_index, int64_t shard_count) {
-  return {{"journal", 1},         {"config_hash", config_hash}, {"dataset", dataset},
-          {"backbone", backbone}, {"shard", {shard_index, shard_count}}};
+  return {{"journal", 1},
+          {"config_hash", config_hash},
+          {"dataset", dataset},
+          {"backbone", backbone},
+          {"shard", {shard_index, shard_count}}};
 }
 
 JournalSchema journal_schema(int64_t num_images, int64_t shard_index, int64_t shard_count,

@@ -56,8 +56,15 @@ class DatasetPass {
  public:
   DatasetPass(const Experiment& ex, const RunOptions& opt, const std::string& run_dir, const std::string& device,
               const BackboneRun& bb, const OpenDataset& od, gb::reports::Results& res, StopAfter& stop_after)
-      : ex_(ex), opt_(opt), device_(device), bb_(bb), od_(od), res_(res), stop_after_(stop_after),
-        key_(od.entry.name + "|" + bb.entry.name), times_(res.timings[key_]) {
+      : ex_(ex),
+        opt_(opt),
+        device_(device),
+        bb_(bb),
+        od_(od),
+        res_(res),
+        stop_after_(stop_after),
+        key_(od.entry.name + "|" + bb.entry.name),
+        times_(res.timings[key_]) {
     prompts_ = make_prompt_builder(od.config, od.dataset->classes(), bb.backbone.tokenizer());
     for (auto& c : new_cells(od.entry.name, bb.entry.name, ex.variants.at(bb.entry.name), od.eval))
       res.cells.push_back(std::move(c));
@@ -82,14 +89,12 @@ class DatasetPass {
     arena.execute([&] {
       tbb::parallel_pipeline(
           static_cast<size_t>(ex_.workers) + 1,
-          tbb::make_filter<void, JobPtr>(tbb::filter_mode::serial_in_order,
-                                         [&](tbb::flow_control& fc) { return next_batch(fc); }) &
-              tbb::make_filter<JobPtr, JobPtr>(tbb::filter_mode::parallel,
-                                               [&](JobPtr job) {
-                                                 prepare(*job);
-                                                 return job;
-                                               }) &
-              tbb::make_filter<JobPtr, void>(tbb::filter_mode::serial_in_order, [&](JobPtr job) { consume(*job); }));
+          tbb::make_filter<void, JobPtr>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) {
+            return next_batch(fc);
+          }) & tbb::make_filter<JobPtr, JobPtr>(tbb::filter_mode::parallel, [&](JobPtr job) {
+            prepare(*job);
+            return job;
+          }) & tbb::make_filter<JobPtr, void>(tbb::filter_mode::serial_in_order, [&](JobPtr job) { consume(*job); }));
     });
     if (progress_) progress_->finish();
     times_.wall_seconds += seconds_since(wall0);
@@ -183,8 +188,8 @@ class DatasetPass {
     const gb::Capture captures = capture(job, live);
     std::map<size_t, json> by_item;
     for (size_t n = 0; n < live.size(); ++n)
-      by_item[live[n]] = evaluate_item(job.items[live[n]], captures.sample(static_cast<int64_t>(n)), how_,
-                                       times_.seconds);
+      by_item[live[n]] =
+          evaluate_item(job.items[live[n]], captures.sample(static_cast<int64_t>(n)), how_, times_.seconds);
     std::vector<json> records;
     for (size_t k = 0; k < job.items.size(); ++k)
       records.push_back(by_item.count(k) ? by_item[k] : skip_record(job.items[k].index));

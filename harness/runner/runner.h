@@ -18,10 +18,10 @@ struct RunOptions {
   int64_t shard_index = 0;
   int64_t shard_count = 1;
   bool resume = false;
-  int64_t stop_after = -1;      // debug: exit abruptly (as if killed) after this many images were journalled
+  int64_t stop_after = -1;  // debug: exit abruptly (as if killed) after this many images were journalled
   bool progress = true;
-  std::string run_dir;          // "" = experiment.run_dir() (+ /shard-i-of-n)
-  gb::bb::MemoryCheck memory;   // the pre-flight of every backbone before the first load
+  std::string run_dir;         // "" = experiment.run_dir() (+ /shard-i-of-n)
+  gb::bb::MemoryCheck memory;  // the pre-flight of every backbone before the first load
 };
 
 // The folder a run writes: options.run_dir when given, else the experiment's <output_root>/<name>, with

@@ -21,8 +21,8 @@ class ClipTokenizer : public TextTokenizer {
 
   // From openai's merges file (bpe_simple_vocab_16e6.txt.gz or a plain text copy); the vocabulary is derived
   // from it as openai/HF do. `pad_token` is "<|endoftext|>" (SD1.5, SDXL tokenizer) or "!" (SDXL tokenizer_2).
-  static std::unique_ptr<ClipTokenizer> from_merges(const std::string& merges_path,
-                                                    const std::string& pad_token = kEnd, int64_t max_length = 77);
+  static std::unique_ptr<ClipTokenizer> from_merges(const std::string& merges_path, const std::string& pad_token = kEnd,
+                                                    int64_t max_length = 77);
   // From a checkpoint's tokenizer/vocab.json + merges.txt.
   static std::unique_ptr<ClipTokenizer> from_files(const std::string& vocab_json, const std::string& merges_txt,
                                                    const std::string& pad_token = kEnd, int64_t max_length = 77);

@@ -16,8 +16,8 @@ class JointTokenizer : public TextTokenizer {
   // At least two parts, none null. UserError otherwise.
   explicit JointTokenizer(std::vector<std::shared_ptr<const TextTokenizer>> parts);
 
-  std::string name() const override;       // the parts' names joined by "+", e.g. "clip+t5"
-  int64_t max_length() const override;     // the sum of the parts' lengths
+  std::string name() const override;    // the parts' names joined by "+", e.g. "clip+t5"
+  int64_t max_length() const override;  // the sum of the parts' lengths
   std::vector<TextToken> encode(const std::string& text) const override;
 
   const std::vector<std::shared_ptr<const TextTokenizer>>& parts() const { return parts_; }

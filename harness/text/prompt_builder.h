@@ -32,7 +32,7 @@ struct PromptOptions {
 PromptOptions paper_prompt_options(const std::string& dataset, PromptProtocol protocol = PromptProtocol::paper);
 
 struct Entity {
-  std::string prompt;          // text without parentheses
+  std::string prompt;  // text without parentheses
   bool is_closure = false;
   int64_t aligned_class = -1;  // -1: not aligned (a background object)
   int64_t span_begin = 0;      // code-point span in the caption
@@ -41,15 +41,15 @@ struct Entity {
 
 // What the quirks did to one image.
 struct QuirkHits {
-  int64_t q5_lost_entities = 0;   // caption parts swallowed by an unclosed "(x)" buffer
-  int64_t q4_shadowed_entities = 0;  // entities whose first-occurrence span is not their own position
+  int64_t q5_lost_entities = 0;           // caption parts swallowed by an unclosed "(x)" buffer
+  int64_t q4_shadowed_entities = 0;       // entities whose first-occurrence span is not their own position
   std::vector<int64_t> q4_empty_classes;  // aligned classes that got no token (a NaN map in the paper)
-  bool q12_order_differs = false;  // missing classes not in ascending order
+  bool q12_order_differs = false;         // missing classes not in ascending order
 };
 
 struct PromptResult {
-  std::string caption;                 // the prompt the model gets
-  std::vector<TextToken> tokens;       // padded, as the tokenizer gave them
+  std::string caption;            // the prompt the model gets
+  std::vector<TextToken> tokens;  // padded, as the tokenizer gave them
   std::vector<Entity> entities;
   TokenGroups groups;
   std::vector<int64_t> global_token_ids;  // <sos> (CLIP) or <eos> (T5) positions, every part's for a joint

@@ -16,10 +16,10 @@ class PySet {
   void remove(int64_t key);  // discard: leaves a dummy
   bool contains(int64_t key) const;
   int64_t size() const { return static_cast<int64_t>(used_); }
-  std::vector<int64_t> items() const;  // iteration order (list(s))
-  PySet copy() const;                  // set(s) / s.copy()
+  std::vector<int64_t> items() const;          // iteration order (list(s))
+  PySet copy() const;                          // set(s) / s.copy()
   PySet difference(const PySet& other) const;  // s - other
-  static int64_t hash(int64_t v);      // Python's hash() of an int
+  static int64_t hash(int64_t v);              // Python's hash() of an int
 
  private:
   struct Slot {

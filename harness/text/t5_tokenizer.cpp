@@ -81,10 +81,9 @@ const Spm& spm() {
     s.unk_id = reinterpret_cast<decltype(s.unk_id)>(sym("gb_spm_unk_id"));
     s.train = reinterpret_cast<decltype(s.train)>(sym("gb_spm_train"));
   });
-  if (!s.load || !s.free_handle || !s.encode || !s.free_buffer || !s.piece_to_id || !s.id_to_piece ||
-      !s.piece_size || !s.unk_id || !s.train) {
-    fail("SentencePiece is not available (cannot load the gb_spm_shim module: {}); set GB_SPM_SHIM to its path",
-         error);
+  if (!s.load || !s.free_handle || !s.encode || !s.free_buffer || !s.piece_to_id || !s.id_to_piece || !s.piece_size ||
+      !s.unk_id || !s.train) {
+    fail("SentencePiece is not available (cannot load the gb_spm_shim module: {}); set GB_SPM_SHIM to its path", error);
   }
   return s;
 }
@@ -113,8 +112,10 @@ std::unique_ptr<T5Tokenizer> T5Tokenizer::from_file(const std::string& path, int
   t->vocab_size_ = spm().piece_size(t->sp_);
   t->eos_id_ = t->piece_to_id("</s>");
   t->pad_id_ = t->piece_to_id("<pad>");
-  if (t->eos_id_ == t->unk_id_ || t->id_to_piece(t->eos_id_) != "</s>") fail_file(path, "the model has no '</s>' piece");
-  if (t->pad_id_ == t->unk_id_ || t->id_to_piece(t->pad_id_) != "<pad>") fail_file(path, "the model has no '<pad>' piece");
+  if (t->eos_id_ == t->unk_id_ || t->id_to_piece(t->eos_id_) != "</s>")
+    fail_file(path, "the model has no '</s>' piece");
+  if (t->pad_id_ == t->unk_id_ || t->id_to_piece(t->pad_id_) != "<pad>")
+    fail_file(path, "the model has no '<pad>' piece");
   t->max_length_ = max_length;
   return t;
 }

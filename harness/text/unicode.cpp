@@ -18,8 +18,8 @@ struct LowerMap {
 
 template <size_t N>
 bool in_ranges(const CodeRange (&table)[N], char32_t c) {
-  auto it = std::upper_bound(std::begin(table), std::end(table), c,
-                             [](char32_t v, const CodeRange& r) { return v < r.lo; });
+  auto it =
+      std::upper_bound(std::begin(table), std::end(table), c, [](char32_t v, const CodeRange& r) { return v < r.lo; });
   if (it == std::begin(table)) return false;
   --it;
   return c >= it->lo && c <= it->hi;

@@ -1,6 +1,6 @@
 #pragma once
-// GoogleTest fixtures over a tiny random-weight PixArt-Sigma, Flux or SD3.5 Medium checkpoint folder (written in SetUp, removed
-// in TearDown) with the word tokenizers of tiny_dit.h attached, at 16x16. Shared by the backbone, text-encoder
+// GoogleTest fixtures over a tiny random-weight PixArt-Sigma, Flux or SD3.5 Medium checkpoint folder (written in SetUp,
+// removed in TearDown) with the word tokenizers of tiny_dit.h attached, at 16x16. Shared by the backbone, text-encoder
 // residency and cross-map tests.
 #include "tiny_dit.h"
 
@@ -46,7 +46,9 @@ struct TinyFolderTest : ::testing::Test {
 };
 
 struct PixArtFolderTest : TinyFolderTest {
-  PixArtFolderTest() : TinyFolderTest("gb_tiny_pixart_test", [](const auto& r) { write_tiny_pixart(r); }, 7) {}
+  PixArtFolderTest()
+      : TinyFolderTest(
+            "gb_tiny_pixart_test", [](const auto& r) { write_tiny_pixart(r); }, 7) {}
   // Through the factory (detection included).
   std::unique_ptr<gb::Backbone> open() { return open_backbone(root.string(), options()); }
   std::unique_ptr<PixArtSigmaBackbone> open_pixart(TextEncoderResidency mode = TextEncoderResidency::keep) {
@@ -55,7 +57,9 @@ struct PixArtFolderTest : TinyFolderTest {
 };
 
 struct FluxFolderTest : TinyFolderTest {
-  FluxFolderTest() : TinyFolderTest("gb_tiny_flux_test", [](const auto& r) { write_tiny_flux(r); }, 6) {}
+  FluxFolderTest()
+      : TinyFolderTest(
+            "gb_tiny_flux_test", [](const auto& r) { write_tiny_flux(r); }, 6) {}
   // Through the factory (detection included), the CLIP tokenizer attached.
   std::unique_ptr<gb::Backbone> open() {
     auto bb = open_backbone(root.string(), options());
@@ -70,7 +74,9 @@ struct FluxFolderTest : TinyFolderTest {
 };
 
 struct Sd3FolderTest : TinyFolderTest {
-  Sd3FolderTest() : TinyFolderTest("gb_tiny_sd3_fixture", [](const auto& r) { write_tiny_sd3(r); }, 6) {}
+  Sd3FolderTest()
+      : TinyFolderTest(
+            "gb_tiny_sd3_fixture", [](const auto& r) { write_tiny_sd3(r); }, 6) {}
   std::unique_ptr<Sd3Backbone> open_sd3(TextEncoderResidency mode = TextEncoderResidency::keep) {
     auto bb = std::make_unique<Sd3Backbone>(CheckpointFolder(root.string()), options(mode), Sd3Variant::medium);
     bb->set_clip_tokenizer(clip);

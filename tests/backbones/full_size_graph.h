@@ -33,7 +33,8 @@ inline void expect_full_size_graph(const nlohmann::json& want, const std::string
   EXPECT_EQ(static_cast<int64_t>(lines.size()), want[name]["count"].get<int64_t>()) << name;
   EXPECT_EQ(params, want[name]["params"].get<int64_t>()) << name;
   EXPECT_EQ(std::to_string(gb::fnv1a(text)), want[name]["fnv1a64"].get<std::string>())
-      << name << ": key/shape lists differ; run its tools/parity/ script and diff against:\n" << text;
+      << name << ": key/shape lists differ; run its tools/parity/ script and diff against:\n"
+      << text;
 }
 
 }  // namespace gb::test

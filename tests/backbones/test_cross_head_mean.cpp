@@ -44,7 +44,9 @@ void check(const std::string& kind, gb::Backbone& bb, std::optional<at::ScalarTy
     ASSERT_EQ(m.sizes(), at::IntArrayRef({2, 1, t.size(2), t.size(3)}));
     EXPECT_EQ(m.scalar_type(), at::kFloat);
     EXPECT_TRUE(at::equal(m, gb::head_average_maps(t, t.scalar_type())));  // t is already in the store dtype
-    if (store) { EXPECT_EQ(t.scalar_type(), *store); }
+    if (store) {
+      EXPECT_EQ(t.scalar_type(), *store);
+    }
   }
   EXPECT_GT(crosses, 0);
 }

@@ -14,8 +14,9 @@ namespace fs = std::filesystem;
 namespace {
 struct FluxFixture : tiny::FluxFolderTest {
   gb::BackboneBatch batch(int n) {
-    return dit_test::prompt_batch({"a cat and a dog", "sky", "tree road"}, n,
-                                  [](int i) { return tiny::random_image(16, 24 + i, 200 + i); }, "f", 9);
+    return dit_test::prompt_batch(
+        {"a cat and a dog", "sky", "tree road"}, n, [](int i) { return tiny::random_image(16, 24 + i, 200 + i); }, "f",
+        9);
   }
   static gb::CaptureSpec goca_spec() {
     return dit_test::head_mean_spec({"vit-block0-cross-map", "vit-block1-cross-map", "vit-block2-cross-map",
@@ -68,9 +69,13 @@ TEST_F(FluxFixture, CaptureNamesShapesAndInputs) {
   gb::Capture again;
   const auto spec = goca_spec();  // the recorder keeps a reference
   CaptureRecorder rec(spec, again);
-  FluxInputs in{cap.inputs.at("input.latents"), cap.inputs.at("input.timestep"), cap.inputs.at("input.guidance"),
-                cap.inputs.at("input.encoder_hidden_states"), cap.inputs.at("input.pooled_projections"),
-                cap.inputs.at("input.img_ids")[0], cap.inputs.at("input.txt_ids")[0]};
+  FluxInputs in{cap.inputs.at("input.latents"),
+                cap.inputs.at("input.timestep"),
+                cap.inputs.at("input.guidance"),
+                cap.inputs.at("input.encoder_hidden_states"),
+                cap.inputs.at("input.pooled_projections"),
+                cap.inputs.at("input.img_ids")[0],
+                cap.inputs.at("input.txt_ids")[0]};
   flux->transformer()(in, &rec, false);
   for (const auto& [k, v] : cap.tensors) EXPECT_TRUE(at::allclose(again.tensors.at(k), v)) << k;
 }

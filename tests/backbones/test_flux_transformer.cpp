@@ -14,8 +14,13 @@ std::unique_ptr<FluxTransformer> tiny() {
   return FluxTransformer::load(dit_test::golden_dir("flux"), at::kFloat, at::kCPU);
 }
 FluxInputs inputs(const std::map<std::string, at::Tensor>& g) {
-  return {g.at("input.latents"), g.at("input.timestep"), g.at("input.guidance"), g.at("input.encoder_hidden_states"),
-          g.at("input.pooled_projections"), g.at("input.img_ids"), g.at("input.txt_ids")};
+  return {g.at("input.latents"),
+          g.at("input.timestep"),
+          g.at("input.guidance"),
+          g.at("input.encoder_hidden_states"),
+          g.at("input.pooled_projections"),
+          g.at("input.img_ids"),
+          g.at("input.txt_ids")};
 }
 }  // namespace
 
@@ -125,8 +130,7 @@ TEST(FluxTransformer, StrictLoading) {
   auto cfg = FluxConfig::from_json(dit_test::golden_dir("flux") + "/transformer/config.json");
   WeightStore ws(src, "flux-test", at::kFloat, at::kCPU);
   FluxTransformer m(ws, cfg);
-  gb::test::expect_user_error([&] { ws.finish(); },
-                              {"single_transformer_blocks.1.attn.norm_k.weight",
-                               "transformer_blocks.0.attn.to_add_out.weight",
-                               "single_transformer_blocks.1.attn.to_out.0.weight"});
+  gb::test::expect_user_error([&] { ws.finish(); }, {"single_transformer_blocks.1.attn.norm_k.weight",
+                                                     "transformer_blocks.0.attn.to_add_out.weight",
+                                                     "single_transformer_blocks.1.attn.to_out.0.weight"});
 }

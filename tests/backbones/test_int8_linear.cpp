@@ -62,7 +62,8 @@ TEST(Int8Linear, OutlierBookkeepingOnTheHandBuiltRows) {
   auto g = golden("linear.safetensors");
   auto qa = int8_vectorwise_quant(g.at("x").to(at::kBFloat16).to(at::kHalf), kLlmInt8Threshold);
   // 6.0 exactly is an outlier (>=), 5.96875 is not and sets row 1's scale; 70000 (inf in fp16) and -7.25 are.
-  std::vector<int64_t> cols(qa.outlier_cols.data_ptr<int64_t>(), qa.outlier_cols.data_ptr<int64_t>() + qa.outlier_cols.numel());
+  std::vector<int64_t> cols(qa.outlier_cols.data_ptr<int64_t>(),
+                            qa.outlier_cols.data_ptr<int64_t>() + qa.outlier_cols.numel());
   for (int64_t c : {4, 13, 17, 30}) EXPECT_NE(std::find(cols.begin(), cols.end(), c), cols.end()) << c;
   EXPECT_EQ(std::find(cols.begin(), cols.end(), 9), cols.end());
   EXPECT_FLOAT_EQ(qa.stats[1].item<float>(), 5.96875f);

@@ -76,8 +76,7 @@ class CountingAllocator final : public c10::Allocator {
     }
     const int64_t now = current_ += static_cast<int64_t>(n);
     int64_t p = peak_.load();
-    while (now > p && !peak_.compare_exchange_weak(p, now)) {
-    }
+    while (now > p && !peak_.compare_exchange_weak(p, now)) {}
     return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
   }
   c10::Allocator* base_;
@@ -158,8 +157,7 @@ std::unique_ptr<gb::Backbone> open_tiny(const std::string& kind, at::ScalarType 
   if (kind == "flux") o.t5_int8 = false;
   if (kind == "flux" || is_pixart(kind) || is_sd3(kind))
     o.tokenizer = std::make_shared<tiny::WordTokenizer>("t5", 6, false, 40);
-  else
-    o.tokenizer = std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990);
+  else o.tokenizer = std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990);
   auto bb = open_backbone(folders().of(kind), o, kind);
   auto clip = std::make_shared<tiny::WordTokenizer>("clip", 12, true, 990);
   if (kind == "flux") dynamic_cast<FluxBackbone&>(*bb).set_clip_tokenizer(clip);
@@ -204,7 +202,9 @@ TEST_P(MemoryPlanTiny, WeightBytesPerComponent) {
   const auto& [kind, dtype] = GetParam();
   const auto& root = folders().of(kind);
   const auto plan = plan_weights(kind, root, dtype, false);
-  auto store = [&](const std::string& comp, at::ScalarType dt) { return WeightStore::open_component(root, comp, dt, kCpu); };
+  auto store = [&](const std::string& comp, at::ScalarType dt) {
+    return WeightStore::open_component(root, comp, dt, kCpu);
+  };
   const bool upcast_vae = is_pixart(kind) || (kind == "sdxl" && VaeConfig::from_json(config(kind, "vae")).force_upcast);
   EXPECT_EQ(component(plan, "vae").bytes, retained_bytes([&] {
               return std::make_shared<VaeEncoder>(VaeConfig::from_json(config(kind, "vae")),
@@ -212,7 +212,8 @@ TEST_P(MemoryPlanTiny, WeightBytesPerComponent) {
             }));
   if (is_unet(kind)) {
     EXPECT_EQ(component(plan, "unet").bytes, retained_bytes([&] {
-                return std::make_shared<UNet2DConditionModel>(UNetConfig::from_json(config(kind, "unet")), store("unet", dtype));
+                return std::make_shared<UNet2DConditionModel>(UNetConfig::from_json(config(kind, "unet")),
+                                                              store("unet", dtype));
               }));
   } else if (is_pixart(kind)) {
     EXPECT_EQ(component(plan, "transformer").bytes, retained_bytes([&] {
@@ -235,12 +236,12 @@ TEST_P(MemoryPlanTiny, WeightBytesPerComponent) {
     const bool t5 = (is_pixart(kind) && std::string(te) == "text_encoder") ||
                     (kind == "flux" && std::string(te) == "text_encoder_2") ||
                     (is_sd3(kind) && std::string(te) == "text_encoder_3");
-    int64_t got = t5 ? retained_bytes([&] {
-      return std::make_shared<T5Encoder>(store(te, dtype), T5Config::from_json(config(kind, te)));
-    })
-                     : retained_bytes([&] {
-                         return std::make_shared<ClipTextModel>(ClipTextConfig::from_json(config(kind, te)), store(te, dtype));
-                       });
+    int64_t got =
+        t5 ? retained_bytes(
+                 [&] { return std::make_shared<T5Encoder>(store(te, dtype), T5Config::from_json(config(kind, te))); })
+           : retained_bytes([&] {
+               return std::make_shared<ClipTextModel>(ClipTextConfig::from_json(config(kind, te)), store(te, dtype));
+             });
     EXPECT_EQ(component(plan, te).bytes, got) << kind << " " << te;
     EXPECT_EQ(component(plan, te).t5, t5);
   }
@@ -276,11 +277,13 @@ TEST_P(MemoryPlanTiny, CaptureBytesEqualAnActualCapture) {
           EXPECT_EQ(t.sizes().vec(), p.shape);
           EXPECT_EQ(t.scalar_type(), p.dtype);
           const int64_t bytes = static_cast<int64_t>(t.storage().nbytes());
-          const bool alias = p.key.size() > 14 && p.key.compare(p.key.size() - 14, 14, "special-weight") == 0 &&
-                             store == dtype;
+          const bool alias =
+              p.key.size() > 14 && p.key.compare(p.key.size() - 14, 14, "special-weight") == 0 && store == dtype;
           if (alias) {
             EXPECT_EQ(p.bytes, 0);
-            if (b > 1) { EXPECT_EQ(t.stride(0), 0); }
+            if (b > 1) {
+              EXPECT_EQ(t.stride(0), 0);
+            }
           } else {
             EXPECT_EQ(p.bytes, bytes);
           }
@@ -294,9 +297,9 @@ TEST_P(MemoryPlanTiny, CaptureBytesEqualAnActualCapture) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, MemoryPlanTiny,
-                         ::testing::Combine(::testing::Values("sd15", "sdxl", "pixart-sigma", "flux", "sd21", "sd21-base",
-                                                                "pixart-alpha", "pixart-sigma-512", "sd35-medium",
-                                                                "sd35-large"),
+                         ::testing::Combine(::testing::Values("sd15", "sdxl", "pixart-sigma", "flux", "sd21",
+                                                              "sd21-base", "pixart-alpha", "pixart-sigma-512",
+                                                              "sd35-medium", "sd35-large"),
                                             ::testing::Values(at::kFloat, at::kBFloat16)),
                          [](const auto& info) {
                            std::string k = std::get<0>(info.param);
@@ -332,12 +335,16 @@ TEST(MemoryPlanResidency, Sd35FreedEncodersLeaveTheDenoiserPhaseWeights) {
         const auto plan = plan_memory(o, 1);
         const int64_t all = plan.weight_bytes();
         const int64_t t5 = component(plan.weights, "text_encoder_3").bytes;
-        const int64_t clips = component(plan.weights, "text_encoder").bytes + component(plan.weights, "text_encoder_2").bytes;
+        const int64_t clips =
+            component(plan.weights, "text_encoder").bytes + component(plan.weights, "text_encoder_2").bytes;
         EXPECT_EQ(plan.phases[0].weights, all);  // every mode encodes with the encoders on the device
-        const int64_t want = mode == TextEncoderResidency::keep ? all : mode == TextEncoderResidency::offload ? all - t5
-                                                                                                              : all - t5 - clips;
+        const int64_t want = mode == TextEncoderResidency::keep      ? all
+                             : mode == TextEncoderResidency::offload ? all - t5
+                                                                     : all - t5 - clips;
         EXPECT_EQ(plan.phases[2].weights, want) << kind;
-        if (mode == TextEncoderResidency::free) { EXPECT_EQ(kept - cache, plan.phases[2].weights) << kind; }
+        if (mode == TextEncoderResidency::free) {
+          EXPECT_EQ(kept - cache, plan.phases[2].weights) << kind;
+        }
       }
     }
   }
@@ -393,7 +400,8 @@ TEST(MemoryPlanFullSize, ParameterCountsMatchThePublishedOnes) {
   EXPECT_EQ(component(flux, "text_encoder_2").bytes - component(flux8, "text_encoder_2").bytes,
             24 * (per_layer_16 - per_layer_8));
   EXPECT_EQ(component(flux8, "text_encoder_2").params, component(flux, "text_encoder_2").params);
-  // The new backbones (full-size graphs: tests/backbones/golden/full_size_keys_sd21.json, goldens/dit/*_full_size.json).
+  // The new backbones (full-size graphs: tests/backbones/golden/full_size_keys_sd21.json,
+  // goldens/dit/*_full_size.json).
   for (const char* kind : {"sd21", "sd21-base"}) {
     auto sd21 = plan_weights(kind, std::nullopt, at::kHalf, false);
     EXPECT_EQ(component(sd21, "unet").params, 865910724) << kind;
@@ -401,8 +409,10 @@ TEST(MemoryPlanFullSize, ParameterCountsMatchThePublishedOnes) {
     EXPECT_NEAR(params(sd21, "vae"), 34.16, 0.005) << kind;
   }
   EXPECT_EQ(component(plan_weights("pixart-alpha", std::nullopt, at::kHalf, false), "transformer").params, 611349152);
-  EXPECT_EQ(component(plan_weights("pixart-sigma-512", std::nullopt, at::kHalf, false), "transformer").params, 610856096);
-  for (const auto& [kind, n] : {std::pair{"sd35-medium", int64_t(2469663936)}, std::pair{"sd35-large", int64_t(8146280768)}}) {
+  EXPECT_EQ(component(plan_weights("pixart-sigma-512", std::nullopt, at::kHalf, false), "transformer").params,
+            610856096);
+  for (const auto& [kind, n] :
+       {std::pair{"sd35-medium", int64_t(2469663936)}, std::pair{"sd35-large", int64_t(8146280768)}}) {
     auto sd3 = plan_weights(kind, std::nullopt, at::kBFloat16, false);
     EXPECT_EQ(component(sd3, "transformer").params, n) << kind;
     EXPECT_NEAR(params(sd3, "text_encoder"), 123.65, 0.005) << kind;  // CLIP-L with its 768² projection
@@ -435,7 +445,8 @@ TEST(MemoryPlanFullSize, CapturesAndPhasesForGocaOnFlux) {
   // with them on the device.
   o.text_encoder = TextEncoderResidency::offload;
   auto off = plan_memory(o, 1);
-  const int64_t t5 = component(off.weights, "text_encoder_2").bytes, clip = component(off.weights, "text_encoder").bytes;
+  const int64_t t5 = component(off.weights, "text_encoder_2").bytes,
+                clip = component(off.weights, "text_encoder").bytes;
   EXPECT_EQ(p1.phases[2].total() - off.phases[2].total(), t5);
   EXPECT_EQ(p1.phases[1].total() - off.phases[1].total(), t5);
   EXPECT_EQ(p1.phases[0].total(), off.phases[0].total());
@@ -467,10 +478,10 @@ TEST(MemoryPlanFullSize, BadInputIsAUserError) {
 }
 
 // Sanity check of the MODELLED transient on the CPU (not a CUDA measurement): a denoiser forward whose peak is the
-// captured attention (explicit softmax; fp32 and bf16, the latter with the fp32 head-mean copies) is measured with the counting allocator
-// and compared with the planner's denoiser phase (captures alive + transient) for the same configs. The shapes
-// are chosen so the score tensors dominate, as at 1024²; CPU kernels allocate a few extra temporaries (matmul
-// reshapes), hence the tolerance.
+// captured attention (explicit softmax; fp32 and bf16, the latter with the fp32 head-mean copies) is measured with the
+// counting allocator and compared with the planner's denoiser phase (captures alive + transient) for the same configs.
+// The shapes are chosen so the score tensors dominate, as at 1024²; CPU kernels allocate a few extra temporaries
+// (matmul reshapes), hence the tolerance.
 namespace {
 
 struct MidFolders {
@@ -480,35 +491,61 @@ struct MidFolders {
     base = fs::temp_directory_path() / ("gb_memplan_mid_" + std::to_string(::getpid()));
     fs::remove_all(base);
     flux = tiny::write_tiny_flux(base / "flux");
-    tiny::write_json(fs::path(flux) / "transformer" / "config.json",
-                     {{"_class_name", "FluxTransformer2DModel"}, {"patch_size", 1}, {"in_channels", 64},
-                      {"num_layers", 1}, {"num_single_layers", 1}, {"attention_head_dim", 16},
-                      {"num_attention_heads", 4}, {"joint_attention_dim", 24}, {"pooled_projection_dim", 16},
-                      {"guidance_embeds", true}, {"axes_dims_rope", {4, 6, 6}}});
+    tiny::write_json(fs::path(flux) / "transformer" / "config.json", {{"_class_name", "FluxTransformer2DModel"},
+                                                                      {"patch_size", 1},
+                                                                      {"in_channels", 64},
+                                                                      {"num_layers", 1},
+                                                                      {"num_single_layers", 1},
+                                                                      {"attention_head_dim", 16},
+                                                                      {"num_attention_heads", 4},
+                                                                      {"joint_attention_dim", 24},
+                                                                      {"pooled_projection_dim", 16},
+                                                                      {"guidance_embeds", true},
+                                                                      {"axes_dims_rope", {4, 6, 6}}});
     rewrite<FluxTransformer, FluxConfig>(flux);
     pixart = tiny::write_tiny_pixart(base / "pixart");
-    tiny::write_json(fs::path(pixart) / "transformer" / "config.json",
-                     {{"_class_name", "PixArtTransformer2DModel"}, {"num_attention_heads", 4}, {"attention_head_dim", 16},
-                      {"in_channels", 4}, {"out_channels", 8}, {"num_layers", 1}, {"cross_attention_dim", 64},
-                      {"attention_bias", true}, {"sample_size", 32}, {"patch_size", 2},
-                      {"activation_fn", "gelu-approximate"}, {"num_embeds_ada_norm", 1000},
-                      {"norm_type", "ada_norm_single"}, {"norm_elementwise_affine", false}, {"norm_eps", 1e-6},
-                      {"interpolation_scale", 1}, {"use_additional_conditions", false}, {"caption_channels", 16}});
+    tiny::write_json(fs::path(pixart) / "transformer" / "config.json", {{"_class_name", "PixArtTransformer2DModel"},
+                                                                        {"num_attention_heads", 4},
+                                                                        {"attention_head_dim", 16},
+                                                                        {"in_channels", 4},
+                                                                        {"out_channels", 8},
+                                                                        {"num_layers", 1},
+                                                                        {"cross_attention_dim", 64},
+                                                                        {"attention_bias", true},
+                                                                        {"sample_size", 32},
+                                                                        {"patch_size", 2},
+                                                                        {"activation_fn", "gelu-approximate"},
+                                                                        {"num_embeds_ada_norm", 1000},
+                                                                        {"norm_type", "ada_norm_single"},
+                                                                        {"norm_elementwise_affine", false},
+                                                                        {"norm_eps", 1e-6},
+                                                                        {"interpolation_scale", 1},
+                                                                        {"use_additional_conditions", false},
+                                                                        {"caption_channels", 16}});
     rewrite<PixArtTransformer, PixArtConfig>(pixart);
     sd3 = tiny::write_tiny_sd3(base / "sd3");  // 2 layers (dual attention in 0), now 4 heads x 16
-    tiny::write_json(fs::path(sd3) / "transformer" / "config.json",
-                     {{"_class_name", "SD3Transformer2DModel"}, {"sample_size", 32}, {"patch_size", 2},
-                      {"in_channels", 16}, {"num_layers", 2}, {"attention_head_dim", 16}, {"num_attention_heads", 4},
-                      {"joint_attention_dim", 32}, {"caption_projection_dim", 64}, {"pooled_projection_dim", 16},
-                      {"out_channels", 16}, {"pos_embed_max_size", 32}, {"dual_attention_layers", {0}},
-                      {"qk_norm", "rms_norm"}});
+    tiny::write_json(fs::path(sd3) / "transformer" / "config.json", {{"_class_name", "SD3Transformer2DModel"},
+                                                                     {"sample_size", 32},
+                                                                     {"patch_size", 2},
+                                                                     {"in_channels", 16},
+                                                                     {"num_layers", 2},
+                                                                     {"attention_head_dim", 16},
+                                                                     {"num_attention_heads", 4},
+                                                                     {"joint_attention_dim", 32},
+                                                                     {"caption_projection_dim", 64},
+                                                                     {"pooled_projection_dim", 16},
+                                                                     {"out_channels", 16},
+                                                                     {"pos_embed_max_size", 32},
+                                                                     {"dual_attention_layers", {0}},
+                                                                     {"qk_norm", "rms_norm"}});
     rewrite<Sd3Transformer, Sd3Config>(sd3);
   }
   template <typename M, typename C>
   static void rewrite(const std::string& root) {
     auto ws = WeightStore::random_init(3, 0.05, at::kFloat, kCpu);
     M m(ws, C::from_json((fs::path(root) / "transformer" / "config.json").string()));
-    gb::save_safetensors((fs::path(root) / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
+    gb::save_safetensors((fs::path(root) / "transformer" / "diffusion_pytorch_model.safetensors").string(),
+                         ws.tensors());
   }
   ~MidFolders() { fs::remove_all(base); }
 };
@@ -533,8 +570,8 @@ double planned_ratio(const std::string& kind, const std::string& root, const gb:
   const auto plan = plan_memory(o, b);
   const auto& den = plan.phases.at(2);
   const int64_t planned = den.captures + den.transient_bytes();
-  std::cout << kind << " " << dtype_name(dt) << " batch " << b << ": planned " << planned << " B (at " << den.at << "), measured on the CPU "
-            << measured << " B\n";
+  std::cout << kind << " " << dtype_name(dt) << " batch " << b << ": planned " << planned << " B (at " << den.at
+            << "), measured on the CPU " << measured << " B\n";
   return static_cast<double>(measured) / static_cast<double>(planned);
 }
 

@@ -15,8 +15,9 @@ namespace fs = std::filesystem;
 namespace {
 struct PixArtFixture : tiny::PixArtFolderTest {
   gb::BackboneBatch batch(int n) {
-    return dit_test::prompt_batch({"A Cat, a dog", "sky road", "tree"}, n,
-                                  [](int i) { return tiny::random_image(20 + i, 18, 100 + i); }, "img", 5);
+    return dit_test::prompt_batch(
+        {"A Cat, a dog", "sky road", "tree"}, n, [](int i) { return tiny::random_image(20 + i, 18, 100 + i); }, "img",
+        5);
   }
   static gb::CaptureSpec goca_spec() {
     gb::CaptureSpec s;

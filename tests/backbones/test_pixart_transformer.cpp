@@ -36,7 +36,7 @@ TEST(PixArtTransformer, SinCosTableLayout) {
   auto t = pixart_sincos_pos_embed(1152, 64, 64, 64, 2);
   ASSERT_EQ(t.sizes(), at::IntArrayRef({4096, 1152}));
   int64_t n = 3 * 64 + 5;
-  EXPECT_NEAR(t[n][0].item<float>(), std::sin(2.5), 1e-6);            // omega_0 = 1
+  EXPECT_NEAR(t[n][0].item<float>(), std::sin(2.5), 1e-6);  // omega_0 = 1
   EXPECT_NEAR(t[n][288].item<float>(), std::cos(2.5), 1e-6);
   EXPECT_NEAR(t[n][576].item<float>(), std::sin(1.5), 1e-6);
   EXPECT_NEAR(t[n][576 + 1].item<float>(), std::sin(1.5 * std::pow(10000.0, -1.0 / 288)), 1e-6);
@@ -55,7 +55,9 @@ TEST(PixArtTransformer, OutputAndCapturesMatchDiffusers) {
   dit_test::expect_golden_captures(cap, g, spec);
   // Cross-map columns of padded caption tokens are ~0 (the -10000 bias).
   auto cm = cap.tensors.at("vit-block1-cross-map");
-  EXPECT_LT(cm.index({1, at::indexing::Slice(), at::indexing::Slice(), at::indexing::Slice(3)}).abs().max().item<float>(), 1e-3);
+  EXPECT_LT(
+      cm.index({1, at::indexing::Slice(), at::indexing::Slice(), at::indexing::Slice(3)}).abs().max().item<float>(),
+      1e-3);
 }
 
 TEST(PixArtTransformer, NonSquareLatentUsesRuntimeGrid) {
@@ -89,9 +91,9 @@ TEST(PixArtTransformer, BatchOfOneEqualsBatchRowAndIsDeterministic) {
   auto full = (*m)(pixart_inputs(g), nullptr);
   EXPECT_TRUE(at::equal(full, (*m)(pixart_inputs(g), nullptr)));
   auto in = pixart_inputs(g);
-  const PixArtInputs one = pixart_inputs(in.latents.narrow(0, 1, 1), in.timestep.narrow(0, 1, 1),
-                                         in.encoder_hidden_states.narrow(0, 1, 1),
-                                         in.encoder_attention_mask.narrow(0, 1, 1));
+  const PixArtInputs one =
+      pixart_inputs(in.latents.narrow(0, 1, 1), in.timestep.narrow(0, 1, 1), in.encoder_hidden_states.narrow(0, 1, 1),
+                    in.encoder_attention_mask.narrow(0, 1, 1));
   dit_test::expect_close((*m)(one, nullptr), full.narrow(0, 1, 1), "sample 1 alone", 1e-5);
 }
 
@@ -111,7 +113,7 @@ TEST(PixArtTransformer, StrictLoadingReportsMissingMisShapedUnexpected) {
   auto cfg = PixArtConfig::from_json(dit_test::golden_dir("pixart") + "/transformer/config.json");
   WeightStore ws(src, "pixart-test", at::kFloat, at::kCPU);
   PixArtTransformer m(ws, cfg);
-  gb::test::expect_user_error([&] { ws.finish(); }, {"transformer_blocks.1.attn2.to_k.bias",
-                                                     "caption_projection.linear_1.weight",
-                                                     "resolution_embedder.linear_1.weight"});
+  gb::test::expect_user_error([&] { ws.finish(); },
+                              {"transformer_blocks.1.attn2.to_k.bias", "caption_projection.linear_1.weight",
+                               "resolution_embedder.linear_1.weight"});
 }

@@ -115,7 +115,8 @@ TEST_F(PixArtVariantFolder, Sigma512IsDetectedFromSampleSize) {
 }
 
 TEST_F(PixArtVariantFolder, AlphaIsDetectedAndPassesTheMicroConditions) {
-  patch_transformer(root, {{"attention_head_dim", 12}, {"cross_attention_dim", 24}, {"use_additional_conditions", true}});
+  patch_transformer(root,
+                    {{"attention_head_dim", 12}, {"cross_attention_dim", 24}, {"use_additional_conditions", true}});
   gb::bb::tiny::write_json(root / "model_index.json", {{"_class_name", "PixArtAlphaPipeline"}});
   EXPECT_EQ(detect_backbone_kind(root.string()), "pixart-alpha");
   auto bb = open_backbone(root.string(), options());

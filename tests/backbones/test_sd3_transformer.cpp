@@ -81,8 +81,8 @@ TEST(Sd3Transformer, FlowMatchingNoisingMatchesTheScheduler) {
 
 TEST(Sd3Transformer, FullSizeGraphsMatchDiffusers) {
   auto want = read_json_file(dit_test::golden_dir("sd3_full_size.json"));
-  for (const auto& [name, cfg] : {std::pair{"sd35_medium", Sd3Config::sd35_medium()},
-                                  std::pair{"sd35_large", Sd3Config::sd35_large()}}) {
+  for (const auto& [name, cfg] :
+       {std::pair{"sd35_medium", Sd3Config::sd35_medium()}, std::pair{"sd35_large", Sd3Config::sd35_large()}}) {
     gb::test::expect_full_size_graph(want, name, [&](WeightStore& ws) { Sd3Transformer m(ws, cfg); });
   }
 }
@@ -108,7 +108,7 @@ TEST_F(Sd3Folder, DetectedCapturedAndReplayable) {
   EXPECT_EQ(detect_backbone_kind(root.string()), "sd35-medium");
   auto bb = open();
   ASSERT_TRUE(bb);
-  EXPECT_EQ(bb->tokenizer().max_length(), 18);  // 12 CLIP + 6 T5
+  EXPECT_EQ(bb->tokenizer().max_length(), 18);          // 12 CLIP + 6 T5
   EXPECT_NEAR(bb->noising().timestep, 337.97f, 0.01f);  // t = 150 over 50 steps
   gb::BackboneBatch batch;
   batch.images = {gb::bb::tiny::random_image(20, 18, 1), gb::bb::tiny::random_image(17, 23, 2)};

@@ -210,7 +210,8 @@ TEST(SdBackbone, MapsArePathIndependent) {
 TEST(SdBackbone, ReducedPrecisionRunsCloseToFp32) {
   auto o16 = tiny_options();
   o16.dtype = at::kHalf;  // CPU fp16 is refused with a clear message (CUDA runs it: the paper's dtype)
-  EXPECT_NE(gb::test::user_error_message([&] { open_backbone(folders().sdxl, o16); }).find("fp16 on the CPU"), std::string::npos);
+  EXPECT_NE(gb::test::user_error_message([&] { open_backbone(folders().sdxl, o16); }).find("fp16 on the CPU"),
+            std::string::npos);
   auto obf = tiny_options();
   obf.dtype = at::kBFloat16;
   auto b32 = open_backbone(folders().sdxl, tiny_options());

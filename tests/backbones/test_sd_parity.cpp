@@ -31,12 +31,12 @@ double rel_err(const at::Tensor& a, const at::Tensor& b) {
   return e;
 }
 
-#define EXPECT_PARITY(a, b, what)                                                                  \
-  do {                                                                                             \
-    auto _a = (a);                                                                                 \
-    auto _b = (b);                                                                                 \
-    ASSERT_EQ(_a.sizes().vec(), _b.sizes().vec()) << what;                                         \
-    EXPECT_LE(rel_err(_a, _b), 1e-4) << what;                                                      \
+#define EXPECT_PARITY(a, b, what)                          \
+  do {                                                     \
+    auto _a = (a);                                         \
+    auto _b = (b);                                         \
+    ASSERT_EQ(_a.sizes().vec(), _b.sizes().vec()) << what; \
+    EXPECT_LE(rel_err(_a, _b), 1e-4) << what;              \
   } while (0)
 
 // "down-level0-repeat1-vit-block0-cross" -> "down_blocks.0.attentions.1.transformer_blocks.0.attn2"
@@ -102,7 +102,8 @@ TEST_P(SdParity, MatchesDiffusers) {
 
   // Image preprocessing (PIL resize + VaeImageProcessor) and the VAE encoder.
   std::vector<at::Tensor> pix;
-  for (int i = 0; g.count("image" + std::to_string(i)); ++i) pix.push_back(preprocess_image(g.at("image" + std::to_string(i)), 16));
+  for (int i = 0; g.count("image" + std::to_string(i)); ++i)
+    pix.push_back(preprocess_image(g.at("image" + std::to_string(i)), 16));
   auto pixels = at::stack(pix);
   EXPECT_TRUE(at::equal(pixels, g.at("pixels"))) << "preprocessed pixels differ";
   EXPECT_PARITY(sd.vae().moments(g.at("pixels")), g.at("vae.moments"), "vae moments");

@@ -117,7 +117,8 @@ TEST(SyntheticBackbone, BatchEqualsSingle) {
   one.prompts = {batch.prompts[2]};
   one.ids = {batch.ids[2]};
   const gb::Capture single = bb.capture(one, spec);
-  EXPECT_TRUE(at::equal(all.tensors.at("mid-vit-block0-cross-map")[2], single.tensors.at("mid-vit-block0-cross-map")[0]));
+  EXPECT_TRUE(
+      at::equal(all.tensors.at("mid-vit-block0-cross-map")[2], single.tensors.at("mid-vit-block0-cross-map")[0]));
   EXPECT_TRUE(at::equal(all.tensors.at("mid-vit-block0-self-map")[2], single.tensors.at("mid-vit-block0-self-map")[0]));
 }
 

@@ -1,6 +1,7 @@
 // text_encoder residency of the T5 backbones (BackboneOptions::text_encoder): keep, offload and free give the same
-// captures; free releases T5 (and Flux's CLIP, SD3.5's CLIP-L and CLIP-G) once the prompts are encoded, serves captures from the host-memory
-// cache, and refuses prompts it never encoded with a clear error. Also T5Encoder::to / weight_bytes.
+// captures; free releases T5 (and Flux's CLIP, SD3.5's CLIP-L and CLIP-G) once the prompts are encoded, serves captures
+// from the host-memory cache, and refuses prompts it never encoded with a clear error. Also T5Encoder::to /
+// weight_bytes.
 #include "dit_fixtures.h"
 #include "dit_test_util.h"
 
@@ -64,7 +65,8 @@ TEST(TextEncoderResidency, ParsesTheThreeModes) {
   EXPECT_EQ(parse_text_encoder_residency("offload"), TextEncoderResidency::offload);
   EXPECT_EQ(parse_text_encoder_residency("free"), TextEncoderResidency::free);
   EXPECT_EQ(to_string(TextEncoderResidency::offload), "offload");
-  EXPECT_NE(user_error_message([] { parse_text_encoder_residency("cpu"); }).find("keep, offload or free"), std::string::npos);
+  EXPECT_NE(user_error_message([] { parse_text_encoder_residency("cpu"); }).find("keep, offload or free"),
+            std::string::npos);
 }
 
 TEST(PromptConditioningCache, StoresRowsGathersAndChunksPending) {
@@ -106,8 +108,9 @@ TEST_F(FluxResidency, FreeAfterPrepareMatchesKeepAndReleasesTheEncoders) {
   EXPECT_NE(msg.find("\"a new prompt\""), std::string::npos) << msg;
   auto ids = at::zeros({1, free->text_length()}, at::kLong);
   auto clip_ids = at::zeros({1, 12}, at::kLong);
-  EXPECT_NE(user_error_message([&] { free->capture_ids({tiny::random_image(16, 16, 1)}, ids, clip_ids, {"x"}, 1, spec()); })
-                .find("freed"),
+  EXPECT_NE(user_error_message([&] {
+              free->capture_ids({tiny::random_image(16, 16, 1)}, ids, clip_ids, {"x"}, 1, spec());
+            }).find("freed"),
             std::string::npos);
   // Cached prompts can still be prepared again (no-op); new ones cannot.
   free->prepare_prompts({"sky"}, 2);
@@ -148,7 +151,8 @@ TEST_F(PixArtResidency, FreeAfterPrepareMatchesKeepIncludingTheMask) {
   const auto b = free->capture(batch, spec());
   expect_same_capture(a, b);
   EXPECT_TRUE(at::equal(b.inputs.at("input.encoder_attention_mask"), a.inputs.at("input.encoder_attention_mask")));
-  EXPECT_NE(user_error_message([&] { free->capture(make_batch({"moon"}, 8), spec()); }).find("pixart-sigma:"), std::string::npos);
+  EXPECT_NE(user_error_message([&] { free->capture(make_batch({"moon"}, 8), spec()); }).find("pixart-sigma:"),
+            std::string::npos);
 }
 
 TEST_F(PixArtResidency, OffloadAndFreeWithoutPrepareMatchKeep) {
@@ -204,8 +208,9 @@ TEST_F(Sd3Residency, FreeAfterPrepareMatchesKeepAndReleasesTheThreeEncoders) {
   EXPECT_NE(msg.find("sd35-medium:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("\"moon\""), std::string::npos) << msg;
   const auto clip_ids = at::zeros({1, 12}, at::kLong), t5_ids = at::zeros({1, 6}, at::kLong);
-  EXPECT_NE(user_error_message([&] { free->capture_ids({tiny::random_image(16, 16, 1)}, clip_ids, t5_ids, {"x"}, 1, spec()); })
-                .find("freed"),
+  EXPECT_NE(user_error_message([&] {
+              free->capture_ids({tiny::random_image(16, 16, 1)}, clip_ids, t5_ids, {"x"}, 1, spec());
+            }).find("freed"),
             std::string::npos);
 }
 

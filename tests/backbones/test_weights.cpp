@@ -35,9 +35,9 @@ TEST(WeightStore, HierarchicalNamesAreCheckpointKeys) {
 TEST(WeightStore, OneErrorListsMissingMisshapedAndUnexpected) {
   auto dir = temp_dir("strict");
   auto file = (dir / "model.safetensors").string();
-  gb::save_safetensors(file, std::map<std::string, at::Tensor>{{"lin.weight", at::ones({4, 2})},
-                                                               {"extra.thing", at::ones({1})},
-                                                               {"decoder.ignored", at::ones({1})}});
+  gb::save_safetensors(
+      file, std::map<std::string, at::Tensor>{
+                {"lin.weight", at::ones({4, 2})}, {"extra.thing", at::ones({1})}, {"decoder.ignored", at::ones({1})}});
   auto ckpt = std::make_shared<gb::SafetensorsCheckpoint>(gb::SafetensorsCheckpoint::open(file));
   WeightStore ws(ckpt, file, at::kFloat, at::Device(at::kCPU));
   ws.ignore_prefix("decoder.");
@@ -53,7 +53,8 @@ TEST(WeightStore, OneErrorListsMissingMisshapedAndUnexpected) {
 }
 
 TEST(WeightStore, LegacyAliasesServeCurrentNames) {
-  std::map<std::string, at::Tensor> t{{"attn.query.weight", at::ones({4, 4, 1, 1})}, {"attn.query.bias", at::zeros({4})}};
+  std::map<std::string, at::Tensor> t{{"attn.query.weight", at::ones({4, 4, 1, 1})},
+                                      {"attn.query.bias", at::zeros({4})}};
   WeightStore ws(t, "mem", at::kFloat, at::Device(at::kCPU));
   auto a = ws.sub("attn");
   a.add_alias("to_q.weight", "query.weight");
@@ -72,7 +73,8 @@ TEST(WeightStore, OpenComponentPrefersPlainThenFp16Variant) {
   auto w = ws.get("w", {2});
   EXPECT_EQ(w.scalar_type(), at::kFloat);
   EXPECT_NE(ws.origin().find("fp16"), std::string::npos);
-  auto msg = gb::test::user_error_message([&] { WeightStore::open_component(dir.string(), "vae", at::kFloat, at::Device(at::kCPU)); });
+  auto msg = gb::test::user_error_message(
+      [&] { WeightStore::open_component(dir.string(), "vae", at::kFloat, at::Device(at::kCPU)); });
   EXPECT_NE(msg.find("vae"), std::string::npos) << msg;
   fs::remove_all(dir);
 }

@@ -33,22 +33,21 @@ inline constexpr int64_t kClipPositions = 77;
 // 8/16/32/32, norm groups 4.
 inline nlohmann::json structural_vae_json(int64_t latent_channels, double scaling, std::optional<double> shift,
                                           bool quant_conv) {
-  nlohmann::json j = {{"_class_name", "AutoencoderKL"},
-                      {"in_channels", 3},
-                      {"out_channels", 3},
-                      {"latent_channels", latent_channels},
-                      {"block_out_channels", {8, 16, 32, 32}},
-                      {"down_block_types", {"DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D",
-                                            "DownEncoderBlock2D"}},
-                      {"up_block_types", {"UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D",
-                                          "UpDecoderBlock2D"}},
-                      {"layers_per_block", 2},
-                      {"norm_num_groups", 4},
-                      {"act_fn", "silu"},
-                      {"scaling_factor", scaling},
-                      {"force_upcast", true},
-                      {"use_quant_conv", quant_conv},
-                      {"use_post_quant_conv", quant_conv}};
+  nlohmann::json j = {
+      {"_class_name", "AutoencoderKL"},
+      {"in_channels", 3},
+      {"out_channels", 3},
+      {"latent_channels", latent_channels},
+      {"block_out_channels", {8, 16, 32, 32}},
+      {"down_block_types", {"DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"}},
+      {"up_block_types", {"UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"}},
+      {"layers_per_block", 2},
+      {"norm_num_groups", 4},
+      {"act_fn", "silu"},
+      {"scaling_factor", scaling},
+      {"force_upcast", true},
+      {"use_quant_conv", quant_conv},
+      {"use_post_quant_conv", quant_conv}};
   if (shift) j["shift_factor"] = *shift;
   return j;
 }
@@ -162,12 +161,20 @@ inline std::string write_structural_sd35(const std::filesystem::path& root, bool
   nlohmann::json dual = nlohmann::json::array();
   if (!large)
     for (int i = 0; i <= 12; ++i) dual.push_back(i);
-  write_json(root / "transformer" / "config.json",
-             {{"_class_name", "SD3Transformer2DModel"}, {"sample_size", 128}, {"patch_size", 2}, {"in_channels", 16},
-              {"num_layers", large ? 38 : 24}, {"attention_head_dim", 8}, {"num_attention_heads", 2},
-              {"joint_attention_dim", 32}, {"caption_projection_dim", 16}, {"pooled_projection_dim", 32},
-              {"out_channels", 16}, {"pos_embed_max_size", 8}, {"dual_attention_layers", dual},
-              {"qk_norm", "rms_norm"}});
+  write_json(root / "transformer" / "config.json", {{"_class_name", "SD3Transformer2DModel"},
+                                                    {"sample_size", 128},
+                                                    {"patch_size", 2},
+                                                    {"in_channels", 16},
+                                                    {"num_layers", large ? 38 : 24},
+                                                    {"attention_head_dim", 8},
+                                                    {"num_attention_heads", 2},
+                                                    {"joint_attention_dim", 32},
+                                                    {"caption_projection_dim", 16},
+                                                    {"pooled_projection_dim", 32},
+                                                    {"out_channels", 16},
+                                                    {"pos_embed_max_size", 8},
+                                                    {"dual_attention_layers", dual},
+                                                    {"qk_norm", "rms_norm"}});
   write_json(root / "scheduler" / "scheduler_config.json",
              {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0}});
   {

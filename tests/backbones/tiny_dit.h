@@ -1,6 +1,7 @@
 #pragma once
 // Tiny random-weight PixArt-like (Sigma, Sigma-512, alpha), Flux-like, SD3.5-like and SD 2.1-like checkpoints in a
-// temporary diffusers-layout folder, and stand-in tokenizers (T5-like: words -> ids, EOS 1, pad 0; CLIP-like: BOS 998 ... EOS 999, padded with 999).
+// temporary diffusers-layout folder, and stand-in tokenizers (T5-like: words -> ids, EOS 1, pad 0; CLIP-like: BOS 998
+// ... EOS 999, padded with 999).
 #include "tiny_sd.h"
 
 #include "harness/backbones/flux_transformer.h"
@@ -29,7 +30,8 @@ class WordTokenizer : public TextTokenizer {
     std::istringstream in(text);
     std::string w;
     while (in >> w && static_cast<int64_t>(out.size()) < max_len_ - 1)
-      out.push_back({2 + static_cast<int64_t>(std::hash<std::string>{}(w) % static_cast<size_t>(vocab_ - 2)), w, false});
+      out.push_back(
+          {2 + static_cast<int64_t>(std::hash<std::string>{}(w) % static_cast<size_t>(vocab_ - 2)), w, false});
     out.push_back({clip_ ? 999 : 1, "<eos>", true});
     while (static_cast<int64_t>(out.size()) < max_len_) out.push_back({clip_ ? 999 : 0, "<pad>", true});
     return out;
@@ -43,10 +45,20 @@ class WordTokenizer : public TextTokenizer {
 };
 
 inline nlohmann::json tiny_t5_json(int64_t d_model, int64_t vocab = 40) {
-  return {{"architectures", {"T5EncoderModel"}}, {"d_model", d_model}, {"d_kv", 4}, {"num_heads", 2},
-          {"d_ff", 24}, {"num_layers", 2}, {"vocab_size", vocab}, {"relative_attention_num_buckets", 8},
-          {"relative_attention_max_distance", 16}, {"layer_norm_epsilon", 1e-6}, {"feed_forward_proj", "gated-gelu"},
-          {"dense_act_fn", "gelu_new"}, {"pad_token_id", 0}, {"eos_token_id", 1}};
+  return {{"architectures", {"T5EncoderModel"}},
+          {"d_model", d_model},
+          {"d_kv", 4},
+          {"num_heads", 2},
+          {"d_ff", 24},
+          {"num_layers", 2},
+          {"vocab_size", vocab},
+          {"relative_attention_num_buckets", 8},
+          {"relative_attention_max_distance", 16},
+          {"layer_norm_epsilon", 1e-6},
+          {"feed_forward_proj", "gated-gelu"},
+          {"dense_act_fn", "gelu_new"},
+          {"pad_token_id", 0},
+          {"eos_token_id", 1}};
 }
 
 inline void write_t5(const std::filesystem::path& dir, int64_t d_model, uint64_t seed, int64_t vocab = 40) {
@@ -92,17 +104,33 @@ inline void write_pixart_denoiser(const std::filesystem::path& root, int64_t num
                                   uint64_t seed) {
   std::filesystem::create_directories(root);
   write_json(root / "model_index.json", {{"_class_name", "PixArtSigmaPipeline"}});
-  write_json(root / "transformer" / "config.json",
-             {{"_class_name", "PixArtTransformer2DModel"}, {"num_attention_heads", 2}, {"attention_head_dim", 8},
-              {"in_channels", 4}, {"out_channels", 8}, {"num_layers", num_layers}, {"cross_attention_dim", 16},
-              {"attention_bias", true}, {"sample_size", sample_size}, {"patch_size", 2},
-              {"activation_fn", "gelu-approximate"}, {"num_embeds_ada_norm", 1000}, {"norm_type", "ada_norm_single"},
-              {"norm_elementwise_affine", false}, {"norm_eps", 1e-6}, {"interpolation_scale", 2},
-              {"use_additional_conditions", false}, {"caption_channels", 16}});
-  write_json(root / "scheduler" / "scheduler_config.json",
-             {{"_class_name", "DPMSolverMultistepScheduler"}, {"beta_start", 0.0001}, {"beta_end", 0.02},
-              {"beta_schedule", "linear"}, {"num_train_timesteps", 1000}, {"timestep_spacing", "linspace"},
-              {"steps_offset", 0}, {"algorithm_type", "dpmsolver++"}, {"solver_order", 2}});
+  write_json(root / "transformer" / "config.json", {{"_class_name", "PixArtTransformer2DModel"},
+                                                    {"num_attention_heads", 2},
+                                                    {"attention_head_dim", 8},
+                                                    {"in_channels", 4},
+                                                    {"out_channels", 8},
+                                                    {"num_layers", num_layers},
+                                                    {"cross_attention_dim", 16},
+                                                    {"attention_bias", true},
+                                                    {"sample_size", sample_size},
+                                                    {"patch_size", 2},
+                                                    {"activation_fn", "gelu-approximate"},
+                                                    {"num_embeds_ada_norm", 1000},
+                                                    {"norm_type", "ada_norm_single"},
+                                                    {"norm_elementwise_affine", false},
+                                                    {"norm_eps", 1e-6},
+                                                    {"interpolation_scale", 2},
+                                                    {"use_additional_conditions", false},
+                                                    {"caption_channels", 16}});
+  write_json(root / "scheduler" / "scheduler_config.json", {{"_class_name", "DPMSolverMultistepScheduler"},
+                                                            {"beta_start", 0.0001},
+                                                            {"beta_end", 0.02},
+                                                            {"beta_schedule", "linear"},
+                                                            {"num_train_timesteps", 1000},
+                                                            {"timestep_spacing", "linspace"},
+                                                            {"steps_offset", 0},
+                                                            {"algorithm_type", "dpmsolver++"},
+                                                            {"solver_order", 2}});
   auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
   PixArtTransformer m(ws, PixArtConfig::from_json((root / "transformer" / "config.json").string()));
   save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
@@ -114,15 +142,25 @@ inline void write_flux_denoiser(const std::filesystem::path& root, int64_t doubl
                                 uint64_t seed) {
   std::filesystem::create_directories(root);
   write_json(root / "model_index.json", {{"_class_name", "FluxPipeline"}});
-  write_json(root / "transformer" / "config.json",
-             {{"_class_name", "FluxTransformer2DModel"}, {"patch_size", 1}, {"in_channels", 64},
-              {"num_layers", double_blocks}, {"num_single_layers", single_blocks}, {"attention_head_dim", 16},
-              {"num_attention_heads", 2}, {"joint_attention_dim", 24}, {"pooled_projection_dim", 16},
-              {"guidance_embeds", true}, {"axes_dims_rope", {4, 6, 6}}});
-  write_json(root / "scheduler" / "scheduler_config.json",
-             {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0},
-              {"use_dynamic_shifting", true}, {"base_shift", 0.5}, {"max_shift", 1.15}, {"base_image_seq_len", 256},
-              {"max_image_seq_len", 4096}});
+  write_json(root / "transformer" / "config.json", {{"_class_name", "FluxTransformer2DModel"},
+                                                    {"patch_size", 1},
+                                                    {"in_channels", 64},
+                                                    {"num_layers", double_blocks},
+                                                    {"num_single_layers", single_blocks},
+                                                    {"attention_head_dim", 16},
+                                                    {"num_attention_heads", 2},
+                                                    {"joint_attention_dim", 24},
+                                                    {"pooled_projection_dim", 16},
+                                                    {"guidance_embeds", true},
+                                                    {"axes_dims_rope", {4, 6, 6}}});
+  write_json(root / "scheduler" / "scheduler_config.json", {{"_class_name", "FlowMatchEulerDiscreteScheduler"},
+                                                            {"num_train_timesteps", 1000},
+                                                            {"shift", 3.0},
+                                                            {"use_dynamic_shifting", true},
+                                                            {"base_shift", 0.5},
+                                                            {"max_shift", 1.15},
+                                                            {"base_image_seq_len", 256},
+                                                            {"max_image_seq_len", 4096}});
   auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
   FluxTransformer m(ws, FluxConfig::from_json((root / "transformer" / "config.json").string()));
   save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
@@ -149,7 +187,8 @@ inline std::string write_tiny_flux(const std::filesystem::path& root, uint64_t s
 
 // The tiny PixArt folder as another PixArt kind: "pixart-sigma-512" (sample_size 64, interpolation 1) or
 // "pixart-alpha" (micro-conditions: inner_dim 24 so that it divides by 3, PixArtAlphaPipeline).
-inline std::string write_tiny_pixart_kind(const std::filesystem::path& root, const std::string& kind, uint64_t seed = 11) {
+inline std::string write_tiny_pixart_kind(const std::filesystem::path& root, const std::string& kind,
+                                          uint64_t seed = 11) {
   write_tiny_pixart(root, seed);
   auto cfg = gb::read_json_file((root / "transformer" / "config.json").string());
   if (kind == "pixart-sigma-512") {
@@ -175,11 +214,20 @@ inline std::string write_tiny_sd3(const std::filesystem::path& root, bool large 
   write_json(root / "model_index.json", {{"_class_name", "StableDiffusion3Pipeline"}});
   nlohmann::json dual = nlohmann::json::array();
   if (!large) dual.push_back(0);
-  write_json(root / "transformer" / "config.json",
-             {{"_class_name", "SD3Transformer2DModel"}, {"sample_size", 8}, {"patch_size", 2}, {"in_channels", 16},
-              {"num_layers", 2}, {"attention_head_dim", 8}, {"num_attention_heads", 2}, {"joint_attention_dim", 32},
-              {"caption_projection_dim", 16}, {"pooled_projection_dim", 16}, {"out_channels", 16},
-              {"pos_embed_max_size", 8}, {"dual_attention_layers", dual}, {"qk_norm", "rms_norm"}});
+  write_json(root / "transformer" / "config.json", {{"_class_name", "SD3Transformer2DModel"},
+                                                    {"sample_size", 8},
+                                                    {"patch_size", 2},
+                                                    {"in_channels", 16},
+                                                    {"num_layers", 2},
+                                                    {"attention_head_dim", 8},
+                                                    {"num_attention_heads", 2},
+                                                    {"joint_attention_dim", 32},
+                                                    {"caption_projection_dim", 16},
+                                                    {"pooled_projection_dim", 16},
+                                                    {"out_channels", 16},
+                                                    {"pos_embed_max_size", 8},
+                                                    {"dual_attention_layers", dual},
+                                                    {"qk_norm", "rms_norm"}});
   write_json(root / "scheduler" / "scheduler_config.json",
              {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0}});
   {
@@ -191,7 +239,8 @@ inline std::string write_tiny_sd3(const std::filesystem::path& root, bool large 
   auto vae = gb::read_json_file((root / "vae" / "config.json").string());
   vae.merge_patch({{"scaling_factor", 1.5305}, {"shift_factor", 0.0609}});
   write_json(root / "vae" / "config.json", vae);
-  for (const auto& [comp, bigg, s] : {std::tuple{"text_encoder", false, seed + 2}, std::tuple{"text_encoder_2", true, seed + 3}}) {
+  for (const auto& [comp, bigg, s] :
+       {std::tuple{"text_encoder", false, seed + 2}, std::tuple{"text_encoder_2", true, seed + 3}}) {
     auto j = tiny_clip_json(bigg);
     j["architectures"] = {"CLIPTextModelWithProjection"};
     j["projection_dim"] = 8;

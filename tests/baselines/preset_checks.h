@@ -36,7 +36,8 @@ inline void expect_preset_follows_paper_config(const gb::baselines::Preset& p, c
 // Every method file of configs/methods/<kind>/ asks only for capture keys in `have`; returns how many there are.
 inline int expect_presets_capture_only(const std::string& kind, const std::set<std::string>& have) {
   int presets = 0;
-  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(GB_SOURCE_DIR) / "configs/methods" / kind)) {
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::filesystem::path(GB_SOURCE_DIR) / "configs/methods" / kind)) {
     const auto plan = gb::baselines::load_method_plan(e.path().string());
     const gb::baselines::PlanSegmentor seg(plan, e.path().string());
     for (const auto& key : seg.required_capture().keys) EXPECT_TRUE(have.count(key)) << kind << ": " << key;

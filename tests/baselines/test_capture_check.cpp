@@ -12,7 +12,7 @@ namespace gb::baselines {
 namespace {
 
 const std::string A = "down-level1-repeat0-vit-block0-cross-map";  // 8x8
-const std::string B = "mid-vit-block0-cross-map";                   // 4x4
+const std::string B = "mid-vit-block0-cross-map";                  // 4x4
 const std::string REF = "up-level2-repeat1-vit-block0-cross-q";
 const std::string PROP = "up-level3-repeat0-vit-block0-self-map";
 std::string sib(const std::string& k, const std::string& name) { return k.substr(0, k.size() - 3) + name; }
@@ -41,8 +41,11 @@ goca::MethodConfig method() {
   return c;
 }
 
-TokenGroups groups() { return TokenGroups::from_json(R"({"objects": [{"class": 1, "tokens": [1, 5]}],
-  "background_objects": [[2]], "rescaling_token_ids": [1, 2, 5]})", "t.json"); }
+TokenGroups groups() {
+  return TokenGroups::from_json(R"({"objects": [{"class": 1, "tokens": [1, 5]}],
+  "background_objects": [[2]], "rescaling_token_ids": [1, 2, 5]})",
+                                "t.json");
+}
 
 std::string error_of(const CaptureMeta& m, const goca::MethodConfig& c = method(), const TokenGroups& g = groups()) {
   return test::user_error_message([&] { check_capture(m, c, g, "c.safetensors", "t.json"); });
@@ -64,22 +67,77 @@ TEST(CaptureCheck, EveryInconsistencyNamesFileAndKey) {
       {"missing self map (layer target)", [](CaptureMeta& m) { m.erase(self_of(A)); }, {self_of(A), "missing"}},
       {"missing ref", [](CaptureMeta& m) { m.erase(REF); }, {REF, "missing", "ref_layer"}},
       {"missing propagation map", [](CaptureMeta& m) { m.erase(PROP); }, {PROP, "missing", "self_layers"}},
-      {"value without post-value", [](CaptureMeta& m) { m.erase(sib(A, "special-post-value")); },
+      {"value without post-value",
+       [](CaptureMeta& m) { m.erase(sib(A, "special-post-value")); },
        {sib(A, "special-post-value"), "missing"}},
-      {"value without weight", [](CaptureMeta& m) { m.erase(sib(B, "special-weight")); }, {sib(B, "special-weight"), "missing"}},
-      {"rank", [](CaptureMeta& m) { m[A].shape = {1, 2, 64, 6}; }, {A, "rank 4", "[H, P, T]", "batch dimension"}},
-      {"H value", [](CaptureMeta& m) { m[sib(A, "special-value")].shape = {3, 6, 3}; }, {sib(A, "special-value"), "3 heads", A}},
-      {"T value", [](CaptureMeta& m) { m[sib(B, "special-value")].shape = {2, 7, 3}; }, {sib(B, "special-value"), "7 tokens"}},
-      {"T layers", [](CaptureMeta& m) { m[B].shape = {2, 16, 8}; }, {B, "8 tokens", A}},
-      {"P post-value", [](CaptureMeta& m) { m[sib(A, "special-post-value")].shape = {63, 6}; }, {"63 pixels"}},
-      {"H*d post-value", [](CaptureMeta& m) { m[sib(A, "special-post-value")].shape = {64, 8}; }, {"width 8", "H*d"}},
-      {"H*d weight", [](CaptureMeta& m) { m[sib(B, "special-weight")].shape = {5, 7}; }, {sib(B, "special-weight"), "[Dout, 6]"}},
-      {"P not square", [](CaptureMeta& m) { m[B].shape = {2, 15, 6}; }, {B, "15 pixels", "square"}},
-      {"self map not square grid", [](CaptureMeta& m) { m[PROP].shape = {1, 60, 60}; }, {PROP, "60 pixels"}},
-      {"self map P vs cross", [](CaptureMeta& m) { m[self_of(A)].shape = {2, 16, 16}; }, {self_of(A), "16 pixels", A}},
-      {"self map not PxP", [](CaptureMeta& m) { m[PROP].shape = {1, 64, 16}; }, {PROP, "[H, P, P]"}},
-      {"ref not square", [](CaptureMeta& m) { m[REF].shape = {4, 8, 6}; }, {REF, "[C, r, r]"}},
-      {"empty dim", [](CaptureMeta& m) { m[B].shape = {0, 16, 6}; }, {B, "empty"}},
+      {"value without weight",
+       [](CaptureMeta& m) { m.erase(sib(B, "special-weight")); },
+       {sib(B, "special-weight"), "missing"}},
+      {"rank",
+       [](CaptureMeta& m) {
+         m[A].shape = {1, 2, 64, 6};
+       },
+       {A, "rank 4", "[H, P, T]", "batch dimension"}},
+      {"H value",
+       [](CaptureMeta& m) {
+         m[sib(A, "special-value")].shape = {3, 6, 3};
+       },
+       {sib(A, "special-value"), "3 heads", A}},
+      {"T value",
+       [](CaptureMeta& m) {
+         m[sib(B, "special-value")].shape = {2, 7, 3};
+       },
+       {sib(B, "special-value"), "7 tokens"}},
+      {"T layers",
+       [](CaptureMeta& m) {
+         m[B].shape = {2, 16, 8};
+       },
+       {B, "8 tokens", A}},
+      {"P post-value",
+       [](CaptureMeta& m) {
+         m[sib(A, "special-post-value")].shape = {63, 6};
+       },
+       {"63 pixels"}},
+      {"H*d post-value",
+       [](CaptureMeta& m) {
+         m[sib(A, "special-post-value")].shape = {64, 8};
+       },
+       {"width 8", "H*d"}},
+      {"H*d weight",
+       [](CaptureMeta& m) {
+         m[sib(B, "special-weight")].shape = {5, 7};
+       },
+       {sib(B, "special-weight"), "[Dout, 6]"}},
+      {"P not square",
+       [](CaptureMeta& m) {
+         m[B].shape = {2, 15, 6};
+       },
+       {B, "15 pixels", "square"}},
+      {"self map not square grid",
+       [](CaptureMeta& m) {
+         m[PROP].shape = {1, 60, 60};
+       },
+       {PROP, "60 pixels"}},
+      {"self map P vs cross",
+       [](CaptureMeta& m) {
+         m[self_of(A)].shape = {2, 16, 16};
+       },
+       {self_of(A), "16 pixels", A}},
+      {"self map not PxP",
+       [](CaptureMeta& m) {
+         m[PROP].shape = {1, 64, 16};
+       },
+       {PROP, "[H, P, P]"}},
+      {"ref not square",
+       [](CaptureMeta& m) {
+         m[REF].shape = {4, 8, 6};
+       },
+       {REF, "[C, r, r]"}},
+      {"empty dim",
+       [](CaptureMeta& m) {
+         m[B].shape = {0, 16, 6};
+       },
+       {B, "empty"}},
       {"dtype", [](CaptureMeta& m) { m[A].dtype = "I64"; }, {A, "I64", "F16, BF16 or F32"}},
   };
   for (const auto& c : cases) {
@@ -113,19 +171,22 @@ TEST(CaptureCheck, MethodDecidesWhatIsRequired) {
 }
 
 TEST(CaptureCheck, TokenIdsMustBeBelowT) {
-  for (const char* json : {R"({"objects": [{"class": 7, "tokens": [6]}], "background_objects": [], "rescaling_token_ids": [6]})",
-                           R"({"objects": [], "background_objects": [[1], [9]], "rescaling_token_ids": [1]})",
-                           R"({"objects": [], "background_objects": [], "rescaling_token_ids": [1, 77]})"}) {
+  for (const char* json :
+       {R"({"objects": [{"class": 7, "tokens": [6]}], "background_objects": [], "rescaling_token_ids": [6]})",
+        R"({"objects": [], "background_objects": [[1], [9]], "rescaling_token_ids": [1]})",
+        R"({"objects": [], "background_objects": [], "rescaling_token_ids": [1, 77]})"}) {
     const std::string e = error_of(good(), method(), TokenGroups::from_json(json, "t.json"));
     EXPECT_EQ(e.rfind("t.json: ", 0), 0u) << e;
     EXPECT_NE(e.find("T = 6"), std::string::npos) << e;
     EXPECT_NE(e.find("c.safetensors"), std::string::npos) << e;
   }
   // Empty token lists are allowed (quirk Q4: the class map becomes NaN downstream).
-  EXPECT_EQ(error_of(good(), method(), TokenGroups::from_json(
-                                           R"({"objects": [{"class": 7, "tokens": []}], "background_objects": [], "rescaling_token_ids": []})",
-                                           "t.json")),
-            "");
+  EXPECT_EQ(
+      error_of(good(), method(),
+               TokenGroups::from_json(
+                   R"({"objects": [{"class": 7, "tokens": []}], "background_objects": [], "rescaling_token_ids": []})",
+                   "t.json")),
+      "");
 }
 
 }  // namespace

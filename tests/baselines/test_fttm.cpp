@@ -95,8 +95,8 @@ TEST(Fttm, DenseCrfMatchesPydensecrf) {
     DenseCrf2D crf(w, h, k);
     crf.set_unary(unary);
     crf.add_pairwise_gaussian(p.gaussian_sxy, p.gaussian_sxy, p.gaussian_compat);
-    crf.add_pairwise_bilateral(p.bilateral_sxy, p.bilateral_sxy, p.bilateral_srgb, p.bilateral_srgb,
-                               p.bilateral_srgb, image, p.bilateral_compat);
+    crf.add_pairwise_bilateral(p.bilateral_sxy, p.bilateral_sxy, p.bilateral_srgb, p.bilateral_srgb, p.bilateral_srgb,
+                               image, p.bilateral_compat);
     const at::Tensor q = crf.inference(p.iterations).reshape({k, h, w});
     const at::Tensor ref = floats(c["marginals"], {k, h, w});
     const double d = max_abs(q, ref);

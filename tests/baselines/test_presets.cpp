@@ -19,7 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kSource = GB_SOURCE_DIR;
 
-std::string method_file(const Preset& p) { return kSource + "/configs/methods/" + p.backbone + "/" + p.variant + ".yaml"; }
+std::string method_file(const Preset& p) {
+  return kSource + "/configs/methods/" + p.backbone + "/" + p.variant + ".yaml";
+}
 
 using test::user_error_message;
 
@@ -158,7 +160,8 @@ TEST(MethodFiles, StrictErrorsNameFileLineAndKey) {
       {std::string(kMinimal).replace(std::string(kMinimal).find("mid-vit-block0-cross-map"), 24,
                                      "up-level1-repeat0-vit-block0-cross-map"),
        {"m.yaml:4", "layers.1", "duplicate"}},
-      {std::string(kMinimal).replace(std::string(kMinimal).find("mid-vit-block0-cross-map"), 24, "mid-vit-block0-cross-q"),
+      {std::string(kMinimal).replace(std::string(kMinimal).find("mid-vit-block0-cross-map"), 24,
+                                     "mid-vit-block0-cross-q"),
        {"m.yaml:4", "layers.1", "cross-map"}},
       {std::string(kMinimal).replace(std::string(kMinimal).find("ref_layer"), 9, "# ref_layer"),
        {"m.yaml:2", "layer_method", "ref_layer"}},
@@ -191,7 +194,8 @@ TEST(Ablations, AxesAreCompleteEnumsAndLayerSetsMatchThePresets) {
   EXPECT_EQ(a.multi_token, (std::vector<goca::MultiToken>{goca::MultiToken::Mean, goca::MultiToken::Sum}));
   EXPECT_EQ(a.post, (std::vector<PostProcess>{PostProcess::None, PostProcess::Affinity, PostProcess::Dcrf}));
   EXPECT_EQ(a.keep_all_objects, (std::vector<bool>{false, true}));
-  for (int64_t n : {2, 5}) EXPECT_NE(std::find(a.propagation_order.begin(), a.propagation_order.end(), n), a.propagation_order.end());
+  for (int64_t n : {2, 5})
+    EXPECT_NE(std::find(a.propagation_order.begin(), a.propagation_order.end(), n), a.propagation_order.end());
   // Every preset's layer list and self-layer list is one of the named sets of its backbone.
   for (const auto& p : all_presets()) {
     SCOPED_TRACE(p.backbone + "/" + p.variant);

@@ -37,8 +37,7 @@ void BM_DenseCrfBilateralLattice(benchmark::State& state) {
   auto im = rgb.accessor<uint8_t, 3>();
   for (int64_t y = 0; y < kH; ++y)
     for (int64_t x = 0; x < kW; ++x)
-      for (int c = 0; c < 5; ++c)
-        a[y * kW + x][c] = c == 0 ? x / 67.f : c == 1 ? y / 67.f : im[y][x][c - 2] / 3.f;
+      for (int c = 0; c < 5; ++c) a[y * kW + x][c] = c == 0 ? x / 67.f : c == 1 ? y / 67.f : im[y][x][c - 2] / 3.f;
   int64_t vertices = 0;
   for (auto _ : state) {
     gb::baselines::PermutohedralLattice lattice(f.data_ptr<float>(), kH * kW, 5);

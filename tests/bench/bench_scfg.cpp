@@ -22,7 +22,6 @@ namespace {
 
 using namespace gb::bb;
 
-
 struct Setup {
   at::Device dev{at::kCPU};
   at::ScalarType dt = at::kFloat;

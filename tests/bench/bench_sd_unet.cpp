@@ -25,7 +25,8 @@ void BM_Sd15UNetCapture(benchmark::State& state) {
   for (const auto& l : unet_capture_layers(unet.config(), latent, 77)) {
     const auto& n = l.name;
     bool cross = n.find("-cross-") != std::string::npos;
-    if ((cross && n.find("-q") != n.size() - 2) || (!cross && n.size() > 9 && n.compare(n.size() - 9, 9, "-self-map") == 0))
+    if ((cross && n.find("-q") != n.size() - 2) ||
+        (!cross && n.size() > 9 && n.compare(n.size() - 9, 9, "-self-map") == 0))
       spec.add(n);
   }
   spec.self_map_head_mean = true;
@@ -40,8 +41,8 @@ void BM_Sd15UNetCapture(benchmark::State& state) {
     gb::bench::sync();
     benchmark::DoNotOptimize(cap.tensors.size());
   }
-  state.counters["images/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
   state.counters["latent"] = static_cast<double>(latent);
 }
 

@@ -47,8 +47,8 @@ inline CliResult run_goca_bench(const std::string& args) {
 // quoted; what a kill or an abrupt exit needs (an in-process run cannot). `one_omp_thread`: OMP_NUM_THREADS=1,
 // for runs whose results are compared with a run made by another process of the same thread count.
 inline CliResult run_binary_in_repo(const std::vector<std::string>& args, bool one_omp_thread = false) {
-  std::string cmd = "cd '" + std::string(GB_SOURCE_DIR) + "' && " + (one_omp_thread ? "OMP_NUM_THREADS=1 " : "") +
-                    "'" + GB_CLI_BINARY + "'";
+  std::string cmd = "cd '" + std::string(GB_SOURCE_DIR) + "' && " + (one_omp_thread ? "OMP_NUM_THREADS=1 " : "") + "'" +
+                    GB_CLI_BINARY + "'";
   for (const auto& a : args) cmd += " '" + a + "'";
   const auto r = run_shell(cmd);
   return {WEXITSTATUS(r.status), r.out};

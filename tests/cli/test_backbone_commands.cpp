@@ -59,7 +59,8 @@ TEST(BackboneCli, CaptureWritesSegmentContractAndInputs) {
   auto out = (fx().dir / "cap.safetensors").string();
   auto r = run("capture --weights " + fx().weights + " --image " + fx().image +
                " --token-ids 998,5,6,999,999,999,999,999,999,999,999,999 --image-size 16 --seed 4"
-               " --layers 'mid-vit-block0-*-map' up-level1-repeat1-vit-block0-cross-q --out " + out);
+               " --layers 'mid-vit-block0-*-map' up-level1-repeat1-vit-block0-cross-q --out " +
+               out);
   ASSERT_EQ(r.code, 0) << r.out;
   auto t = gb::load_safetensors(out);
   EXPECT_EQ(t.at("mid-vit-block0-cross-map").sizes().vec(), (std::vector<int64_t>{2, 16, 12}));
@@ -74,14 +75,16 @@ TEST(BackboneCli, CaptureWritesSegmentContractAndInputs) {
   auto out2 = (fx().dir / "cap2.safetensors").string();
   run("capture --weights " + fx().weights + " --image " + fx().image +
       " --token-ids 998,5,6,999,999,999,999,999,999,999,999,999 --image-size 16 --seed 4"
-      " --layers 'mid-vit-block0-*-map' up-level1-repeat1-vit-block0-cross-q --out " + out2);
+      " --layers 'mid-vit-block0-*-map' up-level1-repeat1-vit-block0-cross-q --out " +
+      out2);
   const auto t2 = gb::load_safetensors(out2);
   for (const auto& [key, value] : t) EXPECT_TRUE(at::equal(t2.at(key), value)) << key;
   // Only the cross map: the same noise, the same map up to the attention kernel's rounding.
   auto out3 = (fx().dir / "cap3.safetensors").string();
   run("capture --weights " + fx().weights + " --image " + fx().image +
       " --token-ids 998,5,6,999,999,999,999,999,999,999,999,999 --image-size 16 --seed 4"
-      " --layers mid-vit-block0-cross-map --out " + out3);
+      " --layers mid-vit-block0-cross-map --out " +
+      out3);
   const auto t3 = gb::load_safetensors(out3);
   EXPECT_TRUE(at::equal(t3.at("input.latents"), t.at("input.latents")));
   EXPECT_TRUE(at::allclose(t3.at("mid-vit-block0-cross-map"), t.at("mid-vit-block0-cross-map"), 1e-5, 1e-6));
@@ -97,7 +100,8 @@ TEST(BackboneCli, CaptureBadInputIsOneLineExitTwo) {
           " --token-ids 998 --layers x --out " + out);
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("nope"), std::string::npos) << r.out;
-  r = run("capture --weights " + fx().weights + " --image " + fx().image + " --token-ids 998,999 --dtype fp8 --layers x --out " + out);
+  r = run("capture --weights " + fx().weights + " --image " + fx().image +
+          " --token-ids 998,999 --dtype fp8 --layers x --out " + out);
   EXPECT_EQ(r.code, 2) << r.out;
 }
 
@@ -119,8 +123,8 @@ TEST(BackboneCli, CaptureForAMethodFile) {
   }
   auto out = (fx().dir / "m.safetensors").string();
   auto r = run("capture --weights " + fx().weights + " --image " + fx().image +
-               " --token-ids 998,5,6,999,999,999,999,999,999,999,999,999 --image-size 16 --method " + yaml +
-               " --out " + out);
+               " --token-ids 998,5,6,999,999,999,999,999,999,999,999,999 --image-size 16 --method " + yaml + " --out " +
+               out);
   ASSERT_EQ(r.code, 0) << r.out;
   auto t = gb::load_safetensors(out);
   EXPECT_EQ(t.at("down-level0-repeat0-vit-block0-cross-map").sizes().vec(), (std::vector<int64_t>{2, 64, 12}));

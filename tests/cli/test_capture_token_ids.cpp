@@ -69,8 +69,8 @@ const Folders& fx() {
 
 // In-process (process start-up costs about a second here); args after the common ones.
 gb::test::CliResult capture(const std::string& weights, const std::string& out, Args more) {
-  Args a = {"capture", "--weights", weights, "--image", fx().image, "--image-size", "16", "--seed", "3",
-            "--layers", "*", "--out", (fx().dir / out).string()};
+  Args a = {"capture", "--weights", weights,    "--image", fx().image, "--image-size",           "16",
+            "--seed",  "3",         "--layers", "*",       "--out",    (fx().dir / out).string()};
   a.insert(a.end(), more.begin(), more.end());
   return gb::test::run_goca_bench_in_process(a);
 }
@@ -131,7 +131,8 @@ TEST(CaptureTokenIds, PixArtIdsReplayThePrompt) {
 TEST(CaptureTokenIds, FluxT5AndClipIdsReplayThePrompt) {
   auto r = capture(fx().flux, "flux_prompt.safetensors", {"--prompt", kPrompt});
   ASSERT_EQ(r.code, 0) << r.out;
-  r = capture(fx().flux, "flux_ids.safetensors", {"--token-ids", join(fx().t5_ids), "--clip-token-ids", join(fx().clip_ids)});
+  r = capture(fx().flux, "flux_ids.safetensors",
+              {"--token-ids", join(fx().t5_ids), "--clip-token-ids", join(fx().clip_ids)});
   ASSERT_EQ(r.code, 0) << r.out;
   expect_same_files("flux_prompt.safetensors", "flux_ids.safetensors");
   gb::SafetensorsFile f((fx().dir / "flux_ids.safetensors").string());
@@ -176,7 +177,8 @@ TEST(CaptureTokenIds, BadIdsAreOneLineUserErrors) {
                     "--clip-token-ids is not an input of the");
   expect_user_error(sd, {"--token-ids", "998,999", "--clip-token-ids", "49406,49407"},
                     "--clip-token-ids is not an input of the");
-  expect_user_error(px, {"--prompt", "cat", "--clip-token-ids", "49406,49407"}, "--clip-token-ids goes with --token-ids");
+  expect_user_error(px, {"--prompt", "cat", "--clip-token-ids", "49406,49407"},
+                    "--clip-token-ids goes with --token-ids");
   expect_user_error(fl, {"--token-ids", "5,1"}, "flux needs --clip-token-ids");
   expect_user_error(fl, {"--token-ids", "5,1", "--clip-token-ids", "49406,49408"},
                     "id 49408 is not below the CLIP text encoder vocabulary size 49408");
@@ -185,7 +187,8 @@ TEST(CaptureTokenIds, BadIdsAreOneLineUserErrors) {
   expect_user_error(fl, {"--token-ids", join(std::vector<int64_t>(513, 5)), "--clip-token-ids", "49406,49407"},
                     "513 ids, but the T5 text encoder takes at most 512");
   expect_user_error(sd, {"--token-ids", "998,1000"}, "id 1000 is not below the CLIP text encoder vocabulary size 1000");
-  expect_user_error(sd, {"--token-ids", join(std::vector<int64_t>(13, 998))}, "13 ids, but the CLIP text encoder takes at most 12");
+  expect_user_error(sd, {"--token-ids", join(std::vector<int64_t>(13, 998))},
+                    "13 ids, but the CLIP text encoder takes at most 12");
   EXPECT_FALSE(fs::exists(fx().dir / "bad.safetensors"));
   // The real binary: exit status 2 as a shell sees it.
   auto r = gb::test::run_goca_bench("capture --weights " + px + " --image " + fx().image +
@@ -196,8 +199,7 @@ TEST(CaptureTokenIds, BadIdsAreOneLineUserErrors) {
 
 // --text-encoder: offload and free write the same file as keep; the Stable Diffusion backbones keep CLIP resident.
 TEST(CaptureTextEncoder, OffloadAndFreeWriteTheSameCapture) {
-  for (const auto& [name, folder, more] :
-       std::vector<std::tuple<std::string, std::string, Args>>{
+  for (const auto& [name, folder, more] : std::vector<std::tuple<std::string, std::string, Args>>{
            {"pixart", fx().pixart, {"--prompt", kPrompt}},
            {"flux", fx().flux, {"--token-ids", join(fx().t5_ids), "--clip-token-ids", join(fx().clip_ids)}}}) {
     auto r = capture(folder, name + "_keep.safetensors", more);
@@ -212,15 +214,19 @@ TEST(CaptureTextEncoder, OffloadAndFreeWriteTheSameCapture) {
   }
   expect_user_error(fx().sd, {"--token-ids", "998,999", "--text-encoder", "free"},
                     "sd15: text_encoder must be keep, not 'free'");
-  expect_user_error(fx().pixart, {"--prompt", "cat", "--text-encoder", "gpu"}, "text_encoder must be keep, offload or free");
+  expect_user_error(fx().pixart, {"--prompt", "cat", "--text-encoder", "gpu"},
+                    "text_encoder must be keep, offload or free");
 }
 
 // --t5-int8: Flux's T5 in LLM.int8 (default off in fp32, so `off` writes the default file and `on` another one);
 // a bad value and a backbone without it are user errors.
 TEST(CaptureT5Int8, OnChangesFluxCapturesOffIsTheFp32Default) {
-  const Args ids = {"--token-ids", join(fx().t5_ids), "--clip-token-ids", join(fx().clip_ids), "--layers",
-                    "vit-block0-cross-map"};
-  auto with = [&](Args more) { more.insert(more.begin(), ids.begin(), ids.end()); return more; };
+  const Args ids = {"--token-ids",       join(fx().t5_ids), "--clip-token-ids",
+                    join(fx().clip_ids), "--layers",        "vit-block0-cross-map"};
+  auto with = [&](Args more) {
+    more.insert(more.begin(), ids.begin(), ids.end());
+    return more;
+  };
   ASSERT_EQ(capture(fx().flux, "int8_default.safetensors", with({})).code, 0);
   auto r = capture(fx().flux, "int8_off.safetensors", with({"--t5-int8", "off"}));
   ASSERT_EQ(r.code, 0) << r.out;

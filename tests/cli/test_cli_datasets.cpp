@@ -24,7 +24,9 @@ namespace fs = std::filesystem;
 using Result = gb::test::CliResult;
 
 // In-process (process start-up costs seconds here); what a user would see, including the one-line error.
-Result run(const std::string& args, bool with_stderr = true) { return gb::test::run_goca_bench_in_process(args, with_stderr); }
+Result run(const std::string& args, bool with_stderr = true) {
+  return gb::test::run_goca_bench_in_process(args, with_stderr);
+}
 
 // The real binary, for the exit code a shell sees.
 Result run_binary(const std::string& args) { return gb::test::run_goca_bench(args); }
@@ -133,8 +135,8 @@ TEST(CliDatasets, VerifyReportsImagesWithoutCaptions) {
     std::ofstream out(caps);
     out << R"({"ADE_val_00000001.jpg": {"caption": "wall, person"}, "ADE_val_99999999.jpg": {"caption": "x"}})";
   }
-  auto r = run("datasets verify --dataset ade20k --root " + fx["root"].get<std::string>() + " --captions " +
-               caps.string());
+  auto r =
+      run("datasets verify --dataset ade20k --root " + fx["root"].get<std::string>() + " --captions " + caps.string());
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("PROBLEM image without caption: 3"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("no caption for image 'ADE_val_00000002.jpg'"), std::string::npos) << r.out;

@@ -36,7 +36,8 @@ TEST(ClipScoreCli, ScoresFolderAndRejectsBadInput) {
   EXPECT_NEAR(j["clip_score"].get<double>(), want, 1e-3);
   EXPECT_EQ(j["n_images"].get<int64_t>(), 4);
   r = gb::test::run_goca_bench_in_process(
-      {"clip-score", "--images", images, "--prompts", data("clip_prompts.csv"), "--clip", clip, "--batch-size", "1"}, false);
+      {"clip-score", "--images", images, "--prompts", data("clip_prompts.csv"), "--clip", clip, "--batch-size", "1"},
+      false);
   ASSERT_EQ(r.code, 0) << r.out;
   const std::string line = last_line(r.out);
   ASSERT_EQ(line.rfind("CLIP score ", 0), 0u) << line;
@@ -46,10 +47,13 @@ TEST(ClipScoreCli, ScoresFolderAndRejectsBadInput) {
     gb::test::expect_exit2_one_line(gb::test::run_goca_bench_in_process(args), needle);
   };
   fs::copy_file(data("img_gray_64x41.png"), root / "images" / "stranger.png");
-  expect_exit2({"clip-score", "--images", images, "--prompts", data("clip_prompts.csv"), "--clip", clip}, "stranger.png");
-  expect_exit2({"clip-score", "--images", (root / "empty").string(), "--prompts", data("clip_prompts.csv"), "--clip", clip},
-               "no .png images");
-  expect_exit2({"clip-score", "--images", images, "--prompts", (root / "none.txt").string(), "--clip", clip}, "none.txt");
+  expect_exit2({"clip-score", "--images", images, "--prompts", data("clip_prompts.csv"), "--clip", clip},
+               "stranger.png");
+  expect_exit2(
+      {"clip-score", "--images", (root / "empty").string(), "--prompts", data("clip_prompts.csv"), "--clip", clip},
+      "no .png images");
+  expect_exit2({"clip-score", "--images", images, "--prompts", (root / "none.txt").string(), "--clip", clip},
+               "none.txt");
   fs::remove_all(root);
 }
 

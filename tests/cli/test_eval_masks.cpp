@@ -31,11 +31,14 @@ struct Folders {
     fs::create_directories(gt);
   }
   std::string args(int k, const std::string& extra = "") const {
-    return "eval-masks --pred " + pred.string() + " --gt " + gt.string() + " --num-classes " + std::to_string(k) + " " + extra;
+    return "eval-masks --pred " + pred.string() + " --gt " + gt.string() + " --num-classes " + std::to_string(k) + " " +
+           extra;
   }
 };
 
-at::Tensor u8(std::vector<int64_t> v, int64_t h, int64_t w) { return at::tensor(v, at::kLong).reshape({h, w}).to(at::kByte); }
+at::Tensor u8(std::vector<int64_t> v, int64_t h, int64_t w) {
+  return at::tensor(v, at::kLong).reshape({h, w}).to(at::kByte);
+}
 
 }  // namespace
 

@@ -31,11 +31,13 @@ class FidCli : public ::testing::Test {
     fs::copy_file(data("img_gray_64x41.png"), root_ / "a" / "img_gray_64x41.png");
     // Images 2 and 3 enter as statistics of their golden features (tests/metrics runs them through the network).
     gb::SafetensorsFile goldens(data("goldens.safetensors"));
-    gb::metrics::write_fid_stats(path("b.npz"), gb::metrics::stats_from_features(goldens.load("features").narrow(0, 2, 2)));
+    gb::metrics::write_fid_stats(path("b.npz"),
+                                 gb::metrics::stats_from_features(goldens.load("features").narrow(0, 2, 2)));
     auto w = gb::testing::fid_test_weights();
     std::vector<std::pair<std::string, at::Tensor>> all(w.begin(), w.end());
     gb::save_safetensors(path("weights.safetensors"), all);
-    all.erase(std::remove_if(all.begin(), all.end(), [](const auto& kv) { return kv.first == "Mixed_5b.branch1x1.conv.weight"; }),
+    all.erase(std::remove_if(all.begin(), all.end(),
+                             [](const auto& kv) { return kv.first == "Mixed_5b.branch1x1.conv.weight"; }),
               all.end());
     gb::save_safetensors(path("missing.safetensors"), all);
   }
@@ -49,10 +51,10 @@ using gb::test::last_line;
 
 TEST_F(FidCli, TwoFoldersMatchPytorchFidAndSaveStats) {
   const double want = gb::testing::metrics_goldens()["fid_features_2v2"].get<double>();
-  auto r = gb::test::run_goca_bench_in_process({"fid", "--images", path("a"), "--ref-stats", path("b.npz"), "--inception",
-                                                path("weights.safetensors"), "--save-stats", path("a.npz"),
-                                                "--batch-size", "1", "--json"},
-                                               /*with_stderr=*/false);
+  auto r = gb::test::run_goca_bench_in_process(
+      {"fid", "--images", path("a"), "--ref-stats", path("b.npz"), "--inception", path("weights.safetensors"),
+       "--save-stats", path("a.npz"), "--batch-size", "1", "--json"},
+      /*with_stderr=*/false);
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(last_line(r.out));
   EXPECT_NEAR(j["fid"].get<double>(), want, 1e-6 * want);
@@ -62,9 +64,9 @@ TEST_F(FidCli, TwoFoldersMatchPytorchFidAndSaveStats) {
   EXPECT_EQ(s.mu.size(0), 2048);
 
   // Text output, last line "FID <value>": the folder against its own saved statistics.
-  r = gb::test::run_goca_bench_in_process({"fid", "--images", path("a"), "--ref-stats", path("a.npz"), "--inception",
-                                           path("weights.safetensors")},
-                                          /*with_stderr=*/false);
+  r = gb::test::run_goca_bench_in_process(
+      {"fid", "--images", path("a"), "--ref-stats", path("a.npz"), "--inception", path("weights.safetensors")},
+      /*with_stderr=*/false);
   ASSERT_EQ(r.code, 0) << r.out;
   const std::string line = last_line(r.out);
   ASSERT_EQ(line.rfind("FID ", 0), 0u) << line;
@@ -80,11 +82,12 @@ TEST_F(FidCli, BadInputsExit2WithOneLine) {
   expect_exit2({"fid", "--images", path("a"), "--ref-stats", data("stats_no_sigma.npz"), "--inception",
                 path("weights.safetensors")},
                "'sigma'");
-  expect_exit2({"fid", "--images", path("empty"), "--ref-images", path("a"), "--inception", path("weights.safetensors")},
-               "no images");
-  expect_exit2({"fid", "--images", path("a"), "--ref-stats", data("stats_a.npz"), "--inception",
-                path("weights.safetensors")},
-               "64 dimensions");
+  expect_exit2(
+      {"fid", "--images", path("empty"), "--ref-images", path("a"), "--inception", path("weights.safetensors")},
+      "no images");
+  expect_exit2(
+      {"fid", "--images", path("a"), "--ref-stats", data("stats_a.npz"), "--inception", path("weights.safetensors")},
+      "64 dimensions");
   expect_exit2({"fid", "--images", path("a"), "--inception", path("weights.safetensors")}, "--ref-stats");
   expect_exit2({"fid", "--images", path("a"), "--ref-images", path("a"), "--inception", path("nope.safetensors")},
                "nope.safetensors");

@@ -1,7 +1,8 @@
 // `goca-bench generate` on a tiny SD1.5 folder (the parity checkpoint with a real-vocabulary CLIP text encoder and
 // the CLIP tokenizer files): images do not depend on the batch size, on sharding or on --resume (exactly; up to one
-// level with --batched-forward); --latents with the seeded noise reproduces the seeded run; bad inputs exit 2 with one line. SD3.5 from a prompt file on a
-// structure-complete tiny folder (its CLIP and T5 tokenizers, the negative prompt "" through both).
+// level with --batched-forward); --latents with the seeded noise reproduces the seeded run; bad inputs exit 2 with one
+// line. SD3.5 from a prompt file on a structure-complete tiny folder (its CLIP and T5 tokenizers, the negative prompt
+// "" through both).
 #ifndef GB_CLI_BINARY
 #define GB_CLI_BINARY "goca-bench"
 #endif
@@ -33,7 +34,8 @@ struct Fixture {
   Fixture() {
     fs::remove_all(dir);
     fs::create_directories(dir);
-    fs::copy(std::string(GB_SOURCE_DIR) + "/tests/generation/golden/sd15_tiny", dir / "sd15", fs::copy_options::recursive);
+    fs::copy(std::string(GB_SOURCE_DIR) + "/tests/generation/golden/sd15_tiny", dir / "sd15",
+             fs::copy_options::recursive);
     fs::remove(dir / "sd15" / "golden.safetensors");
     fs::remove_all(dir / "sd15" / "text_encoder");
     gb::bb::tiny::write_clip_text(dir / "sd15" / "text_encoder", 5, 49408, 77);
@@ -121,7 +123,8 @@ TEST(GenerateCli, LatentsFileReplacesTheSeededNoise) {
   gb::save_safetensors(lat, {{"latents", at::stack(rows)}});
   auto r = f.gen("lat", "--limit 2 --seed 7 --latents " + lat);
   ASSERT_EQ(r.code, 0) << r.out;
-  for (const std::string id : {"000000", "000001"}) EXPECT_TRUE(at::equal(f.image("ref", id), f.image("lat", id))) << id;
+  for (const std::string id : {"000000", "000001"})
+    EXPECT_TRUE(at::equal(f.image("ref", id), f.image("lat", id))) << id;
   ASSERT_EQ(f.gen("seed7", "--limit 1 --seed 7").code, 0);
   EXPECT_FALSE(at::equal(f.image("ref", "000000"), f.image("seed7", "000000")));
 }

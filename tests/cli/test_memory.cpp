@@ -22,7 +22,8 @@ std::string method(const std::string& backbone) {
 }  // namespace
 
 TEST(MemoryCommand, TablePerBatchSize) {
-  auto r = gb::test::run_goca_bench_in_process("memory --backbone flux --method " + method("flux") + " --batch-size 1,8 --budget-gb 80");
+  auto r = gb::test::run_goca_bench_in_process("memory --backbone flux --method " + method("flux") +
+                                               " --batch-size 1,8 --budget-gb 80");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("== flux batch 1: compute bf16"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("== flux batch 8:"), std::string::npos) << r.out;
@@ -38,8 +39,9 @@ TEST(MemoryCommand, TablePerBatchSize) {
 }
 
 TEST(MemoryCommand, JsonKeysAndExactCaptureBytes) {
-  auto r = gb::test::run_goca_bench_in_process("memory --backbone sd15 --method " + method("sd15") +
-                                    " --batch-size 1 --batch-size 4 --text-encoder keep --budget-gb 24 --json");
+  auto r =
+      gb::test::run_goca_bench_in_process("memory --backbone sd15 --method " + method("sd15") +
+                                          " --batch-size 1 --batch-size 4 --text-encoder keep --budget-gb 24 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["backbone"], "sd15");
@@ -101,14 +103,14 @@ TEST(MemoryCommand, TinyFolder) {
 }
 
 TEST(MemoryCommand, BadInputExits2) {
-  for (const std::string& args : std::vector<std::string>
-       {std::string("memory --backbone flux"),                                              // no capture set
-        "memory --backbone sd15 --layers no-such-key",                                      // unknown key
-        "memory --backbone sd15 --method " + method("sd15") + " --batch-size 2,x",
-        "memory --backbone sd15 --method " + method("sd15") + " --text-encoder free",       // CLIP stays resident
-        "memory --backbone sdxl --method " + method("sdxl") + " --t5-int8 on",
-        "memory --backbone flux --method " + method("flux") + " --image-size 1000",
-        "memory --weights /nonexistent/folder --layers x"}) {
+  for (const std::string& args : std::vector<std::string>{
+           std::string("memory --backbone flux"),          // no capture set
+           "memory --backbone sd15 --layers no-such-key",  // unknown key
+           "memory --backbone sd15 --method " + method("sd15") + " --batch-size 2,x",
+           "memory --backbone sd15 --method " + method("sd15") + " --text-encoder free",  // CLIP stays resident
+           "memory --backbone sdxl --method " + method("sdxl") + " --t5-int8 on",
+           "memory --backbone flux --method " + method("flux") + " --image-size 1000",
+           "memory --weights /nonexistent/folder --layers x"}) {
     auto r = gb::test::run_goca_bench_in_process(args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
     EXPECT_NE(r.out.find("error"), std::string::npos) << args << "\n" << r.out;
@@ -124,15 +126,14 @@ TEST(MemoryPreflight, CaptureRefusesWhatCannotFitBeforeLoading) {
   const at::Tensor px = at::full({16, 16, 3}, 100, at::kByte);
   gb::write_png_rgb(image, px);
   auto r = gb::test::run_goca_bench_in_process({"capture", "--weights", flux, "--image", image, "--prompt", "a cat",
-                                                 "--layers", "vit-block*-self-map", "--memory-budget-gb", "16",
-                                                 "--out", image + ".safetensors"});
+                                                "--layers", "vit-block*-self-map", "--memory-budget-gb", "16", "--out",
+                                                image + ".safetensors"});
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("goca-bench: error: capture: planned "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("16.00 GB (--memory-budget-gb)"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(image + ".safetensors"));
-  auto m = gb::test::run_goca_bench_in_process({"memory", "--weights", flux, "--device", "cpu", "--layers",
-                                                 "vit-block*-self-map", "--json"},
-                                                false);
+  auto m = gb::test::run_goca_bench_in_process(
+      {"memory", "--weights", flux, "--device", "cpu", "--layers", "vit-block*-self-map", "--json"}, false);
   ASSERT_EQ(m.code, 0) << m.out;
   const auto j = nlohmann::json::parse(m.out);
   EXPECT_EQ(j["device"], "cpu");

@@ -27,8 +27,8 @@ namespace {
 
 struct Kind {
   std::string folder;
-  std::vector<std::string> ids;  // the --token-ids (and --clip-token-ids) arguments of one capture
-  std::string cross_key;         // a capturable cross map
+  std::vector<std::string> ids;      // the --token-ids (and --clip-token-ids) arguments of one capture
+  std::string cross_key;             // a capturable cross map
   std::vector<int64_t> cross_shape;  // its stored shape at 16² (batch 1)
 };
 
@@ -46,9 +46,10 @@ struct Fixture {
     kinds["sd21"] = {write_tiny_sd21(dir / "sd21", true), clip, "mid-vit-block0-cross-map", {2, 16, 12}};
     kinds["sd21-base"] = {write_tiny_sd21(dir / "sd21-base", false), clip, "mid-vit-block0-cross-map", {2, 16, 12}};
     // PixArt: 4 x 4 patches, the pipeline's 120 / 300 T5 tokens (no tokenizer: --token-ids are padded to them).
-    kinds["pixart-alpha"] = {write_tiny_pixart_kind(dir / "alpha", "pixart-alpha"), t5, "vit-block1-cross-map", {2, 16, 120}};
-    kinds["pixart-sigma-512"] = {write_tiny_pixart_kind(dir / "s512", "pixart-sigma-512"), t5, "vit-block1-cross-map",
-                                 {2, 16, 300}};
+    kinds["pixart-alpha"] = {
+        write_tiny_pixart_kind(dir / "alpha", "pixart-alpha"), t5, "vit-block1-cross-map", {2, 16, 120}};
+    kinds["pixart-sigma-512"] = {
+        write_tiny_pixart_kind(dir / "s512", "pixart-sigma-512"), t5, "vit-block1-cross-map", {2, 16, 300}};
     // SD3.5: 4 x 4 patches x (12 CLIP + 256 T5) keys.
     std::vector<std::string> sd3 = {"--token-ids", "5,6,7,1", "--clip-token-ids", clip[1]};
     kinds["sd35-medium"] = {write_tiny_sd3(dir / "sd35m", false), sd3, "vit-block1-cross-map", {2, 16, 268}};
@@ -82,7 +83,8 @@ TEST(NewBackbonesCli, ListLayers) {
   r = run_goca_bench_in_process({"list-layers", "--backbone", "sd35-large", "--filter", "-cross-map"});
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 38) << r.out;
   for (const auto& [kind, k] : fx().kinds) {
-    r = run_goca_bench_in_process({"list-layers", "--weights", k.folder, "--image-size", "16", "--filter", k.cross_key});
+    r = run_goca_bench_in_process(
+        {"list-layers", "--weights", k.folder, "--image-size", "16", "--filter", k.cross_key});
     ASSERT_EQ(r.code, 0) << kind << r.out;
     EXPECT_NE(r.out.find(k.cross_key), std::string::npos) << kind << r.out;
   }
@@ -93,8 +95,9 @@ TEST(NewBackbonesCli, CaptureFromTokenIds) {
   for (const auto& [kind, k] : fx().kinds) {
     SCOPED_TRACE(kind);
     const std::string out = (fx().dir / (kind + ".safetensors")).string();
-    std::vector<std::string> a = {"capture", "--weights", k.folder, "--image", fx().image, "--image-size", "16",
-                                  "--seed", "4", "--layers", k.cross_key, "--out", out};
+    std::vector<std::string> a = {"capture",      "--weights", k.folder, "--image", fx().image,
+                                  "--image-size", "16",        "--seed", "4",       "--layers",
+                                  k.cross_key,    "--out",     out};
     a.insert(a.end(), k.ids.begin(), k.ids.end());
     auto r = run_goca_bench_in_process(a);
     ASSERT_EQ(r.code, 0) << r.out;
@@ -106,9 +109,9 @@ TEST(NewBackbonesCli, CaptureFromTokenIds) {
   auto t = gb::load_safetensors((fx().dir / "pixart-alpha.safetensors").string());
   EXPECT_TRUE(t.count("input.resolution"));
   // SD3.5 needs both id sequences.
-  auto r = run_goca_bench_in_process({"capture", "--weights", fx().kinds.at("sd35-medium").folder, "--image", fx().image,
-                                      "--image-size", "16", "--layers", "vit-block0-cross-map", "--token-ids", "5,1",
-                                      "--out", (fx().dir / "x.safetensors").string()});
+  auto r = run_goca_bench_in_process({"capture", "--weights", fx().kinds.at("sd35-medium").folder, "--image",
+                                      fx().image, "--image-size", "16", "--layers", "vit-block0-cross-map",
+                                      "--token-ids", "5,1", "--out", (fx().dir / "x.safetensors").string()});
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("--clip-token-ids"), std::string::npos) << r.out;
 }
@@ -138,7 +141,8 @@ TEST(NewBackbonesCli, MemoryOnTinyFolders) {
 TEST(NewBackbonesCli, PresetLayersExistInTheFullSizeGraphs) {
   for (const char* kind : {"sd21", "sd21-base", "pixart-alpha", "pixart-sigma-512", "sd35-medium", "sd35-large"}) {
     std::set<std::string> have;
-    for (const auto& l : gb::bb::backbone_kind(kind).layers(gb::bb::BackboneOptions{}, std::nullopt)) have.insert(l.name);
+    for (const auto& l : gb::bb::backbone_kind(kind).layers(gb::bb::BackboneOptions{}, std::nullopt))
+      have.insert(l.name);
     EXPECT_EQ(gb::test::expect_presets_capture_only(kind, have), 2) << kind;
   }
 }

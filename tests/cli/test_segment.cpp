@@ -74,9 +74,8 @@ class Segment : public ::testing::Test {
  protected:
   fs::path dir;
   void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("gb_segment_" + std::to_string(::getpid()) + "_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir = fs::temp_directory_path() / ("gb_segment_" + std::to_string(::getpid()) + "_" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir);
     write("m.yaml", kMethod);
     write("t.json", kTokens);
@@ -87,8 +86,8 @@ class Segment : public ::testing::Test {
   void save(const std::string& name, const TensorMap& m) const { gb::save_safetensors(path(name), m); }
   Result segment(const std::string& capture, const std::string& extra = "", const std::string& tokens = "t.json",
                  const std::string& method = "m.yaml") const {
-    return run_binary("segment --capture " + path(capture) + " --tokens " + path(tokens) + " --method " +
-                      path(method) + " --out " + path("o.safetensors") + " " + extra);
+    return run_binary("segment --capture " + path(capture) + " --tokens " + path(tokens) + " --method " + path(method) +
+                      " --out " + path("o.safetensors") + " " + extra);
   }
 };
 
@@ -177,14 +176,26 @@ TEST_F(Segment, MalformedDumpsAreOneLineErrors) {
   // The contract's cases, through the binary; the remaining shape checks are unit-tested on
   // baselines::check_capture (tests/baselines/test_capture_check.cpp), which this command calls first.
   const std::vector<Case> cases = {
-      {"missing key", [](TensorMap& m) { m.erase(gb::self_key_for_cross(L16)); },
+      {"missing key",
+       [](TensorMap& m) { m.erase(gb::self_key_for_cross(L16)); },
        {"c.safetensors", "mid-vit-block0-self-map", "missing"}},
-      {"batch dim kept", [](TensorMap& m) { m[L16] = m[L16].unsqueeze(0); }, {"c.safetensors", L16, "rank 4", "[H, P, T]"}},
-      {"H map vs value", [](TensorMap& m) { m[base(L64a) + "special-value"] = at::randn({3, T, D}); },
+      {"batch dim kept",
+       [](TensorMap& m) { m[L16] = m[L16].unsqueeze(0); },
+       {"c.safetensors", L16, "rank 4", "[H, P, T]"}},
+      {"H map vs value",
+       [](TensorMap& m) {
+         m[base(L64a) + "special-value"] = at::randn({3, T, D});
+       },
        {"c.safetensors", base(L64a) + "special-value", "3 heads", L64a}},
-      {"T map vs value", [](TensorMap& m) { m[base(L16) + "special-value"] = at::randn({H, T + 1, D}); },
+      {"T map vs value",
+       [](TensorMap& m) {
+         m[base(L16) + "special-value"] = at::randn({H, T + 1, D});
+       },
        {"c.safetensors", base(L16) + "special-value", "7 tokens", L16}},
-      {"P not square", [](TensorMap& m) { m[L16] = at::softmax(at::randn({H, 15, T}), -1); },
+      {"P not square",
+       [](TensorMap& m) {
+         m[L16] = at::softmax(at::randn({H, 15, T}), -1);
+       },
        {"c.safetensors", L16, "15 pixels", "square"}},
   };
   for (const auto& c : cases) {
@@ -194,14 +205,16 @@ TEST_F(Segment, MalformedDumpsAreOneLineErrors) {
     const Result r = segment("c.safetensors");
     EXPECT_EQ(r.code, 2) << c.name << ": " << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << c.name << ": " << r.out;
-    for (const auto& s : c.expect) EXPECT_NE(r.out.find(s), std::string::npos) << c.name << ": '" << s << "' not in " << r.out;
+    for (const auto& s : c.expect)
+      EXPECT_NE(r.out.find(s), std::string::npos) << c.name << ": '" << s << "' not in " << r.out;
     EXPECT_FALSE(fs::exists(path("o.safetensors"))) << c.name;
   }
 }
 
 TEST_F(Segment, BadTokensMethodAndFilesAreOneLineErrors) {
   save("c.safetensors", make_dump(7));
-  write("bad_t.json", R"({"objects": [{"class": 15, "tokens": [1, 6]}], "background_objects": [], "rescaling_token_ids": [1]})");
+  write("bad_t.json",
+        R"({"objects": [{"class": 15, "tokens": [1, 6]}], "background_objects": [], "rescaling_token_ids": [1]})");
   write("bad_m.yaml", std::string(kMethod) + "head_method_typo: cosine\n");
   struct Case {
     Result r;
@@ -232,9 +245,9 @@ TEST_F(Segment, RunsAShippedPresetFile) {
   // Propagation maps of any square size are resized to S = 64 (keys bilinear, queries nearest).
   for (const auto& l : preset.plan.method.self_layers) dump[l] = at::softmax(at::randn({2, 16, 16}), -1).to(at::kHalf);
   save("c.safetensors", dump);
-  const Result r = run_binary("segment --capture " + path("c.safetensors") + " --tokens " + path("t.json") +
-                              " --method " + std::string(GB_SOURCE_DIR) + "/configs/methods/sd15/baseline.yaml --out " +
-                              path("o.safetensors"));
+  const Result r =
+      run_binary("segment --capture " + path("c.safetensors") + " --tokens " + path("t.json") + " --method " +
+                 std::string(GB_SOURCE_DIR) + "/configs/methods/sd15/baseline.yaml --out " + path("o.safetensors"));
   ASSERT_EQ(r.code, 0) << r.out;
   const TensorMap o = gb::load_safetensors(path("o.safetensors"));
   EXPECT_EQ(o.at("scores").sizes(), (std::vector<int64_t>{3, 64, 64}));

@@ -40,7 +40,8 @@ model:
   layers:
     - {name: up0, weight: 1.5}
     - {name: up1, weight: 2}
-)", "mem.yaml");
+)",
+                                       "mem.yaml");
   ConfigReader r(c);
   EXPECT_EQ(r.keys().front(), "name");
   EXPECT_EQ(r.get<std::string>("name"), "run1");
@@ -80,17 +81,17 @@ model:
 
 TEST(Config, ReaderErrorsNameFileLineAndKey) {
   const Config c = Config::from_string(
-      "a: 1\n"                   // 1
-      "b: hello\n"               // 2
-      "c: [1, x, 3]\n"           // 3
-      "d:\n"                     // 4
-      "  e: 2.5\n"               // 5
-      "  f: '3'\n"               // 6
-      "g: yes\n"                 // 7
-      "h: [a]\n"                 // 8
-      "i: median\n"              // 9
+      "a: 1\n"                     // 1
+      "b: hello\n"                 // 2
+      "c: [1, x, 3]\n"             // 3
+      "d:\n"                       // 4
+      "  e: 2.5\n"                 // 5
+      "  f: '3'\n"                 // 6
+      "g: yes\n"                   // 7
+      "h: [a]\n"                   // 8
+      "i: median\n"                // 9
       "j: 99999999999999999999\n"  // 10
-      "k: 4000000000\n",         // 11
+      "k: 4000000000\n",           // 11
       "cfg.yaml");
   ConfigReader r(c);
   expect_user_error([&] { r.get<int>("b"); }, {"cfg.yaml:2: b: expected an integer, got 'hello'"});
@@ -106,7 +107,8 @@ TEST(Config, ReaderErrorsNameFileLineAndKey) {
   expect_user_error([&] { r.child("a"); }, {"cfg.yaml:1: a: expected a mapping"});
   expect_user_error([&] { r.children("d"); }, {"cfg.yaml:4: d: expected a list of mappings"});
   expect_user_error([&] { r.children("c"); }, {"cfg.yaml:3: c.0: expected a mapping, got '1'"});
-  expect_user_error([&] { r.get_enum<Head>("i", kHeads); }, {"cfg.yaml:9: i: 'median' is not one of: average, mean, weighted"});
+  expect_user_error([&] { r.get_enum<Head>("i", kHeads); },
+                    {"cfg.yaml:9: i: 'median' is not one of: average, mean, weighted"});
   expect_user_error([&] { r.get<int64_t>("j"); }, {"cfg.yaml:10: j: integer", "out of range"});
   expect_user_error([&] { r.get<int>("k"); }, {"cfg.yaml:11: k: integer 4000000000 is out of range"});
   expect_user_error([&] { r.fail_at("b", "custom problem"); }, {"cfg.yaml:2: b: custom problem"});
@@ -139,7 +141,8 @@ TEST(Config, SyntaxErrorsCarryTheLine) {
   expect_user_error([] { Config::from_string("- 1\n- 2\n", "l.yaml"); }, {"l.yaml:1: the top level must be a mapping"});
   expect_user_error([] { Config::from_string("a: 1\nb: 2\na: 3\n", "d.yaml"); }, {"d.yaml:3: a: duplicate key"});
   expect_user_error([] { Config::from_string("a: 1\n---\nb: 2\n", "m.yaml"); }, {"m.yaml", "2 YAML documents"});
-  expect_user_error([] { Config::from_string("? [1, 2]\n: x\n", "k.yaml"); }, {"k.yaml:1", "keys must be plain strings"});
+  expect_user_error([] { Config::from_string("? [1, 2]\n: x\n", "k.yaml"); },
+                    {"k.yaml:1", "keys must be plain strings"});
   EXPECT_EQ(Config::from_string("", "e.yaml").to_yaml(), "{}\n");
   EXPECT_EQ(Config::from_string("# only a comment\n", "e.yaml").root().size(), 0u);
 }
@@ -148,12 +151,12 @@ TEST(Config, IncludesMergeMappingsAndReplaceLists) {
   ScratchDir dir;
   std::filesystem::create_directories(dir / "base");
   write_bytes(dir / "base/root.yaml",
-              "model:\n"          // 1
-              "  name: sd15\n"    // 2
-              "  steps: 50\n"     // 3
+              "model:\n"               // 1
+              "  name: sd15\n"         // 2
+              "  steps: 50\n"          // 3
               "  layers: [a, b, c]\n"  // 4
-              "seed: 1\n"         // 5
-              "only_root: r\n");  // 6
+              "seed: 1\n"              // 5
+              "only_root: r\n");       // 6
   write_bytes(dir / "base/mid.yaml", "_base_: root.yaml\nmodel:\n  steps: 20\nseed: 2\n");
   write_bytes(dir / "other.yaml", "extra: {k: v}\nseed: 3\n");
   write_bytes(dir / "top.yaml",
@@ -164,10 +167,10 @@ TEST(Config, IncludesMergeMappingsAndReplaceLists) {
   const Config c = Config::load(dir / "top.yaml");
   ConfigReader r(c);
   ConfigReader m = r.child("model");
-  EXPECT_EQ(m.get<std::string>("name"), "sd15");                               // from root, untouched
-  EXPECT_EQ(m.get<int>("steps"), 20);                                          // mid overrides root
+  EXPECT_EQ(m.get<std::string>("name"), "sd15");                                        // from root, untouched
+  EXPECT_EQ(m.get<int>("steps"), 20);                                                   // mid overrides root
   EXPECT_EQ(m.get<std::vector<std::string>>("layers"), std::vector<std::string>{"z"});  // lists replace
-  EXPECT_EQ(r.get<int>("seed"), 3);                                            // later base wins over earlier
+  EXPECT_EQ(r.get<int>("seed"), 3);                                                     // later base wins over earlier
   EXPECT_EQ(r.child("extra").get<std::string>("k"), "v");
   EXPECT_FALSE(r.has("_base_"));
   // Key order: bases first, in their order, then new keys.
@@ -195,7 +198,8 @@ TEST(Config, IncludeErrors) {
   write_bytes(dir / "a.yaml", "_base_: [b.yaml]\nx: 1\n");
   write_bytes(dir / "b.yaml", "_base_: [c.yaml]\n");
   write_bytes(dir / "c.yaml", "_base_: [a.yaml]\n");
-  expect_user_error([&] { Config::load(dir / "a.yaml"); }, {"c.yaml:1: _base_", "include cycle", "a.yaml -> ", "b.yaml -> "});
+  expect_user_error([&] { Config::load(dir / "a.yaml"); },
+                    {"c.yaml:1: _base_", "include cycle", "a.yaml -> ", "b.yaml -> "});
   write_bytes(dir / "self.yaml", "_base_: self.yaml\n");
   expect_user_error([&] { Config::load(dir / "self.yaml"); }, {"self.yaml:1: _base_", "include cycle"});
   write_bytes(dir / "missing.yaml", "a: 1\n_base_: [gone.yaml]\n");
@@ -204,7 +208,8 @@ TEST(Config, IncludeErrors) {
   write_bytes(dir / "badbase.yaml", "_base_: {a: 1}\n");
   expect_user_error([&] { Config::load(dir / "badbase.yaml"); }, {"badbase.yaml:1: _base_: must be a file name"});
   write_bytes(dir / "badbase2.yaml", "_base_: [[x]]\n");
-  expect_user_error([&] { Config::load(dir / "badbase2.yaml"); }, {"badbase2.yaml:1: _base_: entries must be file names"});
+  expect_user_error([&] { Config::load(dir / "badbase2.yaml"); },
+                    {"badbase2.yaml:1: _base_: entries must be file names"});
   write_bytes(dir / "syntax.yaml", "a: 1\nb: {\n");
   write_bytes(dir / "inc_syntax.yaml", "_base_: syntax.yaml\n");
   expect_user_error([&] { Config::load(dir / "inc_syntax.yaml"); }, {"syntax.yaml:", "YAML syntax error"});
@@ -220,7 +225,8 @@ TEST(Config, IncludeErrors) {
 
 TEST(Config, Overrides) {
   const std::string text =
-      "model:\n  steps: 50\n  name: sd\nmethods:\n  - {name: goca, head: average}\n  - {name: base, head: mean}\nempty:\n";
+      "model:\n  steps: 50\n  name: sd\nmethods:\n  - {name: goca, head: average}\n  - {name: base, head: "
+      "mean}\nempty:\n";
   Config c = Config::from_string(text, "o.yaml",
                                  {"model.steps=20", "methods.1.head=weighted", "seed=7", "new.deep.key=[1, 2]",
                                   "model.name='42'", "empty.x=1", "methods.0=hello"});
@@ -263,7 +269,8 @@ TEST(Config, BadOverrides) {
   expect_user_error([&] { with("=3"); }, {"--set =3: bad key ''"});
   expect_user_error([&] { with("model..steps=3"); }, {"bad key 'model..steps'"});
   expect_user_error([&] { with("model.steps.=3"); }, {"bad key"});
-  expect_user_error([&] { with("methods.3.name=x"); }, {"--set methods.3.name=x: methods has 1 items; index 3 is out of range"});
+  expect_user_error([&] { with("methods.3.name=x"); },
+                    {"--set methods.3.name=x: methods has 1 items; index 3 is out of range"});
   expect_user_error([&] { with("methods.first.name=x"); }, {"methods is a list; 'first' is not an index"});
   expect_user_error([&] { with("model.steps.inner=3"); }, {"model.steps is a value, not a mapping or list"});
   expect_user_error([&] { with("model.steps=[1, 2"); }, {"--set model.steps=[1, 2: cannot parse the value as YAML"});
@@ -273,7 +280,8 @@ TEST(Config, BadOverrides) {
 TEST(Config, ResolvedYamlRoundTripsAndHashes) {
   ScratchDir dir;
   write_bytes(dir / "base.yaml", "a: {x: 1, y: [1, 2]}\nq: \"007\"\ns: 'true'\n");
-  write_bytes(dir / "top.yaml", "_base_: base.yaml\n# comment\nb: hello world\nc: ~\nd: []\ne: {}\nf: 'multi: colon'\n");
+  write_bytes(dir / "top.yaml",
+              "_base_: base.yaml\n# comment\nb: hello world\nc: ~\nd: []\ne: {}\nf: 'multi: colon'\n");
   const Config c = Config::load(dir / "top.yaml", {"a.x=2", "g=\"\""});
   const std::string y = c.to_yaml();
   EXPECT_EQ(y.find("_base_"), std::string::npos);
@@ -334,8 +342,7 @@ TEST(Config, TruncationsAndCorruptionNeverCrash) {
       Config c = Config::from_string(good.substr(0, len), "t.yaml");
       c.hash();
       Config::from_string(c.to_yaml(), "again.yaml");
-    } catch (const UserError&) {
-    }
+    } catch (const UserError&) {}
   }
   const std::string alphabet = ":-[]{},&*!|>'\"#?\n \t%@`abc1.";
   for (int trial = 0; trial < 500; ++trial) {
@@ -346,8 +353,7 @@ TEST(Config, TruncationsAndCorruptionNeverCrash) {
       Config c = Config::from_string(bad, "f.yaml", {"model.steps=3"});
       c.hash();
       Config::from_string(c.to_yaml(), "again.yaml");
-    } catch (const UserError&) {
-    }
+    } catch (const UserError&) {}
   }
 }
 

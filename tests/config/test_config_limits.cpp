@@ -30,7 +30,8 @@ TEST(ConfigLimits, NestedAliasesAreRefusedNotExpanded) {
     flow += "]";
   }
   flow += "}";
-  const std::string s = gb::test::user_error_message([&] { gb::Config::from_string("a: 1\n", "c.yaml", {"a=" + flow}); });
+  const std::string s =
+      gb::test::user_error_message([&] { gb::Config::from_string("a: 1\n", "c.yaml", {"a=" + flow}); });
   EXPECT_NE(s.find("expands to more than"), std::string::npos) << s;
   // Small aliases still work.
   const auto c = gb::Config::from_string("a: &x [1, 2]\nb: *x\n", "ok.yaml");
@@ -62,20 +63,26 @@ TEST(ConfigLimits, BytesThatAreNotTextAreRefused) {
   const std::string nul(kNul, sizeof kNul - 1);
   const std::string e = gb::test::user_error_message([&] { gb::Config::from_string(nul, "bad.yaml"); });
   EXPECT_NE(e.find("bad.yaml: line 2: byte 0x98 at offset 7 is not text"), std::string::npos) << e;
-  for (const std::string& bad : {std::string("a: \xc0\xaf\n"), std::string("a: \xed\xa0\x80\n"), std::string("a: \xe2\x82\n"),
-                                std::string("a: \x01\n"), std::string("a: b\x7f" "c\n"), std::string("a: \xc2\x85\n"),
-                                std::string("a: x\xe2\x80\xa8y\n")}) {
+  for (const std::string& bad : {std::string("a: \xc0\xaf\n"), std::string("a: \xed\xa0\x80\n"),
+                                 std::string("a: \xe2\x82\n"), std::string("a: \x01\n"),
+                                 std::string("a: b\x7f"
+                                             "c\n"),
+                                 std::string("a: \xc2\x85\n"), std::string("a: x\xe2\x80\xa8y\n")}) {
     EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string(bad, "b.yaml"); }).find("is not text"),
               std::string::npos);
   }
-  EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string("a: 1\n", "c.yaml", {std::string("a=\x00", 3)}); })
-                .find("--set: byte 0x00"),
+  EXPECT_NE(gb::test::user_error_message([&] {
+              gb::Config::from_string("a: 1\n", "c.yaml", {std::string("a=\x00", 3)});
+            }).find("--set: byte 0x00"),
             std::string::npos);
   // Found by fuzz/fuzz_config: a --set value with lone carriage returns did not survive config show + reload.
-  EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string("a: 1\n", "c.yaml", {"z=x[1\r\r\t\r, K2b]"}); })
-                .find("--set: byte 0x0d at offset 5"),
+  EXPECT_NE(gb::test::user_error_message([&] {
+              gb::Config::from_string("a: 1\n", "c.yaml", {"z=x[1\r\r\t\r, K2b]"});
+            }).find("--set: byte 0x0d at offset 5"),
             std::string::npos);
-  EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string("a: 1\rb: 2\n", "mac.yaml"); }).find("mac.yaml: line 1: byte 0x0d"),
+  EXPECT_NE(gb::test::user_error_message([&] {
+              gb::Config::from_string("a: 1\rb: 2\n", "mac.yaml");
+            }).find("mac.yaml: line 1: byte 0x0d"),
             std::string::npos);
   // UTF-8 text, tabs and CRLF line ends load.
   const auto c = gb::Config::from_string("a: \"caf\xc3\xa9 \xf0\x9f\x90\x88\"\r\nb:\t2\r\n", "ok.yaml");
@@ -85,16 +92,17 @@ TEST(ConfigLimits, BytesThatAreNotTextAreRefused) {
 TEST(ConfigLimits, TextOnWhichYamlCppLoopsIsRefused) {
   // Found by fuzz/fuzz_config (timeouts): yaml-cpp 0.7 loops forever on a ',' where a document's node starts
   // or after it ends.
-  for (const std::string& y : {std::string(", K2]\na: &a"), std::string("---\n,"), std::string("# c\n  &a !t ,"),
-                              std::string("[],"), std::string("{a: 1} ,"), std::string("\"a\","),
-                              std::string("$x # c\n,se[1, K2b]\n")}) {
+  for (const std::string& y :
+       {std::string(", K2]\na: &a"), std::string("---\n,"), std::string("# c\n  &a !t ,"), std::string("[],"),
+        std::string("{a: 1} ,"), std::string("\"a\","), std::string("$x # c\n,se[1, K2b]\n")}) {
     const std::string e = gb::test::user_error_message([&] { gb::Config::from_string(y, "comma.yaml"); });
     EXPECT_NE(e.find("comma.yaml: line "), std::string::npos) << e;
     EXPECT_NE(e.find("not valid YAML"), std::string::npos) << e;
   }
   for (const char* v : {"a=,", "a=[1, 2],", "a='x' ,"}) {
-    EXPECT_NE(gb::test::user_error_message([&] { gb::Config::from_string("a: 1\n", "c.yaml", {v}); }).find("not valid YAML"),
-              std::string::npos)
+    EXPECT_NE(
+        gb::test::user_error_message([&] { gb::Config::from_string("a: 1\n", "c.yaml", {v}); }).find("not valid YAML"),
+        std::string::npos)
         << v;
   }
   // Commas elsewhere are fine ("---," is a plain scalar, not a document marker).
@@ -112,8 +120,9 @@ TEST(ConfigLimits, TextOnWhichYamlCppLoopsIsRefused) {
 TEST(ConfigLimits, UnknownYamlTagsAreRefused) {
   // Found by fuzz/fuzz_config: a value with a custom tag and no content loaded as an empty string but came back
   // as null from `config show` and a reload.
-  EXPECT_NE(gb::test::user_error_message([] { gb::Config::from_string("a: 1\nb: !3c='1\n", "tag.yaml"); })
-                .find("tag.yaml:2: the YAML tag '!3c='1' is not supported"),
+  EXPECT_NE(gb::test::user_error_message([] {
+              gb::Config::from_string("a: 1\nb: !3c='1\n", "tag.yaml");
+            }).find("tag.yaml:2: the YAML tag '!3c='1' is not supported"),
             std::string::npos);
   const auto c = gb::Config::from_string("a: !!str 12\nb: !!str\nc: '7'\n", "ok.yaml");
   EXPECT_EQ(gb::Config::from_string(c.to_yaml(), "again.yaml").hash(), c.hash());

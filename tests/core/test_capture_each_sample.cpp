@@ -68,7 +68,7 @@ TEST(CaptureEachSample, StacksSinglesAndKeepsSharedTensorsAliased) {
   }
   const at::Tensor& w = c.tensors.at("a-special-weight");
   EXPECT_EQ(w.sizes(), (std::vector<int64_t>{3, 2, 3}));
-  EXPECT_EQ(w.stride(0), 0);                              // still the resident weight, not three copies
+  EXPECT_EQ(w.stride(0), 0);  // still the resident weight, not three copies
   EXPECT_EQ(w.data_ptr(), bb.weight.data_ptr());
   EXPECT_DOUBLE_EQ(c.stage_seconds.at("denoiser"), 4.5);  // the three forwards' time
 }

@@ -56,7 +56,8 @@ TEST(Capture, KeyBuilder) {
   const std::string cross = attention_block("up-level2-repeat1-vit-block0", AttentionKind::cross);
   EXPECT_EQ(cross, "up-level2-repeat1-vit-block0-cross");
   EXPECT_EQ(capture_key(cross, CaptureTensor::special_post_value), cross + "-special-post-value");
-  EXPECT_EQ(capture_key(attention_block("vit-block13", AttentionKind::self), CaptureTensor::map), "vit-block13-self-map");
+  EXPECT_EQ(capture_key(attention_block("vit-block13", AttentionKind::self), CaptureTensor::map),
+            "vit-block13-self-map");
   EXPECT_EQ(attention_output_key("vit-block27"), "vit-block27-attn-out");
   EXPECT_TRUE(is_self_block("mid-vit-block0-self"));
   EXPECT_FALSE(is_self_block(cross));
@@ -68,7 +69,8 @@ TEST(Capture, KeyBuilder) {
   EXPECT_FALSE(parse_capture_key("vit-block27-attn-out").has_value());
   EXPECT_FALSE(parse_capture_key("-map").has_value());
   // The paper's l.replace('map', ...) on a cross-map key, and the cross block's self sibling.
-  EXPECT_EQ(sibling_key("mid-vit-block0-cross-map", CaptureTensor::special_weight), "mid-vit-block0-cross-special-weight");
+  EXPECT_EQ(sibling_key("mid-vit-block0-cross-map", CaptureTensor::special_weight),
+            "mid-vit-block0-cross-special-weight");
   EXPECT_EQ(self_block_for_cross("mid-vit-block0-cross"), "mid-vit-block0-self");
   EXPECT_THROW(sibling_key("vit-block27-attn-out", CaptureTensor::map), UserError);
   EXPECT_THROW(self_block_for_cross("mid-vit-block0-self"), UserError);

@@ -188,7 +188,9 @@ TEST(BadInput, MatSizesBeyondTheFileAreRefusedBeforeLibmatioAllocates) {
   const std::string e = gb::test::user_error_message([] {
     read_mat_variable(std::string(GB_SOURCE_DIR) + "/tests/datasets/data/mat_element_too_large.mat", "LabelMap");
   });
-  EXPECT_NE(e.find("corrupt MAT file: an element of the matrix at offset 128 claims 788529160 bytes"), std::string::npos) << e;
+  EXPECT_NE(e.find("corrupt MAT file: an element of the matrix at offset 128 claims 788529160 bytes"),
+            std::string::npos)
+      << e;
   // A valid file whose top-level element is cut short.
   TempDir tmp;
   const std::string path = tmp.str() + "/cut.mat";
@@ -215,7 +217,8 @@ TEST(BadInput, PanopticIdMinusOneInTheFirstPixel) {
 TEST(MatFiles, ReadsFilesWrittenByScipy) {
   if (!kHaveMatio) GTEST_SKIP() << "built without libmatio";
   // tools/parity/datasets_mat.py: the same 3x5 LabelMap as compressed uint16 and as double.
-  const at::Tensor expected = at::tensor({0, 2, 259, 260, 415, 324, 9, 1, 3, 459, 440, 445, 0, 0, 284}, at::kLong).reshape({3, 5});
+  const at::Tensor expected =
+      at::tensor({0, 2, 259, 260, 415, 324, 9, 1, 3, 459, 440, 445, 0, 0, 284}, at::kLong).reshape({3, 5});
   for (const char* name : {"labelmap_uint16_zlib.mat", "labelmap_double.mat"}) {
     const at::Tensor got = read_mat_variable(std::string(GB_SOURCE_DIR) + "/tests/datasets/data/" + name, "LabelMap");
     EXPECT_TRUE(at::equal(got, expected)) << name << "\n" << got;

@@ -32,16 +32,18 @@ TEST(Captions, ParsesPaperFormat) {
 TEST(Captions, ClearErrors) {
   EXPECT_NE(error_of("{").find("caps.json: not valid JSON"), std::string::npos);
   EXPECT_NE(error_of("[]").find("expected a JSON object"), std::string::npos);
-  EXPECT_EQ(error_of(R"({"a.jpg": "cat"})"), "caps.json: entry 'a.jpg': expected an object with \"caption\", got string");
+  EXPECT_EQ(error_of(R"({"a.jpg": "cat"})"),
+            "caps.json: entry 'a.jpg': expected an object with \"caption\", got string");
   EXPECT_EQ(error_of(R"({"a.jpg": {"text": "cat"}})"), "caps.json: entry 'a.jpg': missing \"caption\"");
-  EXPECT_EQ(error_of(R"({"a.jpg": {"caption": 3}})"), "caps.json: entry 'a.jpg': \"caption\" must be a string, got number");
+  EXPECT_EQ(error_of(R"({"a.jpg": {"caption": 3}})"),
+            "caps.json: entry 'a.jpg': \"caption\" must be a string, got number");
   EXPECT_EQ(error_of(R"({"a.jpg": {"caption": ""}})"), "caps.json: entry 'a.jpg': empty caption");
   EXPECT_THROW(CaptionFile::load("/nonexistent/caps.json"), gb::UserError);
 }
 
 TEST(Captions, ReadsThePapersFiles) {
   const std::string dir = std::string(GB_SHARED_DIR) + "/data/goca-captions/";
-  const std::vector<std::pair<std::string, size_t>> files = {{"voc.json", 1464},       {"context.json", 964},
+  const std::vector<std::pair<std::string, size_t>> files = {{"voc.json", 1464},         {"context.json", 964},
                                                              {"coco-object.json", 5000}, {"city.json", 500},
                                                              {"ade.json", 2000},         {"coco-stuff.json", 5000}};
   for (const auto& [name, count] : files) {

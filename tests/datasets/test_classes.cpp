@@ -35,7 +35,7 @@ TEST(Classes, NamesRoundTrip) {
 
 TEST(Classes, CountsAndIgnore) {
   const std::vector<std::pair<DatasetKind, std::pair<int, int>>> expected = {
-      {DatasetKind::Voc, {21, 21}},        {DatasetKind::Context, {60, 59}}, {DatasetKind::CocoObject, {81, 81}},
+      {DatasetKind::Voc, {21, 21}},        {DatasetKind::Context, {60, 59}},  {DatasetKind::CocoObject, {81, 81}},
       {DatasetKind::Cityscapes, {20, 19}}, {DatasetKind::Ade20k, {151, 150}}, {DatasetKind::CocoStuff, {28, 27}}};
   for (const auto& [k, counts] : expected) {
     const auto& p = class_table(k, Protocol::paper);
@@ -98,10 +98,10 @@ TEST(Classes, ContextMappings) {
     EXPECT_EQ(context_raw_to_paper(raw), it == raw_to_class.end() ? 0 : it->second) << raw;
   }
   // mmseg index = rank of the raw id among the sorted 60; round trips.
-  EXPECT_EQ(context_raw_to_mmseg(2), 1);    // aeroplane
-  EXPECT_EQ(context_raw_to_mmseg(9), 2);    // bag
-  EXPECT_EQ(context_raw_to_mmseg(458), 59); // wood
-  EXPECT_EQ(context_raw_to_mmseg(1), 0);    // accordion: not among the 59
+  EXPECT_EQ(context_raw_to_mmseg(2), 1);     // aeroplane
+  EXPECT_EQ(context_raw_to_mmseg(9), 2);     // bag
+  EXPECT_EQ(context_raw_to_mmseg(458), 59);  // wood
+  EXPECT_EQ(context_raw_to_mmseg(1), 0);     // accordion: not among the 59
   for (int64_t m = 0; m < 60; ++m) EXPECT_EQ(context_paper_to_mmseg(context_mmseg_to_paper(m)), m);
   for (int64_t raw : context_paper_raw_ids())
     EXPECT_EQ(context_mmseg_to_paper(context_raw_to_mmseg(raw)), context_raw_to_paper(raw));
@@ -137,10 +137,10 @@ TEST(Classes, CityscapesMappings) {
     EXPECT_EQ(cityscapes_label_to_train(id), paper == 0 ? kIgnoreIndex : paper - 1) << id;
   }
   // cityscapesScripts trainIds
-  EXPECT_EQ(cityscapes_label_to_train(7), 0);    // road
-  EXPECT_EQ(cityscapes_label_to_train(24), 11);  // person
-  EXPECT_EQ(cityscapes_label_to_train(33), 18);  // bicycle
-  EXPECT_EQ(cityscapes_label_to_train(29), 255); // caravan
+  EXPECT_EQ(cityscapes_label_to_train(7), 0);     // road
+  EXPECT_EQ(cityscapes_label_to_train(24), 11);   // person
+  EXPECT_EQ(cityscapes_label_to_train(33), 18);   // bicycle
+  EXPECT_EQ(cityscapes_label_to_train(29), 255);  // caravan
 }
 
 TEST(Classes, CocoStuffFineToCoarseIsThePapersPickle) {
@@ -154,7 +154,8 @@ TEST(Classes, CocoStuffFineToCoarseIsThePapersPickle) {
   // person-things, sky-other (fine 156) sky-stuff.
   const auto& s = class_table(DatasetKind::CocoStuff, Protocol::standard);
   std::set<std::string> coarse_names;
-  for (const auto& [fine, coarse] : g["fine_name_to_coarse_name"].items()) coarse_names.insert(coarse.get<std::string>());
+  for (const auto& [fine, coarse] : g["fine_name_to_coarse_name"].items())
+    coarse_names.insert(coarse.get<std::string>());
   const auto names_s = s.names();
   EXPECT_EQ(std::set<std::string>(names_s.begin(), names_s.end()), coarse_names);
   EXPECT_EQ(s.classes[coco_stuff_fine_to_coarse(0)].name, "person-things");
@@ -166,7 +167,9 @@ TEST(Classes, CocoStuffFineToCoarseIsThePapersPickle) {
   const auto names = g["dataset_py_names"].get<std::vector<std::vector<std::string>>>();
   for (int64_t c = 0; c < kCocoStuffCoarse; ++c) {
     EXPECT_EQ(s.classes[c].synonyms, p.classes[c + 1].synonyms);
-    if (c + 1 != 15 && c + 1 != 16) { EXPECT_EQ(p.classes[c + 1].name, names[c + 1][0]); }
+    if (c + 1 != 15 && c + 1 != 16) {
+      EXPECT_EQ(p.classes[c + 1].name, names[c + 1][0]);
+    }
   }
   EXPECT_EQ(p.classes[15].name, "food-stuff");  // dataset.py: a second "food", merged into class 3
 }

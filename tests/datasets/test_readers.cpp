@@ -160,8 +160,8 @@ TEST(CocoObjectReader, PanopticPaperKeepsTheInPlaceRemap) {
   EXPECT_EQ(at_b(p0->label), 57);
   EXPECT_EQ(at_ring(p0->label), 0);
   EXPECT_EQ(at_bg(p0->label), 0);
-  EXPECT_EQ(at_ring(s0->label), 0);    // stuff is background in both
-  EXPECT_EQ(at_bg(s0->label), 255);    // void is ignored under standard
+  EXPECT_EQ(at_ring(s0->label), 0);  // stuff is background in both
+  EXPECT_EQ(at_bg(s0->label), 255);  // void is ignored under standard
   EXPECT_EQ(p0->gt_classes, (V{1, 57}));
   // Q14: segment 70000 (car -> 3) is rewritten again by segment 3 (dog -> 17) under the paper protocol.
   auto p1 = paper->load(1), s1 = standard->load(1);
@@ -224,7 +224,7 @@ TEST(CityscapesReader, PaperMapping20AndStandardTrainIds) {
   EXPECT_EQ(at_b(s->label), 11);
   EXPECT_EQ(at_ring(s->label), 255);
   EXPECT_EQ(s->gt_classes, (V{0, 11, 13}));  // road is class 0 and not background under standard
-  auto p2 = paper->load(2);  // sky bg, caravan block (void -> 0), road block, ego-vehicle ring
+  auto p2 = paper->load(2);                  // sky bg, caravan block (void -> 0), road block, ego-vehicle ring
   EXPECT_EQ(at_a(p2->label), 0);
   EXPECT_EQ(p2->gt_classes, (V{1, 11}));
   // The other label file gives the same classes under each protocol.
@@ -348,10 +348,10 @@ TEST(CocoStuffReader, PaperMappingMergesFoodAndFurniture) {
   EXPECT_EQ(ds->classes().num_classes(), 28);
   auto s = ds->load(2);  // road background, banana block, furniture-other block, chair ring
   ASSERT_TRUE(s);
-  EXPECT_EQ(at_bg(s->label), 22);    // ground
-  EXPECT_EQ(at_a(s->label), 3);      // food (things)
-  EXPECT_EQ(at_b(s->label), 4);      // furniture-stuff (16) merged into furniture (4)
-  EXPECT_EQ(at_ring(s->label), 4);   // furniture (things)
+  EXPECT_EQ(at_bg(s->label), 22);   // ground
+  EXPECT_EQ(at_a(s->label), 3);     // food (things)
+  EXPECT_EQ(at_b(s->label), 4);     // furniture-stuff (16) merged into furniture (4)
+  EXPECT_EQ(at_ring(s->label), 4);  // furniture (things)
   EXPECT_EQ(s->gt_classes, (V{3, 4, 22}));
   auto s3 = ds->load(3);  // unlabeled background, person, sky, food-other ring
   EXPECT_EQ(at_bg(s3->label), 0);

@@ -19,9 +19,9 @@ void generate_scfg(const std::string& kind) {
   const std::string prompts = (dir / "prompts.txt").string();
   std::ofstream(prompts) << "a red cat on a sofa\ntwo dogs in a park\n";
   auto gen = [&](const std::string& out, const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {"generate", "--weights", world().weights.at(kind), "--prompts", prompts, "--out",
-                                     (dir / out).string(), "--steps", "2", "--image-size", std::to_string(kImageSize),
-                                     "--no-progress"};
+    std::vector<std::string> args = {"generate", "--weights",    world().weights.at(kind),   "--prompts",
+                                     prompts,    "--out",        (dir / out).string(),       "--steps",
+                                     "2",        "--image-size", std::to_string(kImageSize), "--no-progress"};
     args.insert(args.end(), extra.begin(), extra.end());
     return cli(args);
   };

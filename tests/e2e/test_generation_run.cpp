@@ -30,39 +30,45 @@ struct GenWorld {
 };
 
 const GenWorld& gen_world() {
-  static const GenWorld w = [] {
-    GenWorld g;
-    g.dir = work_dir() / "generation-run";
-    fs::remove_all(g.dir);
-    fs::create_directories(g.dir);
-    const std::string weights = gb::bb::tiny::write_structural_checkpoint("sd15", g.dir / "sd15");
-    auto inception = gb::testing::fid_test_weights();
-    gb::save_safetensors((g.dir / "inception.safetensors").string(),
-                         std::vector<std::pair<std::string, at::Tensor>>(inception.begin(), inception.end()));
-    gb::testing::make_tiny_clip_folder(g.dir / "clip");
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
-    gb::metrics::write_fid_stats((g.dir / "ref.npz").string(),
-                                 gb::metrics::stats_from_features(at::rand({6, 2048}, gen, at::kFloat)));
-    std::ofstream(g.dir / "prompts.txt") << "a red cat on a sofa\ntwo dogs in a park\na bowl of fruit\na fourth prompt\n";
-    for (const std::string& kv : std::vector<std::string>{"device=cpu", "batch_size=1", "examples=2", "backbones.0.weights=" + weights,
-          "backbones.0.dtype=fp32", "generation.prompts=" + (g.dir / "prompts.txt").string(), "generation.limit=3",
-          "generation.steps=2", "generation.image_size=" + std::to_string(kImageSize), "generation.scales=[2.0, 5.0]",
-          "generation.guidance=[{name: CFG, type: cfg}, {name: S-CFG (GoCA), type: scfg, method: configs/methods/sd15/scfg.yaml}]",
-          "generation.metrics.inception=" + (g.dir / "inception.safetensors").string(),
-          "generation.metrics.reference_stats=" + (g.dir / "ref.npz").string(),
-          "generation.metrics.clip=" + (g.dir / "clip").string(), "generation.synthetic=true"}) {
-      g.sets.push_back("--set");
-      g.sets.push_back(kv);
-    }
-    return g;
-  }();
+  static const GenWorld w =
+      [] {
+        GenWorld g;
+        g.dir = work_dir() / "generation-run";
+        fs::remove_all(g.dir);
+        fs::create_directories(g.dir);
+        const std::string weights = gb::bb::tiny::write_structural_checkpoint("sd15", g.dir / "sd15");
+        auto inception = gb::testing::fid_test_weights();
+        gb::save_safetensors((g.dir / "inception.safetensors").string(),
+                             std::vector<std::pair<std::string, at::Tensor>>(inception.begin(), inception.end()));
+        gb::testing::make_tiny_clip_folder(g.dir / "clip");
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+        gb::metrics::write_fid_stats((g.dir / "ref.npz").string(),
+                                     gb::metrics::stats_from_features(at::rand({6, 2048}, gen, at::kFloat)));
+        std::ofstream(g.dir / "prompts.txt")
+            << "a red cat on a sofa\ntwo dogs in a park\na bowl of fruit\na fourth prompt\n";
+        for (const std::string& kv : std::vector<std::string>{
+                 "device=cpu", "batch_size=1", "examples=2", "backbones.0.weights=" + weights, "backbones.0.dtype=fp32",
+                 "generation.prompts=" + (g.dir / "prompts.txt").string(), "generation.limit=3", "generation.steps=2",
+                 "generation.image_size=" + std::to_string(kImageSize), "generation.scales=[2.0, 5.0]",
+                 "generation.guidance=[{name: CFG, type: cfg}, {name: S-CFG (GoCA), type: scfg, method: "
+                 "configs/methods/sd15/scfg.yaml}]",
+                 "generation.metrics.inception=" + (g.dir / "inception.safetensors").string(),
+                 "generation.metrics.reference_stats=" + (g.dir / "ref.npz").string(),
+                 "generation.metrics.clip=" + (g.dir / "clip").string(), "generation.synthetic=true"}) {
+          g.sets.push_back("--set");
+          g.sets.push_back(kv);
+        }
+        return g;
+      }();
   return w;
 }
 
 // The real binary from the repository root, with one OpenMP thread: on this shared 2-core machine, with `ctest -j2`
 // and other jobs running, two spinning OpenMP threads per process made these runs 6x slower (measured: the single
 // run 165 s with 2 threads vs 26 s with 1 at load average 4-5; LAPACK's geev in the Fréchet distance suffers most).
-gb::test::CliResult run_binary(const std::vector<std::string>& args) { return gb::test::run_binary_in_repo(args, true); }
+gb::test::CliResult run_binary(const std::vector<std::string>& args) {
+  return gb::test::run_binary_in_repo(args, true);
+}
 
 // `goca-bench run CONFIG <sets> --out OUT <extra>` through the binary like run_binary, its results.json.
 gb::reports::Results run_fresh(const std::vector<std::string>& sets, const fs::path& out,
@@ -109,15 +115,18 @@ TEST(GenerationRun, PapersTableShardsMergeAndResume) {
   // The table, as the paper lays it out, in the three formats, and the report with a sample grid per setting.
   const std::string md = read_text(dir / "single/tables/generation.md");
   EXPECT_NE(md.find("SYNTHETIC"), std::string::npos) << md;
-  EXPECT_NE(md.find("| Backbone | Guidance | FID ↓ G=2 | FID ↓ G=5 | CLIP ↑ G=2 | CLIP ↑ G=5 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| Backbone | Guidance | FID ↓ G=2 | FID ↓ G=5 | CLIP ↑ G=2 | CLIP ↑ G=5 |"), std::string::npos)
+      << md;
   EXPECT_NE(md.find(fmt::format("| sd15 | CFG | {:.2f} |", single.generation[0].fid)), std::string::npos) << md;
   EXPECT_NE(md.find("| sd15 | S-CFG (GoCA) |"), std::string::npos) << md;
-  EXPECT_EQ(read_text(dir / "single/tables/generation.csv").rfind("Backbone,Guidance,FID ↓ G=2,FID ↓ G=5,CLIP ↑ G=2", 0), 0u);
+  EXPECT_EQ(
+      read_text(dir / "single/tables/generation.csv").rfind("Backbone,Guidance,FID ↓ G=2,FID ↓ G=5,CLIP ↑ G=2", 0), 0u);
   EXPECT_NE(read_text(dir / "single/tables/generation.tex").find("$\\downarrow$"), std::string::npos);
   const std::string html = read_text(dir / "single/report.html");
   EXPECT_NE(html.find("Generated samples"), std::string::npos);
   size_t grids = 0;
-  for (size_t pos = html.find("data:image/png;base64,"); pos != std::string::npos; pos = html.find("data:image/png;base64,", pos + 1))
+  for (size_t pos = html.find("data:image/png;base64,"); pos != std::string::npos;
+       pos = html.find("data:image/png;base64,", pos + 1))
     ++grids;
   EXPECT_EQ(grids, 8u);  // 2 samples x 4 settings
 
@@ -131,14 +140,15 @@ TEST(GenerationRun, PapersTableShardsMergeAndResume) {
     return r;
   };
   auto r = quiet({"fid", "--images", images.string(), "--ref-stats", (w.dir / "ref.npz").string(), "--inception",
-                (w.dir / "inception.safetensors").string()});
+                  (w.dir / "inception.safetensors").string()});
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NEAR(nlohmann::json::parse(last_line(r.out))["fid"].get<double>(), single.generation[0].fid,
               1e-6 * single.generation[0].fid);
   r = quiet({"clip-score", "--images", images.string(), "--prompts", (w.dir / "prompts.txt").string(), "--clip",
-           (w.dir / "clip").string()});
+             (w.dir / "clip").string()});
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NEAR(nlohmann::json::parse(last_line(r.out))["clip_score"].get<double>(), single.generation[0].clip_score(), 1e-4);
+  EXPECT_NEAR(nlohmann::json::parse(last_line(r.out))["clip_score"].get<double>(), single.generation[0].clip_score(),
+              1e-4);
 
   // Shard 0/2 (prompts 0, 2) killed after 3 journalled images (the binary exits abruptly, as a kill would: setting 1
   // done, setting 2 half done) and resumed; shard 1/2 (prompt 1); merged. The merge equals the single run only if
@@ -168,7 +178,8 @@ TEST(GenerationRun, PapersTableShardsMergeAndResume) {
   EXPECT_EQ(r.code, 0) << r.out;
   r = cli({"report", (dir / "merged").string()});
   EXPECT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(read_text(dir / "merged/tables/generation.md").find(fmt::format("| sd15 | CFG | {:.2f} |", single.generation[0].fid)),
+  EXPECT_NE(read_text(dir / "merged/tables/generation.md")
+                .find(fmt::format("| sd15 | CFG | {:.2f} |", single.generation[0].fid)),
             std::string::npos);
   // A journal line with a valid checksum but a bad record stops --resume with exit 2 naming the line.
   fs::copy(dir / "shard1", dir / "corrupt", fs::copy_options::recursive);

@@ -30,7 +30,8 @@ TEST(InvarianceLong, ShardsResumeAndBatchSizesWithACheckpointBackbone) {
   const auto s0 = run_config(kConfig, sets, dir / "shard0", {"--shard", "0/2"});
   const auto s1 = run_config(kConfig, sets, dir / "shard1", {"--shard", "1/2"});
   for (const auto& c : s0.cells) EXPECT_EQ(c.images, 1) << c.key();
-  const auto m = cli({"merge", (dir / "shard0").string(), (dir / "shard1").string(), "--out", (dir / "merged").string()});
+  const auto m =
+      cli({"merge", (dir / "shard0").string(), (dir / "shard1").string(), "--out", (dir / "merged").string()});
   ASSERT_EQ(m.code, 0) << m.out;
   expect_same_confusions(gb::reports::load_results((dir / "merged/results.json").string()), single);
 

@@ -49,10 +49,11 @@ void expect_every_cell(const gb::reports::Results& r, const std::map<std::string
   EXPECT_EQ(r.cells.size(), want);
 }
 
-const std::map<std::string, std::vector<std::string>> kTable1Variants = {{"sd15", {"Vanilla", "Baseline", "FTTM", "GoCA"}},
-                                                                         {"sdxl", {"Vanilla", "GoCA"}},
-                                                                         {"pixart-sigma", {"Vanilla", "GoCA"}},
-                                                                         {"flux", {"Vanilla", "GoCA"}}};
+const std::map<std::string, std::vector<std::string>> kTable1Variants = {
+    {"sd15", {"Vanilla", "Baseline", "FTTM", "GoCA"}},
+    {"sdxl", {"Vanilla", "GoCA"}},
+    {"pixart-sigma", {"Vanilla", "GoCA"}},
+    {"flux", {"Vanilla", "GoCA"}}};
 
 TEST(TinyCheckpoints, EveryLayerOfEveryPresetExists) {
   for (const auto& kind : backbone_kinds()) {
@@ -160,10 +161,21 @@ TEST(PaperConfigsLong, EveryPresetRunEqualsCaptureThenSegment) {
     // softmax, maps x values) and which on the fused kernel, so a capture of one method's layers alone differs
     // from the run's by float rounding (docs/runner.md); with the same capture, segment gives the run's matrices.
     const fs::path cap = dir / (kind + "-capture.safetensors");
-    std::vector<std::string> cargs = {"capture", "--weights", w.weights.at(kind), "--image", image.string(),
-                                      "--prompt", prompt.text, "--image-size", std::to_string(kImageSize), "--seed",
-                                      "0", "--out", cap.string()};
-    for (const auto& name : names) cargs.insert(cargs.end(), {"--method", "configs/methods/" + kind + "/" + preset_of(name) + ".yaml"});
+    std::vector<std::string> cargs = {"capture",
+                                      "--weights",
+                                      w.weights.at(kind),
+                                      "--image",
+                                      image.string(),
+                                      "--prompt",
+                                      prompt.text,
+                                      "--image-size",
+                                      std::to_string(kImageSize),
+                                      "--seed",
+                                      "0",
+                                      "--out",
+                                      cap.string()};
+    for (const auto& name : names)
+      cargs.insert(cargs.end(), {"--method", "configs/methods/" + kind + "/" + preset_of(name) + ".yaml"});
     const auto c = cli(cargs);
     ASSERT_EQ(c.code, 0) << kind << ": " << c.out;
     std::set<std::string> presets_seen;
@@ -172,8 +184,8 @@ TEST(PaperConfigsLong, EveryPresetRunEqualsCaptureThenSegment) {
       const std::string method = "configs/methods/" + kind + "/" + preset + ".yaml";
       presets_seen.insert(preset + ".yaml");
       const fs::path seg = dir / (kind + "-" + preset + "-segment.safetensors");
-      std::vector<std::string> sargs = {"segment", "--capture", cap.string(), "--tokens", tokens.string(),
-                                        "--method", method, "--out", seg.string()};
+      std::vector<std::string> sargs = {"segment",  "--capture", cap.string(), "--tokens",  tokens.string(),
+                                        "--method", method,      "--out",      seg.string()};
       if (preset == "fttm") sargs.insert(sargs.end(), {"--image", image.string()});
       auto s = cli(sargs);
       ASSERT_EQ(s.code, 0) << kind << " " << preset << ": " << s.out;

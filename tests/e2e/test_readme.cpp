@@ -66,7 +66,8 @@ TEST(ReadmeLong, RealExperimentsRecipeRunsAsWritten) {
     for (size_t p = script.find(root); p != std::string::npos; p = script.find(root, p + 1)) {
       bool known = false;
       for (const auto& kv : paths) known = known || script.compare(p, kv.first.size(), kv.first) == 0;
-      EXPECT_TRUE(known) << "a README path without a replacement: " << script.substr(p, script.find_first_of(" \n\"", p) - p);
+      EXPECT_TRUE(known) << "a README path without a replacement: "
+                         << script.substr(p, script.find_first_of(" \n\"", p) - p);
     }
   for (const auto& [from, to] : paths) {
     EXPECT_NE(script.find(from), std::string::npos) << "the README no longer mentions " << from;

@@ -28,7 +28,8 @@ TEST(RunRegressions, BackboneEntryWithoutOptionsUsesTheDefaults) {
   EXPECT_FALSE(gb::runner::wants_prompt_preencoding(ex.backbones[0]));
   // `options:` with nothing after it is the same; a scalar is still an error.
   const std::string w = "backbones.0.weights=" + world().weights.at("sd15");
-  const auto null_options = gb::runner::load_experiment("configs/experiments/table1-sd15.yaml", {w, "backbones.0.options=~"});
+  const auto null_options =
+      gb::runner::load_experiment("configs/experiments/table1-sd15.yaml", {w, "backbones.0.options=~"});
   EXPECT_TRUE(null_options.backbones[0].options_yaml.IsMap());
   EXPECT_NO_THROW(gb::runner::make_backbone(null_options.backbones[0], "cpu", 0));
   EXPECT_THROW(gb::runner::load_experiment("configs/experiments/table1-sd15.yaml", {w, "backbones.0.options=7"}),
@@ -39,8 +40,8 @@ TEST(RunRegressions, CheckpointBackboneRunsOneWorkerBatchOne) {
   // The smallest run that died: one worker, batch size 1, SD1.5 (all four presets), first image.
   auto sets = world_sets({"sd15"}, 1);
   sets.insert(sets.end(), {"--set", "workers=1"});
-  const auto r = run_config("configs/experiments/table1-sd15.yaml", sets, work_dir() / "regression-b1",
-                            {"--batch-size", "1"});
+  const auto r =
+      run_config("configs/experiments/table1-sd15.yaml", sets, work_dir() / "regression-b1", {"--batch-size", "1"});
   ASSERT_EQ(r.cells.size(), 5u * 4u);
   for (const auto& c : r.cells) EXPECT_EQ(c.images, 1) << c.key();
 }

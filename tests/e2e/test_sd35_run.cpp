@@ -69,7 +69,8 @@ TEST(Sd35, TokenGroupsLandOnTheJointClipThenT5Axis) {
   const auto& classes = gb::datasets::class_table(gb::datasets::DatasetKind::Voc, gb::datasets::Protocol::paper);
   const int64_t cat = 8, person = 15, sofa = 18, dog = 12;
   for (auto protocol : {gb::text::PromptProtocol::paper, gb::text::PromptProtocol::standard}) {
-    gb::text::PromptBuilder builder(classes.synonym_lists(), bb->tokenizer(), gb::text::paper_prompt_options("voc", protocol));
+    gb::text::PromptBuilder builder(classes.synonym_lists(), bb->tokenizer(),
+                                    gb::text::paper_prompt_options("voc", protocol));
     const auto r = builder.build("cat, sofa, a person on a sofa, person.", {cat, sofa, person});
     ASSERT_EQ(r.caption, "cat, sofa, a person on a sofa, person, background");
     ASSERT_EQ(r.groups.objects.size(), 3u);

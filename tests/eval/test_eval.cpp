@@ -160,7 +160,8 @@ TEST(ConfusionMatrix, UnionCountingWithOutOfRangeLabels) {
   ConfusionMatrix cm(3);
   cm.add(pred, label, Protocol::paper);
   Metrics m = reduce(cm, Protocol::paper);
-  // class 1: pred {1,2}, label {1,5}: I=1, U=3; class 2: pred {3,4}, label {3}: I=1 U=2; class 0: pred {0,5} label {0}: I=1 U=2
+  // class 1: pred {1,2}, label {1,5}: I=1, U=3; class 2: pred {3,4}, label {3}: I=1 U=2; class 0: pred {0,5} label {0}:
+  // I=1 U=2
   EXPECT_EQ(m.intersection, (std::vector<int64_t>{1, 1, 1}));
   EXPECT_EQ(m.union_, (std::vector<int64_t>{2, 3, 2}));
   EXPECT_EQ(m.out_of_range_pixels, 2);
@@ -297,9 +298,9 @@ TEST(Evaluator, BadInputIsAUserError) {
   cfg.num_classes = 4;
   SweepEvaluator ev(cfg);
   at::Tensor label = at::zeros({5, 5}, at::kLong);
-  EXPECT_THROW(ev.add_image(at::rand({3, 4, 4}), {1}, label), gb::UserError);      // channel count
-  EXPECT_THROW(ev.add_image(at::rand({2, 4, 4}), {4}, label), gb::UserError);      // class out of range
-  EXPECT_THROW(ev.add_image(at::rand({3, 4, 4}), {1, 1}, label), gb::UserError);   // duplicate
+  EXPECT_THROW(ev.add_image(at::rand({3, 4, 4}), {1}, label), gb::UserError);              // channel count
+  EXPECT_THROW(ev.add_image(at::rand({2, 4, 4}), {4}, label), gb::UserError);              // class out of range
+  EXPECT_THROW(ev.add_image(at::rand({3, 4, 4}), {1, 1}, label), gb::UserError);           // duplicate
   EXPECT_THROW(ev.add_image(at::rand({2, 4, 4}), {1}, at::zeros({5, 5})), gb::UserError);  // float label
   cfg.thresholds = {0.1, 0.1};
   EXPECT_THROW(SweepEvaluator{cfg}, gb::UserError);

@@ -119,20 +119,12 @@ TEST(PipelineParity, Sd21VPredictionAllSchedulers) {
   check(l, "dpm.", "dpm++2m");
 }
 
-TEST(PipelineParity, Sd21Base) {
-  check_published_scheduler("sd21base_tiny", "sd21-base");
-}
+TEST(PipelineParity, Sd21Base) { check_published_scheduler("sd21base_tiny", "sd21-base"); }
 
-TEST(PipelineParity, PixArtAlphaMicroConditions) {
-  check_published_scheduler("pixart_alpha_tiny", "pixart-alpha");
-}
+TEST(PipelineParity, PixArtAlphaMicroConditions) { check_published_scheduler("pixart_alpha_tiny", "pixart-alpha"); }
 
-TEST(PipelineParity, PixArtSigma512) {
-  check_published_scheduler("pixart_sigma_512_tiny", "pixart-sigma-512");
-}
+TEST(PipelineParity, PixArtSigma512) { check_published_scheduler("pixart_sigma_512_tiny", "pixart-sigma-512"); }
 
-TEST(PipelineParity, Sd35FlowMatchWithPooledProjections) {
-  check_published_scheduler("sd35_tiny", "sd35-medium");
-}
+TEST(PipelineParity, Sd35FlowMatchWithPooledProjections) { check_published_scheduler("sd35_tiny", "sd35-medium"); }
 
 }  // namespace

@@ -154,13 +154,13 @@ TEST(ScfgGolden, TheCasesExerciseTheQuirks) {
 }
 
 TEST(ScfgTokens, RolesFromTheTokenizer) {
-  std::vector<gb::TextToken> clip = {{0, "<sos>", true}, {1, "a", false}, {2, "cat", false}, {3, "<pad>", true},
-                                     {3, "<pad>", true}};
+  std::vector<gb::TextToken> clip = {
+      {0, "<sos>", true}, {1, "a", false}, {2, "cat", false}, {3, "<pad>", true}, {3, "<pad>", true}};
   auto t = gb::gen::scfg_tokens(clip, false);
   EXPECT_EQ(t.rescaling, (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(t.global, -1);
-  std::vector<gb::TextToken> t5 = {{0, "a", false}, {1, "<insert>", true}, {2, "b", false}, {3, "<eos>", true},
-                                   {4, "<pad>", true}};
+  std::vector<gb::TextToken> t5 = {
+      {0, "a", false}, {1, "<insert>", true}, {2, "b", false}, {3, "<eos>", true}, {4, "<pad>", true}};
   t = gb::gen::scfg_tokens(t5, true);
   EXPECT_EQ(t.rescaling, (std::vector<int64_t>{0, 2}));
   EXPECT_EQ(t.global, 3);

@@ -16,17 +16,17 @@ namespace {
 
 const char* kGolden = GB_SOURCE_DIR "/tests/goca/goldens/goca_goldens.safetensors";
 
-const std::vector<std::string> kCross = {
-    "down-level1-repeat0-vit-block0-cross-map", "down-level2-repeat0-vit-block0-cross-map",
-    "down-level2-repeat1-vit-block0-cross-map", "mid-vit-block0-cross-map"};
+const std::vector<std::string> kCross = {"down-level1-repeat0-vit-block0-cross-map",
+                                         "down-level2-repeat0-vit-block0-cross-map",
+                                         "down-level2-repeat1-vit-block0-cross-map", "mid-vit-block0-cross-map"};
 const std::string kRef8 = "up-level2-repeat1-vit-block0-cross-q";
 const std::string kRef16 = "up-level1-repeat0-vit-block0-cross-q";
 const std::string kSelf16 = "down-level1-repeat0-vit-block0-self-map";
 const std::string kSelf8 = "down-level2-repeat0-vit-block0-self-map";
 const std::string kSelf4 = "mid-vit-block0-self-map";
 
-const std::vector<std::string> kHeads = {"average",     "l2-norm",          "cosine", "dot-product",
-                                         "dot-product w/o clamp", "cosine + VW", "dot-product + VW"};
+const std::vector<std::string> kHeads = {
+    "average", "l2-norm", "cosine", "dot-product", "dot-product w/o clamp", "cosine + VW", "dot-product + VW"};
 const std::vector<std::string> kLayers = {"vanilla", "dot-product similarity", "mse", "iou-like"};
 
 struct Goldens {
@@ -58,7 +58,8 @@ const Goldens& goldens() {
   if (!at::equal(at::isnan(a), at::isnan(e)))
     return ::testing::AssertionFailure() << "NaN pattern differs: " << at::isnan(a).sum().item<int64_t>() << " vs "
                                          << at::isnan(e).sum().item<int64_t>() << " NaNs";
-  if (!at::equal(at::isinf(a), at::isinf(e)) || !at::equal(a.masked_select(at::isinf(e)), e.masked_select(at::isinf(e))))
+  if (!at::equal(at::isinf(a), at::isinf(e)) ||
+      !at::equal(a.masked_select(at::isinf(e)), e.masked_select(at::isinf(e))))
     return ::testing::AssertionFailure() << "inf pattern differs";
   auto fin = at::isfinite(e);
   auto diff = (a.masked_select(fin) - e.masked_select(fin)).abs();
@@ -110,12 +111,14 @@ TEST(GocaGoldens, EveryHeadLayerRescaleCombination) {
         auto c = config(h, l, to_string(rm), kRef8, 8);
         Segmentor seg(c);
         auto out = seg.run(g.inputs, groups_a());
-        const std::string tag = std::string("A/") + to_string(c.head_method) + "/" + to_string(c.layer_method) + "/" +
-                                to_string(rm);
+        const std::string tag =
+            std::string("A/") + to_string(c.head_method) + "/" + to_string(c.layer_method) + "/" + to_string(rm);
         ASSERT_TRUE(close(out.pre_propagation, g.out(tag + "/pre"))) << tag;
         EXPECT_TRUE(out.scores.equal(out.pre_propagation)) << "no self layers: no propagation";
         ++checked;
-        if (g.has(tag + "/aggregated")) { EXPECT_TRUE(close(out.aggregated, g.out(tag + "/aggregated"))) << tag; }
+        if (g.has(tag + "/aggregated")) {
+          EXPECT_TRUE(close(out.aggregated, g.out(tag + "/aggregated"))) << tag;
+        }
         if (rm == RescaleMethod::Sum1RenormPlus && c.layer_method == LayerMethod::DotProductSimilarity) {
           for (const auto& k : kCross)
             EXPECT_TRUE(close(out.head_weights.at(k),

@@ -68,7 +68,8 @@ TEST(GocaProperties, HeadWeightsSumToOneWhereDefined) {
     EXPECT_FALSE(at::isnan(w).any().item<bool>()) << to_string(m);
     EXPECT_TRUE(at::allclose(w.sum(1), at::ones({49}), 1e-4, 1e-5)) << to_string(m);
   }
-  EXPECT_TRUE(at::allclose(head_weights(HeadMethod::Average, 6, l.Z, l.W, l.V, at::kFloat), at::full({49, 6}, 1.0 / 6)));
+  EXPECT_TRUE(
+      at::allclose(head_weights(HeadMethod::Average, 6, l.Z, l.W, l.V, at::kFloat), at::full({49, 6}, 1.0 / 6)));
   // l2-norm weights are non-negative, dot-product (clamped) too
   EXPECT_TRUE((head_weights(HeadMethod::L2Norm, 6, l.Z, l.W, l.V, at::kFloat) >= 0).all().item<bool>());
   EXPECT_TRUE((head_weights(HeadMethod::DotProduct, 6, l.Z, l.W, l.V, at::kFloat) >= 0).all().item<bool>());
@@ -148,7 +149,8 @@ TEST(GocaProperties, RescaleAndTokenInvariants) {
   auto chs = token_channels(agg, g, MultiToken::Sum);
   EXPECT_TRUE(at::allclose(chs[0], agg[1] + agg[2]));
   // minmax-based methods land in [0, 1] with both ends reached
-  for (auto m : {RescaleMethod::PerTokenRenormPlus, RescaleMethod::Sum1RenormPlus, RescaleMethod::Sum1RenormPlusXRawRenorm}) {
+  for (auto m :
+       {RescaleMethod::PerTokenRenormPlus, RescaleMethod::Sum1RenormPlus, RescaleMethod::Sum1RenormPlusXRawRenorm}) {
     auto r = rescale(ch, m);
     EXPECT_EQ(r.size(0), 3);
     EXPECT_NEAR(r.amin({1, 2}).max().item<float>(), 0.0f, 1e-7) << to_string(m);
@@ -162,7 +164,8 @@ TEST(GocaProperties, RescaleAndTokenInvariants) {
   EXPECT_TRUE(at::isnan(token_channels(agg, e, MultiToken::Mean)[1]).all().item<bool>());
   EXPECT_TRUE(token_channels(agg, e, MultiToken::Sum)[1].eq(0).all().item<bool>());
   e.objects[1].tokens = {10};
-  EXPECT_NE(gb::test::user_error_message([&] { token_channels(agg, e, MultiToken::Mean); }).find("outside [0, 10)"), std::string::npos);
+  EXPECT_NE(gb::test::user_error_message([&] { token_channels(agg, e, MultiToken::Mean); }).find("outside [0, 10)"),
+            std::string::npos);
 }
 
 TEST(GocaProperties, BlurKernelAndResizeRules) {
@@ -318,7 +321,8 @@ TEST(GocaProperties, LargeProductsMatchReference) {
     // explicit per-head reference: o_h = Z_h W_h^T, o = Z W^T, u_h = <o_h, o>
     auto o = at::mm(l.Z, l.W.t());
     std::vector<at::Tensor> u;
-    for (int64_t h = 0; h < 8; ++h) u.push_back((at::mm(l.Z.narrow(1, h * 40, 40), l.W.narrow(1, h * 40, 40).t()) * o).sum(1));
+    for (int64_t h = 0; h < 8; ++h)
+      u.push_back((at::mm(l.Z.narrow(1, h * 40, 40), l.W.narrow(1, h * 40, 40).t()) * o).sum(1));
     auto U = at::stack(u, 1);
     if (m == HeadMethod::DotProductNoClamp) {
       EXPECT_TRUE(at::allclose(fast, U / U.sum(1, true), 1e-4, 1e-5));

@@ -103,7 +103,7 @@ TEST(ImageIO, VocPaletteMatchesTheReference) {
   ASSERT_EQ(p.size(), 256u);
   EXPECT_EQ(p[0], (std::array<uint8_t, 3>{0, 0, 0}));
   EXPECT_EQ(p[1], (std::array<uint8_t, 3>{128, 0, 0}));
-  EXPECT_EQ(p[15], (std::array<uint8_t, 3>{192, 128, 128}));  // person
+  EXPECT_EQ(p[15], (std::array<uint8_t, 3>{192, 128, 128}));   // person
   EXPECT_EQ(p[255], (std::array<uint8_t, 3>{224, 224, 192}));  // ignore
   // The PIL-written VOC label expands to the same colours.
   at::Tensor idx = read_label_png(img("pil_voc_palette.png"));
@@ -138,7 +138,8 @@ TEST(ImageIO, JpegDecodeMatchesPilExactly) {
   EXPECT_EQ(read_image_header(img("pil_cmyk.jpg")).channels, 4);
   // decode_image_rgb on bytes in memory is the same decode.
   const std::string b = read_bytes(img("pil_420.jpg"));
-  EXPECT_TRUE(at::equal(decode_image_rgb(std::vector<uint8_t>(b.begin(), b.end()), "mem"), read_image_rgb(img("pil_420.jpg"))));
+  EXPECT_TRUE(
+      at::equal(decode_image_rgb(std::vector<uint8_t>(b.begin(), b.end()), "mem"), read_image_rgb(img("pil_420.jpg"))));
 }
 
 TEST(ImageIO, WritersRoundTrip) {
@@ -176,8 +177,12 @@ TEST(ImageIO, WritersRoundTrip) {
   EXPECT_EQ(read_image_header(dir / "g16.png").bit_depth, 16);
   EXPECT_TRUE(at::equal(read_label_png(dir / "g16.png"), g16));
   // JPEG: lossy, but a smooth image comes back close, and re-reading is deterministic.
-  at::Tensor smooth = (at::arange(32, at::kFloat).view({1, 32, 1}) * 4 + at::arange(24, at::kFloat).view({24, 1, 1}) * 3)
-                          .expand({24, 32, 3}).clamp(0, 255).to(at::kByte).contiguous();
+  at::Tensor smooth =
+      (at::arange(32, at::kFloat).view({1, 32, 1}) * 4 + at::arange(24, at::kFloat).view({24, 1, 1}) * 3)
+          .expand({24, 32, 3})
+          .clamp(0, 255)
+          .to(at::kByte)
+          .contiguous();
   write_jpeg(dir / "s.jpg", smooth, 95);
   at::Tensor back = read_image_rgb(dir / "s.jpg");
   EXPECT_EQ(back.sizes(), smooth.sizes());
@@ -239,8 +244,8 @@ TEST(ImageIO, CorruptAndTruncatedFilesAreUserErrors) {
 TEST(ImageIO, TruncationsAndCorruptionNeverCrash) {
   ScratchDir dir;
   std::mt19937 rng(99);
-  for (const char* name : {"ct3_4bit.png", "ct6_16bit.png", "pil_voc_palette.png", "pil_420.jpg", "pil_progressive.jpg",
-                           "pil_cmyk.jpg"}) {
+  for (const char* name :
+       {"ct3_4bit.png", "ct6_16bit.png", "pil_voc_palette.png", "pil_420.jpg", "pil_progressive.jpg", "pil_cmyk.jpg"}) {
     SCOPED_TRACE(name);
     const std::string good = read_bytes(img(name));
     const std::string p = dir / "f";
@@ -254,21 +259,18 @@ TEST(ImageIO, TruncationsAndCorruptionNeverCrash) {
       }
       try {
         read_label_png(p);
-      } catch (const UserError&) {
-      }
+      } catch (const UserError&) {}
     }
     for (int trial = 0; trial < 150; ++trial) {
       write_bytes(p, flip_random_bytes(good, rng, 3));
       try {
         at::Tensor t = read_image_rgb(p);
         EXPECT_EQ(t.dim(), 3);
-      } catch (const UserError&) {
-      }
+      } catch (const UserError&) {}
       try {
         read_image_header(p);
         read_label_png(p);
-      } catch (const UserError&) {
-      }
+      } catch (const UserError&) {}
     }
   }
 }

@@ -10,8 +10,8 @@
 
 namespace {
 
-using gb::PromptEntry;
 using gb::parse_prompt_file;
+using gb::PromptEntry;
 using gb::read_prompt_file;
 using gb::test::expect_user_error;
 
@@ -46,8 +46,7 @@ TEST(PromptFile, CsvColumnsByPriorityQuotedFieldsAndLineBreaks) {
       "x.png,ignored,7,\"a, b\"\r\n"
       "y.png,ignored,12,\"say \"\"hi\"\"\nthere\n\"\r\n"
       "z.png,ignored,3,plain\r\n";
-  expect_entries(parse_prompt_file(csv, "c.csv"),
-                 {{"7", "a, b"}, {"12", "say \"hi\"\nthere\n"}, {"3", "plain"}});
+  expect_entries(parse_prompt_file(csv, "c.csv"), {{"7", "a, b"}, {"12", "say \"hi\"\nthere\n"}, {"3", "plain"}});
   // id column first; LF only; a file_name gives its stem; prompt column.
   expect_entries(parse_prompt_file("prompt,id\nfoo,a\nbar,b\n", "d.csv"), {{"a", "foo"}, {"b", "bar"}});
   expect_entries(parse_prompt_file("file_name,prompt\nimg_1.jpg,foo\ndir/img_2.png,bar", "e.csv"),
@@ -79,7 +78,14 @@ TEST(PromptFile, ErrorsNameFileAndLine) {
                     {"up.csv", "line 2", "id '../x' cannot be a file name"});
   expect_user_error([] { parse_prompt_file("file_name,text\nd/...jpg,a\n", "dots.csv"); },
                     {"dots.csv", "id '..' cannot be a file name"});
-  expect_user_error([] { parse_prompt_file("id,text\n\"a\x01" "b\",a\n", "ctl.csv"); }, {"ctl.csv", "id 'a\\x01b'"});
+  expect_user_error(
+      [] {
+        parse_prompt_file(
+            "id,text\n\"a\x01"
+            "b\",a\n",
+            "ctl.csv");
+      },
+      {"ctl.csv", "id 'a\\x01b'"});
   expect_user_error([] { parse_prompt_file("id,text\n" + std::string(300, 'k') + ",a\n", "long.csv"); },
                     {"long.csv", "... (300 bytes) cannot be a file name"});
   expect_user_error([] { parse_prompt_file(std::string(5000, 'h') + ",x\n1,a\n", "wide.csv"); },

@@ -27,9 +27,9 @@ at::Tensor sample(at::ScalarType st, at::IntArrayRef shape, int seed) {
 TEST(Safetensors, RoundTripEveryDtype) {
   ScratchDir dir;
   const std::vector<std::pair<StDType, at::ScalarType>> types = {
-      {StDType::F16, at::kHalf}, {StDType::BF16, at::kBFloat16}, {StDType::F32, at::kFloat},
-      {StDType::F64, at::kDouble}, {StDType::I64, at::kLong},    {StDType::I32, at::kInt},
-      {StDType::I16, at::kShort}, {StDType::I8, at::kChar},       {StDType::U8, at::kByte},
+      {StDType::F16, at::kHalf},   {StDType::BF16, at::kBFloat16}, {StDType::F32, at::kFloat},
+      {StDType::F64, at::kDouble}, {StDType::I64, at::kLong},      {StDType::I32, at::kInt},
+      {StDType::I16, at::kShort},  {StDType::I8, at::kChar},       {StDType::U8, at::kByte},
       {StDType::BOOL, at::kBool}};
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   int seed = 0;
@@ -97,8 +97,11 @@ TEST(Safetensors, WriterRejectsBadInput) {
   expect_user_error([&] { save_safetensors(p, {{"a", at::zeros({2})}, {"a", at::zeros({2})}}); }, {p, "'a'"});
   expect_user_error([&] { save_safetensors(p, {{"c", at::zeros({2}, at::kComplexFloat)}}); }, {p, "'c'"});
   expect_user_error([&] { save_safetensors(p, {{"__metadata__", at::zeros({2})}}); }, {p});
-  expect_user_error([&] { save_safetensors(dir / "no/such/dir/x.safetensors", {{"a", at::zeros({2})}}); },
-                    {"no/such/dir"});
+  expect_user_error(
+      [&] {
+        save_safetensors(dir / "no/such/dir/x.safetensors", {{"a", at::zeros({2})}});
+      },
+      {"no/such/dir"});
   EXPECT_FALSE(std::filesystem::exists(p));
 }
 
@@ -157,25 +160,35 @@ TEST(Safetensors, MalformedFilesAreUserErrors) {
       {"not JSON at all", file_of("PK\x03\x04garbage", ""), "does not start with"},
       {"JSON not an object", file_of("{\"a\": [1, 2]}", ""), "not an object"},
       {"trailing garbage after JSON", file_of("{} x", ""), "invalid safetensors header JSON"},
-      {"unknown dtype", file_of(R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,2]}})", "xx"), "unknown or unsupported dtype 'Q4'"},
+      {"unknown dtype", file_of(R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,2]}})", "xx"),
+       "unknown or unsupported dtype 'Q4'"},
       {"float8 dtype", file_of(R"({"a":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", "xx"), "F8_E4M3"},
-      {"dtype not a string", file_of(R"({"a":{"dtype":4,"shape":[2],"data_offsets":[0,2]}})", "xx"), "dtype is not a string"},
+      {"dtype not a string", file_of(R"({"a":{"dtype":4,"shape":[2],"data_offsets":[0,2]}})", "xx"),
+       "dtype is not a string"},
       {"missing shape", file_of(R"({"a":{"dtype":"U8","data_offsets":[0,2]}})", "xx"), "missing 'shape'"},
       {"missing offsets", file_of(R"({"a":{"dtype":"U8","shape":[2]}})", "xx"), "missing 'data_offsets'"},
       {"negative dim", file_of(R"({"a":{"dtype":"U8","shape":[-2],"data_offsets":[0,2]}})", "xx"), "negative"},
       {"float dim", file_of(R"({"a":{"dtype":"U8","shape":[2.0],"data_offsets":[0,2]}})", "xx"), "non-integer"},
-      {"shape overflow", file_of(R"({"a":{"dtype":"F64","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})", d8), "overflows"},
-      {"offsets not a pair", file_of(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0]}})", "xx"), "two non-negative"},
-      {"negative offset", file_of(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[-1,1]}})", "xx"), "two non-negative"},
+      {"shape overflow",
+       file_of(R"({"a":{"dtype":"F64","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})", d8), "overflows"},
+      {"offsets not a pair", file_of(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0]}})", "xx"),
+       "two non-negative"},
+      {"negative offset", file_of(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[-1,1]}})", "xx"),
+       "two non-negative"},
       {"offsets reversed", file_of(R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[2,0]}})", "xx"), "end before"},
-      {"offsets past the end", file_of(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", d8), "run past the end"},
-      {"size != prod(shape)*itemsize", file_of(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", d8), "expected 3 x 4 bytes"},
+      {"offsets past the end", file_of(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", d8),
+       "run past the end"},
+      {"size != prod(shape)*itemsize", file_of(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", d8),
+       "expected 3 x 4 bytes"},
       {"overlapping ranges",
-       file_of(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", d8),
+       file_of(
+           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+           d8),
        "overlap"},
       {"gap between ranges",
-       file_of(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})",
-               std::string(6, 'x')),
+       file_of(
+           R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})",
+           std::string(6, 'x')),
        "gap"},
       {"range not starting at 0", file_of(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})", "xxxx"), "gap"},
       {"trailing data", file_of(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", "xxxx"), "trailing"},
@@ -227,8 +240,7 @@ TEST(Safetensors, TruncationsAndCorruptionNeverCrash) {
       for (const auto& name : f.keys()) {
         try {
           f.load(name);
-        } catch (const UserError&) {
-        }
+        } catch (const UserError&) {}
       }
       ++loaded;
     } catch (const UserError&) {
@@ -293,8 +305,10 @@ TEST(SafetensorsCheckpoint, DiffusersFolders) {
   // Variant index as diffusers names it, and a plain one.
   save_safetensors(sharded + "/s1.safetensors", {{"x", at::zeros({1}, at::kBFloat16)}});
   save_safetensors(sharded + "/s2.safetensors", {{"x", at::zeros({1}, at::kFloat)}});
-  write_bytes(sharded + "/diffusion_pytorch_model.safetensors.index.bf16.json", R"({"weight_map": {"x": "s1.safetensors"}})");
-  write_bytes(sharded + "/diffusion_pytorch_model.safetensors.index.json", R"({"weight_map": {"x": "s2.safetensors"}})");
+  write_bytes(sharded + "/diffusion_pytorch_model.safetensors.index.bf16.json",
+              R"({"weight_map": {"x": "s1.safetensors"}})");
+  write_bytes(sharded + "/diffusion_pytorch_model.safetensors.index.json",
+              R"({"weight_map": {"x": "s2.safetensors"}})");
 
   EXPECT_EQ(SafetensorsCheckpoint::open_dir(unet).load("w").scalar_type(), at::kFloat);
   EXPECT_EQ(SafetensorsCheckpoint::open_dir(unet, "fp16").load("w").scalar_type(), at::kHalf);

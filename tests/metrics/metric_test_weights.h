@@ -1,7 +1,7 @@
 #pragma once
 // The test weights of tools/parity/metrics_goldens.py (FID Inception, tiny CLIPModel), regenerated
-// bit-identically (the Inception's are 95 MB, the tiny CLIP's token embedding 6 MB): per key, seed = FNV-1a-64(key), u_j = (splitmix64(seed + (j+1)·golden) >> 40) / 2^24,
-// then in float64, cast to float32:
+// bit-identically (the Inception's are 95 MB, the tiny CLIP's token embedding 6 MB): per key, seed = FNV-1a-64(key),
+// u_j = (splitmix64(seed + (j+1)·golden) >> 40) / 2^24, then in float64, cast to float32:
 //   conv weight [o, i, kh, kw]: (2u - 1)·sqrt(6 / (i·kh·kw));  bn.weight: 1 + (2u - 1)/4;
 //   bn.bias, bn.running_mean: (2u - 1)/8;  bn.running_var: 1 + u/2.
 #include "harness/core/hash.h"
@@ -65,7 +65,8 @@ inline at::Tensor clip_test_value(const std::string& key, at::IntArrayRef shape)
     else if (ends_with(key, "patch_embedding.weight"))
       v = (2 * u - 1) * std::sqrt(3.0 / static_cast<double>(shape[1] * shape[2] * shape[3]));
     else if (ends_with(key, "embedding.weight") || ends_with(key, "class_embedding")) v = (2 * u - 1) / 2;
-    else if (ends_with(key, ".weight") && shape.size() == 2) v = (2 * u - 1) * std::sqrt(3.0 / static_cast<double>(shape[1]));
+    else if (ends_with(key, ".weight") && shape.size() == 2)
+      v = (2 * u - 1) * std::sqrt(3.0 / static_cast<double>(shape[1]));
     else throw std::runtime_error("clip_test_value: unexpected key " + key);
     p[j] = static_cast<float>(v);
   }

@@ -86,7 +86,8 @@ TEST_F(ClipScoreTest, BadFolders) {
   EXPECT_NE(msg([&] { ClipScorer s(bad.string(), at::kCPU); }).find("merges.txt"), std::string::npos);
   gb::testing::make_tiny_clip_folder(bad);
   auto w = gb::testing::tiny_clip_weights();
-  w.erase(std::remove_if(w.begin(), w.end(), [](const auto& kv) { return kv.first == "visual_projection.weight"; }), w.end());
+  w.erase(std::remove_if(w.begin(), w.end(), [](const auto& kv) { return kv.first == "visual_projection.weight"; }),
+          w.end());
   gb::save_safetensors((bad / "model.safetensors").string(), w);
   EXPECT_NE(msg([&] { ClipScorer s(bad.string(), at::kCPU); }).find("visual_projection.weight"), std::string::npos);
   fs::remove_all(bad);

@@ -112,7 +112,8 @@ TEST(Npz, HeaderSizesAreCheckedBeforeAllocating) {
   // Found by fuzz/fuzz_npz: an empty array copied its 0 bytes to a null pointer (undefined behaviour).
   EXPECT_EQ(parse_npy(npy("(0, 3)"), "empty.npy").sizes(), (std::vector<int64_t>{0, 3}));
   // Found by fuzz/fuzz_npz: a shape that is not a tuple threw std::out_of_range (an internal error).
-  EXPECT_NE(expect_user_error([&] { parse_npy(npy(""), "noshape.npy"); }).find("malformed .npy shape"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { parse_npy(npy(""), "noshape.npy"); }).find("malformed .npy shape"),
+            std::string::npos);
   // A deflated zip entry that claims to inflate to 4 GB from a few bytes.
   std::ifstream in(data("stats_b.npz"), std::ios::binary);  // np.savez_compressed
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -123,7 +124,8 @@ TEST(Npz, HeaderSizesAreCheckedBeforeAllocating) {
   for (int k = 0; k < 4; ++k) bytes[cd + 24 + k] = static_cast<char>(k ? 0xff : 0xf0);
   const std::string claim = (dir / "claim.npz").string();
   std::ofstream(claim, std::ios::binary) << bytes;
-  EXPECT_NE(expect_user_error([&] { read_npz(claim); }).find("claims 4294967280 bytes inflated from"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { read_npz(claim); }).find("claims 4294967280 bytes inflated from"),
+            std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -220,7 +222,7 @@ TEST(FidInceptionNet, StrictWeights) {
   w.erase("Mixed_6b.branch7x7_2.conv.weight");
   w["Mixed_7c.branch_pool.bn.running_var"] = at::ones({7});
   w["unexpected.weight"] = at::ones({1});
-  w["fc.weight"] = at::zeros({1008, 2048});                        // ignored
+  w["fc.weight"] = at::zeros({1008, 2048});                              // ignored
   w["Conv2d_1a_3x3.bn.num_batches_tracked"] = at::zeros({}, at::kLong);  // ignored
   const std::string m = expect_user_error(
       [&] { FidInception net(gb::bb::WeightStore(std::move(w), "weights.safetensors", at::kFloat, at::kCPU)); });
@@ -235,7 +237,8 @@ TEST(FidInceptionNet, StrictWeights) {
 TEST(FidImages, FolderListing) {
   auto dir = scratch("listing");
   EXPECT_NE(expect_user_error([&] { list_fid_images(dir.string()); }).find("no images"), std::string::npos);
-  EXPECT_NE(expect_user_error([&] { list_fid_images((dir / "absent").string()); }).find("not found"), std::string::npos);
+  EXPECT_NE(expect_user_error([&] { list_fid_images((dir / "absent").string()); }).find("not found"),
+            std::string::npos);
   fs::create_directories(dir / "sub");
   fs::copy_file(data("img_rgb_37x53.png"), dir / "sub" / "b.png");
   fs::copy_file(data("img_gray_64x41.png"), dir / "a.png");

@@ -47,8 +47,8 @@ TEST(GenerationTable, PapersLayoutInEveryFormat) {
   const Table t = generation_table(r);
   EXPECT_EQ(t.id, "generation");
   EXPECT_NE(t.title.find("SYNTHETIC"), std::string::npos) << t.title;
-  const std::vector<std::string> header = {"Backbone",    "Guidance",    "FID ↓ G=2",  "FID ↓ G=7.5",
-                                           "CLIP ↑ G=2", "CLIP ↑ G=7.5"};
+  const std::vector<std::string> header = {"Backbone",    "Guidance",   "FID ↓ G=2",
+                                           "FID ↓ G=7.5", "CLIP ↑ G=2", "CLIP ↑ G=7.5"};
   EXPECT_EQ(t.header, header);
   ASSERT_EQ(t.rows.size(), 4u);  // backbone x guidance, in config order
   EXPECT_EQ(t.rows[0], (std::vector<std::string>{"sd15", "CFG", "10.00", "11.00", "22.00", "27.50"}));
@@ -56,13 +56,16 @@ TEST(GenerationTable, PapersLayoutInEveryFormat) {
   EXPECT_EQ(t.rows[3][0], "pixart-sigma");
   EXPECT_EQ(t.rows[3][1], "S-CFG (GoCA)");
   const std::string md = to_markdown(t);
-  EXPECT_NE(md.find("| Backbone | Guidance | FID ↓ G=2 | FID ↓ G=7.5 | CLIP ↑ G=2 | CLIP ↑ G=7.5 |\n|---|---|---:|---:|---:|---:|"),
+  EXPECT_NE(md.find("| Backbone | Guidance | FID ↓ G=2 | FID ↓ G=7.5 | CLIP ↑ G=2 | CLIP ↑ G=7.5 "
+                    "|\n|---|---|---:|---:|---:|---:|"),
             std::string::npos)
       << md;
-  EXPECT_EQ(to_csv(t).substr(0, to_csv(t).find('\n')), "Backbone,Guidance,FID ↓ G=2,FID ↓ G=7.5,CLIP ↑ G=2,CLIP ↑ G=7.5");
+  EXPECT_EQ(to_csv(t).substr(0, to_csv(t).find('\n')),
+            "Backbone,Guidance,FID ↓ G=2,FID ↓ G=7.5,CLIP ↑ G=2,CLIP ↑ G=7.5");
   const std::string tex = to_latex(t);
   EXPECT_NE(tex.find("\\begin{tabular}{llrrrr}"), std::string::npos) << tex;
-  EXPECT_NE(tex.find("FID $\\downarrow$ G=2 & FID $\\downarrow$ G=7.5 & CLIP $\\uparrow$ G=2"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("FID $\\downarrow$ G=2 & FID $\\downarrow$ G=7.5 & CLIP $\\uparrow$ G=2"), std::string::npos)
+      << tex;
   EXPECT_NE(tex.find("sd15 & S-CFG (GoCA) & 12.00 & 13.00 & 22.00 & 27.50 \\\\"), std::string::npos) << tex;
   // A missing FID (fewer than 2 images) and a missing setting print "–".
   Results m = r;

@@ -47,8 +47,8 @@ Results sample_results() {
       th.threshold = t == 0 ? -0.1 : 0.1;
       //            pred: 0  1  2     (rows gt 0,1,2 and the out-of-range row)
       th.confusion = cm3({5 + t + v, 1, 0,  //
-                          2, 6 + v, 0,     //
-                          0, 1, 3,         //
+                          2, 6 + v, 0,      //
+                          0, 1, 3,          //
                           1, 0, 0});
       c.thresholds.push_back(th);
     }
@@ -192,8 +192,8 @@ TEST(Merge, SumsShardsExactly) {
       EXPECT_EQ(m.cells[k].thresholds[t].confusion, whole.cells[k].thresholds[t].confusion);
     EXPECT_EQ(m.cells[k].selected_index(), whole.cells[k].selected_index());
   }
-  EXPECT_THROW(merge_results({s0}, {"s0"}), gb::UserError);            // shard 1 missing
-  EXPECT_THROW(merge_results({s0, s0}, {"a", "b"}), gb::UserError);    // given twice
+  EXPECT_THROW(merge_results({s0}, {"s0"}), gb::UserError);          // shard 1 missing
+  EXPECT_THROW(merge_results({s0, s0}, {"a", "b"}), gb::UserError);  // given twice
   Results other = s1;
   other.config_hash = "zzz";
   EXPECT_THROW(merge_results({s0, other}, {"a", "b"}), gb::UserError);  // different runs

@@ -41,16 +41,25 @@ const fs::path kWork = fs::temp_directory_path() / "gb_test_runner";
 // A small experiment: 6 synthetic images, Vanilla + GoCA + a 2-value ablation.
 std::string mini_config(const std::string& name, int images = 6, const std::string& backbone_extra = "") {
   const std::string src = GB_SOURCE_DIR;
-  return "name: " + name + "\noutput_root: " + (kWork / "runs").string() + "\nseed: 0\nbatch_size: 2\nworkers: 2\n"
+  return "name: " + name + "\noutput_root: " + (kWork / "runs").string() +
+         "\nseed: 0\nbatch_size: 2\nworkers: 2\n"
          "device: cpu\nexamples: 1\n"
          "datasets:\n  - name: synthetic-voc\n"
-         "    synthetic_images: " + std::to_string(images) + "\n    set:\n      dataset: voc\n      protocol: paper\n      root: " + (kWork / "data").string() +
-         "\n      captions: " + (kWork / "data/captions.json").string() + "\n      limit: -1\n"
-         "backbones:\n  - name: synthetic\n    kind: synthetic\n    options: {tokenizer: " + src +
-         "/configs/synthetic/clip-mini-merges.txt.gz" + backbone_extra + "}\n"
+         "    synthetic_images: " +
+         std::to_string(images) +
+         "\n    set:\n      dataset: voc\n      protocol: paper\n      root: " + (kWork / "data").string() +
+         "\n      captions: " + (kWork / "data/captions.json").string() +
+         "\n      limit: -1\n"
+         "backbones:\n  - name: synthetic\n    kind: synthetic\n    options: {tokenizer: " +
+         src + "/configs/synthetic/clip-mini-merges.txt.gz" + backbone_extra +
+         "}\n"
          "methods:\n"
-         "  - {name: Vanilla, type: Training-free, method: " + src + "/configs/methods/sd15/vanilla.yaml, set: {output_size: 16}}\n"
-         "  - {name: GoCA, type: Training-free, method: " + src + "/configs/methods/sd15/goca.yaml, set: {output_size: 16}}\n"
+         "  - {name: Vanilla, type: Training-free, method: " +
+         src +
+         "/configs/methods/sd15/vanilla.yaml, set: {output_size: 16}}\n"
+         "  - {name: GoCA, type: Training-free, method: " +
+         src +
+         "/configs/methods/sd15/goca.yaml, set: {output_size: 16}}\n"
          "ablations:\n  - {name: head, base: GoCA, grid: {head_method: [average, dot_product_no_clamp]}}\n";
 }
 
@@ -115,8 +124,8 @@ TEST(Experiment, PaperConfigsParseAndExpand) {
   const Experiment t1 = load_experiment((dir / "table1.yaml").string());
   EXPECT_EQ(t1.datasets.size(), 5u);
   EXPECT_EQ(t1.backbones.size(), 4u);
-  EXPECT_EQ(t1.variants.at("sd15").size(), 4u);   // Vanilla, Baseline, FTTM, GoCA
-  EXPECT_EQ(t1.variants.at("sdxl").size(), 2u);   // Vanilla, GoCA
+  EXPECT_EQ(t1.variants.at("sd15").size(), 4u);  // Vanilla, Baseline, FTTM, GoCA
+  EXPECT_EQ(t1.variants.at("sdxl").size(), 2u);  // Vanilla, GoCA
   const Experiment ab = load_experiment((dir / "ablations-sd15.yaml").string());
   EXPECT_EQ(ab.variants.at("sd15").size(), 2u + 7 + 4 + 9 + 2);
   EXPECT_NO_THROW(load_experiment((dir / "table1-sd15.yaml").string()));
@@ -277,7 +286,7 @@ TEST(Runner, PlannedPeakIsTheMemoryPlanOfTheEntry) {
   EXPECT_EQ(planned_peak_bytes(e, "cuda", spec, 3, false), want);
   mo.text_encoder = gb::bb::TextEncoderResidency::keep;
   EXPECT_NE(planned_peak_bytes(e, "cuda", spec, 3, false), gb::bb::plan_memory(mo, 3).peak());  // options are honoured
-  EXPECT_EQ(planned_peak_bytes(entry_of("{name: synthetic}"), "cuda", spec, 3, false), 0);    // no memory model
+  EXPECT_EQ(planned_peak_bytes(entry_of("{name: synthetic}"), "cuda", spec, 3, false), 0);      // no memory model
   // One forward per sample: batch 1's phases with the three samples' stacked captures beside them.
   mo.text_encoder = gb::bb::TextEncoderResidency::free;
   const auto one = gb::bb::plan_memory(mo, 1), three = gb::bb::plan_memory(mo, 3);
@@ -415,8 +424,10 @@ TEST(Regression, ReducedQuickstartMatchesCommittedResults) {
 }
 
 TEST(SyntheticTokenizer, MiniMergesTokenizeLikeFullClip) {
-  const auto full = gb::text::ClipTokenizer::from_merges(std::string(GB_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz");
-  const auto mini = gb::text::ClipTokenizer::from_merges(std::string(GB_SOURCE_DIR) + "/configs/synthetic/clip-mini-merges.txt.gz");
+  const auto full =
+      gb::text::ClipTokenizer::from_merges(std::string(GB_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz");
+  const auto mini =
+      gb::text::ClipTokenizer::from_merges(std::string(GB_SOURCE_DIR) + "/configs/synthetic/clip-mini-merges.txt.gz");
   SyntheticWorldOptions opt;
   for (int i = 0; i < 40; ++i) {
     const std::string caption = make_scene(synthetic_id(i), opt).caption() + ", background";

@@ -60,7 +60,7 @@ TEST(RunSupport, StopAfterExitsOnceTheLimitIsJournalled) {
   StopAfter never(-1);
   never.journalled(1000);  // returns
   StopAfter three(3);
-  three.journalled(2);     // not yet
+  three.journalled(2);  // not yet
   EXPECT_EXIT(three.journalled(1), testing::ExitedWithCode(75), "--stop-after 3: stopping abruptly after 3");
 }
 

@@ -43,11 +43,22 @@ gb::TokenGroups groups_for(const std::vector<gb::TextToken>& tokens, const Scene
 
 gb::goca::MethodConfig method(const std::string& which) {
   gb::goca::MethodConfig c;
-  const std::vector<std::string> all = {
-      "down-level0-repeat0", "down-level0-repeat1", "down-level1-repeat0", "down-level1-repeat1",
-      "down-level2-repeat0", "down-level2-repeat1", "mid",                 "up-level1-repeat0",
-      "up-level1-repeat1",   "up-level1-repeat2",   "up-level2-repeat0",   "up-level2-repeat1",
-      "up-level2-repeat2",   "up-level3-repeat0",   "up-level3-repeat1",   "up-level3-repeat2"};
+  const std::vector<std::string> all = {"down-level0-repeat0",
+                                        "down-level0-repeat1",
+                                        "down-level1-repeat0",
+                                        "down-level1-repeat1",
+                                        "down-level2-repeat0",
+                                        "down-level2-repeat1",
+                                        "mid",
+                                        "up-level1-repeat0",
+                                        "up-level1-repeat1",
+                                        "up-level1-repeat2",
+                                        "up-level2-repeat0",
+                                        "up-level2-repeat1",
+                                        "up-level2-repeat2",
+                                        "up-level3-repeat0",
+                                        "up-level3-repeat1",
+                                        "up-level3-repeat2"};
   const std::vector<std::string> picked = {"down-level2-repeat0", "down-level2-repeat1", "mid",
                                            "up-level1-repeat0",   "up-level1-repeat1",   "up-level1-repeat2",
                                            "up-level2-repeat0",   "up-level2-repeat1"};
@@ -68,8 +79,10 @@ gb::goca::MethodConfig method(const std::string& which) {
     c.rescale_method = gb::goca::RescaleMethod::PerTokenRenormPlus;
   }
   if (const char* h = std::getenv("GB_SYN_HEAD"); h && which == "goca") c.head_method = gb::goca::parse_head_method(h);
-  if (const char* l = std::getenv("GB_SYN_LAYER"); l && which == "goca") c.layer_method = gb::goca::parse_layer_method(l);
-  if (const char* r = std::getenv("GB_SYN_RESCALE"); r && which == "goca") c.rescale_method = gb::goca::parse_rescale_method(r);
+  if (const char* l = std::getenv("GB_SYN_LAYER"); l && which == "goca")
+    c.layer_method = gb::goca::parse_layer_method(l);
+  if (const char* r = std::getenv("GB_SYN_RESCALE"); r && which == "goca")
+    c.rescale_method = gb::goca::parse_rescale_method(r);
   return c;
 }
 
@@ -103,8 +116,9 @@ TEST(SyntheticWorld, GoCABeatsBaselineBeatsVanilla) {
     for (size_t k = 0; k < names.size(); ++k) {
       const auto out = segs[k].run(cap, groups);
       if (std::getenv("GB_SYN_DEBUG") && i == 0) {
-        std::printf("%s scores %s min %f max %f nan %d\n", names[k].c_str(), caption.c_str(), out.scores.min().item<double>(),
-                    out.scores.max().item<double>(), (int)out.scores.isnan().any().item<bool>());
+        std::printf("%s scores %s min %f max %f nan %d\n", names[k].c_str(), caption.c_str(),
+                    out.scores.min().item<double>(), out.scores.max().item<double>(),
+                    (int)out.scores.isnan().any().item<bool>());
         std::printf("  layer weights: ");
         at::Tensor lw = out.layer_weights.dim() == 1 ? out.layer_weights : out.layer_weights.mean({1, 2});
         for (int64_t l = 0; l < lw.size(0); ++l) std::printf(" %.3f", lw[l].item<double>());
@@ -112,11 +126,13 @@ TEST(SyntheticWorld, GoCABeatsBaselineBeatsVanilla) {
       }
       if (std::getenv("GB_SYN_DEBUG") && i == 0) {
         static at::Tensor prev;
-        if (prev.defined()) std::printf("  diff to previous method: %f\n", (out.scores - prev).abs().max().item<double>());
+        if (prev.defined())
+          std::printf("  diff to previous method: %f\n", (out.scores - prev).abs().max().item<double>());
         prev = out.scores.clone();
         std::printf("  present:");
         for (auto c : present) std::printf(" %ld", (long)c);
-        std::printf("  bg objects %zu  scores shape %ld %ld %ld\n", groups.background_objects.size(), (long)out.scores.size(0), (long)out.scores.size(1), (long)out.scores.size(2));
+        std::printf("  bg objects %zu  scores shape %ld %ld %ld\n", groups.background_objects.size(),
+                    (long)out.scores.size(0), (long)out.scores.size(1), (long)out.scores.size(2));
       }
       evs[k].add_image(out.scores, present, label);
     }
@@ -125,7 +141,8 @@ TEST(SyntheticWorld, GoCABeatsBaselineBeatsVanilla) {
   for (size_t k = 0; k < names.size(); ++k) {
     const auto r = evs[k].result();
     miou.push_back(r.per_threshold[r.chosen].metrics.miou);
-    std::printf("%-9s mIoU %.2f (threshold %.1f) per class:", names[k].c_str(), 100 * miou.back(), r.per_threshold[r.chosen].threshold);
+    std::printf("%-9s mIoU %.2f (threshold %.1f) per class:", names[k].c_str(), 100 * miou.back(),
+                r.per_threshold[r.chosen].threshold);
     for (double v : r.per_threshold[r.chosen].metrics.iou) std::printf(" %.0f", 100 * v);
     std::printf("\n");
   }

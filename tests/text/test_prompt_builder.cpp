@@ -47,7 +47,8 @@ std::string canonical(const PromptResult& r) {
   for (size_t i = 0; i < r.groups.objects.size(); ++i) {
     objects += (i ? ";" : "") + std::to_string(r.groups.objects[i].class_id) + ":" + join(r.groups.objects[i].tokens);
   }
-  for (size_t i = 0; i < r.groups.background_objects.size(); ++i) bg += (i ? ";" : "") + join(r.groups.background_objects[i]);
+  for (size_t i = 0; i < r.groups.background_objects.size(); ++i)
+    bg += (i ? ";" : "") + join(r.groups.background_objects[i]);
   return r.caption + "\n" + join(ids) + "\n" + objects + "\n" + bg + "\n" + join(r.groups.rescaling_token_ids);
 }
 
@@ -182,14 +183,16 @@ TEST(PromptBuilder, QuirkCountsOnTheFiveCaptionFiles) {
     const PromptBuilder builder = golden_builder(d);
     const auto captions = golden_captions(d);
     QuirkCounts counts;
-    for (const auto& img : d["images"]) counts.add(builder.build(captions.caption(img[0]), img[1].get<std::vector<int64_t>>()).quirks);
+    for (const auto& img : d["images"])
+      counts.add(builder.build(captions.caption(img[0]), img[1].get<std::vector<int64_t>>()).quirks);
     std::cout << name << " " << counts.to_json() << "\n";
     EXPECT_EQ(counts.images, static_cast<int64_t>(captions.size()));
     // {q5 images, q5 entities, q4 images, q4 entities, q4 empty-class images (synthetic GT), q12 images (synthetic GT)}
-    const std::map<std::string, std::vector<int64_t>> expected = {
-        {"voc", {62, 320, 74, 77, 9, 352}},          {"context", {9, 30, 37, 39, 16, 262}},
-        {"coco-object", {76, 373, 266, 279, 24, 0}}, {"cityscapes", {32, 168, 9, 9, 4, 0}},
-        {"ade20k", {71, 397, 152, 165, 57, 0}}};
+    const std::map<std::string, std::vector<int64_t>> expected = {{"voc", {62, 320, 74, 77, 9, 352}},
+                                                                  {"context", {9, 30, 37, 39, 16, 262}},
+                                                                  {"coco-object", {76, 373, 266, 279, 24, 0}},
+                                                                  {"cityscapes", {32, 168, 9, 9, 4, 0}},
+                                                                  {"ade20k", {71, 397, 152, 165, 57, 0}}};
     EXPECT_EQ((std::vector<int64_t>{counts.q5_images, counts.q5_entities, counts.q4_images, counts.q4_entities,
                                     counts.q4_empty_class_images, counts.q12_images}),
               expected.at(name))

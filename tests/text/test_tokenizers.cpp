@@ -101,7 +101,7 @@ TEST(ClipTokenizer, MatchesTransformersOnTrickyStrings) {
 TEST(ClipTokenizer, CleanupLikeHuggingFaceWithoutFtfy) {
   EXPECT_EQ(ClipTokenizer::basic_clean("  Hello\t\nWORLD  "), "hello world");
   EXPECT_EQ(ClipTokenizer::basic_clean("soft\u00adhyphen"), "softhyphen");  // format characters are dropped
-  EXPECT_EQ(ClipTokenizer::basic_clean("a\u4e2db"), "a \u4e2d b");           // CJK characters are spaced
+  EXPECT_EQ(ClipTokenizer::basic_clean("a\u4e2db"), "a \u4e2d b");          // CJK characters are spaced
 }
 
 TEST(ClipTokenizer, BadFilesAreUserErrors) {
@@ -125,7 +125,8 @@ TEST(ClipTokenizer, FromVocabJsonAndMergesTxtEqualsFromMergesFile) {
   {
     // copy of the merges file's text (gz readable through the same reader)
     auto t = ClipTokenizer::from_files((dir / "vocab.json").string(), kMerges);
-    EXPECT_EQ(t->encode_padded_ids("two dogs playing in the park"), clip().encode_padded_ids("two dogs playing in the park"));
+    EXPECT_EQ(t->encode_padded_ids("two dogs playing in the park"),
+              clip().encode_padded_ids("two dogs playing in the park"));
   }
 }
 
@@ -150,7 +151,8 @@ std::string train_tiny_model() {
   {
     std::ofstream out(corpus);
     const auto caps = read_json(std::string(GB_SHARED_DIR) + "/data/goca-captions/voc.json");
-    for (auto it = caps.begin(); it != caps.end(); ++it) out << gb::text::py_lower(it.value()["caption"].get<std::string>()) << "\n";
+    for (auto it = caps.begin(); it != caps.end(); ++it)
+      out << gb::text::py_lower(it.value()["caption"].get<std::string>()) << "\n";
   }
   const auto prefix = (dir / "tiny").string();
   T5Tokenizer::train("--input=" + corpus + " --model_prefix=" + prefix +
@@ -272,7 +274,9 @@ TEST(Tokenizers, MatchTransformersOnEveryShippedCaptionAndBuiltPrompt) {
       size_t i = 0;
       for (const auto& b : f["built"]) {
         const std::string key = tokenizer_key(*t5, b[1].get<std::string>());
-        if (i < f["built_examples"].size()) { EXPECT_EQ(key, f["built_examples"][i].get<std::string>()) << name; }
+        if (i < f["built_examples"].size()) {
+          EXPECT_EQ(key, f["built_examples"][i].get<std::string>()) << name;
+        }
         if (low32_fnv1a64(key) != b[2].get<std::string>() && ++bad <= 3)
           ADD_FAILURE() << name << " built " << b[0].get<std::string>() << ": " << key;
         ++built_total;

@@ -82,7 +82,9 @@ long gb_spm_id_to_piece(void* handle, int id, char* buf, size_t cap) {
   return static_cast<long>(p.size());
 }
 
-int gb_spm_piece_size(void* handle) { return static_cast<sentencepiece::SentencePieceProcessor*>(handle)->GetPieceSize(); }
+int gb_spm_piece_size(void* handle) {
+  return static_cast<sentencepiece::SentencePieceProcessor*>(handle)->GetPieceSize();
+}
 
 int gb_spm_unk_id(void* handle) { return static_cast<sentencepiece::SentencePieceProcessor*>(handle)->unk_id(); }
 
