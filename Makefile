@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps venv configure build test bench quickstart parity-full clean fuzz fuzz-configure test-asan test-asan-fast test-cluster ci-extra
+.PHONY: all deps venv configure build test bench quickstart parity-full clean fuzz fuzz-configure test-asan test-asan-fast test-cluster ci-extra format
 
 all: build
 
@@ -98,6 +98,10 @@ test-cluster: build
 # the real-Slurm test (skipped, not failed, where Slurm cannot be installed).
 ci-extra: test-long fuzz test-asan-fast
 	tests/cluster/test_slurm.sh $(BUILD); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 77 ]
+
+# Rewrites every tracked C++/CUDA file to the tree's .clang-format (clang-format-14; CTest's lint_format checks it).
+format:
+	python3 tools/lint/format_check.py --fix
 
 clean:
 	rm -rf $(BUILD)

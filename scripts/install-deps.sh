@@ -13,6 +13,7 @@ PKGS=(
   libspng-dev libturbojpeg0-dev libjpeg62-turbo-dev
   libmatio-dev libsentencepiece-dev
   clang libclang-rt-14-dev           # make fuzz, make test-asan-fast (libFuzzer, ASan, UBSan runtimes)
+  clang-format-14                    # make format, CTest lint_format (.clang-format)
 )
 want=("${PKGS[@]}")
 
