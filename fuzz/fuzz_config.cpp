@@ -5,11 +5,9 @@
 #include "fuzz/fuzz_util.h"
 #include "harness/config/config.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gb::fuzz::quiet();
+extern "C" void gb_fuzz_setup() {
   gb::fuzz::put("base.yaml", "dataset: voc\nprotocol: paper\nlimit: 5\nlabels: {source: png}\nlist: [1, 2, {a: b}]\n");
   gb::fuzz::put("cycle.yaml", "_base_: cycle.yaml\nx: 1\n");
-  return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -6,11 +6,6 @@
 
 #include <vector>
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gb::fuzz::quiet();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = gb::fuzz::put("image.png", data, size);
   gb::fuzz::expect_user_errors([&] { (void)gb::read_image_header(path); });

@@ -7,11 +7,6 @@
 
 #include <fmt/format.h>
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gb::fuzz::quiet();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const bool framed = data[0] & 1;

@@ -8,11 +8,6 @@
 #include <cstring>
 #include <vector>
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gb::fuzz::quiet();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace gb::datasets;
   if (size < 4) return 0;

@@ -4,11 +4,6 @@
 
 #include <ATen/ATen.h>
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gb::fuzz::quiet();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = gb::fuzz::put("label.mat", data, size);
   return gb::fuzz::expect_user_errors([&] {

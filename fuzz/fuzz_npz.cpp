@@ -6,11 +6,6 @@
 
 #include <ATen/ATen.h>
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gb::fuzz::quiet();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const bool npz = data[0] & 1;

@@ -6,11 +6,6 @@
 
 #include <set>
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gb::fuzz::quiet();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const char* name = (data[0] & 1) ? "prompts.csv" : "prompts.txt";

@@ -5,13 +5,11 @@
 
 #include <ATen/ATen.h>
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gb::fuzz::quiet();
+extern "C" void gb_fuzz_setup() {
   gb::save_safetensors((gb::fuzz::scratch() / "model-00001-of-00002.safetensors").string(),
                        {{"a.weight", at::ones({2, 3})}, {"a.bias", at::zeros({3}, at::kHalf)}});
   gb::save_safetensors((gb::fuzz::scratch() / "model-00002-of-00002.safetensors").string(),
                        {{"b.weight", at::arange(4, at::kLong)}});
-  return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

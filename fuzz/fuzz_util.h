@@ -1,5 +1,5 @@
 #pragma once
-// Shared by the libFuzzer targets (fuzz/README.md, docs/robustness.md). A target feeds one parser of user
+// Shared by the libFuzzer targets (docs/robustness.md). A target feeds one parser of user
 // files with the fuzzer's bytes and lets only gb::UserError pass (the tool's exit 2): any other exception,
 // a crash, a sanitizer report, a hang (-timeout) or an allocation above -rss_limit_mb is a finding.
 #include "harness/core/errors.h"
@@ -57,3 +57,6 @@ int expect_user_errors(F&& f) {
 inline void quiet() { gb::log::set_level(gb::log::Level::Off); }
 
 }  // namespace gb::fuzz
+
+// A target that needs files beside its input defines this; fuzz/init.cpp calls it once before the first input.
+extern "C" void gb_fuzz_setup();

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""The tree's C++ formatting (.clang-format): checks every tracked C++/CUDA file, or rewrites them with --fix.
+"""The tree's C++ formatting (.clang-format): checks every C++/CUDA file of the tree, or rewrites them with --fix.
 
     python3 tools/lint/format_check.py [--root DIR] [--clang-format PATH] [--fix]
 
-Run by CTest (`lint_format`, registered when clang-format-14 is found) and by `make format` (--fix). The files
-are git's tracked *.cpp, *.h, *.cu, *.cuh below the root (every such file when the root is not a git checkout);
-hand-laid data tables keep their layout between `// clang-format off` and `// clang-format on`.
+Run by CTest (`lint_format`, registered when clang-format-14 is found) and by `make format` (--fix). The files are
+the *.cpp, *.h, *.cu, *.cuh below the root that git tracks or would add (not ignored; every such file when the root
+is not a git checkout); hand-laid data tables keep their layout between `// clang-format off` and `// clang-format on`.
 """
 import argparse
 import os
@@ -18,7 +18,8 @@ EXTENSIONS = (".cpp", ".h", ".cu", ".cuh")
 
 def source_files(root):
     try:
-        out = subprocess.run(["git", "-C", root, "ls-files", "-z"], check=True, capture_output=True).stdout
+        out = subprocess.run(["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             check=True, capture_output=True).stdout
         files = [f for f in out.decode().split("\0") if f]
     except (OSError, subprocess.CalledProcessError):
         files = [os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs]
