@@ -13,7 +13,7 @@ namespace gb::bb {
 
 namespace {
 
-class FluxMemoryModel : public MemoryModel {
+class FluxMemoryModel : public mem::JointMemoryModel {
  public:
   explicit FluxMemoryModel(const std::optional<std::string>& folder) : folder_(folder) {
     const bool f = folder.has_value();
@@ -57,15 +57,6 @@ class FluxMemoryModel : public MemoryModel {
     return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_len_, t5_.d_model, device());
   }
 
-  std::string unit_of_key(const std::string& key) const override { return location_of(key); }
-
-  std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>&, const CaptureSpec& spec, int64_t B, int64_t S,
-                                         at::ScalarType dt, at::ScalarType store) const override {
-    std::vector<MemoryUnit> units;
-    for (int64_t k = 0; k < flux_.total_blocks(); ++k) units.push_back(unit(k, spec, B, S, dt, store));
-    return units;
-  }
-
   std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {
     const int64_t g = (S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1)) / 2;
     return {{"packed latents, T5 states, RoPE tables",
@@ -73,16 +64,13 @@ class FluxMemoryModel : public MemoryModel {
                  (g * g + text_len_) * flux_.attention_head_dim * 8}};
   }
 
-  int64_t stored_bytes(const LayerInfo& l, const std::vector<LayerInfo>& layers, int64_t batch, at::ScalarType store,
-                       at::ScalarType dtype, int64_t bytes) const override {
-    return mem::joint_post_value_bytes(l, layers, batch, store, dtype, bytes);
-  }
-
  private:
+  int64_t num_blocks() const override { return flux_.total_blocks(); }
+
   // Block k (flux_transformer.cpp, joint_attend in joint_attention.cpp): activations, then
   // mem::joint_attention_terms.
-  MemoryUnit unit(int64_t k, const CaptureSpec& spec, int64_t B, int64_t S, at::ScalarType dt,
-                  at::ScalarType store) const {
+  MemoryUnit block_unit(int64_t k, const CaptureSpec& spec, int64_t B, int64_t S, at::ScalarType dt,
+                        at::ScalarType store) const override {
     const auto& f = flux_;
     const int64_t H = f.num_attention_heads, C = f.inner_dim();
     const int64_t T = text_len_;

@@ -2,6 +2,7 @@
 
 #include "harness/backbones/joint_attention.h"
 #include "harness/backbones/json_config.h"
+#include "harness/backbones/nn.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
 #include "harness/core/torch_compat.h"
@@ -139,10 +140,6 @@ std::unique_ptr<FluxTransformer> FluxTransformer::load(const std::string& root, 
 }
 
 namespace {
-at::Tensor layer_norm(const at::Tensor& x) { return at::layer_norm(x, {x.size(-1)}, {}, {}, 1e-6); }
-at::Tensor heads(const at::Tensor& x, int64_t h) {  // [B, S, H*d] -> [B, H, S, d]
-  return x.view({x.size(0), x.size(1), h, x.size(2) / h}).transpose(1, 2);
-}
 at::Tensor clip16(const at::Tensor& x) { return x.scalar_type() == at::kHalf ? x.clamp(-65504, 65504) : x; }
 }  // namespace
 
@@ -192,13 +189,14 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
     const std::string id = vit_block(i);
     auto m = d.norm1(silu_temb).chunk(6, 1);
     auto mc = d.norm1_context(silu_temb).chunk(6, 1);
-    at::Tensor xn = layer_norm(x) * (1 + m[1].unsqueeze(1)) + m[0].unsqueeze(1);
-    at::Tensor cn = layer_norm(ctx) * (1 + mc[1].unsqueeze(1)) + mc[0].unsqueeze(1);
+    at::Tensor xn = plain_layer_norm(x) * (1 + m[1].unsqueeze(1)) + m[0].unsqueeze(1);
+    at::Tensor cn = plain_layer_norm(ctx) * (1 + mc[1].unsqueeze(1)) + mc[0].unsqueeze(1);
     const Attn& a = d.attn;
-    at::Tensor q = a.norm_q(heads(a.to_q(xn), H)), k = a.norm_k(heads(a.to_k(xn), H)), v = heads(a.to_v(xn), H);
+    at::Tensor q = a.norm_q(split_heads(a.to_q(xn), H)), k = a.norm_k(split_heads(a.to_k(xn), H)),
+               v = split_heads(a.to_v(xn), H);
     if (rec) rec->record(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_value), v);
-    at::Tensor eq = a.norm_added_q(heads(a.add_q(cn), H)), ek = a.norm_added_k(heads(a.add_k(cn), H));
-    at::Tensor ev = heads(a.add_v(cn), H);
+    at::Tensor eq = a.norm_added_q(split_heads(a.add_q(cn), H)), ek = a.norm_added_k(split_heads(a.add_k(cn), H));
+    at::Tensor ev = split_heads(a.add_v(cn), H);
     q = flux_apply_rope(at::cat({eq, q}, 2), cos, sin);
     k = flux_apply_rope(at::cat({ek, k}, 2), cos, sin);
     at::Tensor o = joint_attend(q, k, at::cat({ev, v}, 2), JointLayout{T, N, 0, T}, id, rec, chunk_elements_);
@@ -213,10 +211,10 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
     if (rec && rec->wants_key(attention_output_key(id))) rec->record_tokens_as_grid(attention_output_key(id), attn_x);
 
     x = x + m[2].unsqueeze(1) * attn_x;
-    at::Tensor h = layer_norm(x) * (1 + m[4].unsqueeze(1)) + m[3].unsqueeze(1);
+    at::Tensor h = plain_layer_norm(x) * (1 + m[4].unsqueeze(1)) + m[3].unsqueeze(1);
     x = clip16(x + m[5].unsqueeze(1) * d.ff(h));
     ctx = ctx + mc[2].unsqueeze(1) * attn_c;
-    h = layer_norm(ctx) * (1 + mc[4].unsqueeze(1)) + mc[3].unsqueeze(1);
+    h = plain_layer_norm(ctx) * (1 + mc[4].unsqueeze(1)) + mc[3].unsqueeze(1);
     ctx = clip16(ctx + mc[5].unsqueeze(1) * d.ff_context(h));
   }
   if (!need_output && last < c.num_layers) return {};
@@ -226,12 +224,12 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
     const Single& b = singles_[j];
     const std::string id = vit_block(c.num_layers + j);
     auto m = b.norm(silu_temb).chunk(3, 1);
-    at::Tensor sn = layer_norm(s) * (1 + m[1].unsqueeze(1)) + m[0].unsqueeze(1);
+    at::Tensor sn = plain_layer_norm(s) * (1 + m[1].unsqueeze(1)) + m[0].unsqueeze(1);
     at::Tensor mlp = at::gelu(b.proj_mlp(sn), "tanh");
     const Attn& a = b.attn;
-    at::Tensor q = flux_apply_rope(a.norm_q(heads(a.to_q(sn), H)), cos, sin);
-    at::Tensor k = flux_apply_rope(a.norm_k(heads(a.to_k(sn), H)), cos, sin);
-    at::Tensor o = joint_attend(q, k, heads(a.to_v(sn), H), JointLayout{T, N, 0, T}, id, rec, chunk_elements_);
+    at::Tensor q = flux_apply_rope(a.norm_q(split_heads(a.to_q(sn), H)), cos, sin);
+    at::Tensor k = flux_apply_rope(a.norm_k(split_heads(a.to_k(sn), H)), cos, sin);
+    at::Tensor o = joint_attend(q, k, split_heads(a.to_v(sn), H), JointLayout{T, N, 0, T}, id, rec, chunk_elements_);
     if (rec && rec->wants_key(attention_output_key(id)))
       rec->record_tokens_as_grid(attention_output_key(id), o.narrow(1, T, N));
     s = clip16(s + m[2].unsqueeze(1) * b.proj_out(at::cat({o, mlp}, 2)));
@@ -240,7 +238,7 @@ at::Tensor FluxTransformer::operator()(const FluxInputs& in, CaptureRecorder* re
 
   x = s.narrow(1, T, N);
   auto so = norm_out_(silu_temb.to(x.scalar_type())).chunk(2, 1);  // (scale, shift)
-  x = layer_norm(x) * (1 + so[0].unsqueeze(1)) + so[1].unsqueeze(1);
+  x = plain_layer_norm(x) * (1 + so[0].unsqueeze(1)) + so[1].unsqueeze(1);
   return proj_out_(x);
 }
 

@@ -133,6 +133,21 @@ int64_t joint_post_value_bytes(const LayerInfo& l, const std::vector<LayerInfo>&
   return bytes;
 }
 
+std::string JointMemoryModel::unit_of_key(const std::string& key) const { return location_of(key); }
+
+std::vector<MemoryUnit> JointMemoryModel::denoiser_units(const std::vector<LayerInfo>&, const CaptureSpec& spec,
+                                                         int64_t batch, int64_t size, at::ScalarType dtype,
+                                                         at::ScalarType store) const {
+  std::vector<MemoryUnit> units;
+  for (int64_t k = 0; k < num_blocks(); ++k) units.push_back(block_unit(k, spec, batch, size, dtype, store));
+  return units;
+}
+
+int64_t JointMemoryModel::stored_bytes(const LayerInfo& layer, const std::vector<LayerInfo>& layers, int64_t batch,
+                                       at::ScalarType store, at::ScalarType dtype, int64_t bytes) const {
+  return joint_post_value_bytes(layer, layers, batch, store, dtype, bytes);
+}
+
 }  // namespace mem
 
 }  // namespace gb::bb

@@ -46,6 +46,23 @@ void joint_attention_terms(MemoryUnit& u, const CaptureSpec& spec, const std::st
 // the whole buffer alive: its bytes then count the T text rows too (T from vit-block0's cross map).
 int64_t joint_post_value_bytes(const LayerInfo& l, const std::vector<LayerInfo>& layers, int64_t batch,
                                at::ScalarType store, at::ScalarType dtype, int64_t bytes);
+
+// What the memory models of the joint-attention transformers share: a unit per block `vit-block{k}` (a key's unit
+// is its location), and joint_post_value_bytes for stored captures. A model gives its block count and one block's
+// unit (activations, then joint_attention_terms).
+class JointMemoryModel : public MemoryModel {
+ public:
+  std::string unit_of_key(const std::string& key) const override;
+  std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>& layers, const CaptureSpec& spec, int64_t batch,
+                                         int64_t size, at::ScalarType dtype, at::ScalarType store) const override;
+  int64_t stored_bytes(const LayerInfo& layer, const std::vector<LayerInfo>& layers, int64_t batch,
+                       at::ScalarType store, at::ScalarType dtype, int64_t bytes) const override;
+
+ protected:
+  virtual int64_t num_blocks() const = 0;
+  virtual MemoryUnit block_unit(int64_t k, const CaptureSpec& spec, int64_t batch, int64_t size, at::ScalarType dtype,
+                                at::ScalarType store) const = 0;
+};
 }  // namespace mem
 
 }  // namespace gb::bb

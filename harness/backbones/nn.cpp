@@ -142,6 +142,7 @@ at::Tensor merge_heads(const at::Tensor& x) {
   int64_t b = x.size(0), h = x.size(1), n = x.size(2), d = x.size(3);
   return x.transpose(1, 2).reshape({b, n, h * d});
 }
+at::Tensor plain_layer_norm(const at::Tensor& x, double eps) { return at::layer_norm(x, {x.size(-1)}, {}, {}, eps); }
 
 at::Tensor attention_probs(const at::Tensor& q, const at::Tensor& k, double scale, const at::Tensor& mask) {
   int64_t b = q.size(0), h = q.size(1), nq = q.size(2), d = q.size(3), nk = k.size(2);

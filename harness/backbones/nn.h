@@ -142,4 +142,8 @@ struct Attention {
 at::Tensor split_heads(const at::Tensor& x, int64_t heads);
 at::Tensor merge_heads(const at::Tensor& x);
 
+// LayerNorm over the last dimension without affine parameters (diffusers' nn.LayerNorm(elementwise_affine=False)
+// in the AdaLN blocks of the MMDiT transformers).
+at::Tensor plain_layer_norm(const at::Tensor& x, double eps = 1e-6);
+
 }  // namespace gb::bb

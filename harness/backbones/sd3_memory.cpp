@@ -14,7 +14,7 @@ namespace gb::bb {
 
 namespace {
 
-class Sd3MemoryModel : public MemoryModel {
+class Sd3MemoryModel : public mem::JointMemoryModel {
  public:
   Sd3MemoryModel(Sd3Variant variant, const std::optional<std::string>& folder) : folder_(folder) {
     const bool f = folder.has_value();
@@ -70,15 +70,6 @@ class Sd3MemoryModel : public MemoryModel {
     return mem::vae_encode_phase(vae_, B, S, vdt, dt, text_length(), sd3_.joint_attention_dim, device());
   }
 
-  std::string unit_of_key(const std::string& key) const override { return location_of(key); }
-
-  std::vector<MemoryUnit> denoiser_units(const std::vector<LayerInfo>&, const CaptureSpec& spec, int64_t B, int64_t S,
-                                         at::ScalarType dt, at::ScalarType store) const override {
-    std::vector<MemoryUnit> units;
-    for (int64_t k = 0; k < sd3_.num_layers; ++k) units.push_back(unit(k, spec, B, S, dt, store));
-    return units;
-  }
-
   std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {
     const int64_t lat = S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1);
     const int64_t T = text_length(), C = sd3_.inner_dim();
@@ -87,16 +78,13 @@ class Sd3MemoryModel : public MemoryModel {
                  mem::esize(dt)}};
   }
 
-  int64_t stored_bytes(const LayerInfo& l, const std::vector<LayerInfo>& layers, int64_t batch, at::ScalarType store,
-                       at::ScalarType dtype, int64_t bytes) const override {
-    return mem::joint_post_value_bytes(l, layers, batch, store, dtype, bytes);
-  }
-
  private:
+  int64_t num_blocks() const override { return sd3_.num_layers; }
+
   // Block k (sd3_transformer.cpp, joint_attend in joint_attention.cpp): activations, then
   // mem::joint_attention_terms.
-  MemoryUnit unit(int64_t k, const CaptureSpec& spec, int64_t B, int64_t S, at::ScalarType dt,
-                  at::ScalarType store) const {
+  MemoryUnit block_unit(int64_t k, const CaptureSpec& spec, int64_t B, int64_t S, at::ScalarType dt,
+                        at::ScalarType store) const override {
     const auto& c = sd3_;
     const int64_t H = c.num_attention_heads, C = c.inner_dim();
     const int64_t T = text_length();

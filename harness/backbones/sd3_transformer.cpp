@@ -2,6 +2,7 @@
 
 #include "harness/backbones/joint_attention.h"
 #include "harness/backbones/json_config.h"
+#include "harness/backbones/nn.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
 #include "harness/core/torch_compat.h"
@@ -130,10 +131,6 @@ std::unique_ptr<Sd3Transformer> Sd3Transformer::load(const std::string& root, at
 }
 
 namespace {
-at::Tensor layer_norm(const at::Tensor& x) { return at::layer_norm(x, {x.size(-1)}, {}, {}, 1e-6); }
-at::Tensor heads(const at::Tensor& x, int64_t h) {  // [B, S, H*d] -> [B, H, S, d]
-  return x.view({x.size(0), x.size(1), h, x.size(2) / h}).transpose(1, 2);
-}
 at::Tensor modulate(const at::Tensor& xn, const at::Tensor& shift, const at::Tensor& scale) {
   return xn * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
 }
@@ -188,22 +185,24 @@ at::Tensor Sd3Transformer::operator()(const Sd3Inputs& in, CaptureRecorder* rec,
     const Block& blk = blocks_[i];
     const std::string id = vit_block(i);
     auto m = blk.norm1(silu_temb).chunk(blk.dual ? 9 : 6, 1);
-    const at::Tensor xn0 = layer_norm(x);
+    const at::Tensor xn0 = plain_layer_norm(x);
     const at::Tensor xn = modulate(xn0, m[0], m[1]);
     at::Tensor cn;
     std::vector<at::Tensor> mc;
     if (blk.context_pre_only) {
       auto ss = blk.norm1_context(silu_temb.to(ctx.scalar_type())).chunk(2, 1);  // (scale, shift)
-      cn = modulate(layer_norm(ctx), ss[1], ss[0]);
+      cn = modulate(plain_layer_norm(ctx), ss[1], ss[0]);
     } else {
       mc = blk.norm1_context(silu_temb).chunk(6, 1);
-      cn = modulate(layer_norm(ctx), mc[0], mc[1]);
+      cn = modulate(plain_layer_norm(ctx), mc[0], mc[1]);
     }
     const Attn& a = blk.attn;
-    at::Tensor q = qk(a.norm_q, heads(a.to_q(xn), H)), k = qk(a.norm_k, heads(a.to_k(xn), H)), v = heads(a.to_v(xn), H);
+    at::Tensor q = qk(a.norm_q, split_heads(a.to_q(xn), H)), k = qk(a.norm_k, split_heads(a.to_k(xn), H)),
+               v = split_heads(a.to_v(xn), H);
     if (rec) rec->record(capture_key(attention_block(id, AttentionKind::cross), CaptureTensor::special_value), v);
-    at::Tensor eq = qk(a.norm_added_q, heads(a.add_q(cn), H)), ek = qk(a.norm_added_k, heads(a.add_k(cn), H));
-    at::Tensor ev = heads(a.add_v(cn), H);
+    at::Tensor eq = qk(a.norm_added_q, split_heads(a.add_q(cn), H)),
+               ek = qk(a.norm_added_k, split_heads(a.add_k(cn), H));
+    at::Tensor ev = split_heads(a.add_v(cn), H);
     at::Tensor o = joint_attend(at::cat({q, eq}, 2), at::cat({k, ek}, 2), at::cat({v, ev}, 2), JointLayout{0, N, N, T},
                                 id, rec, chunk_elements_);
     at::Tensor o_img = o.narrow(1, 0, N);
@@ -218,22 +217,22 @@ at::Tensor Sd3Transformer::operator()(const Sd3Inputs& in, CaptureRecorder* rec,
     if (blk.dual) {
       const Attn& a2 = blk.attn2;
       const at::Tensor xn2 = modulate(xn0, m[6], m[7]);
-      at::Tensor q2 = qk(a2.norm_q, heads(a2.to_q(xn2), H)), k2 = qk(a2.norm_k, heads(a2.to_k(xn2), H));
-      at::Tensor o2 = compat::scaled_dot_product_attention(q2, k2, heads(a2.to_v(xn2), H), std::nullopt,
+      at::Tensor q2 = qk(a2.norm_q, split_heads(a2.to_q(xn2), H)), k2 = qk(a2.norm_k, split_heads(a2.to_k(xn2), H));
+      at::Tensor o2 = compat::scaled_dot_product_attention(q2, k2, split_heads(a2.to_v(xn2), H), std::nullopt,
                                                            1.0 / std::sqrt(static_cast<double>(c.attention_head_dim)));
       o2 = o2.transpose(1, 2).reshape({B, N, C}).to(q2.scalar_type());
       x = x + m[8].unsqueeze(1) * a2.to_out(o2);
     }
-    x = x + m[5].unsqueeze(1) * blk.ff(modulate(layer_norm(x), m[3], m[4]));
+    x = x + m[5].unsqueeze(1) * blk.ff(modulate(plain_layer_norm(x), m[3], m[4]));
     if (!blk.context_pre_only) {
       ctx = ctx + mc[2].unsqueeze(1) * a.to_add_out(o.narrow(1, N, T));
-      ctx = ctx + mc[5].unsqueeze(1) * blk.ff_context(modulate(layer_norm(ctx), mc[3], mc[4]));
+      ctx = ctx + mc[5].unsqueeze(1) * blk.ff_context(modulate(plain_layer_norm(ctx), mc[3], mc[4]));
     }
   }
   if (!need_output) return {};
 
   auto so = norm_out_(silu_temb.to(x.scalar_type())).chunk(2, 1);  // AdaLayerNormContinuous: (scale, shift)
-  x = proj_out_(modulate(layer_norm(x), so[1], so[0]));            // [B, N, p*p*out]
+  x = proj_out_(modulate(plain_layer_norm(x), so[1], so[0]));      // [B, N, p*p*out]
   x = x.reshape({B, gh, gw, p, p, c.out_channels}).permute({0, 5, 1, 3, 2, 4});  // nhwpqc -> nchpwq
   return x.reshape({B, c.out_channels, gh * p, gw * p});
 }
