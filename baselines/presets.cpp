@@ -2,11 +2,11 @@
 // records the comparison with spec §I.
 #include "baselines/presets.h"
 
+#include "harness/core/capture.h"
 #include "harness/core/errors.h"
 #include "harness/core/strings.h"
 
 #include <algorithm>
-#include <cctype>
 
 namespace gb::baselines {
 
@@ -55,80 +55,70 @@ std::vector<int> range(int first, int last) {
   return out;
 }
 
+namespace {
+std::string map_key(const std::string& location, AttentionKind kind) {
+  return capture_key(attention_block(location, kind), CaptureTensor::map);
+}
+// "<level>-repeat<r>-vit-block<b>" maps for r < repeats, b < blocks (a UNet level's transformer blocks, in
+// list-layers order).
+void add_level(std::vector<std::string>& out, const std::string& level, int repeats, int blocks, AttentionKind kind) {
+  for (int r = 0; r < repeats; ++r)
+    for (int b = 0; b < blocks; ++b)
+      out.push_back(map_key(level + "-repeat" + std::to_string(r) + "-" + vit_block(b), kind));
+}
+std::vector<std::string> dit_maps(const std::vector<int>& blocks, AttentionKind kind) {
+  std::vector<std::string> out;
+  for (int b : blocks) out.push_back(map_key(vit_block(b), kind));
+  return out;
+}
+}  // namespace
+
 std::vector<std::string> sd15_all() {
-  return {
-      "down-level0-repeat0-vit-block0-cross-map",
-      "down-level0-repeat1-vit-block0-cross-map",
-      "down-level1-repeat0-vit-block0-cross-map",
-      "down-level1-repeat1-vit-block0-cross-map",
-      "down-level2-repeat0-vit-block0-cross-map",
-      "down-level2-repeat1-vit-block0-cross-map",
-      "mid-vit-block0-cross-map",
-      "up-level1-repeat0-vit-block0-cross-map",
-      "up-level1-repeat1-vit-block0-cross-map",
-      "up-level1-repeat2-vit-block0-cross-map",
-      "up-level2-repeat0-vit-block0-cross-map",
-      "up-level2-repeat1-vit-block0-cross-map",
-      "up-level2-repeat2-vit-block0-cross-map",
-      "up-level3-repeat0-vit-block0-cross-map",
-      "up-level3-repeat1-vit-block0-cross-map",
-      "up-level3-repeat2-vit-block0-cross-map",
-  };
+  // down-level0..2: 2 repeats (64, 32, 16 px); mid (8 px); up-level1..3: 3 repeats (16, 32, 64 px).
+  std::vector<std::string> out;
+  for (const char* level : {"down-level0", "down-level1", "down-level2"})
+    add_level(out, level, 2, 1, AttentionKind::cross);
+  out.push_back(map_key("mid-" + vit_block(0), AttentionKind::cross));
+  for (const char* level : {"up-level1", "up-level2", "up-level3"}) add_level(out, level, 3, 1, AttentionKind::cross);
+  return out;
 }
 
 std::vector<std::string> sd15_baseline() {
-  return {
-      "down-level2-repeat0-vit-block0-cross-map",
-      "down-level2-repeat1-vit-block0-cross-map",
-      "mid-vit-block0-cross-map",
-      "up-level1-repeat0-vit-block0-cross-map",
-      "up-level1-repeat1-vit-block0-cross-map",
-      "up-level1-repeat2-vit-block0-cross-map",
-      "up-level2-repeat0-vit-block0-cross-map",
-      "up-level2-repeat1-vit-block0-cross-map",
-  };
+  // The middle eight of sd15_all: down-level2, mid, up-level1 and up-level2 repeats 0-1.
+  const std::vector<std::string> all = sd15_all();
+  return {all.begin() + 4, all.begin() + 12};
 }
 
 std::vector<std::string> sd15_self() {
-  return {"up-level3-repeat0-vit-block0-self-map", "up-level3-repeat1-vit-block0-self-map",
-          "down-level0-repeat1-vit-block0-self-map"};
+  std::vector<std::string> out;
+  add_level(out, "up-level3", 2, 1, AttentionKind::self);
+  out.push_back(map_key("down-level0-repeat1-" + vit_block(0), AttentionKind::self));
+  return out;
 }
 
 std::vector<std::string> sdxl_all() {
   // down-level1: 2 repeats x 2 blocks (64x64); down-level2: 2 x 10 (32x32); mid: 10; up-level0: 3 x 10 (32x32);
   // up-level1: 3 x 2 (64x64).
   std::vector<std::string> out;
-  auto add = [&](const std::string& level, int repeats, int blocks) {
-    for (int r = 0; r < repeats; ++r)
-      for (int b = 0; b < blocks; ++b)
-        out.push_back(level + "-repeat" + std::to_string(r) + "-vit-block" + std::to_string(b) + "-cross-map");
-  };
-  add("down-level1", 2, 2);
-  add("down-level2", 2, 10);
-  for (int b = 0; b < 10; ++b) out.push_back("mid-vit-block" + std::to_string(b) + "-cross-map");
-  add("up-level0", 3, 10);
-  add("up-level1", 3, 2);
+  add_level(out, "down-level1", 2, 2, AttentionKind::cross);
+  add_level(out, "down-level2", 2, 10, AttentionKind::cross);
+  for (int b = 0; b < 10; ++b) out.push_back(map_key("mid-" + vit_block(b), AttentionKind::cross));
+  add_level(out, "up-level0", 3, 10, AttentionKind::cross);
+  add_level(out, "up-level1", 3, 2, AttentionKind::cross);
   return out;
 }
 
 std::vector<std::string> sdxl_self() {
-  return {"up-level1-repeat0-vit-block0-self-map",  "up-level1-repeat0-vit-block1-self-map",
-          "up-level1-repeat1-vit-block0-self-map",  "up-level1-repeat1-vit-block1-self-map",
-          "up-level1-repeat2-vit-block0-self-map",  "down-level1-repeat0-vit-block0-self-map",
-          "down-level1-repeat0-vit-block1-self-map"};
-}
-
-std::vector<std::string> dit_cross(const std::vector<int>& blocks) {
+  // up-level1 r0b0, r0b1, r1b0, r1b1, r2b0; down-level1 r0b0, r0b1.
   std::vector<std::string> out;
-  for (int b : blocks) out.push_back("vit-block" + std::to_string(b) + "-cross-map");
+  add_level(out, "up-level1", 2, 2, AttentionKind::self);
+  out.push_back(map_key("up-level1-repeat2-" + vit_block(0), AttentionKind::self));
+  add_level(out, "down-level1", 1, 2, AttentionKind::self);
   return out;
 }
 
-std::vector<std::string> dit_self(const std::vector<int>& blocks) {
-  std::vector<std::string> out;
-  for (int b : blocks) out.push_back("vit-block" + std::to_string(b) + "-self-map");
-  return out;
-}
+std::vector<std::string> dit_cross(const std::vector<int>& blocks) { return dit_maps(blocks, AttentionKind::cross); }
+std::vector<std::string> dit_self(const std::vector<int>& blocks) { return dit_maps(blocks, AttentionKind::self); }
 
 }  // namespace layers
 

@@ -2,9 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
-#include <sstream>
-
 #include "harness/core/errors.h"
 #include "harness/core/excerpt.h"
 #include "harness/io/json_io.h"

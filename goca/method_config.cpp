@@ -4,7 +4,6 @@
 #include "harness/core/strings.h"
 
 #include <algorithm>
-#include <cctype>
 #include <utility>
 
 namespace gb::goca {

@@ -59,7 +59,7 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
     fail_file(tpath, "pooled_projection_dim {} != CLIP hidden_size {}", tcfg.pooled_projection_dim, ccfg.hidden_size);
   if (!vcfg.shift_factor) fail_file(folder.file("vae"), "Flux's VAE needs shift_factor");
   image_size_ = options.image_size.value_or(flux_defaults().image_size);
-  const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
+  const int64_t vae_scale = vcfg.scale_factor();
   if (image_size_ <= 0 || image_size_ % (vae_scale * 2) != 0)
     fail("image size {} must be a positive multiple of {}", image_size_, vae_scale * 2);
   const int64_t tokens = (image_size_ / vae_scale / 2) * (image_size_ / vae_scale / 2);
@@ -92,9 +92,7 @@ FluxBackbone::FluxBackbone(const CheckpointFolder& folder, const BackboneOptions
   for (const auto& l : list_layers()) layer_names_.insert(l.name);
 }
 
-int64_t FluxBackbone::latent_size() const {
-  return image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
-}
+int64_t FluxBackbone::latent_size() const { return image_size_ / vae_->config().scale_factor(); }
 
 int64_t FluxBackbone::text_length() const { return tokenizer_ ? tokenizer_->max_length() : kFluxTextLength; }
 

@@ -41,7 +41,7 @@ class FluxMemoryModel : public mem::JointMemoryModel {
 
   bool t5_int8(std::optional<bool> asked, at::ScalarType dtype) const override { return flux_t5_int8(asked, dtype); }
 
-  int64_t size_multiple() const override { return (int64_t(1) << (vae_.block_out_channels.size() - 1)) * 2; }
+  int64_t size_multiple() const override { return vae_.scale_factor() * 2; }
 
   int64_t text_length() const override { return text_len_; }
   void set_text_length(int64_t n) override { text_len_ = n; }
@@ -58,7 +58,7 @@ class FluxMemoryModel : public mem::JointMemoryModel {
   }
 
   std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {
-    const int64_t g = (S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1)) / 2;
+    const int64_t g = (S / vae_.scale_factor()) / 2;
     return {{"packed latents, T5 states, RoPE tables",
              B * (g * g * flux_.in_channels + text_len_ * t5_.d_model) * mem::esize(dt) +
                  (g * g + text_len_) * flux_.attention_head_dim * 8}};
@@ -74,7 +74,7 @@ class FluxMemoryModel : public mem::JointMemoryModel {
     const auto& f = flux_;
     const int64_t H = f.num_attention_heads, C = f.inner_dim();
     const int64_t T = text_len_;
-    const int64_t g2 = (S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1)) / 2;
+    const int64_t g2 = (S / vae_.scale_factor()) / 2;
     const int64_t N = g2 * g2, Sq = N + T;
     const int64_t s = mem::esize(dt);
     const int64_t mlp = static_cast<int64_t>(C * f.mlp_ratio);

@@ -85,7 +85,7 @@ PixArtSigmaBackbone::PixArtSigmaBackbone(const CheckpointFolder& folder, const B
   if (ecfg.d_model != tcfg.caption_channels)
     fail_file(folder.file("transformer"), "caption_channels {} != T5 d_model {}", tcfg.caption_channels, ecfg.d_model);
   image_size_ = options.image_size.value_or(pixart_defaults(variant).image_size);
-  const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
+  const int64_t vae_scale = vcfg.scale_factor();
   if (image_size_ <= 0 || image_size_ % (vae_scale * tcfg.patch_size) != 0)
     fail("image size {} must be a positive multiple of {}", image_size_, vae_scale * tcfg.patch_size);
   plan_ = plan_pixart_noising(scfg, options.timestep.value_or(pixart_defaults(variant).timestep));
@@ -112,7 +112,7 @@ int64_t PixArtSigmaBackbone::text_length() const {
 }
 
 std::vector<LayerInfo> PixArtSigmaBackbone::list_layers() const {
-  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+  const int64_t latent = image_size_ / vae_->config().scale_factor();
   return pixart_capture_layers(transformer_->config(), latent, latent, text_length());
 }
 
@@ -225,7 +225,7 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
 
   auto t0 = std::chrono::steady_clock::now();
   gb::trace::Span vae_span("vae");
-  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+  const int64_t latent = image_size_ / vae_->config().scale_factor();
   const int64_t zc = vae_->config().latent_channels;
   const PreparedImages prep = prepare_images(images, image_ids, seed, image_size_, zc, zc, latent);
   auto x = prep.pixels.to(device_, at::kFloat);

@@ -32,9 +32,7 @@ class PixArtMemoryModel : public MemoryModel {
 
   at::ScalarType vae_dtype(at::ScalarType) const override { return at::kFloat; }  // G-pix prepare_latents: fp32
 
-  int64_t size_multiple() const override {
-    return (int64_t(1) << (vae_.block_out_channels.size() - 1)) * pixart_.patch_size;
-  }
+  int64_t size_multiple() const override { return vae_.scale_factor() * pixart_.patch_size; }
 
   int64_t text_length() const override { return text_len_; }
   void set_text_length(int64_t n) override { text_len_ = n; }
@@ -56,7 +54,7 @@ class PixArtMemoryModel : public MemoryModel {
   }
 
   std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {
-    const int64_t lat = S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1);
+    const int64_t lat = S / vae_.scale_factor();
     const int64_t C = pixart_.inner_dim();
     return {{"latents, T5 states, caption projection",
              B * (pixart_.in_channels * lat * lat + text_len_ * (t5_.d_model + 2 * C)) * mem::esize(dt)}};

@@ -94,7 +94,7 @@ Sd3Backbone::Sd3Backbone(const CheckpointFolder& folder, const BackboneOptions& 
     fail_file(tpath, "pooled_projection_dim {} != {} + {} (CLIP projections)", tcfg.pooled_projection_dim,
               lcfg.projection_dim, gcfg.projection_dim);
   if (!vcfg.shift_factor) fail_file(folder.file("vae"), "SD3's VAE needs shift_factor");
-  const int64_t vae_scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
+  const int64_t vae_scale = vcfg.scale_factor();
   image_size_ = options.image_size.value_or(sd3_defaults().image_size);
   if (image_size_ <= 0 || image_size_ % (vae_scale * tcfg.patch_size) != 0)
     fail("image size {} must be a positive multiple of {}", image_size_, vae_scale * tcfg.patch_size);
@@ -144,8 +144,7 @@ int64_t Sd3Backbone::text_length() const {
 }
 
 std::vector<LayerInfo> Sd3Backbone::list_layers() const {
-  const int64_t g =
-      image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1)) / transformer_->config().patch_size;
+  const int64_t g = image_size_ / vae_->config().scale_factor() / transformer_->config().patch_size;
   return sd3_capture_layers(transformer_->config(), g * g, text_length());
 }
 
@@ -267,7 +266,7 @@ Capture Sd3Backbone::capture_text(const std::vector<at::Tensor>& images, const T
   Capture cap = begin_capture(images, image_ids, text_seconds, kind());
   const int64_t b = cap.batch_size;
   auto t0 = std::chrono::steady_clock::now();
-  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+  const int64_t latent = image_size_ / vae_->config().scale_factor();
   const int64_t zc = vae_->config().latent_channels;
   const PreparedImages prep = prepare_images(images, image_ids, seed, image_size_, zc, zc, latent);
   auto z = vae_->latents(prep.pixels.to(device_, dtype_), prep.noise_vae.to(device_, dtype_), dtype_);

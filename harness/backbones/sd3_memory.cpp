@@ -47,9 +47,7 @@ class Sd3MemoryModel : public mem::JointMemoryModel {
             mem::t5_component("text_encoder_3", t5_, dtype, t5_int8)};
   }
 
-  int64_t size_multiple() const override {
-    return (int64_t(1) << (vae_.block_out_channels.size() - 1)) * sd3_.patch_size;
-  }
+  int64_t size_multiple() const override { return vae_.scale_factor() * sd3_.patch_size; }
 
   // CLIP's positions (77), then the T5 length; set_text_length sets the T5 part, as a tokenizer option does
   // (BackboneOptions::tokenizer is the T5 tokenizer of the SD3.5 kinds).
@@ -71,7 +69,7 @@ class Sd3MemoryModel : public mem::JointMemoryModel {
   }
 
   std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {
-    const int64_t lat = S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1);
+    const int64_t lat = S / vae_.scale_factor();
     const int64_t T = text_length(), C = sd3_.inner_dim();
     return {{"latents, joint text states, projected context, pooled vector",
              B * (sd3_.in_channels * lat * lat + T * (sd3_.joint_attention_dim + C) + sd3_.pooled_projection_dim) *
@@ -88,7 +86,7 @@ class Sd3MemoryModel : public mem::JointMemoryModel {
     const auto& c = sd3_;
     const int64_t H = c.num_attention_heads, C = c.inner_dim();
     const int64_t T = text_length();
-    const int64_t g = (S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1)) / c.patch_size;
+    const int64_t g = (S / vae_.scale_factor()) / c.patch_size;
     const int64_t N = g * g, Sq = N + T;
     const int64_t s = mem::esize(dt);
     const std::string id = vit_block(k);

@@ -109,7 +109,7 @@ StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder,
   if (sdxl && vae_cfg.force_upcast) vae_dtype_ = at::kFloat;
   scheduler_ = sd_scheduler_config(folder, variant);
   image_size_ = options.image_size.value_or(sd_defaults(variant).image_size);
-  const int64_t vae_scale = int64_t(1) << (vae_cfg.block_out_channels.size() - 1);
+  const int64_t vae_scale = vae_cfg.scale_factor();
   if (image_size_ <= 0 || image_size_ % (vae_scale << (unet_cfg.block_out_channels.size() - 1)) != 0)
     fail("image size {} must be a positive multiple of {}", image_size_,
          vae_scale << (unet_cfg.block_out_channels.size() - 1));
@@ -150,7 +150,7 @@ StableDiffusionBackbone::StableDiffusionBackbone(const CheckpointFolder& folder,
 }
 
 std::vector<LayerInfo> StableDiffusionBackbone::list_layers() const {
-  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+  const int64_t latent = image_size_ / vae_->config().scale_factor();
   return unet_capture_layers(unet_->config(), latent, text1_->config().max_position_embeddings);
 }
 
@@ -193,7 +193,7 @@ Capture StableDiffusionBackbone::capture_ids(const std::vector<at::Tensor>& imag
   const int64_t b = static_cast<int64_t>(images.size());
   if (b == 0) fail("{}: empty batch", kind());
   if (static_cast<int64_t>(image_ids.size()) != b) fail("{}: {} images but {} image ids", kind(), b, image_ids.size());
-  const int64_t latent = image_size_ / (int64_t(1) << (vae_->config().block_out_channels.size() - 1));
+  const int64_t latent = image_size_ / vae_->config().scale_factor();
   auto t0 = std::chrono::steady_clock::now();
   const PreparedImages in = prepare_images(images, image_ids, seed, image_size_, vae_->config().latent_channels,
                                            unet_->config().in_channels, latent);

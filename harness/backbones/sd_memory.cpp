@@ -44,9 +44,7 @@ class SdMemoryModel : public MemoryModel {
     return sdxl_ && vae_.force_upcast ? at::kFloat : dtype;  // the SDXL img2img pipeline's upcast
   }
 
-  int64_t size_multiple() const override {
-    return (int64_t(1) << (vae_.block_out_channels.size() - 1)) << (unet_.block_out_channels.size() - 1);
-  }
+  int64_t size_multiple() const override { return vae_.scale_factor() << (unet_.block_out_channels.size() - 1); }
 
   int64_t text_length() const override { return text_len_; }
   void set_text_length(int64_t) override {
@@ -71,7 +69,7 @@ class SdMemoryModel : public MemoryModel {
 
   std::vector<MemoryTerm> denoiser_persistent(int64_t B, int64_t S, at::ScalarType dt) const override {
     const int64_t s = mem::esize(dt);
-    const int64_t lat = S >> (static_cast<int64_t>(vae_.block_out_channels.size()) - 1);
+    const int64_t lat = S / vae_.scale_factor();
     const auto& u = unet_;
     int64_t skips = u.block_out_channels[0] * lat * lat, r = lat;
     for (size_t i = 0; i < u.block_out_channels.size(); ++i) {

@@ -31,9 +31,12 @@ struct VaeConfig {  // vae/config.json
   static VaeConfig sd15();  // H15 vae/config.json
   static VaeConfig sdxl();  // HXL-vae (scaling 0.13025)
   static VaeConfig flux();  // FLUX.1-dev vae/config.json (16 latent channels, no quant_conv, shift 0.1159)
-  static VaeConfig
-  sd3();  // stable-diffusion-3.5-{medium,large} vae/config.json (Flux's graph; scaling 1.5305, shift 0.0609)
+  // stable-diffusion-3.5-{medium,large} vae/config.json (Flux's graph; scaling 1.5305, shift 0.0609)
+  static VaeConfig sd3();
   static VaeConfig from_json(const std::string& path);
+
+  // Pixels per latent along a side, 2^(levels - 1) (diffusers' pipelines' vae_scale_factor).
+  int64_t scale_factor() const { return int64_t(1) << (block_out_channels.size() - 1); }
 };
 
 // UNetMidBlock2D of the VAE: resnet, optional 1-head self-attention with residual, resnet (eps 1e-6).

@@ -237,7 +237,7 @@ Sampler::Sampler(gb::Backbone& backbone, const std::string& weights, const Sampl
     fail("{}: flow-euler is for flow-matching models (flux, sd35-*)", kind_);
   m.device = m.sd ? m.sd->device() : m.pixart ? m.pixart->device() : m.flux ? m.flux->device() : m.sd3->device();
   m.latent_channels = vcfg.latent_channels;
-  m.latent = image_size_ / (int64_t(1) << (vcfg.block_out_channels.size() - 1));
+  m.latent = image_size_ / vcfg.scale_factor();
   m.vae = bb::load_component(folder.root(), "vae", m.vae_dtype, m.device, "",
                              [&](const bb::WeightStore& ws) { return std::make_unique<bb::VaeDecoder>(vcfg, ws); });
 }

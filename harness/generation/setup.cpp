@@ -15,7 +15,7 @@ namespace gb::gen {
 int64_t default_image_size(const std::string& weights, const std::string& kind) {
   bb::CheckpointFolder f(weights);
   const auto vcfg = bb::VaeConfig::from_json(f.file("vae"));
-  const int64_t scale = int64_t(1) << (vcfg.block_out_channels.size() - 1);
+  const int64_t scale = vcfg.scale_factor();
   if (kind == "flux") return 128 * scale;
   const std::string comp = f.has_component("unet") ? "unet" : "transformer";
   int64_t sample = 0;

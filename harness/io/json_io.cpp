@@ -5,8 +5,6 @@
 #include "harness/io/read_file.h"
 
 #include <array>
-#include <fstream>
-#include <sstream>
 
 namespace gb {
 
