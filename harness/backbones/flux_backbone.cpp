@@ -127,45 +127,33 @@ void FluxBackbone::release_text_encoders() {
   if (device_.is_cuda()) compat::cuda_empty_cache();
 }
 
+PromptConditioningCache::Rows FluxBackbone::encode_rows(const std::vector<std::string>& prompts) {
+  if (!clip_tokenizer_) fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
+  const at::Tensor t5_ids = token_id_rows(tokenizer(), prompts);
+  if (t5_ids.size(1) != text_length())
+    fail("flux: T5 ids have length {} but the captures are laid out for {}", t5_ids.size(1), text_length());
+  const Text t = encode(t5_ids, token_id_rows(*clip_tokenizer_, prompts));
+  return {{"t5", t.t5}, {"pooled", t.pooled}};
+}
+
 void FluxBackbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
   if (options_.text_encoder != TextEncoderResidency::free) return;
-  if (t5_ && !clip_tokenizer_)
-    fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
-  text_cache_.fill(
-      prompts, batch_size, t5_ != nullptr,
-      [&](const std::vector<std::string>& chunk) {
-        const Text t = encode(token_id_rows(tokenizer(), chunk), token_id_rows(*clip_tokenizer_, chunk));
-        return PromptConditioningCache::Rows{{"t5", t.t5}, {"pooled", t.pooled}};
-      },
-      "flux");
-  if (!t5_) return;
-  log::info("flux: encoded {} prompts ({:.1f} MiB of host memory); text encoders freed (text_encoder: free)",
-            text_cache_.size(), text_cache_.bytes() / 1048576.0);
-  release_text_encoders();
+  text_cache_.fill_and_release(
+      prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(),
+      [&] { release_text_encoders(); });
 }
 
 Capture FluxBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
   check_batch(batch, kind());
   check_capture_keys(spec, layer_names_, kind());
-  const auto [text, text_s] = timed_stage("text", device_, [&] {
-    Text t;
-    if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
-      auto rows = text_cache_.gather(batch.prompts, device_, "flux");
-      t.t5 = rows.at("t5");
-      t.pooled = rows.at("pooled");
-      return t;
-    }
-    if (!clip_tokenizer_) fail("flux: no CLIP tokenizer is attached to this backbone (needed for the pooled vector)");
-    const at::Tensor t5_ids = token_id_rows(tokenizer(), batch.prompts);
-    if (t5_ids.size(1) != text_length())
-      fail("flux: T5 ids have length {} but the captures are laid out for {}", t5_ids.size(1), text_length());
-    t = encode(t5_ids, token_id_rows(*clip_tokenizer_, batch.prompts));
-    if (options_.text_encoder == TextEncoderResidency::free) {
-      text_cache_.store(batch.prompts, {{"t5", t.t5}, {"pooled", t.pooled}});
-      release_text_encoders();
-    }
-    return t;
+  const auto [rows, text_s] = timed_stage("text", device_, [&] {
+    return text_cache_.conditioning(
+        batch.prompts, device_, t5_ != nullptr, options_.text_encoder == TextEncoderResidency::free,
+        [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(), [&] { release_text_encoders(); });
   });
+  Text text;
+  text.t5 = rows.at("t5");
+  text.pooled = rows.at("pooled");
   return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
 }
 

@@ -156,43 +156,32 @@ void PixArtSigmaBackbone::release_text_encoder() {
   if (device_.is_cuda()) compat::cuda_empty_cache();
 }
 
+PromptConditioningCache::Rows PixArtSigmaBackbone::encode_rows(const std::vector<std::string>& prompts) {
+  const auto [ids, mask] = token_ids(prompts);
+  if (ids.size(1) != text_length())
+    fail("{}: token ids have length {} but the captures are laid out for {}", kind(), ids.size(1), text_length());
+  const Text t = encode(ids, mask);
+  return {{"t5", t.t5}, {"mask", t.mask}};
+}
+
 void PixArtSigmaBackbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
   if (options_.text_encoder != TextEncoderResidency::free) return;
-  text_cache_.fill(
-      prompts, batch_size, t5_ != nullptr,
-      [&](const std::vector<std::string>& chunk) {
-        const auto [ids, mask] = token_ids(chunk);
-        const Text t = encode(ids, mask);
-        return PromptConditioningCache::Rows{{"t5", t.t5}, {"mask", t.mask}};
-      },
-      kind());
-  if (!t5_) return;
-  log::info("{}: encoded {} prompts ({:.1f} MiB of host memory); T5 freed (text_encoder: free)", kind(),
-            text_cache_.size(), text_cache_.bytes() / 1048576.0);
-  release_text_encoder();
+  text_cache_.fill_and_release(
+      prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(),
+      [&] { release_text_encoder(); });
 }
 
 Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
   check_batch(batch, kind());
   check_capture_keys(spec, layer_names_, kind());
-  const auto [text, text_s] = timed_stage("text", device_, [&] {
-    Text t;
-    if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier capture)
-      auto rows = text_cache_.gather(batch.prompts, device_, kind());
-      t.t5 = rows.at("t5");
-      t.mask = rows.at("mask");
-      return t;
-    }
-    const auto [ids, mask] = token_ids(batch.prompts);
-    if (ids.size(1) != text_length())
-      fail("{}: token ids have length {} but the captures are laid out for {}", kind(), ids.size(1), text_length());
-    t = encode(ids, mask);
-    if (options_.text_encoder == TextEncoderResidency::free) {
-      text_cache_.store(batch.prompts, {{"t5", t.t5}, {"mask", t.mask}});
-      release_text_encoder();
-    }
-    return t;
+  const auto [rows, text_s] = timed_stage("text", device_, [&] {
+    return text_cache_.conditioning(
+        batch.prompts, device_, t5_ != nullptr, options_.text_encoder == TextEncoderResidency::free,
+        [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(), [&] { release_text_encoder(); });
   });
+  Text text;
+  text.t5 = rows.at("t5");
+  text.mask = rows.at("mask");
   return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
 }
 

@@ -77,6 +77,8 @@ class PixArtSigmaBackbone : public Backbone {
     at::Tensor t5, mask;  // [B, T, 4096] model dtype, [B, T] int64, on the device
   };
   Text encode(const at::Tensor& ids, const at::Tensor& mask);
+  // Tokenized and encoded: {"t5", "mask"} (the rows the text cache keeps).
+  PromptConditioningCache::Rows encode_rows(const std::vector<std::string>& prompts);
   void release_text_encoder();
   Capture capture_text(const std::vector<at::Tensor>& images, const Text& text,
                        const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,

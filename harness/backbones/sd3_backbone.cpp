@@ -199,36 +199,27 @@ void Sd3Backbone::release_text_encoders() {
   if (device_.is_cuda()) compat::cuda_empty_cache();
 }
 
+PromptConditioningCache::Rows Sd3Backbone::encode_rows(const std::vector<std::string>& prompts) const {
+  tokenizer();  // the error when a tokenizer is missing
+  const Text t = encode(token_id_rows(*clip_tokenizer_, prompts), token_id_rows(*t5_tokenizer_, prompts));
+  return {{"states", t.states}, {"pooled", t.pooled}};
+}
+
 void Sd3Backbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
   if (options_.text_encoder != TextEncoderResidency::free) return;
   if (t5_) tokenizer();  // the error when a tokenizer is missing
-  text_cache_.fill(
-      prompts, batch_size, t5_ != nullptr,
-      [&](const std::vector<std::string>& chunk) {
-        const Text t = encode(token_id_rows(*clip_tokenizer_, chunk), token_id_rows(*t5_tokenizer_, chunk));
-        return PromptConditioningCache::Rows{{"states", t.states}, {"pooled", t.pooled}};
-      },
-      kind());
-  if (!t5_) return;
-  log::info("{}: encoded {} prompts ({:.1f} MiB of host memory); text encoders freed (text_encoder: free)", kind(),
-            text_cache_.size(), text_cache_.bytes() / 1048576.0);
-  release_text_encoders();
+  text_cache_.fill_and_release(
+      prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(),
+      [&] { release_text_encoders(); });
 }
 
 Sd3Backbone::Text Sd3Backbone::encode_prompts(const std::vector<std::string>& prompts) {
+  const auto rows = text_cache_.conditioning(
+      prompts, device_, t5_ != nullptr, options_.text_encoder == TextEncoderResidency::free,
+      [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(), [&] { release_text_encoders(); });
   Text text;
-  if (!t5_) {  // text_encoder: free, after prepare_prompts (or an earlier call)
-    auto rows = text_cache_.gather(prompts, device_, kind());
-    text.states = rows.at("states");
-    text.pooled = rows.at("pooled");
-    return text;
-  }
-  tokenizer();  // the error when a tokenizer is missing
-  text = encode(token_id_rows(*clip_tokenizer_, prompts), token_id_rows(*t5_tokenizer_, prompts));
-  if (options_.text_encoder == TextEncoderResidency::free) {
-    text_cache_.store(prompts, {{"states", text.states}, {"pooled", text.pooled}});
-    release_text_encoders();
-  }
+  text.states = rows.at("states");
+  text.pooled = rows.at("pooled");
   return text;
 }
 

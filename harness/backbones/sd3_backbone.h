@@ -76,6 +76,8 @@ class Sd3Backbone : public Backbone {
   // The prompts' conditioning: encoded, or under text_encoder: free from the host cache once the encoders are gone
   // (the first call of a free backbone without prepare_prompts encodes, caches, then frees).
   Text encode_prompts(const std::vector<std::string>& prompts);
+  // Tokenized and encoded: {"states", "pooled"} (the rows the text cache keeps).
+  PromptConditioningCache::Rows encode_rows(const std::vector<std::string>& prompts) const;
   // CLIP-L ids [B, 77] (the joint tokenizer's CLIP part) and T5 ids [B, 256] of prompts, as the pipeline tokenizes
   // them.
   std::pair<at::Tensor, at::Tensor> token_ids(const std::vector<std::string>& prompts) const;

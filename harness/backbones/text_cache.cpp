@@ -1,6 +1,7 @@
 #include "harness/backbones/text_cache.h"
 
 #include "harness/core/errors.h"
+#include "harness/core/log.h"
 
 #include <unordered_set>
 
@@ -64,6 +65,30 @@ void PromptConditioningCache::fill(const std::vector<std::string>& prompts, int6
     return;
   }
   for (const auto& chunk : chunks) store(chunk, encode(chunk));
+}
+
+void PromptConditioningCache::fill_and_release(const std::vector<std::string>& prompts, int64_t batch_size,
+                                               bool can_encode,
+                                               const std::function<Rows(const std::vector<std::string>&)>& encode,
+                                               const std::string& who, const std::function<void()>& release) {
+  fill(prompts, batch_size, can_encode, encode, who);
+  if (!can_encode) return;
+  log::info("{}: encoded {} prompts ({:.1f} MiB of host memory); text encoders freed (text_encoder: free)", who, size(),
+            bytes() / 1048576.0);
+  release();
+}
+
+PromptConditioningCache::Rows PromptConditioningCache::conditioning(
+    const std::vector<std::string>& prompts, at::Device device, bool can_encode, bool keep,
+    const std::function<Rows(const std::vector<std::string>&)>& encode, const std::string& who,
+    const std::function<void()>& release) {
+  if (!can_encode) return gather(prompts, device, who);
+  Rows rows = encode(prompts);
+  if (keep) {
+    store(prompts, rows);
+    release();
+  }
+  return rows;
 }
 
 }  // namespace gb::bb

@@ -29,6 +29,17 @@ class PromptConditioningCache {
   // naming `who` and the prompt.
   void fill(const std::vector<std::string>& prompts, int64_t batch_size, bool can_encode,
             const std::function<Rows(const std::vector<std::string>&)>& encode, const std::string& who);
+  // A backbone's prepare_prompts under text_encoder: free: fill(), then, when its encoders were loaded
+  // (`can_encode`), logs what the cache holds and calls `release` to free them.
+  void fill_and_release(const std::vector<std::string>& prompts, int64_t batch_size, bool can_encode,
+                        const std::function<Rows(const std::vector<std::string>&)>& encode, const std::string& who,
+                        const std::function<void()>& release);
+  // A capture's text conditioning on `device`: the cached rows when the encoders are gone (`can_encode` false:
+  // text_encoder: free after prepare_prompts or an earlier capture), else encode(prompts), which with `keep` set
+  // (text_encoder: free) are stored before `release` frees the encoders.
+  Rows conditioning(const std::vector<std::string>& prompts, at::Device device, bool can_encode, bool keep,
+                    const std::function<Rows(const std::vector<std::string>&)>& encode, const std::string& who,
+                    const std::function<void()>& release);
   int64_t size() const { return static_cast<int64_t>(rows_.size()); }
   int64_t bytes() const { return bytes_; }
 
