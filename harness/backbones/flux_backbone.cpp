@@ -136,20 +136,20 @@ PromptConditioningCache::Rows FluxBackbone::encode_rows(const std::vector<std::s
   return {{"t5", t.t5}, {"pooled", t.pooled}};
 }
 
+PromptConditioningCache::Encoders FluxBackbone::encoders() {
+  return {t5_ != nullptr, [this](const std::vector<std::string>& p) { return encode_rows(p); },
+          [this] { release_text_encoders(); }};
+}
+
 void FluxBackbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
-  if (options_.text_encoder != TextEncoderResidency::free) return;
-  text_cache_.fill_and_release(
-      prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(),
-      [&] { release_text_encoders(); });
+  text_cache_.prepare(prompts, batch_size, options_.text_encoder, encoders(), kind());
 }
 
 Capture FluxBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
   check_batch(batch, kind());
   check_capture_keys(spec, layer_names_, kind());
   const auto [rows, text_s] = timed_stage("text", device_, [&] {
-    return text_cache_.conditioning(
-        batch.prompts, device_, t5_ != nullptr, options_.text_encoder == TextEncoderResidency::free,
-        [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(), [&] { release_text_encoders(); });
+    return text_cache_.conditioning(batch.prompts, device_, options_.text_encoder, encoders(), kind());
   });
   Text text;
   text.t5 = rows.at("t5");

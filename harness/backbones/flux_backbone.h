@@ -75,6 +75,7 @@ class FluxBackbone : public Backbone {
   Text encode(const at::Tensor& t5_ids, const at::Tensor& clip_ids);
   // Tokenized and encoded: {"t5", "pooled"} (the rows the text cache keeps).
   PromptConditioningCache::Rows encode_rows(const std::vector<std::string>& prompts);
+  PromptConditioningCache::Encoders encoders();  // for text_cache_
   void release_text_encoders();
   Capture capture_text(const std::vector<at::Tensor>& images, const Text& text,
                        const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,

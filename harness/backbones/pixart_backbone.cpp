@@ -164,20 +164,20 @@ PromptConditioningCache::Rows PixArtSigmaBackbone::encode_rows(const std::vector
   return {{"t5", t.t5}, {"mask", t.mask}};
 }
 
+PromptConditioningCache::Encoders PixArtSigmaBackbone::encoders() {
+  return {t5_ != nullptr, [this](const std::vector<std::string>& p) { return encode_rows(p); },
+          [this] { release_text_encoder(); }};
+}
+
 void PixArtSigmaBackbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
-  if (options_.text_encoder != TextEncoderResidency::free) return;
-  text_cache_.fill_and_release(
-      prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(),
-      [&] { release_text_encoder(); });
+  text_cache_.prepare(prompts, batch_size, options_.text_encoder, encoders(), kind());
 }
 
 Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
   check_batch(batch, kind());
   check_capture_keys(spec, layer_names_, kind());
   const auto [rows, text_s] = timed_stage("text", device_, [&] {
-    return text_cache_.conditioning(
-        batch.prompts, device_, t5_ != nullptr, options_.text_encoder == TextEncoderResidency::free,
-        [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(), [&] { release_text_encoder(); });
+    return text_cache_.conditioning(batch.prompts, device_, options_.text_encoder, encoders(), kind());
   });
   Text text;
   text.t5 = rows.at("t5");

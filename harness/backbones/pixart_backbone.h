@@ -79,6 +79,7 @@ class PixArtSigmaBackbone : public Backbone {
   Text encode(const at::Tensor& ids, const at::Tensor& mask);
   // Tokenized and encoded: {"t5", "mask"} (the rows the text cache keeps).
   PromptConditioningCache::Rows encode_rows(const std::vector<std::string>& prompts);
+  PromptConditioningCache::Encoders encoders();  // for text_cache_
   void release_text_encoder();
   Capture capture_text(const std::vector<at::Tensor>& images, const Text& text,
                        const std::vector<std::string>& image_ids, uint64_t seed, const CaptureSpec& spec,

@@ -205,18 +205,18 @@ PromptConditioningCache::Rows Sd3Backbone::encode_rows(const std::vector<std::st
   return {{"states", t.states}, {"pooled", t.pooled}};
 }
 
+PromptConditioningCache::Encoders Sd3Backbone::encoders() {
+  return {t5_ != nullptr, [this](const std::vector<std::string>& p) { return encode_rows(p); },
+          [this] { release_text_encoders(); }};
+}
+
 void Sd3Backbone::prepare_prompts(const std::vector<std::string>& prompts, int64_t batch_size) {
-  if (options_.text_encoder != TextEncoderResidency::free) return;
-  if (t5_) tokenizer();  // the error when a tokenizer is missing
-  text_cache_.fill_and_release(
-      prompts, batch_size, t5_ != nullptr, [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(),
-      [&] { release_text_encoders(); });
+  if (t5_ && options_.text_encoder == TextEncoderResidency::free) tokenizer();  // the error when a tokenizer is missing
+  text_cache_.prepare(prompts, batch_size, options_.text_encoder, encoders(), kind());
 }
 
 Sd3Backbone::Text Sd3Backbone::encode_prompts(const std::vector<std::string>& prompts) {
-  const auto rows = text_cache_.conditioning(
-      prompts, device_, t5_ != nullptr, options_.text_encoder == TextEncoderResidency::free,
-      [&](const std::vector<std::string>& p) { return encode_rows(p); }, kind(), [&] { release_text_encoders(); });
+  const auto rows = text_cache_.conditioning(prompts, device_, options_.text_encoder, encoders(), kind());
   Text text;
   text.states = rows.at("states");
   text.pooled = rows.at("pooled");

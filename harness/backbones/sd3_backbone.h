@@ -78,6 +78,7 @@ class Sd3Backbone : public Backbone {
   Text encode_prompts(const std::vector<std::string>& prompts);
   // Tokenized and encoded: {"states", "pooled"} (the rows the text cache keeps).
   PromptConditioningCache::Rows encode_rows(const std::vector<std::string>& prompts) const;
+  PromptConditioningCache::Encoders encoders();  // for text_cache_
   // CLIP-L ids [B, 77] (the joint tokenizer's CLIP part) and T5 ids [B, 256] of prompts, as the pipeline tokenizes
   // them.
   std::pair<at::Tensor, at::Tensor> token_ids(const std::vector<std::string>& prompts) const;

@@ -67,26 +67,25 @@ void PromptConditioningCache::fill(const std::vector<std::string>& prompts, int6
   for (const auto& chunk : chunks) store(chunk, encode(chunk));
 }
 
-void PromptConditioningCache::fill_and_release(const std::vector<std::string>& prompts, int64_t batch_size,
-                                               bool can_encode,
-                                               const std::function<Rows(const std::vector<std::string>&)>& encode,
-                                               const std::string& who, const std::function<void()>& release) {
-  fill(prompts, batch_size, can_encode, encode, who);
-  if (!can_encode) return;
+void PromptConditioningCache::prepare(const std::vector<std::string>& prompts, int64_t batch_size,
+                                      TextEncoderResidency residency, const Encoders& encoders,
+                                      const std::string& who) {
+  if (residency != TextEncoderResidency::free) return;
+  fill(prompts, batch_size, encoders.loaded, encoders.encode, who);
+  if (!encoders.loaded) return;
   log::info("{}: encoded {} prompts ({:.1f} MiB of host memory); text encoders freed (text_encoder: free)", who, size(),
             bytes() / 1048576.0);
-  release();
+  encoders.release();
 }
 
-PromptConditioningCache::Rows PromptConditioningCache::conditioning(
-    const std::vector<std::string>& prompts, at::Device device, bool can_encode, bool keep,
-    const std::function<Rows(const std::vector<std::string>&)>& encode, const std::string& who,
-    const std::function<void()>& release) {
-  if (!can_encode) return gather(prompts, device, who);
-  Rows rows = encode(prompts);
-  if (keep) {
+PromptConditioningCache::Rows PromptConditioningCache::conditioning(const std::vector<std::string>& prompts,
+                                                                    at::Device device, TextEncoderResidency residency,
+                                                                    const Encoders& encoders, const std::string& who) {
+  if (!encoders.loaded) return gather(prompts, device, who);
+  Rows rows = encoders.encode(prompts);
+  if (residency == TextEncoderResidency::free) {
     store(prompts, rows);
-    release();
+    encoders.release();
   }
   return rows;
 }

@@ -2,6 +2,8 @@
 // Per-prompt text conditioning kept in host memory, for backbones whose text encoders are freed once the run's
 // prompts are encoded (BackboneOptions::text_encoder = free). Each entry holds named rows (the batch dimension
 // removed), e.g. Flux {"t5": [512, 4096], "pooled": [768]}, PixArt {"t5": [300, 4096], "mask": [300]}.
+#include "harness/backbones/factory.h"
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -29,17 +31,22 @@ class PromptConditioningCache {
   // naming `who` and the prompt.
   void fill(const std::vector<std::string>& prompts, int64_t batch_size, bool can_encode,
             const std::function<Rows(const std::vector<std::string>&)>& encode, const std::string& who);
-  // A backbone's prepare_prompts under text_encoder: free: fill(), then, when its encoders were loaded
-  // (`can_encode`), logs what the cache holds and calls `release` to free them.
-  void fill_and_release(const std::vector<std::string>& prompts, int64_t batch_size, bool can_encode,
-                        const std::function<Rows(const std::vector<std::string>&)>& encode, const std::string& who,
-                        const std::function<void()>& release);
-  // A capture's text conditioning on `device`: the cached rows when the encoders are gone (`can_encode` false:
-  // text_encoder: free after prepare_prompts or an earlier capture), else encode(prompts), which with `keep` set
-  // (text_encoder: free) are stored before `release` frees the encoders.
-  Rows conditioning(const std::vector<std::string>& prompts, at::Device device, bool can_encode, bool keep,
-                    const std::function<Rows(const std::vector<std::string>&)>& encode, const std::string& who,
-                    const std::function<void()>& release);
+  // A backbone's text encoders as the cache drives them: whether they are loaded, prompts -> rows, and freeing
+  // them.
+  struct Encoders {
+    bool loaded = false;
+    std::function<Rows(const std::vector<std::string>&)> encode;
+    std::function<void()> release;
+  };
+  // A backbone's prepare_prompts: under text_encoder: free, fill() with its encoders, then (when they were loaded)
+  // log what the cache holds and release them; a no-op under the other residencies.
+  void prepare(const std::vector<std::string>& prompts, int64_t batch_size, TextEncoderResidency residency,
+               const Encoders& encoders, const std::string& who);
+  // A capture's text conditioning on `device`: the cached rows once the encoders are gone (text_encoder: free after
+  // prepare_prompts or an earlier capture), else encoded, and under text_encoder: free stored before the encoders
+  // are released.
+  Rows conditioning(const std::vector<std::string>& prompts, at::Device device, TextEncoderResidency residency,
+                    const Encoders& encoders, const std::string& who);
   int64_t size() const { return static_cast<int64_t>(rows_.size()); }
   int64_t bytes() const { return bytes_; }
 
