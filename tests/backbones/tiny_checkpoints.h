@@ -155,46 +155,12 @@ inline std::string write_structural_flux(const std::filesystem::path& root, uint
 // 2 heads x 8; CLIP-L and CLIP-G with projections (real CLIP tokenizer files in tokenizer/ and tokenizer_2/), T5 as
 // text_encoder_3 with tokenizer_3/spiece.model; 16-channel VAE with shift, no quant convs (the published layout).
 inline std::string write_structural_sd35(const std::filesystem::path& root, bool large, uint64_t seed = 141) {
-  namespace fs = std::filesystem;
-  fs::create_directories(root);
-  write_json(root / "model_index.json", {{"_class_name", "StableDiffusion3Pipeline"}});
   nlohmann::json dual = nlohmann::json::array();
   if (!large)
     for (int i = 0; i <= 12; ++i) dual.push_back(i);
-  write_json(root / "transformer" / "config.json", {{"_class_name", "SD3Transformer2DModel"},
-                                                    {"sample_size", 128},
-                                                    {"patch_size", 2},
-                                                    {"in_channels", 16},
-                                                    {"num_layers", large ? 38 : 24},
-                                                    {"attention_head_dim", 8},
-                                                    {"num_attention_heads", 2},
-                                                    {"joint_attention_dim", 32},
-                                                    {"caption_projection_dim", 16},
-                                                    {"pooled_projection_dim", 32},
-                                                    {"out_channels", 16},
-                                                    {"pos_embed_max_size", 8},
-                                                    {"dual_attention_layers", dual},
-                                                    {"qk_norm", "rms_norm"}});
-  write_json(root / "scheduler" / "scheduler_config.json",
-             {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0}});
-  {
-    auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
-    Sd3Transformer m(ws, Sd3Config::from_json((root / "transformer" / "config.json").string()));
-    save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
-  }
+  write_sd3_denoiser(root, 128, large ? 38 : 24, dual, 32, seed);
   write_structural_vae(root / "vae", structural_vae_json(16, 1.5305, 0.0609, false), seed + 1);
-  for (const auto& [comp, bigg, s] :
-       {std::tuple{"text_encoder", false, seed + 2}, std::tuple{"text_encoder_2", true, seed + 3}}) {
-    auto j = tiny_clip_json(bigg);
-    j["architectures"] = {"CLIPTextModelWithProjection"};
-    j["projection_dim"] = 16;
-    j["vocab_size"] = kClipVocab;
-    j["max_position_embeddings"] = kClipPositions;
-    write_json(root / comp / "config.json", j);
-    auto ws = WeightStore::random_init(s, 0.1, at::kFloat, at::Device(at::kCPU));
-    ClipTextModel m(ClipTextConfig::from_json((root / comp / "config.json").string()), ws);
-    save_safetensors((root / comp / "model.safetensors").string(), ws.tensors());
-  }
+  write_sd3_clips(root, 16, seed + 2, {{"vocab_size", kClipVocab}, {"max_position_embeddings", kClipPositions}});
   write_t5(root / "text_encoder_3", 32, seed + 4, kTinyT5Vocab);
   install_clip_vocab_merges(root, "tokenizer");
   install_clip_vocab_merges(root, "tokenizer_2");

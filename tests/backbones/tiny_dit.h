@@ -206,49 +206,62 @@ inline std::string write_tiny_pixart_kind(const std::filesystem::path& root, con
   return root.string();
 }
 
-// SD3.5-like: 2 layers (Medium: dual attention in layer 0; Large: none), 2 heads x 8 with QK RMSNorm, CLIP-L/G
-// hidden 16 with projections 8, T5 d_model 32, 16-channel VAE /2 with shift: a 16² image gives 4 x 4 patches.
-inline std::string write_tiny_sd3(const std::filesystem::path& root, bool large = false, uint64_t seed = 51) {
-  namespace fs = std::filesystem;
-  fs::create_directories(root);
+// The SD3.5 denoiser part of a folder: model_index.json, transformer/ (SD3Transformer2DModel: 2 heads x 8, QK
+// RMSNorm, joint dim 32, caption projection 16, 16 channels, patch 2; dual attention in `dual` layers) with random
+// weights from `seed`, and scheduler/ (FlowMatchEulerDiscreteScheduler, shift 3).
+inline void write_sd3_denoiser(const std::filesystem::path& root, int64_t sample_size, int64_t num_layers,
+                               const nlohmann::json& dual, int64_t pooled_projection_dim, uint64_t seed) {
+  std::filesystem::create_directories(root);
   write_json(root / "model_index.json", {{"_class_name", "StableDiffusion3Pipeline"}});
-  nlohmann::json dual = nlohmann::json::array();
-  if (!large) dual.push_back(0);
   write_json(root / "transformer" / "config.json", {{"_class_name", "SD3Transformer2DModel"},
-                                                    {"sample_size", 8},
+                                                    {"sample_size", sample_size},
                                                     {"patch_size", 2},
                                                     {"in_channels", 16},
-                                                    {"num_layers", 2},
+                                                    {"num_layers", num_layers},
                                                     {"attention_head_dim", 8},
                                                     {"num_attention_heads", 2},
                                                     {"joint_attention_dim", 32},
                                                     {"caption_projection_dim", 16},
-                                                    {"pooled_projection_dim", 16},
+                                                    {"pooled_projection_dim", pooled_projection_dim},
                                                     {"out_channels", 16},
                                                     {"pos_embed_max_size", 8},
                                                     {"dual_attention_layers", dual},
                                                     {"qk_norm", "rms_norm"}});
   write_json(root / "scheduler" / "scheduler_config.json",
              {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0}});
-  {
-    auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
-    Sd3Transformer m(ws, Sd3Config::from_json((root / "transformer" / "config.json").string()));
-    save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
-  }
-  write_vae(root / "vae", true, seed + 1);
-  auto vae = gb::read_json_file((root / "vae" / "config.json").string());
-  vae.merge_patch({{"scaling_factor", 1.5305}, {"shift_factor", 0.0609}});
-  write_json(root / "vae" / "config.json", vae);
+  auto ws = WeightStore::random_init(seed, 0.15, at::kFloat, at::Device(at::kCPU));
+  Sd3Transformer m(ws, Sd3Config::from_json((root / "transformer" / "config.json").string()));
+  save_safetensors((root / "transformer" / "diffusion_pytorch_model.safetensors").string(), ws.tensors());
+}
+
+// SD3.5's CLIP pair: text_encoder (CLIP-L-like) and text_encoder_2 (bigG-like), CLIPTextModelWithProjection with
+// `projection_dim`, random weights from seed and seed + 1; `patch` edits both configs (vocabulary, positions).
+inline void write_sd3_clips(const std::filesystem::path& root, int64_t projection_dim, uint64_t seed,
+                            const nlohmann::json& patch = nlohmann::json::object()) {
   for (const auto& [comp, bigg, s] :
-       {std::tuple{"text_encoder", false, seed + 2}, std::tuple{"text_encoder_2", true, seed + 3}}) {
+       {std::tuple{"text_encoder", false, seed}, std::tuple{"text_encoder_2", true, seed + 1}}) {
     auto j = tiny_clip_json(bigg);
     j["architectures"] = {"CLIPTextModelWithProjection"};
-    j["projection_dim"] = 8;
+    j["projection_dim"] = projection_dim;
+    j.merge_patch(patch);
     write_json(root / comp / "config.json", j);
     auto ws = WeightStore::random_init(s, 0.1, at::kFloat, at::Device(at::kCPU));
     ClipTextModel m(ClipTextConfig::from_json((root / comp / "config.json").string()), ws);
     save_safetensors((root / comp / "model.safetensors").string(), ws.tensors());
   }
+}
+
+// SD3.5-like: 2 layers (Medium: dual attention in layer 0; Large: none), 2 heads x 8 with QK RMSNorm, CLIP-L/G
+// hidden 16 with projections 8, T5 d_model 32, 16-channel VAE /2 with shift: a 16² image gives 4 x 4 patches.
+inline std::string write_tiny_sd3(const std::filesystem::path& root, bool large = false, uint64_t seed = 51) {
+  nlohmann::json dual = nlohmann::json::array();
+  if (!large) dual.push_back(0);
+  write_sd3_denoiser(root, 8, 2, dual, 16, seed);
+  write_vae(root / "vae", true, seed + 1);
+  auto vae = gb::read_json_file((root / "vae" / "config.json").string());
+  vae.merge_patch({{"scaling_factor", 1.5305}, {"shift_factor", 0.0609}});
+  write_json(root / "vae" / "config.json", vae);
+  write_sd3_clips(root, 8, seed + 2);
   write_t5(root / "text_encoder_3", 32, seed + 4);
   return root.string();
 }
