@@ -185,17 +185,13 @@ Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const 
   Capture cap = begin_capture(images, image_ids, text_seconds, kind());
   const int64_t b = cap.batch_size;
 
-  auto t0 = std::chrono::steady_clock::now();
-  gb::trace::Span vae_span("vae");
-  const int64_t latent = latent_size(), zc = vae_->config().latent_channels;
-  const PreparedImages prep = prepare_images(images, image_ids, seed, image_size_, zc, zc, latent);
-  auto x = prep.pixels.to(device_, dtype_);
-  auto z = vae_->latents(x, prep.noise_vae.to(device_, dtype_), dtype_);  // (z - shift) * scale
-  cap.stage_seconds["vae"] = seconds_since(t0, device_);
-  vae_span.end();
+  const auto [z, vae_s] = timed_stage("vae", device_, [&] {
+    return encode_images(*vae_, images, image_ids, seed, image_size_, device_, dtype_, dtype_);
+  });
+  cap.stage_seconds["vae"] = vae_s;
 
   FluxInputs in;
-  in.latents = flux_pack_latents(plan_.apply(z, prep.noise.to(device_, dtype_)));
+  in.latents = flux_pack_latents(plan_.apply(z.latents, z.noise));
   in.timestep = plan_.model_timestep(b, dtype_, device_);
   auto f32dev = at::TensorOptions().dtype(at::kFloat).device(device_);
   if (transformer_->config().guidance_embeds) in.guidance = at::full({b}, guidance_scale(), f32dev);

@@ -212,18 +212,14 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
   Capture cap = begin_capture(images, image_ids, text_seconds, kind());
   const int64_t b = cap.batch_size;
 
-  auto t0 = std::chrono::steady_clock::now();
-  gb::trace::Span vae_span("vae");
-  const int64_t latent = image_size_ / vae_->config().scale_factor();
-  const int64_t zc = vae_->config().latent_channels;
-  const PreparedImages prep = prepare_images(images, image_ids, seed, image_size_, zc, zc, latent);
-  auto x = prep.pixels.to(device_, at::kFloat);
-  auto z0 = vae_->latents(x, prep.noise_vae.to(device_, at::kFloat), dtype_);
-  cap.stage_seconds["vae"] = seconds_since(t0, device_);
-  vae_span.end();
+  // The VAE is loaded in fp32 (see the constructor); its latents are cast to the model dtype.
+  const auto [z, vae_s] = timed_stage("vae", device_, [&] {
+    return encode_images(*vae_, images, image_ids, seed, image_size_, device_, at::kFloat, dtype_);
+  });
+  cap.stage_seconds["vae"] = vae_s;
 
   PixArtInputs in;
-  in.latents = plan_.apply(z0, prep.noise.to(device_, dtype_));
+  in.latents = plan_.apply(z.latents, z.noise);
   in.timestep = at::full({b}, plan_.timestep, at::TensorOptions().dtype(at::kLong).device(device_));
   in.encoder_hidden_states = text.t5;
   in.encoder_attention_mask = text.mask;

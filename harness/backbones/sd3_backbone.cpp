@@ -256,15 +256,13 @@ Capture Sd3Backbone::capture_text(const std::vector<at::Tensor>& images, const T
   c10::InferenceMode guard;
   Capture cap = begin_capture(images, image_ids, text_seconds, kind());
   const int64_t b = cap.batch_size;
-  auto t0 = std::chrono::steady_clock::now();
-  const int64_t latent = image_size_ / vae_->config().scale_factor();
-  const int64_t zc = vae_->config().latent_channels;
-  const PreparedImages prep = prepare_images(images, image_ids, seed, image_size_, zc, zc, latent);
-  auto z = vae_->latents(prep.pixels.to(device_, dtype_), prep.noise_vae.to(device_, dtype_), dtype_);
-  cap.stage_seconds["vae"] = seconds_since(t0, device_);
+  const auto [z, vae_s] = timed_stage("vae", device_, [&] {
+    return encode_images(*vae_, images, image_ids, seed, image_size_, device_, dtype_, dtype_);
+  });
+  cap.stage_seconds["vae"] = vae_s;
 
   Sd3Inputs in;
-  in.latents = plan_.apply(z, prep.noise.to(device_, dtype_));
+  in.latents = plan_.apply(z.latents, z.noise);
   in.timestep = at::full({b}, plan_.timestep, at::TensorOptions().dtype(at::kFloat).device(device_));
   in.encoder_hidden_states = text.states;
   in.pooled_projections = text.pooled;
