@@ -1,5 +1,8 @@
 #include "harness/backbones/capture_steps.h"
 
+#include "harness/backbones/factory.h"
+#include "harness/backbones/image_preprocess.h"
+#include "harness/backbones/vae.h"
 #include "harness/core/errors.h"
 
 namespace gb::bb {
@@ -12,6 +15,21 @@ Capture begin_capture(const std::vector<at::Tensor>& images, const std::vector<s
   cap.batch_size = b;
   cap.stage_seconds["text"] = text_seconds;
   return cap;
+}
+
+EncodedImages vae_stage(Capture& cap, const VaeEncoder& vae, const std::vector<at::Tensor>& images,
+                        const std::vector<std::string>& ids, uint64_t seed, int64_t size, at::Device device,
+                        at::ScalarType pixel_dtype, at::ScalarType dtype) {
+  auto [out, seconds] = timed_stage("vae", device, [&] {
+    const int64_t zc = vae.config().latent_channels;
+    const PreparedImages prep = prepare_images(images, ids, seed, size, zc, zc, size / vae.config().scale_factor());
+    EncodedImages e;
+    e.latents = vae.latents(prep.pixels.to(device, pixel_dtype), prep.noise_vae.to(device, pixel_dtype), dtype);
+    e.noise = prep.noise.to(device, dtype);
+    return e;
+  });
+  cap.stage_seconds["vae"] = seconds;
+  return out;
 }
 
 }  // namespace gb::bb

@@ -1,18 +1,33 @@
 #pragma once
-// The start of a checkpoint backbone's capture from encoded text (capture_text of flux, pixart, sd3): the other
-// shared steps are check_batch and timed_stage (factory.h) and record_denoise (recorder.h).
+// The first steps of a checkpoint backbone's capture from encoded text (capture_text of flux, pixart, sd3): the
+// other shared steps are check_batch and timed_stage (factory.h) and record_denoise (recorder.h).
 #include "harness/core/capture.h"
 
+#include <ATen/core/Device.h>
 #include <ATen/core/Tensor.h>
+
+#include <cstdint>
 
 #include <string>
 #include <vector>
 
 namespace gb::bb {
 
+class VaeEncoder;
+
 // A Capture of `images` with the text stage's seconds; UserError "<kind>: N images but M image ids" unless there
 // is one image id per image.
 Capture begin_capture(const std::vector<at::Tensor>& images, const std::vector<std::string>& image_ids,
                       double text_seconds, const std::string& kind);
+
+// The VAE stage: `images` prepared at `size` with both noises in the latent channel count (prepare_images: seeded
+// per image id), pixels and posterior noise on `device` in `pixel_dtype`, encoded to (z - shift) * scale in `dtype`;
+// `noise` is the diffusion ε on `device` in `dtype`. Timed into cap.stage_seconds["vae"] (trace span "vae").
+struct EncodedImages {
+  at::Tensor latents, noise;
+};
+EncodedImages vae_stage(Capture& cap, const VaeEncoder& vae, const std::vector<at::Tensor>& images,
+                        const std::vector<std::string>& ids, uint64_t seed, int64_t size, at::Device device,
+                        at::ScalarType pixel_dtype, at::ScalarType dtype);
 
 }  // namespace gb::bb

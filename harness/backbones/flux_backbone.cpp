@@ -185,10 +185,7 @@ Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const 
   Capture cap = begin_capture(images, image_ids, text_seconds, kind());
   const int64_t b = cap.batch_size;
 
-  const auto [z, vae_s] = timed_stage("vae", device_, [&] {
-    return encode_images(*vae_, images, image_ids, seed, image_size_, device_, dtype_, dtype_);
-  });
-  cap.stage_seconds["vae"] = vae_s;
+  const EncodedImages z = vae_stage(cap, *vae_, images, image_ids, seed, image_size_, device_, dtype_, dtype_);
 
   FluxInputs in;
   in.latents = flux_pack_latents(plan_.apply(z.latents, z.noise));

@@ -213,10 +213,7 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
   const int64_t b = cap.batch_size;
 
   // The VAE is loaded in fp32 (see the constructor); its latents are cast to the model dtype.
-  const auto [z, vae_s] = timed_stage("vae", device_, [&] {
-    return encode_images(*vae_, images, image_ids, seed, image_size_, device_, at::kFloat, dtype_);
-  });
-  cap.stage_seconds["vae"] = vae_s;
+  const EncodedImages z = vae_stage(cap, *vae_, images, image_ids, seed, image_size_, device_, at::kFloat, dtype_);
 
   PixArtInputs in;
   in.latents = plan_.apply(z.latents, z.noise);

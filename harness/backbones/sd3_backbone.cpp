@@ -256,10 +256,7 @@ Capture Sd3Backbone::capture_text(const std::vector<at::Tensor>& images, const T
   c10::InferenceMode guard;
   Capture cap = begin_capture(images, image_ids, text_seconds, kind());
   const int64_t b = cap.batch_size;
-  const auto [z, vae_s] = timed_stage("vae", device_, [&] {
-    return encode_images(*vae_, images, image_ids, seed, image_size_, device_, dtype_, dtype_);
-  });
-  cap.stage_seconds["vae"] = vae_s;
+  const EncodedImages z = vae_stage(cap, *vae_, images, image_ids, seed, image_size_, device_, dtype_, dtype_);
 
   Sd3Inputs in;
   in.latents = plan_.apply(z.latents, z.noise);

@@ -1,6 +1,5 @@
 #include "harness/backbones/vae.h"
 
-#include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/json_config.h"
 #include "harness/core/errors.h"
 
@@ -201,17 +200,6 @@ at::Tensor vae_postprocess_uint8(const at::Tensor& images) {
   auto x = (images * 0.5 + 0.5).clamp(0, 1);
   x = x.to(at::kCPU).permute({0, 2, 3, 1}).to(at::kFloat);
   return at::round(x * 255).to(at::kByte).contiguous();
-}
-
-EncodedImages encode_images(const VaeEncoder& vae, const std::vector<at::Tensor>& images,
-                            const std::vector<std::string>& ids, uint64_t seed, int64_t size, at::Device device,
-                            at::ScalarType pixel_dtype, at::ScalarType dtype) {
-  const int64_t zc = vae.config().latent_channels;
-  const PreparedImages prep = prepare_images(images, ids, seed, size, zc, zc, size / vae.config().scale_factor());
-  EncodedImages out;
-  out.latents = vae.latents(prep.pixels.to(device, pixel_dtype), prep.noise_vae.to(device, pixel_dtype), dtype);
-  out.noise = prep.noise.to(device, dtype);
-  return out;
 }
 
 }  // namespace gb::bb

@@ -102,14 +102,4 @@ class VaeDecoder {
 // decoder's dtype, then float32, * 255, round half to even, uint8. [B, 3, H, W] -> [B, H, W, 3] uint8 on the CPU.
 at::Tensor vae_postprocess_uint8(const at::Tensor& images);
 
-// The VAE stage of the transformer backbones' captures (PixArt, Flux, SD3.5): `images` prepared at `size` with both
-// noises in the latent channel count (prepare_images: seeded per image id), pixels and posterior noise on `device`
-// in `pixel_dtype`, encoded to (z - shift) * scale in `dtype`; `noise` is the diffusion ε on `device` in `dtype`.
-struct EncodedImages {
-  at::Tensor latents, noise;
-};
-EncodedImages encode_images(const VaeEncoder& vae, const std::vector<at::Tensor>& images,
-                            const std::vector<std::string>& ids, uint64_t seed, int64_t size, at::Device device,
-                            at::ScalarType pixel_dtype, at::ScalarType dtype);
-
 }  // namespace gb::bb
