@@ -70,24 +70,20 @@ fuzz: fuzz-configure
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz-all
 	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-# The fast suites under ASan + UBSan, in the fuzz build folder (clang; the instrumented libraries are shared with
-# `make fuzz`, so this costs little more than their tests). These are the suites without backbones, sampling or
-# the CLI; `make test-asan` runs every suite (a full second build).
+# The test suites under AddressSanitizer + UndefinedBehaviorSanitizer, in the fuzz build folder (clang; its
+# instrumented libraries are shared with `make fuzz`). `make test-asan` builds everything there and runs every suite
+# but the long end-to-end ones (ASAN_CTEST_ARGS picks others, e.g. ASAN_CTEST_ARGS='-R "test_(core|runner)"' or
+# ASAN_CTEST_ARGS='-L long'); `make test-asan-fast` only the suites without backbones, sampling or the CLI (CI).
+# Run-time options: tools/sanitizers/env.sh.
+ASAN_CTEST_ARGS ?= -LE long
+test-asan: fuzz-configure
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	bash -c '. tools/sanitizers/env.sh && cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS) $(ASAN_CTEST_ARGS)'
+
 ASAN_FAST_SUITES := test_core test_io test_config test_datasets test_eval test_text test_reports test_goca test_baselines
 test-asan-fast: fuzz-configure
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(ASAN_FAST_SUITES)
 	bash -c '. tools/sanitizers/env.sh && cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS) -R "^($(shell echo $(ASAN_FAST_SUITES) | tr " " "|"))$$"'
-
-# The test suites under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder. ASAN_CTEST_ARGS
-# picks suites (e.g. make test-asan ASAN_CTEST_ARGS='-R "test_(core|runner)"'); run-time options: tools/sanitizers/env.sh.
-ASAN_BUILD ?= build-asan
-ASAN_CTEST_ARGS ?=
-test-asan:
-	@$(MAKE) --no-print-directory venv
-	cmake -S . -B $(ASAN_BUILD) -G "$(GENERATOR)" -DGB_PYTHON=$(abspath $(VENV))/bin/python -DGB_SANITIZE=ON \
-	  -DGB_BUILD_BENCHMARKS=OFF $(CMAKE_ARGS)
-	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	bash -c '. tools/sanitizers/env.sh && cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) $(ASAN_CTEST_ARGS)'
 
 # The Slurm recipe (scripts/cluster/) on a real single-node Slurm started on loopback (docs/runner.md): a 3-task
 # array, one task requeued mid-run, the merge equal to a single run. Installs slurm-wlm and munge if missing (root).

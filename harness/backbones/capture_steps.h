@@ -3,7 +3,7 @@
 // other shared steps are check_batch and timed_stage (factory.h) and record_denoise (recorder.h).
 #include "harness/core/capture.h"
 
-#include <ATen/core/Device.h>
+#include <c10/core/Device.h>
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>

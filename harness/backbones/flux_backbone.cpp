@@ -194,7 +194,7 @@ Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const 
   if (transformer_->config().guidance_embeds) in.guidance = at::full({b}, guidance_scale(), f32dev);
   in.encoder_hidden_states = text.t5;
   in.pooled_projections = text.pooled;
-  in.img_ids = flux_latent_image_ids(latent / 2, latent / 2, f32dev).to(dtype_);
+  in.img_ids = flux_latent_image_ids(latent_size() / 2, latent_size() / 2, f32dev).to(dtype_);
   in.txt_ids = at::zeros({text.t5.size(1), 3}, f32dev.dtype(dtype_));
   CaptureRecorder rec(spec, cap, options_.store_dtype);
   cap.stage_seconds["denoiser"] =

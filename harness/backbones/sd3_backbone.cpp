@@ -263,10 +263,9 @@ Capture Sd3Backbone::capture_text(const std::vector<at::Tensor>& images, const T
   in.timestep = at::full({b}, plan_.timestep, at::TensorOptions().dtype(at::kFloat).device(device_));
   in.encoder_hidden_states = text.states;
   in.pooled_projections = text.pooled;
-  t0 = std::chrono::steady_clock::now();
   CaptureRecorder rec(spec, cap, options_.store_dtype);
-  (*transformer_)(in, &rec, !options_.skip_tail);
-  cap.stage_seconds["denoiser"] = seconds_since(t0, device_);
+  cap.stage_seconds["denoiser"] =
+      timed_stage("denoiser", device_, [&] { return (*transformer_)(in, &rec, !options_.skip_tail); }).second;
   rec.require_all_recorded(kind());
   cap.inputs["input.latents"] = in.latents;
   cap.inputs["input.timestep"] = in.timestep;
