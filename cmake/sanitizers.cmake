@@ -1,10 +1,10 @@
 # Instrumented builds (docs/robustness.md), each in its own build folder:
-#   GB_SANITIZE=ON  AddressSanitizer + UndefinedBehaviorSanitizer for the test suites (`make test-asan`).
-#   GB_FUZZ=ON      clang only: every library with ASan + UBSan + libFuzzer coverage, and the fuzz/ targets
-#                   (`make fuzz`). Tests and benchmarks are not built there.
+#   GB_SANITIZE=ON  AddressSanitizer + UndefinedBehaviorSanitizer with any compiler (a build folder of your own).
+#   GB_FUZZ=ON      clang only: the same plus libFuzzer coverage, and the fuzz/ targets (`make fuzz`); the Makefile
+#                   builds the test suites there too (`make test-asan`, `make test-asan-fast`), benchmarks not.
 # LibTorch and the system libraries are not instrumented; the run-time options that this needs are in
 # tools/sanitizers/ (ASAN_OPTIONS, LSan and UBSan suppressions) and are set by the Makefile targets.
-option(GB_SANITIZE "Build with -fsanitize=address,undefined (make test-asan)" OFF)
+option(GB_SANITIZE "Build with -fsanitize=address,undefined" OFF)
 option(GB_FUZZ "Build the libFuzzer targets in fuzz/ (clang; make fuzz)" OFF)
 
 if(GB_SANITIZE OR GB_FUZZ)

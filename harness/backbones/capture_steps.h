@@ -1,12 +1,15 @@
 #pragma once
 // The first steps of a checkpoint backbone's capture from encoded text (capture_text of flux, pixart, sd3): the
 // other shared steps are check_batch and timed_stage (factory.h) and record_denoise (recorder.h).
+#include "harness/backbones/factory.h"
+#include "harness/backbones/recorder.h"
 #include "harness/core/capture.h"
 
 #include <c10/core/Device.h>
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 
 #include <string>
 #include <vector>
@@ -29,5 +32,16 @@ struct EncodedImages {
 EncodedImages vae_stage(Capture& cap, const VaeEncoder& vae, const std::vector<at::Tensor>& images,
                         const std::vector<std::string>& ids, uint64_t seed, int64_t size, at::Device device,
                         at::ScalarType pixel_dtype, at::ScalarType dtype);
+
+// The denoiser stage: `forward(recorder)` (the model call) recording `spec` into `cap` with captures stored in
+// `store_dtype`, timed into cap.stage_seconds["denoiser"] (trace span "denoiser"); UserError naming `kind` for an
+// asked key that was not recorded.
+template <class Forward>
+void denoiser_stage(Capture& cap, const CaptureSpec& spec, std::optional<at::ScalarType> store_dtype,
+                    const at::Device& device, const std::string& kind, Forward&& forward) {
+  CaptureRecorder rec(spec, cap, store_dtype);
+  cap.stage_seconds["denoiser"] = timed_stage("denoiser", device, [&] { return forward(&rec); }).second;
+  rec.require_all_recorded(kind);
+}
 
 }  // namespace gb::bb

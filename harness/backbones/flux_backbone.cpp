@@ -196,10 +196,8 @@ Capture FluxBackbone::capture_text(const std::vector<at::Tensor>& images, const 
   in.pooled_projections = text.pooled;
   in.img_ids = flux_latent_image_ids(latent_size() / 2, latent_size() / 2, f32dev).to(dtype_);
   in.txt_ids = at::zeros({text.t5.size(1), 3}, f32dev.dtype(dtype_));
-  CaptureRecorder rec(spec, cap, options_.store_dtype);
-  cap.stage_seconds["denoiser"] =
-      timed_stage("denoiser", device_, [&] { return (*transformer_)(in, &rec, !options_.skip_tail); }).second;
-  rec.require_all_recorded(kind());
+  denoiser_stage(cap, spec, options_.store_dtype, device_, kind(),
+                 [&](CaptureRecorder* rec) { return (*transformer_)(in, rec, !options_.skip_tail); });
 
   cap.inputs["input.latents"] = in.latents;
   cap.inputs["input.timestep"] = in.timestep;

@@ -221,10 +221,8 @@ Capture PixArtSigmaBackbone::capture_text(const std::vector<at::Tensor>& images,
   in.encoder_hidden_states = text.t5;
   in.encoder_attention_mask = text.mask;
   add_micro_conditions(in, image_size_, image_size_);
-  CaptureRecorder rec(spec, cap, options_.store_dtype);
-  cap.stage_seconds["denoiser"] =
-      timed_stage("denoiser", device_, [&] { return (*transformer_)(in, &rec, !options_.skip_tail); }).second;
-  rec.require_all_recorded(kind());
+  denoiser_stage(cap, spec, options_.store_dtype, device_, kind(),
+                 [&](CaptureRecorder* rec) { return (*transformer_)(in, rec, !options_.skip_tail); });
 
   cap.inputs["input.latents"] = in.latents;
   cap.inputs["input.timestep"] = in.timestep;

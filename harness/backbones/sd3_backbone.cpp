@@ -263,10 +263,8 @@ Capture Sd3Backbone::capture_text(const std::vector<at::Tensor>& images, const T
   in.timestep = at::full({b}, plan_.timestep, at::TensorOptions().dtype(at::kFloat).device(device_));
   in.encoder_hidden_states = text.states;
   in.pooled_projections = text.pooled;
-  CaptureRecorder rec(spec, cap, options_.store_dtype);
-  cap.stage_seconds["denoiser"] =
-      timed_stage("denoiser", device_, [&] { return (*transformer_)(in, &rec, !options_.skip_tail); }).second;
-  rec.require_all_recorded(kind());
+  denoiser_stage(cap, spec, options_.store_dtype, device_, kind(),
+                 [&](CaptureRecorder* rec) { return (*transformer_)(in, rec, !options_.skip_tail); });
   cap.inputs["input.latents"] = in.latents;
   cap.inputs["input.timestep"] = in.timestep;
   cap.inputs["input.encoder_hidden_states"] = in.encoder_hidden_states;

@@ -1,8 +1,9 @@
 #include "harness/backbones/sd_backbone.h"
-#include "harness/backbones/memory_plan.h"
 
+#include "harness/backbones/capture_steps.h"
 #include "harness/backbones/image_preprocess.h"
 #include "harness/backbones/json_config.h"
+#include "harness/backbones/memory_plan.h"
 #include "harness/backbones/recorder.h"
 #include "harness/core/errors.h"
 #include "harness/core/tokenizer.h"
@@ -243,10 +244,8 @@ Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, co
                       .expand({b, 6})
                       .contiguous();
   }
-  CaptureRecorder rec(spec, cap, options_.store_dtype);
-  cap.stage_seconds["denoiser"] =
-      timed_stage("denoiser", device_, [&] { return unet_->forward(in, &rec, options_.skip_tail); }).second;
-  rec.require_all_recorded(kind());
+  denoiser_stage(cap, spec, options_.store_dtype, device_, kind(),
+                 [&](CaptureRecorder* rec) { return unet_->forward(in, rec, options_.skip_tail); });
 
   cap.inputs["input.latents"] = in.latents;
   cap.inputs["input.timestep"] = in.timestep;
