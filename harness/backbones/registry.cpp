@@ -163,9 +163,11 @@ void check_options(const BackboneKind& k, const BackboneOptions& o) {
   refuse(o.timestep.has_value(), "timestep");
   refuse(!o.variant.empty(), "variant");
   refuse(o.store_dtype.has_value(), "store_dtype");
-  for (const auto& [key, value] : o.params)
+  for (const auto& entry : o.params) {
+    const std::string& key = entry.first;
     if (std::none_of(k.params.begin(), k.params.end(), [&](const BackboneParam& p) { return p.key == key; }))
       fail("{}: unknown option '{}'", k.kind, key);
+  }
 }
 
 std::string detect_backbone_kind(const std::string& folder) {

@@ -38,11 +38,9 @@ namespace {
 class CountingAllocator final : public c10::Allocator {
  public:
   explicit CountingAllocator(c10::Allocator* base) : base_(base) {}
-  // `allocate` is const in LibTorch 1.13 and non-const in newer releases: both overloads, no `override`.
-  c10::DataPtr allocate(size_t n) const { return make(n); }
-  c10::DataPtr allocate(size_t n) { return make(n); }
+  c10::DataPtr allocate(size_t n) override { return make(n); }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
-  void copy_data(void* dest, const void* src, std::size_t count) const { std::memcpy(dest, src, count); }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
   int64_t current() const { return current_.load(); }
   int64_t peak() const { return peak_.load(); }
   void reset_peak() { peak_ = current_.load(); }
@@ -189,7 +187,8 @@ class MemoryPlanTiny : public ::testing::TestWithParam<std::tuple<std::string, a
 
 // The backbone's whole load: every byte it keeps allocated is a weight the planner counts (and no more).
 TEST_P(MemoryPlanTiny, WeightBytesEqualWhatALoadKeeps) {
-  const auto& [kind, dtype] = GetParam();
+  const std::string kind = std::get<0>(GetParam());  // named, not bound: lambdas capture them (C++17)
+  const at::ScalarType dtype = std::get<1>(GetParam());
   const auto plan = plan_weights(kind, folders().of(kind), dtype, false);
   const int64_t loaded = retained_bytes([&] { return open_tiny(kind, dtype); });
   EXPECT_GT(loaded, 0);
@@ -199,7 +198,8 @@ TEST_P(MemoryPlanTiny, WeightBytesEqualWhatALoadKeeps) {
 // Per component, built from the folder the way the backbones build them (VAE fp32 for pixart-sigma and an
 // upcasting SDXL config, T5 `wo` fp32).
 TEST_P(MemoryPlanTiny, WeightBytesPerComponent) {
-  const auto& [kind, dtype] = GetParam();
+  const std::string kind = std::get<0>(GetParam());  // named, not bound: lambdas capture them (C++17)
+  const at::ScalarType dtype = std::get<1>(GetParam());
   const auto& root = folders().of(kind);
   const auto plan = plan_weights(kind, root, dtype, false);
   auto store = [&](const std::string& comp, at::ScalarType dt) {
@@ -250,7 +250,8 @@ TEST_P(MemoryPlanTiny, WeightBytesPerComponent) {
 // Captured bytes per key == the storage bytes the capture holds; a special-weight in the compute dtype is the
 // resident weight itself (expanded, no copy).
 TEST_P(MemoryPlanTiny, CaptureBytesEqualAnActualCapture) {
-  const auto& [kind, dtype] = GetParam();
+  const std::string kind = std::get<0>(GetParam());  // named, not bound: lambdas capture them (C++17)
+  const at::ScalarType dtype = std::get<1>(GetParam());
   for (auto store : {dtype, at::kBFloat16}) {
     auto bb = open_tiny(kind, dtype, store);
     gb::CaptureSpec spec;

@@ -81,9 +81,10 @@ TEST(Sd3Transformer, FlowMatchingNoisingMatchesTheScheduler) {
 
 TEST(Sd3Transformer, FullSizeGraphsMatchDiffusers) {
   auto want = read_json_file(dit_test::golden_dir("sd3_full_size.json"));
-  for (const auto& [name, cfg] :
+  for (const auto& named :
        {std::pair{"sd35_medium", Sd3Config::sd35_medium()}, std::pair{"sd35_large", Sd3Config::sd35_large()}}) {
-    gb::test::expect_full_size_graph(want, name, [&](WeightStore& ws) { Sd3Transformer m(ws, cfg); });
+    const Sd3Config& cfg = named.second;
+    gb::test::expect_full_size_graph(want, named.first, [&](WeightStore& ws) { Sd3Transformer m(ws, cfg); });
   }
 }
 
