@@ -2,10 +2,30 @@
 
 #include "harness/backbones/factory.h"
 #include "harness/backbones/image_preprocess.h"
+#include "harness/backbones/recorder.h"
 #include "harness/backbones/vae.h"
 #include "harness/core/errors.h"
+#include "harness/core/shape.h"
 
 namespace gb::bb {
+
+std::pair<PromptConditioningCache::Rows, double> text_stage(const BackboneBatch& batch, const CaptureSpec& spec,
+                                                            const std::set<std::string>& known, const std::string& kind,
+                                                            PromptConditioningCache& cache,
+                                                            TextEncoderResidency residency,
+                                                            const PromptConditioningCache::Encoders& encoders,
+                                                            const at::Device& device) {
+  check_batch(batch, kind);
+  check_capture_keys(spec, known, kind);
+  return timed_stage("text", device,
+                     [&] { return cache.conditioning(batch.prompts, device, residency, encoders, kind); });
+}
+
+void check_id_rows(const at::Tensor& ids, int64_t batch, const std::string& what, const std::string& kind) {
+  if (batch == 0) fail("{}: empty batch", kind);
+  if (ids.dim() != 2 || ids.size(0) != batch)
+    fail("{}: {} ids must be [{}, T], got {}", kind, what, batch, shape_str(ids.sizes()));
+}
 
 Capture begin_capture(const std::vector<at::Tensor>& images, const std::vector<std::string>& image_ids,
                       double text_seconds, const std::string& kind) {

@@ -3,6 +3,7 @@
 // other shared steps are check_batch and timed_stage (factory.h) and record_denoise (recorder.h).
 #include "harness/backbones/factory.h"
 #include "harness/backbones/recorder.h"
+#include "harness/backbones/text_cache.h"
 #include "harness/core/capture.h"
 
 #include <c10/core/Device.h>
@@ -10,6 +11,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
+#include <utility>
 
 #include <string>
 #include <vector>
@@ -17,6 +20,20 @@
 namespace gb::bb {
 
 class VaeEncoder;
+
+// The text stage of capture() for the backbones with a text cache (PixArt, Flux, SD3.5): the batch and the spec's
+// keys checked (check_batch, check_capture_keys against `known`), then the prompts' conditioning rows on `device`
+// (PromptConditioningCache::conditioning), timed as stage "text". Returns {rows, seconds}.
+std::pair<PromptConditioningCache::Rows, double> text_stage(const BackboneBatch& batch, const CaptureSpec& spec,
+                                                            const std::set<std::string>& known, const std::string& kind,
+                                                            PromptConditioningCache& cache,
+                                                            TextEncoderResidency residency,
+                                                            const PromptConditioningCache::Encoders& encoders,
+                                                            const at::Device& device);
+
+// capture_ids' checks of token ids: UserError "<kind>: empty batch" for no images (`batch` 0), and
+// "<kind>: <what> ids must be [<batch>, T], got <shape>" unless `ids` has one row per image.
+void check_id_rows(const at::Tensor& ids, int64_t batch, const std::string& what, const std::string& kind);
 
 // A Capture of `images` with the text stage's seconds; UserError "<kind>: N images but M image ids" unless there
 // is one image id per image.

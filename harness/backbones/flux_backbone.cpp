@@ -146,28 +146,19 @@ void FluxBackbone::prepare_prompts(const std::vector<std::string>& prompts, int6
 }
 
 Capture FluxBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
-  check_batch(batch, kind());
-  check_capture_keys(spec, layer_names_, kind());
-  const auto [rows, text_s] = timed_stage("text", device_, [&] {
-    return text_cache_.conditioning(batch.prompts, device_, options_.text_encoder, encoders(), kind());
-  });
-  Text text;
-  text.t5 = rows.at("t5");
-  text.pooled = rows.at("pooled");
-  return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
+  const auto [rows, text_s] =
+      text_stage(batch, spec, layer_names_, kind(), text_cache_, options_.text_encoder, encoders(), device_);
+  return capture_text(batch.images, Text{rows.at("t5"), rows.at("pooled")}, batch.ids, batch.seed, spec, text_s);
 }
 
 Capture FluxBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& t5_ids,
                                   const at::Tensor& clip_ids, const std::vector<std::string>& image_ids, uint64_t seed,
                                   const CaptureSpec& spec) {
   const int64_t b = static_cast<int64_t>(images.size());
-  if (b == 0) fail("flux: empty batch");
-  if (t5_ids.dim() != 2 || t5_ids.size(0) != b)
-    fail("flux: T5 ids must be [{}, T], got {}", b, shape_str(t5_ids.sizes()));
+  check_id_rows(t5_ids, b, "T5", kind());
   if (t5_ids.size(1) != text_length())
     fail("flux: T5 ids have length {} but the captures are laid out for {}", t5_ids.size(1), text_length());
-  if (clip_ids.dim() != 2 || clip_ids.size(0) != b)
-    fail("flux: CLIP ids must be [{}, T], got {}", b, shape_str(clip_ids.sizes()));
+  check_id_rows(clip_ids, b, "CLIP", kind());
   check_capture_keys(spec, layer_names_, kind());
   if (!t5_) fail("flux: the text encoders were freed (text_encoder: free); token-id replay needs them");
   const auto [text, text_s] = timed_stage("text", device_, [&] {

@@ -174,24 +174,16 @@ void PixArtSigmaBackbone::prepare_prompts(const std::vector<std::string>& prompt
 }
 
 Capture PixArtSigmaBackbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
-  check_batch(batch, kind());
-  check_capture_keys(spec, layer_names_, kind());
-  const auto [rows, text_s] = timed_stage("text", device_, [&] {
-    return text_cache_.conditioning(batch.prompts, device_, options_.text_encoder, encoders(), kind());
-  });
-  Text text;
-  text.t5 = rows.at("t5");
-  text.mask = rows.at("mask");
-  return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
+  const auto [rows, text_s] =
+      text_stage(batch, spec, layer_names_, kind(), text_cache_, options_.text_encoder, encoders(), device_);
+  return capture_text(batch.images, Text{rows.at("t5"), rows.at("mask")}, batch.ids, batch.seed, spec, text_s);
 }
 
 Capture PixArtSigmaBackbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& ids,
                                          const at::Tensor& mask, const std::vector<std::string>& image_ids,
                                          uint64_t seed, const CaptureSpec& spec) {
   const int64_t b = static_cast<int64_t>(images.size());
-  if (b == 0) fail("{}: empty batch", kind());
-  if (ids.dim() != 2 || ids.size(0) != b)
-    fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
+  check_id_rows(ids, b, "token", kind());
   if (mask.sizes() != ids.sizes()) fail("{}: mask must match ids {}", kind(), shape_str(ids.sizes()));
   if (ids.size(1) != text_length())
     fail("{}: token ids have length {} but the captures are laid out for {}", kind(), ids.size(1), text_length());

@@ -215,30 +215,18 @@ void Sd3Backbone::prepare_prompts(const std::vector<std::string>& prompts, int64
   text_cache_.prepare(prompts, batch_size, options_.text_encoder, encoders(), kind());
 }
 
-Sd3Backbone::Text Sd3Backbone::encode_prompts(const std::vector<std::string>& prompts) {
-  const auto rows = text_cache_.conditioning(prompts, device_, options_.text_encoder, encoders(), kind());
-  Text text;
-  text.states = rows.at("states");
-  text.pooled = rows.at("pooled");
-  return text;
-}
-
 Capture Sd3Backbone::capture(const BackboneBatch& batch, const CaptureSpec& spec) {
-  check_batch(batch, kind());
-  check_capture_keys(spec, layer_names_, kind());
-  const auto [text, text_s] = timed_stage("text", device_, [&] { return encode_prompts(batch.prompts); });
-  return capture_text(batch.images, text, batch.ids, batch.seed, spec, text_s);
+  const auto [rows, text_s] =
+      text_stage(batch, spec, layer_names_, kind(), text_cache_, options_.text_encoder, encoders(), device_);
+  return capture_text(batch.images, Text{rows.at("states"), rows.at("pooled")}, batch.ids, batch.seed, spec, text_s);
 }
 
 Capture Sd3Backbone::capture_ids(const std::vector<at::Tensor>& images, const at::Tensor& clip_ids,
                                  const at::Tensor& t5_ids, const std::vector<std::string>& image_ids, uint64_t seed,
                                  const CaptureSpec& spec) {
   const int64_t b = static_cast<int64_t>(images.size());
-  if (b == 0) fail("{}: empty batch", kind());
-  if (clip_ids.dim() != 2 || clip_ids.size(0) != b)
-    fail("{}: CLIP ids must be [{}, T], got {}", kind(), b, shape_str(clip_ids.sizes()));
-  if (t5_ids.dim() != 2 || t5_ids.size(0) != b)
-    fail("{}: T5 ids must be [{}, T], got {}", kind(), b, shape_str(t5_ids.sizes()));
+  check_id_rows(clip_ids, b, "CLIP", kind());
+  check_id_rows(t5_ids, b, "T5", kind());
   if (clip_ids.size(1) + t5_ids.size(1) != text_length())
     fail("{}: {} CLIP + {} T5 ids, but the captures are laid out for {} text tokens", kind(), clip_ids.size(1),
          t5_ids.size(1), text_length());

@@ -73,9 +73,6 @@ class Sd3Backbone : public Backbone {
   // From ids (text_encoder: keep or offload, or free before the encoders are released); under offload T5 visits
   // the device for this call only.
   Text encode(const at::Tensor& clip_ids, const at::Tensor& t5_ids) const;
-  // The prompts' conditioning: encoded, or under text_encoder: free from the host cache once the encoders are gone
-  // (the first call of a free backbone without prepare_prompts encodes, caches, then frees).
-  Text encode_prompts(const std::vector<std::string>& prompts);
   // Tokenized and encoded: {"states", "pooled"} (the rows the text cache keeps).
   PromptConditioningCache::Rows encode_rows(const std::vector<std::string>& prompts) const;
   PromptConditioningCache::Encoders encoders();  // for text_cache_

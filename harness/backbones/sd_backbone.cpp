@@ -209,8 +209,7 @@ Capture StableDiffusionBackbone::capture_with_noise(const at::Tensor& pixels, co
                                                     const CaptureSpec& spec) {
   c10::InferenceMode guard;
   const int64_t b = pixels.size(0);
-  if (ids.dim() != 2 || ids.size(0) != b)
-    fail("{}: token ids must be [{}, T], got {}", kind(), b, shape_str(ids.sizes()));
+  check_id_rows(ids, b, "token", kind());
   check_capture_keys(spec, layer_names_, kind());
   if (!noising_error_.empty()) throw UserError(noising_error_);
   Capture cap;

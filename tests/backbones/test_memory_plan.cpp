@@ -491,58 +491,30 @@ struct MidFolders {
   MidFolders() {
     base = fs::temp_directory_path() / ("gb_memplan_mid_" + std::to_string(::getpid()));
     fs::remove_all(base);
-    flux = tiny::write_tiny_flux(base / "flux");
-    tiny::write_json(fs::path(flux) / "transformer" / "config.json", {{"_class_name", "FluxTransformer2DModel"},
-                                                                      {"patch_size", 1},
-                                                                      {"in_channels", 64},
-                                                                      {"num_layers", 1},
-                                                                      {"num_single_layers", 1},
-                                                                      {"attention_head_dim", 16},
-                                                                      {"num_attention_heads", 4},
-                                                                      {"joint_attention_dim", 24},
-                                                                      {"pooled_projection_dim", 16},
-                                                                      {"guidance_embeds", true},
-                                                                      {"axes_dims_rope", {4, 6, 6}}});
-    rewrite<FluxTransformer, FluxConfig>(flux);
-    pixart = tiny::write_tiny_pixart(base / "pixart");
-    tiny::write_json(fs::path(pixart) / "transformer" / "config.json", {{"_class_name", "PixArtTransformer2DModel"},
-                                                                        {"num_attention_heads", 4},
-                                                                        {"attention_head_dim", 16},
-                                                                        {"in_channels", 4},
-                                                                        {"out_channels", 8},
-                                                                        {"num_layers", 1},
-                                                                        {"cross_attention_dim", 64},
-                                                                        {"attention_bias", true},
-                                                                        {"sample_size", 32},
-                                                                        {"patch_size", 2},
-                                                                        {"activation_fn", "gelu-approximate"},
-                                                                        {"num_embeds_ada_norm", 1000},
-                                                                        {"norm_type", "ada_norm_single"},
-                                                                        {"norm_elementwise_affine", false},
-                                                                        {"norm_eps", 1e-6},
-                                                                        {"interpolation_scale", 1},
-                                                                        {"use_additional_conditions", false},
-                                                                        {"caption_channels", 16}});
-    rewrite<PixArtTransformer, PixArtConfig>(pixart);
-    sd3 = tiny::write_tiny_sd3(base / "sd3");  // 2 layers (dual attention in 0), now 4 heads x 16
-    tiny::write_json(fs::path(sd3) / "transformer" / "config.json", {{"_class_name", "SD3Transformer2DModel"},
-                                                                     {"sample_size", 32},
-                                                                     {"patch_size", 2},
-                                                                     {"in_channels", 16},
-                                                                     {"num_layers", 2},
-                                                                     {"attention_head_dim", 16},
-                                                                     {"num_attention_heads", 4},
-                                                                     {"joint_attention_dim", 32},
-                                                                     {"caption_projection_dim", 64},
-                                                                     {"pooled_projection_dim", 16},
-                                                                     {"out_channels", 16},
-                                                                     {"pos_embed_max_size", 32},
-                                                                     {"dual_attention_layers", {0}},
-                                                                     {"qk_norm", "rms_norm"}});
-    rewrite<Sd3Transformer, Sd3Config>(sd3);
+    flux = tiny::write_tiny_flux(base / "flux");  // now 1 double + 1 single block, 4 heads x 16
+    rewrite<FluxTransformer, FluxConfig>(flux,
+                                         {{"num_layers", 1}, {"num_single_layers", 1}, {"num_attention_heads", 4}});
+    pixart = tiny::write_tiny_pixart(base / "pixart");  // now 1 block, 4 heads x 16, caption 64, 32² latents
+    rewrite<PixArtTransformer, PixArtConfig>(pixart, {{"num_attention_heads", 4},
+                                                      {"attention_head_dim", 16},
+                                                      {"num_layers", 1},
+                                                      {"cross_attention_dim", 64},
+                                                      {"sample_size", 32},
+                                                      {"interpolation_scale", 1}});
+    sd3 = tiny::write_tiny_sd3(base / "sd3");  // 2 layers (dual attention in 0), now 4 heads x 16, 32² latents
+    rewrite<Sd3Transformer, Sd3Config>(sd3, {{"sample_size", 32},
+                                             {"attention_head_dim", 16},
+                                             {"num_attention_heads", 4},
+                                             {"caption_projection_dim", 64},
+                                             {"pos_embed_max_size", 32}});
   }
+  // The transformer's config patched with `patch` and its weights drawn anew.
   template <typename M, typename C>
-  static void rewrite(const std::string& root) {
+  static void rewrite(const std::string& root, const nlohmann::json& patch) {
+    const fs::path config = fs::path(root) / "transformer" / "config.json";
+    auto j = gb::read_json_file(config.string());
+    j.merge_patch(patch);
+    tiny::write_json(config, j);
     auto ws = WeightStore::random_init(3, 0.05, at::kFloat, kCpu);
     M m(ws, C::from_json((fs::path(root) / "transformer" / "config.json").string()));
     gb::save_safetensors((fs::path(root) / "transformer" / "diffusion_pytorch_model.safetensors").string(),
