@@ -16,9 +16,12 @@ inline bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Without leading and trailing ASCII whitespace.
-inline std::string trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
+// Every whitespace character of the C locale (isspace): space, \t, \n, \v, \f, \r.
+inline constexpr std::string_view kCWhitespace = " \t\n\v\f\r";
+
+// Without leading and trailing characters of `chars` (by default ASCII space, tab, CR and LF).
+inline std::string trim(std::string_view s, std::string_view chars = " \t\r\n") {
+  const auto b = s.find_first_not_of(chars), e = s.find_last_not_of(chars);
   return b == std::string_view::npos ? std::string() : std::string(s.substr(b, e - b + 1));
 }
 

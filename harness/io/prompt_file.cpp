@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 #include <unordered_map>
 
@@ -22,14 +21,9 @@ std::string_view strip_bom(std::string_view s) {
   return s;
 }
 
-// Prompt files treat every C whitespace character as blank, \v and \f included (gb::trim strips " \t\r\n" only): a
-// prompt of form feeds is empty, and ids and header names lose them at both ends.
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
+// Prompt files treat every C whitespace character as blank, \v and \f included: a prompt of form feeds is empty,
+// and ids and header names lose them at both ends.
+std::string trim(std::string_view s) { return gb::trim(s, kCWhitespace); }
 
 std::string default_id(size_t index) { return fmt::format("{:06d}", index); }
 
